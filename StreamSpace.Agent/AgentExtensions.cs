@@ -1,0 +1,22 @@
+using StreamSpace.Agent.Commands;
+using StreamSpace.Agent.ControlPlane;
+using StreamSpace.Agent.Platforms;
+using StreamSpace.Settings;
+
+namespace StreamSpace.Agent;
+
+public static class AgentExtensions
+{
+    /// <summary>The agent's services. Tests build the same host with their own settings.</summary>
+    public static IHostApplicationBuilder AddStreamSpaceAgent(this IHostApplicationBuilder builder)
+    {
+        var settings = SettingsBinder.Bind<AgentSettings>(builder.Configuration);
+        builder.Services.AddSingleton(settings);
+        builder.Services.AddSingleton(TimeProvider.System);
+        builder.Services.AddSessionPlatform(settings);
+        builder.Services.AddSingleton<CommandExecutor>();
+        builder.Services.AddSingleton<ControlPlaneClient>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<ControlPlaneClient>());
+        return builder;
+    }
+}

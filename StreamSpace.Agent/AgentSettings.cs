@@ -1,0 +1,89 @@
+using StreamSpace.Settings;
+
+namespace StreamSpace.Agent;
+
+public enum AgentPlatform
+{
+    Local,
+    Kubernetes,
+}
+
+/// <summary>Everything the agent reads from its environment. Every optional value has a default, so none is ever unset.</summary>
+public sealed class AgentSettings : IValidatedSettings
+{
+    public const string HubPath = "/agent/ws";
+
+    [Setting("CONTROL_PLANE_URL", Required = true, Help = "the API's agent hub, e.g. ws://streamspace-api:8000/agent/ws")]
+    public Uri ControlPlaneUrl { get; set; } = new("ws://localhost:8000/agent/ws");
+
+    [Setting("AGENT_ID", Required = true, Help = "this agent's id, as registered with POST /api/v1/agents")]
+    public string AgentId { get; set; } = "";
+
+    [Setting("AGENT_KEY", Required = true, Secret = true, Help = "the key returned once when the agent was registered")]
+    public string AgentKey { get; set; } = "";
+
+    [Setting("PLATFORM")]
+    public AgentPlatform Platform { get; set; } = AgentPlatform.Local;
+
+    [Setting("HEARTBEAT_INTERVAL", Help = "how often the agent reports to the control plane")]
+    public TimeSpan HeartbeatInterval { get; set; } = TimeSpan.FromSeconds(30);
+
+    [Setting("REGION")]
+    public string Region { get; set; } = "default";
+
+    [Setting("MAX_SESSIONS", Help = "how many sessions this agent runs at most")]
+    public int MaxSessions { get; set; } = 10;
+
+    [Setting("AGENT_DATA_DIR", Help = "where the local platform keeps session state and users' home folders")]
+    public string DataDirectory { get; set; } = Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.LocalApplicationData, Environment.SpecialFolderOption.DoNotVerify), "streamspace-agent");
+
+    /// <summary>The hub URL as the agent dials it, after <see cref="NormalizeControlPlaneUrl"/>.</summary>
+    public Uri HubUrl => NormalizeControlPlaneUrl(ControlPlaneUrl).Url;
+
+    public void Validate()
+    {
+        if (ControlPlaneUrl.Scheme is not ("ws" or "wss" or "http" or "https"))
+        {
+            throw new InvalidSettingException("CONTROL_PLANE_URL", $"has an invalid value '{ControlPlaneUrl}': expected a ws://, wss://, http:// or https:// URL such as ws://streamspace-api:8000/agent/ws.");
+        }
+
+        if (HeartbeatInterval < TimeSpan.FromSeconds(1) || HeartbeatInterval > TimeSpan.FromMinutes(5))
+        {
+            throw new InvalidSettingException("HEARTBEAT_INTERVAL", $"must be between 1s and 5m: expected {Duration.AcceptedForms}.");
+        }
+
+        if (MaxSessions < 1)
+        {
+            throw new InvalidSettingException("MAX_SESSIONS", "must be at least 1.");
+        }
+    }
+
+    /// <summary>
+    /// Accepts what people paste: an http(s) URL becomes ws(s), and a URL without a path gets <c>/agent/ws</c>.
+    /// Returns what changed, so the agent can log it.
+    /// </summary>
+    public static (Uri Url, string? Change) NormalizeControlPlaneUrl(Uri configured)
+    {
+        var builder = new UriBuilder(configured);
+        var changes = new List<string>();
+        if (builder.Scheme is "http" or "https")
+        {
+            var scheme = builder.Scheme == "https" ? "wss" : "ws";
+            changes.Add($"scheme {builder.Scheme} -> {scheme}");
+            var explicitPort = !configured.IsDefaultPort;
+            builder.Scheme = scheme;
+            if (!explicitPort)
+            {
+                builder.Port = -1;
+            }
+        }
+
+        if (builder.Path is "" or "/")
+        {
+            builder.Path = HubPath;
+            changes.Add($"path -> {HubPath}");
+        }
+
+        return (builder.Uri, changes.Count == 0 ? null : string.Join(", ", changes));
+    }
+}

@@ -1,0 +1,26 @@
+using StreamSpace.Contracts;
+
+namespace StreamSpace.Agent.Platforms;
+
+/// <summary>
+/// Where sessions run. Every operation is idempotent: starting a running session, or stopping a missing one,
+/// succeeds and reports the session's state.
+/// </summary>
+public interface ISessionPlatform
+{
+    string Name { get; }
+
+    /// <summary>The sessions this agent runs now, reported in hello after any restart.</summary>
+    Task<IReadOnlyList<ReportedSession>> ListSessionsAsync(CancellationToken cancellationToken);
+
+    Task<ReportedSession> StartAsync(SessionCommandPayload session, CancellationToken cancellationToken);
+
+    Task<ReportedSession> StopAsync(SessionCommandPayload session, CancellationToken cancellationToken);
+
+    Task<ReportedSession> HibernateAsync(SessionCommandPayload session, CancellationToken cancellationToken);
+
+    Task<ReportedSession> WakeAsync(SessionCommandPayload session, CancellationToken cancellationToken);
+
+    /// <summary>Raised when a session changes on its own: it became ready, crashed, or idled out.</summary>
+    event Action<ReportedSession>? SessionChanged;
+}

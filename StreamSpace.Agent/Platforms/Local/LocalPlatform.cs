@@ -1,0 +1,227 @@
+using System.Collections.Concurrent;
+using System.Text.Json;
+using System.Text.RegularExpressions;
+using StreamSpace.Contracts;
+
+namespace StreamSpace.Agent.Platforms.Local;
+
+/// <summary>
+/// Runs each session as local processes: Xvnc with a per-session password only the agent knows, a window manager
+/// and the template's command, with HOME in a per-user folder under the agent's data directory.
+/// </summary>
+public sealed partial class LocalPlatform : ISessionPlatform, IDisposable
+{
+    private static readonly TimeSpan ReadyTimeout = TimeSpan.FromSeconds(20);
+    private readonly ConcurrentDictionary<string, LocalSessionRecord> sessions = new();
+    private readonly ConcurrentDictionary<string, SemaphoreSlim> locks = new();
+    private readonly SemaphoreSlim stateFileLock = new(1, 1);
+    private readonly string stateFile;
+    private readonly string dataDirectory;
+    private readonly ILogger<LocalPlatform> logger;
+    private readonly Timer monitor;
+
+    public LocalPlatform(AgentSettings settings, ILogger<LocalPlatform> logger)
+    {
+        this.logger = logger;
+        dataDirectory = Path.GetFullPath(settings.DataDirectory);
+        Directory.CreateDirectory(Path.Combine(dataDirectory, "sessions"));
+        Directory.CreateDirectory(Path.Combine(dataDirectory, "homes"));
+        stateFile = Path.Combine(dataDirectory, "sessions.json");
+        Recover();
+        monitor = new Timer(_ => _ = CheckProcessesAsync(), null, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(1));
+    }
+
+    public string Name => "local";
+
+    public event Action<ReportedSession>? SessionChanged;
+
+    /// <summary>The VNC endpoint and password of a running session, for the tunnel; null when it is not running.</summary>
+    public (int Port, string Password)? VncEndpoint(string sessionId) =>
+        sessions.TryGetValue(sessionId, out var record) && record.State == "running"
+            ? (record.VncPort, File.ReadAllText(Path.Combine(record.Directory, "password")))
+            : null;
+
+    public Task<IReadOnlyList<ReportedSession>> ListSessionsAsync(CancellationToken cancellationToken) =>
+        Task.FromResult<IReadOnlyList<ReportedSession>>([.. sessions.Values.Select(Report)]);
+
+    public Task<ReportedSession> StartAsync(SessionCommandPayload session, CancellationToken cancellationToken) =>
+        WithLockAsync(session.SessionId, async () =>
+        {
+            if (sessions.TryGetValue(session.SessionId, out var existing) && existing.State is "running")
+            {
+                return Report(existing);
+            }
+
+            return await LaunchAsync(session, cancellationToken);
+        });
+
+    public Task<ReportedSession> WakeAsync(SessionCommandPayload session, CancellationToken cancellationToken) =>
+        StartAsync(session, cancellationToken);
+
+    public Task<ReportedSession> StopAsync(SessionCommandPayload session, CancellationToken cancellationToken) =>
+        EndAsync(session.SessionId, "stopped", keepRecord: false);
+
+    public Task<ReportedSession> HibernateAsync(SessionCommandPayload session, CancellationToken cancellationToken) =>
+        EndAsync(session.SessionId, "hibernated", keepRecord: true);
+
+    private async Task<ReportedSession> LaunchAsync(SessionCommandPayload session, CancellationToken cancellationToken)
+    {
+        var template = session.Template;
+        if (string.IsNullOrWhiteSpace(template.Command))
+        {
+            throw new InvalidOperationException($"template '{template.Name}' has no command for the local platform");
+        }
+
+        var directory = Path.Combine(dataDirectory, "sessions", session.SessionId);
+        Directory.CreateDirectory(directory);
+        var home = Path.Combine(dataDirectory, "homes", SafeName(session.Username));
+        Directory.CreateDirectory(home);
+        await LocalSessionProcess.CreatePasswordFileAsync(directory, cancellationToken);
+
+        var record = new LocalSessionRecord
+        {
+            SessionId = session.SessionId,
+            Username = session.Username,
+            Template = template.Name,
+            Home = home,
+            Directory = directory,
+            Display = LocalSessionProcess.FreeDisplay(sessions.Values.Select(s => s.Display)),
+            VncPort = LocalSessionProcess.FreePort(),
+            State = "starting",
+            IdleTimeoutSeconds = template.IdleTimeoutSeconds,
+            MaxDurationSeconds = template.MaxDurationSeconds,
+        };
+        record = record with
+        {
+            ProcessGroup = LocalSessionProcess.Start(record, template.Command, template.Env, Path.Combine(directory, "session.log")),
+            StartedAt = DateTimeOffset.UtcNow,
+        };
+        sessions[record.SessionId] = record;
+        await SaveAsync();
+        logger.LogInformation("Session {SessionId}: started Xvnc on :{Display} (port {Port}) for {User}, waiting for its RFB banner",
+            record.SessionId, record.Display, record.VncPort, record.Username);
+
+        using var ready = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        ready.CancelAfter(ReadyTimeout);
+        while (!await LocalSessionProcess.AnswersRfbAsync(record.VncPort, ready.Token))
+        {
+            if (!LocalSessionProcess.IsAlive(record.ProcessGroup) || ready.IsCancellationRequested)
+            {
+                var reason = LocalSessionProcess.IsAlive(record.ProcessGroup)
+                    ? $"the VNC server did not answer within {ReadyTimeout.TotalSeconds:0}s"
+                    : "the session's processes exited at start; see " + Path.Combine(directory, "session.log");
+                await LocalSessionProcess.StopAsync(record.ProcessGroup);
+                record = record with { State = "failed", FailureReason = reason };
+                sessions[record.SessionId] = record;
+                await SaveAsync();
+                throw new InvalidOperationException(reason);
+            }
+
+            await Task.Delay(50, CancellationToken.None);
+        }
+
+        record = record with { State = "running", FailureReason = null };
+        sessions[record.SessionId] = record;
+        await SaveAsync();
+        logger.LogInformation("Session {SessionId} started successfully", record.SessionId);
+        return Report(record);
+    }
+
+    private Task<ReportedSession> EndAsync(string sessionId, string state, bool keepRecord) =>
+        WithLockAsync(sessionId, async () =>
+        {
+            if (!sessions.TryGetValue(sessionId, out var record))
+            {
+                return new ReportedSession(sessionId, state);
+            }
+
+            await LocalSessionProcess.StopAsync(record.ProcessGroup);
+            if (keepRecord)
+            {
+                sessions[sessionId] = record with { State = state, ProcessGroup = 0 };
+            }
+            else
+            {
+                sessions.TryRemove(sessionId, out _);
+                Directory.Delete(record.Directory, recursive: true);
+            }
+
+            await SaveAsync();
+            logger.LogInformation("Session {SessionId} is {State}; its processes are gone", sessionId, state);
+            return new ReportedSession(sessionId, state);
+        });
+
+    /// <summary>Reports sessions whose processes died on their own as failed.</summary>
+    private async Task CheckProcessesAsync()
+    {
+        foreach (var record in sessions.Values.Where(r => r.State == "running" && !LocalSessionProcess.IsAlive(r.ProcessGroup)))
+        {
+            var failed = record with { State = "failed", FailureReason = "the session's processes exited" };
+            if (sessions.TryUpdate(record.SessionId, failed, record))
+            {
+                logger.LogWarning("Session {SessionId}: its processes exited unexpectedly", record.SessionId);
+                await SaveAsync();
+                SessionChanged?.Invoke(Report(failed));
+            }
+        }
+    }
+
+    /// <summary>After an agent restart: sessions whose processes still run are kept; the others are reported failed.</summary>
+    private void Recover()
+    {
+        if (!File.Exists(stateFile))
+        {
+            return;
+        }
+
+        var saved = JsonSerializer.Deserialize<List<LocalSessionRecord>>(File.ReadAllText(stateFile)) ?? [];
+        foreach (var record in saved)
+        {
+            var recovered = record.State == "running" && !LocalSessionProcess.IsAlive(record.ProcessGroup)
+                ? record with { State = "failed", FailureReason = "the session's processes were gone when the agent restarted" }
+                : record;
+            sessions[record.SessionId] = recovered;
+            logger.LogInformation("Recovered session {SessionId}: {State}", record.SessionId, recovered.State);
+        }
+    }
+
+    private async Task SaveAsync()
+    {
+        await stateFileLock.WaitAsync();
+        try
+        {
+            var temporary = stateFile + ".tmp";
+            await File.WriteAllTextAsync(temporary, JsonSerializer.Serialize(sessions.Values.ToList()));
+            File.Move(temporary, stateFile, overwrite: true);
+        }
+        finally
+        {
+            stateFileLock.Release();
+        }
+    }
+
+    private async Task<ReportedSession> WithLockAsync(string sessionId, Func<Task<ReportedSession>> action)
+    {
+        var gate = locks.GetOrAdd(sessionId, _ => new SemaphoreSlim(1, 1));
+        await gate.WaitAsync();
+        try
+        {
+            return await action();
+        }
+        finally
+        {
+            gate.Release();
+        }
+    }
+
+    private static ReportedSession Report(LocalSessionRecord record) =>
+        new(record.SessionId, record.State, record.FailureReason,
+            JsonSerializer.SerializeToElement(new { host = "127.0.0.1", vnc_port = record.VncPort, display = record.Display }));
+
+    [GeneratedRegex("[^A-Za-z0-9._@-]")]
+    private static partial Regex UnsafeCharacters();
+
+    private static string SafeName(string username) => UnsafeCharacters().Replace(username, "_");
+
+    public void Dispose() => monitor.Dispose();
+}

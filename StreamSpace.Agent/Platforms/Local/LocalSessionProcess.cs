@@ -1,0 +1,152 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using System.Runtime.InteropServices;
+using System.Security.Cryptography;
+
+namespace StreamSpace.Agent.Platforms.Local;
+
+/// <summary>
+/// The processes of one local session: TigerVNC's Xvnc on a free loopback port, a window manager and the
+/// template's command, all in one new process group so that stopping the group leaves nothing behind.
+/// </summary>
+public static class LocalSessionProcess
+{
+    private const int SIGTERM = 15;
+    private const int SIGKILL = 9;
+
+    [DllImport("libc.so.6", SetLastError = true)]
+    private static extern int kill(int pid, int signal);
+
+    /// <summary>Writes a random VNC password (VNC auth uses at most 8 characters) in TigerVNC's file format.</summary>
+    public static async Task<string> CreatePasswordFileAsync(string directory, CancellationToken cancellationToken)
+    {
+        var password = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(4));
+        var file = Path.Combine(directory, "vncpasswd");
+        var start = new ProcessStartInfo("vncpasswd", ["-f"]) { RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true };
+        using var process = Process.Start(start) ?? throw new InvalidOperationException("vncpasswd could not start; install tigervnc-tools");
+        await process.StandardInput.WriteLineAsync(password);
+        process.StandardInput.Close();
+        await using (var output = File.Create(file))
+        {
+            await process.StandardOutput.BaseStream.CopyToAsync(output, cancellationToken);
+        }
+
+        await process.WaitForExitAsync(cancellationToken);
+        if (process.ExitCode != 0)
+        {
+            throw new InvalidOperationException($"vncpasswd failed: {await process.StandardError.ReadToEndAsync(cancellationToken)}");
+        }
+
+        File.SetUnixFileMode(file, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        await File.WriteAllTextAsync(Path.Combine(directory, "password"), password, cancellationToken);
+        File.SetUnixFileMode(Path.Combine(directory, "password"), UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        return password;
+    }
+
+    /// <summary>Starts the session's process group and returns its id (the leader's pid).</summary>
+    public static int Start(LocalSessionRecord record, string command, IReadOnlyDictionary<string, string> env, string logFile)
+    {
+        // setsid gives the session its own process group; the script runs Xvnc, waits for its socket, then the
+        // window manager and the template's program. When Xvnc exits the script exits, and the group goes with it.
+        const string script = """
+            Xvnc ":$SS_DISPLAY" -rfbport "$SS_PORT" -localhost -SecurityTypes VncAuth -PasswordFile "$SS_PASSWORD_FILE" \
+                 -geometry "$SS_GEOMETRY" -depth 24 -nolisten tcp -AlwaysShared -desktop "$SS_NAME" &
+            xvnc=$!
+            for _ in $(seq 1 100); do [ -S "/tmp/.X11-unix/X$SS_DISPLAY" ] && break; sleep 0.05; done
+            export DISPLAY=":$SS_DISPLAY"
+            (openbox >/dev/null 2>&1 &)
+            (cd "$HOME" && exec bash -c "$SS_COMMAND") &
+            wait $xvnc
+            """;
+        var start = new ProcessStartInfo("setsid", ["bash", "-c", script])
+        {
+            RedirectStandardOutput = false,
+            RedirectStandardError = false,
+            UseShellExecute = false,
+            WorkingDirectory = record.Home,
+        };
+        start.Environment["HOME"] = record.Home;
+        start.Environment["USER"] = record.Username;
+        start.Environment["SS_DISPLAY"] = record.Display.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        start.Environment["SS_PORT"] = record.VncPort.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        start.Environment["SS_PASSWORD_FILE"] = record.PasswordFile;
+        start.Environment["SS_GEOMETRY"] = "1280x800";
+        start.Environment["SS_NAME"] = record.SessionId;
+        start.Environment["SS_COMMAND"] = $"exec {command} >>'{logFile}' 2>&1";
+        foreach (var (key, value) in env)
+        {
+            start.Environment[key] = value;
+        }
+
+        using var process = Process.Start(start) ?? throw new InvalidOperationException("could not start the session's processes");
+        return process.Id;
+    }
+
+    public static bool IsAlive(int processGroup) => processGroup > 0 && kill(-processGroup, 0) == 0;
+
+    /// <summary>Ends the whole group: TERM, then KILL whatever is left after a grace period.</summary>
+    public static async Task StopAsync(int processGroup)
+    {
+        if (!IsAlive(processGroup))
+        {
+            return;
+        }
+
+        kill(-processGroup, SIGTERM);
+        for (var i = 0; i < 40 && IsAlive(processGroup); i++)
+        {
+            await Task.Delay(50);
+        }
+
+        if (IsAlive(processGroup))
+        {
+            kill(-processGroup, SIGKILL);
+            for (var i = 0; i < 40 && IsAlive(processGroup); i++)
+            {
+                await Task.Delay(25);
+            }
+        }
+    }
+
+    /// <summary>True once the port answers with an RFB protocol banner.</summary>
+    public static async Task<bool> AnswersRfbAsync(int port, CancellationToken cancellationToken)
+    {
+        try
+        {
+            using var client = new TcpClient();
+            await client.ConnectAsync(IPAddress.Loopback, port, cancellationToken);
+            var banner = new byte[12];
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            timeout.CancelAfter(TimeSpan.FromSeconds(2));
+            await client.GetStream().ReadExactlyAsync(banner, timeout.Token);
+            return System.Text.Encoding.ASCII.GetString(banner).StartsWith("RFB ", StringComparison.Ordinal);
+        }
+        catch (Exception e) when (e is SocketException or IOException or OperationCanceledException)
+        {
+            return false;
+        }
+    }
+
+    public static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    /// <summary>An X display number nobody uses: no socket and no lock file.</summary>
+    public static int FreeDisplay(IEnumerable<int> taken)
+    {
+        var used = taken.ToHashSet();
+        for (var display = 20; display < 1000; display++)
+        {
+            if (!used.Contains(display) && !File.Exists($"/tmp/.X11-unix/X{display}") && !File.Exists($"/tmp/.X{display}-lock"))
+            {
+                return display;
+            }
+        }
+
+        throw new InvalidOperationException("no free X display between :20 and :999");
+    }
+}

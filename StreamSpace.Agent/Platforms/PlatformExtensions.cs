@@ -1,0 +1,22 @@
+using StreamSpace.Agent.Platforms.Local;
+using StreamSpace.Settings;
+
+namespace StreamSpace.Agent.Platforms;
+
+public static class PlatformExtensions
+{
+    public static IServiceCollection AddSessionPlatform(this IServiceCollection services, AgentSettings settings)
+    {
+        switch (settings.Platform)
+        {
+            case AgentPlatform.Local:
+                services.AddSingleton<LocalPlatform>();
+                services.AddSingleton<ISessionPlatform>(sp => sp.GetRequiredService<LocalPlatform>());
+                break;
+            default:
+                throw new InvalidSettingException("PLATFORM", $"'{settings.Platform.ToString().ToLowerInvariant()}' is not available in this build; use local.");
+        }
+
+        return services;
+    }
+}

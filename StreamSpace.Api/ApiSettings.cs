@@ -1,0 +1,99 @@
+using System.Text;
+using StreamSpace.Settings;
+
+namespace StreamSpace.Api;
+
+/// <summary>Everything the API reads from its environment. Missing or invalid values stop the process at start.</summary>
+public sealed class ApiSettings : IValidatedSettings
+{
+    public const string ConnectionName = "streamspace";
+    public const int MinimumJwtSecretBytes = 32;
+
+    [Setting("ConnectionStrings__streamspace", Required = true, Secret = true, Help = "the PostgreSQL connection string")]
+    public string ConnectionString { get; set; } = "";
+
+    [Setting("JWT_SECRET", Required = true, Secret = true, Help = "at least 32 bytes, e.g. from `openssl rand -base64 48`")]
+    public string JwtSecret { get; set; } = "";
+
+    [Setting("JWT_LIFETIME", Help = "how long a login token lasts")]
+    public TimeSpan JwtLifetime { get; set; } = TimeSpan.FromHours(8);
+
+    [Setting("ADMIN_USERNAME")]
+    public string AdminUsername { get; set; } = "admin";
+
+    [Setting("ADMIN_PASSWORD", Secret = true, Help = "the bootstrap admin's password; the account is kept in sync with it at every start")]
+    public string? AdminPassword { get; set; }
+
+    [Setting("LOGIN_ATTEMPTS_PER_MINUTE", Help = "login attempts allowed per client address and per username")]
+    public int LoginAttemptsPerMinute { get; set; } = 10;
+
+    [Setting("AGENT_MISSED_HEARTBEATS", Help = "heartbeat intervals an agent may miss before it is marked offline")]
+    public int AgentMissedHeartbeats { get; set; } = 3;
+
+    [Setting("COMMAND_TIMEOUT", Help = "how long an agent command may go unanswered before it fails")]
+    public TimeSpan CommandTimeout { get; set; } = TimeSpan.FromMinutes(5);
+
+    [Setting("PROVISIONED_AGENT_ID", Help = "an agent whose credential comes from the deployment (AppHost or Helm) rather than the API")]
+    public string? ProvisionedAgentId { get; set; }
+
+    [Setting("PROVISIONED_AGENT_KEY", Secret = true, Help = "the provisioned agent's key; it authenticates that agent id only")]
+    public string? ProvisionedAgentKey { get; set; }
+
+    /// <summary>True for the bootstrap admin while ADMIN_PASSWORD is set: its password then changes only through the secret.</summary>
+    public bool ManagesPasswordOf(string username) =>
+        !string.IsNullOrEmpty(AdminPassword) && string.Equals(username, AdminUsername, StringComparison.OrdinalIgnoreCase);
+
+    public void Validate()
+    {
+        if (Encoding.UTF8.GetByteCount(JwtSecret) < MinimumJwtSecretBytes)
+        {
+            throw new InvalidSettingException("JWT_SECRET", $"is too short: it needs at least {MinimumJwtSecretBytes} bytes, e.g. from `openssl rand -base64 48`.");
+        }
+
+        if (JwtLifetime < TimeSpan.FromMinutes(1) || JwtLifetime > TimeSpan.FromDays(7))
+        {
+            throw new InvalidSettingException("JWT_LIFETIME", "must be between 1m and 7d.");
+        }
+
+        if (AdminPassword is { Length: > 0 and < Features.Users.PasswordRules.MinimumLength })
+        {
+            throw new InvalidSettingException("ADMIN_PASSWORD", $"is too short: it needs at least {Features.Users.PasswordRules.MinimumLength} characters.");
+        }
+
+        if (AgentMissedHeartbeats < 1)
+        {
+            throw new InvalidSettingException("AGENT_MISSED_HEARTBEATS", "must be at least 1.");
+        }
+
+        if (string.IsNullOrEmpty(ProvisionedAgentId) != string.IsNullOrEmpty(ProvisionedAgentKey))
+        {
+            throw new InvalidSettingException(string.IsNullOrEmpty(ProvisionedAgentId) ? "PROVISIONED_AGENT_ID" : "PROVISIONED_AGENT_KEY",
+                "must be set together with " + (string.IsNullOrEmpty(ProvisionedAgentId) ? "PROVISIONED_AGENT_KEY." : "PROVISIONED_AGENT_ID."));
+        }
+
+        if (ProvisionedAgentKey is { Length: > 0 and < Features.Agents.AgentKeys.MinimumLength })
+        {
+            throw new InvalidSettingException("PROVISIONED_AGENT_KEY", $"is too short: it needs at least {Features.Agents.AgentKeys.MinimumLength} characters.");
+        }
+
+        if (ProvisionedAgentId is { Length: > 0 } && !System.Text.RegularExpressions.Regex.IsMatch(ProvisionedAgentId, Features.Agents.AgentIdRules.Pattern))
+        {
+            throw new InvalidSettingException("PROVISIONED_AGENT_ID", $"has an invalid value '{ProvisionedAgentId}': use lowercase letters, digits, '.' and '-'.");
+        }
+
+        if (LoginAttemptsPerMinute < 1)
+        {
+            throw new InvalidSettingException("LOGIN_ATTEMPTS_PER_MINUTE", "must be at least 1.");
+        }
+    }
+}
+
+public static class ApiSettingsExtensions
+{
+    public static ApiSettings AddApiSettings(this IHostApplicationBuilder builder)
+    {
+        var settings = SettingsBinder.Bind<ApiSettings>(builder.Configuration);
+        builder.Services.AddSingleton(settings);
+        return settings;
+    }
+}

@@ -1,0 +1,206 @@
+using System.Text.Json;
+using Dapper;
+using Npgsql;
+using StreamSpace.Api.Features.Audit;
+using StreamSpace.Contracts;
+
+namespace StreamSpace.Api.Features.Agents;
+
+/// <summary>An agent as admins see it. <see cref="Status"/> is derived from the last heartbeat, so it is never stale.</summary>
+public sealed record AgentView(
+    string Id,
+    string Status,
+    string? Platform,
+    string? Region,
+    string? Version,
+    int? ProtocolVersion,
+    JsonElement Capacity,
+    int ActiveSessions,
+    bool Draining,
+    bool Revoked,
+    DateTimeOffset? LastHeartbeat,
+    int HeartbeatIntervalSeconds,
+    int? ClockSkewMs,
+    DateTimeOffset? ConnectedAt,
+    DateTimeOffset CreatedAt);
+
+public enum AgentAuthentication
+{
+    Accepted,
+    Rejected,
+    Revoked,
+}
+
+public enum AgentCredentialChange
+{
+    Done,
+    NotFound,
+    AlreadyExists,
+}
+
+/// <summary>Agent credentials and liveness in <c>agents</c>. Changes made by admins are audited in the same transaction.</summary>
+public sealed class AgentStore(NpgsqlDataSource dataSource, ApiSettings settings)
+{
+    private sealed record Credential(string KeyHash, DateTime? RevokedAt);
+
+    private sealed record AgentRow(string Id, string Status, string? Platform, string? Region, string? Version, int? ProtocolVersion,
+        string Capacity, long ActiveSessions, bool Draining, DateTime? RevokedAt, DateTime? LastHeartbeat, int HeartbeatIntervalSeconds,
+        int? ClockSkewMs, DateTime? ConnectedAt, DateTime CreatedAt)
+    {
+        public AgentView ToView() => new(Id, Status, Platform, Region, Version, ProtocolVersion, JsonDocument.Parse(Capacity).RootElement,
+            (int)ActiveSessions, Draining, RevokedAt is not null, Utc(LastHeartbeat), HeartbeatIntervalSeconds, ClockSkewMs, Utc(ConnectedAt),
+            new DateTimeOffset(CreatedAt, TimeSpan.Zero));
+
+        private static DateTimeOffset? Utc(DateTime? at) => at is null ? null : new DateTimeOffset(at.Value, TimeSpan.Zero);
+    }
+
+    /// <summary>Online means: connected, not revoked, and heard from within the allowed number of missed heartbeats.</summary>
+    private string ViewQuery(string where) =>
+        $"""
+        SELECT a.id,
+               CASE WHEN a.status = 'online' AND a.revoked_at IS NULL
+                         AND a.last_heartbeat > now() - make_interval(secs => a.heartbeat_interval_seconds * {settings.AgentMissedHeartbeats})
+                    THEN 'online' ELSE 'offline' END AS status,
+               a.platform, a.region, a.version, a.protocol_version, a.capacity::text AS capacity,
+               (SELECT count(*) FROM sessions s WHERE s.agent_id = a.id AND s.state NOT IN ('stopped', 'failed')) AS active_sessions,
+               a.draining, a.revoked_at, a.last_heartbeat, a.heartbeat_interval_seconds, a.clock_skew_ms, a.connected_at, a.created_at
+        FROM agents a
+        {where}
+        ORDER BY a.id
+        """;
+
+    public async Task<IReadOnlyList<AgentView>> ListAsync(CancellationToken cancellationToken)
+    {
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        return [.. (await connection.QueryAsync<AgentRow>(new CommandDefinition(ViewQuery(""), cancellationToken: cancellationToken))).Select(r => r.ToView())];
+    }
+
+    public async Task<AgentView?> GetAsync(string id, CancellationToken cancellationToken)
+    {
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        var row = await connection.QuerySingleOrDefaultAsync<AgentRow>(new CommandDefinition(ViewQuery("WHERE a.id = @id"), new { id }, cancellationToken: cancellationToken));
+        return row?.ToView();
+    }
+
+    /// <summary>Registers an agent and returns its key, which is shown this once. A revoked id may be registered again.</summary>
+    public async Task<(AgentCredentialChange Result, string? Key)> CreateAsync(Actor actor, string id, CancellationToken cancellationToken)
+    {
+        var key = AgentKeys.Generate();
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        var written = await connection.ExecuteAsync(new CommandDefinition(
+            """
+            INSERT INTO agents (id, key_hash) VALUES (@id, @hash)
+            ON CONFLICT (id) DO UPDATE SET key_hash = excluded.key_hash, revoked_at = NULL, draining = false, updated_at = now()
+                WHERE agents.revoked_at IS NOT NULL
+            """, new { id, hash = AgentKeys.Hash(key) }, transaction, cancellationToken: cancellationToken));
+        if (written == 0)
+        {
+            return (AgentCredentialChange.AlreadyExists, null);
+        }
+
+        await connection.WriteAsync(actor, "agent.created", "agent", id, transaction: transaction, cancellationToken: cancellationToken);
+        await transaction.CommitAsync(cancellationToken);
+        return (AgentCredentialChange.Done, key);
+    }
+
+    /// <summary>
+    /// Makes the configured key the credential of the provisioned agent id, and of that id only: the hash is stored
+    /// on that one row, so the key cannot authenticate any other agent.
+    /// </summary>
+    public async Task<bool> ProvisionAsync(string id, string key, CancellationToken cancellationToken)
+    {
+        var hash = AgentKeys.Hash(key);
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        var changed = await connection.ExecuteAsync(new CommandDefinition(
+            """
+            INSERT INTO agents (id, key_hash) VALUES (@id, @hash)
+            ON CONFLICT (id) DO UPDATE SET key_hash = excluded.key_hash, revoked_at = NULL, updated_at = now()
+                WHERE agents.key_hash <> excluded.key_hash OR agents.revoked_at IS NOT NULL
+            """, new { id, hash }, transaction, cancellationToken: cancellationToken));
+        if (changed > 0)
+        {
+            await connection.WriteAsync(Actor.System, "agent.provisioned", "agent", id, transaction: transaction, cancellationToken: cancellationToken);
+        }
+
+        await transaction.CommitAsync(cancellationToken);
+        return changed > 0;
+    }
+
+    public async Task<AgentAuthentication> AuthenticateAsync(string id, string key, CancellationToken cancellationToken)
+    {
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        var credential = await connection.QuerySingleOrDefaultAsync<Credential>(new CommandDefinition(
+            "SELECT key_hash, revoked_at FROM agents WHERE id = @id", new { id }, cancellationToken: cancellationToken));
+
+        // Hash even for an unknown id, so timing does not reveal which ids exist.
+        var matches = AgentKeys.Matches(key, credential?.KeyHash ?? new string('0', 64)) && credential is not null;
+        return !matches ? AgentAuthentication.Rejected
+            : credential!.RevokedAt is not null ? AgentAuthentication.Revoked
+            : AgentAuthentication.Accepted;
+    }
+
+    public async Task<AgentCredentialChange> RevokeAsync(Actor actor, string id, CancellationToken cancellationToken) =>
+        await ChangeAsync(actor, id, "agent.revoked",
+            "UPDATE agents SET revoked_at = coalesce(revoked_at, now()), status = 'offline', updated_at = now() WHERE id = @id", new { id }, cancellationToken);
+
+    public async Task<AgentCredentialChange> SetDrainingAsync(Actor actor, string id, bool draining, CancellationToken cancellationToken) =>
+        await ChangeAsync(actor, id, draining ? "agent.drained" : "agent.undrained",
+            "UPDATE agents SET draining = @draining, updated_at = now() WHERE id = @id", new { id, draining }, cancellationToken);
+
+    public async Task MarkOnlineAsync(string id, HelloMessage hello, CancellationToken cancellationToken)
+    {
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        await connection.ExecuteAsync(new CommandDefinition(
+            """
+            UPDATE agents SET status = 'online', platform = @Platform, region = @Region, version = @Version,
+                protocol_version = @ProtocolVersion, capacity = @Capacity::jsonb, heartbeat_interval_seconds = @HeartbeatIntervalSeconds,
+                connected_at = now(), last_heartbeat = now(), updated_at = now()
+            WHERE id = @id
+            """,
+            new
+            {
+                id,
+                hello.Platform,
+                hello.Region,
+                hello.Version,
+                hello.ProtocolVersion,
+                Capacity = JsonSerializer.Serialize(hello.Capacity, AgentProtocol.Json),
+                hello.HeartbeatIntervalSeconds,
+            }, cancellationToken: cancellationToken));
+    }
+
+    public async Task RecordHeartbeatAsync(string id, HeartbeatMessage heartbeat, TimeSpan clockSkew, CancellationToken cancellationToken)
+    {
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        await connection.ExecuteAsync(new CommandDefinition(
+            """
+            UPDATE agents SET status = 'online', last_heartbeat = now(), capacity = @Capacity::jsonb, clock_skew_ms = @SkewMs
+            WHERE id = @id
+            """,
+            new { id, Capacity = JsonSerializer.Serialize(heartbeat.Capacity, AgentProtocol.Json), SkewMs = (int)clockSkew.TotalMilliseconds },
+            cancellationToken: cancellationToken));
+    }
+
+    public async Task MarkOfflineAsync(string id, CancellationToken cancellationToken)
+    {
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        await connection.ExecuteAsync(new CommandDefinition(
+            "UPDATE agents SET status = 'offline', updated_at = now() WHERE id = @id", new { id }, cancellationToken: cancellationToken));
+    }
+
+    private async Task<AgentCredentialChange> ChangeAsync(Actor actor, string id, string action, string sql, object parameters, CancellationToken cancellationToken)
+    {
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        if (await connection.ExecuteAsync(new CommandDefinition(sql, parameters, transaction, cancellationToken: cancellationToken)) == 0)
+        {
+            return AgentCredentialChange.NotFound;
+        }
+
+        await connection.WriteAsync(actor, action, "agent", id, transaction: transaction, cancellationToken: cancellationToken);
+        await transaction.CommitAsync(cancellationToken);
+        return AgentCredentialChange.Done;
+    }
+}

@@ -1,0 +1,29 @@
+using StreamSpace.Api.Features.Agents.Commands;
+using StreamSpace.Api.Features.Agents.Hub;
+using StreamSpace.Api.Infrastructure.Database;
+
+namespace StreamSpace.Api.Features.Agents;
+
+public static class AgentsExtensions
+{
+    public const string HubPath = "/agent/ws";
+
+    public static IHostApplicationBuilder AddStreamSpaceAgents(this IHostApplicationBuilder builder)
+    {
+        builder.Services.AddSingleton<AgentStore>();
+        builder.Services.AddSingleton<AgentCommandQueue>();
+        builder.Services.AddSingleton<AgentHub>();
+        builder.Services.AddSingleton<IAfterMigration, ProvisionedAgent>();
+        builder.Services.AddHostedService<AgentLivenessMonitor>();
+        builder.Services.AddHostedService<CommandTimeoutMonitor>();
+        return builder;
+    }
+
+    public static WebApplication MapStreamSpaceAgents(this WebApplication app)
+    {
+        app.UseWebSockets(new WebSocketOptions { KeepAliveInterval = TimeSpan.FromSeconds(20) });
+        var hub = app.Services.GetRequiredService<AgentHub>();
+        app.Map(HubPath, hub.AcceptAsync);
+        return app;
+    }
+}

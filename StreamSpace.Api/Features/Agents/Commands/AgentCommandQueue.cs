@@ -1,0 +1,141 @@
+using System.Text.Json;
+using Dapper;
+using Npgsql;
+using StreamSpace.Api.Features.Agents.Hub;
+using StreamSpace.Api.Features.Sessions;
+using StreamSpace.Contracts;
+
+namespace StreamSpace.Api.Features.Agents.Commands;
+
+public static class CommandStatus
+{
+    public const string Pending = "pending";
+    public const string Sent = "sent";
+    public const string Acked = "acked";
+    public const string Completed = "completed";
+    public const string Failed = "failed";
+}
+
+/// <summary>
+/// Commands for agents, persisted in <c>agent_commands</c> before they are sent and delivered at least once:
+/// whatever is not finished is sent again when the agent reconnects, and agents treat a repeated id as the same command.
+/// </summary>
+public sealed class AgentCommandQueue(NpgsqlDataSource dataSource, ApiSettings settings, ILogger<AgentCommandQueue> logger)
+{
+    private sealed record OpenCommand(Guid Id, string CommandType, string? SessionId, string Payload, DateTime CreatedAt);
+
+    /// <summary>Writes a command in the caller's transaction. Deliver it with <see cref="AgentHub.DeliverCommandsAsync"/> after commit.</summary>
+    public static async Task<Guid> EnqueueAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string agentId, string? sessionId,
+        string commandType, object payload, CancellationToken cancellationToken)
+    {
+        var id = Guid.CreateVersion7();
+        await connection.ExecuteAsync(new CommandDefinition(
+            """
+            INSERT INTO agent_commands (id, agent_id, session_id, command_type, payload)
+            VALUES (@id, @agentId, @sessionId, @commandType, @payload::jsonb)
+            """,
+            new { id, agentId, sessionId, commandType, payload = JsonSerializer.Serialize(payload, AgentProtocol.Json) },
+            transaction, cancellationToken: cancellationToken));
+        return id;
+    }
+
+    /// <summary>
+    /// Sends the agent its commands: new ones only, or after a reconnect every unfinished one (the agent may have
+    /// missed them, or their answers may have been lost).
+    /// </summary>
+    public async Task DeliverAsync(AgentConnection agent, bool includeUnfinished, CancellationToken cancellationToken)
+    {
+        await agent.DeliveryLock.WaitAsync(cancellationToken);
+        try
+        {
+            string[] statuses = includeUnfinished ? [CommandStatus.Pending, CommandStatus.Sent, CommandStatus.Acked] : [CommandStatus.Pending];
+            await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+            var commands = await connection.QueryAsync<OpenCommand>(new CommandDefinition(
+                """
+                UPDATE agent_commands c SET status = CASE WHEN c.status = 'pending' THEN 'sent' ELSE c.status END,
+                    attempts = c.attempts + 1, sent_at = now()
+                FROM (SELECT id FROM agent_commands WHERE agent_id = @AgentId AND status = ANY(@statuses) ORDER BY created_at FOR UPDATE) open
+                WHERE c.id = open.id
+                RETURNING c.id, c.command_type, c.session_id, c.payload::text AS payload, c.created_at
+                """, new { agent.AgentId, statuses }, cancellationToken: cancellationToken));
+
+            foreach (var command in commands.OrderBy(c => c.CreatedAt))
+            {
+                using var payload = JsonDocument.Parse(command.Payload);
+                await agent.SendAsync(new CommandMessage(command.Id, command.CommandType, command.SessionId, payload.RootElement.Clone()), cancellationToken);
+                logger.LogInformation("Sent {CommandType} {CommandId} for session {SessionId} to agent {AgentId}",
+                    command.CommandType, command.Id, command.SessionId, agent.AgentId);
+            }
+        }
+        finally
+        {
+            agent.DeliveryLock.Release();
+        }
+    }
+
+    public async Task MarkAckedAsync(string agentId, Guid commandId, CancellationToken cancellationToken)
+    {
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        await connection.ExecuteAsync(new CommandDefinition(
+            "UPDATE agent_commands SET status = 'acked', acked_at = now() WHERE id = @commandId AND agent_id = @agentId AND status IN ('pending', 'sent')",
+            new { commandId, agentId }, cancellationToken: cancellationToken));
+    }
+
+    /// <summary>Records the command's outcome and the session state it produced, in one transaction. A repeated answer changes nothing.</summary>
+    public async Task CompleteAsync(string agentId, CommandResultMessage result, CancellationToken cancellationToken)
+    {
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        var finished = await connection.ExecuteAsync(new CommandDefinition(
+            """
+            UPDATE agent_commands SET status = @status, error = @Error, result = @resultJson::jsonb, completed_at = now()
+            WHERE id = @CommandId AND agent_id = @agentId AND status IN ('pending', 'sent', 'acked')
+            """,
+            new
+            {
+                result.CommandId,
+                agentId,
+                status = result.Success ? CommandStatus.Completed : CommandStatus.Failed,
+                result.Error,
+                resultJson = JsonSerializer.Serialize(result, AgentProtocol.Json),
+            }, transaction, cancellationToken: cancellationToken));
+
+        if (finished > 0 && result.Session is { } session)
+        {
+            await SessionStateWriter.ApplyAsync(connection, transaction, agentId, session, cancellationToken);
+        }
+
+        await transaction.CommitAsync(cancellationToken);
+        if (finished > 0)
+        {
+            logger.LogInformation("Agent {AgentId} finished command {CommandId}: {Outcome}", agentId, result.CommandId,
+                result.Success ? "completed" : $"failed: {result.Error}");
+        }
+    }
+
+    /// <summary>Fails every command that got no answer within COMMAND_TIMEOUT, and the sessions waiting on them.</summary>
+    public async Task<int> FailExpiredAsync(CancellationToken cancellationToken)
+    {
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        var expired = (await connection.QueryAsync<(Guid Id, string AgentId, string? SessionId, string CommandType, string Error)>(new CommandDefinition(
+            """
+            UPDATE agent_commands SET status = 'failed', completed_at = now(),
+                error = format('agent %s did not answer the %s command within %s', agent_id, command_type, @timeoutText)
+            WHERE status IN ('pending', 'sent', 'acked') AND created_at < now() - make_interval(secs => @seconds)
+            RETURNING id, agent_id, session_id, command_type, error
+            """,
+            new { seconds = settings.CommandTimeout.TotalSeconds, timeoutText = StreamSpace.Settings.Duration.Format(settings.CommandTimeout) },
+            transaction, cancellationToken: cancellationToken))).ToList();
+
+        foreach (var command in expired.Where(c => c.SessionId is not null))
+        {
+            await SessionStateWriter.ApplyAsync(connection, transaction, command.AgentId,
+                new ReportedSession(command.SessionId!, "failed", command.Error), cancellationToken);
+            logger.LogWarning("Command {CommandId} failed: {Error}", command.Id, command.Error);
+        }
+
+        await transaction.CommitAsync(cancellationToken);
+        return expired.Count;
+    }
+}

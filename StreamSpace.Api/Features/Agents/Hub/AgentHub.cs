@@ -1,0 +1,220 @@
+using System.Collections.Concurrent;
+using System.Net.WebSockets;
+using Microsoft.Net.Http.Headers;
+using StreamSpace.Api.Features.Agents.Commands;
+using StreamSpace.Api.Features.Sessions;
+using StreamSpace.Contracts;
+using Npgsql;
+
+namespace StreamSpace.Api.Features.Agents.Hub;
+
+/// <summary>
+/// The control plane's end of <c>/agent/ws</c>: authenticates agents before the upgrade, keeps one live
+/// connection per agent id, records hello and heartbeats, and routes command answers and session reports.
+/// </summary>
+public sealed class AgentHub(
+    AgentStore store,
+    AgentCommandQueue commands,
+    NpgsqlDataSource dataSource,
+    TimeProvider time,
+    ILogger<AgentHub> logger)
+{
+    private static readonly TimeSpan HelloTimeout = TimeSpan.FromSeconds(10);
+    private readonly ConcurrentDictionary<string, AgentConnection> live = new();
+
+    public IEnumerable<AgentConnection> Connections => live.Values;
+
+    public bool IsConnected(string agentId) => live.ContainsKey(agentId);
+
+    public async Task AcceptAsync(HttpContext context)
+    {
+        if (!context.WebSockets.IsWebSocketRequest)
+        {
+            await TypedResults.Problem(title: "This is the agent hub.", detail: "Agents connect here with a WebSocket upgrade.",
+                statusCode: StatusCodes.Status400BadRequest).ExecuteAsync(context);
+            return;
+        }
+
+        var agentId = context.Request.Headers[AgentProtocol.AgentIdHeader].ToString();
+        var authorization = context.Request.Headers[HeaderNames.Authorization].ToString();
+        var key = authorization.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase) ? authorization["Bearer ".Length..].Trim() : "";
+        if (agentId.Length == 0 || key.Length == 0)
+        {
+            await Refuse(context, $"Missing agent credentials: send {AgentProtocol.AgentIdHeader} and Authorization: Bearer <AGENT_KEY>.");
+            return;
+        }
+
+        switch (await store.AuthenticateAsync(agentId, key, context.RequestAborted))
+        {
+            case AgentAuthentication.Rejected:
+                logger.LogWarning("Refused agent connection from {Remote}: unknown agent id {AgentId} or wrong key", context.Connection.RemoteIpAddress, agentId);
+                await Refuse(context, "Unknown agent id or wrong key.");
+                return;
+            case AgentAuthentication.Revoked:
+                logger.LogWarning("Refused agent {AgentId} from {Remote}: its credential is revoked", agentId, context.Connection.RemoteIpAddress);
+                await Refuse(context, "This agent's credential is revoked; register it again with POST /api/v1/agents.");
+                return;
+        }
+
+        using var socket = await context.WebSockets.AcceptWebSocketAsync();
+        var connection = new AgentConnection(agentId, socket, time);
+        await ReplaceAsync(agentId, connection);
+        try
+        {
+            await RunAsync(connection, context.RequestAborted);
+        }
+        finally
+        {
+            if (live.TryRemove(new KeyValuePair<string, AgentConnection>(agentId, connection)))
+            {
+                await store.MarkOfflineAsync(agentId, CancellationToken.None);
+                logger.LogInformation("Agent {AgentId} is offline: its connection closed", agentId);
+            }
+        }
+    }
+
+    /// <summary>Sends the agent its new commands now, if it is connected here; otherwise they wait for its next connect.</summary>
+    public async Task DeliverCommandsAsync(string agentId, CancellationToken cancellationToken)
+    {
+        if (live.TryGetValue(agentId, out var connection))
+        {
+            await commands.DeliverAsync(connection, includeUnfinished: false, cancellationToken);
+        }
+    }
+
+    /// <summary>Closes the agent's live connection, e.g. because its credential was revoked.</summary>
+    public async Task DisconnectAsync(string agentId, WebSocketCloseStatus status, string reason)
+    {
+        if (live.TryRemove(agentId, out var connection))
+        {
+            await store.MarkOfflineAsync(agentId, CancellationToken.None);
+            await connection.CloseAsync(status, reason);
+            logger.LogInformation("Disconnected agent {AgentId}: {Reason}", agentId, reason);
+        }
+    }
+
+    private async Task ReplaceAsync(string agentId, AgentConnection connection)
+    {
+        AgentConnection? previous = null;
+        live.AddOrUpdate(agentId, connection, (_, old) =>
+        {
+            previous = old;
+            return connection;
+        });
+
+        if (previous is not null && previous != connection)
+        {
+            logger.LogWarning("Agent {AgentId} connected again; closing its previous connection", agentId);
+            await previous.CloseAsync(AgentCloseCodes.Replaced, "replaced by a newer connection of the same agent id");
+        }
+    }
+
+    private async Task RunAsync(AgentConnection connection, CancellationToken aborted)
+    {
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(aborted);
+        var writer = connection.RunWriterAsync(stop.Token);
+        try
+        {
+            using (var helloWait = CancellationTokenSource.CreateLinkedTokenSource(stop.Token))
+            {
+                helloWait.CancelAfter(HelloTimeout);
+                if (await connection.ReceiveAsync(helloWait.Token) is not HelloMessage hello)
+                {
+                    throw new ProtocolViolationException("the first frame must be hello");
+                }
+
+                if (!AgentProtocol.SupportedVersions.Contains(hello.ProtocolVersion))
+                {
+                    var supported = string.Join(", ", AgentProtocol.SupportedVersions);
+                    logger.LogWarning("Refused agent {AgentId}: protocol version {Version} is not supported (supported: {Supported})",
+                        connection.AgentId, hello.ProtocolVersion, supported);
+                    await connection.CloseAsync(AgentCloseCodes.UnsupportedProtocol,
+                        $"protocol version {hello.ProtocolVersion} is not supported; supported: {supported}");
+                    return;
+                }
+
+                await AcceptHelloAsync(connection, hello, stop.Token);
+            }
+
+            await commands.DeliverAsync(connection, includeUnfinished: true, stop.Token);
+            while (await connection.ReceiveAsync(stop.Token) is { } message)
+            {
+                await HandleAsync(connection, message, stop.Token);
+            }
+        }
+        catch (ProtocolViolationException e)
+        {
+            logger.LogWarning("Agent {AgentId} broke the protocol ({Reason}); closing its connection", connection.AgentId, e.Message);
+            await connection.CloseAsync(AgentCloseCodes.MalformedFrame, e.Message);
+        }
+        catch (Exception e) when (e is WebSocketException or OperationCanceledException)
+        {
+            logger.LogInformation("Agent {AgentId} connection ended: {Reason}", connection.AgentId, e.Message);
+        }
+        finally
+        {
+            await stop.CancelAsync();
+            try
+            {
+                await writer;
+            }
+            catch (Exception e) when (e is OperationCanceledException or WebSocketException or ObjectDisposedException)
+            {
+                // The socket is gone; nothing is left to send.
+            }
+        }
+    }
+
+    private async Task AcceptHelloAsync(AgentConnection connection, HelloMessage hello, CancellationToken cancellationToken)
+    {
+        connection.HeartbeatInterval = TimeSpan.FromSeconds(Math.Max(1, hello.HeartbeatIntervalSeconds));
+        await store.MarkOnlineAsync(connection.AgentId, hello, cancellationToken);
+        await ApplyReportedSessionsAsync(connection.AgentId, hello.Sessions, cancellationToken);
+        await connection.SendAsync(new WelcomeMessage(AgentProtocol.Version, time.GetUtcNow()), cancellationToken);
+        logger.LogInformation("Agent {AgentId} is online: platform {Platform}, region {Region}, version {Version}, {Sessions} running sessions, heartbeat every {Interval}s",
+            connection.AgentId, hello.Platform, hello.Region, hello.Version, hello.Sessions.Count, hello.HeartbeatIntervalSeconds);
+    }
+
+    private async Task HandleAsync(AgentConnection connection, AgentMessage message, CancellationToken cancellationToken)
+    {
+        switch (message)
+        {
+            case HeartbeatMessage heartbeat:
+                await store.RecordHeartbeatAsync(connection.AgentId, heartbeat, heartbeat.SentAt - time.GetUtcNow(), cancellationToken);
+                await ApplyReportedSessionsAsync(connection.AgentId, heartbeat.Sessions, cancellationToken);
+                logger.LogDebug("Heartbeat from agent {AgentId}", connection.AgentId);
+                break;
+            case CommandAckMessage ack:
+                await commands.MarkAckedAsync(connection.AgentId, ack.CommandId, cancellationToken);
+                break;
+            case CommandResultMessage result:
+                await commands.CompleteAsync(connection.AgentId, result, cancellationToken);
+                break;
+            case SessionStateMessage state:
+                await ApplyReportedSessionsAsync(connection.AgentId, [state.Session], cancellationToken);
+                break;
+            default:
+                throw new ProtocolViolationException($"agents may not send {message.GetType().Name}");
+        }
+    }
+
+    private async Task ApplyReportedSessionsAsync(string agentId, IReadOnlyList<ReportedSession> sessions, CancellationToken cancellationToken)
+    {
+        if (sessions.Count == 0)
+        {
+            return;
+        }
+
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        foreach (var session in sessions)
+        {
+            await SessionStateWriter.ApplyAsync(connection, transaction, agentId, session, cancellationToken);
+        }
+
+        await transaction.CommitAsync(cancellationToken);
+    }
+
+    private static Task Refuse(HttpContext context, string detail) =>
+        TypedResults.Problem(title: "Agent authentication failed.", detail: detail, statusCode: StatusCodes.Status401Unauthorized).ExecuteAsync(context);
+}

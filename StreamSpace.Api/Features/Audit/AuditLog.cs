@@ -1,0 +1,43 @@
+using System.Security.Claims;
+using System.Text.Json;
+using Dapper;
+using Npgsql;
+using StreamSpace.Api.Features.Auth;
+
+namespace StreamSpace.Api.Features.Audit;
+
+/// <summary>Who changed something: a signed-in user, an agent, or the system itself.</summary>
+public sealed record Actor(Guid? Id, string Name)
+{
+    public static readonly Actor System = new(null, "system");
+
+    public static Actor From(ClaimsPrincipal user) => new(user.UserId(), user.Identity?.Name ?? "unknown");
+}
+
+/// <summary>
+/// Writes the audit trail. Callers pass the transaction that makes the change, so a change and its
+/// audit row commit together or not at all.
+/// </summary>
+public static class AuditLog
+{
+    // The same snake_case as the API's JSON, so details read alike wherever they appear.
+    private static readonly JsonSerializerOptions DetailsJson = new(JsonSerializerDefaults.Web) { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
+
+    public static Task WriteAsync(this NpgsqlConnection connection, Actor actor, string action, string targetType, string? targetId,
+        object? details = null, NpgsqlTransaction? transaction = null, CancellationToken cancellationToken = default) =>
+        connection.ExecuteAsync(new CommandDefinition(
+            """
+            INSERT INTO audit_log (actor_id, actor, action, target_type, target_id, details)
+            VALUES (@ActorId, @Actor, @Action, @TargetType, @TargetId, @Details::jsonb)
+            """,
+            new
+            {
+                ActorId = actor.Id,
+                Actor = actor.Name,
+                Action = action,
+                TargetType = targetType,
+                TargetId = targetId,
+                Details = JsonSerializer.Serialize(details ?? new { }, DetailsJson),
+            },
+            transaction, cancellationToken: cancellationToken));
+}

@@ -1,0 +1,54 @@
+using FastEndpoints;
+using StreamSpace.Api.Features.Users;
+using StreamSpace.Api.Infrastructure;
+
+namespace StreamSpace.Api.Features.Auth.Login;
+
+public sealed record LoginRequest(string Username, string Password);
+
+public sealed record LoginResponse(string Token, DateTimeOffset ExpiresAt, UserSummary User);
+
+public sealed record UserSummary(Guid Id, string Username, string Role);
+
+public sealed class LoginValidator : Validator<LoginRequest>
+{
+    public LoginValidator()
+    {
+        RuleFor(x => x.Username).NotEmpty().MaximumLength(UsernameRules.MaximumLength);
+        RuleFor(x => x.Password).NotEmpty().MaximumLength(PasswordRules.MaximumLength);
+    }
+}
+
+/// <summary>
+/// Exchanges a username and password for a JWT. An unknown user, a wrong password and a disabled account
+/// all get the same 401, in about the same time, so the answer reveals nothing about which accounts exist.
+/// </summary>
+public sealed class LoginEndpoint(UserStore users, TokenIssuer tokens, LoginThrottle throttle) : Endpoint<LoginRequest, LoginResponse>
+{
+    public override void Configure()
+    {
+        Post("auth/login");
+        AllowAnonymous();
+        Options(x => x.RequireRateLimiting(AuthExtensions.LoginPolicy));
+        Summary(s => s.Summary = "Signs in with a username and password and returns a bearer token.");
+    }
+
+    public override async Task HandleAsync(LoginRequest request, CancellationToken cancellationToken)
+    {
+        if (!throttle.TryAttempt(request.Username, out var retryAfter))
+        {
+            await Send.ResultAsync(AuthExtensions.TooManyAttempts(retryAfter));
+            return;
+        }
+
+        var user = await users.FindByUsernameAsync(request.Username, cancellationToken);
+        if (!users.VerifyPassword(user, request.Password) || user!.Disabled)
+        {
+            await Send.ResultAsync(ApiProblem.Unauthorized("Invalid username or password."));
+            return;
+        }
+
+        var token = tokens.Issue(user.Id, user.Username, user.Role);
+        await Send.OkAsync(new LoginResponse(token.Token, token.ExpiresAt, new UserSummary(user.Id, user.Username, user.Role)), cancellationToken);
+    }
+}

@@ -1,0 +1,30 @@
+using FastEndpoints;
+using StreamSpace.Api.Infrastructure;
+using StreamSpace.Api.Features.Auth.Login;
+using StreamSpace.Api.Features.Users;
+
+namespace StreamSpace.Api.Features.Auth.Refresh;
+
+/// <summary>Trades a still-valid token for a fresh one, so an active user is not signed out mid-session.</summary>
+public sealed class RefreshEndpoint(UserStore users, TokenIssuer tokens) : EndpointWithoutRequest<LoginResponse>
+{
+    public override void Configure()
+    {
+        Post("auth/refresh");
+        Summary(s => s.Summary = "Issues a new token for the signed-in user.");
+    }
+
+    public override async Task HandleAsync(CancellationToken cancellationToken)
+    {
+        // The bearer handler already refused disabled and deleted users, so the user exists here.
+        var user = await users.FindByIdAsync(User.RequiredUserId(), cancellationToken);
+        if (user is null)
+        {
+            await Send.ResultAsync(ApiProblem.Unauthorized("The signed-in user no longer exists."));
+            return;
+        }
+
+        var token = tokens.Issue(user.Id, user.Username, user.Role);
+        await Send.OkAsync(new LoginResponse(token.Token, token.ExpiresAt, new UserSummary(user.Id, user.Username, user.Role)), cancellationToken);
+    }
+}

@@ -1,0 +1,40 @@
+using FastEndpoints;
+using StreamSpace.Api.Features.Audit;
+using StreamSpace.Api.Features.Auth;
+using StreamSpace.Api.Infrastructure;
+
+namespace StreamSpace.Api.Features.Users.Create;
+
+public sealed record CreateUserRequest(string Username, string Password, string Role = Auth.Role.User);
+
+public sealed class CreateUserValidator : Validator<CreateUserRequest>
+{
+    public CreateUserValidator()
+    {
+        RuleFor(x => x.Username).ValidUsername();
+        RuleFor(x => x.Password).ValidPassword();
+        RuleFor(x => x.Role).ValidRole();
+    }
+}
+
+public sealed class CreateUserEndpoint(UserStore users) : Endpoint<CreateUserRequest, UserResponse>
+{
+    public override void Configure()
+    {
+        Post("users");
+        Roles(Role.Admin);
+        Summary(s => s.Summary = "Creates a user (admin only).");
+    }
+
+    public override async Task HandleAsync(CreateUserRequest request, CancellationToken cancellationToken)
+    {
+        var (result, user) = await users.CreateAsync(Actor.From(User), request.Username, request.Password, request.Role, cancellationToken);
+        if (result == UserChange.DuplicateUsername)
+        {
+            await Send.ResultAsync(ApiProblem.Conflict($"A user named '{request.Username}' already exists."));
+            return;
+        }
+
+        await Send.CreatedAtAsync<Update.UpdateUserEndpoint>(new { id = user!.Id }, user.ToResponse(), cancellation: cancellationToken);
+    }
+}

@@ -1,0 +1,30 @@
+namespace StreamSpace.Api.Features.Users;
+
+/// <summary>A row of <c>users</c>.</summary>
+public sealed class UserAccount
+{
+    public Guid Id { get; init; }
+    public string Username { get; init; } = "";
+    public string PasswordHash { get; init; } = "";
+    public string Role { get; init; } = Auth.Role.User;
+    public bool Disabled { get; init; }
+    public DateTime CreatedAt { get; init; }
+    public DateTime UpdatedAt { get; init; }
+
+    public UserResponse ToResponse() => new(Id, Username, Role, Disabled, new DateTimeOffset(CreatedAt, TimeSpan.Zero));
+}
+
+/// <summary>A user as the API shows it: never the password hash.</summary>
+public sealed record UserResponse(Guid Id, string Username, string Role, bool Disabled, DateTimeOffset CreatedAt);
+
+public static class PasswordRules
+{
+    public const int MinimumLength = 8;
+    public const int MaximumLength = 256;
+}
+
+public static class UsernameRules
+{
+    public const int MaximumLength = 64;
+    public const string Pattern = "^[A-Za-z0-9][A-Za-z0-9._@-]*$";
+}

@@ -1,0 +1,158 @@
+using Dapper;
+using Microsoft.AspNetCore.Identity;
+using Npgsql;
+using StreamSpace.Api.Features.Audit;
+using StreamSpace.Api.Features.Auth;
+
+namespace StreamSpace.Api.Features.Users;
+
+/// <summary>The result of a change that may break a rule about users.</summary>
+public enum UserChange
+{
+    Done,
+    NotFound,
+    DuplicateUsername,
+    LastAdmin,
+}
+
+/// <summary>Reads and changes users. Every change writes its audit row in the same transaction.</summary>
+public sealed class UserStore(NpgsqlDataSource dataSource, IPasswordHasher<UserAccount> hasher, ActiveUserCheck activeUsers)
+{
+    // Serialises changes that could leave no active admin, so two concurrent demotions cannot both pass.
+    private const long AdminChangeLockKey = 0x5354_524D_4144;
+
+    private readonly Lazy<UserAccount> nobody = new(() =>
+        new UserAccount { PasswordHash = hasher.HashPassword(new UserAccount(), Guid.NewGuid().ToString()) });
+
+    private const string Columns = "id, username, password_hash, role, disabled, created_at, updated_at";
+
+    public async Task<UserAccount?> FindByUsernameAsync(string username, CancellationToken cancellationToken)
+    {
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        return await connection.QuerySingleOrDefaultAsync<UserAccount>(new CommandDefinition(
+            $"SELECT {Columns} FROM users WHERE lower(username) = lower(@username)", new { username }, cancellationToken: cancellationToken));
+    }
+
+    public async Task<UserAccount?> FindByIdAsync(Guid id, CancellationToken cancellationToken)
+    {
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        return await connection.QuerySingleOrDefaultAsync<UserAccount>(new CommandDefinition(
+            $"SELECT {Columns} FROM users WHERE id = @id", new { id }, cancellationToken: cancellationToken));
+    }
+
+    public async Task<IReadOnlyList<UserAccount>> ListAsync(CancellationToken cancellationToken)
+    {
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        return [.. await connection.QueryAsync<UserAccount>(new CommandDefinition(
+            $"SELECT {Columns} FROM users ORDER BY lower(username)", cancellationToken: cancellationToken))];
+    }
+
+    public async Task<bool> AnyActiveAdminAsync(CancellationToken cancellationToken)
+    {
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        return await connection.ExecuteScalarAsync<bool>(new CommandDefinition(
+            "SELECT EXISTS (SELECT 1 FROM users WHERE role = 'admin' AND NOT disabled)", cancellationToken: cancellationToken));
+    }
+
+    /// <summary>
+    /// Checks a password. For an unknown user (null) it still verifies against a throwaway hash and answers false,
+    /// so that a login for a missing account costs as long as a wrong password and reveals nothing.
+    /// </summary>
+    public bool VerifyPassword(UserAccount? user, string password)
+    {
+        var account = user ?? nobody.Value;
+        var matches = hasher.VerifyHashedPassword(account, account.PasswordHash, password) != PasswordVerificationResult.Failed;
+        return user is not null && matches;
+    }
+
+    public async Task<(UserChange Result, UserAccount? User)> CreateAsync(Actor actor, string username, string password, string role, CancellationToken cancellationToken)
+    {
+        var user = new UserAccount { Id = Guid.CreateVersion7(), Username = username, Role = role };
+        user = new UserAccount { Id = user.Id, Username = username, Role = role, PasswordHash = hasher.HashPassword(user, password) };
+
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        try
+        {
+            user = await connection.QuerySingleAsync<UserAccount>(new CommandDefinition(
+                $"""
+                INSERT INTO users (id, username, password_hash, role) VALUES (@Id, @Username, @PasswordHash, @Role)
+                RETURNING {Columns}
+                """, user, transaction, cancellationToken: cancellationToken));
+        }
+        catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.UniqueViolation)
+        {
+            return (UserChange.DuplicateUsername, null);
+        }
+
+        await connection.WriteAsync(actor, "user.created", "user", user.Id.ToString(), new { user.Username, user.Role }, transaction, cancellationToken);
+        await transaction.CommitAsync(cancellationToken);
+        return (UserChange.Done, user);
+    }
+
+    /// <summary>Applies the given changes; null leaves a field as it is.</summary>
+    public async Task<(UserChange Result, UserAccount? User)> UpdateAsync(Actor actor, Guid id, string? role, bool? disabled, string? newPassword, CancellationToken cancellationToken)
+    {
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        await connection.ExecuteAsync(new CommandDefinition("SELECT pg_advisory_xact_lock(@AdminChangeLockKey)", new { AdminChangeLockKey }, transaction, cancellationToken: cancellationToken));
+
+        var current = await connection.QuerySingleOrDefaultAsync<UserAccount>(new CommandDefinition(
+            $"SELECT {Columns} FROM users WHERE id = @id FOR UPDATE", new { id }, transaction, cancellationToken: cancellationToken));
+        if (current is null)
+        {
+            return (UserChange.NotFound, null);
+        }
+
+        var losesAdmin = current is { Role: Role.Admin, Disabled: false } && (role is Role.User || disabled is true);
+        if (losesAdmin && !await OtherActiveAdminExistsAsync(connection, transaction, id, cancellationToken))
+        {
+            return (UserChange.LastAdmin, current);
+        }
+
+        var hash = newPassword is null ? null : hasher.HashPassword(current, newPassword);
+        var updated = await connection.QuerySingleAsync<UserAccount>(new CommandDefinition(
+            $"""
+            UPDATE users SET role = coalesce(@role, role), disabled = coalesce(@disabled, disabled),
+                password_hash = coalesce(@hash, password_hash), updated_at = now()
+            WHERE id = @id
+            RETURNING {Columns}
+            """, new { id, role, disabled, hash }, transaction, cancellationToken: cancellationToken));
+
+        await connection.WriteAsync(actor, "user.updated", "user", id.ToString(),
+            new { Role = role, Disabled = disabled, PasswordChanged = newPassword is not null }, transaction, cancellationToken);
+        await transaction.CommitAsync(cancellationToken);
+        activeUsers.Forget(id);
+        return (UserChange.Done, updated);
+    }
+
+    public async Task<UserChange> DeleteAsync(Actor actor, Guid id, CancellationToken cancellationToken)
+    {
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        await connection.ExecuteAsync(new CommandDefinition("SELECT pg_advisory_xact_lock(@AdminChangeLockKey)", new { AdminChangeLockKey }, transaction, cancellationToken: cancellationToken));
+
+        var current = await connection.QuerySingleOrDefaultAsync<UserAccount>(new CommandDefinition(
+            $"SELECT {Columns} FROM users WHERE id = @id FOR UPDATE", new { id }, transaction, cancellationToken: cancellationToken));
+        if (current is null)
+        {
+            return UserChange.NotFound;
+        }
+
+        if (current is { Role: Role.Admin, Disabled: false } && !await OtherActiveAdminExistsAsync(connection, transaction, id, cancellationToken))
+        {
+            return UserChange.LastAdmin;
+        }
+
+        await connection.ExecuteAsync(new CommandDefinition("DELETE FROM users WHERE id = @id", new { id }, transaction, cancellationToken: cancellationToken));
+        await connection.WriteAsync(actor, "user.deleted", "user", id.ToString(), new { current.Username }, transaction, cancellationToken);
+        await transaction.CommitAsync(cancellationToken);
+        activeUsers.Forget(id);
+        return UserChange.Done;
+    }
+
+    private static Task<bool> OtherActiveAdminExistsAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, Guid id, CancellationToken cancellationToken) =>
+        connection.ExecuteScalarAsync<bool>(new CommandDefinition(
+            "SELECT EXISTS (SELECT 1 FROM users WHERE role = 'admin' AND NOT disabled AND id <> @id)",
+            new { id }, transaction, cancellationToken: cancellationToken));
+}

@@ -1,0 +1,13 @@
+using StreamSpace.Api.Infrastructure.Database;
+
+namespace StreamSpace.Api.Features.Users;
+
+public static class UsersExtensions
+{
+    public static IHostApplicationBuilder AddStreamSpaceUsers(this IHostApplicationBuilder builder)
+    {
+        builder.Services.AddSingleton<UserStore>();
+        builder.Services.AddSingleton<IAfterMigration, AdminBootstrap>();
+        return builder;
+    }
+}

@@ -1,0 +1,47 @@
+using System.Text.Json;
+using FastEndpoints;
+using FastEndpoints.Swagger;
+
+namespace StreamSpace.Api.Infrastructure;
+
+public static class EndpointsExtensions
+{
+    public const string RoutePrefix = "api/v1";
+
+    public static IHostApplicationBuilder AddStreamSpaceEndpoints(this IHostApplicationBuilder builder)
+    {
+        builder.Services.AddFastEndpoints();
+        builder.Services.SwaggerDocument(doc =>
+        {
+            doc.DocumentSettings = s =>
+            {
+                s.Title = "StreamSpace API";
+                s.Version = "v1";
+            };
+            doc.ShortSchemaNames = true;
+        });
+        builder.Services.AddProblemDetails();
+        return builder;
+    }
+
+    /// <summary>Every error a client can cause is answered with RFC 9457 problem details, never an empty body or a 500 page.</summary>
+    public static WebApplication UseStreamSpaceErrors(this WebApplication app)
+    {
+        app.UseExceptionHandler();
+        app.UseStatusCodePages();
+        return app;
+    }
+
+    public static WebApplication MapStreamSpaceEndpoints(this WebApplication app)
+    {
+        app.UseFastEndpoints(config =>
+        {
+            config.Endpoints.RoutePrefix = RoutePrefix;
+            // snake_case matches the columns and the names the troubleshooting guide's curl | jq examples use.
+            config.Serializer.Options.PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower;
+            config.Errors.UseProblemDetails();
+        });
+        app.UseSwaggerGen();
+        return app;
+    }
+}

@@ -1,0 +1,32 @@
+using FastEndpoints;
+using FastEndpoints.Swagger;
+using StreamSpace.Api;
+using StreamSpace.Api.Features.Agents;
+using StreamSpace.Api.Features.Auth;
+using StreamSpace.Api.Features.Users;
+using StreamSpace.Api.Infrastructure;
+using StreamSpace.Api.Infrastructure.Database;
+using StreamSpace.Settings;
+
+return await StartupGuard.RunAsync(async () =>
+{
+    var builder = WebApplication.CreateBuilder(args);
+    var settings = builder.AddApiSettings();
+
+    builder.AddServiceDefaults();
+    builder.AddStreamSpaceDatabase(settings);
+    builder.AddStreamSpaceAuth(settings);
+    builder.AddStreamSpaceUsers();
+    builder.AddStreamSpaceAgents();
+    builder.AddStreamSpaceEndpoints();
+
+    var app = builder.Build();
+
+    app.UseStreamSpaceErrors();
+    app.UseStreamSpaceAuth();
+    app.MapStreamSpaceEndpoints();
+    app.MapStreamSpaceAgents();
+    app.MapDefaultEndpoints("streamspace-api");
+
+    await app.RunAsync();
+});

@@ -1,0 +1,39 @@
+using StreamSpace.AppHost;
+
+var builder = DistributedApplication.CreateBuilder(args);
+
+var database = builder.AddStreamSpaceDatabase();
+
+// Generated once, then kept in the AppHost's user secrets, so logins survive restarts.
+var jwtSecret = builder.AddParameter("jwt-secret", new GenerateParameterDefault { MinLength = 48, Special = false }, secret: true, persist: true);
+var adminPassword = builder.AddParameter("admin-password", new GenerateParameterDefault { MinLength = 20, Special = false }, secret: true, persist: true);
+var agentKey = builder.AddParameter("agent-key", new GenerateParameterDefault { MinLength = 64, Special = false }, secret: true, persist: true);
+
+const string localAgentId = "local-agent";
+
+var api = builder.AddProject<Projects.StreamSpace_Api>("api")
+    .WithReference(database)
+    .WaitFor(database)
+    .WithEnvironment("JWT_SECRET", jwtSecret)
+    .WithEnvironment("ADMIN_USERNAME", "admin")
+    .WithEnvironment("ADMIN_PASSWORD", adminPassword)
+    // The local agent's credential is provisioned, not registered by hand; the key works for this agent id only.
+    .WithEnvironment("PROVISIONED_AGENT_ID", localAgentId)
+    .WithEnvironment("PROVISIONED_AGENT_KEY", agentKey)
+    .WithHttpHealthCheck("/health");
+
+builder.AddProject<Projects.StreamSpace_Agent>("agent")
+    .WithEnvironment("CONTROL_PLANE_URL", ReferenceExpression.Create($"{api.GetEndpoint("http")}/agent/ws"))
+    .WithEnvironment("AGENT_ID", localAgentId)
+    .WithEnvironment("AGENT_KEY", agentKey)
+    .WithEnvironment("PLATFORM", "local")
+    .WithEnvironment("AGENT_DATA_DIR", Path.Combine(PostgresExtensions.StateDirectory(builder), "agent"))
+    .WaitFor(api);
+
+builder.AddProject<Projects.StreamSpace_Web>("web")
+    .WithReference(api)
+    .WaitFor(api)
+    .WithExternalHttpEndpoints()
+    .WithHttpHealthCheck("/health");
+
+builder.Build().Run();

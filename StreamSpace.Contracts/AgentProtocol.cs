@@ -1,0 +1,104 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace StreamSpace.Contracts;
+
+/// <summary>
+/// The agent protocol. One WebSocket per agent: JSON text frames carry these messages, binary frames carry
+/// tunnel data. Every message names its type in <c>type</c>.
+/// </summary>
+public static class AgentProtocol
+{
+    /// <summary>The version this build speaks. A hello with another version is refused with the supported list.</summary>
+    public const int Version = 1;
+
+    public static readonly IReadOnlyList<int> SupportedVersions = [Version];
+
+    /// <summary>The largest text frame either side accepts; a larger one closes the socket with 1008.</summary>
+    public const int MaxTextFrameBytes = 256 * 1024;
+
+    public const string AgentIdHeader = "X-StreamSpace-Agent-Id";
+
+    public static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web)
+    {
+        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+        DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
+        Converters = { new JsonStringEnumConverter(JsonNamingPolicy.SnakeCaseLower) },
+    };
+
+    public static byte[] Serialize(AgentMessage message) => JsonSerializer.SerializeToUtf8Bytes(message, Json);
+
+    /// <summary>Parses a text frame; throws <see cref="JsonException"/> for anything that is not a known message.</summary>
+    public static AgentMessage Deserialize(ReadOnlySpan<byte> frame) =>
+        JsonSerializer.Deserialize<AgentMessage>(frame, Json) ?? throw new JsonException("The frame is JSON null.");
+}
+
+public static class CommandTypes
+{
+    public const string StartSession = "start_session";
+    public const string StopSession = "stop_session";
+    public const string HibernateSession = "hibernate_session";
+    public const string WakeSession = "wake_session";
+
+    public static readonly IReadOnlySet<string> All = new HashSet<string> { StartSession, StopSession, HibernateSession, WakeSession };
+}
+
+[JsonPolymorphic(TypeDiscriminatorPropertyName = "type", UnknownDerivedTypeHandling = JsonUnknownDerivedTypeHandling.FailSerialization)]
+[JsonDerivedType(typeof(HelloMessage), "hello")]
+[JsonDerivedType(typeof(WelcomeMessage), "welcome")]
+[JsonDerivedType(typeof(HeartbeatMessage), "heartbeat")]
+[JsonDerivedType(typeof(CommandMessage), "command")]
+[JsonDerivedType(typeof(CommandAckMessage), "command_ack")]
+[JsonDerivedType(typeof(CommandResultMessage), "command_result")]
+[JsonDerivedType(typeof(SessionStateMessage), "session_state")]
+public abstract record AgentMessage;
+
+/// <summary>What the agent can run now.</summary>
+public sealed record AgentCapacity(int MaxSessions, int ActiveSessions);
+
+/// <summary>A session as the agent sees it, reported in hello and heartbeats.</summary>
+public sealed record ReportedSession(string SessionId, string State, string? FailureReason = null, JsonElement? PlatformMetadata = null);
+
+/// <summary>Agent → control plane, first frame after connecting.</summary>
+public sealed record HelloMessage(
+    int ProtocolVersion,
+    string Platform,
+    string Region,
+    string Version,
+    AgentCapacity Capacity,
+    int HeartbeatIntervalSeconds,
+    IReadOnlyList<ReportedSession> Sessions) : AgentMessage;
+
+/// <summary>Control plane → agent, the answer to an accepted hello.</summary>
+public sealed record WelcomeMessage(int ProtocolVersion, DateTimeOffset ServerTime) : AgentMessage;
+
+/// <summary>Agent → control plane every heartbeat interval; carries the agent's clock for skew checks.</summary>
+public sealed record HeartbeatMessage(DateTimeOffset SentAt, AgentCapacity Capacity, IReadOnlyList<ReportedSession> Sessions) : AgentMessage;
+
+/// <summary>Control plane → agent. Delivered at least once: a repeated <see cref="CommandId"/> is the same command.</summary>
+public sealed record CommandMessage(Guid CommandId, string CommandType, string? SessionId, JsonElement Payload) : AgentMessage;
+
+/// <summary>Agent → control plane: the command arrived and is being carried out.</summary>
+public sealed record CommandAckMessage(Guid CommandId) : AgentMessage;
+
+/// <summary>Agent → control plane: the command's outcome, and the session's state after it.</summary>
+public sealed record CommandResultMessage(Guid CommandId, bool Success, string? Error = null, ReportedSession? Session = null) : AgentMessage;
+
+/// <summary>Agent → control plane: a session changed on its own (it became ready, crashed, idled out).</summary>
+public sealed record SessionStateMessage(ReportedSession Session) : AgentMessage;
+
+/// <summary>What a session runs, copied from its template when the session is created.</summary>
+public sealed record SessionTemplate(
+    string Name,
+    string? Image,
+    string? Command,
+    int VncPort,
+    string? Cpu,
+    string? Memory,
+    IReadOnlyDictionary<string, string> Env,
+    bool PersistentHome,
+    int IdleTimeoutSeconds,
+    int? MaxDurationSeconds);
+
+/// <summary>The payload of every session command: enough to start the session from nothing, on any agent.</summary>
+public sealed record SessionCommandPayload(string SessionId, Guid UserId, string Username, SessionTemplate Template);

@@ -1,0 +1,49 @@
+using StreamSpace.Settings;
+using StreamSpace.Tests.Infrastructure;
+
+namespace StreamSpace.Tests.Api;
+
+/// <summary>Runs the built API as a process, the way an operator meets a misconfiguration.</summary>
+public sealed class ApiSettingsTests
+{
+    private static readonly Dictionary<string, string> Valid = new()
+    {
+        ["ConnectionStrings__streamspace"] = "Host=127.0.0.1;Port=1;Username=postgres;Database=streamspace",
+        ["JWT_SECRET"] = ApiFactory.JwtSecret,
+        ["ADMIN_PASSWORD"] = "a-secret-admin-password",
+    };
+
+    [Theory]
+    [InlineData("JWT_SECRET", null, "JWT_SECRET is required")]
+    [InlineData("JWT_SECRET", "too-short", "JWT_SECRET is too short")]
+    [InlineData("ConnectionStrings__streamspace", null, "ConnectionStrings__streamspace is required")]
+    [InlineData("JWT_LIFETIME", "forever", "JWT_LIFETIME has an invalid value 'forever'")]
+    public async Task A_missing_or_invalid_setting_exits_with_one_line_that_names_it(string setting, string? value, string expected)
+    {
+        var environment = new Dictionary<string, string>(Valid);
+        if (value is null)
+        {
+            environment.Remove(setting);
+        }
+        else
+        {
+            environment[setting] = value;
+        }
+
+        var result = await ProcessRunner.RunAsync("dotnet", [Repository.BuiltAssembly("StreamSpace.Api")], environment);
+
+        Assert.Equal(StartupGuard.InvalidSettingExitCode, result.ExitCode);
+        var line = Assert.Single(result.StandardError.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.StartsWith($"error: {expected}", line);
+    }
+
+    [Fact]
+    public async Task Secret_values_are_never_echoed_in_the_error()
+    {
+        var environment = new Dictionary<string, string>(Valid) { ["JWT_SECRET"] = "short-secret-value" };
+        var result = await ProcessRunner.RunAsync("dotnet", [Repository.BuiltAssembly("StreamSpace.Api")], environment);
+
+        Assert.Equal(StartupGuard.InvalidSettingExitCode, result.ExitCode);
+        Assert.DoesNotContain("short-secret-value", result.StandardError + result.StandardOutput);
+    }
+}

@@ -1,0 +1,130 @@
+using System.Net;
+using System.Net.Http.Json;
+using StreamSpace.Tests.Infrastructure;
+
+namespace StreamSpace.Tests.Api.Features.Auth;
+
+public sealed class LoginTests(ApiFixture fixture) : IClassFixture<ApiFixture>
+{
+    [Fact]
+    public async Task The_admin_from_the_secret_signs_in_and_gets_a_token_expiry_and_user()
+    {
+        using var client = fixture.Api.CreateClient();
+        var response = await client.PostAsJsonAsync("/api/v1/auth/login", new { username = ApiFactory.AdminUsername, password = ApiFactory.AdminPassword });
+
+        var body = await response.AssertJsonAsync(HttpStatusCode.OK);
+        Assert.Equal(3, body.GetProperty("token").GetString()!.Split('.').Length);
+        Assert.True(body.GetProperty("expires_at").GetDateTimeOffset() > DateTimeOffset.UtcNow.AddHours(7));
+        var user = body.GetProperty("user");
+        Assert.Equal("admin", user.GetProperty("username").GetString());
+        Assert.Equal("admin", user.GetProperty("role").GetString());
+        Assert.True(Guid.TryParse(user.GetProperty("id").GetString(), out _));
+    }
+
+    [Fact]
+    public async Task Usernames_are_matched_without_regard_to_case()
+    {
+        using var client = fixture.Api.CreateClient();
+        var response = await client.PostAsJsonAsync("/api/v1/auth/login", new { username = "ADMIN", password = ApiFactory.AdminPassword });
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+    }
+
+    [Fact]
+    public async Task A_wrong_password_and_an_unknown_user_get_the_same_401()
+    {
+        using var client = fixture.Api.CreateClient();
+        var wrongPassword = await client.PostAsJsonAsync("/api/v1/auth/login", new { username = ApiFactory.AdminUsername, password = "not-the-password" });
+        var unknownUser = await client.PostAsJsonAsync("/api/v1/auth/login", new { username = "nobody-here", password = "not-the-password" });
+
+        var first = await wrongPassword.AssertProblemAsync(HttpStatusCode.Unauthorized);
+        var second = await unknownUser.AssertProblemAsync(HttpStatusCode.Unauthorized);
+        Assert.Equal(first.GetProperty("title").GetString(), second.GetProperty("title").GetString());
+        Assert.Equal("Invalid username or password.", first.GetProperty("title").GetString());
+    }
+
+    [Fact]
+    public async Task A_disabled_user_cannot_sign_in_and_their_existing_token_stops_working()
+    {
+        using var admin = await fixture.Api.AdminClientAsync();
+        using var user = await fixture.Api.NewUserClientAsync("to-disable");
+        Assert.Equal(HttpStatusCode.OK, (await user.GetAsync("/api/v1/auth/me")).StatusCode);
+
+        var me = await (await user.GetAsync("/api/v1/auth/me")).AssertJsonAsync(HttpStatusCode.OK);
+        var disable = await admin.PatchAsJsonAsync($"/api/v1/users/{me.GetProperty("id").GetString()}", new { disabled = true });
+        Assert.Equal(HttpStatusCode.OK, disable.StatusCode);
+
+        await (await user.GetAsync("/api/v1/auth/me")).AssertProblemAsync(HttpStatusCode.Unauthorized);
+        using var anonymous = fixture.Api.CreateClient();
+        var login = await anonymous.PostAsJsonAsync("/api/v1/auth/login", new { username = "to-disable", password = "user-password-123" });
+        await login.AssertProblemAsync(HttpStatusCode.Unauthorized);
+    }
+
+    [Fact]
+    public async Task Refresh_returns_a_new_token_that_works()
+    {
+        using var client = await fixture.Api.AdminClientAsync();
+        var refreshed = await (await client.PostAsync("/api/v1/auth/refresh", null)).AssertJsonAsync(HttpStatusCode.OK);
+
+        using var second = fixture.Api.CreateClient();
+        second.DefaultRequestHeaders.Authorization = new("Bearer", refreshed.GetProperty("token").GetString());
+        var me = await (await second.GetAsync("/api/v1/auth/me")).AssertJsonAsync(HttpStatusCode.OK);
+        Assert.Equal("admin", me.GetProperty("username").GetString());
+        Assert.False(me.TryGetProperty("password_hash", out _));
+    }
+}
+
+/// <summary>Its own API, with a low limit, so the other tests' logins do not count against it.</summary>
+public sealed class LoginRateLimitTests : IAsyncLifetime
+{
+    private ApiFactory api = null!;
+
+    public async Task InitializeAsync() =>
+        api = new ApiFactory(await SharedPostgres.CreateDatabaseAsync(), new Dictionary<string, string?> { ["LOGIN_ATTEMPTS_PER_MINUTE"] = "3" }).Start();
+
+    public async Task DisposeAsync() => await api.DisposeAsync();
+
+    [Fact]
+    public async Task Repeated_attempts_on_one_username_get_429_with_retry_after()
+    {
+        using var client = api.CreateClient();
+        for (var i = 0; i < 3; i++)
+        {
+            var attempt = await client.PostAsJsonAsync("/api/v1/auth/login", new { username = "victim", password = $"guess-{i}" });
+            Assert.Equal(HttpStatusCode.Unauthorized, attempt.StatusCode);
+        }
+
+        var limited = await client.PostAsJsonAsync("/api/v1/auth/login", new { username = "victim", password = "guess-4" });
+        var problem = await limited.AssertProblemAsync(HttpStatusCode.TooManyRequests);
+        Assert.Equal("Too many login attempts.", problem.GetProperty("title").GetString());
+        Assert.True(limited.Headers.RetryAfter?.Delta > TimeSpan.Zero);
+
+        // The real password does not get through either while the limit holds.
+        var correct = await client.PostAsJsonAsync("/api/v1/auth/login", new { username = "VICTIM", password = "anything" });
+        Assert.Equal(HttpStatusCode.TooManyRequests, correct.StatusCode);
+    }
+}
+
+public sealed class LoginRateLimitPerClientTests : IAsyncLifetime
+{
+    private ApiFactory api = null!;
+
+    public async Task InitializeAsync() =>
+        api = new ApiFactory(await SharedPostgres.CreateDatabaseAsync(), new Dictionary<string, string?> { ["LOGIN_ATTEMPTS_PER_MINUTE"] = "3" }).Start();
+
+    public async Task DisposeAsync() => await api.DisposeAsync();
+
+    [Fact]
+    public async Task One_client_guessing_many_usernames_gets_429()
+    {
+        using var client = api.CreateClient();
+        for (var i = 0; i < 3; i++)
+        {
+            var attempt = await client.PostAsJsonAsync("/api/v1/auth/login", new { username = $"user-{i}", password = "guess" });
+            Assert.Equal(HttpStatusCode.Unauthorized, attempt.StatusCode);
+        }
+
+        var limited = await client.PostAsJsonAsync("/api/v1/auth/login", new { username = "user-99", password = "guess" });
+        await limited.AssertProblemAsync(HttpStatusCode.TooManyRequests);
+        Assert.NotNull(limited.Headers.RetryAfter);
+    }
+}

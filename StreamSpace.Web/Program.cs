@@ -1,0 +1,37 @@
+using StreamSpace.Settings;
+using StreamSpace.Web.Components;
+using StreamSpace.Web.Features.Api;
+using StreamSpace.Web.Features.Auth;
+
+return await StartupGuard.RunAsync(async () =>
+{
+    var builder = WebApplication.CreateBuilder(args);
+    // Serves framework files such as blazor.web.js from a build (not only a publish) in every environment, so
+    // `dotnet run` and end-to-end tests work outside Development. A no-op in published output.
+    builder.WebHost.UseStaticWebAssets();
+
+    builder.AddServiceDefaults();
+    builder.AddStreamSpaceApi();
+    builder.AddStreamSpaceAuth();
+    builder.Services.AddRazorComponents()
+        .AddInteractiveServerComponents();
+
+    var app = builder.Build();
+
+    if (!app.Environment.IsDevelopment())
+    {
+        app.UseExceptionHandler("/error", createScopeForErrors: true);
+    }
+
+    app.UseStatusCodePagesWithReExecute("/not-found", createScopeForStatusCodePages: true);
+    app.UseStreamSpaceAuth();
+    app.UseAntiforgery();
+
+    app.MapStaticAssets();
+    app.MapRazorComponents<App>()
+        .AddInteractiveServerRenderMode();
+    app.MapStreamSpaceAuth();
+    app.MapDefaultEndpoints("streamspace-web");
+
+    await app.RunAsync();
+});
