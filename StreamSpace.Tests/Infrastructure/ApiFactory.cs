@@ -20,6 +20,9 @@ public sealed class ApiFactory(string connectionString, IReadOnlyDictionary<stri
 
     public Uri BaseAddress => ClientOptions.BaseAddress;
 
+    /// <summary>The agent hub's URL, as agents are configured with it.</summary>
+    public Uri AgentHubUrl => new UriBuilder(BaseAddress) { Scheme = "ws", Path = "/agent/ws" }.Uri;
+
     public static Dictionary<string, string?> DefaultSettings(string connectionString) => new()
     {
         ["ConnectionStrings:streamspace"] = connectionString,
@@ -27,12 +30,13 @@ public sealed class ApiFactory(string connectionString, IReadOnlyDictionary<stri
         ["ADMIN_USERNAME"] = AdminUsername,
         ["ADMIN_PASSWORD"] = AdminPassword,
         ["LOGIN_ATTEMPTS_PER_MINUTE"] = "1000",
+        ["AGENT_MISSED_HEARTBEATS"] = "3",
     };
 
-    /// <summary>Starts Kestrel on a free port and waits until the API has migrated and serves.</summary>
-    public ApiFactory Start()
+    /// <summary>Starts Kestrel (on a free port unless one is given) and waits until the API has migrated and serves.</summary>
+    public ApiFactory Start(int port = 0)
     {
-        UseKestrel(0);
+        UseKestrel(port);
         StartServer();
         return this;
     }

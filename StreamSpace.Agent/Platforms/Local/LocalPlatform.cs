@@ -78,48 +78,77 @@ public sealed partial class LocalPlatform : ISessionPlatform, IDisposable
         Directory.CreateDirectory(home);
         await LocalSessionProcess.CreatePasswordFileAsync(directory, cancellationToken);
 
-        var record = new LocalSessionRecord
+        // A free port can be taken by someone else before Xvnc binds it, so a start that dies at once is tried again.
+        const int attempts = 3;
+        for (var attempt = 1; ; attempt++)
         {
-            SessionId = session.SessionId,
-            Username = session.Username,
-            Template = template.Name,
-            Home = home,
-            Directory = directory,
-            Display = LocalSessionProcess.FreeDisplay(sessions.Values.Select(s => s.Display)),
-            VncPort = LocalSessionProcess.FreePort(),
-            State = "starting",
-            IdleTimeoutSeconds = template.IdleTimeoutSeconds,
-            MaxDurationSeconds = template.MaxDurationSeconds,
-        };
-        record = record with
-        {
-            ProcessGroup = LocalSessionProcess.Start(record, template.Command, template.Env, Path.Combine(directory, "session.log")),
-            StartedAt = DateTimeOffset.UtcNow,
-        };
-        sessions[record.SessionId] = record;
-        await SaveAsync();
-        logger.LogInformation("Session {SessionId}: started Xvnc on :{Display} (port {Port}) for {User}, waiting for its RFB banner",
-            record.SessionId, record.Display, record.VncPort, record.Username);
+            var record = new LocalSessionRecord
+            {
+                SessionId = session.SessionId,
+                Username = session.Username,
+                Template = template.Name,
+                Home = home,
+                Directory = directory,
+                Display = LocalSessionProcess.FreeDisplay(sessions.Values.Select(s => s.Display)),
+                VncPort = LocalSessionProcess.FreePort(),
+                State = "starting",
+                IdleTimeoutSeconds = template.IdleTimeoutSeconds,
+                MaxDurationSeconds = template.MaxDurationSeconds,
+            };
+            record = record with
+            {
+                ProcessGroup = LocalSessionProcess.Start(record, template.Command, template.Env, Path.Combine(directory, "session.log")),
+                StartedAt = DateTimeOffset.UtcNow,
+            };
+            sessions[record.SessionId] = record;
+            await SaveAsync();
+            logger.LogInformation("Session {SessionId}: started Xvnc on :{Display} (port {Port}) for {User}, waiting for its RFB banner",
+                record.SessionId, record.Display, record.VncPort, record.Username);
 
+            var failure = await WaitUntilReadyAsync(record, cancellationToken);
+            if (failure is null)
+            {
+                return await MarkRunningAsync(record);
+            }
+
+            await LocalSessionProcess.StopAsync(record.ProcessGroup);
+            if (attempt < attempts && LocalSessionProcess.ExitedAtStart(failure))
+            {
+                logger.LogWarning("Session {SessionId}: start attempt {Attempt} failed ({Reason}); trying another display and port", record.SessionId, attempt, failure);
+                continue;
+            }
+
+            sessions[record.SessionId] = record with { State = "failed", FailureReason = failure };
+            await SaveAsync();
+            throw new InvalidOperationException(failure);
+        }
+    }
+
+    /// <summary>Waits for the RFB banner; returns why the session did not become ready, or null once it is.</summary>
+    private async Task<string?> WaitUntilReadyAsync(LocalSessionRecord record, CancellationToken cancellationToken)
+    {
         using var ready = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         ready.CancelAfter(ReadyTimeout);
         while (!await LocalSessionProcess.AnswersRfbAsync(record.VncPort, ready.Token))
         {
-            if (!LocalSessionProcess.IsAlive(record.ProcessGroup) || ready.IsCancellationRequested)
+            if (!LocalSessionProcess.IsAlive(record.ProcessGroup))
             {
-                var reason = LocalSessionProcess.IsAlive(record.ProcessGroup)
-                    ? $"the VNC server did not answer within {ReadyTimeout.TotalSeconds:0}s"
-                    : "the session's processes exited at start; see " + Path.Combine(directory, "session.log");
-                await LocalSessionProcess.StopAsync(record.ProcessGroup);
-                record = record with { State = "failed", FailureReason = reason };
-                sessions[record.SessionId] = record;
-                await SaveAsync();
-                throw new InvalidOperationException(reason);
+                return $"{LocalSessionProcess.ExitedAtStartReason}: {LastLine(Path.Combine(record.Directory, "session.log"))}";
+            }
+
+            if (ready.IsCancellationRequested)
+            {
+                return $"the VNC server did not answer within {ReadyTimeout.TotalSeconds:0}s";
             }
 
             await Task.Delay(50, CancellationToken.None);
         }
 
+        return null;
+    }
+
+    private async Task<ReportedSession> MarkRunningAsync(LocalSessionRecord record)
+    {
         record = record with { State = "running", FailureReason = null };
         sessions[record.SessionId] = record;
         await SaveAsync();
@@ -217,6 +246,9 @@ public sealed partial class LocalPlatform : ISessionPlatform, IDisposable
     private static ReportedSession Report(LocalSessionRecord record) =>
         new(record.SessionId, record.State, record.FailureReason,
             JsonSerializer.SerializeToElement(new { host = "127.0.0.1", vnc_port = record.VncPort, display = record.Display }));
+
+    private static string LastLine(string file) =>
+        File.Exists(file) ? File.ReadLines(file).LastOrDefault(l => l.Trim().Length > 0)?.Trim() ?? "no output" : "no output";
 
     [GeneratedRegex("[^A-Za-z0-9._@-]")]
     private static partial Regex UnsafeCharacters();

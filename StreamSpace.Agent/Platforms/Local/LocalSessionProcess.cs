@@ -50,6 +50,7 @@ public static class LocalSessionProcess
         // setsid gives the session its own process group; the script runs Xvnc, waits for its socket, then the
         // window manager and the template's program. When Xvnc exits the script exits, and the group goes with it.
         const string script = """
+            exec >>"$SS_LOG" 2>&1
             Xvnc ":$SS_DISPLAY" -rfbport "$SS_PORT" -localhost -SecurityTypes VncAuth -PasswordFile "$SS_PASSWORD_FILE" \
                  -geometry "$SS_GEOMETRY" -depth 24 -nolisten tcp -AlwaysShared -desktop "$SS_NAME" &
             xvnc=$!
@@ -73,7 +74,8 @@ public static class LocalSessionProcess
         start.Environment["SS_PASSWORD_FILE"] = record.PasswordFile;
         start.Environment["SS_GEOMETRY"] = "1280x800";
         start.Environment["SS_NAME"] = record.SessionId;
-        start.Environment["SS_COMMAND"] = $"exec {command} >>'{logFile}' 2>&1";
+        start.Environment["SS_COMMAND"] = $"exec {command}";
+        start.Environment["SS_LOG"] = logFile;
         foreach (var (key, value) in env)
         {
             start.Environment[key] = value;
@@ -82,6 +84,10 @@ public static class LocalSessionProcess
         using var process = Process.Start(start) ?? throw new InvalidOperationException("could not start the session's processes");
         return process.Id;
     }
+
+    public const string ExitedAtStartReason = "the session's processes exited at start";
+
+    public static bool ExitedAtStart(string failure) => failure.StartsWith(ExitedAtStartReason, StringComparison.Ordinal);
 
     public static bool IsAlive(int processGroup) => processGroup > 0 && kill(-processGroup, 0) == 0;
 
@@ -112,6 +118,13 @@ public static class LocalSessionProcess
     /// <summary>True once the port answers with an RFB protocol banner.</summary>
     public static async Task<bool> AnswersRfbAsync(int port, CancellationToken cancellationToken)
     {
+        // Connecting to a loopback port nobody listens on yet can connect the socket to itself (TCP simultaneous
+        // open), which would then hold the port Xvnc is about to bind. So only connect once something listens.
+        if (!IsListening(port))
+        {
+            return false;
+        }
+
         try
         {
             using var client = new TcpClient();
@@ -128,6 +141,15 @@ public static class LocalSessionProcess
         }
     }
 
+    private static bool IsListening(int port)
+    {
+        const string listenState = "0A";
+        var hexPort = port.ToString("X4", System.Globalization.CultureInfo.InvariantCulture);
+        return File.ReadLines("/proc/net/tcp").Skip(1)
+            .Select(line => line.Split(' ', StringSplitOptions.RemoveEmptyEntries))
+            .Any(fields => fields.Length > 3 && fields[1].EndsWith(":" + hexPort, StringComparison.Ordinal) && fields[3] == listenState);
+    }
+
     public static int FreePort()
     {
         using var listener = new TcpListener(IPAddress.Loopback, 0);
@@ -135,18 +157,24 @@ public static class LocalSessionProcess
         return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 
-    /// <summary>An X display number nobody uses: no socket and no lock file.</summary>
+    /// <summary>
+    /// An X display number nobody uses: no socket and no lock file. The search starts at a random display, so
+    /// several agents on one machine rarely race for the same free number.
+    /// </summary>
     public static int FreeDisplay(IEnumerable<int> taken)
     {
+        const int first = 20, count = 980;
         var used = taken.ToHashSet();
-        for (var display = 20; display < 1000; display++)
+        var start = Random.Shared.Next(count);
+        for (var i = 0; i < count; i++)
         {
+            var display = first + (start + i) % count;
             if (!used.Contains(display) && !File.Exists($"/tmp/.X11-unix/X{display}") && !File.Exists($"/tmp/.X{display}-lock"))
             {
                 return display;
             }
         }
 
-        throw new InvalidOperationException("no free X display between :20 and :999");
+        throw new InvalidOperationException($"no free X display between :{first} and :{first + count - 1}");
     }
 }

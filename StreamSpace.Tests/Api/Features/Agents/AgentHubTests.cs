@@ -1,0 +1,136 @@
+using System.Net;
+using StreamSpace.Contracts;
+using StreamSpace.Tests.Infrastructure;
+
+namespace StreamSpace.Tests.Api.Features.Agents;
+
+public sealed class AgentHubTests(ApiFixture fixture) : IClassFixture<ApiFixture>
+{
+    [Fact]
+    public async Task Heartbeats_move_last_heartbeat_forward()
+    {
+        var key = await fixture.Api.RegisterAgentAsync("hub-beats");
+        await using var agent = await AgentHost.StartAsync(fixture.Api.AgentHubUrl, "hub-beats", key);
+        await agent.WaitUntilConnectedAsync();
+
+        var first = (await fixture.Api.GetAgentAsync("hub-beats")).GetProperty("last_heartbeat").GetDateTimeOffset();
+        await Eventually.TrueAsync(async () =>
+            (await fixture.Api.GetAgentAsync("hub-beats")).GetProperty("last_heartbeat").GetDateTimeOffset() > first,
+            TimeSpan.FromSeconds(5), "a later heartbeat");
+    }
+
+    [Fact]
+    public async Task A_silent_agent_goes_offline_after_three_missed_heartbeats_and_online_again_when_it_returns()
+    {
+        var key = await fixture.Api.RegisterAgentAsync("hub-silent");
+        var socket = await RawAgentSocket.ConnectAcceptedAsync(fixture.Api.AgentHubUrl, "hub-silent", key);
+        using (socket)
+        {
+            await socket.SendHelloAsync(heartbeatSeconds: 1);
+            Assert.IsType<WelcomeMessage>(await socket.ReceiveAsync(TimeSpan.FromSeconds(5)));
+            Assert.Equal("online", (await fixture.Api.GetAgentAsync("hub-silent")).GetProperty("status").GetString());
+
+            // No heartbeats: after 3 intervals the hub closes the socket and the agent reads offline.
+            var (status, reason) = await socket.WaitForCloseAsync(TimeSpan.FromSeconds(10));
+            Assert.Equal(4003, (int)status!);
+            Assert.Contains("no heartbeat", reason);
+        }
+
+        Assert.Equal("offline", (await fixture.Api.GetAgentAsync("hub-silent")).GetProperty("status").GetString());
+
+        await using var agent = await AgentHost.StartAsync(fixture.Api.AgentHubUrl, "hub-silent", key);
+        await agent.WaitUntilConnectedAsync();
+        Assert.Equal("online", (await fixture.Api.GetAgentAsync("hub-silent")).GetProperty("status").GetString());
+    }
+
+    [Fact]
+    public async Task Closing_the_socket_marks_the_agent_offline_at_once()
+    {
+        var key = await fixture.Api.RegisterAgentAsync("hub-closes");
+        var agent = await AgentHost.StartAsync(fixture.Api.AgentHubUrl, "hub-closes", key);
+        await agent.WaitUntilConnectedAsync();
+        await agent.DisposeAsync();
+
+        await Eventually.TrueAsync(async () => (await fixture.Api.GetAgentAsync("hub-closes")).GetProperty("status").GetString() == "offline",
+            TimeSpan.FromSeconds(2), "the agent to read offline");
+    }
+
+    [Fact]
+    public async Task A_malformed_frame_closes_that_agent_with_1008_and_another_agent_keeps_working()
+    {
+        var goodKey = await fixture.Api.RegisterAgentAsync("hub-good");
+        var badKey = await fixture.Api.RegisterAgentAsync("hub-bad");
+        await using var good = await AgentHost.StartAsync(fixture.Api.AgentHubUrl, "hub-good", goodKey);
+        await good.WaitUntilConnectedAsync();
+
+        var bad = await RawAgentSocket.ConnectAcceptedAsync(fixture.Api.AgentHubUrl, "hub-bad", badKey);
+        using (bad)
+        {
+            await bad.SendHelloAsync();
+            await bad.ReceiveAsync(TimeSpan.FromSeconds(5));
+            await bad.SendTextAsync("{\"type\":\"heartbeat\",\"sent_at\":"); // truncated JSON
+            var (status, reason) = await bad.WaitForCloseAsync(TimeSpan.FromSeconds(5));
+            Assert.Equal(1008, (int)status!);
+            Assert.Contains("not a valid message", reason);
+        }
+
+        // The other agent is still connected and still carries out commands.
+        Assert.True(good.Client.IsConnected);
+        var (sessionId, _) = await AgentTestData.QueueStartSessionAsync(fixture.Api.ConnectionString, "hub-good");
+        await fixture.Api.DeliverAsync("hub-good");
+        await Eventually.TrueAsync(async () => (await AgentTestData.SessionAsync(fixture.Api.ConnectionString, sessionId)).State == "running",
+            TimeSpan.FromSeconds(30), "the good agent's session to run");
+    }
+
+    [Fact]
+    public async Task An_oversized_frame_closes_the_socket_with_1008()
+    {
+        var key = await fixture.Api.RegisterAgentAsync("hub-huge");
+        var socket = await RawAgentSocket.ConnectAcceptedAsync(fixture.Api.AgentHubUrl, "hub-huge", key);
+        using (socket)
+        {
+            await socket.SendHelloAsync();
+            await socket.ReceiveAsync(TimeSpan.FromSeconds(5));
+            await socket.SendTextAsync(new string(' ', AgentProtocol.MaxTextFrameBytes + 10));
+            var (status, reason) = await socket.WaitForCloseAsync(TimeSpan.FromSeconds(5));
+            Assert.Equal(1008, (int)status!);
+            Assert.Contains("larger than", reason);
+        }
+    }
+
+    [Fact]
+    public async Task An_unsupported_protocol_version_is_refused_naming_the_supported_ones()
+    {
+        var key = await fixture.Api.RegisterAgentAsync("hub-old");
+        var socket = await RawAgentSocket.ConnectAcceptedAsync(fixture.Api.AgentHubUrl, "hub-old", key);
+        using (socket)
+        {
+            await socket.SendHelloAsync(protocolVersion: 99);
+            var (status, reason) = await socket.WaitForCloseAsync(TimeSpan.FromSeconds(5));
+            Assert.Equal(4004, (int)status!);
+            Assert.Equal("protocol version 99 is not supported; supported: 1", reason);
+        }
+    }
+
+    [Fact]
+    public async Task A_second_connection_of_the_same_agent_replaces_the_first_with_a_clear_reason()
+    {
+        var key = await fixture.Api.RegisterAgentAsync("hub-twice");
+        var first = await RawAgentSocket.ConnectAcceptedAsync(fixture.Api.AgentHubUrl, "hub-twice", key);
+        using (first)
+        {
+            await first.SendHelloAsync(heartbeatSeconds: 30);
+            await first.ReceiveAsync(TimeSpan.FromSeconds(5));
+
+            using var second = await RawAgentSocket.ConnectAcceptedAsync(fixture.Api.AgentHubUrl, "hub-twice", key);
+            {
+                var (closeStatus, reason) = await first.WaitForCloseAsync(TimeSpan.FromSeconds(5));
+                Assert.Equal(4001, (int)closeStatus!);
+                Assert.Contains("replaced by a newer connection", reason);
+
+                await second.SendHelloAsync(heartbeatSeconds: 30);
+                Assert.IsType<WelcomeMessage>(await second.ReceiveAsync(TimeSpan.FromSeconds(5)));
+            }
+        }
+    }
+}

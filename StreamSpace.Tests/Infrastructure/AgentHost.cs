@@ -1,0 +1,111 @@
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using StreamSpace.Agent;
+using StreamSpace.Agent.Commands;
+using StreamSpace.Agent.ControlPlane;
+using StreamSpace.Agent.Platforms.Local;
+
+namespace StreamSpace.Tests.Infrastructure;
+
+/// <summary>
+/// The real agent — its host, control-plane client and local platform with real Xvnc sessions — running
+/// in the test process, configured the way the agent process is: through its environment settings.
+/// </summary>
+public sealed class AgentHost : IAsyncDisposable
+{
+    private readonly IHost host;
+
+    private AgentHost(IHost host, string dataDirectory)
+    {
+        this.host = host;
+        DataDirectory = dataDirectory;
+    }
+
+    public string DataDirectory { get; }
+
+    public ControlPlaneClient Client => host.Services.GetRequiredService<ControlPlaneClient>();
+
+    public CommandExecutor Commands => host.Services.GetRequiredService<CommandExecutor>();
+
+    public LocalPlatform Platform => host.Services.GetRequiredService<LocalPlatform>();
+
+    public static async Task<AgentHost> StartAsync(Uri hubUrl, string agentId, string agentKey, string? dataDirectory = null,
+        IReadOnlyDictionary<string, string?>? settings = null)
+    {
+        dataDirectory ??= Directory.CreateTempSubdirectory("streamspace-agent-").FullName;
+        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { EnvironmentName = "Testing" });
+        var values = new Dictionary<string, string?>
+        {
+            ["CONTROL_PLANE_URL"] = hubUrl.ToString(),
+            ["AGENT_ID"] = agentId,
+            ["AGENT_KEY"] = agentKey,
+            ["PLATFORM"] = "local",
+            ["HEARTBEAT_INTERVAL"] = "1s",
+            ["AGENT_DATA_DIR"] = dataDirectory,
+        };
+        foreach (var (key, value) in settings ?? new Dictionary<string, string?>())
+        {
+            values[key] = value;
+        }
+
+        builder.Configuration.AddInMemoryCollection(values);
+        builder.AddStreamSpaceAgent();
+        var host = builder.Build();
+        await host.StartAsync();
+        return new AgentHost(host, dataDirectory);
+    }
+
+    public async Task WaitUntilConnectedAsync(TimeSpan? timeout = null) =>
+        await Eventually.TrueAsync(() => Task.FromResult(Client.IsConnected), timeout ?? TimeSpan.FromSeconds(20), "the agent to connect");
+
+    /// <summary>Stops the agent host, leaving its sessions running, as a crashed or restarted agent would.</summary>
+    public async Task StopAsync()
+    {
+        await host.StopAsync();
+        host.Dispose();
+    }
+
+    /// <summary>Stops the agent and every session it still runs, so no Xvnc outlives the test.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        try
+        {
+            foreach (var session in await Platform.ListSessionsAsync(CancellationToken.None))
+            {
+                await Platform.StopAsync(new(session.SessionId, Guid.Empty, "cleanup", Templates.Xterm), CancellationToken.None);
+            }
+
+            await host.StopAsync();
+        }
+        catch (ObjectDisposedException)
+        {
+            // Already stopped by the test.
+        }
+
+        host.Dispose();
+    }
+}
+
+public static class Eventually
+{
+    public static async Task TrueAsync(Func<Task<bool>> condition, TimeSpan timeout, string what)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        while (!await condition())
+        {
+            if (DateTime.UtcNow > deadline)
+            {
+                throw new TimeoutException($"Timed out after {timeout.TotalSeconds:0}s waiting for {what}.");
+            }
+
+            await Task.Delay(100);
+        }
+    }
+}
+
+public static class Templates
+{
+    public static readonly StreamSpace.Contracts.SessionTemplate Xterm = new("xterm", Image: null, Command: "xterm", VncPort: 5900,
+        Cpu: null, Memory: null, Env: new Dictionary<string, string>(), PersistentHome: true, IdleTimeoutSeconds: 1800, MaxDurationSeconds: null);
+}
