@@ -1,0 +1,30 @@
+#!/bin/sh
+# Runs one session: Xvnc on $VNC_PORT (all interfaces: the agent dials the pod's IP), openbox, then the program
+# given as arguments (the image's CMD). The session ends when Xvnc ends. Mirrors the local platform's script.
+set -eu
+
+display=:1
+password_file=/tmp/vncpasswd
+if [ -n "${VNC_PASSWORD_FILE:-}" ]; then
+  password_file=$VNC_PASSWORD_FILE
+elif [ -n "${VNC_PASSWORD:-}" ]; then
+  (umask 077 && printf '%s\n' "$VNC_PASSWORD" | vncpasswd -f >"$password_file")
+else
+  echo "error: VNC_PASSWORD or VNC_PASSWORD_FILE is required; a session never runs without a VNC password" >&2
+  exit 2
+fi
+
+Xvnc "$display" -rfbport "${VNC_PORT:-5900}" -SecurityTypes VncAuth -PasswordFile "$password_file" \
+  -geometry "${VNC_GEOMETRY:-1280x800}" -depth 24 -nolisten tcp -AlwaysShared -desktop "${SESSION_ID:-streamspace}" &
+xvnc=$!
+for _ in $(seq 1 100); do
+  [ -S /tmp/.X11-unix/X1 ] && break
+  sleep 0.05
+done
+export DISPLAY="$display"
+
+openbox >/dev/null 2>&1 &
+if [ $# -gt 0 ]; then
+  (cd "$HOME" && exec "$@") &
+fi
+wait "$xvnc"
