@@ -15,6 +15,7 @@ public static class AgentExtensions
         builder.Services.AddSingleton(TimeProvider.System);
         builder.Services.AddSessionPlatform(settings);
         builder.Services.AddSingleton<CommandExecutor>();
+        builder.Services.AddSingleton<StreamSpace.Agent.Tunnel.AgentTunnels>();
         builder.Services.AddSingleton<ControlPlaneClient>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<ControlPlaneClient>());
         return builder;

@@ -33,6 +33,9 @@ public sealed class ApiSettings : IValidatedSettings
     [Setting("COMMAND_TIMEOUT", Help = "how long an agent command may go unanswered before it fails")]
     public TimeSpan CommandTimeout { get; set; } = TimeSpan.FromMinutes(5);
 
+    [Setting("SESSION_QUOTA", Help = "active sessions each user may have at once")]
+    public int SessionQuota { get; set; } = 5;
+
     [Setting("PROVISIONED_AGENT_ID", Help = "an agent whose credential comes from the deployment (AppHost or Helm) rather than the API")]
     public string? ProvisionedAgentId { get; set; }
 

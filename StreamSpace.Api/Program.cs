@@ -2,6 +2,8 @@ using FastEndpoints;
 using FastEndpoints.Swagger;
 using StreamSpace.Api;
 using StreamSpace.Api.Features.Agents;
+using StreamSpace.Api.Features.Sessions;
+using StreamSpace.Api.Features.Templates;
 using StreamSpace.Api.Features.Auth;
 using StreamSpace.Api.Features.Users;
 using StreamSpace.Api.Infrastructure;
@@ -18,6 +20,8 @@ return await StartupGuard.RunAsync(async () =>
     builder.AddStreamSpaceAuth(settings);
     builder.AddStreamSpaceUsers();
     builder.AddStreamSpaceAgents();
+    builder.AddStreamSpaceTemplates();
+    builder.AddStreamSpaceSessions();
     builder.AddStreamSpaceEndpoints();
 
     var app = builder.Build();
@@ -26,6 +30,7 @@ return await StartupGuard.RunAsync(async () =>
     app.UseStreamSpaceAuth();
     app.MapStreamSpaceEndpoints();
     app.MapStreamSpaceAgents();
+    app.MapStreamSpaceSessions();
     app.MapDefaultEndpoints("streamspace-api");
 
     await app.RunAsync();

@@ -51,6 +51,9 @@ public static class CommandTypes
 [JsonDerivedType(typeof(CommandAckMessage), "command_ack")]
 [JsonDerivedType(typeof(CommandResultMessage), "command_result")]
 [JsonDerivedType(typeof(SessionStateMessage), "session_state")]
+[JsonDerivedType(typeof(TunnelOpenMessage), "tunnel_open")]
+[JsonDerivedType(typeof(TunnelOpenedMessage), "tunnel_opened")]
+[JsonDerivedType(typeof(TunnelClosedMessage), "tunnel_closed")]
 public abstract record AgentMessage;
 
 /// <summary>What the agent can run now.</summary>
@@ -86,6 +89,15 @@ public sealed record CommandResultMessage(Guid CommandId, bool Success, string? 
 
 /// <summary>Agent → control plane: a session changed on its own (it became ready, crashed, idled out).</summary>
 public sealed record SessionStateMessage(ReportedSession Session) : AgentMessage;
+
+/// <summary>Control plane → agent: open a VNC stream to the session, carried in binary frames tagged with the stream id.</summary>
+public sealed record TunnelOpenMessage(int StreamId, string SessionId) : AgentMessage;
+
+/// <summary>Agent → control plane: the agent reached the session's VNC server and authenticated; bytes may flow.</summary>
+public sealed record TunnelOpenedMessage(int StreamId) : AgentMessage;
+
+/// <summary>Either side: the stream ended or could not open. <see cref="Reason"/> is shown to the viewer.</summary>
+public sealed record TunnelClosedMessage(int StreamId, string Reason) : AgentMessage;
 
 /// <summary>What a session runs, copied from its template when the session is created.</summary>
 public sealed record SessionTemplate(

@@ -3,7 +3,9 @@ using System.Net.WebSockets;
 using System.Reflection;
 using StreamSpace.Agent.Commands;
 using StreamSpace.Agent.Platforms;
+using StreamSpace.Agent.Tunnel;
 using StreamSpace.Contracts;
+using StreamSpace.Contracts.Tunnel;
 
 namespace StreamSpace.Agent.ControlPlane;
 
@@ -15,6 +17,7 @@ public sealed class ControlPlaneClient(
     AgentSettings settings,
     ISessionPlatform platform,
     CommandExecutor executor,
+    AgentTunnels tunnels,
     TimeProvider time,
     ILogger<ControlPlaneClient> logger) : BackgroundService
 {
@@ -92,6 +95,7 @@ public sealed class ControlPlaneClient(
     {
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
         current = socket;
+        var mux = new TunnelMux((frame, token) => SendBinaryAsync(socket, frame, token));
         var sessions = await platform.ListSessionsAsync(stop.Token);
         await SendAsync(socket, new HelloMessage(AgentProtocol.Version, platform.Name, settings.Region, AgentVersion,
             Capacity(sessions), (int)Math.Ceiling(settings.HeartbeatInterval.TotalSeconds), sessions), stop.Token);
@@ -101,7 +105,7 @@ public sealed class ControlPlaneClient(
         {
             while (true)
             {
-                var (message, closeReason) = await ReceiveAsync(socket, stop.Token);
+                var (message, closeReason) = await ReceiveAsync(socket, mux, stop.Token);
                 if (message is null)
                 {
                     return closeReason ?? "closed";
@@ -117,6 +121,12 @@ public sealed class ControlPlaneClient(
                     case CommandMessage command:
                         _ = CarryOutAsync(socket, command, stop.Token);
                         break;
+                    case TunnelOpenMessage open:
+                        _ = tunnels.RunAsync(mux, open, reply => SendAsync(socket, reply, CancellationToken.None), stop.Token);
+                        break;
+                    case TunnelClosedMessage closed:
+                        mux.Remove(closed.StreamId, closed.Reason);
+                        break;
                     default:
                         logger.LogWarning("Ignoring an unexpected {Type} from the control plane", message.GetType().Name);
                         break;
@@ -125,6 +135,7 @@ public sealed class ControlPlaneClient(
         }
         finally
         {
+            mux.CloseAll("the control plane connection closed");
             await stop.CancelAsync();
             await heartbeats.ContinueWith(_ => { }, TaskScheduler.Default);
         }
@@ -183,12 +194,26 @@ public sealed class ControlPlaneClient(
         }
     }
 
-    private static async Task<(AgentMessage? Message, string? CloseReason)> ReceiveAsync(ClientWebSocket socket, CancellationToken cancellationToken)
+    private async ValueTask SendBinaryAsync(ClientWebSocket socket, ReadOnlyMemory<byte> frame, CancellationToken cancellationToken)
     {
-        var writer = new ArrayBufferWriter<byte>(4096);
+        await sendLock.WaitAsync(cancellationToken);
+        try
+        {
+            await socket.SendAsync(frame, WebSocketMessageType.Binary, endOfMessage: true, cancellationToken);
+        }
+        finally
+        {
+            sendLock.Release();
+        }
+    }
+
+    /// <summary>The next control message; tunnel data frames met on the way are handed to their streams.</summary>
+    private static async Task<(AgentMessage? Message, string? CloseReason)> ReceiveAsync(ClientWebSocket socket, TunnelMux mux, CancellationToken cancellationToken)
+    {
+        var writer = new ArrayBufferWriter<byte>(TunnelFrame.MaxPayload + TunnelFrame.HeaderLength);
         while (true)
         {
-            var result = await socket.ReceiveAsync(writer.GetMemory(4096), cancellationToken);
+            var result = await socket.ReceiveAsync(writer.GetMemory(16 * 1024), cancellationToken);
             if (result.MessageType == WebSocketMessageType.Close)
             {
                 return (null, $"{(int?)socket.CloseStatus} {socket.CloseStatusDescription}".Trim());
@@ -200,10 +225,23 @@ public sealed class ControlPlaneClient(
                 throw new WebSocketException("the control plane sent an oversized frame");
             }
 
-            if (result.EndOfMessage)
+            if (!result.EndOfMessage)
             {
-                return (AgentProtocol.Deserialize(writer.WrittenSpan), null);
+                continue;
             }
+
+            if (result.MessageType == WebSocketMessageType.Binary)
+            {
+                if (!mux.Dispatch(writer.WrittenSpan))
+                {
+                    throw new WebSocketException("the control plane sent a malformed tunnel frame");
+                }
+
+                writer.ResetWrittenCount();
+                continue;
+            }
+
+            return (AgentProtocol.Deserialize(writer.WrittenSpan), null);
         }
     }
 }

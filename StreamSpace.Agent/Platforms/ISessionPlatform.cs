@@ -2,6 +2,8 @@ using StreamSpace.Contracts;
 
 namespace StreamSpace.Agent.Platforms;
 
+public sealed record VncEndpoint(string Host, int Port, string Password);
+
 /// <summary>
 /// Where sessions run. Every operation is idempotent: starting a running session, or stopping a missing one,
 /// succeeds and reports the session's state.
@@ -20,6 +22,12 @@ public interface ISessionPlatform
     Task<ReportedSession> HibernateAsync(SessionCommandPayload session, CancellationToken cancellationToken);
 
     Task<ReportedSession> WakeAsync(SessionCommandPayload session, CancellationToken cancellationToken);
+
+    /// <summary>Where the tunnel reaches a running session's VNC server, and its password; null when it does not run here.</summary>
+    Task<VncEndpoint?> FindVncAsync(string sessionId, CancellationToken cancellationToken);
+
+    /// <summary>A viewer sent input: the session is not idle.</summary>
+    void NoteActivity(string sessionId);
 
     /// <summary>Raised when a session changes on its own: it became ready, crashed, or idled out.</summary>
     event Action<ReportedSession>? SessionChanged;

@@ -2,15 +2,20 @@ using System.Net;
 using Aspire.Hosting;
 using Aspire.Hosting.ApplicationModel;
 using Aspire.Hosting.Testing;
+using System.Net.Http.Json;
 using Microsoft.Extensions.DependencyInjection;
+using StreamSpace.Tests.Api.Features.Sessions;
+using StreamSpace.Tests.Infrastructure;
 
 namespace StreamSpace.Tests.AppHost;
 
 /// <summary>The distributed application as `./streamspace up` runs it, on a machine without a container runtime.</summary>
 public sealed class AppHostTests
 {
+    private const string AdminPassword = "apphost-test-admin-password";
+
     [Fact]
-    public async Task Without_containers_the_apphost_runs_local_postgres_and_serves_api_health_and_web()
+    public async Task Without_containers_the_apphost_runs_local_postgres_and_serves_api_health_and_web_and_a_desktop_through_vnc()
     {
         var state = Directory.CreateTempSubdirectory("streamspace-apphost-").FullName;
         if (Environment.UserName == "root")
@@ -23,7 +28,7 @@ public sealed class AppHostTests
         try
         {
             var builder = await DistributedApplicationTestingBuilder.CreateAsync<Projects.StreamSpace_AppHost>(
-                [$"StreamSpace:StateDirectory={state}", "StreamSpace:Postgres=local"]);
+                [$"StreamSpace:StateDirectory={state}", "StreamSpace:Postgres=local", $"Parameters:admin-password={AdminPassword}"]);
             await using var app = await builder.BuildAsync();
             using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(3));
             await app.StartAsync(timeout.Token);
@@ -38,9 +43,24 @@ public sealed class AppHostTests
             Assert.Equal("""{"service":"streamspace-api","status":"healthy"}""", await health.Content.ReadAsStringAsync(timeout.Token));
 
             using var web = app.CreateHttpClient("web");
-            var login = await web.GetAsync("/login", timeout.Token);
-            Assert.Equal(HttpStatusCode.OK, login.StatusCode);
-            Assert.Contains("password", await login.Content.ReadAsStringAsync(timeout.Token), StringComparison.OrdinalIgnoreCase);
+            var loginPage = await web.GetAsync("/login", timeout.Token);
+            Assert.Equal(HttpStatusCode.OK, loginPage.StatusCode);
+            Assert.Contains("password", await loginPage.Content.ReadAsStringAsync(timeout.Token), StringComparison.OrdinalIgnoreCase);
+
+            // The distributed path: log in, launch the xterm template on the AppHost's local agent, and
+            // complete the RFB handshake through the control plane's /vnc tunnel.
+            var login = await api.PostAsJsonAsync("/api/v1/auth/login", new { username = "admin", password = AdminPassword }, timeout.Token);
+            var token = (await login.AssertJsonAsync(HttpStatusCode.OK)).GetProperty("token").GetString();
+            api.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", token);
+            await Eventually.TrueAsync(async () => (await api.GetStringAsync("/api/v1/agents/local-agent", timeout.Token)).Contains("\"status\":\"online\""),
+                TimeSpan.FromSeconds(60), "the local agent to come online");
+            var id = (await api.LaunchAsync()).GetProperty("id").GetString()!;
+            await api.WaitForStateAsync(id, "running");
+            using var viewer = await RfbViewer.ConnectAsync(api.BaseAddress!, await api.ConnectUrlAsync(id));
+            var desktop = await viewer.HandshakeAsync();
+            Assert.Equal(id, desktop.Name);
+            Assert.Equal(HttpStatusCode.Accepted, (await api.DeleteAsync($"/api/v1/sessions/{id}", timeout.Token)).StatusCode);
+            await api.WaitForStateAsync(id, "stopped");
 
             await app.StopAsync(timeout.Token);
         }

@@ -35,11 +35,14 @@ public sealed partial class LocalPlatform : ISessionPlatform, IDisposable
 
     public event Action<ReportedSession>? SessionChanged;
 
-    /// <summary>The VNC endpoint and password of a running session, for the tunnel; null when it is not running.</summary>
-    public (int Port, string Password)? VncEndpoint(string sessionId) =>
+    private readonly ConcurrentDictionary<string, long> lastActivity = new();
+
+    public async Task<VncEndpoint?> FindVncAsync(string sessionId, CancellationToken cancellationToken) =>
         sessions.TryGetValue(sessionId, out var record) && record.State == "running"
-            ? (record.VncPort, File.ReadAllText(Path.Combine(record.Directory, "password")))
+            ? new VncEndpoint("127.0.0.1", record.VncPort, await File.ReadAllTextAsync(Path.Combine(record.Directory, "password"), cancellationToken))
             : null;
+
+    public void NoteActivity(string sessionId) => lastActivity[sessionId] = Environment.TickCount64;
 
     public Task<IReadOnlyList<ReportedSession>> ListSessionsAsync(CancellationToken cancellationToken) =>
         Task.FromResult<IReadOnlyList<ReportedSession>>([.. sessions.Values.Select(Report)]);
@@ -151,6 +154,7 @@ public sealed partial class LocalPlatform : ISessionPlatform, IDisposable
     {
         record = record with { State = "running", FailureReason = null };
         sessions[record.SessionId] = record;
+        lastActivity[record.SessionId] = Environment.TickCount64;
         await SaveAsync();
         logger.LogInformation("Session {SessionId} started successfully", record.SessionId);
         return Report(record);
@@ -180,17 +184,37 @@ public sealed partial class LocalPlatform : ISessionPlatform, IDisposable
             return new ReportedSession(sessionId, state);
         });
 
-    /// <summary>Reports sessions whose processes died on their own as failed.</summary>
+    /// <summary>
+    /// Once a second: reports sessions whose processes died on their own as failed, hibernates sessions no viewer
+    /// has sent input to for their idle timeout, and stops sessions past their maximum duration.
+    /// </summary>
     private async Task CheckProcessesAsync()
     {
-        foreach (var record in sessions.Values.Where(r => r.State == "running" && !LocalSessionProcess.IsAlive(r.ProcessGroup)))
+        foreach (var record in sessions.Values.Where(r => r.State == "running"))
         {
-            var failed = record with { State = "failed", FailureReason = "the session's processes exited" };
-            if (sessions.TryUpdate(record.SessionId, failed, record))
+            if (!LocalSessionProcess.IsAlive(record.ProcessGroup))
             {
-                logger.LogWarning("Session {SessionId}: its processes exited unexpectedly", record.SessionId);
-                await SaveAsync();
-                SessionChanged?.Invoke(Report(failed));
+                var failed = record with { State = "failed", FailureReason = "the session's processes exited" };
+                if (sessions.TryUpdate(record.SessionId, failed, record))
+                {
+                    logger.LogWarning("Session {SessionId}: its processes exited unexpectedly", record.SessionId);
+                    await SaveAsync();
+                    SessionChanged?.Invoke(Report(failed));
+                }
+
+                continue;
+            }
+
+            var idle = TimeSpan.FromMilliseconds(Environment.TickCount64 - lastActivity.GetOrAdd(record.SessionId, Environment.TickCount64));
+            if (record.IdleTimeoutSeconds > 0 && idle > TimeSpan.FromSeconds(record.IdleTimeoutSeconds))
+            {
+                logger.LogInformation("Session {SessionId}: no input for {Idle:0}s; hibernating it", record.SessionId, idle.TotalSeconds);
+                SessionChanged?.Invoke(await EndAsync(record.SessionId, "hibernated", keepRecord: true));
+            }
+            else if (record is { MaxDurationSeconds: > 0, StartedAt: { } started } && DateTimeOffset.UtcNow - started > TimeSpan.FromSeconds(record.MaxDurationSeconds.Value))
+            {
+                logger.LogInformation("Session {SessionId}: reached its maximum duration; stopping it", record.SessionId);
+                SessionChanged?.Invoke(await EndAsync(record.SessionId, "stopped", keepRecord: false));
             }
         }
     }

@@ -82,6 +82,13 @@ public static class LocalSessionProcess
         }
 
         using var process = Process.Start(start) ?? throw new InvalidOperationException("could not start the session's processes");
+
+        // The group exists only once setsid has run in the child; until then a liveness check would see nothing.
+        for (var i = 0; i < 200 && !IsAlive(process.Id) && !process.HasExited; i++)
+        {
+            Thread.Sleep(5);
+        }
+
         return process.Id;
     }
 

@@ -7,41 +7,53 @@ using StreamSpace.Contracts;
 namespace StreamSpace.Api.Features.Sessions;
 
 /// <summary>
-/// Writes a session state that an agent reported, with its audit row, inside the caller's transaction.
-/// Only the agent that runs the session may change it.
+/// Every session state change goes through here, inside the caller's transaction: the state machine's check,
+/// the audit row, and a NOTIFY that reaches live clients when (and only if) the transaction commits.
 /// </summary>
 public static class SessionStateWriter
 {
+    public const string NotifyChannel = "session_events";
+
+    /// <summary>Applies a state the agent that runs the session reported; returns false when nothing changed or the report is stale.</summary>
     public static async Task<bool> ApplyAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string agentId,
         ReportedSession reported, CancellationToken cancellationToken)
     {
-        var previous = await connection.QuerySingleOrDefaultAsync<string>(new CommandDefinition(
-            """
-            WITH old AS (SELECT id, state FROM sessions WHERE id = @SessionId AND agent_id = @agentId FOR UPDATE)
-            UPDATE sessions s SET state = @State, failure_reason = @FailureReason,
-                platform_metadata = coalesce(@Metadata::jsonb, s.platform_metadata),
-                started_at = CASE WHEN @State = 'running' THEN coalesce(s.started_at, now()) ELSE s.started_at END,
-                stopped_at = CASE WHEN @State IN ('stopped', 'failed') THEN coalesce(s.stopped_at, now()) ELSE s.stopped_at END,
-                updated_at = now()
-            FROM old
-            WHERE s.id = old.id AND (old.state <> @State OR s.failure_reason IS DISTINCT FROM @FailureReason)
-            RETURNING old.state
-            """,
-            new
-            {
-                reported.SessionId,
-                agentId,
-                reported.State,
-                reported.FailureReason,
-                Metadata = reported.PlatformMetadata is { } metadata ? JsonSerializer.Serialize(metadata) : null,
-            }, transaction, cancellationToken: cancellationToken));
-        if (previous is null)
+        var current = await connection.QuerySingleOrDefaultAsync<(string State, string? FailureReason)?>(new CommandDefinition(
+            "SELECT state, failure_reason FROM sessions WHERE id = @SessionId AND agent_id = @agentId FOR UPDATE",
+            new { reported.SessionId, agentId }, transaction, cancellationToken: cancellationToken));
+        if (current is not { } known || (known.State == reported.State && known.FailureReason == reported.FailureReason)
+            || !SessionStates.AcceptsReport(known.State, reported.State))
         {
             return false;
         }
 
-        await connection.WriteAsync(new Actor(null, $"agent:{agentId}"), "session.state_changed", "session", reported.SessionId,
-            new { From = previous, To = reported.State, Reason = reported.FailureReason }, transaction, cancellationToken);
+        var metadata = reported.PlatformMetadata is { } value ? JsonSerializer.Serialize(value) : null;
+        await ChangeAsync(connection, transaction, new Actor(null, $"agent:{agentId}"), reported.SessionId, known.State, reported.State,
+            reported.FailureReason, metadata, cancellationToken);
         return true;
     }
+
+    /// <summary>Moves the session to a new state, audits it and notifies live clients on commit.</summary>
+    public static async Task ChangeAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, Actor actor, string sessionId,
+        string from, string to, string? failureReason, string? platformMetadata, CancellationToken cancellationToken)
+    {
+        await connection.ExecuteAsync(new CommandDefinition(
+            """
+            UPDATE sessions SET state = @to, failure_reason = @failureReason,
+                platform_metadata = coalesce(@platformMetadata::jsonb, platform_metadata),
+                started_at = CASE WHEN @to = 'running' THEN coalesce(started_at, now()) ELSE started_at END,
+                stopped_at = CASE WHEN @to IN ('stopped', 'failed') THEN coalesce(stopped_at, now()) ELSE stopped_at END,
+                updated_at = now()
+            WHERE id = @sessionId
+            """, new { sessionId, to, failureReason, platformMetadata }, transaction, cancellationToken: cancellationToken));
+        await connection.WriteAsync(actor, "session.state_changed", "session", sessionId,
+            new { From = from, To = to, Reason = failureReason }, transaction, cancellationToken);
+        await NotifyAsync(connection, transaction, sessionId, cancellationToken);
+    }
+
+    /// <summary>Tells live clients the session changed; PostgreSQL delivers it only if the transaction commits.</summary>
+    public static Task NotifyAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string sessionId, CancellationToken cancellationToken) =>
+        connection.ExecuteAsync(new CommandDefinition(
+            "SELECT pg_notify(@channel, json_build_object('id', id, 'user_id', user_id)::text) FROM sessions WHERE id = @sessionId",
+            new { channel = NotifyChannel, sessionId }, transaction, cancellationToken: cancellationToken));
 }

@@ -73,12 +73,23 @@ public sealed class AgentCommandQueue(NpgsqlDataSource dataSource, ApiSettings s
         }
     }
 
+    /// <summary>The agent has the command. For a start, the session is now starting.</summary>
     public async Task MarkAckedAsync(string agentId, Guid commandId, CancellationToken cancellationToken)
     {
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
-        await connection.ExecuteAsync(new CommandDefinition(
-            "UPDATE agent_commands SET status = 'acked', acked_at = now() WHERE id = @commandId AND agent_id = @agentId AND status IN ('pending', 'sent')",
-            new { commandId, agentId }, cancellationToken: cancellationToken));
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        var acked = await connection.QuerySingleOrDefaultAsync<(string? SessionId, string CommandType)?>(new CommandDefinition(
+            """
+            UPDATE agent_commands SET status = 'acked', acked_at = now()
+            WHERE id = @commandId AND agent_id = @agentId AND status IN ('pending', 'sent')
+            RETURNING session_id, command_type
+            """, new { commandId, agentId }, transaction, cancellationToken: cancellationToken));
+        if (acked is { SessionId: { } sessionId, CommandType: CommandTypes.StartSession })
+        {
+            await SessionStateWriter.ApplyAsync(connection, transaction, agentId, new ReportedSession(sessionId, SessionStates.Starting), cancellationToken);
+        }
+
+        await transaction.CommitAsync(cancellationToken);
     }
 
     /// <summary>Records the command's outcome and the session state it produced, in one transaction. A repeated answer changes nothing.</summary>

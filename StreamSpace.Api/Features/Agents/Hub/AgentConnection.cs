@@ -2,7 +2,9 @@ using System.Buffers;
 using System.Net.WebSockets;
 using System.Text.Json;
 using System.Threading.Channels;
+using System.Collections.Concurrent;
 using StreamSpace.Contracts;
+using StreamSpace.Contracts.Tunnel;
 
 namespace StreamSpace.Api.Features.Agents.Hub;
 
@@ -22,8 +24,13 @@ public sealed class AgentConnection(string agentId, WebSocket socket, TimeProvid
     });
 
     private readonly SemaphoreSlim sendLock = new(1, 1);
+    private readonly ConcurrentDictionary<int, TaskCompletionSource<string?>> pendingOpens = new();
     private long lastSeenTimestamp = time.GetTimestamp();
     private int closing;
+    private TunnelMux? tunnels;
+
+    /// <summary>The VNC streams carried on this socket.</summary>
+    public TunnelMux Tunnels => tunnels ??= new TunnelMux(SendBinaryAsync);
 
     public string AgentId { get; } = agentId;
 
@@ -36,6 +43,71 @@ public sealed class AgentConnection(string agentId, WebSocket socket, TimeProvid
 
     public ValueTask SendAsync(AgentMessage message, CancellationToken cancellationToken) =>
         outbox.Writer.WriteAsync(AgentProtocol.Serialize(message), cancellationToken);
+
+    /// <summary>
+    /// Asks the agent to open a VNC stream to the session and waits for its answer. Returns the stream, or the
+    /// agent's reason why it could not reach the session's VNC server.
+    /// </summary>
+    public async Task<(TunnelStream? Stream, string? Failure)> OpenTunnelAsync(string sessionId, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        var stream = Tunnels.Open();
+        var answer = new TaskCompletionSource<string?>(TaskCreationOptions.RunContinuationsAsynchronously);
+        pendingOpens[stream.Id] = answer;
+        try
+        {
+            await SendAsync(new TunnelOpenMessage(stream.Id, sessionId), cancellationToken);
+            var failure = await answer.Task.WaitAsync(timeout, cancellationToken);
+            if (failure is null)
+            {
+                return (stream, null);
+            }
+        }
+        catch (TimeoutException)
+        {
+            await SendAsync(new TunnelClosedMessage(stream.Id, "timed out"), CancellationToken.None);
+            Tunnels.Remove(stream.Id, "timed out");
+            return (null, $"the agent did not open the tunnel within {timeout.TotalSeconds:0}s");
+        }
+        finally
+        {
+            pendingOpens.TryRemove(stream.Id, out _);
+        }
+
+        var reason = answer.Task.Result;
+        Tunnels.Remove(stream.Id, reason!);
+        return (null, reason);
+    }
+
+    /// <summary>The agent's answer to <see cref="OpenTunnelAsync"/>, or its notice that a stream ended.</summary>
+    public void OnTunnelMessage(AgentMessage message)
+    {
+        switch (message)
+        {
+            case TunnelOpenedMessage opened when pendingOpens.TryGetValue(opened.StreamId, out var answer):
+                answer.TrySetResult(null);
+                break;
+            case TunnelClosedMessage closed when pendingOpens.TryGetValue(closed.StreamId, out var answer):
+                answer.TrySetResult(closed.Reason);
+                break;
+            case TunnelClosedMessage closed:
+                Tunnels.Remove(closed.StreamId, closed.Reason);
+                break;
+        }
+    }
+
+    /// <summary>Sends a tunnel frame now: the stream's credit already bounds how much is in flight.</summary>
+    private async ValueTask SendBinaryAsync(ReadOnlyMemory<byte> frame, CancellationToken cancellationToken)
+    {
+        await sendLock.WaitAsync(cancellationToken);
+        try
+        {
+            await socket.SendAsync(frame, WebSocketMessageType.Binary, endOfMessage: true, cancellationToken);
+        }
+        finally
+        {
+            sendLock.Release();
+        }
+    }
 
     public async Task RunWriterAsync(CancellationToken cancellationToken)
     {
@@ -81,21 +153,29 @@ public sealed class AgentConnection(string agentId, WebSocket socket, TimeProvid
                     return null;
                 }
 
-                if (result.MessageType == WebSocketMessageType.Binary)
-                {
-                    throw new ProtocolViolationException("a binary frame arrived, but no tunnel is open");
-                }
-
                 length += result.Count;
                 if (length > AgentProtocol.MaxTextFrameBytes)
                 {
                     throw new ProtocolViolationException($"a frame is larger than the {AgentProtocol.MaxTextFrameBytes / 1024} KiB limit");
                 }
 
-                if (result.EndOfMessage)
+                if (!result.EndOfMessage)
+                {
+                    continue;
+                }
+
+                if (result.MessageType != WebSocketMessageType.Binary)
                 {
                     break;
                 }
+
+                if (!Tunnels.Dispatch(buffer.AsSpan(0, length)))
+                {
+                    throw new ProtocolViolationException("a binary frame is not a valid tunnel frame");
+                }
+
+                Interlocked.Exchange(ref lastSeenTimestamp, time.GetTimestamp());
+                length = 0;
             }
 
             Interlocked.Exchange(ref lastSeenTimestamp, time.GetTimestamp());
@@ -112,6 +192,17 @@ public sealed class AgentConnection(string agentId, WebSocket socket, TimeProvid
         {
             ArrayPool<byte>.Shared.Return(buffer);
         }
+    }
+
+    /// <summary>Ends every stream, e.g. because the socket closed.</summary>
+    public void CloseTunnels(string reason)
+    {
+        foreach (var answer in pendingOpens.Values)
+        {
+            answer.TrySetResult(reason);
+        }
+
+        Tunnels.CloseAll(reason);
     }
 
     /// <summary>Closes with a code and reason the agent logs; aborts if the agent does not answer within a few seconds.</summary>

@@ -26,6 +26,8 @@ public sealed class AgentHub(
 
     public bool IsConnected(string agentId) => live.ContainsKey(agentId);
 
+    public AgentConnection? Find(string agentId) => live.TryGetValue(agentId, out var connection) ? connection : null;
+
     public async Task AcceptAsync(HttpContext context)
     {
         if (!context.WebSockets.IsWebSocketRequest)
@@ -153,6 +155,7 @@ public sealed class AgentHub(
         }
         finally
         {
+            connection.CloseTunnels("the agent's connection closed");
             await stop.CancelAsync();
             try
             {
@@ -170,6 +173,7 @@ public sealed class AgentHub(
         connection.HeartbeatInterval = TimeSpan.FromSeconds(Math.Max(1, hello.HeartbeatIntervalSeconds));
         await store.MarkOnlineAsync(connection.AgentId, hello, cancellationToken);
         await ApplyReportedSessionsAsync(connection.AgentId, hello.Sessions, cancellationToken);
+        await FailLostSessionsAsync(connection.AgentId, hello.Sessions, cancellationToken);
         await connection.SendAsync(new WelcomeMessage(AgentProtocol.Version, time.GetUtcNow()), cancellationToken);
         logger.LogInformation("Agent {AgentId} is online: platform {Platform}, region {Region}, version {Version}, {Sessions} running sessions, heartbeat every {Interval}s",
             connection.AgentId, hello.Platform, hello.Region, hello.Version, hello.Sessions.Count, hello.HeartbeatIntervalSeconds);
@@ -193,6 +197,9 @@ public sealed class AgentHub(
             case SessionStateMessage state:
                 await ApplyReportedSessionsAsync(connection.AgentId, [state.Session], cancellationToken);
                 break;
+            case TunnelOpenedMessage or TunnelClosedMessage:
+                connection.OnTunnelMessage(message);
+                break;
             default:
                 throw new ProtocolViolationException($"agents may not send {message.GetType().Name}");
         }
@@ -210,6 +217,27 @@ public sealed class AgentHub(
         foreach (var session in sessions)
         {
             await SessionStateWriter.ApplyAsync(connection, transaction, agentId, session, cancellationToken);
+        }
+
+        await transaction.CommitAsync(cancellationToken);
+    }
+
+    /// <summary>
+    /// Reconciles after a restart on either side: a session we believe runs on this agent, but which the agent
+    /// does not report, is gone. (Pending and starting sessions are not: their start command will be re-sent.)
+    /// </summary>
+    private async Task FailLostSessionsAsync(string agentId, IReadOnlyList<ReportedSession> reported, CancellationToken cancellationToken)
+    {
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        var lost = await Dapper.SqlMapper.QueryAsync<string>(connection, new Dapper.CommandDefinition(
+            "SELECT id FROM sessions WHERE agent_id = @agentId AND state IN ('running', 'hibernated') AND NOT (id = ANY(@reported))",
+            new { agentId, reported = reported.Select(s => s.SessionId).ToArray() }, transaction, cancellationToken: cancellationToken));
+        foreach (var sessionId in lost)
+        {
+            logger.LogWarning("Agent {AgentId} no longer runs session {SessionId}; marking it failed", agentId, sessionId);
+            await SessionStateWriter.ApplyAsync(connection, transaction, agentId,
+                new ReportedSession(sessionId, SessionStates.Failed, "the agent restarted and no longer runs this session"), cancellationToken);
         }
 
         await transaction.CommitAsync(cancellationToken);

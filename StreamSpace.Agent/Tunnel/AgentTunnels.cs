@@ -1,0 +1,77 @@
+using System.Net.Sockets;
+using StreamSpace.Agent.Platforms;
+using StreamSpace.Contracts;
+using StreamSpace.Contracts.Tunnel;
+
+namespace StreamSpace.Agent.Tunnel;
+
+/// <summary>
+/// The agent's end of each VNC tunnel: dial the session's VNC server, authenticate with the session password,
+/// greet the viewer, then carry bytes both ways until either end closes.
+/// </summary>
+public sealed class AgentTunnels(ISessionPlatform platform, ILogger<AgentTunnels> logger)
+{
+    private static readonly TimeSpan DialTimeout = TimeSpan.FromSeconds(5);
+
+    public async Task RunAsync(TunnelMux mux, TunnelOpenMessage open, Func<AgentMessage, Task> send, CancellationToken cancellationToken)
+    {
+        using var stream = mux.Add(open.StreamId);
+        using var tcp = new TcpClient { NoDelay = true };
+        string reason;
+        try
+        {
+            var endpoint = await platform.FindVncAsync(open.SessionId, cancellationToken)
+                ?? throw new InvalidOperationException("the session is not running on this agent");
+            using (var dial = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
+            {
+                dial.CancelAfter(DialTimeout);
+                await tcp.ConnectAsync(endpoint.Host, endpoint.Port, dial.Token);
+                await RfbBridge.AuthenticateToServerAsync(tcp.GetStream(), endpoint.Password, dial.Token);
+            }
+
+            await send(new TunnelOpenedMessage(open.StreamId));
+            await RfbBridge.GreetViewerAsync(stream, cancellationToken);
+            logger.LogInformation("VNC tunnel initialized for session {SessionId} (stream {StreamId})", open.SessionId, open.StreamId);
+
+            var server = tcp.GetStream();
+            var toServer = CopyViewerInputAsync(stream, server, open.SessionId, cancellationToken);
+            var toViewer = server.CopyToAsync(stream, 64 * 1024, cancellationToken);
+            var first = await Task.WhenAny(toServer, toViewer);
+            reason = first == toServer ? "the viewer closed" : "the VNC server closed";
+        }
+        catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+        {
+            reason = stream.IsClosed ? stream.CloseReason ?? "closed" : $"could not reach the session's VNC server: {e.Message}";
+            logger.LogWarning("VNC tunnel for session {SessionId} (stream {StreamId}) ended: {Reason}", open.SessionId, open.StreamId, reason);
+        }
+        catch (OperationCanceledException)
+        {
+            reason = "the agent's connection closed";
+        }
+        finally
+        {
+            mux.Remove(open.StreamId, "closed");
+        }
+
+        try
+        {
+            await send(new TunnelClosedMessage(open.StreamId, reason));
+        }
+        catch (Exception e) when (e is System.Net.WebSockets.WebSocketException or ObjectDisposedException or OperationCanceledException)
+        {
+            // The control plane connection is gone, and with it the viewer's end of the stream.
+        }
+    }
+
+    /// <summary>Copies the viewer's input to the VNC server, noting activity for the idle timeout.</summary>
+    private async Task CopyViewerInputAsync(Stream viewer, Stream server, string sessionId, CancellationToken cancellationToken)
+    {
+        var buffer = new byte[16 * 1024];
+        int read;
+        while ((read = await viewer.ReadAsync(buffer, cancellationToken)) > 0)
+        {
+            platform.NoteActivity(sessionId);
+            await server.WriteAsync(buffer.AsMemory(0, read), cancellationToken);
+        }
+    }
+}

@@ -1,0 +1,38 @@
+using FastEndpoints;
+using StreamSpace.Api.Features.Auth;
+using StreamSpace.Api.Features.Sessions.Get;
+using StreamSpace.Api.Features.Sessions.Vnc;
+using StreamSpace.Api.Infrastructure;
+
+namespace StreamSpace.Api.Features.Sessions.Connect;
+
+public sealed record ConnectResponse(string Ticket, string Url, DateTimeOffset ExpiresAt);
+
+/// <summary>Issues a ticket for the session's VNC WebSocket at /vnc/{id}.</summary>
+public sealed class ConnectSessionEndpoint(SessionStore sessions, VncTickets tickets) : Endpoint<SessionRequest, ConnectResponse>
+{
+    public override void Configure()
+    {
+        Post("sessions/{id}/connect");
+        Summary(s => s.Summary = "Returns a single-use, 30-second ticket and the WebSocket URL of the session's VNC stream.");
+    }
+
+    public override async Task HandleAsync(SessionRequest request, CancellationToken cancellationToken)
+    {
+        var session = await sessions.GetAsync(request.Id, User.RequiredUserId(), User.IsAdmin(), cancellationToken);
+        if (session is null)
+        {
+            await Send.ResultAsync(ApiProblem.NotFound($"No session {request.Id}."));
+            return;
+        }
+
+        if (session.State != SessionStates.Running)
+        {
+            await Send.ResultAsync(ApiProblem.Conflict($"The session is {session.State}; it can be viewed once it is running."));
+            return;
+        }
+
+        var ticket = tickets.Issue(session.Id, User.RequiredUserId());
+        await Send.OkAsync(new ConnectResponse(ticket.Value, $"/vnc/{session.Id}?ticket={ticket.Value}", ticket.ExpiresAt), cancellationToken);
+    }
+}

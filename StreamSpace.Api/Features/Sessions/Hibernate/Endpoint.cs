@@ -1,0 +1,12 @@
+using StreamSpace.Api.Features.Agents.Hub;
+
+namespace StreamSpace.Api.Features.Sessions.Hibernate;
+
+public sealed class HibernateSessionEndpoint(SessionStore sessions, AgentHub hub) : SessionActionEndpoint(sessions, hub, "hibernate")
+{
+    public override void Configure()
+    {
+        Post("sessions/{id}/hibernate");
+        Summary(s => s.Summary = "Hibernates a running session: its processes end, its home folder stays, wake starts it again.");
+    }
+}

@@ -1,0 +1,158 @@
+using System.Security.Cryptography;
+using Dapper;
+using Npgsql;
+using StreamSpace.Api.Features.Agents.Commands;
+using StreamSpace.Api.Features.Audit;
+using StreamSpace.Api.Features.Templates;
+using StreamSpace.Contracts;
+
+namespace StreamSpace.Api.Features.Sessions;
+
+public enum SessionChange
+{
+    Done,
+    NotFound,
+    IllegalTransition,
+    UnknownTemplate,
+    UnknownUser,
+    QuotaReached,
+    NoAgent,
+}
+
+public sealed record SessionResult(SessionChange Change, SessionView? Session = null, string? Detail = null, string? AgentId = null);
+
+/// <summary>
+/// Sessions: placing them on agents, and turning users' requests into commands. Each request changes the session,
+/// writes its command and its audit row in one transaction, so none is ever half done.
+/// </summary>
+public sealed class SessionStore(NpgsqlDataSource dataSource, ApiSettings settings)
+{
+    /// <summary>A session of the owner's, or any session for an admin; another user's session does not exist for them.</summary>
+    public async Task<SessionView?> GetAsync(string id, Guid viewerId, bool viewerIsAdmin, CancellationToken cancellationToken)
+    {
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        var row = await connection.QuerySingleOrDefaultAsync<SessionRow>(new CommandDefinition(
+            $"{SessionRow.Select} WHERE s.id = @id AND (@viewerIsAdmin OR s.user_id = @viewerId)",
+            new { id, viewerId, viewerIsAdmin }, cancellationToken: cancellationToken));
+        return row?.ToView();
+    }
+
+    public async Task<IReadOnlyList<SessionView>> ListAsync(Guid? userId, string? username, string? state, CancellationToken cancellationToken)
+    {
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        var rows = await connection.QueryAsync<SessionRow>(new CommandDefinition(
+            $"""
+            {SessionRow.Select}
+            WHERE (@userId::uuid IS NULL OR s.user_id = @userId) AND (@username::text IS NULL OR lower(u.username) = lower(@username))
+              AND (@state::text IS NULL OR s.state = @state)
+            ORDER BY s.created_at DESC
+            LIMIT 1000
+            """, new { userId, username, state }, cancellationToken: cancellationToken));
+        return [.. rows.Select(r => r.ToView())];
+    }
+
+    public async Task<SessionResult> CreateAsync(Actor actor, Guid ownerId, string templateName, CancellationToken cancellationToken)
+    {
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        var template = await TemplateStore.GetAsync(connection, transaction, templateName, cancellationToken);
+        if (template is null)
+        {
+            return new(SessionChange.UnknownTemplate, Detail: $"No template is named '{templateName}'.");
+        }
+
+        // Locking the owner's row serialises their concurrent launches, so the quota cannot be overrun.
+        var owner = await connection.QuerySingleOrDefaultAsync<string>(new CommandDefinition(
+            "SELECT username FROM users WHERE id = @ownerId AND NOT disabled FOR UPDATE", new { ownerId }, transaction, cancellationToken: cancellationToken));
+        if (owner is null)
+        {
+            return new(SessionChange.UnknownUser, Detail: "The session's owner does not exist or is disabled.");
+        }
+
+        var active = await connection.ExecuteScalarAsync<int>(new CommandDefinition(
+            "SELECT count(*) FROM sessions WHERE user_id = @ownerId AND state = ANY(@Active)",
+            new { ownerId, SessionStates.Active }, transaction, cancellationToken: cancellationToken));
+        if (active >= settings.SessionQuota)
+        {
+            return new(SessionChange.QuotaReached, Detail: $"{owner} already has {active} active sessions, the most allowed (SESSION_QUOTA={settings.SessionQuota}); stop one first.");
+        }
+
+        var agent = await PickAgentAsync(connection, transaction, template.Platforms, cancellationToken);
+        if (agent is null)
+        {
+            return new(SessionChange.NoAgent, Detail: $"No online, non-draining agent with free capacity runs a platform this template supports ({string.Join(", ", template.Platforms)}).");
+        }
+
+        var id = "sess-" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(6));
+        await connection.ExecuteAsync(new CommandDefinition(
+            "INSERT INTO sessions (id, user_id, template, state, agent_id, platform) VALUES (@id, @ownerId, @templateName, 'pending', @AgentId, @Platform)",
+            new { id, ownerId, templateName, agent.Value.AgentId, agent.Value.Platform }, transaction, cancellationToken: cancellationToken));
+        await AgentCommandQueue.EnqueueAsync(connection, transaction, agent.Value.AgentId, id, CommandTypes.StartSession,
+            new SessionCommandPayload(id, ownerId, owner, template.ToSessionTemplate()), cancellationToken);
+        await connection.WriteAsync(actor, "session.created", "session", id, new { Template = templateName, Owner = owner, Agent = agent.Value.AgentId }, transaction, cancellationToken);
+        await SessionStateWriter.NotifyAsync(connection, transaction, id, cancellationToken);
+        await transaction.CommitAsync(cancellationToken);
+        return new(SessionChange.Done, await GetAsync(id, ownerId, true, cancellationToken), AgentId: agent.Value.AgentId);
+    }
+
+    /// <summary>Stops, hibernates or wakes a session: moves its state and sends its agent the command.</summary>
+    public async Task<SessionResult> RequestAsync(Actor actor, string action, string id, Guid viewerId, bool viewerIsAdmin, CancellationToken cancellationToken)
+    {
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        var session = await connection.QuerySingleOrDefaultAsync<(string State, string? AgentId, Guid UserId, string Username, string Template)?>(new CommandDefinition(
+            """
+            SELECT s.state, s.agent_id, s.user_id, u.username, s.template FROM sessions s JOIN users u ON u.id = s.user_id
+            WHERE s.id = @id AND (@viewerIsAdmin OR s.user_id = @viewerId) FOR UPDATE OF s
+            """, new { id, viewerId, viewerIsAdmin }, transaction, cancellationToken: cancellationToken));
+        if (session is not { } found)
+        {
+            return new(SessionChange.NotFound, Detail: $"No session {id}.");
+        }
+
+        var next = SessionStates.AfterRequest(action, found.State);
+        if (next is null)
+        {
+            return new(SessionChange.IllegalTransition, Detail: $"Cannot {action} a session that is {found.State}.");
+        }
+
+        // A session whose agent is gone, or that already failed, has nothing left to run: it stops at once.
+        if (found.AgentId is null || (action == "stop" && found.State == SessionStates.Failed))
+        {
+            next = SessionStates.Stopped;
+        }
+        else
+        {
+            var template = await TemplateStore.GetAsync(connection, transaction, found.Template, cancellationToken);
+            var sessionTemplate = template?.ToSessionTemplate()
+                ?? new SessionTemplate(found.Template, null, null, 5900, null, null, new Dictionary<string, string>(), true, 0, null);
+            var commandType = action switch
+            {
+                "stop" => CommandTypes.StopSession,
+                "hibernate" => CommandTypes.HibernateSession,
+                _ => CommandTypes.WakeSession,
+            };
+            await AgentCommandQueue.EnqueueAsync(connection, transaction, found.AgentId, id, commandType,
+                new SessionCommandPayload(id, found.UserId, found.Username, sessionTemplate), cancellationToken);
+        }
+
+        await SessionStateWriter.ChangeAsync(connection, transaction, actor, id, found.State, next, null, null, cancellationToken);
+        await transaction.CommitAsync(cancellationToken);
+        return new(SessionChange.Done, await GetAsync(id, viewerId, true, cancellationToken), AgentId: found.AgentId);
+    }
+
+    /// <summary>The online, non-draining agent of a fitting platform with free capacity and the fewest active sessions.</summary>
+    private async Task<(string AgentId, string Platform)?> PickAgentAsync(NpgsqlConnection connection, NpgsqlTransaction transaction,
+        IReadOnlyList<string> platforms, CancellationToken cancellationToken) =>
+        await connection.QuerySingleOrDefaultAsync<(string, string)?>(new CommandDefinition(
+            """
+            SELECT a.id, a.platform FROM agents a
+            CROSS JOIN LATERAL (SELECT count(*) AS active FROM sessions s WHERE s.agent_id = a.id AND s.state = ANY(@Active)) load
+            WHERE a.status = 'online' AND a.revoked_at IS NULL AND NOT a.draining AND a.platform = ANY(@platforms)
+              AND a.last_heartbeat > now() - make_interval(secs => a.heartbeat_interval_seconds * @missed)
+              AND load.active < coalesce((a.capacity ->> 'max_sessions')::int, 0)
+            ORDER BY load.active, a.id
+            LIMIT 1
+            FOR UPDATE OF a
+            """, new { SessionStates.Active, platforms = platforms.ToArray(), missed = settings.AgentMissedHeartbeats }, transaction, cancellationToken: cancellationToken));
+}

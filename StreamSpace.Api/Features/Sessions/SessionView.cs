@@ -1,0 +1,49 @@
+using System.Text.Json;
+
+namespace StreamSpace.Api.Features.Sessions;
+
+/// <summary>A session as the API shows it.</summary>
+public sealed record SessionView(
+    string Id,
+    Guid UserId,
+    string Username,
+    string Template,
+    string State,
+    string? FailureReason,
+    string? AgentId,
+    string? Platform,
+    JsonElement PlatformMetadata,
+    DateTimeOffset CreatedAt,
+    DateTimeOffset UpdatedAt,
+    DateTimeOffset? StartedAt,
+    DateTimeOffset? StoppedAt);
+
+/// <summary>A row as read for <see cref="SessionView"/>.</summary>
+public sealed class SessionRow
+{
+    public string Id { get; init; } = "";
+    public Guid UserId { get; init; }
+    public string Username { get; init; } = "";
+    public string Template { get; init; } = "";
+    public string State { get; init; } = "";
+    public string? FailureReason { get; init; }
+    public string? AgentId { get; init; }
+    public string? Platform { get; init; }
+    public string PlatformMetadata { get; init; } = "{}";
+    public DateTime CreatedAt { get; init; }
+    public DateTime UpdatedAt { get; init; }
+    public DateTime? StartedAt { get; init; }
+    public DateTime? StoppedAt { get; init; }
+
+    public const string Select = """
+        SELECT s.id, s.user_id, u.username, s.template, s.state, s.failure_reason, s.agent_id, s.platform,
+               s.platform_metadata::text AS platform_metadata, s.created_at, s.updated_at, s.started_at, s.stopped_at
+        FROM sessions s JOIN users u ON u.id = s.user_id
+        """;
+
+    public SessionView ToView() => new(Id, UserId, Username, Template, State, FailureReason, AgentId, Platform,
+        JsonDocument.Parse(PlatformMetadata).RootElement, Utc(CreatedAt), Utc(UpdatedAt),
+        StartedAt is { } started ? Utc(started) : null, StoppedAt is { } stopped ? Utc(stopped) : null);
+
+    private static DateTimeOffset Utc(DateTime at) => new(DateTime.SpecifyKind(at, DateTimeKind.Utc));
+}

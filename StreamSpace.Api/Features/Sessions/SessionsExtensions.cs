@@ -1,0 +1,28 @@
+using StreamSpace.Api.Features.Sessions.Events;
+using StreamSpace.Api.Features.Sessions.Vnc;
+
+namespace StreamSpace.Api.Features.Sessions;
+
+public static class SessionsExtensions
+{
+    public const string VncPath = "/vnc/{sessionId}";
+
+    public static IHostApplicationBuilder AddStreamSpaceSessions(this IHostApplicationBuilder builder)
+    {
+        builder.Services.AddSingleton<SessionStore>();
+        builder.Services.AddSingleton<VncTickets>();
+        builder.Services.AddSingleton<VncProxy>();
+        builder.Services.AddSingleton<SessionEventHub>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<SessionEventHub>());
+        return builder;
+    }
+
+    /// <summary>Maps the two streaming endpoints that are not request/response: VNC and live session events.</summary>
+    public static WebApplication MapStreamSpaceSessions(this WebApplication app)
+    {
+        var proxy = app.Services.GetRequiredService<VncProxy>();
+        app.Map(VncPath, (HttpContext context, string sessionId) => proxy.HandleAsync(context, sessionId));
+        app.MapGet(SessionEventStream.Path, SessionEventStream.HandleAsync).RequireAuthorization();
+        return app;
+    }
+}

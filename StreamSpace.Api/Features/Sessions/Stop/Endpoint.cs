@@ -1,0 +1,12 @@
+using StreamSpace.Api.Features.Agents.Hub;
+
+namespace StreamSpace.Api.Features.Sessions.Stop;
+
+public sealed class StopSessionEndpoint(SessionStore sessions, AgentHub hub) : SessionActionEndpoint(sessions, hub, "stop")
+{
+    public override void Configure()
+    {
+        Delete("sessions/{id}");
+        Summary(s => s.Summary = "Stops a session; its processes end, the user's home folder stays.");
+    }
+}

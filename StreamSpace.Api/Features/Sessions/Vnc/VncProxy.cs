@@ -1,0 +1,152 @@
+using System.Net.WebSockets;
+using Dapper;
+using Npgsql;
+using StreamSpace.Api.Features.Agents.Hub;
+using StreamSpace.Contracts.Tunnel;
+
+namespace StreamSpace.Api.Features.Sessions.Vnc;
+
+/// <summary>WebSocket close codes a viewer gets; each names one cause.</summary>
+public static class VncCloseCodes
+{
+    public const WebSocketCloseStatus SessionNotFound = (WebSocketCloseStatus)4404;
+    public const WebSocketCloseStatus NotRunning = (WebSocketCloseStatus)4409;
+    public const WebSocketCloseStatus AgentOffline = (WebSocketCloseStatus)4503;
+    public const WebSocketCloseStatus VncUnreachable = (WebSocketCloseStatus)4502;
+}
+
+/// <summary>
+/// /vnc/{sessionId}: the browser's binary WebSocket, joined to a stream on the session's agent, which joins it
+/// to the session's VNC server. The browser never learns the VNC password or where the session runs.
+/// </summary>
+public sealed class VncProxy(VncTickets tickets, AgentHub hub, NpgsqlDataSource dataSource, ILogger<VncProxy> logger)
+{
+    private static readonly TimeSpan OpenTimeout = TimeSpan.FromSeconds(10);
+
+    public async Task HandleAsync(HttpContext context, string sessionId)
+    {
+        if (!context.WebSockets.IsWebSocketRequest)
+        {
+            await TypedResults.Problem(title: "This is a VNC WebSocket.", detail: "Open it with a WebSocket and a ticket from POST /api/v1/sessions/{id}/connect.",
+                statusCode: StatusCodes.Status400BadRequest).ExecuteAsync(context);
+            return;
+        }
+
+        if (!tickets.TryRedeem(context.Request.Query["ticket"], sessionId))
+        {
+            await TypedResults.Problem(title: "Invalid VNC ticket.", detail: "The ticket is missing, used, expired or for another session; ask POST /api/v1/sessions/{id}/connect for a new one.",
+                statusCode: StatusCodes.Status401Unauthorized).ExecuteAsync(context);
+            return;
+        }
+
+        var subProtocol = context.WebSockets.WebSocketRequestedProtocols.Contains("binary") ? "binary" : null;
+        using var viewer = await context.WebSockets.AcceptWebSocketAsync(subProtocol);
+        var session = await FindAsync(sessionId, context.RequestAborted);
+        if (session is null)
+        {
+            await RefuseAsync(viewer, sessionId, VncCloseCodes.SessionNotFound, "session not found");
+            return;
+        }
+
+        if (session.Value.State != SessionStates.Running)
+        {
+            await RefuseAsync(viewer, sessionId, VncCloseCodes.NotRunning, $"session is {session.Value.State}");
+            return;
+        }
+
+        if (session.Value.AgentId is null || hub.Find(session.Value.AgentId) is not { } agent)
+        {
+            await RefuseAsync(viewer, sessionId, VncCloseCodes.AgentOffline, "agent not online");
+            return;
+        }
+
+        var (stream, failure) = await agent.OpenTunnelAsync(sessionId, OpenTimeout, context.RequestAborted);
+        if (stream is null)
+        {
+            await RefuseAsync(viewer, sessionId, VncCloseCodes.VncUnreachable, $"could not reach the session's VNC server: {failure}");
+            return;
+        }
+
+        logger.LogInformation("VNC connection established for session {SessionId}: UI -> Control Plane -> Agent {AgentId} -> session", sessionId, agent.AgentId);
+        using (stream)
+        {
+            await PumpAsync(viewer, stream, context.RequestAborted);
+        }
+
+        agent.Tunnels.Remove(stream.Id, "the viewer closed");
+        await agent.SendAsync(new StreamSpace.Contracts.TunnelClosedMessage(stream.Id, "the viewer closed"), CancellationToken.None);
+    }
+
+    private async Task PumpAsync(WebSocket viewer, TunnelStream stream, CancellationToken aborted)
+    {
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(aborted);
+        var fromViewer = Task.Run(async () =>
+        {
+            var buffer = new byte[64 * 1024];
+            while (true)
+            {
+                var result = await viewer.ReceiveAsync(buffer, stop.Token);
+                if (result.MessageType == WebSocketMessageType.Close)
+                {
+                    return;
+                }
+
+                await stream.WriteAsync(buffer.AsMemory(0, result.Count), stop.Token);
+            }
+        }, stop.Token);
+        var toViewer = Task.Run(async () =>
+        {
+            var buffer = new byte[64 * 1024];
+            int read;
+            while ((read = await stream.ReadAsync(buffer, stop.Token)) > 0)
+            {
+                await viewer.SendAsync(buffer.AsMemory(0, read), WebSocketMessageType.Binary, true, stop.Token);
+            }
+        }, stop.Token);
+
+        await Task.WhenAny(fromViewer, toViewer);
+        await stop.CancelAsync();
+        try
+        {
+            await Task.WhenAll(fromViewer, toViewer);
+        }
+        catch (Exception e) when (e is OperationCanceledException or WebSocketException or ObjectDisposedException or IOException)
+        {
+            // One side ended; the other is being torn down.
+        }
+
+        if (viewer.State is WebSocketState.Open or WebSocketState.CloseReceived)
+        {
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(2));
+            try
+            {
+                await viewer.CloseOutputAsync(WebSocketCloseStatus.NormalClosure, stream.CloseReason ?? "closed", timeout.Token);
+            }
+            catch (Exception e) when (e is OperationCanceledException or WebSocketException)
+            {
+                viewer.Abort();
+            }
+        }
+    }
+
+    private async Task RefuseAsync(WebSocket viewer, string sessionId, WebSocketCloseStatus status, string reason)
+    {
+        logger.LogWarning("VNC proxy: {Reason} (session {SessionId})", reason, sessionId);
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(2));
+        try
+        {
+            await viewer.CloseAsync(status, reason.Length > 120 ? reason[..120] : reason, timeout.Token);
+        }
+        catch (Exception e) when (e is OperationCanceledException or WebSocketException)
+        {
+            viewer.Abort();
+        }
+    }
+
+    private async Task<(string State, string? AgentId)?> FindAsync(string sessionId, CancellationToken cancellationToken)
+    {
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        return await connection.QuerySingleOrDefaultAsync<(string, string?)?>(new CommandDefinition(
+            "SELECT state, agent_id FROM sessions WHERE id = @sessionId", new { sessionId }, cancellationToken: cancellationToken));
+    }
+}

@@ -1,0 +1,46 @@
+using System.Buffers.Text;
+using System.Collections.Concurrent;
+using System.Security.Cryptography;
+
+namespace StreamSpace.Api.Features.Sessions.Vnc;
+
+public sealed record VncTicket(string Value, DateTimeOffset ExpiresAt);
+
+/// <summary>
+/// Single-use tickets for /vnc, bound to one session and one user, valid for 30 seconds. A browser cannot set
+/// headers on a WebSocket, so the ticket rides in the query string; being short-lived and single-use, a leaked
+/// URL is worthless. Kept in memory: the tunnel runs on the API instance that holds the agent's socket anyway.
+/// </summary>
+public sealed class VncTickets(TimeProvider time)
+{
+    public static readonly TimeSpan Lifetime = TimeSpan.FromSeconds(30);
+    private readonly ConcurrentDictionary<string, (string SessionId, Guid UserId, DateTimeOffset ExpiresAt)> tickets = new();
+
+    public VncTicket Issue(string sessionId, Guid userId)
+    {
+        Forget();
+        var value = Base64Url.EncodeToString(RandomNumberGenerator.GetBytes(32));
+        var expires = time.GetUtcNow() + Lifetime;
+        tickets[value] = (sessionId, userId, expires);
+        return new VncTicket(value, expires);
+    }
+
+    /// <summary>Takes the ticket (it cannot be used again) and says whether it opens this session.</summary>
+    public bool TryRedeem(string? value, string sessionId)
+    {
+        return value is not null && tickets.TryRemove(value, out var ticket)
+            && ticket.SessionId == sessionId && ticket.ExpiresAt > time.GetUtcNow();
+    }
+
+    private void Forget()
+    {
+        var now = time.GetUtcNow();
+        foreach (var (key, ticket) in tickets)
+        {
+            if (ticket.ExpiresAt <= now)
+            {
+                tickets.TryRemove(key, out _);
+            }
+        }
+    }
+}

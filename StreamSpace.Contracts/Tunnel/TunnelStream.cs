@@ -1,0 +1,190 @@
+using System.Buffers;
+using System.Buffers.Binary;
+using System.Threading.Channels;
+
+namespace StreamSpace.Contracts.Tunnel;
+
+/// <summary>Sends one binary frame on the shared agent socket; the owner serialises sends.</summary>
+public delegate ValueTask SendFrame(ReadOnlyMemory<byte> frame, CancellationToken cancellationToken);
+
+/// <summary>
+/// One VNC stream multiplexed over the agent socket, as a <see cref="Stream"/>. Credit-based flow control makes
+/// it fair: a side never sends more than the peer's remaining window, so the socket's reader can always hand
+/// data to a stream without waiting, and a stalled viewer stalls only its own stream, with bounded memory.
+/// </summary>
+public sealed class TunnelStream : Stream
+{
+    private readonly SendFrame sendFrame;
+    private readonly Channel<byte[]> incoming = Channel.CreateUnbounded<byte[]>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
+    private readonly SemaphoreSlim creditSignal = new(0);
+    private readonly SemaphoreSlim writeLock = new(1, 1);
+    private byte[]? current;
+    private int currentOffset;
+    private int currentLength;
+    private long sendCredit = TunnelFrame.Window;
+    private long receivedUnacknowledged;
+    private long buffered;
+    private int closed;
+
+    public TunnelStream(int id, SendFrame sendFrame)
+    {
+        Id = id;
+        this.sendFrame = sendFrame;
+    }
+
+    public int Id { get; }
+
+    /// <summary>Why the stream closed, once it has.</summary>
+    public string? CloseReason { get; private set; }
+
+    /// <summary>Called by the socket's reader for each data frame; never blocks.</summary>
+    public void OnData(ReadOnlySpan<byte> payload)
+    {
+        if (Interlocked.Add(ref buffered, payload.Length) > TunnelFrame.Window)
+        {
+            throw new InvalidOperationException($"stream {Id} received more than its window");
+        }
+
+        var copy = ArrayPool<byte>.Shared.Rent(payload.Length + 4);
+        BinaryPrimitives.WriteInt32LittleEndian(copy, payload.Length);
+        payload.CopyTo(copy.AsSpan(4));
+        if (!incoming.Writer.TryWrite(copy))
+        {
+            ArrayPool<byte>.Shared.Return(copy);
+        }
+    }
+
+    /// <summary>Called by the socket's reader for each credit frame.</summary>
+    public void OnCredit(int bytes)
+    {
+        Interlocked.Add(ref sendCredit, bytes);
+        creditSignal.Release();
+    }
+
+    /// <summary>Ends the stream: readers see end-of-stream and writers fail.</summary>
+    public void Close(string reason)
+    {
+        if (Interlocked.Exchange(ref closed, 1) == 0)
+        {
+            CloseReason = reason;
+            incoming.Writer.TryComplete();
+            creditSignal.Release();
+        }
+    }
+
+    public bool IsClosed => Volatile.Read(ref closed) == 1;
+
+    public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+    {
+        if (current is null)
+        {
+            if (!await incoming.Reader.WaitToReadAsync(cancellationToken) || !incoming.Reader.TryRead(out current))
+            {
+                return 0;
+            }
+
+            currentLength = BinaryPrimitives.ReadInt32LittleEndian(current);
+            currentOffset = 0;
+        }
+
+        var count = Math.Min(buffer.Length, currentLength - currentOffset);
+        current.AsMemory(4 + currentOffset, count).CopyTo(buffer);
+        currentOffset += count;
+        if (currentOffset == currentLength)
+        {
+            ArrayPool<byte>.Shared.Return(current);
+            current = null;
+        }
+
+        Interlocked.Add(ref buffered, -count);
+        await AcknowledgeAsync(count, cancellationToken);
+        return count;
+    }
+
+    public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
+    {
+        await writeLock.WaitAsync(cancellationToken);
+        try
+        {
+            while (!buffer.IsEmpty)
+            {
+                while (Interlocked.Read(ref sendCredit) <= 0)
+                {
+                    ObjectDisposedException.ThrowIf(IsClosed, this);
+                    await creditSignal.WaitAsync(cancellationToken);
+                }
+
+                ObjectDisposedException.ThrowIf(IsClosed, this);
+                var count = (int)Math.Min(Math.Min(buffer.Length, TunnelFrame.MaxPayload), Interlocked.Read(ref sendCredit));
+                var frame = ArrayPool<byte>.Shared.Rent(TunnelFrame.HeaderLength + count);
+                try
+                {
+                    TunnelFrame.WriteHeader(frame, TunnelFrame.Data, Id);
+                    buffer.Span[..count].CopyTo(frame.AsSpan(TunnelFrame.HeaderLength));
+                    Interlocked.Add(ref sendCredit, -count);
+                    await sendFrame(frame.AsMemory(0, TunnelFrame.HeaderLength + count), cancellationToken);
+                }
+                finally
+                {
+                    ArrayPool<byte>.Shared.Return(frame);
+                }
+
+                buffer = buffer[count..];
+            }
+        }
+        finally
+        {
+            writeLock.Release();
+        }
+    }
+
+    /// <summary>Grants the peer credit for what was read, in batches so small reads do not each cost a frame.</summary>
+    private async ValueTask AcknowledgeAsync(int count, CancellationToken cancellationToken)
+    {
+        var pending = Interlocked.Add(ref receivedUnacknowledged, count);
+        if (pending < TunnelFrame.Window / 4 || IsClosed)
+        {
+            return;
+        }
+
+        Interlocked.Add(ref receivedUnacknowledged, -pending);
+        var frame = new byte[TunnelFrame.HeaderLength + 4];
+        TunnelFrame.WriteHeader(frame, TunnelFrame.Credit, Id);
+        BinaryPrimitives.WriteInt32BigEndian(frame.AsSpan(TunnelFrame.HeaderLength), (int)pending);
+        try
+        {
+            await sendFrame(frame, cancellationToken);
+        }
+        catch (Exception e) when (e is ObjectDisposedException or InvalidOperationException or System.Net.WebSockets.WebSocketException)
+        {
+            Close("the agent connection closed");
+        }
+    }
+
+    public override bool CanRead => true;
+    public override bool CanWrite => true;
+    public override bool CanSeek => false;
+    public override long Length => throw new NotSupportedException();
+    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+    public override void Flush() { }
+    public override int Read(byte[] buffer, int offset, int count) => ReadAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
+    public override void Write(byte[] buffer, int offset, int count) => WriteAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
+    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) => ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+    public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) => WriteAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+    public override void SetLength(long value) => throw new NotSupportedException();
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing)
+        {
+            Close("disposed");
+            while (incoming.Reader.TryRead(out var left))
+            {
+                ArrayPool<byte>.Shared.Return(left);
+            }
+        }
+
+        base.Dispose(disposing);
+    }
+}
