@@ -18,6 +18,7 @@ public static class AgentExtensions
         builder.Services.AddSingleton<StreamSpace.Agent.Tunnel.AgentTunnels>();
         builder.Services.AddSingleton<ControlPlaneClient>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<ControlPlaneClient>());
+        builder.Services.AddHostedService<Health.AgentHealthEndpoint>();
         return builder;
     }
 }

@@ -34,8 +34,26 @@ public sealed class AgentSettings : IValidatedSettings
     [Setting("MAX_SESSIONS", Help = "how many sessions this agent runs at most")]
     public int MaxSessions { get; set; } = 10;
 
+    [Setting("AGENT_HEALTH_PORT", Help = "the port of /alive and /health for Kubernetes probes; 0 turns them off")]
+    public int HealthPort { get; set; }
+
     [Setting("AGENT_DATA_DIR", Help = "where the local platform keeps session state and users' home folders")]
     public string DataDirectory { get; set; } = Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.LocalApplicationData, Environment.SpecialFolderOption.DoNotVerify), "streamspace-agent");
+
+    [Setting("SESSION_NAMESPACE", Help = "kubernetes: the namespace of session pods; empty: the agent's own namespace (or default outside a cluster)")]
+    public string SessionNamespace { get; set; } = "";
+
+    [Setting("SESSION_STORAGE_CLASS", Help = "kubernetes: the storage class of users' home volumes; empty: the cluster's default")]
+    public string SessionStorageClass { get; set; } = "";
+
+    [Setting("SESSION_HOME_SIZE", Help = "kubernetes: the size of each user's home volume, e.g. 5Gi")]
+    public string SessionHomeSize { get; set; } = "5Gi";
+
+    [Setting("SESSION_IMAGE_PULL_SECRETS", Help = "kubernetes: comma-separated Secrets in the session namespace for pulling session images")]
+    public string SessionImagePullSecrets { get; set; } = "";
+
+    [Setting("SESSION_START_TIMEOUT", Help = "kubernetes: how long a session may wait for resources before it fails")]
+    public TimeSpan SessionStartTimeout { get; set; } = TimeSpan.FromMinutes(5);
 
     /// <summary>The hub URL as the agent dials it, after <see cref="NormalizeControlPlaneUrl"/>.</summary>
     public Uri HubUrl => NormalizeControlPlaneUrl(ControlPlaneUrl).Url;
@@ -50,6 +68,16 @@ public sealed class AgentSettings : IValidatedSettings
         if (HeartbeatInterval < TimeSpan.FromSeconds(1) || HeartbeatInterval > TimeSpan.FromMinutes(5))
         {
             throw new InvalidSettingException("HEARTBEAT_INTERVAL", $"must be between 1s and 5m: expected {Duration.AcceptedForms}.");
+        }
+
+        if (SessionStartTimeout < TimeSpan.FromSeconds(1))
+        {
+            throw new InvalidSettingException("SESSION_START_TIMEOUT", $"must be at least 1s: expected {Duration.AcceptedForms}.");
+        }
+
+        if (!string.IsNullOrWhiteSpace(SessionHomeSize) && !System.Text.RegularExpressions.Regex.IsMatch(SessionHomeSize.Trim(), "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$"))
+        {
+            throw new InvalidSettingException("SESSION_HOME_SIZE", $"has an invalid value '{SessionHomeSize}': expected a Kubernetes quantity such as 5Gi.");
         }
 
         if (MaxSessions < 1)

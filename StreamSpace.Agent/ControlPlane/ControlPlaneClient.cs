@@ -30,6 +30,9 @@ public sealed class ControlPlaneClient(
     /// <summary>True while a hello has been welcomed; the agent's readiness probe reports this.</summary>
     public bool IsConnected { get; private set; }
 
+    /// <summary>Why the agent is not connected, as last logged; null while connected or before the first attempt.</summary>
+    public string? LastProblem { get; private set; }
+
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         var (url, change) = AgentSettings.NormalizeControlPlaneUrl(settings.ControlPlaneUrl);
@@ -63,6 +66,7 @@ public sealed class ControlPlaneClient(
                 attempt = 0;
                 var ended = await RunConnectionAsync(socket, stoppingToken);
                 lastProblem = $"connection closed: {ended}";
+                LastProblem = lastProblem;
                 logger.LogWarning("Lost the connection to the control plane at {Url}: {Reason}. Reconnecting.", url, ended);
             }
             catch (Exception e) when (!stoppingToken.IsCancellationRequested)
@@ -73,6 +77,7 @@ public sealed class ControlPlaneClient(
                     // Logged once per change of cause, not at every retry.
                     logger.LogWarning("Failed to connect to Control Plane at {Url}: {Cause}. Retrying with backoff (up to {Cap}s).", url, problem, Backoff.Cap.TotalSeconds);
                     lastProblem = problem;
+                    LastProblem = problem;
                 }
             }
             finally
@@ -115,6 +120,7 @@ public sealed class ControlPlaneClient(
                 {
                     case WelcomeMessage:
                         IsConnected = true;
+                        LastProblem = null;
                         logger.LogInformation("Connected to the control plane as {AgentId}; {Sessions} sessions reported", settings.AgentId, sessions.Count);
                         heartbeats = SendHeartbeatsAsync(socket, stop.Token);
                         break;

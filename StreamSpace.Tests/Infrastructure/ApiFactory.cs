@@ -10,7 +10,8 @@ namespace StreamSpace.Tests.Infrastructure;
 /// The real API on Kestrel (real HTTP and WebSockets on a loopback port) against a real PostgreSQL database.
 /// Settings arrive the way the process gets them in production: as configuration keys named like the env vars.
 /// </summary>
-public sealed class ApiFactory(string connectionString, IReadOnlyDictionary<string, string?>? settings = null) : WebApplicationFactory<StreamSpace.Api.ApiSettings>
+public sealed class ApiFactory(string connectionString, IReadOnlyDictionary<string, string?>? settings = null,
+    Action<Microsoft.Extensions.DependencyInjection.IServiceCollection>? configureServices = null) : WebApplicationFactory<StreamSpace.Api.ApiSettings>
 {
     public const string JwtSecret = "test-secret-that-is-long-enough-for-hs256-signing!";
     public const string AdminUsername = "admin";
@@ -55,6 +56,10 @@ public sealed class ApiFactory(string connectionString, IReadOnlyDictionary<stri
         }
 
         builder.UseEnvironment("Testing");
+        if (configureServices is not null)
+        {
+            builder.ConfigureServices(configureServices);
+        }
     }
 
     public async Task<HttpClient> ClientForAsync(string username, string password)

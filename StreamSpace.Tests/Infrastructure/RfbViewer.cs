@@ -59,6 +59,55 @@ public sealed class RfbViewer(ClientWebSocket socket) : IDisposable
         return (rectangles, BinaryPrimitives.ReadUInt16BigEndian(first.AsSpan(4)), BinaryPrimitives.ReadUInt16BigEndian(first.AsSpan(6)));
     }
 
+    /// <summary>Asks for Raw encoding only, so an update's size follows from its rectangles.</summary>
+    public Task UseRawEncodingAsync() => SendAsync([2, 0, 0, 1, 0, 0, 0, 0]);
+
+    /// <summary>Requests the whole screen and reads the complete Raw update (4 bytes a pixel); returns its size in bytes.</summary>
+    public async Task<long> ReadFullRawUpdateAsync(RfbDesktop desktop)
+    {
+        var request = new byte[10];
+        request[0] = 3;
+        BinaryPrimitives.WriteUInt16BigEndian(request.AsSpan(6), (ushort)desktop.Width);
+        BinaryPrimitives.WriteUInt16BigEndian(request.AsSpan(8), (ushort)desktop.Height);
+        await SendAsync(request);
+
+        var header = await ReadAsync(4);
+        Assert.Equal(0, header[0]);
+        long total = 0;
+        for (var i = BinaryPrimitives.ReadUInt16BigEndian(header.AsSpan(2)); i > 0; i--)
+        {
+            var rect = await ReadAsync(12);
+            Assert.Equal(0, BinaryPrimitives.ReadInt32BigEndian(rect.AsSpan(8))); // Raw
+            var bytes = BinaryPrimitives.ReadUInt16BigEndian(rect.AsSpan(4)) * BinaryPrimitives.ReadUInt16BigEndian(rect.AsSpan(6)) * 4;
+            await SkipAsync(bytes);
+            total += bytes;
+        }
+
+        return total;
+    }
+
+    private async Task SkipAsync(int count)
+    {
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        while (pending.Count > 0 && count > 0)
+        {
+            pending.Dequeue();
+            count--;
+        }
+
+        while (count > 0)
+        {
+            var result = await socket.ReceiveAsync(receiveBuffer, cts.Token);
+            var used = Math.Min(count, result.Count);
+            foreach (var b in receiveBuffer.AsSpan(used, result.Count - used))
+            {
+                pending.Enqueue(b);
+            }
+
+            count -= used;
+        }
+    }
+
     public Task SendAsync(byte[] bytes) => socket.SendAsync(bytes, WebSocketMessageType.Binary, true, CancellationToken.None);
 
     public async Task<byte[]> ReadAsync(int count, TimeSpan? timeout = null)

@@ -1,0 +1,55 @@
+using System.Net;
+using System.Text.Json;
+using StreamSpace.Agent.ControlPlane;
+
+namespace StreamSpace.Agent.Health;
+
+/// <summary>
+/// Probes for Kubernetes on AGENT_HEALTH_PORT: <c>/alive</c> while the process runs, and <c>/health</c> ready only
+/// while the agent is connected to the control plane, with the reason when it is not (the seed's "agent offline").
+/// </summary>
+public sealed class AgentHealthEndpoint(AgentSettings settings, ControlPlaneClient client, ILogger<AgentHealthEndpoint> logger) : BackgroundService
+{
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        if (settings.HealthPort == 0)
+        {
+            return;
+        }
+
+        using var listener = new HttpListener();
+        listener.Prefixes.Add($"http://+:{settings.HealthPort}/");
+        listener.Start();
+        logger.LogInformation("Health endpoints on port {Port}: /alive and /health", settings.HealthPort);
+        using var registration = stoppingToken.Register(listener.Stop);
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            HttpListenerContext context;
+            try
+            {
+                context = await listener.GetContextAsync();
+            }
+            catch (Exception e) when (e is HttpListenerException or ObjectDisposedException)
+            {
+                break;
+            }
+
+            var (status, body) = context.Request.Url?.AbsolutePath switch
+            {
+                "/alive" => (200, Body("healthy", null)),
+                "/health" when client.IsConnected => (200, Body("healthy", null)),
+                "/health" => (503, Body("unhealthy", client.LastProblem ?? "not connected to the control plane yet")),
+                _ => (404, Body("unknown path", null)),
+            };
+            context.Response.StatusCode = status;
+            context.Response.ContentType = "application/json";
+            await context.Response.OutputStream.WriteAsync(body, stoppingToken);
+            context.Response.Close();
+        }
+    }
+
+    private static byte[] Body(string status, string? reason) =>
+        JsonSerializer.SerializeToUtf8Bytes(reason is null
+            ? new Dictionary<string, string> { ["service"] = "streamspace-agent", ["status"] = status }
+            : new Dictionary<string, string> { ["service"] = "streamspace-agent", ["status"] = status, ["reason"] = reason });
+}

@@ -1,0 +1,35 @@
+using System.Net;
+using System.Text.Json;
+using StreamSpace.Tests.Api.Features.Agents;
+using StreamSpace.Tests.Infrastructure;
+
+namespace StreamSpace.Tests.Agent.Health;
+
+public sealed class AgentHealthEndpointTests(ApiFixture fixture) : IClassFixture<ApiFixture>
+{
+    [Fact]
+    public async Task Health_is_ready_only_while_connected_and_says_why_not()
+    {
+        var port = PostgresServer.FreePort();
+        var settings = new Dictionary<string, string?> { ["AGENT_HEALTH_PORT"] = port.ToString(System.Globalization.CultureInfo.InvariantCulture) };
+        using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}") };
+
+        // Pointed at an unregistered id, the agent is refused: alive, but not ready, with the cause.
+        await using (var refused = await AgentHost.StartAsync(fixture.Api.AgentHubUrl, "health-unknown", "not-a-key", settings: settings))
+        {
+            await Eventually.TrueAsync(async () => (await http.GetStringAsync("/alive")).Contains("healthy")
+                && (await http.GetAsync("/health")) is { StatusCode: HttpStatusCode.ServiceUnavailable } health
+                && (await health.Content.ReadAsStringAsync()).Contains("401"), TimeSpan.FromSeconds(10), "the refused agent's probes");
+            var body = JsonDocument.Parse(await (await http.GetAsync("/health")).Content.ReadAsStringAsync()).RootElement;
+            Assert.Equal("unhealthy", body.GetProperty("status").GetString());
+            Assert.Contains("401", body.GetProperty("reason").GetString());
+        }
+
+        var key = await fixture.Api.RegisterAgentAsync("health-good");
+        await using var agent = await AgentHost.StartAsync(fixture.Api.AgentHubUrl, "health-good", key, settings: settings);
+        await agent.WaitUntilConnectedAsync();
+        var healthy = await http.GetAsync("/health");
+        Assert.Equal(HttpStatusCode.OK, healthy.StatusCode);
+        Assert.Equal("""{"service":"streamspace-agent","status":"healthy"}""", await healthy.Content.ReadAsStringAsync());
+    }
+}

@@ -1,0 +1,108 @@
+using System.Net;
+using System.Net.Http.Headers;
+using Microsoft.Extensions.DependencyInjection;
+using StreamSpace.Tests.Infrastructure;
+
+namespace StreamSpace.Tests.Api.Features.Sessions;
+
+public sealed class VncTunnelTests(SessionFixture fixture) : IClassFixture<SessionFixture>
+{
+    [Fact]
+    public async Task Two_sessions_on_one_agent_stream_side_by_side_without_crossed_bytes_and_a_stalled_viewer_slows_neither()
+    {
+        using var user = await fixture.Api.NewUserClientAsync();
+        var stalledId = (await user.LaunchAsync()).GetProperty("id").GetString()!;
+        var busyId = (await user.LaunchAsync()).GetProperty("id").GetString()!;
+        await user.WaitForStateAsync(stalledId, "running");
+        await user.WaitForStateAsync(busyId, "running");
+
+        using var stalled = await RfbViewer.ConnectAsync(fixture.Api.BaseAddress, await user.ConnectUrlAsync(stalledId));
+        using var busy = await RfbViewer.ConnectAsync(fixture.Api.BaseAddress, await user.ConnectUrlAsync(busyId));
+        var stalledDesktop = await stalled.HandshakeAsync();
+        var busyDesktop = await busy.HandshakeAsync();
+        Assert.Equal(stalledId, stalledDesktop.Name);
+        Assert.Equal(busyId, busyDesktop.Name);
+
+        // The stalled viewer asks for many full Raw screens (4 MB each) and never reads them.
+        await stalled.UseRawEncodingAsync();
+        for (var i = 0; i < 10; i++)
+        {
+            await stalled.SendAsync(FullUpdateRequest(stalledDesktop));
+        }
+
+        // The other viewer, on the same agent socket, still gets every full screen it asks for.
+        await busy.UseRawEncodingAsync();
+        for (var i = 0; i < 10; i++)
+        {
+            Assert.Equal(busyDesktop.Width * busyDesktop.Height * 4L, await busy.ReadFullRawUpdateAsync(busyDesktop));
+        }
+
+        // And the stalled viewer's data was held back by flow control, not lost: it reads its first screen intact.
+        Assert.Equal(stalledDesktop.Width * stalledDesktop.Height * 4L, await stalled.ReadFullRawUpdateAsync(stalledDesktop));
+    }
+
+    [Fact]
+    public async Task An_expired_ticket_is_refused()
+    {
+        var clock = new ShiftableClock();
+        await using var api = new ApiFactory(await SharedPostgres.CreateDatabaseAsync(), configureServices: s => s.AddSingleton<TimeProvider>(clock)).Start();
+        await using var agent = await AgentHost.StartAsync(api.AgentHubUrl, "expiry-agent", await Agents.AgentTestData.RegisterAgentAsync(api, "expiry-agent"));
+        await agent.WaitUntilConnectedAsync();
+        using var admin = await api.AdminClientAsync();
+        var id = (await admin.LaunchAsync()).GetProperty("id").GetString()!;
+        await admin.WaitForStateAsync(id, "running");
+        var url = await admin.ConnectUrlAsync(id);
+
+        clock.Shift = TimeSpan.FromSeconds(31);
+        var refused = await Assert.ThrowsAsync<System.Net.WebSockets.WebSocketException>(() => RfbViewer.ConnectAsync(api.BaseAddress, url));
+        Assert.Contains("401", refused.Message);
+    }
+
+    [Fact]
+    public async Task Session_changes_are_pushed_live_to_the_owner()
+    {
+        using var user = await fixture.Api.NewUserClientAsync();
+        var token = user.DefaultRequestHeaders.Authorization!.Parameter;
+        using var events = fixture.Api.CreateClient();
+        events.Timeout = Timeout.InfiniteTimeSpan;
+        events.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token);
+        using var response = await events.GetAsync("/api/v1/sessions/events", HttpCompletionOption.ResponseHeadersRead);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal("text/event-stream", response.Content.Headers.ContentType?.MediaType);
+        using var reader = new StreamReader(await response.Content.ReadAsStreamAsync());
+        Assert.Equal(": connected", await reader.ReadLineAsync());
+
+        var id = (await user.LaunchAsync()).GetProperty("id").GetString()!;
+        var seen = new List<string>();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        while (!seen.Contains("running"))
+        {
+            var line = await reader.ReadLineAsync(timeout.Token);
+            if (line?.StartsWith("data: ", StringComparison.Ordinal) == true)
+            {
+                var session = System.Text.Json.JsonDocument.Parse(line["data: ".Length..]).RootElement;
+                Assert.Equal(id, session.GetProperty("id").GetString());
+                seen.Add(session.GetProperty("state").GetString()!);
+            }
+        }
+
+        Assert.Equal(["pending", "starting", "running"], seen);
+    }
+
+    private static byte[] FullUpdateRequest(RfbDesktop desktop)
+    {
+        var request = new byte[10];
+        request[0] = 3;
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt16BigEndian(request.AsSpan(6), (ushort)desktop.Width);
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt16BigEndian(request.AsSpan(8), (ushort)desktop.Height);
+        return request;
+    }
+
+    /// <summary>The system clock, moved forward on demand, for what a test cannot wait out.</summary>
+    private sealed class ShiftableClock : TimeProvider
+    {
+        public TimeSpan Shift { get; set; }
+
+        public override DateTimeOffset GetUtcNow() => base.GetUtcNow() + Shift;
+    }
+}
