@@ -23,21 +23,8 @@ public sealed class AgentSettingsTests
     [InlineData("AGENT_KEY", null, "AGENT_KEY is required")]
     public async Task A_bad_setting_exits_with_one_line_that_names_it_and_the_accepted_forms(string setting, string? value, string expected)
     {
-        var environment = new Dictionary<string, string>(Valid);
-        if (value is null)
-        {
-            environment.Remove(setting);
-        }
-        else
-        {
-            environment[setting] = value;
-        }
-
-        var result = await ProcessRunner.RunAsync("dotnet", [Repository.BuiltAssembly("StreamSpace.Agent")], environment);
-
-        Assert.Equal(StartupGuard.InvalidSettingExitCode, result.ExitCode);
-        var line = Assert.Single(result.StandardError.Split('\n', StringSplitOptions.RemoveEmptyEntries));
-        Assert.StartsWith($"error: {expected}", line);
+        var result = await StartupErrors.RunWithSettingAsync("StreamSpace.Agent", Valid, setting, value);
+        StartupErrors.AssertOneLine(result, expected);
     }
 
     [Theory]

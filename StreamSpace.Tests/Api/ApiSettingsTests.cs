@@ -20,21 +20,8 @@ public sealed class ApiSettingsTests
     [InlineData("JWT_LIFETIME", "forever", "JWT_LIFETIME has an invalid value 'forever'")]
     public async Task A_missing_or_invalid_setting_exits_with_one_line_that_names_it(string setting, string? value, string expected)
     {
-        var environment = new Dictionary<string, string>(Valid);
-        if (value is null)
-        {
-            environment.Remove(setting);
-        }
-        else
-        {
-            environment[setting] = value;
-        }
-
-        var result = await ProcessRunner.RunAsync("dotnet", [Repository.BuiltAssembly("StreamSpace.Api")], environment);
-
-        Assert.Equal(StartupGuard.InvalidSettingExitCode, result.ExitCode);
-        var line = Assert.Single(result.StandardError.Split('\n', StringSplitOptions.RemoveEmptyEntries));
-        Assert.StartsWith($"error: {expected}", line);
+        var result = await StartupErrors.RunWithSettingAsync("StreamSpace.Api", Valid, setting, value);
+        StartupErrors.AssertOneLine(result, expected);
     }
 
     [Fact]

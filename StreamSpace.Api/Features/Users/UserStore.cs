@@ -24,6 +24,8 @@ public sealed class UserStore(NpgsqlDataSource dataSource, IPasswordHasher<UserA
     private readonly Lazy<UserAccount> nobody = new(() =>
         new UserAccount { PasswordHash = hasher.HashPassword(new UserAccount(), Guid.NewGuid().ToString()) });
 
+    public const string LastAdminProblem = "This is the last active admin; make another user admin first.";
+
     private const string Columns = "id, username, password_hash, role, disabled, created_at, updated_at";
 
     public async Task<UserAccount?> FindByUsernameAsync(string username, CancellationToken cancellationToken)

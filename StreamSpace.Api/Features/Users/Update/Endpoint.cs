@@ -47,7 +47,7 @@ public sealed class UpdateUserEndpoint(UserStore users, ApiSettings settings) : 
                 await Send.ResultAsync(ApiProblem.NotFound($"No user has id {request.Id}."));
                 break;
             case UserChange.LastAdmin:
-                await Send.ResultAsync(ApiProblem.Conflict("This is the last active admin; make another user admin first."));
+                await Send.ResultAsync(ApiProblem.Conflict(UserStore.LastAdminProblem));
                 break;
             default:
                 await Send.OkAsync(user!.ToResponse(), cancellationToken);
