@@ -2,6 +2,7 @@ using FastEndpoints;
 using FastEndpoints.Swagger;
 using StreamSpace.Api;
 using StreamSpace.Api.Features.Agents;
+using StreamSpace.Api.Features.Diagnostics;
 using StreamSpace.Api.Features.Sessions;
 using StreamSpace.Api.Features.Templates;
 using StreamSpace.Api.Features.Auth;
@@ -22,6 +23,7 @@ return await StartupGuard.RunAsync(async () =>
     builder.AddStreamSpaceAgents();
     builder.AddStreamSpaceTemplates();
     builder.AddStreamSpaceSessions();
+    builder.AddStreamSpaceDiagnostics();
     builder.AddStreamSpaceEndpoints();
 
     var app = builder.Build();

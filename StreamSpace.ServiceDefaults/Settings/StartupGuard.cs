@@ -13,7 +13,7 @@ public static class StartupGuard
         try
         {
             await run();
-            return 0;
+            return Environment.ExitCode;
         }
         catch (Exception e) when (FindSettingError(e) is { } setting)
         {

@@ -16,6 +16,7 @@ public sealed class AgentHub(
     AgentStore store,
     AgentCommandQueue commands,
     NpgsqlDataSource dataSource,
+    Diagnostics.RefusedAgentLog refusals,
     TimeProvider time,
     ILogger<AgentHub> logger)
 {
@@ -50,17 +51,18 @@ public sealed class AgentHub(
         {
             case AgentAuthentication.Rejected:
                 logger.LogWarning("Refused agent connection from {Remote}: unknown agent id {AgentId} or wrong key", context.Connection.RemoteIpAddress, agentId);
+                refusals.Record(agentId, "unknown agent id or wrong key (401)");
                 await Refuse(context, "Unknown agent id or wrong key.");
                 return;
             case AgentAuthentication.Revoked:
                 logger.LogWarning("Refused agent {AgentId} from {Remote}: its credential is revoked", agentId, context.Connection.RemoteIpAddress);
+                refusals.Record(agentId, "its credential is revoked (401)");
                 await Refuse(context, "This agent's credential is revoked; register it again with POST /api/v1/agents.");
                 return;
         }
 
         using var socket = await context.WebSockets.AcceptWebSocketAsync();
         var connection = new AgentConnection(agentId, socket, time);
-        await ReplaceAsync(agentId, connection);
         try
         {
             await RunAsync(connection, context.RequestAborted);
@@ -130,11 +132,14 @@ public sealed class AgentHub(
                     var supported = string.Join(", ", AgentProtocol.SupportedVersions);
                     logger.LogWarning("Refused agent {AgentId}: protocol version {Version} is not supported (supported: {Supported})",
                         connection.AgentId, hello.ProtocolVersion, supported);
+                    refusals.Record(connection.AgentId, $"protocol version {hello.ProtocolVersion} is not supported (supported: {supported})");
                     await connection.CloseAsync(AgentCloseCodes.UnsupportedProtocol,
                         $"protocol version {hello.ProtocolVersion} is not supported; supported: {supported}");
                     return;
                 }
 
+                // Only a valid hello takes over the agent id, so a probe (`doctor --agent`) never displaces the agent.
+                await ReplaceAsync(connection.AgentId, connection);
                 await AcceptHelloAsync(connection, hello, stop.Token);
             }
 
@@ -171,6 +176,7 @@ public sealed class AgentHub(
     private async Task AcceptHelloAsync(AgentConnection connection, HelloMessage hello, CancellationToken cancellationToken)
     {
         connection.HeartbeatInterval = TimeSpan.FromSeconds(Math.Max(1, hello.HeartbeatIntervalSeconds));
+        refusals.Forget(connection.AgentId);
         await store.MarkOnlineAsync(connection.AgentId, hello, cancellationToken);
         await ApplyReportedSessionsAsync(connection.AgentId, hello.Sessions, cancellationToken);
         await FailLostSessionsAsync(connection.AgentId, hello.Sessions, cancellationToken);

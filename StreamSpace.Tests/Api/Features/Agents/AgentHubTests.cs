@@ -122,15 +122,19 @@ public sealed class AgentHubTests(ApiFixture fixture) : IClassFixture<ApiFixture
             await first.SendHelloAsync(heartbeatSeconds: 30);
             await first.ReceiveAsync(TimeSpan.FromSeconds(5));
 
-            using var second = await RawAgentSocket.ConnectAcceptedAsync(fixture.Api.AgentHubUrl, "hub-twice", key);
+            // A connection that only probes (no hello, like `doctor --agent`) does not displace the agent.
+            using (await RawAgentSocket.ConnectAcceptedAsync(fixture.Api.AgentHubUrl, "hub-twice", key))
             {
-                var (closeStatus, reason) = await first.WaitForCloseAsync(TimeSpan.FromSeconds(5));
-                Assert.Equal(4001, (int)closeStatus!);
-                Assert.Contains("replaced by a newer connection", reason);
-
-                await second.SendHelloAsync(heartbeatSeconds: 30);
-                Assert.IsType<WelcomeMessage>(await second.ReceiveAsync(TimeSpan.FromSeconds(5)));
+                await Task.Delay(500);
+                Assert.Equal(System.Net.WebSockets.WebSocketState.Open, first.Socket.State);
             }
+
+            using var second = await RawAgentSocket.ConnectAcceptedAsync(fixture.Api.AgentHubUrl, "hub-twice", key);
+            await second.SendHelloAsync(heartbeatSeconds: 30);
+            Assert.IsType<WelcomeMessage>(await second.ReceiveAsync(TimeSpan.FromSeconds(5)));
+            var (closeStatus, reason) = await first.WaitForCloseAsync(TimeSpan.FromSeconds(5));
+            Assert.Equal(4001, (int)closeStatus!);
+            Assert.Contains("replaced by a newer connection", reason);
         }
     }
 }

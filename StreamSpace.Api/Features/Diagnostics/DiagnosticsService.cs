@@ -1,0 +1,264 @@
+using System.Text;
+using Dapper;
+using Npgsql;
+using StreamSpace.Api.Features.Agents.Hub;
+using StreamSpace.Api.Features.Auth;
+using StreamSpace.Api.Features.Sessions;
+using StreamSpace.Api.Features.Users;
+using StreamSpace.Api.Infrastructure.Database;
+using StreamSpace.Contracts;
+
+namespace StreamSpace.Api.Features.Diagnostics;
+
+/// <summary>
+/// The troubleshooting guide, run by the product: each check looks at the real state and says what it found and
+/// what to do. One check or more per section of the guide; docs/troubleshooting.md maps symptoms to check ids.
+/// </summary>
+public sealed class DiagnosticsService(
+    NpgsqlDataSource dataSource,
+    ApiSettings settings,
+    UserStore users,
+    AgentHub hub,
+    RefusedAgentLog refusals,
+    TimeProvider time)
+{
+    /// <summary>Agent clocks further off than this make tokens look expired or not yet valid.</summary>
+    public static readonly TimeSpan MaxClockSkew = TimeSpan.FromSeconds(5);
+
+    public async Task<DiagnosticsReport> RunAsync(bool probeVnc, CancellationToken cancellationToken)
+    {
+        var checks = new List<DiagnosticCheck>();
+        NpgsqlConnection connection;
+        try
+        {
+            connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        }
+        catch (NpgsqlException e)
+        {
+            checks.Add(DiagnosticCheck.Fail("database.reachable", "PostgreSQL is reachable", e.Message,
+                "Check that PostgreSQL runs and that ConnectionStrings__streamspace points at it (host, port, credentials)."));
+            return Report(checks);
+        }
+
+        await using (connection)
+        {
+            checks.Add(DiagnosticCheck.Ok("database.reachable", "PostgreSQL is reachable", $"{connection.Host}:{connection.Port}/{connection.Database}"));
+            checks.Add(await SchemaAsync(connection, cancellationToken));
+            checks.Add(await PoolAsync(connection, cancellationToken));
+            checks.Add(await AdminAsync(cancellationToken));
+            checks.Add(JwtSecret());
+            checks.Add(TokenLifetime());
+            checks.AddRange(await AgentsAsync(connection, cancellationToken));
+            checks.Add(Refusals());
+            checks.AddRange(await SessionsAsync(connection, cancellationToken));
+            if (probeVnc)
+            {
+                checks.AddRange(await ProbeVncAsync(connection, cancellationToken));
+            }
+        }
+
+        return Report(checks);
+    }
+
+    private DiagnosticsReport Report(List<DiagnosticCheck> checks)
+    {
+        var status = checks.Any(c => c.Status == CheckStatus.Fail) ? CheckStatus.Fail
+            : checks.Any(c => c.Status == CheckStatus.Warn) ? CheckStatus.Warn : CheckStatus.Ok;
+        return new DiagnosticsReport(status, time.GetUtcNow(), checks);
+    }
+
+    private static async Task<DiagnosticCheck> SchemaAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
+    {
+        var applied = await DatabaseMigrator.AppliedVersionAsync(connection, cancellationToken);
+        return applied >= DatabaseMigrator.LatestVersion
+            ? DiagnosticCheck.Ok("database.schema", "The schema is at the expected migration", $"migration {applied} of {DatabaseMigrator.LatestVersion}")
+            : DiagnosticCheck.Fail("database.schema", "The schema is at the expected migration", $"migration {applied}, this API needs {DatabaseMigrator.LatestVersion}",
+                "Restart the API: it applies its migrations at start, under a lock, before serving requests.");
+    }
+
+    /// <summary>Connections in use on the server against its limit: when they run out, every request waits.</summary>
+    private static async Task<DiagnosticCheck> PoolAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
+    {
+        var (used, max) = await connection.QuerySingleAsync<(long, int)>(new CommandDefinition(
+            "SELECT (SELECT count(*) FROM pg_stat_activity), current_setting('max_connections')::int", cancellationToken: cancellationToken));
+        var evidence = $"{used} of {max} server connections in use";
+        return used >= max * 0.9
+            ? DiagnosticCheck.Warn("database.pool", "Database connections are not exhausted", evidence,
+                "Requests will wait for connections: look for slow queries or leaks, lower Maximum Pool Size per replica, or raise max_connections.")
+            : DiagnosticCheck.Ok("database.pool", "Database connections are not exhausted", evidence);
+    }
+
+    private async Task<DiagnosticCheck> AdminAsync(CancellationToken cancellationToken)
+    {
+        const string id = "auth.admin";
+        const string title = "The admin account exists and matches its secret";
+        var admin = await users.FindByUsernameAsync(settings.AdminUsername, cancellationToken);
+        if (admin is null)
+        {
+            return DiagnosticCheck.Fail(id, title, $"no user '{settings.AdminUsername}'",
+                "Set ADMIN_PASSWORD (from the streamspace-admin-credentials secret) and restart the API: it creates the account.");
+        }
+
+        if (admin.Role != Role.Admin || admin.Disabled)
+        {
+            return DiagnosticCheck.Fail(id, title, $"'{admin.Username}' is {(admin.Disabled ? "disabled" : "not an admin")}",
+                "Restart the API with ADMIN_PASSWORD set: it restores the account's role and enables it.");
+        }
+
+        if (!string.IsNullOrEmpty(settings.AdminPassword) && !users.VerifyPassword(admin, settings.AdminPassword))
+        {
+            return DiagnosticCheck.Fail(id, title, $"the password of '{admin.Username}' differs from ADMIN_PASSWORD",
+                "Restart the API: at start it re-syncs the admin's password with the secret.");
+        }
+
+        return DiagnosticCheck.Ok(id, title, string.IsNullOrEmpty(settings.AdminPassword)
+            ? $"'{admin.Username}' exists (ADMIN_PASSWORD is not set, so it is not compared)"
+            : $"'{admin.Username}' signs in with ADMIN_PASSWORD");
+    }
+
+    private DiagnosticCheck JwtSecret()
+    {
+        var bytes = Encoding.UTF8.GetByteCount(settings.JwtSecret);
+        var distinct = settings.JwtSecret.Distinct().Count();
+        return bytes >= 48 && distinct >= 16
+            ? DiagnosticCheck.Ok("auth.jwt_secret", "JWT_SECRET is strong", $"{bytes} bytes, {distinct} distinct characters")
+            : DiagnosticCheck.Warn("auth.jwt_secret", "JWT_SECRET is strong", $"{bytes} bytes, {distinct} distinct characters",
+                "Use a random secret of at least 48 bytes, e.g. `openssl rand -base64 48`, in the streamspace-secrets secret.");
+    }
+
+    private DiagnosticCheck TokenLifetime()
+    {
+        var lifetime = settings.JwtLifetime;
+        var evidence = $"JWT_LIFETIME is {StreamSpace.Settings.Duration.Format(lifetime)}, clock skew allowed {TokenIssuer.ClockSkew.TotalSeconds:0}s";
+        return lifetime < TimeSpan.FromMinutes(5) || lifetime > TimeSpan.FromDays(1)
+            ? DiagnosticCheck.Warn("auth.token_lifetime", "The token lifetime is sane", evidence,
+                "Use between 5m and 24h: shorter signs users out mid-work, longer keeps stolen tokens useful.")
+            : DiagnosticCheck.Ok("auth.token_lifetime", "The token lifetime is sane", evidence);
+    }
+
+    private sealed record AgentRow(string Id, string Status, DateTime? LastHeartbeat, int HeartbeatIntervalSeconds, int? ClockSkewMs, int? ProtocolVersion, bool Revoked);
+
+    private async Task<IEnumerable<DiagnosticCheck>> AgentsAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
+    {
+        var agents = (await connection.QueryAsync<AgentRow>(new CommandDefinition(
+            """
+            SELECT id, status, last_heartbeat, heartbeat_interval_seconds, clock_skew_ms, protocol_version, revoked_at IS NOT NULL AS revoked
+            FROM agents ORDER BY id
+            """, cancellationToken: cancellationToken))).ToList();
+        if (agents.Count == 0)
+        {
+            return [DiagnosticCheck.Warn("agents.heartbeat", "Agents send heartbeats", "no agent is registered",
+                "Register an agent with POST /api/v1/agents (or provision one with PROVISIONED_AGENT_ID/KEY) and start it.")];
+        }
+
+        var now = time.GetUtcNow();
+        var checks = new List<DiagnosticCheck>();
+        foreach (var agent in agents.Where(a => !a.Revoked))
+        {
+            var interval = TimeSpan.FromSeconds(agent.HeartbeatIntervalSeconds);
+            var age = agent.LastHeartbeat is { } beat ? now - new DateTimeOffset(beat, TimeSpan.Zero) : (TimeSpan?)null;
+            var evidence = age is null ? "never connected" : $"last heartbeat {age.Value.TotalSeconds:0}s ago, interval {interval.TotalSeconds:0}s";
+            var online = hub.IsConnected(agent.Id) && age < interval * settings.AgentMissedHeartbeats;
+            checks.Add(online
+                ? DiagnosticCheck.Ok($"agents.heartbeat:{agent.Id}", $"Agent {agent.Id} sends heartbeats", evidence)
+                : DiagnosticCheck.Fail($"agents.heartbeat:{agent.Id}", $"Agent {agent.Id} sends heartbeats", evidence,
+                    "Check the agent runs and its logs for 'Failed to connect to Control Plane': CONTROL_PLANE_URL must be ws://<api>:8000/agent/ws, "
+                    + "and no NetworkPolicy may block agent → api:8000. Keep HEARTBEAT_INTERVAL at 30s."));
+
+            if (agent.ClockSkewMs is { } skewMs && Math.Abs(skewMs) > MaxClockSkew.TotalMilliseconds)
+            {
+                checks.Add(DiagnosticCheck.Warn($"agents.clock_skew:{agent.Id}", $"Agent {agent.Id}'s clock agrees with the control plane",
+                    $"the agent's clock is {skewMs / 1000.0:0.#}s {(skewMs > 0 ? "ahead" : "behind")}",
+                    "Synchronise the node clocks (NTP). Skew makes tokens look expired at once or not yet valid."));
+            }
+
+            if (agent.ProtocolVersion is { } version && version != AgentProtocol.Version)
+            {
+                checks.Add(DiagnosticCheck.Warn($"agents.protocol:{agent.Id}", $"Agent {agent.Id} speaks the current protocol",
+                    $"protocol {version}, the control plane speaks {AgentProtocol.Version}", "Upgrade the agent to this release."));
+            }
+        }
+
+        return checks;
+    }
+
+    private DiagnosticCheck Refusals()
+    {
+        var recent = refusals.Recent(TimeSpan.FromMinutes(15));
+        return recent.Count == 0
+            ? DiagnosticCheck.Ok("agents.refused", "No agent is being refused", "no refused agent connection in the last 15 minutes")
+            : DiagnosticCheck.Warn("agents.refused", "No agent is being refused",
+                string.Join("; ", recent.Select(r => $"{r.AgentId}: {r.Count} refused, last {(time.GetUtcNow() - r.LastAt).TotalSeconds:0}s ago: {r.Reason}")),
+                "Give the agent the key from POST /api/v1/agents (AGENT_KEY) for its AGENT_ID, re-register a revoked agent, or stop the stray agent.");
+    }
+
+    private async Task<IEnumerable<DiagnosticCheck>> SessionsAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
+    {
+        var stuck = (await connection.QueryAsync<(string Id, string State, string? Reason, string? AgentId, double Seconds)>(new CommandDefinition(
+            """
+            SELECT id, state, failure_reason, agent_id, extract(epoch FROM now() - updated_at)::float8
+            FROM sessions WHERE state IN ('pending', 'starting') AND updated_at < now() - make_interval(secs => @seconds)
+            ORDER BY updated_at LIMIT 20
+            """, new { seconds = Math.Min(settings.CommandTimeout.TotalSeconds, 60) }, cancellationToken: cancellationToken))).ToList();
+        var commands = (await connection.QueryAsync<(Guid Id, string CommandType, string AgentId, double Seconds)>(new CommandDefinition(
+            """
+            SELECT id, command_type, agent_id, extract(epoch FROM now() - coalesce(sent_at, created_at))::float8
+            FROM agent_commands WHERE status = 'sent' AND coalesce(sent_at, created_at) < now() - interval '30 seconds'
+            ORDER BY created_at LIMIT 20
+            """, cancellationToken: cancellationToken))).ToList();
+        var orphaned = (await connection.QueryAsync<(string Id, string AgentId)>(new CommandDefinition(
+            "SELECT id, agent_id FROM sessions WHERE state = ANY(@Active) AND agent_id IS NOT NULL ORDER BY id",
+            new { SessionStates.Active }, cancellationToken: cancellationToken))).Where(s => !hub.IsConnected(s.AgentId)).ToList();
+
+        return
+        [
+            stuck.Count == 0
+                ? DiagnosticCheck.Ok("sessions.stuck", "No session is stuck starting", "no pending or starting session older than a minute")
+                : DiagnosticCheck.Fail("sessions.stuck", "No session is stuck starting",
+                    string.Join("; ", stuck.Select(s => $"{s.Id} {s.State} for {s.Seconds:0}s on {s.AgentId ?? "no agent"}{(s.Reason is null ? "" : $": {s.Reason}")}")),
+                    "Check the agent is online (GET /api/v1/agents) and its logs for the session; for Kubernetes, the reason names image pulls, resources or volumes."),
+            commands.Count == 0
+                ? DiagnosticCheck.Ok("sessions.commands", "Agents answer their commands", "no command waits for an answer longer than 30s")
+                : DiagnosticCheck.Warn("sessions.commands", "Agents answer their commands",
+                    string.Join("; ", commands.Select(c => $"{c.CommandType} {c.Id} to {c.AgentId}, sent {c.Seconds:0}s ago")),
+                    "The agent received the command but has not acknowledged it: check its logs; it fails at COMMAND_TIMEOUT."),
+            orphaned.Count == 0
+                ? DiagnosticCheck.Ok("sessions.agents", "Active sessions have an online agent", "every active session's agent is connected")
+                : DiagnosticCheck.Fail("sessions.agents", "Active sessions have an online agent",
+                    string.Join("; ", orphaned.Select(s => $"{s.Id} on {s.AgentId} (offline)")),
+                    "Bring the agent back: it re-reports its sessions on reconnect, and sessions it no longer runs are marked failed."),
+        ];
+    }
+
+    /// <summary>For each running session, asks its agent to open a tunnel: the agent dials the VNC server and authenticates.</summary>
+    private async Task<IEnumerable<DiagnosticCheck>> ProbeVncAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
+    {
+        var running = await connection.QueryAsync<(string Id, string AgentId)>(new CommandDefinition(
+            "SELECT id, agent_id FROM sessions WHERE state = 'running' AND agent_id IS NOT NULL ORDER BY id LIMIT 20", cancellationToken: cancellationToken));
+        var checks = new List<DiagnosticCheck>();
+        foreach (var (id, agentId) in running)
+        {
+            var title = $"Session {id}'s VNC server answers";
+            if (hub.Find(agentId) is not { } agent)
+            {
+                checks.Add(DiagnosticCheck.Fail($"sessions.vnc:{id}", title, $"agent {agentId} is not online", "Bring the agent back online."));
+                continue;
+            }
+
+            var (stream, failure) = await agent.OpenTunnelAsync(id, TimeSpan.FromSeconds(5), cancellationToken);
+            if (stream is not null)
+            {
+                agent.Tunnels.Remove(stream.Id, "diagnostics probe done");
+                await agent.SendAsync(new TunnelClosedMessage(stream.Id, "diagnostics probe done"), CancellationToken.None);
+                checks.Add(DiagnosticCheck.Ok($"sessions.vnc:{id}", title, $"agent {agentId} reached it and authenticated"));
+            }
+            else
+            {
+                checks.Add(DiagnosticCheck.Fail($"sessions.vnc:{id}", title, failure ?? "no answer",
+                    "The session's VNC server does not answer: check the session's logs (X server failed, display in use), or stop and relaunch it."));
+            }
+        }
+
+        return checks;
+    }
+}

@@ -1,0 +1,161 @@
+using System.Diagnostics;
+using System.Net;
+using System.Text.Json;
+using Dapper;
+using Npgsql;
+using StreamSpace.Contracts;
+using StreamSpace.Tests.Api.Features.Agents;
+using StreamSpace.Tests.Api.Features.Sessions;
+using StreamSpace.Tests.Infrastructure;
+
+namespace StreamSpace.Tests.Api.Features.Diagnostics;
+
+/// <summary>Each fault from the troubleshooting guide, made real, turns its check to warn or fail with the evidence.</summary>
+public sealed class DiagnosticsTests
+{
+    [Fact]
+    public async Task A_healthy_stack_reports_all_ok()
+    {
+        await using var api = new ApiFactory(await SharedPostgres.CreateDatabaseAsync()).Start();
+        await using var agent = await AgentHost.StartAsync(api.AgentHubUrl, "healthy-agent", await api.RegisterAgentAsync("healthy-agent"));
+        await agent.WaitUntilConnectedAsync();
+
+        var report = await DiagnoseAsync(api);
+        Assert.True(report.GetProperty("status").GetString() == "ok", report.ToString());
+        Assert.Contains(Checks(report), c => c.Id == "agents.heartbeat:healthy-agent" && c.Status == "ok");
+        Assert.Contains(Checks(report), c => c.Id == "auth.admin" && c.Status == "ok");
+    }
+
+    [Fact]
+    public async Task A_stopped_agent_fails_its_heartbeat_check_and_its_sessions_check()
+    {
+        await using var api = new ApiFactory(await SharedPostgres.CreateDatabaseAsync()).Start();
+        var agent = await AgentHost.StartAsync(api.AgentHubUrl, "stopped-agent", await api.RegisterAgentAsync("stopped-agent"));
+        await agent.WaitUntilConnectedAsync();
+        using var admin = await api.AdminClientAsync();
+        var id = (await admin.LaunchAsync()).GetProperty("id").GetString()!;
+        await admin.WaitForStateAsync(id, "running");
+        await agent.DisposeAsync();
+
+        var checks = Checks(await DiagnoseAsync(api));
+        var heartbeat = Assert.Single(checks, c => c.Id == "agents.heartbeat:stopped-agent");
+        Assert.Equal("fail", heartbeat.Status);
+        Assert.Contains("CONTROL_PLANE_URL", heartbeat.Fix);
+        Assert.Contains(checks, c => c.Id == "sessions.agents" && c.Status == "fail" && c.Evidence.Contains("stopped-agent (offline)"));
+    }
+
+    [Fact]
+    public async Task An_agent_clock_ten_seconds_ahead_warns_about_token_expiry()
+    {
+        await using var api = new ApiFactory(await SharedPostgres.CreateDatabaseAsync()).Start();
+        var key = await api.RegisterAgentAsync("skewed-agent");
+        using var socket = await RawAgentSocket.ConnectAcceptedAsync(api.AgentHubUrl, "skewed-agent", key);
+        await socket.SendHelloAsync(heartbeatSeconds: 30);
+        await socket.ReceiveAsync(TimeSpan.FromSeconds(5));
+        await socket.SendAsync(new HeartbeatMessage(DateTimeOffset.UtcNow.AddSeconds(10), new AgentCapacity(5, 0), []));
+
+        await Eventually.TrueAsync(async () => Checks(await DiagnoseAsync(api)).Any(c => c.Id == "agents.clock_skew:skewed-agent"),
+            TimeSpan.FromSeconds(5), "the skew to be recorded");
+        var skew = Checks(await DiagnoseAsync(api)).Single(c => c.Id == "agents.clock_skew:skewed-agent");
+        Assert.Equal("warn", skew.Status);
+        Assert.Contains("ahead", skew.Evidence);
+        Assert.Contains("expired", skew.Fix);
+    }
+
+    [Fact]
+    public async Task A_session_left_pending_fails_the_stuck_check_naming_it()
+    {
+        var database = await SharedPostgres.CreateDatabaseAsync();
+        await using var api = new ApiFactory(database).Start();
+        await api.RegisterAgentAsync("absent-agent");
+        var (sessionId, _) = await AgentTestData.QueueStartSessionAsync(database, "absent-agent");
+        await using (var connection = new NpgsqlConnection(database))
+        {
+            await connection.ExecuteAsync("UPDATE sessions SET updated_at = now() - interval '2 minutes' WHERE id = @sessionId", new { sessionId });
+        }
+
+        var stuck = Checks(await DiagnoseAsync(api)).Single(c => c.Id == "sessions.stuck");
+        Assert.Equal("fail", stuck.Status);
+        Assert.Contains($"{sessionId} pending", stuck.Evidence);
+        Assert.Contains("absent-agent", stuck.Evidence);
+    }
+
+    [Fact]
+    public async Task An_agent_with_a_wrong_key_is_reported_as_refused()
+    {
+        await using var api = new ApiFactory(await SharedPostgres.CreateDatabaseAsync()).Start();
+        await api.RegisterAgentAsync("wrong-key-agent");
+        await using var agent = await AgentHost.StartAsync(api.AgentHubUrl, "wrong-key-agent", "ssak_not-the-right-key");
+
+        await Eventually.TrueAsync(async () => Checks(await DiagnoseAsync(api)).Single(c => c.Id == "agents.refused").Status == "warn",
+            TimeSpan.FromSeconds(10), "the refusal to be reported");
+        var refused = Checks(await DiagnoseAsync(api)).Single(c => c.Id == "agents.refused");
+        Assert.Contains("wrong-key-agent", refused.Evidence);
+        Assert.Contains("wrong key (401)", refused.Evidence);
+        Assert.Contains("AGENT_KEY", refused.Fix);
+    }
+
+    [Fact]
+    public async Task A_vnc_server_that_does_not_answer_fails_the_probe()
+    {
+        await using var api = new ApiFactory(await SharedPostgres.CreateDatabaseAsync()).Start();
+        await using var agent = await AgentHost.StartAsync(api.AgentHubUrl, "probe-agent", await api.RegisterAgentAsync("probe-agent"));
+        await agent.WaitUntilConnectedAsync();
+        using var admin = await api.AdminClientAsync();
+        var id = (await admin.LaunchAsync()).GetProperty("id").GetString()!;
+        var session = await admin.WaitForStateAsync(id, "running");
+        Assert.Contains(Checks(await DiagnoseAsync(api, probe: true)), c => c.Id == $"sessions.vnc:{id}" && c.Status == "ok");
+
+        // Freeze the VNC server: its port still accepts connections, but nothing answers.
+        var port = session.GetProperty("platform_metadata").GetProperty("vnc_port").GetInt32();
+        var xvnc = (await ProcessRunner.RunCheckedAsync("pgrep", "-f", $"rfbport {port}")).Trim().Split('\n')[0];
+        await ProcessRunner.RunCheckedAsync("kill", "-STOP", xvnc);
+        try
+        {
+            var probe = Checks(await DiagnoseAsync(api, probe: true)).Single(c => c.Id == $"sessions.vnc:{id}");
+            Assert.Equal("fail", probe.Status);
+            Assert.Contains("VNC server does not answer", probe.Fix);
+        }
+        finally
+        {
+            await ProcessRunner.RunCheckedAsync("kill", "-CONT", xvnc);
+        }
+    }
+
+    [Fact]
+    public async Task A_database_whose_migrations_are_behind_fails_the_schema_check()
+    {
+        var database = await SharedPostgres.CreateDatabaseAsync();
+        await using var api = new ApiFactory(database).Start();
+        await using (var connection = new NpgsqlConnection(database))
+        {
+            await connection.ExecuteAsync("DELETE FROM schema_migrations WHERE version = (SELECT max(version) FROM schema_migrations)");
+        }
+
+        var schema = Checks(await DiagnoseAsync(api)).Single(c => c.Id == "database.schema");
+        Assert.Equal("fail", schema.Status);
+        Assert.Contains("this API needs", schema.Evidence);
+        Assert.Contains("Restart the API", schema.Fix);
+    }
+
+    [Fact]
+    public async Task Only_admins_run_diagnostics()
+    {
+        await using var api = new ApiFactory(await SharedPostgres.CreateDatabaseAsync()).Start();
+        using var user = await api.NewUserClientAsync();
+        await (await user.GetAsync("/api/v1/admin/diagnostics")).AssertProblemAsync(HttpStatusCode.Forbidden);
+    }
+
+    private sealed record Check(string Id, string Status, string Evidence, string Fix);
+
+    private static async Task<JsonElement> DiagnoseAsync(ApiFactory api, bool probe = false)
+    {
+        using var admin = await api.AdminClientAsync();
+        return await (await admin.GetAsync($"/api/v1/admin/diagnostics{(probe ? "?probe=true" : "")}")).AssertJsonAsync(HttpStatusCode.OK);
+    }
+
+    private static List<Check> Checks(JsonElement report) =>
+        [.. report.GetProperty("checks").EnumerateArray().Select(c => new Check(
+            c.GetProperty("id").GetString()!, c.GetProperty("status").GetString()!, c.GetProperty("evidence").GetString()!,
+            c.TryGetProperty("fix", out var fix) && fix.ValueKind == JsonValueKind.String ? fix.GetString()! : ""))];
+}
