@@ -1,3 +1,4 @@
+using StreamSpace.Agent.Platforms.Kubernetes;
 using StreamSpace.Agent.Platforms.Local;
 using StreamSpace.Settings;
 
@@ -13,8 +14,12 @@ public static class PlatformExtensions
                 services.AddSingleton<LocalPlatform>();
                 services.AddSingleton<ISessionPlatform>(sp => sp.GetRequiredService<LocalPlatform>());
                 break;
+            case AgentPlatform.Kubernetes:
+                services.AddSingleton<KubernetesPlatform>();
+                services.AddSingleton<ISessionPlatform>(sp => sp.GetRequiredService<KubernetesPlatform>());
+                break;
             default:
-                throw new InvalidSettingException("PLATFORM", $"'{settings.Platform.ToString().ToLowerInvariant()}' is not available in this build; use local.");
+                throw new InvalidSettingException("PLATFORM", $"'{settings.Platform.ToString().ToLowerInvariant()}' is not available in this build; use local or kubernetes.");
         }
 
         return services;

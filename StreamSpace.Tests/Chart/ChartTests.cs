@@ -34,13 +34,6 @@ public sealed partial class ChartTests(AspireManifest manifest) : IClassFixture<
     /// <summary>Set by the chart only so that Kubernetes can expand <c>$(POSTGRES_PASSWORD)</c> in the connection string.</summary>
     private static readonly HashSet<string> ExpansionOnly = ["POSTGRES_PASSWORD"];
 
-    /// <summary>
-    /// The kubernetes platform's settings (issue 5), which the chart sets ahead of the code. Once AgentSettings
-    /// declares them they are ordinary settings and these entries change nothing; then delete them.
-    /// </summary>
-    private static readonly HashSet<string> AgentSettingsAheadOfCode =
-        ["SESSION_NAMESPACE", "SESSION_STORAGE_CLASS", "SESSION_HOME_SIZE", "SESSION_IMAGE_PULL_SECRETS"];
-
     /// <summary>Agent settings the chart's kubernetes agent leaves alone. AGENT_DATA_DIR: the local platform's folder.</summary>
     private static readonly HashSet<string> AgentSettingsNotForKubernetes = ["AGENT_DATA_DIR"];
 
@@ -442,7 +435,6 @@ public sealed partial class ChartTests(AspireManifest manifest) : IClassFixture<
                 known.UnionWith(resource switch
                 {
                     "api" => ExpansionOnly,
-                    "agent" => AgentSettingsAheadOfCode,
                     _ => [],
                 });
 

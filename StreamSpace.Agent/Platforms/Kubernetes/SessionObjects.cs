@@ -1,0 +1,208 @@
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.RegularExpressions;
+using k8s.Models;
+using StreamSpace.Contracts;
+
+namespace StreamSpace.Agent.Platforms.Kubernetes;
+
+/// <summary>The names, labels and objects of one session in the cluster: a Deployment, its VNC password Secret, and the user's home PVC.</summary>
+public static partial class SessionObjects
+{
+    public const string AppLabel = "app";
+    public const string AppValue = "session";
+    public const string SessionIdLabel = "session-id";
+    public const string ManagedByLabel = "app.kubernetes.io/managed-by";
+    public const string ManagedByValue = "streamspace";
+    public const string UserLabel = "streamspace.io/user";
+
+    /// <summary>On the pod template, so the pod watch (and an agent after a restart) knows each session's limits.</summary>
+    public const string IdleTimeoutAnnotation = "streamspace.io/idle-timeout-seconds";
+    public const string MaxDurationAnnotation = "streamspace.io/max-duration-seconds";
+    public const string PasswordKey = "password";
+    public const string HomePath = "/home/streamspace";
+    public const int SessionUid = 1000;
+    public const int DefaultVncPort = 5900;
+
+    /// <summary>Everything this agent manages, and nothing a person labelled app=session by hand.</summary>
+    public const string Selector = $"{AppLabel}={AppValue},{ManagedByLabel}={ManagedByValue}";
+
+    public static string DeploymentName(string sessionId) => $"session-{sessionId}";
+
+    public static string SecretName(string sessionId) => $"session-{sessionId}-vnc";
+
+    public static string HomeClaimName(string username) => $"home-{SafeUsername(username)}";
+
+    /// <summary>
+    /// A username as a DNS label and label value: lowercase letters, digits and dashes. A name that had to change gets
+    /// a hash of the original, so "Bob" and "bob" never share a home volume.
+    /// </summary>
+    public static string SafeUsername(string username)
+    {
+        var safe = NotDnsLabel().Replace(username.ToLowerInvariant(), "-").Trim('-');
+        if (safe == username && safe.Length is > 0 and <= 40)
+        {
+            return safe;
+        }
+
+        var hash = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(username)))[..8];
+        safe = safe.Length > 40 ? safe[..40].TrimEnd('-') : safe;
+        return safe.Length == 0 ? hash : $"{safe}-{hash}";
+    }
+
+    public static Dictionary<string, string> Labels(SessionCommandPayload session) => new()
+    {
+        [AppLabel] = AppValue,
+        [SessionIdLabel] = session.SessionId,
+        [ManagedByLabel] = ManagedByValue,
+        [UserLabel] = SafeUsername(session.Username),
+    };
+
+    public static int VncPort(SessionTemplate template) => template.VncPort > 0 ? template.VncPort : DefaultVncPort;
+
+    public static V1Deployment Deployment(SessionCommandPayload session, AgentSettings settings)
+    {
+        var template = session.Template;
+        if (string.IsNullOrWhiteSpace(template.Image))
+        {
+            throw new InvalidOperationException($"template '{template.Name}' has no image for the kubernetes platform");
+        }
+
+        var labels = Labels(session);
+        var port = VncPort(template);
+        var resources = new Dictionary<string, ResourceQuantity>();
+        if (!string.IsNullOrWhiteSpace(template.Cpu))
+        {
+            resources["cpu"] = new ResourceQuantity(template.Cpu);
+        }
+
+        if (!string.IsNullOrWhiteSpace(template.Memory))
+        {
+            resources["memory"] = new ResourceQuantity(template.Memory);
+        }
+
+        var env = new List<V1EnvVar>
+        {
+            new() { Name = "VNC_PASSWORD", ValueFrom = new V1EnvVarSource { SecretKeyRef = new V1SecretKeySelector { Key = PasswordKey, Name = SecretName(session.SessionId) } } },
+            new() { Name = "VNC_PORT", Value = port.ToString(System.Globalization.CultureInfo.InvariantCulture) },
+            new() { Name = "STREAMSPACE_SESSION_ID", Value = session.SessionId },
+        };
+        env.AddRange(template.Env.Select(e => new V1EnvVar { Name = e.Key, Value = e.Value }));
+
+        var container = new V1Container
+        {
+            Name = "session",
+            Image = template.Image,
+            Ports = [new V1ContainerPort { ContainerPort = port, Name = "vnc", Protocol = "TCP" }],
+            Env = env,
+            Resources = new V1ResourceRequirements { Requests = resources, Limits = new Dictionary<string, ResourceQuantity>(resources) },
+            ReadinessProbe = new V1Probe { TcpSocket = new V1TCPSocketAction { Port = port }, PeriodSeconds = 2, FailureThreshold = 3 },
+            SecurityContext = new V1SecurityContext
+            {
+                AllowPrivilegeEscalation = false,
+                Capabilities = new V1Capabilities { Drop = ["ALL"] },
+            },
+            VolumeMounts = template.PersistentHome ? [new V1VolumeMount { Name = "home", MountPath = HomePath }] : null,
+        };
+
+        return new V1Deployment
+        {
+            ApiVersion = "apps/v1",
+            Kind = "Deployment",
+            Metadata = new V1ObjectMeta
+            {
+                Name = DeploymentName(session.SessionId),
+                Labels = labels,
+                Annotations = new Dictionary<string, string> { ["streamspace.io/template"] = template.Name, ["streamspace.io/username"] = session.Username },
+            },
+            Spec = new V1DeploymentSpec
+            {
+                Replicas = 1,
+                Selector = new V1LabelSelector { MatchLabels = new Dictionary<string, string> { [AppLabel] = AppValue, [SessionIdLabel] = session.SessionId } },
+                // The home volume is ReadWriteOnce: the old pod must be gone before a new one mounts it.
+                Strategy = new V1DeploymentStrategy { Type = "Recreate" },
+                Template = new V1PodTemplateSpec
+                {
+                    Metadata = new V1ObjectMeta { Labels = labels, Annotations = LimitAnnotations(template) },
+                    Spec = new V1PodSpec
+                    {
+                        // Sessions run users' programs: they get no Kubernetes API credentials.
+                        AutomountServiceAccountToken = false,
+                        SecurityContext = new V1PodSecurityContext
+                        {
+                            RunAsNonRoot = true,
+                            RunAsUser = SessionUid,
+                            RunAsGroup = SessionUid,
+                            FsGroup = SessionUid,
+                            SeccompProfile = new V1SeccompProfile { Type = "RuntimeDefault" },
+                        },
+                        ImagePullSecrets = PullSecrets(settings),
+                        Containers = [container],
+                        Volumes = template.PersistentHome
+                            ? [new V1Volume { Name = "home", PersistentVolumeClaim = new V1PersistentVolumeClaimVolumeSource { ClaimName = HomeClaimName(session.Username) } }]
+                            : null,
+                    },
+                },
+            },
+        };
+    }
+
+    /// <summary>The session's VNC password, owned by its Deployment so that deleting the Deployment collects it.</summary>
+    public static V1Secret PasswordSecret(SessionCommandPayload session, V1Deployment owner, string password) => new()
+    {
+        ApiVersion = "v1",
+        Kind = "Secret",
+        Type = "Opaque",
+        Metadata = new V1ObjectMeta
+        {
+            Name = SecretName(session.SessionId),
+            Labels = Labels(session),
+            OwnerReferences = [new V1OwnerReference { ApiVersion = "apps/v1", Kind = "Deployment", Name = owner.Metadata.Name, Uid = owner.Metadata.Uid, Controller = true }],
+        },
+        Data = new Dictionary<string, byte[]> { [PasswordKey] = Encoding.UTF8.GetBytes(password) },
+    };
+
+    /// <summary>The user's home volume: no owner, so no session's deletion ever collects it.</summary>
+    public static V1PersistentVolumeClaim HomeClaim(SessionCommandPayload session, AgentSettings settings) => new()
+    {
+        ApiVersion = "v1",
+        Kind = "PersistentVolumeClaim",
+        Metadata = new V1ObjectMeta
+        {
+            Name = HomeClaimName(session.Username),
+            Labels = new Dictionary<string, string> { [ManagedByLabel] = ManagedByValue, [UserLabel] = SafeUsername(session.Username) },
+        },
+        Spec = new V1PersistentVolumeClaimSpec
+        {
+            AccessModes = ["ReadWriteOnce"],
+            StorageClassName = string.IsNullOrWhiteSpace(settings.SessionStorageClass) ? null : settings.SessionStorageClass.Trim(),
+            Resources = new V1VolumeResourceRequirements
+            {
+                Requests = new Dictionary<string, ResourceQuantity> { ["storage"] = new(string.IsNullOrWhiteSpace(settings.SessionHomeSize) ? "5Gi" : settings.SessionHomeSize.Trim()) },
+            },
+        },
+    };
+
+    private static Dictionary<string, string> LimitAnnotations(SessionTemplate template)
+    {
+        var annotations = new Dictionary<string, string> { [IdleTimeoutAnnotation] = template.IdleTimeoutSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture) };
+        if (template.MaxDurationSeconds is { } maxDuration)
+        {
+            annotations[MaxDurationAnnotation] = maxDuration.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        }
+
+        return annotations;
+    }
+
+    /// <summary>VNC authentication uses 8 bytes of the password; 8 hex characters fill them, as the local platform does.</summary>
+    public static string NewPassword() => Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(4));
+
+    private static List<V1LocalObjectReference>? PullSecrets(AgentSettings settings)
+    {
+        var names = settings.SessionImagePullSecrets.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        return names.Length == 0 ? null : names.Select(n => new V1LocalObjectReference { Name = n }).ToList();
+    }
+
+    [GeneratedRegex("[^a-z0-9-]+")]
+    private static partial Regex NotDnsLabel();
+}

@@ -1,0 +1,75 @@
+using System.Text.Json.Nodes;
+using StreamSpace.Tests.Infrastructure;
+
+namespace StreamSpace.Tests.Agent.Kubernetes;
+
+/// <summary>Plays the kubelet and scheduler for the fake API server: moves a session's pod to the states the agent must map.</summary>
+public sealed class FakeKubelet(FakeKubernetesApi api, string ns)
+{
+    /// <summary>The session's current pod, once the fake deployment controller made it.</summary>
+    public async Task<JsonObject> PodAsync(string sessionId)
+    {
+        JsonObject? pod = null;
+        await Eventually.TrueAsync(() =>
+        {
+            pod = api.List("pods", ns, $"session-id={sessionId}").SingleOrDefault();
+            return Task.FromResult(pod is not null);
+        }, TimeSpan.FromSeconds(20), $"a pod for session {sessionId}");
+        return pod!;
+    }
+
+    public Task MarkReadyAsync(string sessionId, string podIp) => SetStatusAsync(sessionId, new JsonObject
+    {
+        ["phase"] = "Running",
+        ["podIP"] = podIp,
+        ["conditions"] = new JsonArray(Condition("PodScheduled", "True"), Condition("ContainersReady", "True"), Condition("Ready", "True")),
+        ["containerStatuses"] = new JsonArray(new JsonObject
+        {
+            ["name"] = "session", ["ready"] = true, ["restartCount"] = 0, ["image"] = "session", ["imageID"] = "",
+            ["state"] = new JsonObject { ["running"] = new JsonObject { ["startedAt"] = Now() } },
+        }),
+    });
+
+    public Task FailImagePullAsync(string sessionId, string message) => SetStatusAsync(sessionId, new JsonObject
+    {
+        ["phase"] = "Pending",
+        ["conditions"] = new JsonArray(Condition("PodScheduled", "True"), Condition("Ready", "False", "ContainersNotReady")),
+        ["containerStatuses"] = new JsonArray(Waiting("ImagePullBackOff", message)),
+    });
+
+    public Task MarkUnschedulableAsync(string sessionId, string message) => SetStatusAsync(sessionId, new JsonObject
+    {
+        ["phase"] = "Pending",
+        ["conditions"] = new JsonArray(Condition("PodScheduled", "False", "Unschedulable", message)),
+    });
+
+    public Task CrashLoopAsync(string sessionId, string lastMessage) => SetStatusAsync(sessionId, new JsonObject
+    {
+        ["phase"] = "Running",
+        ["conditions"] = new JsonArray(Condition("PodScheduled", "True"), Condition("Ready", "False", "ContainersNotReady")),
+        ["containerStatuses"] = new JsonArray(Waiting("CrashLoopBackOff", "back-off 40s restarting failed container", new JsonObject
+        {
+            ["terminated"] = new JsonObject { ["exitCode"] = 1, ["reason"] = "Error", ["message"] = lastMessage, ["finishedAt"] = Now() },
+        })),
+    });
+
+    private async Task SetStatusAsync(string sessionId, JsonObject status)
+    {
+        var pod = await PodAsync(sessionId);
+        Assert.True(api.Update("pods", ns, pod["metadata"]!["name"]!.GetValue<string>(), p => p["status"] = status));
+    }
+
+    private static JsonObject Waiting(string reason, string message, JsonObject? lastState = null) => new()
+    {
+        ["name"] = "session", ["ready"] = false, ["restartCount"] = lastState is null ? 0 : 3, ["image"] = "session", ["imageID"] = "",
+        ["state"] = new JsonObject { ["waiting"] = new JsonObject { ["reason"] = reason, ["message"] = message } },
+        ["lastState"] = lastState ?? new JsonObject(),
+    };
+
+    private static JsonObject Condition(string type, string status, string? reason = null, string? message = null) => new()
+    {
+        ["type"] = type, ["status"] = status, ["reason"] = reason, ["message"] = message, ["lastTransitionTime"] = Now(),
+    };
+
+    private static string Now() => DateTime.UtcNow.ToString("yyyy-MM-ddTHH:mm:ssZ");
+}

@@ -1,0 +1,106 @@
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using StreamSpace.Agent;
+using StreamSpace.Agent.ControlPlane;
+using StreamSpace.Agent.Platforms.Kubernetes;
+using StreamSpace.Tests.Api.Features.Agents;
+using StreamSpace.Tests.Infrastructure;
+
+namespace StreamSpace.Tests.Agent.Kubernetes;
+
+/// <summary>
+/// The real agent with PLATFORM=kubernetes, configured through its settings like the process is, and talking to the
+/// fake API server through the real KubernetesClient over HTTP.
+/// </summary>
+public sealed class KubernetesAgentHost : IAsyncDisposable
+{
+    private readonly IHost host;
+
+    private KubernetesAgentHost(IHost host) => this.host = host;
+
+    public KubernetesPlatform Platform => host.Services.GetRequiredService<KubernetesPlatform>();
+
+    public static async Task<KubernetesAgentHost> StartAsync(Uri hubUrl, string agentId, string agentKey, FakeKubernetesApi kubernetes,
+        IReadOnlyDictionary<string, string?>? settings = null)
+    {
+        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { EnvironmentName = "Testing" });
+        var values = new Dictionary<string, string?>
+        {
+            ["CONTROL_PLANE_URL"] = hubUrl.ToString(),
+            ["AGENT_ID"] = agentId,
+            ["AGENT_KEY"] = agentKey,
+            ["PLATFORM"] = "kubernetes",
+            ["HEARTBEAT_INTERVAL"] = "1s",
+            ["KUBECONFIG"] = kubernetes.KubeconfigPath,
+            ["SESSION_NAMESPACE"] = KubernetesFixture.Namespace,
+            ["SESSION_STORAGE_CLASS"] = "fast-ssd",
+            ["SESSION_HOME_SIZE"] = "2Gi",
+            ["SESSION_IMAGE_PULL_SECRETS"] = "registry-a, registry-b",
+        };
+        foreach (var (key, value) in settings ?? new Dictionary<string, string?>())
+        {
+            values[key] = value;
+        }
+
+        builder.Configuration.AddInMemoryCollection(values);
+        builder.AddStreamSpaceAgent();
+        var host = builder.Build();
+        await host.StartAsync();
+        var agent = new KubernetesAgentHost(host);
+        var client = host.Services.GetRequiredService<ControlPlaneClient>();
+        await Eventually.TrueAsync(() => Task.FromResult(client.IsConnected), TimeSpan.FromSeconds(20), "the kubernetes agent to connect");
+        return agent;
+    }
+
+    /// <summary>Stops the agent and leaves its sessions in the cluster, as a restarted agent would.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        await host.StopAsync();
+        host.Dispose();
+    }
+}
+
+/// <summary>The API, PostgreSQL, the fake Kubernetes API server and one kubernetes agent.</summary>
+public sealed class KubernetesFixture : IAsyncLifetime
+{
+    public const string Namespace = "sessions";
+    public const string AgentId = "k8s-agent";
+
+    public ApiFactory Api { get; private set; } = null!;
+
+    public FakeKubernetesApi Kubernetes { get; private set; } = null!;
+
+    public FakeKubelet Kubelet { get; private set; } = null!;
+
+    public KubernetesAgentHost Agent { get; private set; } = null!;
+
+    public string AgentKey { get; private set; } = "";
+
+    public async Task InitializeAsync()
+    {
+        Kubernetes = await FakeKubernetesApi.StartAsync();
+        Kubelet = new FakeKubelet(Kubernetes, Namespace);
+        Api = new ApiFactory(await SharedPostgres.CreateDatabaseAsync(), new Dictionary<string, string?> { ["SESSION_QUOTA"] = "50" }).Start();
+        AgentKey = await Api.RegisterAgentAsync(AgentId);
+        Agent = await StartAgentAsync();
+    }
+
+    /// <summary>A short start timeout, so that the unschedulable test sees the session fail.</summary>
+    public Task<KubernetesAgentHost> StartAgentAsync() =>
+        KubernetesAgentHost.StartAsync(Api.AgentHubUrl, AgentId, AgentKey, Kubernetes, new Dictionary<string, string?> { ["SESSION_START_TIMEOUT"] = "4s" });
+
+    /// <summary>For the restart test: the old agent goes, a new one with the same id takes over.</summary>
+    public async Task RestartAgentAsync()
+    {
+        await Agent.DisposeAsync();
+        Agent = await StartAgentAsync();
+    }
+
+    public async Task DisposeAsync()
+    {
+        await Agent.DisposeAsync();
+        await Api.DisposeAsync();
+        await Kubernetes.DisposeAsync();
+    }
+}

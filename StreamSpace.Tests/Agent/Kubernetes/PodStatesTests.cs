@@ -1,0 +1,52 @@
+using k8s.Models;
+using StreamSpace.Agent.Platforms.Kubernetes;
+
+namespace StreamSpace.Tests.Agent.Kubernetes;
+
+/// <summary>The mapping from pod status to session state and reason, case by case, without a server.</summary>
+public sealed class PodStatesTests
+{
+    [Fact]
+    public void A_pod_whose_home_volume_is_not_bound_is_starting_with_a_home_volume_reason()
+    {
+        var pod = new V1Pod
+        {
+            Status = new V1PodStatus
+            {
+                Phase = "Pending",
+                Conditions =
+                [
+                    new V1PodCondition { Type = "PodScheduled", Status = "False", Reason = "Unschedulable", Message = "0/1 nodes are available: pod has unbound immediate PersistentVolumeClaims." },
+                ],
+            },
+        };
+
+        Assert.Equal(new PodState("starting", "home volume pending: 0/1 nodes are available: pod has unbound immediate PersistentVolumeClaims.", false), PodStates.Of(pod));
+    }
+
+    [Fact]
+    public void A_crash_loop_without_a_termination_message_names_the_exit_code()
+    {
+        var pod = new V1Pod
+        {
+            Status = new V1PodStatus
+            {
+                ContainerStatuses =
+                [
+                    new V1ContainerStatus
+                    {
+                        Name = "session",
+                        State = new V1ContainerState { Waiting = new V1ContainerStateWaiting { Reason = "CrashLoopBackOff" } },
+                        LastState = new V1ContainerState { Terminated = new V1ContainerStateTerminated { ExitCode = 137, Reason = "OOMKilled" } },
+                    },
+                ],
+            },
+        };
+
+        Assert.Equal(new PodState("failed", "the session crashed: exit code 137 (OOMKilled)", true), PodStates.Of(pod));
+    }
+
+    [Fact]
+    public void A_pending_pod_with_no_news_is_starting_without_a_reason() =>
+        Assert.Equal(PodState.Starting, PodStates.Of(new V1Pod { Status = new V1PodStatus { Phase = "Pending" } }));
+}
