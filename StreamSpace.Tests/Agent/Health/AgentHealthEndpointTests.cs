@@ -17,9 +17,19 @@ public sealed class AgentHealthEndpointTests(ApiFixture fixture) : IClassFixture
         // Pointed at an unregistered id, the agent is refused: alive, but not ready, with the cause.
         await using (var refused = await AgentHost.StartAsync(fixture.Api.AgentHubUrl, "health-unknown", "not-a-key", settings: settings))
         {
-            await Eventually.TrueAsync(async () => (await http.GetStringAsync("/alive")).Contains("healthy")
-                && (await http.GetAsync("/health")) is { StatusCode: HttpStatusCode.ServiceUnavailable } health
-                && (await health.Content.ReadAsStringAsync()).Contains("401"), TimeSpan.FromSeconds(10), "the refused agent's probes");
+            await Eventually.TrueAsync(async () =>
+            {
+                try
+                {
+                    return (await http.GetStringAsync("/alive")).Contains("healthy")
+                        && (await http.GetAsync("/health")) is { StatusCode: HttpStatusCode.ServiceUnavailable } health
+                        && (await health.Content.ReadAsStringAsync()).Contains("401");
+                }
+                catch (HttpRequestException)
+                {
+                    return false; // The probe listener is still starting.
+                }
+            }, TimeSpan.FromSeconds(10), "the refused agent's probes");
             var body = JsonDocument.Parse(await (await http.GetAsync("/health")).Content.ReadAsStringAsync()).RootElement;
             Assert.Equal("unhealthy", body.GetProperty("status").GetString());
             Assert.Contains("401", body.GetProperty("reason").GetString());
@@ -28,8 +38,18 @@ public sealed class AgentHealthEndpointTests(ApiFixture fixture) : IClassFixture
         var key = await fixture.Api.RegisterAgentAsync("health-good");
         await using var agent = await AgentHost.StartAsync(fixture.Api.AgentHubUrl, "health-good", key, settings: settings);
         await agent.WaitUntilConnectedAsync();
-        var healthy = await http.GetAsync("/health");
-        Assert.Equal(HttpStatusCode.OK, healthy.StatusCode);
-        Assert.Equal("""{"service":"streamspace-agent","status":"healthy"}""", await healthy.Content.ReadAsStringAsync());
+        await Eventually.TrueAsync(async () =>
+        {
+            try
+            {
+                var healthy = await http.GetAsync("/health");
+                return healthy.StatusCode == HttpStatusCode.OK
+                    && await healthy.Content.ReadAsStringAsync() == """{"service":"streamspace-agent","status":"healthy"}""";
+            }
+            catch (HttpRequestException)
+            {
+                return false; // The probe listener is still starting.
+            }
+        }, TimeSpan.FromSeconds(10), "the connected agent to report healthy");
     }
 }
