@@ -2,6 +2,8 @@ using StreamSpace.Settings;
 using StreamSpace.Web.Components;
 using StreamSpace.Web.Features.Api;
 using StreamSpace.Web.Features.Auth;
+using StreamSpace.Web.Features.Proxy;
+using StreamSpace.Web.Features.Viewer;
 
 return await StartupGuard.RunAsync(async () =>
 {
@@ -13,6 +15,7 @@ return await StartupGuard.RunAsync(async () =>
     builder.AddServiceDefaults();
     builder.AddStreamSpaceApi();
     builder.AddStreamSpaceAuth();
+    builder.AddStreamSpaceProxy();
     builder.Services.AddRazorComponents()
         .AddInteractiveServerComponents();
 
@@ -31,6 +34,8 @@ return await StartupGuard.RunAsync(async () =>
     app.MapRazorComponents<App>()
         .AddInteractiveServerRenderMode();
     app.MapStreamSpaceAuth();
+    app.MapStreamSpaceProxy();
+    app.MapViewerEndpoints();
     app.MapDefaultEndpoints("streamspace-web");
 
     await app.RunAsync();

@@ -10,6 +10,12 @@ public static class ApiClientExtensions
     public const string HttpClientName = "streamspace-api";
 
     /// <summary>
+    /// For the long-lived server-sent events stream: no resilience handler, whose timeouts would cut a stream that is
+    /// meant to stay open, and whose retries make no sense for it (the reader reconnects itself).
+    /// </summary>
+    public const string StreamingHttpClientName = "streamspace-api-stream";
+
+    /// <summary>
     /// Resolved by service discovery from <c>services__api__http__0</c>, which the AppHost and the Helm chart both set.
     /// In Kubernetes without that variable, the Service name <c>api</c> still resolves through DNS.
     /// </summary>
@@ -30,6 +36,12 @@ public static class ApiClientExtensions
                 // After ShouldHandle: it wraps the predicate that is set when it is called.
                 options.Retry.DisableForUnsafeHttpMethods();
             });
+        builder.Services.AddHttpClient(StreamingHttpClientName, client =>
+            {
+                client.BaseAddress = BaseAddress;
+                client.Timeout = Timeout.InfiniteTimeSpan;
+            })
+            .RemoveAllResilienceHandlers();
 #pragma warning restore EXTEXP0001
 
         builder.Services.AddHttpContextAccessor();

@@ -9,4 +9,10 @@ public static class ApiJson
     {
         PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
     };
+
+    /// <summary>For PATCH bodies, where a missing field means "leave it" and null would mean "clear it".</summary>
+    public static readonly JsonSerializerOptions OmitNulls = new(Options)
+    {
+        DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull,
+    };
 }

@@ -1,0 +1,180 @@
+using System.Diagnostics;
+using System.Net.Http.Json;
+using System.Text;
+using Microsoft.Playwright;
+using StreamSpace.Tests.Api.Features.Agents;
+using StreamSpace.Tests.Infrastructure;
+
+namespace StreamSpace.Tests.Web;
+
+/// <summary>
+/// The whole stack a browser sees: the API on Kestrel with PostgreSQL, a local agent running real Xvnc sessions,
+/// StreamSpace.Web as its own process (the built assembly, as `dotnet run` would start it), and Debian's chromium
+/// driven by Playwright. Shared by the tests of a class; each test opens its own browser context (its own cookies).
+/// </summary>
+public sealed class WebFixture : IAsyncLifetime
+{
+    public const string AgentId = "web-agent";
+    public const string UserPassword = "user-password-123";
+
+    private readonly StringBuilder webOutput = new();
+    private Process? web;
+    private IPlaywright? playwright;
+
+    public ApiFactory Api { get; private set; } = null!;
+
+    public AgentHost Agent { get; private set; } = null!;
+
+    public IBrowser Browser { get; private set; } = null!;
+
+    public Uri WebAddress { get; private set; } = null!;
+
+    /// <summary>What the web process printed, for failure messages.</summary>
+    public string WebOutput
+    {
+        get
+        {
+            lock (webOutput)
+            {
+                return webOutput.ToString();
+            }
+        }
+    }
+
+    public async Task InitializeAsync()
+    {
+        Api = new ApiFactory(await SharedPostgres.CreateDatabaseAsync(), new Dictionary<string, string?> { ["SESSION_QUOTA"] = "20" }).Start();
+        Agent = await AgentHost.StartAsync(Api.AgentHubUrl, AgentId, await Api.RegisterAgentAsync(AgentId));
+        await Agent.WaitUntilConnectedAsync();
+        web = await StartWebAsync();
+        playwright = await Playwright.CreateAsync();
+        Browser = await playwright.Chromium.LaunchAsync(new()
+        {
+            // Debian's chromium: no browser download, and the flags a root, GPU-less, offline machine needs.
+            ExecutablePath = "/usr/bin/chromium",
+            Headless = true,
+            Args = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+        });
+    }
+
+    /// <summary>A fresh browser context and page, the viewport big enough for the catalog and the desktop.</summary>
+    public async Task<IPage> NewPageAsync()
+    {
+        var context = await Browser.NewContextAsync(new() { BaseURL = WebAddress.ToString(), ViewportSize = new() { Width = 1366, Height = 900 } });
+        context.SetDefaultTimeout(20_000);
+        return await context.NewPageAsync();
+    }
+
+    /// <summary>A new plain user, created through the admin API; returns the username (password: <see cref="UserPassword"/>).</summary>
+    public async Task<string> NewUserAsync(string prefix = "webuser")
+    {
+        var username = prefix + Guid.NewGuid().ToString("N")[..6];
+        using var admin = await Api.AdminClientAsync();
+        (await admin.PostAsJsonAsync("/api/v1/users", new { username, password = UserPassword, role = "user" })).EnsureSuccessStatusCode();
+        return username;
+    }
+
+    /// <summary>Logs in through the login page and waits for the catalog.</summary>
+    public static async Task LogInAsync(IPage page, string username, string password)
+    {
+        await page.GotoAsync("login");
+        await page.GetByLabel("Username").FillAsync(username);
+        await page.GetByLabel("Password").FillAsync(password);
+        await page.GetByRole(AriaRole.Button, new() { Name = "Log in" }).ClickAsync();
+        await page.GetByRole(AriaRole.Heading, new() { Name = "Catalog" }).WaitForAsync();
+    }
+
+    /// <summary>Saves a screenshot for the README under docs/screenshots/.</summary>
+    public static async Task ScreenshotAsync(IPage page, string name)
+    {
+        var directory = Path.Combine(Repository.Root, "docs", "screenshots");
+        Directory.CreateDirectory(directory);
+        await page.ScreenshotAsync(new() { Path = Path.Combine(directory, name) });
+    }
+
+    private async Task<Process> StartWebAsync()
+    {
+        var assembly = Repository.BuiltAssembly("StreamSpace.Web");
+        if (!File.Exists(assembly))
+        {
+            throw new InvalidOperationException($"{assembly} is missing; build StreamSpace.Web first.");
+        }
+
+        var port = PostgresServer.FreePort();
+        WebAddress = new Uri($"http://127.0.0.1:{port}/");
+        var start = new ProcessStartInfo("dotnet", [assembly])
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            // Like `dotnet run`: the content root is the project, where the static web assets manifest points.
+            WorkingDirectory = Path.Combine(Repository.Root, "StreamSpace.Web"),
+        };
+        start.Environment["ASPNETCORE_URLS"] = WebAddress.ToString().TrimEnd('/');
+        start.Environment["ASPNETCORE_ENVIRONMENT"] = "Testing";
+        start.Environment["services__api__http__0"] = Api.BaseAddress.ToString().TrimEnd('/');
+        start.Environment["Logging__LogLevel__Default"] = "Warning";
+        var process = Process.Start(start) ?? throw new InvalidOperationException("could not start StreamSpace.Web");
+        process.OutputDataReceived += (_, e) => Append(e.Data);
+        process.ErrorDataReceived += (_, e) => Append(e.Data);
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+
+        using var http = new HttpClient { BaseAddress = WebAddress };
+        await Eventually.TrueAsync(async () =>
+        {
+            if (process.HasExited)
+            {
+                throw new InvalidOperationException($"StreamSpace.Web exited with {process.ExitCode}: {WebOutput}");
+            }
+
+            try
+            {
+                return (await http.GetAsync("alive")).IsSuccessStatusCode;
+            }
+            catch (HttpRequestException)
+            {
+                return false;
+            }
+        }, TimeSpan.FromSeconds(30), "StreamSpace.Web to serve");
+        return process;
+    }
+
+    private void Append(string? line)
+    {
+        if (line is null)
+        {
+            return;
+        }
+
+        lock (webOutput)
+        {
+            webOutput.AppendLine(line);
+        }
+    }
+
+    public async Task DisposeAsync()
+    {
+        if (Browser is not null)
+        {
+            await Browser.CloseAsync();
+        }
+
+        playwright?.Dispose();
+        if (web is { HasExited: false })
+        {
+            web.Kill(entireProcessTree: true);
+            await web.WaitForExitAsync();
+        }
+
+        web?.Dispose();
+        if (Agent is not null)
+        {
+            await Agent.DisposeAsync();
+        }
+
+        if (Api is not null)
+        {
+            await Api.DisposeAsync();
+        }
+    }
+}

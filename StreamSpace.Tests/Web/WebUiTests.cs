@@ -1,0 +1,242 @@
+using System.Net;
+using System.Text.Json;
+using Microsoft.Playwright;
+using StreamSpace.Tests.Api.Features.Sessions;
+using StreamSpace.Tests.Infrastructure;
+
+namespace StreamSpace.Tests.Web;
+
+/// <summary>The web UI in a real browser against the real stack: login, catalog, viewer, my sessions and admin pages.</summary>
+public sealed class WebUiTests(WebFixture fixture) : IClassFixture<WebFixture>
+{
+    [Fact]
+    public async Task A_wrong_password_shows_an_error_and_the_right_one_reaches_the_catalog()
+    {
+        var username = await fixture.NewUserAsync();
+        var page = await fixture.NewPageAsync();
+
+        await page.GotoAsync("login");
+        await page.GetByLabel("Username").FillAsync(username);
+        await page.GetByLabel("Password").FillAsync("not-the-password");
+        await page.GetByRole(AriaRole.Button, new() { Name = "Log in" }).ClickAsync();
+        await Assertions.Expect(page.GetByRole(AriaRole.Alert)).ToContainTextAsync("Invalid username or password");
+
+        await WebFixture.LogInAsync(page, username, WebFixture.UserPassword);
+        await Assertions.Expect(page.GetByRole(AriaRole.Button, new() { Name = "Launch Terminal desktop" })).ToBeVisibleAsync();
+        await WebFixture.ScreenshotAsync(page, "catalog.png");
+        await page.Context.CloseAsync();
+    }
+
+    [Fact]
+    public async Task Launching_xterm_opens_a_viewer_with_a_desktop_that_takes_keyboard_and_clipboard_input()
+    {
+        var username = await fixture.NewUserAsync("viewer");
+        var page = await fixture.NewPageAsync();
+        await WebFixture.LogInAsync(page, username, WebFixture.UserPassword);
+
+        await page.GetByRole(AriaRole.Button, new() { Name = "Launch Terminal desktop" }).ClickAsync();
+        // Progress shows on the card, then the viewer opens by itself once the session runs.
+        await page.WaitForURLAsync("**/sessions/*/view", new() { Timeout = 40_000 });
+        await Assertions.Expect(page.Locator("#viewer-status")).ToHaveTextAsync("Connected", new() { Timeout = 20_000 });
+
+        var canvas = page.Locator("#viewer-screen canvas");
+        await Eventually.TrueAsync(async () => await DistinctColoursAsync(canvas) > 1, TimeSpan.FromSeconds(20), "the desktop to be drawn");
+
+        // Focus the xterm, wherever openbox placed it, and type into it.
+        var (x, y) = await XtermPositionAsync(canvas);
+        await WebFixture.ScreenshotAsync(page, "viewer.png");
+        await page.Mouse.ClickAsync(x, y);
+        await Task.Delay(300);
+        await page.Keyboard.TypeAsync("touch ~/from-the-browser", new() { Delay = 20 });
+        await page.Keyboard.PressAsync("Enter");
+        var home = Path.Combine(fixture.Agent.DataDirectory, "homes", username);
+        await Eventually.TrueAsync(() => Task.FromResult(File.Exists(Path.Combine(home, "from-the-browser"))),
+            TimeSpan.FromSeconds(15), "the typed command to create ~/from-the-browser");
+
+        // The clipboard panel's text becomes the session's selection; a middle click pastes it into the xterm.
+        await page.GetByRole(AriaRole.Button, new() { Name = "Clipboard" }).ClickAsync();
+        await page.GetByLabel("Clipboard text").FillAsync("touch ~/from-the-clipboard");
+        await page.GetByRole(AriaRole.Button, new() { Name = "Send to session" }).ClickAsync();
+        await Task.Delay(500);
+        (x, y) = await XtermPositionAsync(canvas);
+        await page.Mouse.ClickAsync(x, y, new() { Button = MouseButton.Middle });
+        // The paste is a round trip (xterm asks Xvnc, Xvnc asks the browser), and bash holds a pasted line until
+        // Enter: press Enter until the command ran; an Enter that comes before the paste only runs an empty line.
+        var pasted = Path.Combine(home, "from-the-clipboard");
+        await Eventually.TrueAsync(async () =>
+        {
+            await Task.Delay(1000);
+            await page.Keyboard.PressAsync("Enter");
+            await Task.Delay(500);
+            return File.Exists(pasted);
+        }, TimeSpan.FromSeconds(15), "the pasted command to create ~/from-the-clipboard");
+        await page.Context.CloseAsync();
+    }
+
+    [Fact]
+    public async Task The_viewer_reconnects_with_a_new_ticket_when_the_connection_drops()
+    {
+        var username = await fixture.NewUserAsync("reconnect");
+        using var api = await fixture.Api.ClientForAsync(username, WebFixture.UserPassword);
+        var id = (await api.LaunchAsync()).GetProperty("id").GetString()!;
+        await api.WaitForStateAsync(id, "running");
+
+        var page = await fixture.NewPageAsync();
+        await WebFixture.LogInAsync(page, username, WebFixture.UserPassword);
+        var sockets = new List<string>();
+        page.WebSocket += (_, socket) =>
+        {
+            lock (sockets)
+            {
+                sockets.Add(socket.Url);
+            }
+        };
+        await page.GotoAsync($"sessions/{id}/view");
+        var status = page.Locator("#viewer-status");
+        await Assertions.Expect(status).ToHaveTextAsync("Connected");
+
+        // Hibernating ends the session's display, which drops the viewer's connection; once woken, the viewer is back.
+        (await api.PostAsync($"/api/v1/sessions/{id}/hibernate", null)).EnsureSuccessStatusCode();
+        await Assertions.Expect(status).Not.ToHaveTextAsync("Connected", new() { Timeout = 30_000 });
+        await api.WaitForStateAsync(id, "hibernated");
+        (await api.PostAsync($"/api/v1/sessions/{id}/wake", null)).EnsureSuccessStatusCode();
+        await Assertions.Expect(status).ToHaveTextAsync("Connected", new() { Timeout = 40_000 });
+
+        string[] vncSockets;
+        lock (sockets)
+        {
+            vncSockets = [.. sockets.Where(url => url.Contains("/vnc/", StringComparison.Ordinal))];
+        }
+
+        Assert.True(vncSockets.Length >= 2, $"expected a reconnection, saw {vncSockets.Length} VNC connection(s)");
+        // Tickets are single-use: each connection came with a fresh one.
+        Assert.Equal(vncSockets.Length, vncSockets.Select(Ticket).Distinct().Count());
+        await page.Context.CloseAsync();
+    }
+
+    [Fact]
+    public async Task My_sessions_shows_a_stop_made_through_the_api_without_a_reload()
+    {
+        var username = await fixture.NewUserAsync("live");
+        using var api = await fixture.Api.ClientForAsync(username, WebFixture.UserPassword);
+        var id = (await api.LaunchAsync()).GetProperty("id").GetString()!;
+        await api.WaitForStateAsync(id, "running");
+
+        var page = await fixture.NewPageAsync();
+        await WebFixture.LogInAsync(page, username, WebFixture.UserPassword);
+        await page.GetByRole(AriaRole.Link, new() { Name = "My sessions" }).ClickAsync();
+        var row = page.Locator($"tr[data-session-id='{id}']");
+        await Assertions.Expect(row.Locator(".state")).ToHaveTextAsync("running");
+        // The page is live once its circuit runs; from then on no reload happens.
+        await Assertions.Expect(page.Locator(".live-indicator")).ToHaveTextAsync("Live");
+        await page.EvaluateAsync("window.__notReloaded = true");
+
+        (await api.DeleteAsync($"/api/v1/sessions/{id}")).EnsureSuccessStatusCode();
+
+        await Assertions.Expect(row.Locator(".state")).ToHaveTextAsync("stopped", new() { Timeout = 30_000 });
+        Assert.True(await page.EvaluateAsync<bool>("window.__notReloaded === true"));
+        await page.Context.CloseAsync();
+    }
+
+    [Fact]
+    public async Task An_admin_sees_the_agent_online()
+    {
+        var page = await fixture.NewPageAsync();
+        await WebFixture.LogInAsync(page, ApiFactory.AdminUsername, ApiFactory.AdminPassword);
+        await page.GetByRole(AriaRole.Link, new() { Name = "Agents" }).ClickAsync();
+        var row = page.Locator($"tr[data-agent-id='{WebFixture.AgentId}']");
+        await Assertions.Expect(row).ToContainTextAsync("online");
+        await WebFixture.ScreenshotAsync(page, "admin-agents.png");
+        await page.Context.CloseAsync();
+    }
+
+    [Theory]
+    [InlineData("admin/agents")]
+    [InlineData("admin/users")]
+    [InlineData("admin/templates")]
+    [InlineData("admin/sessions")]
+    [InlineData("admin/audit")]
+    public async Task A_plain_user_is_refused_the_admin_pages(string path)
+    {
+        var username = await fixture.NewUserAsync("plain");
+        var page = await fixture.NewPageAsync();
+        await WebFixture.LogInAsync(page, username, WebFixture.UserPassword);
+        await Assertions.Expect(page.GetByRole(AriaRole.Link, new() { Name = "Agents" })).ToHaveCountAsync(0);
+
+        await page.GotoAsync(path);
+        await Assertions.Expect(page.GetByRole(AriaRole.Heading, new() { Name = "Not allowed" })).ToBeVisibleAsync();
+        await Assertions.Expect(page.Locator("table")).ToHaveCountAsync(0);
+        await page.Context.CloseAsync();
+    }
+
+    [Fact]
+    public async Task The_proxy_forwards_the_api_with_the_cookie_as_bearer_and_refuses_state_changes_without_the_csrf_header()
+    {
+        var username = await fixture.NewUserAsync("proxy");
+        var page = await fixture.NewPageAsync();
+        await WebFixture.LogInAsync(page, username, WebFixture.UserPassword);
+
+        var me = await page.APIRequest.GetAsync("api/v1/auth/me");
+        Assert.Equal((int)HttpStatusCode.OK, me.Status);
+        Assert.Equal(username, (await me.JsonAsync())?.GetProperty("username").GetString());
+
+        var forged = await page.APIRequest.PostAsync("api/v1/sessions", new() { DataObject = new { template = "xterm" } });
+        Assert.Equal((int)HttpStatusCode.BadRequest, forged.Status);
+
+        // The token stays on the server: nothing the page's script can read holds it.
+        var cookies = await page.EvaluateAsync<string>("document.cookie");
+        Assert.DoesNotContain("streamspace_auth", cookies);
+        await page.Context.CloseAsync();
+    }
+
+    private static string? Ticket(string url) => System.Web.HttpUtility.ParseQueryString(new Uri(url).Query)["ticket"];
+
+    /// <summary>
+    /// Where the xterm is on the page: the centre of the canvas's white pixels (its background, on a black desktop).
+    /// Openbox places the window differently from run to run.
+    /// </summary>
+    private static async Task<(float X, float Y)> XtermPositionAsync(ILocator canvas)
+    {
+        (float X, float Y)? position = null;
+        await Eventually.TrueAsync(async () => (position = await WhitePixelsCentreAsync(canvas)) is not null,
+            TimeSpan.FromSeconds(15), "the xterm window to appear");
+        return position!.Value;
+    }
+
+    private static async Task<(float X, float Y)?> WhitePixelsCentreAsync(ILocator canvas)
+    {
+        var box = (await canvas.BoundingBoxAsync())!;
+        var centre = await canvas.EvaluateAsync<JsonElement>("""
+            canvas => {
+                const { data } = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height);
+                let sumX = 0, sumY = 0, count = 0;
+                for (let y = 0; y < canvas.height; y += 4) {
+                    for (let x = 0; x < canvas.width; x += 4) {
+                        const i = (y * canvas.width + x) * 4;
+                        if (data[i] === 255 && data[i + 1] === 255 && data[i + 2] === 255) { sumX += x; sumY += y; count++; }
+                    }
+                }
+                return count === 0 ? null : { x: sumX / count / canvas.width, y: sumY / count / canvas.height };
+            }
+            """);
+        if (centre.ValueKind != JsonValueKind.Object)
+        {
+            return null;
+        }
+
+        return (box.X + box.Width * centre.GetProperty("x").GetSingle(), box.Y + box.Height * centre.GetProperty("y").GetSingle());
+    }
+
+    /// <summary>How many distinct colours a sample of the canvas holds: 1 for a blank screen, many for a desktop.</summary>
+    private static async Task<int> DistinctColoursAsync(ILocator canvas) => await canvas.EvaluateAsync<int>("""
+        canvas => {
+            const context = canvas.getContext('2d');
+            const { data } = context.getImageData(0, 0, canvas.width, canvas.height);
+            const colours = new Set();
+            for (let i = 0; i < data.length; i += 4 * 97) {
+                colours.add((data[i] << 16) | (data[i + 1] << 8) | data[i + 2]);
+            }
+            return colours.size;
+        }
+        """);
+}

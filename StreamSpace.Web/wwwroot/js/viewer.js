@@ -1,0 +1,113 @@
+// The session viewer: noVNC's RFB client over the same-origin /vnc/{id} WebSocket, which the web proxies to the API.
+// Each connection takes a fresh single-use ticket from the web server (POST /viewer/{id}/ticket, cookie-authenticated):
+// the API's token never reaches this script.
+import RFB from '../lib/novnc/core/rfb.js';
+
+const root = document.getElementById('viewer');
+const sessionId = root.dataset.sessionId;
+const screen = document.getElementById('viewer-screen');
+const status = document.getElementById('viewer-status');
+const clipboardPanel = document.getElementById('viewer-clipboard');
+const clipboardToggle = document.getElementById('viewer-clipboard-toggle');
+const clipboardText = document.getElementById('viewer-clipboard-text');
+
+let rfb = null;
+let attempt = 0;
+let leaving = false;
+
+function setStatus(text) {
+    status.textContent = text;
+    root.dataset.state = text;
+}
+
+async function fetchTicket() {
+    const response = await fetch(`viewer/${encodeURIComponent(sessionId)}/ticket`, {
+        method: 'POST',
+        // The custom header is the CSRF guard: another site cannot send it without a CORS preflight we never grant.
+        headers: { 'X-StreamSpace-Request': '1' },
+        credentials: 'same-origin',
+    });
+    if (!response.ok) {
+        let detail = `${response.status}`;
+        try { detail = (await response.json()).detail ?? detail; } catch { /* not JSON */ }
+        const error = new Error(detail);
+        error.status = response.status;
+        throw error;
+    }
+    return response.json();
+}
+
+async function connect() {
+    setStatus(attempt === 0 ? 'Connecting…' : `Reconnecting (attempt ${attempt})…`);
+    let ticket;
+    try {
+        ticket = await fetchTicket();
+    } catch (error) {
+        if (error.status === 401) {
+            location.href = `login?returnUrl=${encodeURIComponent(location.pathname)}`;
+            return;
+        }
+        // 404 and 409 (not running) will not heal by retrying fast; keep trying slowly, since a session may be waking.
+        scheduleReconnect(`Cannot connect: ${error.message}`);
+        return;
+    }
+
+    const url = new URL(ticket.url, location.href);
+    url.protocol = location.protocol === 'https:' ? 'wss:' : 'ws:';
+    rfb = new RFB(screen, url.toString(), { wsProtocols: ['binary'] });
+    rfb.scaleViewport = true;
+    rfb.resizeSession = false;
+    rfb.focusOnClick = true;
+    rfb.addEventListener('connect', () => {
+        attempt = 0;
+        setStatus('Connected');
+        rfb.focus();
+    });
+    rfb.addEventListener('disconnect', (event) => {
+        rfb = null;
+        if (leaving) {
+            return;
+        }
+        scheduleReconnect(event.detail.clean ? 'Disconnected' : 'Connection lost');
+    });
+    rfb.addEventListener('clipboard', (event) => {
+        clipboardText.value = event.detail.text;
+    });
+    rfb.addEventListener('desktopname', (event) => {
+        document.title = `${event.detail.name} · StreamSpace`;
+    });
+}
+
+function scheduleReconnect(reason) {
+    attempt += 1;
+    const delay = Math.min(10, attempt) * 1000;
+    setStatus(`${reason}; reconnecting in ${delay / 1000} s…`);
+    setTimeout(connect, delay);
+}
+
+document.getElementById('viewer-fullscreen').addEventListener('click', async () => {
+    if (document.fullscreenElement) {
+        await document.exitFullscreen();
+    } else {
+        await root.requestFullscreen();
+    }
+});
+
+document.getElementById('viewer-cad').addEventListener('click', () => rfb?.sendCtrlAltDel());
+
+clipboardToggle.addEventListener('click', () => {
+    clipboardPanel.hidden = !clipboardPanel.hidden;
+    clipboardToggle.setAttribute('aria-expanded', String(!clipboardPanel.hidden));
+});
+
+document.getElementById('viewer-clipboard-send').addEventListener('click', () => {
+    rfb?.clipboardPasteFrom(clipboardText.value);
+    rfb?.focus();
+});
+
+window.addEventListener('pagehide', () => {
+    leaving = true;
+    rfb?.disconnect();
+});
+
+connect();
