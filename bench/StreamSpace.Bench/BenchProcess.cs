@@ -1,0 +1,61 @@
+using System.Diagnostics;
+using System.Globalization;
+
+namespace StreamSpace.Bench;
+
+/// <summary>A process of the system under test, whose CPU time is read from /proc so every process on a path counts.</summary>
+public sealed class BenchProcess(Process process, string name) : IDisposable
+{
+    public string Name => name;
+
+    public int Id => process.Id;
+
+    public static BenchProcess Start(string name, string fileName, IEnumerable<string> arguments, IReadOnlyDictionary<string, string> environment, string logFile)
+    {
+        var start = new ProcessStartInfo(fileName, arguments) { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var (key, value) in environment)
+        {
+            start.Environment[key] = value;
+        }
+
+        var process = Process.Start(start) ?? throw new InvalidOperationException($"{name} did not start");
+        var log = new StreamWriter(logFile) { AutoFlush = true };
+        process.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (log) log.WriteLine(e.Data); };
+        process.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (log) log.WriteLine(e.Data); };
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        return new BenchProcess(process, name);
+    }
+
+    /// <summary>User plus system CPU seconds used so far.</summary>
+    public double CpuSeconds => CpuSecondsOf(process.Id);
+
+    /// <summary>Resident memory in MiB.</summary>
+    public double MemoryMiB
+    {
+        get
+        {
+            var line = File.ReadLines($"/proc/{process.Id}/status").First(l => l.StartsWith("VmRSS:", StringComparison.Ordinal));
+            return double.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture) / 1024;
+        }
+    }
+
+    public static double CpuSecondsOf(int pid)
+    {
+        // Fields after the command name (which may contain spaces): utime is the 14th field, stime the 15th.
+        var stat = File.ReadAllText($"/proc/{pid}/stat");
+        var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+        return (long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture)) / 100.0;
+    }
+
+    public void Dispose()
+    {
+        if (!process.HasExited)
+        {
+            process.Kill(entireProcessTree: true);
+            process.WaitForExit(5000);
+        }
+
+        process.Dispose();
+    }
+}
