@@ -27,8 +27,27 @@ public sealed class BenchProcess(Process process, string name) : IDisposable
         return new BenchProcess(process, name);
     }
 
-    /// <summary>User plus system CPU seconds used so far.</summary>
-    public double CpuSeconds => CpuSecondsOf(process.Id);
+    /// <summary>
+    /// User plus system CPU seconds used so far by the process and its live descendants (websockify serves each
+    /// connection from a forked child, whose time the parent's counters do not show until it exits).
+    /// </summary>
+    public double CpuSeconds => Tree(process.Id).Sum(CpuSecondsOf);
+
+    private static IEnumerable<int> Tree(int pid)
+    {
+        yield return pid;
+        foreach (var task in Directory.EnumerateDirectories($"/proc/{pid}/task"))
+        {
+            var children = File.Exists(Path.Combine(task, "children")) ? File.ReadAllText(Path.Combine(task, "children")) : "";
+            foreach (var child in children.Split(' ', StringSplitOptions.RemoveEmptyEntries))
+            {
+                foreach (var descendant in Tree(int.Parse(child, CultureInfo.InvariantCulture)))
+                {
+                    yield return descendant;
+                }
+            }
+        }
+    }
 
     /// <summary>Resident memory in MiB.</summary>
     public double MemoryMiB

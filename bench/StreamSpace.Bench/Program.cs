@@ -17,6 +17,7 @@ var repetitions = quick ? 1 : 3;
 var work = Directory.CreateTempSubdirectory("streamspace-bench-").FullName;
 var culture = CultureInfo.InvariantCulture;
 var report = new StringBuilder();
+var medians = new Dictionary<string, double>();
 void Line(string text) { Console.WriteLine(text); report.AppendLine(text); }
 
 var database = $"bench_{Guid.NewGuid():N}";
@@ -131,6 +132,15 @@ foreach (var (name, connect, processes) in paths)
         p99.Add(samples[(int)(samples.Length * 0.99)]);
     }
 
+    var key = name[..3];
+    medians[$"{key} MB/s"] = Median(throughput);
+    medians[$"{key} p50"] = Median(p50);
+    medians[$"{key} p99"] = Median(p99);
+    if (cpu.Count > 0)
+    {
+        medians[$"{key} cpu"] = Median(cpu);
+    }
+
     Line($"| {name} | {Figure(throughput, "0")} | {Figure(p50, "0")} / {Figure(p99, "0")} | {(cpu.Count == 0 ? "—" : Figure(cpu, "0.00"))} |");
 }
 
@@ -167,6 +177,8 @@ foreach (var (label, count, parallel) in new[] { ("20 sequential", quick ? 3 : 2
         firstFrame.AddRange(results.Select(r => r.toFrame));
     }
 
+    medians[$"{label} p50"] = Percentile(running, 50);
+    medians[$"{label} p95"] = Percentile(running, 95);
     Line($"| {label} | {Percentile(running, 50):0} / {Percentile(running, 95):0} | {Percentile(firstFrame, 50):0} / {Percentile(firstFrame, 95):0} |");
 }
 
@@ -199,9 +211,26 @@ foreach (var (label, path, authorize) in new[] { ("GET /api/v1/sessions (100 sto
         p99s.Add(p99);
     }
 
+    medians[$"{label} rate"] = Median(rates);
+    medians[$"{label} p99"] = Median(p99s);
     Line($"| {label} | {Figure(rates, "0")} | {Figure(p50s, "0.0")} / {Figure(p99s, "0.0")} |");
 }
 
+Line("");
+Line("## Against the targets");
+Line("");
+Line("| Target | Measured | Met |");
+Line("|---|---|---|");
+Target("(c) throughput ≥ websockify's", $"{medians["(c) MB/s"]:0} vs {medians["(b) MB/s"]:0} MB/s", medians["(c) MB/s"] >= medians["(b) MB/s"]);
+Target("(c) CPU per GiB ≤ 2 × websockify's", $"{medians["(c) cpu"]:0.00} vs {medians["(b) cpu"]:0.00} s", medians["(c) cpu"] <= 2 * medians["(b) cpu"]);
+Target("(c) round trip p99 ≤ websockify's, p50 < 300 µs", $"p99 {medians["(c) p99"]:0} vs {medians["(b) p99"]:0} µs, p50 {medians["(c) p50"]:0} µs",
+    medians["(c) p99"] <= medians["(b) p99"] && medians["(c) p50"] < 300);
+Target("session start p50 < 1 s, p95 < 2 s (sequential)", $"{medians["20 sequential p50"]:0} / {medians["20 sequential p95"]:0} ms",
+    medians["20 sequential p50"] < 1000 && medians["20 sequential p95"] < 2000);
+Target("session start p50 < 1 s, p95 < 2 s (10 concurrent)", $"{medians["10 concurrent p50"]:0} / {medians["10 concurrent p95"]:0} ms",
+    medians["10 concurrent p50"] < 1000 && medians["10 concurrent p95"] < 2000);
+Target("GET /api/v1/sessions ≥ 5,000 req/s, p99 < 20 ms", $"{medians["GET /api/v1/sessions (100 stored) rate"]:0} req/s, p99 {medians["GET /api/v1/sessions (100 stored) p99"]:0.0} ms",
+    medians["GET /api/v1/sessions (100 stored) rate"] >= 5000 && medians["GET /api/v1/sessions (100 stored) p99"] < 20);
 Line("");
 Line($"API resident memory after the run: {apiProcess.MemoryMiB:0} MiB; agent: {agentProcess.MemoryMiB:0} MiB.");
 Line("");
@@ -259,6 +288,10 @@ async Task<Uri> VncUrlAsync(string id)
 double Milliseconds(string wrkTime) => wrkTime.EndsWith("us", StringComparison.Ordinal) ? double.Parse(wrkTime[..^2], culture) / 1000
     : wrkTime.EndsWith("ms", StringComparison.Ordinal) ? double.Parse(wrkTime[..^2], culture)
     : double.Parse(wrkTime[..^1], culture) * 1000;
+
+void Target(string target, string measured, bool met) => Line($"| {target} | {measured} | {(met ? "yes" : "no")} |");
+
+static double Median(List<double> values) => values.Order().ElementAt(values.Count / 2);
 
 static string Figure(List<double> values, string format)
 {
