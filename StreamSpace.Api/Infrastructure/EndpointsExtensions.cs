@@ -21,6 +21,8 @@ public static class EndpointsExtensions
             doc.ShortSchemaNames = true;
         });
         builder.Services.AddProblemDetails();
+        // Results written outside FastEndpoints' serializer (TypedResults such as 202 Accepted) use the same snake_case.
+        builder.Services.ConfigureHttpJsonOptions(json => json.SerializerOptions.PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower);
         return builder;
     }
 

@@ -168,6 +168,8 @@ public sealed partial class LocalPlatform : ISessionPlatform, IDisposable
                 return new ReportedSession(sessionId, state);
             }
 
+            // Marked first, so the process monitor does not report the processes we end as a crash.
+            sessions[sessionId] = record with { State = state == "stopped" ? "stopping" : "hibernating" };
             await LocalSessionProcess.StopAsync(record.ProcessGroup);
             if (keepRecord)
             {
@@ -176,7 +178,15 @@ public sealed partial class LocalPlatform : ISessionPlatform, IDisposable
             else
             {
                 sessions.TryRemove(sessionId, out _);
-                Directory.Delete(record.Directory, recursive: true);
+                try
+                {
+                    Directory.Delete(record.Directory, recursive: true);
+                }
+                catch (IOException e)
+                {
+                    // The processes are gone, which is what matters; a leftover folder only costs disk.
+                    logger.LogWarning("Session {SessionId}: could not remove {Directory}: {Reason}", sessionId, record.Directory, e.Message);
+                }
             }
 
             await SaveAsync();

@@ -36,6 +36,8 @@ public static class SessionClient
         var response = await client.PostAsJsonAsync("/api/v1/sessions", new { template });
         var session = await response.AssertJsonAsync(HttpStatusCode.Accepted);
         Assert.Equal("pending", session.GetProperty("state").GetString());
+        // The 202 speaks the same snake_case as every other answer.
+        Assert.True(session.TryGetProperty("agent_id", out _) && session.TryGetProperty("failure_reason", out _), session.ToString());
         return session;
     }
 
