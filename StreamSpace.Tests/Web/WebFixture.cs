@@ -84,10 +84,15 @@ public sealed class WebFixture : IAsyncLifetime
         await page.GetByRole(AriaRole.Heading, new() { Name = "Catalog" }).WaitForAsync();
     }
 
-    /// <summary>Saves a screenshot for the README under docs/screenshots/.</summary>
+    /// <summary>
+    /// Saves a screenshot: into docs/screenshots/ for the README when STREAMSPACE_SCREENSHOTS=docs, otherwise into
+    /// the test output, so that an ordinary test run does not rewrite tracked files.
+    /// </summary>
     public static async Task ScreenshotAsync(IPage page, string name)
     {
-        var directory = Path.Combine(Repository.Root, "docs", "screenshots");
+        var directory = Environment.GetEnvironmentVariable("STREAMSPACE_SCREENSHOTS") == "docs"
+            ? Path.Combine(Repository.Root, "docs", "screenshots")
+            : Path.Combine(AppContext.BaseDirectory, "screenshots");
         Directory.CreateDirectory(directory);
         await page.ScreenshotAsync(new() { Path = Path.Combine(directory, name) });
     }
