@@ -66,29 +66,34 @@ public sealed class AgentHost : IAsyncDisposable
         host.Dispose();
     }
 
-    /// <summary>Stops the agent and every session it still runs, so no Xvnc outlives the test.</summary>
+    /// <summary>
+    /// Stops the agent, then every session it still runs, so no Xvnc outlives the test. The host stops first: a start
+    /// still in flight then either ends before its processes begin, or is recorded and stopped here.
+    /// </summary>
     public async ValueTask DisposeAsync()
     {
         try
         {
-            foreach (var session in await Platform.ListSessionsAsync(CancellationToken.None))
-            {
-                try
-                {
-                    await Platform.StopAsync(new(session.SessionId, Guid.Empty, "cleanup", Templates.Xterm), CancellationToken.None);
-                }
-                catch (Exception e) when (e is IOException or InvalidOperationException)
-                {
-                    // Stop the others all the same; a leaked Xvnc would outlive the test run.
-                    Console.Error.WriteLine($"Could not stop session {session.SessionId}: {e.Message}");
-                }
-            }
-
             await host.StopAsync();
         }
         catch (ObjectDisposedException)
         {
-            // Already stopped by the test.
+            // Already stopped by the test, which left its sessions running on purpose for another agent to recover.
+            return;
+        }
+
+        var platform = host.Services.GetRequiredService<StreamSpace.Agent.Platforms.ISessionPlatform>();
+        foreach (var session in await platform.ListSessionsAsync(CancellationToken.None))
+        {
+            try
+            {
+                await platform.StopAsync(new(session.SessionId, Guid.Empty, "cleanup", Templates.Xterm), CancellationToken.None);
+            }
+            catch (Exception e) when (e is IOException or InvalidOperationException)
+            {
+                // Stop the others all the same; a leaked Xvnc would outlive the test run.
+                Console.Error.WriteLine($"Could not stop session {session.SessionId}: {e.Message}");
+            }
         }
 
         host.Dispose();

@@ -20,9 +20,12 @@ public sealed partial class LocalPlatform : ISessionPlatform, IDisposable
     private readonly ILogger<LocalPlatform> logger;
     private readonly Timer monitor;
 
-    public LocalPlatform(AgentSettings settings, ILogger<LocalPlatform> logger)
+    private readonly CancellationToken agentStopping;
+
+    public LocalPlatform(AgentSettings settings, IHostApplicationLifetime lifetime, ILogger<LocalPlatform> logger)
     {
         this.logger = logger;
+        agentStopping = lifetime.ApplicationStopping;
         dataDirectory = Path.GetFullPath(settings.DataDirectory);
         Directory.CreateDirectory(Path.Combine(dataDirectory, "sessions"));
         Directory.CreateDirectory(Path.Combine(dataDirectory, "homes"));
@@ -98,6 +101,9 @@ public sealed partial class LocalPlatform : ISessionPlatform, IDisposable
                 IdleTimeoutSeconds = template.IdleTimeoutSeconds,
                 MaxDurationSeconds = template.MaxDurationSeconds,
             };
+            // A stopping agent starts nothing it could no longer report; the control plane re-sends the start to its
+            // next connection, since no answer was given.
+            agentStopping.ThrowIfCancellationRequested();
             record = record with
             {
                 ProcessGroup = LocalSessionProcess.Start(record, template.Command, template.Env, Path.Combine(directory, "session.log")),
