@@ -9,18 +9,20 @@ namespace StreamSpace.Api.Features.Sessions.Events;
 public sealed record SessionChanged(string Id, Guid UserId);
 
 /// <summary>
-/// Listens to PostgreSQL's NOTIFY on session changes and fans them out to live subscribers (server-sent events).
-/// Notifications come from committed transactions only, from any API instance.
+/// Listens to PostgreSQL's NOTIFY on session changes, reads each changed session once, and fans it out to live
+/// subscribers (server-sent events), who keep what they may see. Notifications come from committed transactions
+/// only, from any API instance.
 /// </summary>
-public sealed class SessionEventHub(NpgsqlDataSource dataSource, ILogger<SessionEventHub> logger) : BackgroundService
+public sealed class SessionEventHub(NpgsqlDataSource dataSource, SessionStore sessions, ILogger<SessionEventHub> logger) : BackgroundService
 {
-    private readonly ConcurrentDictionary<Guid, Channel<SessionChanged>> subscribers = new();
+    private readonly ConcurrentDictionary<Guid, Channel<SessionView>> subscribers = new();
+    private readonly Channel<SessionChanged> notifications = Channel.CreateUnbounded<SessionChanged>(new UnboundedChannelOptions { SingleReader = true });
 
-    public (Guid Id, ChannelReader<SessionChanged> Changes) Subscribe()
+    public (Guid Id, ChannelReader<SessionView> Changes) Subscribe()
     {
         var id = Guid.NewGuid();
-        // A slow client loses the oldest changes, never the hub's memory; it re-reads the session anyway.
-        var channel = Channel.CreateBounded<SessionChanged>(new BoundedChannelOptions(256) { FullMode = BoundedChannelFullMode.DropOldest });
+        // A slow client loses the oldest changes, never the hub's memory.
+        var channel = Channel.CreateBounded<SessionView>(new BoundedChannelOptions(256) { FullMode = BoundedChannelFullMode.DropOldest });
         subscribers[id] = channel;
         return (id, channel.Reader);
     }
@@ -35,6 +37,7 @@ public sealed class SessionEventHub(NpgsqlDataSource dataSource, ILogger<Session
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
+        var fanOut = FanOutAsync(stoppingToken);
         while (!stoppingToken.IsCancellationRequested)
         {
             try
@@ -57,6 +60,35 @@ public sealed class SessionEventHub(NpgsqlDataSource dataSource, ILogger<Session
                 await Task.Delay(TimeSpan.FromSeconds(2), stoppingToken);
             }
         }
+
+        await fanOut;
+    }
+
+    /// <summary>One read per change, however many clients watch.</summary>
+    private async Task FanOutAsync(CancellationToken stoppingToken)
+    {
+        await foreach (var change in notifications.Reader.ReadAllAsync(stoppingToken))
+        {
+            if (subscribers.IsEmpty)
+            {
+                continue;
+            }
+
+            try
+            {
+                if (await sessions.GetAsync(change.Id, change.UserId, viewerIsAdmin: true, stoppingToken) is { } session)
+                {
+                    foreach (var channel in subscribers.Values)
+                    {
+                        channel.Writer.TryWrite(session);
+                    }
+                }
+            }
+            catch (NpgsqlException e)
+            {
+                logger.LogWarning("Could not read changed session {SessionId} for live updates: {Reason}", change.Id, e.Message);
+            }
+        }
     }
 
     private void Publish(string payload)
@@ -67,9 +99,6 @@ public sealed class SessionEventHub(NpgsqlDataSource dataSource, ILogger<Session
             return;
         }
 
-        foreach (var channel in subscribers.Values)
-        {
-            channel.Writer.TryWrite(change);
-        }
+        notifications.Writer.TryWrite(change);
     }
 }

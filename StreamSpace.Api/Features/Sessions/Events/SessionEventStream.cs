@@ -11,7 +11,7 @@ public static class SessionEventStream
 {
     public const string Path = "/api/v1/sessions/events";
 
-    public static async Task HandleAsync(HttpContext context, SessionEventHub hub, SessionStore sessions)
+    public static async Task HandleAsync(HttpContext context, SessionEventHub hub)
     {
         var viewerId = context.User.RequiredUserId();
         var isAdmin = context.User.IsAdmin();
@@ -27,10 +27,10 @@ public static class SessionEventStream
             {
                 using var keepAlive = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted);
                 keepAlive.CancelAfter(TimeSpan.FromSeconds(15));
-                SessionChanged change;
+                SessionView session;
                 try
                 {
-                    change = await changes.ReadAsync(keepAlive.Token);
+                    session = await changes.ReadAsync(keepAlive.Token);
                 }
                 catch (OperationCanceledException) when (!context.RequestAborted.IsCancellationRequested)
                 {
@@ -39,13 +39,7 @@ public static class SessionEventStream
                     continue;
                 }
 
-                if (!isAdmin && change.UserId != viewerId)
-                {
-                    continue;
-                }
-
-                var session = await sessions.GetAsync(change.Id, viewerId, isAdmin, context.RequestAborted);
-                if (session is null)
+                if (!isAdmin && session.UserId != viewerId)
                 {
                     continue;
                 }
