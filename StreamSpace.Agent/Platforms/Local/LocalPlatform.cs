@@ -106,7 +106,7 @@ public sealed partial class LocalPlatform : ISessionPlatform, IDisposable
             agentStopping.ThrowIfCancellationRequested();
             record = record with
             {
-                ProcessGroup = LocalSessionProcess.Start(record, template.Command, template.Env, Path.Combine(directory, "session.log")),
+                ProcessGroup = await LocalSessionProcess.StartAsync(record, template.Command, template.Env, Path.Combine(directory, "session.log")),
                 StartedAt = DateTimeOffset.UtcNow,
             };
             sessions[record.SessionId] = record;

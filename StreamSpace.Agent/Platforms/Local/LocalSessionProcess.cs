@@ -45,7 +45,7 @@ public static class LocalSessionProcess
     }
 
     /// <summary>Starts the session's process group and returns its id (the leader's pid).</summary>
-    public static int Start(LocalSessionRecord record, string command, IReadOnlyDictionary<string, string> env, string logFile)
+    public static async Task<int> StartAsync(LocalSessionRecord record, string command, IReadOnlyDictionary<string, string> env, string logFile)
     {
         // setsid gives the session its own process group; the script runs Xvnc, waits for its socket, then the
         // window manager and the template's program. When Xvnc exits the script exits, and the group goes with it.
@@ -86,7 +86,7 @@ public static class LocalSessionProcess
         // The group exists only once setsid has run in the child; until then a liveness check would see nothing.
         for (var i = 0; i < 200 && !IsAlive(process.Id) && !process.HasExited; i++)
         {
-            Thread.Sleep(5);
+            await Task.Delay(5);
         }
 
         return process.Id;
