@@ -104,17 +104,14 @@ public sealed partial class LocalPlatform : ISessionPlatform, IDisposable
             // A stopping agent starts nothing it could no longer report; the control plane re-sends the start to its
             // next connection, since no answer was given.
             agentStopping.ThrowIfCancellationRequested();
-            record = record with
-            {
-                ProcessGroup = await LocalSessionProcess.StartAsync(record, template.Command, template.Env, Path.Combine(directory, "session.log")),
-                StartedAt = DateTimeOffset.UtcNow,
-            };
+            var started = await LocalSessionProcess.StartAsync(record, template.Command, template.Env, Path.Combine(directory, "session.log"));
+            record = record with { ProcessGroup = started.ProcessGroup, StartedAt = DateTimeOffset.UtcNow };
             sessions[record.SessionId] = record;
             await SaveAsync();
             logger.LogInformation("Session {SessionId}: started Xvnc on :{Display} (port {Port}) for {User}, waiting for its RFB banner",
                 record.SessionId, record.Display, record.VncPort, record.Username);
 
-            var failure = await WaitUntilReadyAsync(record, cancellationToken);
+            var failure = await WaitUntilReadyAsync(record, started.Ready, cancellationToken);
             if (failure is null)
             {
                 return await MarkRunningAsync(record);
@@ -133,24 +130,42 @@ public sealed partial class LocalPlatform : ISessionPlatform, IDisposable
         }
     }
 
-    /// <summary>Waits for the RFB banner; returns why the session did not become ready, or null once it is.</summary>
-    private async Task<string?> WaitUntilReadyAsync(LocalSessionRecord record, CancellationToken cancellationToken)
+    /// <summary>
+    /// Waits for Xvnc's own readiness signal, then confirms the RFB banner; returns why the session did not become
+    /// ready, or null once it is.
+    /// </summary>
+    private async Task<string?> WaitUntilReadyAsync(LocalSessionRecord record, Task<bool> signalled, CancellationToken cancellationToken)
     {
         using var ready = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         ready.CancelAfter(ReadyTimeout);
+        string Exited() => $"{LocalSessionProcess.ExitedAtStartReason}: {LastLine(Path.Combine(record.Directory, "session.log"))}";
+        string TimedOut() => $"the VNC server did not answer within {ReadyTimeout.TotalSeconds:0}s";
+        try
+        {
+            if (!await signalled.WaitAsync(ready.Token))
+            {
+                return Exited();
+            }
+        }
+        catch (OperationCanceledException) when (ready.IsCancellationRequested)
+        {
+            return TimedOut();
+        }
+
+        // Xvnc opens its RFB listener before it signals, so this normally answers at once; the loop is a safety net.
         while (!await LocalSessionProcess.AnswersRfbAsync(record.VncPort, ready.Token))
         {
             if (!LocalSessionProcess.IsAlive(record.ProcessGroup))
             {
-                return $"{LocalSessionProcess.ExitedAtStartReason}: {LastLine(Path.Combine(record.Directory, "session.log"))}";
+                return Exited();
             }
 
             if (ready.IsCancellationRequested)
             {
-                return $"the VNC server did not answer within {ReadyTimeout.TotalSeconds:0}s";
+                return TimedOut();
             }
 
-            await Task.Delay(50, CancellationToken.None);
+            await Task.Delay(20, CancellationToken.None);
         }
 
         return null;

@@ -3,6 +3,8 @@ using System.Net;
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
 using System.Security.Cryptography;
+using System.Text;
+using StreamSpace.Agent.Tunnel;
 
 namespace StreamSpace.Agent.Platforms.Local;
 
@@ -18,51 +20,80 @@ public static class LocalSessionProcess
     [DllImport("libc.so.6", SetLastError = true)]
     private static extern int kill(int pid, int signal);
 
-    /// <summary>Writes a random VNC password (VNC auth uses at most 8 characters) in TigerVNC's file format.</summary>
+    [DllImport("libc.so.6", SetLastError = true)]
+    private static extern int mkfifo(string path, uint mode);
+
+    /// <summary>
+    /// Writes a random VNC password (VNC auth uses at most 8 characters) in TigerVNC's file format, the way
+    /// <c>vncpasswd -f</c> does, without spawning it: several starts at once then cost no extra processes.
+    /// </summary>
     public static async Task<string> CreatePasswordFileAsync(string directory, CancellationToken cancellationToken)
     {
         var password = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(4));
-        var file = Path.Combine(directory, "vncpasswd");
-        var start = new ProcessStartInfo("vncpasswd", ["-f"]) { RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true };
-        using var process = Process.Start(start) ?? throw new InvalidOperationException("vncpasswd could not start; install tigervnc-tools");
-        await process.StandardInput.WriteLineAsync(password);
-        process.StandardInput.Close();
-        await using (var output = File.Create(file))
-        {
-            await process.StandardOutput.BaseStream.CopyToAsync(output, cancellationToken);
-        }
-
-        await process.WaitForExitAsync(cancellationToken);
-        if (process.ExitCode != 0)
-        {
-            throw new InvalidOperationException($"vncpasswd failed: {await process.StandardError.ReadToEndAsync(cancellationToken)}");
-        }
-
-        File.SetUnixFileMode(file, UnixFileMode.UserRead | UnixFileMode.UserWrite);
-        await File.WriteAllTextAsync(Path.Combine(directory, "password"), password, cancellationToken);
-        File.SetUnixFileMode(Path.Combine(directory, "password"), UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        await WriteOwnerOnlyAsync(Path.Combine(directory, "vncpasswd"), ObfuscatedPassword(password), cancellationToken);
+        await WriteOwnerOnlyAsync(Path.Combine(directory, "password"), Encoding.ASCII.GetBytes(password), cancellationToken);
         return password;
     }
 
-    /// <summary>Starts the session's process group and returns its id (the leader's pid).</summary>
-    public static async Task<int> StartAsync(LocalSessionRecord record, string command, IReadOnlyDictionary<string, string> env, string logFile)
+    // TigerVNC (like every VNC since RealVNC) stores the password DES-encrypted under this fixed, public key, with the
+    // same bit order as the challenge answer: it hides the password from a casual glance, nothing more.
+    private static readonly byte[] PasswordFileKey = [23, 82, 107, 6, 35, 78, 88, 7];
+
+    /// <summary>The 8 bytes <c>vncpasswd -f</c> writes for <paramref name="password"/>.</summary>
+    public static byte[] ObfuscatedPassword(string password)
     {
-        // setsid gives the session its own process group; the script runs Xvnc, waits for its socket, then the
-        // window manager and the template's program. When Xvnc exits the script exits, and the group goes with it.
+        var block = new byte[8];
+        Encoding.Latin1.GetBytes(password.AsSpan(0, Math.Min(8, password.Length)), block);
+        return RfbBridge.EncryptChallenge(block, Encoding.Latin1.GetString(PasswordFileKey));
+    }
+
+    private static async Task WriteOwnerOnlyAsync(string path, byte[] content, CancellationToken cancellationToken)
+    {
+        var options = new FileStreamOptions
+        {
+            Mode = FileMode.Create,
+            Access = FileAccess.Write,
+            UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
+        };
+        await using var file = new FileStream(path, options);
+        await file.WriteAsync(content, cancellationToken);
+    }
+
+    /// <summary>The session's process group (its id is the leader's pid), and whether its X server came up.</summary>
+    public sealed record Started(int ProcessGroup, Task<bool> Ready);
+
+    /// <summary>Starts the session's process group; <see cref="Started.Ready"/> completes once Xvnc accepts connections.</summary>
+    public static async Task<Started> StartAsync(LocalSessionRecord record, string command, IReadOnlyDictionary<string, string> env, string logFile)
+    {
+        // setsid gives the session its own process group. Xvnc writes its display number to -displayfd once it accepts
+        // connections (its RFB listener opens before that); the script waits for that on a FIFO, tells the agent on
+        // fd 3 (the agent's stdout pipe), then starts the window manager and the template's program. No polling, no
+        // sleep processes. When Xvnc exits the script exits, and the group goes with it.
         const string script = """
-            exec >>"$SS_LOG" 2>&1
+            exec 3>&1 >>"$SS_LOG" 2>&1
             Xvnc ":$SS_DISPLAY" -rfbport "$SS_PORT" -localhost -SecurityTypes VncAuth -PasswordFile "$SS_PASSWORD_FILE" \
-                 -geometry "$SS_GEOMETRY" -depth 24 -nolisten tcp -AlwaysShared -desktop "$SS_NAME" &
+                 -geometry "$SS_GEOMETRY" -depth 24 -nolisten tcp -AlwaysShared -desktop "$SS_NAME" \
+                 -displayfd 4 4>"$SS_READY" 3>&- &
             xvnc=$!
-            for _ in $(seq 1 100); do [ -S "/tmp/.X11-unix/X$SS_DISPLAY" ] && break; sleep 0.05; done
+            if ! read -r _ <"$SS_READY"; then wait $xvnc; exit; fi
+            echo ready >&3
+            exec 3>&-
+            rm -f "$SS_READY"
             export DISPLAY=":$SS_DISPLAY"
             (openbox >/dev/null 2>&1 &)
             (cd "$HOME" && exec bash -c "$SS_COMMAND") &
             wait $xvnc
             """;
+        var ready = Path.Combine(record.Directory, "xvnc-ready");
+        File.Delete(ready);
+        if (mkfifo(ready, Convert.ToUInt32("600", 8)) != 0)
+        {
+            throw new InvalidOperationException($"could not create {ready}: errno {Marshal.GetLastPInvokeError()}");
+        }
+
         var start = new ProcessStartInfo("setsid", ["bash", "-c", script])
         {
-            RedirectStandardOutput = false,
+            RedirectStandardOutput = true,
             RedirectStandardError = false,
             UseShellExecute = false,
             WorkingDirectory = record.Home,
@@ -76,12 +107,14 @@ public static class LocalSessionProcess
         start.Environment["SS_NAME"] = record.SessionId;
         start.Environment["SS_COMMAND"] = $"exec {command}";
         start.Environment["SS_LOG"] = logFile;
+        start.Environment["SS_READY"] = ready;
         foreach (var (key, value) in env)
         {
             start.Environment[key] = value;
         }
 
-        using var process = Process.Start(start) ?? throw new InvalidOperationException("could not start the session's processes");
+        var process = Process.Start(start) ?? throw new InvalidOperationException("could not start the session's processes");
+        var signalled = ReadySignalAsync(process);
 
         // The group exists only once setsid has run in the child; until then a liveness check would see nothing.
         for (var i = 0; i < 200 && !IsAlive(process.Id) && !process.HasExited; i++)
@@ -89,7 +122,16 @@ public static class LocalSessionProcess
             await Task.Delay(5);
         }
 
-        return process.Id;
+        return new Started(process.Id, signalled);
+    }
+
+    /// <summary>True once the script says Xvnc is ready; false when it ended without saying so (Xvnc failed to start).</summary>
+    private static async Task<bool> ReadySignalAsync(Process process)
+    {
+        using (process)
+        {
+            return await process.StandardOutput.ReadLineAsync() == "ready";
+        }
     }
 
     public const string ExitedAtStartReason = "the session's processes exited at start";

@@ -12,6 +12,7 @@ public static class AgentsExtensions
     {
         builder.Services.AddSingleton<AgentStore>();
         builder.Services.AddSingleton<AgentCommandQueue>();
+        builder.Services.AddSingleton<AgentHubMetrics>();
         builder.Services.AddSingleton<AgentHub>();
         builder.Services.AddSingleton<IAfterMigration, ProvisionedAgent>();
         builder.Services.AddHostedService<AgentLivenessMonitor>();

@@ -3,6 +3,7 @@ using Dapper;
 using Npgsql;
 using StreamSpace.Api.Features.Agents.Commands;
 using StreamSpace.Api.Features.Audit;
+using StreamSpace.Api.Features.Sessions.List;
 using StreamSpace.Api.Features.Templates;
 using StreamSpace.Contracts;
 
@@ -25,7 +26,7 @@ public sealed record SessionResult(SessionChange Change, SessionView? Session = 
 /// Sessions: placing them on agents, and turning users' requests into commands. Each request changes the session,
 /// writes its command and its audit row in one transaction, so none is ever half done.
 /// </summary>
-public sealed class SessionStore(NpgsqlDataSource dataSource, ApiSettings settings)
+public sealed class SessionStore(NpgsqlDataSource dataSource, ApiSettings settings, SessionListCache lists)
 {
     /// <summary>A session of the owner's, or any session for an admin; another user's session does not exist for them.</summary>
     public async Task<SessionView?> GetAsync(string id, Guid viewerId, bool viewerIsAdmin, CancellationToken cancellationToken)
@@ -39,12 +40,30 @@ public sealed class SessionStore(NpgsqlDataSource dataSource, ApiSettings settin
 
     public async Task<IReadOnlyList<SessionView>> ListAsync(Guid? userId, string? username, string? state, CancellationToken cancellationToken)
     {
+        // Only the filters given become predicates: "@x IS NULL OR …" would give PostgreSQL one generic plan for every
+        // combination, and each combination's text is its own auto-prepared statement.
+        var filters = new List<string>(3);
+        if (userId is not null)
+        {
+            filters.Add("s.user_id = @userId");
+        }
+
+        if (username is not null)
+        {
+            filters.Add("lower(u.username) = lower(@username)");
+        }
+
+        if (state is not null)
+        {
+            filters.Add("s.state = @state");
+        }
+
+        var where = filters.Count == 0 ? "" : "WHERE " + string.Join(" AND ", filters);
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
         var rows = await connection.QueryAsync<SessionRow>(new CommandDefinition(
             $"""
             {SessionRow.Select}
-            WHERE (@userId::uuid IS NULL OR s.user_id = @userId) AND (@username::text IS NULL OR lower(u.username) = lower(@username))
-              AND (@state::text IS NULL OR s.state = @state)
+            {where}
             ORDER BY s.created_at DESC
             LIMIT 1000
             """, new { userId, username, state }, cancellationToken: cancellationToken));
@@ -92,6 +111,8 @@ public sealed class SessionStore(NpgsqlDataSource dataSource, ApiSettings settin
         await connection.WriteAsync(actor, "session.created", "session", id, new { Template = templateName, Owner = owner, Agent = agent.Value.AgentId }, transaction, cancellationToken);
         await SessionStateWriter.NotifyAsync(connection, transaction, id, cancellationToken);
         await transaction.CommitAsync(cancellationToken);
+        // At once, not when the NOTIFY comes back: the caller's next list shows the new session.
+        lists.Invalidate();
         return new(SessionChange.Done, await GetAsync(id, ownerId, true, cancellationToken), AgentId: agent.Value.AgentId);
     }
 
@@ -138,6 +159,7 @@ public sealed class SessionStore(NpgsqlDataSource dataSource, ApiSettings settin
 
         await SessionStateWriter.ChangeAsync(connection, transaction, actor, id, found.State, next, null, null, cancellationToken);
         await transaction.CommitAsync(cancellationToken);
+        lists.Invalidate();
         return new(SessionChange.Done, await GetAsync(id, viewerId, true, cancellationToken), AgentId: found.AgentId);
     }
 

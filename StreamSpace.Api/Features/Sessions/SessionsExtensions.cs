@@ -1,4 +1,5 @@
 using StreamSpace.Api.Features.Sessions.Events;
+using StreamSpace.Api.Features.Sessions.List;
 using StreamSpace.Api.Features.Sessions.Vnc;
 
 namespace StreamSpace.Api.Features.Sessions;
@@ -10,6 +11,7 @@ public static class SessionsExtensions
     public static IHostApplicationBuilder AddStreamSpaceSessions(this IHostApplicationBuilder builder)
     {
         builder.Services.AddSingleton<SessionStore>();
+        builder.Services.AddSingleton<SessionListCache>();
         builder.Services.AddSingleton<VncTickets>();
         builder.Services.AddSingleton<VncProxy>();
         builder.Services.AddSingleton<SessionEventHub>();

@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Text.Json;
 using System.Threading.Channels;
 using Npgsql;
+using StreamSpace.Api.Features.Sessions.List;
 
 namespace StreamSpace.Api.Features.Sessions.Events;
 
@@ -13,7 +14,7 @@ public sealed record SessionChanged(string Id, Guid UserId);
 /// subscribers (server-sent events), who keep what they may see. Notifications come from committed transactions
 /// only, from any API instance.
 /// </summary>
-public sealed class SessionEventHub(NpgsqlDataSource dataSource, SessionStore sessions, ILogger<SessionEventHub> logger) : BackgroundService
+public sealed class SessionEventHub(NpgsqlDataSource dataSource, SessionStore sessions, SessionListCache lists, ILogger<SessionEventHub> logger) : BackgroundService
 {
     private readonly ConcurrentDictionary<Guid, Channel<SessionView>> subscribers = new();
     private readonly Channel<SessionChanged> notifications = Channel.CreateUnbounded<SessionChanged>(new UnboundedChannelOptions { SingleReader = true });
@@ -99,6 +100,8 @@ public sealed class SessionEventHub(NpgsqlDataSource dataSource, SessionStore se
             return;
         }
 
+        // Before the change is fanned out: a client told of it never lists the old state.
+        lists.Invalidate();
         notifications.Writer.TryWrite(change);
     }
 }

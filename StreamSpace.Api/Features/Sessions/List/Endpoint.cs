@@ -10,7 +10,7 @@ public sealed class ListSessionsRequest
 }
 
 /// <summary>Your sessions; an admin sees everyone's, and may filter by user and state.</summary>
-public sealed class ListSessionsEndpoint(SessionStore sessions) : Endpoint<ListSessionsRequest, IReadOnlyList<SessionView>>
+public sealed class ListSessionsEndpoint(SessionStore sessions, SessionListCache cache) : Endpoint<ListSessionsRequest, IReadOnlyList<SessionView>>
 {
     public override void Configure()
     {
@@ -22,6 +22,10 @@ public sealed class ListSessionsEndpoint(SessionStore sessions) : Endpoint<ListS
     {
         var mine = User.IsAdmin() ? (Guid?)null : User.RequiredUserId();
         var username = User.IsAdmin() ? request.User : null;
-        await Send.OkAsync(await sessions.ListAsync(mine, username, request.State, cancellationToken), cancellationToken);
+        var json = await cache.GetAsync(new(mine, username, request.State), () => sessions.ListAsync(mine, username, request.State, cancellationToken));
+        HttpContext.Response.StatusCode = StatusCodes.Status200OK;
+        HttpContext.Response.ContentType = "application/json; charset=utf-8";
+        HttpContext.Response.ContentLength = json.Length;
+        await HttpContext.Response.Body.WriteAsync(json, cancellationToken);
     }
 }

@@ -1,0 +1,75 @@
+using System.Net;
+using System.Text.Json;
+using StreamSpace.Tests.Infrastructure;
+
+namespace StreamSpace.Tests.Api.Features.Sessions.List;
+
+/// <summary>GET /api/v1/sessions is served from a cache; these are the freshness and privacy guarantees users rely on.</summary>
+public sealed class SessionListTests(SessionFixture fixture) : IClassFixture<SessionFixture>
+{
+    [Fact]
+    public async Task A_launch_is_in_the_next_list_and_the_agents_progress_reaches_the_list()
+    {
+        using var user = await fixture.Api.NewUserClientAsync();
+        Assert.Empty(Ids(await ListAsync(user)));
+
+        var id = (await user.LaunchAsync()).GetProperty("id").GetString()!;
+        // The list read just before the launch is cached; the launch must show at once, not when that copy expires.
+        // (Pending, or already starting when the agent was quick.)
+        Assert.NotNull(StateIn(await ListAsync(user), id));
+
+        // Starting and running are written by the agent's reports, not by this user's requests.
+        await user.WaitForStateAsync(id, "running");
+        await Eventually.TrueAsync(async () => StateIn(await ListAsync(user), id) == "running", TimeSpan.FromSeconds(10), "the list to show the session running");
+
+        Assert.Equal(HttpStatusCode.Accepted, (await user.DeleteAsync($"/api/v1/sessions/{id}")).StatusCode);
+        Assert.Contains(StateIn(await ListAsync(user), id), new[] { "stopping", "stopped" });
+    }
+
+    [Fact]
+    public async Task Each_user_lists_only_their_own_sessions_and_admins_list_everyones()
+    {
+        using var first = await fixture.Api.NewUserClientAsync();
+        using var second = await fixture.Api.NewUserClientAsync();
+        using var admin = await fixture.Api.AdminClientAsync();
+        var firstId = (await first.LaunchAsync()).GetProperty("id").GetString()!;
+        var secondId = (await second.LaunchAsync()).GetProperty("id").GetString()!;
+
+        // Twice each, so the second answer of each comes from the cache.
+        for (var i = 0; i < 2; i++)
+        {
+            Assert.Equal([firstId], Ids(await ListAsync(first)));
+            Assert.Equal([secondId], Ids(await ListAsync(second)));
+            var everyone = Ids(await ListAsync(admin));
+            Assert.Contains(firstId, everyone);
+            Assert.Contains(secondId, everyone);
+        }
+    }
+
+    [Fact]
+    public async Task Sessions_removed_with_their_user_leave_the_admins_list()
+    {
+        var username = "leaving-" + Guid.NewGuid().ToString("N")[..8];
+        using var leaving = await fixture.Api.NewUserClientAsync(username);
+        using var admin = await fixture.Api.AdminClientAsync();
+        var id = (await leaving.LaunchAsync()).GetProperty("id").GetString()!;
+        Assert.Contains(id, Ids(await ListAsync(admin)));
+
+        var users = await (await admin.GetAsync("/api/v1/users")).AssertJsonAsync(HttpStatusCode.OK);
+        var userId = users.EnumerateArray().Single(u => u.GetProperty("username").GetString() == username).GetProperty("id").GetString();
+        Assert.Equal(HttpStatusCode.NoContent, (await admin.DeleteAsync($"/api/v1/users/{userId}")).StatusCode);
+
+        // Deleting a user removes their sessions without a session event; the cached list must still let them go.
+        await Eventually.TrueAsync(async () => !Ids(await ListAsync(admin)).Contains(id), TimeSpan.FromSeconds(10), "the deleted user's session to leave the list");
+    }
+
+    private static async Task<JsonElement> ListAsync(HttpClient client) =>
+        await (await client.GetAsync("/api/v1/sessions")).AssertJsonAsync(HttpStatusCode.OK);
+
+    private static List<string> Ids(JsonElement list) => [.. list.EnumerateArray().Select(s => s.GetProperty("id").GetString()!)];
+
+    private static string? StateIn(JsonElement list, string id) =>
+        list.EnumerateArray().SingleOrDefault(s => s.GetProperty("id").GetString() == id) is { ValueKind: JsonValueKind.Object } session
+            ? session.GetProperty("state").GetString()
+            : null;
+}
