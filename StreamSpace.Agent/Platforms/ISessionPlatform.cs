@@ -1,8 +1,36 @@
+using System.Net.Sockets;
 using StreamSpace.Contracts;
 
 namespace StreamSpace.Agent.Platforms;
 
-public sealed record VncEndpoint(string Host, int Port, string Password);
+/// <summary>
+/// A session's VNC server: where it listens, its password, and how to reach it. The tunnel dials Host:Port unless the
+/// platform supplies <see cref="Connect"/>, for servers the agent cannot dial directly (a pod seen from outside its cluster).
+/// </summary>
+public sealed record VncEndpoint(string Host, int Port, string Password)
+{
+    public Func<CancellationToken, Task<Stream>>? Connect { get; init; }
+
+    public async Task<Stream> OpenAsync(CancellationToken cancellationToken)
+    {
+        if (Connect is not null)
+        {
+            return await Connect(cancellationToken);
+        }
+
+        var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        try
+        {
+            await socket.ConnectAsync(Host, Port, cancellationToken);
+            return new NetworkStream(socket, ownsSocket: true);
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
+    }
+}
 
 /// <summary>
 /// Where sessions run. Every operation is idempotent: starting a running session, or stopping a missing one,

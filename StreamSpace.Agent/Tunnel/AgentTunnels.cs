@@ -1,4 +1,3 @@
-using System.Net.Sockets;
 using StreamSpace.Agent.Platforms;
 using StreamSpace.Contracts;
 using StreamSpace.Contracts.Tunnel;
@@ -16,7 +15,7 @@ public sealed class AgentTunnels(ISessionPlatform platform, ILogger<AgentTunnels
     public async Task RunAsync(TunnelMux mux, TunnelOpenMessage open, Func<AgentMessage, Task> send, CancellationToken cancellationToken)
     {
         using var stream = mux.Add(open.StreamId);
-        using var tcp = new TcpClient { NoDelay = true };
+        Stream? server = null;
         string reason;
         try
         {
@@ -25,17 +24,23 @@ public sealed class AgentTunnels(ISessionPlatform platform, ILogger<AgentTunnels
             using (var dial = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
             {
                 dial.CancelAfter(DialTimeout);
-                await tcp.ConnectAsync(endpoint.Host, endpoint.Port, dial.Token);
-                await RfbBridge.AuthenticateToServerAsync(tcp.GetStream(), endpoint.Password, dial.Token);
+                server = await endpoint.OpenAsync(dial.Token);
+                await RfbBridge.AuthenticateToServerAsync(server, endpoint.Password, dial.Token);
             }
 
             await send(new TunnelOpenedMessage(open.StreamId));
             await RfbBridge.GreetViewerAsync(stream, cancellationToken);
             logger.LogInformation("VNC tunnel initialized for session {SessionId} (stream {StreamId})", open.SessionId, open.StreamId);
 
-            var server = tcp.GetStream();
-            var toServer = CopyViewerInputAsync(stream, server, open.SessionId, cancellationToken);
-            var toViewer = server.CopyToAsync(stream, 64 * 1024, cancellationToken);
+            // Both directions move bytes without an intermediate buffer: the server's bytes are read straight into
+            // the tunnel frame, and the viewer's frames are written to the server as they arrived (noting activity
+            // for the idle timeout).
+            var toServer = stream.CopyToAsync((input, token) =>
+            {
+                platform.NoteActivity(open.SessionId);
+                return server.WriteAsync(input, token);
+            }, cancellationToken);
+            var toViewer = stream.CopyFromAsync((frame, token) => server.ReadAsync(frame, token), cancellationToken);
             var first = await Task.WhenAny(toServer, toViewer);
             reason = first == toServer ? "the viewer closed" : "the VNC server closed";
         }
@@ -51,6 +56,10 @@ public sealed class AgentTunnels(ISessionPlatform platform, ILogger<AgentTunnels
         finally
         {
             mux.Remove(open.StreamId, "closed");
+            if (server is not null)
+            {
+                await server.DisposeAsync();
+            }
         }
 
         try
@@ -60,18 +69,6 @@ public sealed class AgentTunnels(ISessionPlatform platform, ILogger<AgentTunnels
         catch (Exception e) when (e is System.Net.WebSockets.WebSocketException or ObjectDisposedException or OperationCanceledException)
         {
             // The control plane connection is gone, and with it the viewer's end of the stream.
-        }
-    }
-
-    /// <summary>Copies the viewer's input to the VNC server, noting activity for the idle timeout.</summary>
-    private async Task CopyViewerInputAsync(Stream viewer, Stream server, string sessionId, CancellationToken cancellationToken)
-    {
-        var buffer = new byte[16 * 1024];
-        int read;
-        while ((read = await viewer.ReadAsync(buffer, cancellationToken)) > 0)
-        {
-            platform.NoteActivity(sessionId);
-            await server.WriteAsync(buffer.AsMemory(0, read), cancellationToken);
         }
     }
 }

@@ -12,8 +12,15 @@ public static class TunnelFrame
     public const byte Credit = 2;
     public const int HeaderLength = 5;
 
-    /// <summary>Bytes a side may have in flight per stream before it waits for credit; bounds memory per viewer.</summary>
-    public const int Window = 1024 * 1024;
+    /// <summary>
+    /// Bytes a side may have in flight per stream before it waits for credit; bounds memory per viewer. It must cover
+    /// the bytes sent while credit travels back: 1 MiB is only about 6 ms at 160 MB/s, so a few milliseconds of
+    /// scheduling delay on a busy two-core box would leave the sender waiting.
+    /// </summary>
+    public const int Window = 2 * 1024 * 1024;
+
+    /// <summary>Credit goes back in steps this large: small next to the window, so the sender never runs dry waiting.</summary>
+    public const int CreditStep = Window / 16;
 
     /// <summary>The largest data payload in one frame.</summary>
     public const int MaxPayload = 64 * 1024;

@@ -96,53 +96,134 @@ public sealed class TunnelStream : Stream
             current = null;
         }
 
-        Interlocked.Add(ref buffered, -count);
-        await AcknowledgeAsync(count, cancellationToken);
+        await ConsumedAsync(count, cancellationToken);
         return count;
     }
 
     public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
     {
         await writeLock.WaitAsync(cancellationToken);
+        var frame = ArrayPool<byte>.Shared.Rent(TunnelFrame.HeaderLength + TunnelFrame.MaxPayload);
         try
         {
+            TunnelFrame.WriteHeader(frame, TunnelFrame.Data, Id);
             while (!buffer.IsEmpty)
             {
-                while (Interlocked.Read(ref sendCredit) <= 0)
-                {
-                    ObjectDisposedException.ThrowIf(IsClosed, this);
-                    await creditSignal.WaitAsync(cancellationToken);
-                }
-
-                ObjectDisposedException.ThrowIf(IsClosed, this);
-                var count = (int)Math.Min(Math.Min(buffer.Length, TunnelFrame.MaxPayload), Interlocked.Read(ref sendCredit));
-                var frame = ArrayPool<byte>.Shared.Rent(TunnelFrame.HeaderLength + count);
-                try
-                {
-                    TunnelFrame.WriteHeader(frame, TunnelFrame.Data, Id);
-                    buffer.Span[..count].CopyTo(frame.AsSpan(TunnelFrame.HeaderLength));
-                    Interlocked.Add(ref sendCredit, -count);
-                    await sendFrame(frame.AsMemory(0, TunnelFrame.HeaderLength + count), cancellationToken);
-                }
-                finally
-                {
-                    ArrayPool<byte>.Shared.Return(frame);
-                }
-
+                var count = (int)Math.Min(Math.Min(buffer.Length, TunnelFrame.MaxPayload), await WaitForCreditAsync(cancellationToken));
+                buffer.Span[..count].CopyTo(frame.AsSpan(TunnelFrame.HeaderLength));
+                await SendDataAsync(frame, count, cancellationToken);
                 buffer = buffer[count..];
             }
         }
         finally
         {
+            ArrayPool<byte>.Shared.Return(frame);
             writeLock.Release();
         }
+    }
+
+    /// <summary>
+    /// Sends everything <paramref name="read"/> yields until it returns 0, reading straight into the frame that goes
+    /// on the agent socket: one buffer for the whole stream and no copy between the source and the frame. Never reads
+    /// more than the peer's remaining credit, so a stalled reader on the far side stops the source being read.
+    /// </summary>
+    public async Task CopyFromAsync(Func<Memory<byte>, CancellationToken, ValueTask<int>> read, CancellationToken cancellationToken)
+    {
+        await writeLock.WaitAsync(cancellationToken);
+        var frame = ArrayPool<byte>.Shared.Rent(TunnelFrame.HeaderLength + TunnelFrame.MaxPayload);
+        try
+        {
+            TunnelFrame.WriteHeader(frame, TunnelFrame.Data, Id);
+            while (true)
+            {
+                var credit = await WaitForCreditAsync(cancellationToken);
+                var count = await read(frame.AsMemory(TunnelFrame.HeaderLength, (int)Math.Min(TunnelFrame.MaxPayload, credit)), cancellationToken);
+                if (count == 0)
+                {
+                    return;
+                }
+
+                await SendDataAsync(frame, count, cancellationToken);
+            }
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(frame);
+            writeLock.Release();
+        }
+    }
+
+    /// <summary>
+    /// Hands each received chunk to <paramref name="write"/> as it arrived, without copying it out first, until the
+    /// stream ends. Credit goes back to the peer only once <paramref name="write"/> has taken the bytes, so a slow
+    /// destination holds the peer back instead of letting bytes pile up here.
+    /// </summary>
+    public async Task CopyToAsync(Func<ReadOnlyMemory<byte>, CancellationToken, ValueTask> write, CancellationToken cancellationToken)
+    {
+        if (current is not null)
+        {
+            // Left over from a ReadAsync (e.g. the end of the RFB handshake).
+            var rest = currentLength - currentOffset;
+            await write(current.AsMemory(4 + currentOffset, rest), cancellationToken);
+            ArrayPool<byte>.Shared.Return(current);
+            current = null;
+            await ConsumedAsync(rest, cancellationToken);
+        }
+
+        while (await incoming.Reader.WaitToReadAsync(cancellationToken))
+        {
+            while (incoming.Reader.TryRead(out var chunk))
+            {
+                var length = BinaryPrimitives.ReadInt32LittleEndian(chunk);
+                try
+                {
+                    await write(chunk.AsMemory(4, length), cancellationToken);
+                }
+                finally
+                {
+                    ArrayPool<byte>.Shared.Return(chunk);
+                }
+
+                await ConsumedAsync(length, cancellationToken);
+            }
+        }
+    }
+
+    public override Task CopyToAsync(Stream destination, int bufferSize, CancellationToken cancellationToken) =>
+        CopyToAsync((chunk, token) => destination.WriteAsync(chunk, token), cancellationToken);
+
+    /// <summary>The peer's remaining credit, once there is some; throws once the stream closed.</summary>
+    private async ValueTask<long> WaitForCreditAsync(CancellationToken cancellationToken)
+    {
+        long credit;
+        while ((credit = Interlocked.Read(ref sendCredit)) <= 0)
+        {
+            ObjectDisposedException.ThrowIf(IsClosed, this);
+            await creditSignal.WaitAsync(cancellationToken);
+        }
+
+        ObjectDisposedException.ThrowIf(IsClosed, this);
+        return credit;
+    }
+
+    /// <summary>Sends frame[..header + count] as one data frame; the caller holds the write lock and had the credit.</summary>
+    private ValueTask SendDataAsync(byte[] frame, int count, CancellationToken cancellationToken)
+    {
+        Interlocked.Add(ref sendCredit, -count);
+        return sendFrame(frame.AsMemory(0, TunnelFrame.HeaderLength + count), cancellationToken);
+    }
+
+    private ValueTask ConsumedAsync(int count, CancellationToken cancellationToken)
+    {
+        Interlocked.Add(ref buffered, -count);
+        return AcknowledgeAsync(count, cancellationToken);
     }
 
     /// <summary>Grants the peer credit for what was read, in batches so small reads do not each cost a frame.</summary>
     private async ValueTask AcknowledgeAsync(int count, CancellationToken cancellationToken)
     {
         var pending = Interlocked.Add(ref receivedUnacknowledged, count);
-        if (pending < TunnelFrame.Window / 4 || IsClosed)
+        if (pending < TunnelFrame.CreditStep || IsClosed)
         {
             return;
         }

@@ -80,29 +80,25 @@ public sealed class VncProxy(VncTickets tickets, AgentHub hub, NpgsqlDataSource 
     private async Task PumpAsync(WebSocket viewer, TunnelStream stream, CancellationToken aborted)
     {
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(aborted);
-        var fromViewer = Task.Run(async () =>
+        // The viewer's messages are received straight into tunnel frames, and the agent's frames are sent to the
+        // viewer as they arrived: no buffer in between, and credit flows back only as the viewer takes the bytes.
+        var fromViewer = stream.CopyFromAsync(async (frame, token) =>
         {
-            var buffer = new byte[64 * 1024];
             while (true)
             {
-                var result = await viewer.ReceiveAsync(buffer, stop.Token);
+                var result = await viewer.ReceiveAsync(frame, token);
                 if (result.MessageType == WebSocketMessageType.Close)
                 {
-                    return;
+                    return 0;
                 }
 
-                await stream.WriteAsync(buffer.AsMemory(0, result.Count), stop.Token);
+                if (result.Count > 0)
+                {
+                    return result.Count;
+                }
             }
         }, stop.Token);
-        var toViewer = Task.Run(async () =>
-        {
-            var buffer = new byte[64 * 1024];
-            int read;
-            while ((read = await stream.ReadAsync(buffer, stop.Token)) > 0)
-            {
-                await viewer.SendAsync(buffer.AsMemory(0, read), WebSocketMessageType.Binary, true, stop.Token);
-            }
-        }, stop.Token);
+        var toViewer = stream.CopyToAsync((chunk, token) => viewer.SendAsync(chunk, WebSocketMessageType.Binary, true, token), stop.Token);
 
         await Task.WhenAny(fromViewer, toViewer);
         await stop.CancelAsync();
