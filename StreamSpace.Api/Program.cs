@@ -17,6 +17,7 @@ return await StartupGuard.RunAsync(async () =>
     var settings = builder.AddApiSettings();
 
     builder.AddServiceDefaults();
+    builder.AddTrustedProxies();
     builder.AddStreamSpaceDatabase(settings);
     builder.AddStreamSpaceAuth(settings);
     builder.AddStreamSpaceUsers();
@@ -28,6 +29,7 @@ return await StartupGuard.RunAsync(async () =>
 
     var app = builder.Build();
 
+    app.UseTrustedProxies();
     app.UseStreamSpaceErrors();
     app.UseStreamSpaceAuth();
     app.MapStreamSpaceEndpoints();

@@ -13,6 +13,7 @@ return await StartupGuard.RunAsync(async () =>
     builder.WebHost.UseStaticWebAssets();
 
     builder.AddServiceDefaults();
+    builder.AddTrustedProxies();
     builder.AddStreamSpaceApi();
     builder.AddStreamSpaceAuth();
     builder.AddStreamSpaceProxy();
@@ -20,6 +21,7 @@ return await StartupGuard.RunAsync(async () =>
         .AddInteractiveServerComponents();
 
     var app = builder.Build();
+    app.UseTrustedProxies();
 
     if (!app.Environment.IsDevelopment())
     {

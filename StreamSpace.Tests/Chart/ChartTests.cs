@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Hosting;
 using System.Text.Json;
 using System.Text.RegularExpressions;
 using k8s;
@@ -24,11 +25,11 @@ public sealed partial class ChartTests(AspireManifest manifest) : IClassFixture<
     private const string PostgresName = RenderedChart.Release + "-postgres";
 
     /// <summary>The chart's Deployments and the AppHost resources and projects they run.</summary>
-    private static readonly (string Deployment, string Resource, string Project, Type? Settings)[] Processes =
+    private static readonly (string Deployment, string Resource, string Project, Type[] Settings)[] Processes =
     [
-        (ApiName, "api", "StreamSpace.Api", typeof(ApiSettings)),
-        (WebName, "web", "StreamSpace.Web", null),
-        (AgentName, "agent", "StreamSpace.Agent", typeof(AgentSettings)),
+        (ApiName, "api", "StreamSpace.Api", [typeof(ApiSettings), typeof(TrustedProxySettings)]),
+        (WebName, "web", "StreamSpace.Web", [typeof(TrustedProxySettings)]),
+        (AgentName, "agent", "StreamSpace.Agent", [typeof(AgentSettings)]),
     ];
 
     /// <summary>Set by the chart only so that Kubernetes can expand <c>$(POSTGRES_PASSWORD)</c> in the connection string.</summary>
@@ -398,21 +399,23 @@ public sealed partial class ChartTests(AspireManifest manifest) : IClassFixture<
     // ---- Code ≡ chart ----
 
     [Fact]
-    public async Task The_chart_sets_every_setting_the_api_and_agent_read()
+    public async Task The_chart_sets_every_setting_the_api_web_and_agent_read()
     {
         foreach (var chart in await RenderedChart.LoadAllAsync())
         {
             var agentEnabled = chart.FindDeployment(AgentName) is not null;
-            var api = EnvNames(chart.Container(ApiName));
-            // The provisioned agent exists only with the chart's own agent.
-            var apiExpected = SettingsOf(typeof(ApiSettings)).Select(s => s.Name)
-                .Where(n => agentEnabled || !n.StartsWith("PROVISIONED_AGENT_", StringComparison.Ordinal));
-            AssertAllSet(chart.Case, ApiName, apiExpected, api);
-
-            if (agentEnabled)
+            foreach (var (deployment, _, _, settings) in Processes)
             {
-                var agentExpected = SettingsOf(typeof(AgentSettings)).Select(s => s.Name).Except(AgentSettingsNotForKubernetes);
-                AssertAllSet(chart.Case, AgentName, agentExpected, EnvNames(chart.Container(AgentName)));
+                if (chart.FindDeployment(deployment) is null)
+                {
+                    continue;
+                }
+
+                var expected = settings.SelectMany(SettingsOf).Select(s => s.Name)
+                    // The provisioned agent exists only with the chart's own agent.
+                    .Where(n => agentEnabled || !n.StartsWith("PROVISIONED_AGENT_", StringComparison.Ordinal))
+                    .Where(n => deployment != AgentName || !AgentSettingsNotForKubernetes.Contains(n));
+                AssertAllSet(chart.Case, deployment, expected, EnvNames(chart.Container(deployment)));
             }
         }
     }
@@ -430,7 +433,7 @@ public sealed partial class ChartTests(AspireManifest manifest) : IClassFixture<
                 }
 
                 var known = new HashSet<string>(StringComparer.Ordinal);
-                known.UnionWith(settings is null ? [] : SettingsOf(settings).Select(s => s.Name));
+                known.UnionWith(settings.SelectMany(SettingsOf).Select(s => s.Name));
                 known.UnionWith(manifest.EnvironmentOf(resource).Select(InChart));
                 known.UnionWith(resource switch
                 {
@@ -452,7 +455,7 @@ public sealed partial class ChartTests(AspireManifest manifest) : IClassFixture<
         foreach (var (deployment, resource, _, _) in Processes)
         {
             var expected = manifest.EnvironmentOf(resource)
-                .Where(name => !IsAspireLocalOnly(name))
+                .Where(name => !NotForTheChart(name))
                 .Where(name => resource != "agent" || !AgentSettingsNotForKubernetes.Contains(name))
                 .Select(InChart);
             AssertAllSet(chart.Case, deployment, expected, EnvNames(chart.Container(deployment)));
@@ -534,7 +537,12 @@ public sealed partial class ChartTests(AspireManifest manifest) : IClassFixture<
     /// https service references are the local TLS endpoints (the ingress ends TLS);
     /// API_HTTP / API_HTTPS are Aspire 13's second spelling of services__api__http(s)__0, which service discovery reads.
     /// </summary>
-    private bool IsAspireLocalOnly(string name) =>
+    /// <summary>
+    /// Aspire's publish manifest sets ASPNETCORE_FORWARDEDHEADERS_ENABLED, which believes X-Forwarded-For from anyone;
+    /// the chart sets TRUSTED_PROXY_NETWORKS instead, which believes only the named proxy networks.
+    /// </summary>
+    private bool NotForTheChart(string name) =>
+        name == "ASPNETCORE_FORWARDEDHEADERS_ENABLED" ||
         name.StartsWith("OTEL_", StringComparison.Ordinal) ||
         (name.StartsWith("services__", StringComparison.Ordinal) && name.Contains("__https__", StringComparison.Ordinal)) ||
         (EndpointAlias().Match(name) is { Success: true } alias && manifest.ResourceNames.Contains(alias.Groups[1].Value.ToLowerInvariant()));

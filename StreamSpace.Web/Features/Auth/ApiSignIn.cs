@@ -15,6 +15,12 @@ public sealed class ApiSignIn(StreamSpaceApi api)
         {
             Content = JsonContent.Create(new LoginRequest(username, password), options: ApiJson.Options),
         };
+        // The API limits login attempts per client address: tell it the browser's, not this server's.
+        if (httpContext.Connection.RemoteIpAddress is { } client)
+        {
+            request.Headers.Add("X-Forwarded-For", client.ToString());
+        }
+
         var result = await api.SendAsync<LoginResponse>(request, cancellationToken);
         if (!result.Succeeded)
         {

@@ -127,4 +127,28 @@ public sealed class LoginRateLimitPerClientTests : IAsyncLifetime
         await limited.AssertProblemAsync(HttpStatusCode.TooManyRequests);
         Assert.NotNull(limited.Headers.RetryAfter);
     }
+
+    [Fact]
+    public async Task Behind_a_trusted_proxy_each_forwarded_client_has_its_own_limit()
+    {
+        // The test client connects from loopback, which is trusted like the web app or an ingress in TRUSTED_PROXY_NETWORKS.
+        using var client = api.CreateClient();
+        for (var i = 0; i < 3; i++)
+        {
+            var attempt = await LoginFromAsync(client, "203.0.113.7", $"proxied-{i}");
+            Assert.Equal(HttpStatusCode.Unauthorized, attempt.StatusCode);
+        }
+
+        await (await LoginFromAsync(client, "203.0.113.7", "proxied-99")).AssertProblemAsync(HttpStatusCode.TooManyRequests);
+
+        // Another user behind the same proxy is not locked out by the first one's attempts.
+        Assert.Equal(HttpStatusCode.Unauthorized, (await LoginFromAsync(client, "198.51.100.20", "someone-else")).StatusCode);
+    }
+
+    private static Task<HttpResponseMessage> LoginFromAsync(HttpClient client, string forwardedFor, string username)
+    {
+        var request = new HttpRequestMessage(HttpMethod.Post, "/api/v1/auth/login") { Content = JsonContent.Create(new { username, password = "guess" }) };
+        request.Headers.Add("X-Forwarded-For", forwardedFor);
+        return client.SendAsync(request);
+    }
 }
