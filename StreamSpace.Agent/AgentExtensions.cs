@@ -14,6 +14,7 @@ public static class AgentExtensions
         builder.Services.AddSingleton(settings);
         builder.Services.AddSingleton(TimeProvider.System);
         builder.Services.AddSessionPlatform(settings);
+        builder.Services.AddSingleton<OrphanReaper>();
         builder.Services.AddSingleton<CommandExecutor>();
         builder.Services.AddSingleton<StreamSpace.Agent.Tunnel.AgentTunnels>();
         builder.Services.AddSingleton<ControlPlaneClient>();

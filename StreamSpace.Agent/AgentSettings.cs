@@ -55,6 +55,12 @@ public sealed class AgentSettings : IValidatedSettings
     [Setting("SESSION_START_TIMEOUT", Help = "kubernetes: how long a session may wait for resources before it fails")]
     public TimeSpan SessionStartTimeout { get; set; } = TimeSpan.FromMinutes(5);
 
+    [Setting("SESSION_TUNNEL", Help = "kubernetes: how the VNC tunnel reaches pods: podip, portforward, or auto (podip in the cluster, else portforward)")]
+    public Platforms.Kubernetes.SessionTunnel SessionTunnel { get; set; } = Platforms.Kubernetes.SessionTunnel.Auto;
+
+    [Setting("ORPHAN_GRACE_PERIOD", Help = "how long a session the control plane does not own keeps running before the agent stops it")]
+    public TimeSpan OrphanGracePeriod { get; set; } = TimeSpan.FromMinutes(5);
+
     /// <summary>The hub URL as the agent dials it, after <see cref="NormalizeControlPlaneUrl"/>.</summary>
     public Uri HubUrl => NormalizeControlPlaneUrl(ControlPlaneUrl).Url;
 
@@ -68,6 +74,11 @@ public sealed class AgentSettings : IValidatedSettings
         if (HeartbeatInterval < TimeSpan.FromSeconds(1) || HeartbeatInterval > TimeSpan.FromMinutes(5))
         {
             throw new InvalidSettingException("HEARTBEAT_INTERVAL", $"must be between 1s and 5m: expected {Duration.AcceptedForms}.");
+        }
+
+        if (OrphanGracePeriod < TimeSpan.Zero)
+        {
+            throw new InvalidSettingException("ORPHAN_GRACE_PERIOD", $"must not be negative: expected {Duration.AcceptedForms}.");
         }
 
         if (SessionStartTimeout < TimeSpan.FromSeconds(1))

@@ -42,6 +42,29 @@ public sealed class ApiSettings : IValidatedSettings
     [Setting("PROVISIONED_AGENT_KEY", Secret = true, Help = "the provisioned agent's key; it authenticates that agent id only")]
     public string? ProvisionedAgentKey { get; set; }
 
+    [Setting("PUBLIC_URL", Help = "where users and agents outside the cluster reach StreamSpace, e.g. https://streamspace.example.com; empty: not advertised")]
+    public string PublicUrl { get; set; } = "";
+
+    /// <summary>The agent hub's URL under <see cref="PublicUrl"/>, as agents outside the cluster should dial it; null when none is advertised.</summary>
+    public Uri? PublicAgentHubUrl
+    {
+        get
+        {
+            if (PublicUrl is not { Length: > 0 })
+            {
+                return null;
+            }
+
+            var url = new Uri(PublicUrl);
+            return new UriBuilder(url)
+            {
+                Scheme = url.Scheme == Uri.UriSchemeHttps ? "wss" : "ws",
+                Port = url.IsDefaultPort ? -1 : url.Port,
+                Path = url.AbsolutePath.TrimEnd('/') + Features.Agents.AgentsExtensions.HubPath,
+            }.Uri;
+        }
+    }
+
     /// <summary>True for the bootstrap admin while ADMIN_PASSWORD is set: its password then changes only through the secret.</summary>
     public bool ManagesPasswordOf(string username) =>
         !string.IsNullOrEmpty(AdminPassword) && string.Equals(username, AdminUsername, StringComparison.OrdinalIgnoreCase);
@@ -82,6 +105,11 @@ public sealed class ApiSettings : IValidatedSettings
         if (ProvisionedAgentId is { Length: > 0 } && !System.Text.RegularExpressions.Regex.IsMatch(ProvisionedAgentId, Features.Agents.AgentIdRules.Pattern))
         {
             throw new InvalidSettingException("PROVISIONED_AGENT_ID", $"has an invalid value '{ProvisionedAgentId}': use lowercase letters, digits, '.' and '-'.");
+        }
+
+        if (PublicUrl is { Length: > 0 } && !(Uri.TryCreate(PublicUrl, UriKind.Absolute, out var publicUrl) && publicUrl.Scheme is "http" or "https"))
+        {
+            throw new InvalidSettingException("PUBLIC_URL", $"has an invalid value '{PublicUrl}': expected an http:// or https:// URL such as https://streamspace.example.com.");
         }
 
         if (LoginAttemptsPerMinute < 1)

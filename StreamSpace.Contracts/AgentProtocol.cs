@@ -54,6 +54,7 @@ public static class CommandTypes
 [JsonDerivedType(typeof(TunnelOpenMessage), "tunnel_open")]
 [JsonDerivedType(typeof(TunnelOpenedMessage), "tunnel_opened")]
 [JsonDerivedType(typeof(TunnelClosedMessage), "tunnel_closed")]
+[JsonDerivedType(typeof(AgentChecksMessage), "agent_checks")]
 public abstract record AgentMessage;
 
 /// <summary>What the agent can run now.</summary>
@@ -70,10 +71,15 @@ public sealed record HelloMessage(
     string Version,
     AgentCapacity Capacity,
     int HeartbeatIntervalSeconds,
-    IReadOnlyList<ReportedSession> Sessions) : AgentMessage;
+    IReadOnlyList<ReportedSession> Sessions,
+    string? ControlPlaneUrl = null) : AgentMessage;
 
-/// <summary>Control plane → agent, the answer to an accepted hello.</summary>
-public sealed record WelcomeMessage(int ProtocolVersion, DateTimeOffset ServerTime) : AgentMessage;
+/// <summary>
+/// Control plane → agent, the answer to an accepted hello. <see cref="UnownedSessionIds"/> lists the sessions the agent
+/// reported that the control plane does not own (unknown, ended, or placed on another agent): the agent stops them
+/// after its grace period unless a command for one arrives first.
+/// </summary>
+public sealed record WelcomeMessage(int ProtocolVersion, DateTimeOffset ServerTime, IReadOnlyList<string>? UnownedSessionIds = null) : AgentMessage;
 
 /// <summary>Agent → control plane every heartbeat interval; carries the agent's clock for skew checks.</summary>
 public sealed record HeartbeatMessage(DateTimeOffset SentAt, AgentCapacity Capacity, IReadOnlyList<ReportedSession> Sessions) : AgentMessage;
@@ -98,6 +104,17 @@ public sealed record TunnelOpenedMessage(int StreamId) : AgentMessage;
 
 /// <summary>Either side: the stream ended or could not open. <see cref="Reason"/> is shown to the viewer.</summary>
 public sealed record TunnelClosedMessage(int StreamId, string Reason) : AgentMessage;
+
+/// <summary>One finding of the agent about its own platform (permissions, storage, images), shown in the admin diagnostics.</summary>
+public sealed record AgentCheck(string Id, string Title, string Status, string Evidence, string? Fix = null)
+{
+    public const string Ok = "ok";
+    public const string Warn = "warn";
+    public const string Fail = "fail";
+}
+
+/// <summary>Agent → control plane, after welcome and whenever its checks change: the whole current list.</summary>
+public sealed record AgentChecksMessage(IReadOnlyList<AgentCheck> Checks) : AgentMessage;
 
 /// <summary>What a session runs, copied from its template when the session is created.</summary>
 public sealed record SessionTemplate(

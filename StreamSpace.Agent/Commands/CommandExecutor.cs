@@ -9,7 +9,7 @@ namespace StreamSpace.Agent.Commands;
 /// Carries out commands exactly once per command id: delivery is at least once, so a repeated id returns
 /// the first execution's result (or waits for it) instead of acting again.
 /// </summary>
-public sealed class CommandExecutor(ISessionPlatform platform, ILogger<CommandExecutor> logger)
+public sealed class CommandExecutor(ISessionPlatform platform, OrphanReaper orphans, ILogger<CommandExecutor> logger)
 {
     private const int Remembered = 2048;
     private readonly ConcurrentDictionary<Guid, Lazy<Task<CommandResultMessage>>> ledger = new();
@@ -45,12 +45,13 @@ public sealed class CommandExecutor(ISessionPlatform platform, ILogger<CommandEx
             payload = command.Payload.Deserialize<SessionCommandPayload>(AgentProtocol.Json)
                 ?? throw new JsonException("the payload is empty");
             logger.LogInformation("Received {CommandType} command for {SessionId}", command.CommandType, payload.SessionId);
+            orphans.Claim(payload.SessionId);
 
             // Commands run to completion even if the connection drops: the control plane asks again and gets this result.
             var session = command.CommandType switch
             {
                 CommandTypes.StartSession => await platform.StartAsync(payload, CancellationToken.None),
-                CommandTypes.StopSession => await platform.StopAsync(payload, CancellationToken.None),
+                CommandTypes.StopSession => await platform.StopAsync(payload.SessionId, CancellationToken.None),
                 CommandTypes.HibernateSession => await platform.HibernateAsync(payload, CancellationToken.None),
                 CommandTypes.WakeSession => await platform.WakeAsync(payload, CancellationToken.None),
                 _ => throw new NotSupportedException($"unknown command type '{command.CommandType}'"),

@@ -17,6 +17,7 @@ public sealed class ControlPlaneClient(
     AgentSettings settings,
     ISessionPlatform platform,
     CommandExecutor executor,
+    OrphanReaper orphans,
     AgentTunnels tunnels,
     TimeProvider time,
     ILogger<ControlPlaneClient> logger) : BackgroundService
@@ -103,7 +104,7 @@ public sealed class ControlPlaneClient(
         var mux = new TunnelMux((frame, token) => SendBinaryAsync(socket, frame, token));
         var sessions = await platform.ListSessionsAsync(stop.Token);
         await SendAsync(socket, new HelloMessage(AgentProtocol.Version, platform.Name, settings.Region, AgentVersion,
-            Capacity(sessions), (int)Math.Ceiling(settings.HeartbeatInterval.TotalSeconds), sessions), stop.Token);
+            Capacity(sessions), (int)Math.Ceiling(settings.HeartbeatInterval.TotalSeconds), sessions, new UriBuilder(settings.HubUrl) { UserName = "", Password = "" }.Uri.ToString()), stop.Token);
 
         var heartbeats = Task.CompletedTask;
         try
@@ -118,10 +119,11 @@ public sealed class ControlPlaneClient(
 
                 switch (message)
                 {
-                    case WelcomeMessage:
+                    case WelcomeMessage welcome:
                         IsConnected = true;
                         LastProblem = null;
                         logger.LogInformation("Connected to the control plane as {AgentId}; {Sessions} sessions reported", settings.AgentId, sessions.Count);
+                        orphans.Schedule(welcome.UnownedSessionIds ?? []);
                         heartbeats = SendHeartbeatsAsync(socket, stop.Token);
                         break;
                     case CommandMessage command:
@@ -147,11 +149,25 @@ public sealed class ControlPlaneClient(
         }
     }
 
+    /// <summary>Heartbeats at the interval. The platform's checks go first on each connection, then whenever they change.</summary>
     private async Task SendHeartbeatsAsync(ClientWebSocket socket, CancellationToken cancellationToken)
     {
+        byte[] sentChecks = [];
         using var timer = new PeriodicTimer(settings.HeartbeatInterval, time);
-        while (await timer.WaitForNextTickAsync(cancellationToken))
+        while (true)
         {
+            var checks = AgentProtocol.Serialize(new AgentChecksMessage(await platform.CheckAsync(cancellationToken)));
+            if (!checks.AsSpan().SequenceEqual(sentChecks))
+            {
+                await SendFrameAsync(socket, checks, cancellationToken);
+                sentChecks = checks;
+            }
+
+            if (!await timer.WaitForNextTickAsync(cancellationToken))
+            {
+                return;
+            }
+
             var sessions = await platform.ListSessionsAsync(cancellationToken);
             await SendAsync(socket, new HeartbeatMessage(time.GetUtcNow(), Capacity(sessions), sessions), cancellationToken);
             logger.LogDebug("Heartbeat sent with {Sessions} sessions", sessions.Count);
@@ -186,9 +202,11 @@ public sealed class ControlPlaneClient(
     private AgentCapacity Capacity(IReadOnlyList<ReportedSession> sessions) =>
         new(settings.MaxSessions, sessions.Count(s => s.State is not ("stopped" or "failed" or "hibernated")));
 
-    private async Task SendAsync(ClientWebSocket socket, AgentMessage message, CancellationToken cancellationToken)
+    private Task SendAsync(ClientWebSocket socket, AgentMessage message, CancellationToken cancellationToken) =>
+        SendFrameAsync(socket, AgentProtocol.Serialize(message), cancellationToken);
+
+    private async Task SendFrameAsync(ClientWebSocket socket, byte[] frame, CancellationToken cancellationToken)
     {
-        var frame = AgentProtocol.Serialize(message);
         await sendLock.WaitAsync(cancellationToken);
         try
         {

@@ -45,7 +45,8 @@ public interface ISessionPlatform
 
     Task<ReportedSession> StartAsync(SessionCommandPayload session, CancellationToken cancellationToken);
 
-    Task<ReportedSession> StopAsync(SessionCommandPayload session, CancellationToken cancellationToken);
+    /// <summary>Stops the session and removes what it ran; needs only the id, so that sessions nobody owns can be stopped too.</summary>
+    Task<ReportedSession> StopAsync(string sessionId, CancellationToken cancellationToken);
 
     Task<ReportedSession> HibernateAsync(SessionCommandPayload session, CancellationToken cancellationToken);
 
@@ -53,6 +54,12 @@ public interface ISessionPlatform
 
     /// <summary>Where the tunnel reaches a running session's VNC server, and its password; null when it does not run here.</summary>
     Task<VncEndpoint?> FindVncAsync(string sessionId, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// What the agent can check about its own platform (permissions, storage, images). Called at every heartbeat, so it
+    /// answers from what it already knows and refreshes anything costly in the background.
+    /// </summary>
+    Task<IReadOnlyList<AgentCheck>> CheckAsync(CancellationToken cancellationToken);
 
     /// <summary>A viewer sent input: the session is not idle.</summary>
     void NoteActivity(string sessionId);

@@ -206,9 +206,12 @@ public sealed partial class ChartTests(AspireManifest manifest) : IClassFixture<
             var subject = Assert.Single(binding.Subjects);
             Assert.Equal(("ServiceAccount", account.Metadata.Name, Namespace), (subject.Kind, subject.Name, subject.NamespaceProperty));
 
-            // Namespaced and explicit: no cluster-wide grants, no wildcards.
-            Assert.Empty(chart.All<V1ClusterRole>());
-            Assert.Empty(chart.All<V1ClusterRoleBinding>());
+            // Namespaced and explicit, no wildcards; the one cluster-wide grant reads storage classes, which are cluster-scoped.
+            var clusterRole = Assert.Single(chart.All<V1ClusterRole>());
+            Assert.Equal(["storageclasses"], Assert.Single(clusterRole.Rules).Resources);
+            var clusterBinding = Assert.Single(chart.All<V1ClusterRoleBinding>());
+            Assert.Equal(("ClusterRole", clusterRole.Metadata.Name), (clusterBinding.RoleRef.Kind, clusterBinding.RoleRef.Name));
+            Assert.Equal(("ServiceAccount", account.Metadata.Name, Namespace), (Assert.Single(clusterBinding.Subjects).Kind, clusterBinding.Subjects[0].Name, clusterBinding.Subjects[0].NamespaceProperty));
             Assert.DoesNotContain(chart.AgentRoleGrants(), g => g.ApiGroup == "*" || g.Resource == "*" || g.Verb == "*");
             Assert.Contains(("apps", "deployments", "create"), chart.AgentRoleGrants());
 

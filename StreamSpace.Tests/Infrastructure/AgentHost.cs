@@ -87,7 +87,7 @@ public sealed class AgentHost : IAsyncDisposable
         {
             try
             {
-                await platform.StopAsync(new(session.SessionId, Guid.Empty, "cleanup", Templates.Xterm), CancellationToken.None);
+                await platform.StopAsync(session.SessionId, CancellationToken.None);
             }
             catch (Exception e) when (e is IOException or InvalidOperationException)
             {
@@ -114,6 +114,14 @@ public static class Eventually
 
             await Task.Delay(100);
         }
+    }
+
+    /// <summary>Polls until <paramref name="attempt"/> returns a value, and returns it.</summary>
+    public static async Task<T> ValueAsync<T>(Func<Task<T?>> attempt, TimeSpan timeout, string what) where T : class
+    {
+        T? value = null;
+        await TrueAsync(async () => (value = await attempt()) is not null, timeout, what);
+        return value!;
     }
 }
 

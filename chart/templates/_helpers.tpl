@@ -162,6 +162,15 @@ that name, which comes from a secretKeyRef and must be declared before this one.
 {{- .Values.k8sAgent.config.controlPlaneUrl | default (printf "ws://%s-api:8000/agent/ws" (include "streamspace.fullname" .)) -}}
 {{- end -}}
 
+{{/* PUBLIC_URL: the configured one, else the ingress host (https with TLS), else empty (not advertised). */}}
+{{- define "streamspace.publicUrl" -}}
+{{- if .Values.api.config.publicUrl -}}
+{{- .Values.api.config.publicUrl -}}
+{{- else if and (include "streamspace.ingress.enabled" .) .Values.ingress.host -}}
+{{- printf "%s://%s" (ternary "https" "http" (and .Values.ingress.tls .Values.ingress.tls.enabled | default false)) .Values.ingress.host -}}
+{{- end -}}
+{{- end -}}
+
 {{- define "streamspace.k8sAgent.sessionNamespace" -}}
 {{- .Values.k8sAgent.config.sessionNamespace | default .Release.Namespace -}}
 {{- end -}}
@@ -176,7 +185,11 @@ that name, which comes from a secretKeyRef and must be declared before this one.
 
 {{/*
 The agent's Role: exactly the Kubernetes calls the kubernetes platform makes, in the session namespace, and
-nothing more. This is the one list; the Kubernetes platform's tests compare the calls they record against it.
+nothing more. The Kubernetes platform's tests compare both the calls they record and the permissions the agent's
+kubernetes.rbac check asks about (KubernetesChecks.Required) against it.
+pods/portforward: the VNC tunnel of an agent outside the cluster opens it as a WebSocket, an HTTP GET that RBAC
+authorizes as "get"; API servers since 1.35 (AuthorizePodWebsocketUpgradeCreatePermission) also require "create",
+the verb of the older SPDY POST. Both are granted, so the tunnel works on either.
 */}}
 {{- define "streamspace.k8sAgent.rules" -}}
 - apiGroups: ["apps"]
@@ -189,11 +202,34 @@ nothing more. This is the one list; the Kubernetes platform's tests compare the 
   resources: ["pods"]
   verbs: ["list", "watch"]
 - apiGroups: [""]
+  resources: ["pods/portforward"]
+  verbs: ["get", "create"]
+- apiGroups: [""]
   resources: ["secrets"]
   verbs: ["get", "create"]
 - apiGroups: [""]
   resources: ["persistentvolumeclaims"]
-  verbs: ["create"]
+  verbs: ["create", "list", "watch"]
+- apiGroups: [""]
+  resources: ["events"]
+  verbs: ["list", "watch"]
+{{- end -}}
+
+{{/*
+The agent's one cluster-wide grant: storage classes are cluster-scoped, and its kubernetes.storage_class check reads
+the configured one by name (get, limited to that name), or, with none configured, lists them to find the default.
+SelfSubjectAccessReview (the kubernetes.rbac check) needs no grant: Kubernetes' system:basic-user allows it to every
+authenticated account.
+*/}}
+{{- define "streamspace.k8sAgent.clusterRules" -}}
+- apiGroups: ["storage.k8s.io"]
+  resources: ["storageclasses"]
+{{- with .Values.k8sAgent.config.storageClass }}
+  resourceNames: [{{ . | quote }}]
+  verbs: ["get"]
+{{- else }}
+  verbs: ["list"]
+{{- end }}
 {{- end -}}
 
 {{/* Pod and container hardening shared by the api, web and agent (the .NET images' non-root "app" user, uid 1654). */}}

@@ -11,10 +11,11 @@ namespace StreamSpace.Agent.Platforms.Kubernetes;
 
 /// <summary>
 /// Runs each session as a Deployment of one pod in the session namespace, with its VNC password in a Secret the
-/// Deployment owns and, for persistent homes, the user's PVC. Session state comes from a watch on the session pods
-/// (not polling), so readiness and failures reach the control plane as they happen. Idle timeouts and maximum
-/// durations travel on the pod as annotations, so an agent that restarts still enforces them.
-/// The tunnel dials the pod IP, so the agent must run in the cluster; out-of-cluster port-forwarding is not built.
+/// Deployment owns and, for persistent homes, the user's PVC. Session state comes from watches (not polling) on the
+/// session pods, the home PVCs and the namespace's events, so readiness, failures and the reasons a session waits reach
+/// the control plane as they happen. Idle timeouts and maximum durations travel on the pod as annotations, so an agent
+/// that restarts still enforces them. The tunnel dials the pod IP from inside the cluster, and goes through the API
+/// server's pods/portforward from outside it (<see cref="SessionTunnel"/>).
 /// </summary>
 public sealed class KubernetesPlatform : ISessionPlatform, IDisposable
 {
@@ -31,7 +32,23 @@ public sealed class KubernetesPlatform : ISessionPlatform, IDisposable
     private readonly ConcurrentDictionary<string, ReportedSession> known = new();
 
     /// <summary>Where each ready session's VNC server listens.</summary>
-    private readonly ConcurrentDictionary<string, (string PodIp, int Port)> addresses = new();
+    private readonly ConcurrentDictionary<string, (string PodIp, int Port, string PodName)> addresses = new();
+
+    /// <summary>Each session's current pod as last seen, to map it again when one of its events or its home PVC changes.</summary>
+    private readonly ConcurrentDictionary<string, V1Pod> pods = new();
+
+    /// <summary>The home PVCs that are Pending (not yet bound to a volume).</summary>
+    private readonly ConcurrentDictionary<string, bool> pendingClaims = new();
+
+    /// <summary>The newest event about each PVC, which says why it is Pending (ProvisioningFailed, WaitForFirstConsumer, …).</summary>
+    private readonly ConcurrentDictionary<string, PodEvent> claimEvents = new();
+
+    /// <summary>The newest warning about each pod (FailedScheduling, FailedMount, Failed, …), for reasons its status lacks.</summary>
+    private readonly ConcurrentDictionary<string, PodEvent> podEvents = new();
+
+    /// <summary>Observe runs for three watches; one at a time keeps each session's reports in order.</summary>
+    private readonly Lock observing = new();
+    private readonly KubernetesChecks checks;
 
     /// <summary>When a session that is still starting fails instead.</summary>
     private readonly ConcurrentDictionary<string, DateTimeOffset> startDeadlines = new();
@@ -56,18 +73,40 @@ public sealed class KubernetesPlatform : ISessionPlatform, IDisposable
         this.settings = settings;
         this.logger = logger;
         this.time = time;
-        var config = ClientConfiguration(configuration);
+        var (config, inCluster) = ClientConfiguration(configuration);
         Namespace = SessionNamespace(settings, config);
         client = new k8s.Kubernetes(config);
-        logger.LogInformation("Kubernetes platform: API server {Server}, session namespace {Namespace}", config.Host, Namespace);
+        Tunnel = settings.SessionTunnel != SessionTunnel.Auto ? settings.SessionTunnel : inCluster ? SessionTunnel.PodIp : SessionTunnel.PortForward;
+        checks = new KubernetesChecks(client, Namespace, settings, time, logger);
+        logger.LogInformation("Kubernetes platform: API server {Server}, session namespace {Namespace}, VNC tunnel by {Tunnel}", config.Host, Namespace,
+            Tunnel == SessionTunnel.PodIp ? "pod IP" : "pods/portforward through the API server");
         stoppingToken = stopping.Token;
-        _ = WatchPodsAsync(stoppingToken);
+        _ = WatchAsync("home volumes",
+            token => client.CoreV1.ListNamespacedPersistentVolumeClaimAsync(Namespace, labelSelector: ManagedSelector, cancellationToken: token),
+            (version, token) => client.CoreV1.WatchListNamespacedPersistentVolumeClaimAsync(Namespace, labelSelector: ManagedSelector, resourceVersion: version,
+                onError: e => logger.LogWarning("Home volume watch error: {Reason}", e.Message), cancellationToken: token),
+            list => (list.Items, list.Metadata.ResourceVersion), ObserveClaim, stoppingToken);
+        _ = WatchAsync("events",
+            token => client.CoreV1.ListNamespacedEventAsync(Namespace, cancellationToken: token),
+            (version, token) => client.CoreV1.WatchListNamespacedEventAsync(Namespace, resourceVersion: version,
+                onError: e => logger.LogWarning("Event watch error: {Reason}", e.Message), cancellationToken: token),
+            list => (list.Items, list.Metadata.ResourceVersion), ObserveEvent, stoppingToken);
+        _ = WatchAsync("session pods",
+            token => client.CoreV1.ListNamespacedPodAsync(Namespace, labelSelector: SessionObjects.Selector, cancellationToken: token),
+            (version, token) => client.CoreV1.WatchListNamespacedPodAsync(Namespace, labelSelector: SessionObjects.Selector, resourceVersion: version,
+                onError: e => logger.LogWarning("Pod watch error: {Reason}", e.Message), cancellationToken: token),
+            list => (list.Items, list.Metadata.ResourceVersion), ObservePod, stoppingToken, firstList);
         sessionClock = time.CreateTimer(_ => _ = EnforceTimeLimitsAsync(), null, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(1));
     }
 
     public string Name => "kubernetes";
 
     public string Namespace { get; }
+
+    public SessionTunnel Tunnel { get; }
+
+    /// <summary>The home PVCs carry the managed-by label but not app=session.</summary>
+    private const string ManagedSelector = $"{SessionObjects.ManagedByLabel}={SessionObjects.ManagedByValue}";
 
     public event Action<ReportedSession>? SessionChanged;
 
@@ -154,12 +193,14 @@ public sealed class KubernetesPlatform : ISessionPlatform, IDisposable
         return known.TryGetValue(id, out var reported) ? reported : new ReportedSession(id, "starting");
     }
 
-    public async Task<ReportedSession> StopAsync(SessionCommandPayload session, CancellationToken cancellationToken)
+    public async Task<ReportedSession> StopAsync(string sessionId, CancellationToken cancellationToken)
     {
-        await DeleteDeploymentAsync(session.SessionId, cancellationToken);
-        Forget(session.SessionId);
-        return new ReportedSession(session.SessionId, "stopped");
+        await DeleteDeploymentAsync(sessionId, cancellationToken);
+        Forget(sessionId);
+        return new ReportedSession(sessionId, "stopped");
     }
+
+    public Task<IReadOnlyList<AgentCheck>> CheckAsync(CancellationToken cancellationToken) => checks.CheckAsync(cancellationToken);
 
     public Task<ReportedSession> HibernateAsync(SessionCommandPayload session, CancellationToken cancellationToken) =>
         HibernateAsync(session.SessionId, cancellationToken);
@@ -204,7 +245,17 @@ public sealed class KubernetesPlatform : ISessionPlatform, IDisposable
         var password = secret.Data?.TryGetValue(SessionObjects.PasswordKey, out var bytes) is true
             ? Encoding.UTF8.GetString(bytes)
             : throw new InvalidOperationException($"Secret {SessionObjects.SecretName(sessionId)} has no '{SessionObjects.PasswordKey}'");
-        return new VncEndpoint(address.PodIp, address.Port, password);
+        return Tunnel == SessionTunnel.PodIp
+            ? new VncEndpoint(address.PodIp, address.Port, password)
+            : new VncEndpoint(address.PodIp, address.Port, password) { Connect = token => PortForwardAsync(address.PodName, address.Port, token) };
+    }
+
+    /// <summary>A stream to the pod's port through the API server, for an agent outside the cluster network.</summary>
+    private async Task<Stream> PortForwardAsync(string podName, int port, CancellationToken cancellationToken)
+    {
+        var socket = await client.WebSocketNamespacedPodPortForwardAsync(podName, Namespace, [port], WebSocketProtocol.V4BinaryWebsocketProtocol,
+            cancellationToken: cancellationToken);
+        return new PortForwardStream(socket, port);
     }
 
     private async Task CreateHomeClaimAsync(SessionCommandPayload session, CancellationToken cancellationToken)
@@ -261,28 +312,29 @@ public sealed class KubernetesPlatform : ISessionPlatform, IDisposable
         startDeadlines.TryRemove(sessionId, out _);
     }
 
-    /// <summary>List once, then watch from that list's resourceVersion; when the watch ends or breaks, list again.</summary>
-    private async Task WatchPodsAsync(CancellationToken cancellationToken)
+    /// <summary>
+    /// List once, then watch from that list's resourceVersion; when the watch ends or breaks, list again.
+    /// <paramref name="firstListSeen"/> completes once the first list's items have been observed.
+    /// </summary>
+    private async Task WatchAsync<TList, T>(string what, Func<CancellationToken, Task<TList>> list,
+        Func<string, CancellationToken, IAsyncEnumerable<(WatchEventType, T)>> watch, Func<TList, (IList<T> Items, string Version)> listed,
+        Action<WatchEventType, T> observe, CancellationToken cancellationToken, TaskCompletionSource? firstListSeen = null)
     {
         while (!cancellationToken.IsCancellationRequested)
         {
             try
             {
-                var pods = await client.CoreV1.ListNamespacedPodAsync(Namespace, labelSelector: SessionObjects.Selector, cancellationToken: cancellationToken);
-                foreach (var pod in pods.Items)
+                var (items, version) = listed(await list(cancellationToken));
+                foreach (var item in items)
                 {
-                    Observe(pod);
+                    observe(WatchEventType.Added, item);
                 }
 
-                firstList.TrySetResult();
-                await foreach (var (type, pod) in client.CoreV1.WatchListNamespacedPodAsync(Namespace, labelSelector: SessionObjects.Selector,
-                    resourceVersion: pods.Metadata.ResourceVersion, onError: e => logger.LogWarning("Pod watch error: {Reason}", e.Message),
-                    cancellationToken: cancellationToken))
+                firstListSeen?.TrySetResult();
+
+                await foreach (var (type, item) in watch(version, cancellationToken))
                 {
-                    if (type is WatchEventType.Added or WatchEventType.Modified)
-                    {
-                        Observe(pod);
-                    }
+                    observe(type, item);
                 }
             }
             catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
@@ -291,7 +343,7 @@ public sealed class KubernetesPlatform : ISessionPlatform, IDisposable
             }
             catch (Exception e)
             {
-                logger.LogWarning("Watching session pods in {Namespace} failed ({Reason}); listing again in {Delay}s", Namespace, e.Message, WatchRetryDelay.TotalSeconds);
+                logger.LogWarning("Watching {What} in {Namespace} failed ({Reason}); listing again in {Delay}s", what, Namespace, e.Message, WatchRetryDelay.TotalSeconds);
             }
 
             try
@@ -305,8 +357,114 @@ public sealed class KubernetesPlatform : ISessionPlatform, IDisposable
         }
     }
 
+    private void ObservePod(WatchEventType type, V1Pod pod)
+    {
+        if (pod.Metadata.Labels?.TryGetValue(SessionObjects.SessionIdLabel, out var id) is not true)
+        {
+            return;
+        }
+
+        if (type == WatchEventType.Deleted)
+        {
+            if (pods.TryGetValue(id, out var current) && current.Metadata.Name == pod.Metadata.Name)
+            {
+                pods.TryRemove(id, out _);
+            }
+
+            podEvents.TryRemove(pod.Metadata.Name, out _);
+            return;
+        }
+
+        pods[id] = pod;
+        Observe(pod);
+    }
+
+    private void ObserveClaim(WatchEventType type, V1PersistentVolumeClaim claim)
+    {
+        var name = claim.Metadata.Name;
+        if (type != WatchEventType.Deleted && claim.Status?.Phase == "Pending")
+        {
+            pendingClaims[name] = true;
+        }
+        else
+        {
+            pendingClaims.TryRemove(name, out _);
+        }
+
+        ObserveAgain(pod => ClaimOf(pod) == name);
+    }
+
+    private void ObserveEvent(WatchEventType type, Corev1Event change)
+    {
+        if (type == WatchEventType.Deleted || change.InvolvedObject?.Name is not { } name || change.Message is null)
+        {
+            return;
+        }
+
+        var happened = change.LastTimestamp ?? change.EventTime ?? change.Metadata.CreationTimestamp ?? DateTime.MinValue;
+        var news = new PodEvent(change.Reason ?? "", change.Message.Trim(), happened);
+        switch (change.InvolvedObject.Kind)
+        {
+            case "PersistentVolumeClaim":
+                // Normal events count too: WaitForFirstConsumer and ExternalProvisioning say why a claim waits.
+                if (Newer(claimEvents, name, news))
+                {
+                    ObserveAgain(pod => ClaimOf(pod) == name);
+                }
+
+                break;
+            case "Pod" when change.Type == "Warning" && Newer(podEvents, name, news):
+                if (PodStates.IsImagePullFailure(news) && pods.Values.FirstOrDefault(p => p.Metadata.Name == name) is { } failing)
+                {
+                    NoteImagePullFailure(failing, news.Message);
+                }
+
+                ObserveAgain(pod => pod.Metadata.Name == name);
+                break;
+        }
+    }
+
+    /// <summary>Keeps the newest event per object: a list returns events in no particular order.</summary>
+    private static bool Newer(ConcurrentDictionary<string, PodEvent> events, string name, PodEvent news)
+    {
+        var kept = events.AddOrUpdate(name, news, (_, old) => news.At >= old.At ? news : old);
+        return ReferenceEquals(kept, news);
+    }
+
+    private void ObserveAgain(Func<V1Pod, bool> which)
+    {
+        foreach (var pod in pods.Values.Where(which))
+        {
+            Observe(pod);
+        }
+    }
+
+    private static string? ClaimOf(V1Pod pod) => pod.Spec?.Volumes?.FirstOrDefault(v => v.PersistentVolumeClaim is not null)?.PersistentVolumeClaim.ClaimName;
+
+    /// <summary>Why the pod's home volume keeps it waiting, when its PVC is Pending.</summary>
+    private string? HomeVolumePending(V1Pod pod) =>
+        ClaimOf(pod) is { } claim && pendingClaims.ContainsKey(claim)
+            ? claimEvents.TryGetValue(claim, out var news) ? news.Message : $"persistentvolumeclaim {claim} is Pending"
+            : null;
+
+    private void NoteImagePullFailure(V1Pod pod, string message)
+    {
+        if (pod.Spec?.Containers?.FirstOrDefault()?.Image is { } image)
+        {
+            checks.NoteImagePullFailure(image, pod.Metadata.Annotations?.TryGetValue(SessionObjects.TemplateAnnotation, out var template) is true ? template : "?", message);
+        }
+    }
+
     /// <summary>Maps a pod's status to its session's state and reports the session when that changed.</summary>
     private void Observe(V1Pod pod)
+    {
+        lock (observing)
+        {
+            ObserveLocked(pod);
+        }
+    }
+
+    private void ObserveLocked(V1Pod pod)
     {
         if (pod.Metadata.DeletionTimestamp is not null || pod.Metadata.Labels?.TryGetValue(SessionObjects.SessionIdLabel, out var id) is not true)
         {
@@ -319,12 +477,17 @@ public sealed class KubernetesPlatform : ISessionPlatform, IDisposable
             return;
         }
 
-        var state = PodStates.Of(pod);
+        var state = PodStates.Of(pod, HomeVolumePending(pod), podEvents.GetValueOrDefault(pod.Metadata.Name));
         ReportedSession next;
         if (state.State == "running")
         {
             var port = pod.Spec?.Containers?.FirstOrDefault()?.Ports?.FirstOrDefault()?.ContainerPort ?? SessionObjects.DefaultVncPort;
-            addresses[id] = (pod.Status!.PodIP, port);
+            addresses[id] = (pod.Status!.PodIP, port, pod.Metadata.Name);
+            if (pod.Spec?.Containers?.FirstOrDefault()?.Image is { } image)
+            {
+                checks.NoteImagePulled(image);
+            }
+
             startDeadlines.TryRemove(id, out _);
             if (previous?.State != "running")
             {
@@ -353,6 +516,11 @@ public sealed class KubernetesPlatform : ISessionPlatform, IDisposable
 
         if (state.Terminal)
         {
+            if (state.ImagePullFailed)
+            {
+                NoteImagePullFailure(pod, pod.Status?.ContainerStatuses?.Select(c => c.State?.Waiting?.Message).FirstOrDefault(m => m is not null) ?? state.Reason!);
+            }
+
             Fail(next);
             return;
         }
@@ -444,11 +612,14 @@ public sealed class KubernetesPlatform : ISessionPlatform, IDisposable
         : (deployment.Status?.ReadyReplicas ?? 0) >= 1 ? new ReportedSession(sessionId, "running")
         : new ReportedSession(sessionId, "starting");
 
-    /// <summary>KUBECONFIG when set (development, tests), else the in-cluster service account, else ~/.kube/config.</summary>
-    private static KubernetesClientConfiguration ClientConfiguration(IConfiguration configuration) =>
-        configuration["KUBECONFIG"] is { Length: > 0 } kubeconfig ? KubernetesClientConfiguration.BuildConfigFromConfigFile(kubeconfig)
-        : KubernetesClientConfiguration.IsInCluster() ? KubernetesClientConfiguration.InClusterConfig()
-        : KubernetesClientConfiguration.BuildConfigFromConfigFile();
+    /// <summary>
+    /// KUBECONFIG when set (development, tests), else the in-cluster service account, else ~/.kube/config; and whether
+    /// that is the in-cluster account, i.e. whether the agent runs inside the cluster's network.
+    /// </summary>
+    private static (KubernetesClientConfiguration Config, bool InCluster) ClientConfiguration(IConfiguration configuration) =>
+        configuration["KUBECONFIG"] is { Length: > 0 } kubeconfig ? (KubernetesClientConfiguration.BuildConfigFromConfigFile(kubeconfig), false)
+        : KubernetesClientConfiguration.IsInCluster() ? (KubernetesClientConfiguration.InClusterConfig(), true)
+        : (KubernetesClientConfiguration.BuildConfigFromConfigFile(), false);
 
     /// <summary>SESSION_NAMESPACE, else the agent's own namespace in the cluster, else the kubeconfig context's, else default.</summary>
     private static string SessionNamespace(AgentSettings settings, KubernetesClientConfiguration config) =>

@@ -3,16 +3,23 @@ using k8s.Models;
 namespace StreamSpace.Agent.Platforms.Kubernetes;
 
 /// <summary>What a session pod's status means for the session, in words a user can act on.</summary>
-public sealed record PodState(string State, string? Reason, bool Terminal)
+public sealed record PodState(string State, string? Reason, bool Terminal, bool ImagePullFailed = false)
 {
     public static readonly PodState Starting = new("starting", null, false);
 }
+
+/// <summary>The gist of a Kubernetes event about a pod or PVC: its reason, its message and when it last happened.</summary>
+public sealed record PodEvent(string Reason, string Message, DateTime At);
 
 public static class PodStates
 {
     private static readonly HashSet<string> ImagePullFailures = ["ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"];
 
-    public static PodState Of(V1Pod pod)
+    /// <summary>
+    /// The pod's status decides; where it says nothing yet, the pod's home volume (<paramref name="homeVolumePending"/>:
+    /// why its PVC is Pending) and its newest warning event give the reason the session waits.
+    /// </summary>
+    public static PodState Of(V1Pod pod, string? homeVolumePending = null, PodEvent? lastWarning = null)
     {
         var conditions = pod.Status?.Conditions ?? [];
         if (conditions.Any(c => c.Type == "Ready" && c.Status == "True"))
@@ -25,7 +32,7 @@ public static class PodStates
             var waiting = container.State?.Waiting;
             if (waiting?.Reason is { } reason && ImagePullFailures.Contains(reason))
             {
-                return new PodState("failed", $"image pull failed: {waiting.Message ?? reason}", true);
+                return new PodState("failed", $"image pull failed: {waiting.Message ?? reason}", true, ImagePullFailed: true);
             }
 
             if (waiting?.Reason == "CrashLoopBackOff")
@@ -38,6 +45,12 @@ public static class PodStates
             }
         }
 
+        if (homeVolumePending is not null)
+        {
+            // Before the scheduler's own words: the PVC's event says why it is not bound (no provisioner, quota, …).
+            return new PodState("starting", $"home volume pending: {homeVolumePending}", false);
+        }
+
         if (conditions.FirstOrDefault(c => c.Type == "PodScheduled" && c.Status == "False" && c.Reason == "Unschedulable") is { } unschedulable)
         {
             var message = unschedulable.Message ?? "no node fits the session";
@@ -47,6 +60,17 @@ public static class PodStates
                 : new PodState("starting", $"waiting for resources: {message}", false);
         }
 
-        return PodState.Starting;
+        return lastWarning?.Reason switch
+        {
+            "FailedScheduling" => new PodState("starting", $"waiting for resources: {lastWarning.Message}", false),
+            "FailedMount" or "FailedAttachVolume" => new PodState("starting", $"home volume pending: {lastWarning.Message}", false),
+            _ when lastWarning is not null && IsImagePullFailure(lastWarning) => new PodState("starting", $"image pull failing: {lastWarning.Message}", false),
+            _ => PodState.Starting,
+        };
     }
+
+    /// <summary>The kubelet's events for a failed pull: "Failed" (Failed to pull image …) and "BackOff" (Back-off pulling image …).</summary>
+    public static bool IsImagePullFailure(PodEvent news) =>
+        news.Reason is "Failed" or "BackOff" or "ErrImagePull" or "ImagePullBackOff"
+        && news.Message.Contains("pull", StringComparison.OrdinalIgnoreCase);
 }

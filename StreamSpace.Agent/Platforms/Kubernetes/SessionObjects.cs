@@ -19,6 +19,9 @@ public static partial class SessionObjects
     /// <summary>On the pod template, so the pod watch (and an agent after a restart) knows each session's limits.</summary>
     public const string IdleTimeoutAnnotation = "streamspace.io/idle-timeout-seconds";
     public const string MaxDurationAnnotation = "streamspace.io/max-duration-seconds";
+
+    /// <summary>On the Deployment and its pods, so that image pull failures seen on a pod name their template.</summary>
+    public const string TemplateAnnotation = "streamspace.io/template";
     public const string PasswordKey = "password";
     public const string HomePath = "/home/streamspace";
     public const int SessionUid = 1000;
@@ -113,7 +116,7 @@ public static partial class SessionObjects
             {
                 Name = DeploymentName(session.SessionId),
                 Labels = labels,
-                Annotations = new Dictionary<string, string> { ["streamspace.io/template"] = template.Name, ["streamspace.io/username"] = session.Username },
+                Annotations = new Dictionary<string, string> { [TemplateAnnotation] = template.Name, ["streamspace.io/username"] = session.Username },
             },
             Spec = new V1DeploymentSpec
             {
@@ -123,7 +126,7 @@ public static partial class SessionObjects
                 Strategy = new V1DeploymentStrategy { Type = "Recreate" },
                 Template = new V1PodTemplateSpec
                 {
-                    Metadata = new V1ObjectMeta { Labels = labels, Annotations = LimitAnnotations(template) },
+                    Metadata = new V1ObjectMeta { Labels = labels, Annotations = PodAnnotations(template) },
                     Spec = new V1PodSpec
                     {
                         // Sessions run users' programs: they get no Kubernetes API credentials.
@@ -183,9 +186,13 @@ public static partial class SessionObjects
         },
     };
 
-    private static Dictionary<string, string> LimitAnnotations(SessionTemplate template)
+    private static Dictionary<string, string> PodAnnotations(SessionTemplate template)
     {
-        var annotations = new Dictionary<string, string> { [IdleTimeoutAnnotation] = template.IdleTimeoutSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture) };
+        var annotations = new Dictionary<string, string>
+        {
+            [TemplateAnnotation] = template.Name,
+            [IdleTimeoutAnnotation] = template.IdleTimeoutSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        };
         if (template.MaxDurationSeconds is { } maxDuration)
         {
             annotations[MaxDurationAnnotation] = maxDuration.ToString(System.Globalization.CultureInfo.InvariantCulture);

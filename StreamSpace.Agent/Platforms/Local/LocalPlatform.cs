@@ -47,6 +47,23 @@ public sealed partial class LocalPlatform : ISessionPlatform, IDisposable
 
     public void NoteActivity(string sessionId) => lastActivity[sessionId] = Environment.TickCount64;
 
+    /// <summary>The programs every local session runs: the X server with VNC, and the window manager.</summary>
+    private static readonly string[] RequiredPrograms = ["Xvnc", "openbox"];
+
+    public Task<IReadOnlyList<AgentCheck>> CheckAsync(CancellationToken cancellationToken)
+    {
+        var missing = RequiredPrograms.Where(program => !OnPath(program)).ToList();
+        AgentCheck check = missing.Count == 0
+            ? new("local.programs", "The local platform's programs are installed", AgentCheck.Ok, $"{string.Join(", ", RequiredPrograms)} found on PATH")
+            : new("local.programs", "The local platform's programs are installed", AgentCheck.Fail, $"not found on PATH: {string.Join(", ", missing)}",
+                "Install them on the agent's machine: apt-get install tigervnc-standalone-server openbox.");
+        return Task.FromResult<IReadOnlyList<AgentCheck>>([check]);
+    }
+
+    private static bool OnPath(string program) =>
+        (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':', StringSplitOptions.RemoveEmptyEntries)
+            .Any(directory => File.Exists(Path.Combine(directory, program)));
+
     public Task<IReadOnlyList<ReportedSession>> ListSessionsAsync(CancellationToken cancellationToken) =>
         Task.FromResult<IReadOnlyList<ReportedSession>>([.. sessions.Values.Select(Report)]);
 
@@ -64,8 +81,8 @@ public sealed partial class LocalPlatform : ISessionPlatform, IDisposable
     public Task<ReportedSession> WakeAsync(SessionCommandPayload session, CancellationToken cancellationToken) =>
         StartAsync(session, cancellationToken);
 
-    public Task<ReportedSession> StopAsync(SessionCommandPayload session, CancellationToken cancellationToken) =>
-        EndAsync(session.SessionId, "stopped", keepRecord: false);
+    public Task<ReportedSession> StopAsync(string sessionId, CancellationToken cancellationToken) =>
+        EndAsync(sessionId, "stopped", keepRecord: false);
 
     public Task<ReportedSession> HibernateAsync(SessionCommandPayload session, CancellationToken cancellationToken) =>
         EndAsync(session.SessionId, "hibernated", keepRecord: true);

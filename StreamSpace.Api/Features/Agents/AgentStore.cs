@@ -149,19 +149,23 @@ public sealed class AgentStore(NpgsqlDataSource dataSource, ApiSettings settings
         await ChangeAsync(actor, id, draining ? "agent.drained" : "agent.undrained",
             "UPDATE agents SET draining = @draining, updated_at = now() WHERE id = @id", new { id, draining }, cancellationToken);
 
-    public async Task MarkOnlineAsync(string id, HelloMessage hello, CancellationToken cancellationToken)
+    /// <param name="reachedUrl">The hub URL as this API saw the agent's request arrive (after any proxy).</param>
+    public async Task MarkOnlineAsync(string id, HelloMessage hello, string reachedUrl, CancellationToken cancellationToken)
     {
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
         await connection.ExecuteAsync(new CommandDefinition(
             """
             UPDATE agents SET status = 'online', platform = @Platform, region = @Region, version = @Version,
                 protocol_version = @ProtocolVersion, capacity = @Capacity::jsonb, heartbeat_interval_seconds = @HeartbeatIntervalSeconds,
+                control_plane_url = @ControlPlaneUrl, reached_url = @reachedUrl, checks = '[]'::jsonb,
                 connected_at = now(), last_heartbeat = now(), updated_at = now()
             WHERE id = @id
             """,
             new
             {
                 id,
+                reachedUrl,
+                hello.ControlPlaneUrl,
                 hello.Platform,
                 hello.Region,
                 hello.Version,
@@ -181,6 +185,15 @@ public sealed class AgentStore(NpgsqlDataSource dataSource, ApiSettings settings
             """,
             new { id, Capacity = JsonSerializer.Serialize(heartbeat.Capacity, AgentProtocol.Json), SkewMs = (int)clockSkew.TotalMilliseconds },
             cancellationToken: cancellationToken));
+    }
+
+    /// <summary>Replaces the checks the agent last reported about its own platform.</summary>
+    public async Task RecordChecksAsync(string id, IReadOnlyList<AgentCheck> checks, CancellationToken cancellationToken)
+    {
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        await connection.ExecuteAsync(new CommandDefinition(
+            "UPDATE agents SET checks = @Checks::jsonb WHERE id = @id",
+            new { id, Checks = JsonSerializer.Serialize(checks, AgentProtocol.Json) }, cancellationToken: cancellationToken));
     }
 
     public async Task MarkOfflineAsync(string id, CancellationToken cancellationToken)

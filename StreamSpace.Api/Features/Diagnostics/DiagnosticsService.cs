@@ -136,13 +136,16 @@ public sealed class DiagnosticsService(
             : DiagnosticCheck.Ok("auth.token_lifetime", "The token lifetime is sane", evidence);
     }
 
-    private sealed record AgentRow(string Id, string Status, DateTime? LastHeartbeat, int HeartbeatIntervalSeconds, int? ClockSkewMs, int? ProtocolVersion, bool Revoked);
+    private sealed record AgentRow(
+        string Id, string Status, DateTime? LastHeartbeat, int HeartbeatIntervalSeconds, int? ClockSkewMs, int? ProtocolVersion, bool Revoked,
+        string? ControlPlaneUrl, string? ReachedUrl, string Checks);
 
     private async Task<IEnumerable<DiagnosticCheck>> AgentsAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
     {
         var agents = (await connection.QueryAsync<AgentRow>(new CommandDefinition(
             """
-            SELECT id, status, last_heartbeat, heartbeat_interval_seconds, clock_skew_ms, protocol_version, revoked_at IS NOT NULL AS revoked
+            SELECT id, status, last_heartbeat, heartbeat_interval_seconds, clock_skew_ms, protocol_version, revoked_at IS NOT NULL AS revoked,
+                control_plane_url, reached_url, checks::text AS checks
             FROM agents ORDER BY id
             """, cancellationToken: cancellationToken))).ToList();
         if (agents.Count == 0)
@@ -177,10 +180,44 @@ public sealed class DiagnosticsService(
                 checks.Add(DiagnosticCheck.Warn($"agents.protocol:{agent.Id}", $"Agent {agent.Id} speaks the current protocol",
                     $"protocol {version}, the control plane speaks {AgentProtocol.Version}", "Upgrade the agent to this release."));
             }
+
+            if (online)
+            {
+                checks.Add(ControlPlaneUrl(agent));
+                checks.AddRange(ReportedChecks(agent));
+            }
         }
 
         return checks;
     }
+
+    /// <summary>
+    /// The CONTROL_PLANE_URL the agent dials against where the API saw it arrive and what PUBLIC_URL advertises.
+    /// It works (the agent is online); what can still be wrong is that it carries the agent's key in plain text to a
+    /// host that is served over TLS.
+    /// </summary>
+    private DiagnosticCheck ControlPlaneUrl(AgentRow agent)
+    {
+        var id = $"network.control_plane_url:{agent.Id}";
+        var title = $"Agent {agent.Id}'s CONTROL_PLANE_URL matches what the API advertises";
+        var advertised = settings.PublicAgentHubUrl;
+        var evidence = $"the agent dials {agent.ControlPlaneUrl ?? "(not reported: an older agent)"}; the API saw it arrive as {agent.ReachedUrl ?? "unknown"}; "
+            + (advertised is null ? "PUBLIC_URL is not set" : $"PUBLIC_URL advertises {advertised}");
+        if (advertised is not null && Uri.TryCreate(agent.ControlPlaneUrl, UriKind.Absolute, out var dialled)
+            && dialled.Scheme == "ws" && advertised.Scheme == "wss" && string.Equals(dialled.Host, advertised.Host, StringComparison.OrdinalIgnoreCase))
+        {
+            return DiagnosticCheck.Fail(id, title, evidence,
+                $"The agent sends its key unencrypted to the public host: set CONTROL_PLANE_URL to {advertised} (or to the in-cluster ws://<api service>:8000/agent/ws).");
+        }
+
+        return DiagnosticCheck.Ok(id, title, evidence);
+    }
+
+    /// <summary>What the agent found about its own platform (RBAC, storage, images, local programs), under the agent's name.</summary>
+    private static IEnumerable<DiagnosticCheck> ReportedChecks(AgentRow agent) =>
+        (System.Text.Json.JsonSerializer.Deserialize<List<AgentCheck>>(agent.Checks, AgentProtocol.Json) ?? [])
+            .Select(check => new DiagnosticCheck($"{check.Id}:{agent.Id}", $"Agent {agent.Id}: {check.Title}",
+                check.Status is CheckStatus.Ok or CheckStatus.Warn or CheckStatus.Fail ? check.Status : CheckStatus.Warn, check.Evidence, check.Fix));
 
     private DiagnosticCheck Refusals()
     {

@@ -1,4 +1,7 @@
+using System.Buffers.Binary;
 using System.Collections.Concurrent;
+using System.Net.Sockets;
+using System.Net.WebSockets;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
@@ -16,8 +19,10 @@ public sealed record KubernetesCall(string Verb, string ApiGroup, string Resourc
 /// <summary>
 /// An in-process Kubernetes API server on loopback that speaks the real REST protocol over HTTP and JSON, implementing
 /// only what the agent uses: apps/v1 deployments (and their scale subresource) and core/v1 pods, services, secrets,
-/// persistentvolumeclaims and events, namespaced; get, list, create, replace (PUT), patch, delete; label selectors;
-/// watch=true streams; resourceVersion; and Status bodies for 404 NotFound, 409 AlreadyExists/Conflict and 422 Invalid.
+/// persistentvolumeclaims and events, namespaced; cluster-scoped storage.k8s.io/v1 storageclasses; get, list, create,
+/// replace (PUT), patch, delete; label selectors; watch=true streams; resourceVersion; Status bodies for 404 NotFound,
+/// 409 AlreadyExists/Conflict and 422 Invalid; authorization.k8s.io/v1 selfsubjectaccessreviews (answered from
+/// <see cref="Denied"/>); and pods/portforward as a real WebSocket (v4.channel.k8s.io) to the simulated pod's address.
 ///
 /// Where it is simpler than a real API server:
 /// - Objects are untyped JSON; nothing is validated beyond metadata.name (a DNS-1123 name, else 422), and no defaults are set.
@@ -30,7 +35,9 @@ public sealed record KubernetesCall(string Verb, string ApiGroup, string Resourc
 ///   There are no ReplicaSets. Tests play the kubelet with <see cref="FakeKubelet"/>.
 /// - Garbage collection is synchronous: deleting an object deletes, at once and recursively, the objects whose
 ///   ownerReferences name its uid, whatever the propagationPolicy. There are no finalizers and no graceful deletion.
-/// - No authentication or authorization: every request is recorded instead, for comparison with the chart's Role.
+/// - No authentication or authorization: every request is recorded instead, for comparison with the chart's Role;
+///   <see cref="Denied"/> changes only what SelfSubjectAccessReview answers.
+/// - Field selectors are not implemented (the agent sends none).
 /// </summary>
 public sealed class FakeKubernetesApi : IAsyncDisposable
 {
@@ -42,7 +49,14 @@ public sealed class FakeKubernetesApi : IAsyncDisposable
         ["secrets"] = ("", "v1", "Secret"),
         ["persistentvolumeclaims"] = ("", "v1", "PersistentVolumeClaim"),
         ["events"] = ("", "v1", "Event"),
+        ["storageclasses"] = ("storage.k8s.io", "storage.k8s.io/v1", "StorageClass"),
+        ["selfsubjectaccessreviews"] = ("authorization.k8s.io", "authorization.k8s.io/v1", "SelfSubjectAccessReview"),
     };
+
+    private static readonly HashSet<string> ClusterScoped = ["storageclasses", "selfsubjectaccessreviews"];
+
+    /// <summary>The subprotocol of pods/portforward over WebSocket: channel-prefixed binary messages.</summary>
+    private const string PortForwardProtocol = "v4.channel.k8s.io";
 
     private readonly object gate = new();
     private readonly Dictionary<(string Resource, string Namespace, string Name), JsonObject> objects = [];
@@ -73,6 +87,7 @@ public sealed class FakeKubernetesApi : IAsyncDisposable
         builder.Logging.SetMinimumLevel(LogLevel.Warning);
         var app = builder.Build();
         var fake = new FakeKubernetesApi(app, Directory.CreateTempSubdirectory("streamspace-fake-k8s-").FullName);
+        app.UseWebSockets();
         app.Map("/{**path}", fake.HandleAsync);
         await app.StartAsync();
         fake.Url = new Uri(app.Urls.First());
@@ -144,26 +159,60 @@ public sealed class FakeKubernetesApi : IAsyncDisposable
         }
     }
 
+    /// <summary>Stores an object as an operator or a controller would (an Event, a StorageClass, a Deployment); no request is recorded.</summary>
+    public void Put(string resource, string ns, JsonObject value)
+    {
+        var kind = Resources[resource];
+        value["apiVersion"] = kind.Version;
+        value["kind"] = kind.Kind;
+        var metadata = value["metadata"]!.AsObject();
+        metadata["namespace"] = ns.Length == 0 ? null : ns;
+        metadata["uid"] ??= Guid.NewGuid().ToString();
+        metadata["creationTimestamp"] ??= DateTime.UtcNow.ToString("yyyy-MM-ddTHH:mm:ssZ");
+        lock (gate)
+        {
+            var name = metadata["name"]!.GetValue<string>();
+            Store(resource, ns, name, value, objects.ContainsKey((resource, ns, name)) ? "MODIFIED" : "ADDED");
+        }
+    }
+
+    /// <summary>
+    /// The permissions SelfSubjectAccessReview denies, as "verb group/resource[/subresource]" with the core group as "":
+    /// e.g. "create /pods/portforward". Everything else is allowed. Requests themselves are never refused.
+    /// </summary>
+    public ConcurrentDictionary<string, bool> Denied { get; } = new();
+
+    public static string Permission(string verb, string group, string resource, string? subresource = null) =>
+        $"{verb} {group}/{resource}{(string.IsNullOrEmpty(subresource) ? "" : "/" + subresource)}";
+
     // ---- HTTP ----
 
     private async Task HandleAsync(HttpContext context)
     {
         var segments = context.Request.Path.Value!.Trim('/').Split('/');
-        // /api/v1/namespaces/{ns}/{resource}[/{name}[/{sub}]] and /apis/apps/v1/namespaces/{ns}/{resource}[/{name}[/{sub}]]
-        var rest = segments switch
+        // Namespaced: /api/v1/namespaces/{ns}/{resource}[/{name}[/{sub}]] and /apis/{group}/v1/namespaces/{ns}/{resource}[/{name}[/{sub}]];
+        // cluster-scoped: /apis/{group}/v1/{resource}[/{name}], with "" as the namespace in the store.
+        var (group, rest) = segments switch
         {
-            ["api", "v1", "namespaces", .. var tail] => tail,
-            ["apis", "apps", "v1", "namespaces", .. var tail] => tail,
-            _ => null,
+            ["api", "v1", "namespaces", .. var tail] => ("", tail),
+            ["apis", var g, "v1", "namespaces", .. var tail] => (g, tail),
+            ["apis", var g, "v1", .. var tail] when tail is [var r, ..] && ClusterScoped.Contains(r) => (g, ["", .. tail]),
+            _ => ("", null),
         };
-        if (rest is not { Length: >= 2 and <= 4 } || !Resources.TryGetValue(rest[1], out var kind)
-            || kind.Group != (segments[0] == "apis" ? "apps" : ""))
+        if (rest is not { Length: >= 2 and <= 4 } || !Resources.TryGetValue(rest[1], out var kind) || kind.Group != group
+            || ClusterScoped.Contains(rest[1]) != (rest[0] == ""))
         {
             await WriteStatusAsync(context, 404, "NotFound", $"the server could not find the requested resource ({context.Request.Path})");
             return;
         }
 
         var (ns, resource, name, sub) = (rest[0], rest[1], rest.ElementAtOrDefault(2), rest.ElementAtOrDefault(3));
+        if ((resource, sub) == ("pods", "portforward"))
+        {
+            await PortForwardAsync(context, ns, name!);
+            return;
+        }
+
         var watch = context.Request.Query["watch"] is { Count: > 0 } w && w[0] is "true" or "1";
         var verb = (context.Request.Method, name) switch
         {
@@ -188,6 +237,12 @@ public sealed class FakeKubernetesApi : IAsyncDisposable
             ? await JsonNode.ParseAsync(context.Request.Body) as JsonObject
             : null;
         var selector = context.Request.Query["labelSelector"].FirstOrDefault();
+        if ((resource, verb) == ("selfsubjectaccessreviews", "create") && body is not null)
+        {
+            await WriteJsonAsync(context, 201, Review(body));
+            return;
+        }
+
         switch (verb)
         {
             case "watch":
@@ -206,6 +261,103 @@ public sealed class FakeKubernetesApi : IAsyncDisposable
         }
 
         await WriteJsonAsync(context, status, response);
+    }
+
+    /// <summary>Answers a SelfSubjectAccessReview from <see cref="Denied"/>, echoing its spec as the real server does.</summary>
+    private JsonObject Review(JsonObject review)
+    {
+        var attributes = review["spec"]?["resourceAttributes"];
+        string? Attribute(string name) => attributes?[name]?.GetValue<string>();
+        var denied = attributes is null
+            || Denied.ContainsKey(Permission(Attribute("verb") ?? "", Attribute("group") ?? "", Attribute("resource") ?? "", Attribute("subresource")));
+        review["status"] = new JsonObject { ["allowed"] = !denied, ["reason"] = denied ? "denied by the fake's Denied set" : "allowed by the fake" };
+        review["metadata"] ??= new JsonObject();
+        return review;
+    }
+
+    /// <summary>
+    /// pods/portforward over WebSocket, as the kubelet behind the API server speaks it: subprotocol v4.channel.k8s.io; per
+    /// requested port a data channel (2i) and an error channel (2i+1), each of whose first message is the port in two
+    /// little-endian bytes. It connects to the port at the pod's IP (the simulated pod's loopback address); when that fails,
+    /// it writes the error on the error channel and closes. One port per request, which is all the agent asks for.
+    /// The request is recorded as both get and create on pods/portforward: the upgrade is a GET, which RBAC authorizes as
+    /// get, and API servers since 1.35 (AuthorizePodWebsocketUpgradeCreatePermission) also require create.
+    /// </summary>
+    private async Task PortForwardAsync(HttpContext context, string ns, string name)
+    {
+        calls.Enqueue(new KubernetesCall("get", "", "pods/portforward"));
+        calls.Enqueue(new KubernetesCall("create", "", "pods/portforward"));
+        var pod = Get("pods", ns, name);
+        if (pod is null)
+        {
+            await WriteStatusAsync(context, 404, "NotFound", $"pods \"{name}\" not found");
+            return;
+        }
+
+        if (!context.WebSockets.IsWebSocketRequest || !context.WebSockets.WebSocketRequestedProtocols.Contains(PortForwardProtocol)
+            || !ushort.TryParse(context.Request.Query["ports"].FirstOrDefault(), out var port))
+        {
+            await WriteStatusAsync(context, 400, "BadRequest", $"the fake serves portforward only as a WebSocket with subprotocol {PortForwardProtocol} and one ports= value");
+            return;
+        }
+
+        using var socket = await context.WebSockets.AcceptWebSocketAsync(PortForwardProtocol);
+        var header = new byte[2];
+        BinaryPrimitives.WriteUInt16LittleEndian(header, port);
+        await socket.SendAsync(new byte[] { 0, header[0], header[1] }, WebSocketMessageType.Binary, true, context.RequestAborted);
+        await socket.SendAsync(new byte[] { 1, header[0], header[1] }, WebSocketMessageType.Binary, true, context.RequestAborted);
+
+        var podIp = pod["status"]?["podIP"]?.GetValue<string>();
+        using var tcp = new TcpClient();
+        try
+        {
+            await tcp.ConnectAsync(podIp ?? throw new SocketException((int)SocketError.HostUnreachable), port, context.RequestAborted);
+        }
+        catch (SocketException e)
+        {
+            var error = Encoding.UTF8.GetBytes($"error forwarding port {port} to pod {name}: dial tcp {podIp ?? "(no pod IP)"}:{port}: {e.Message}");
+            await socket.SendAsync((byte[])[1, .. error], WebSocketMessageType.Binary, true, context.RequestAborted);
+            await socket.CloseAsync(WebSocketCloseStatus.NormalClosure, null, context.RequestAborted);
+            return;
+        }
+
+        var server = tcp.GetStream();
+        using var done = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted);
+        var toPod = Task.Run(async () =>
+        {
+            var buffer = new byte[64 * 1024];
+            while (true)
+            {
+                var result = await socket.ReceiveAsync(buffer, done.Token);
+                if (result.MessageType == WebSocketMessageType.Close)
+                {
+                    return;
+                }
+
+                // Every client message starts with its channel; only the data channel carries bytes for the pod.
+                if (result.Count > 1 && buffer[0] == 0)
+                {
+                    await server.WriteAsync(buffer.AsMemory(1, result.Count - 1), done.Token);
+                }
+            }
+        });
+        var fromPod = Task.Run(async () =>
+        {
+            var buffer = new byte[64 * 1024];
+            int read;
+            while ((read = await server.ReadAsync(buffer.AsMemory(1), done.Token)) > 0)
+            {
+                buffer[0] = 0;
+                await socket.SendAsync(buffer.AsMemory(0, read + 1), WebSocketMessageType.Binary, true, done.Token);
+            }
+        });
+        await Task.WhenAny(toPod, fromPod);
+        await done.CancelAsync();
+        await Task.WhenAll(toPod, fromPod).ContinueWith(_ => { }, TaskScheduler.Default);
+        if (socket.State == WebSocketState.Open)
+        {
+            await socket.CloseOutputAsync(WebSocketCloseStatus.NormalClosure, null, CancellationToken.None).ContinueWith(_ => { }, TaskScheduler.Default);
+        }
     }
 
     private (int, JsonObject) Act(string verb, string resource, string ns, string? name, JsonObject? body, (string Group, string Version, string Kind) kind)

@@ -86,15 +86,27 @@ public sealed class KubernetesFixture : IAsyncLifetime
         Agent = await StartAgentAsync();
     }
 
-    /// <summary>A short start timeout, so that the unschedulable test sees the session fail.</summary>
-    public Task<KubernetesAgentHost> StartAgentAsync() =>
-        KubernetesAgentHost.StartAsync(Api.AgentHubUrl, AgentId, AgentKey, Kubernetes, new Dictionary<string, string?> { ["SESSION_START_TIMEOUT"] = "4s" });
+    /// <summary>
+    /// A short start timeout, so that the unschedulable test sees the session fail. With KUBECONFIG and no in-cluster
+    /// account the agent counts as outside the cluster, so its tunnel goes through pods/portforward unless told otherwise.
+    /// </summary>
+    public Task<KubernetesAgentHost> StartAgentAsync(IReadOnlyDictionary<string, string?>? settings = null)
+    {
+        // Room for every session the tests leave running (SESSION_QUOTA is raised to match).
+        var values = new Dictionary<string, string?> { ["SESSION_START_TIMEOUT"] = "4s", ["MAX_SESSIONS"] = "50" };
+        foreach (var (key, value) in settings ?? new Dictionary<string, string?>())
+        {
+            values[key] = value;
+        }
 
-    /// <summary>For the restart test: the old agent goes, a new one with the same id takes over.</summary>
-    public async Task RestartAgentAsync()
+        return KubernetesAgentHost.StartAsync(Api.AgentHubUrl, AgentId, AgentKey, Kubernetes, values);
+    }
+
+    /// <summary>For the restart tests: the old agent goes, a new one with the same id (and these extra settings) takes over.</summary>
+    public async Task RestartAgentAsync(IReadOnlyDictionary<string, string?>? settings = null)
     {
         await Agent.DisposeAsync();
-        Agent = await StartAgentAsync();
+        Agent = await StartAgentAsync(settings);
     }
 
     public async Task DisposeAsync()

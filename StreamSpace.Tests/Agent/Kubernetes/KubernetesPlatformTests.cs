@@ -2,6 +2,8 @@ using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using k8s.Models;
+using StreamSpace.Agent.Platforms.Kubernetes;
 using StreamSpace.Contracts;
 using StreamSpace.Tests.Api.Features.Sessions;
 using StreamSpace.Tests.Chart;
@@ -179,8 +181,37 @@ public sealed class KubernetesPlatformTests(KubernetesFixture fixture) : IClassF
     public async Task A_repeated_start_makes_one_deployment_and_stopping_a_missing_session_succeeds()
     {
         await StartTwiceAndStopTwiceAsync();
-        Assert.Equal("stopped", (await fixture.Agent.Platform.StopAsync(
-            new SessionCommandPayload("sess-neverstarted", Guid.NewGuid(), "nobody", Templates.Xterm), CancellationToken.None)).State);
+        Assert.Equal("stopped", (await fixture.Agent.Platform.StopAsync("sess-neverstarted", CancellationToken.None)).State);
+    }
+
+    [Fact]
+    public async Task Agent_restart_rediscovers_sessions_and_cleans_orphans()
+    {
+        using var user = await fixture.Api.NewUserClientAsync();
+        var owned = await RunningSessionAsync(user);
+        // A session Deployment that no session owns: left behind by a session deleted while its agent was away.
+        var orphan = "sess-orphan-" + Guid.NewGuid().ToString("N")[..8];
+        Kube.Put("deployments", Ns, OrphanDeployment(orphan));
+        await fixture.Kubelet.PodAsync(orphan);
+
+        await fixture.RestartAgentAsync(new Dictionary<string, string?> { ["ORPHAN_GRACE_PERIOD"] = "2s" });
+        try
+        {
+            Assert.Contains(await fixture.Agent.Platform.ListSessionsAsync(CancellationToken.None), s => s.SessionId == orphan);
+            await Eventually.TrueAsync(() => Task.FromResult(Kube.Get("deployments", Ns, $"session-{orphan}") is null), TimeSpan.FromSeconds(20),
+                "the orphaned Deployment to be deleted after its grace period");
+            Assert.Empty(Kube.List("pods", Ns, $"session-id={orphan}"));
+            Assert.DoesNotContain(await fixture.Agent.Platform.ListSessionsAsync(CancellationToken.None), s => s.SessionId == orphan);
+
+            // The owned session was rediscovered and left alone.
+            Assert.NotNull(Kube.Get("deployments", Ns, $"session-{owned}"));
+            Assert.Equal("running", (await fixture.Agent.Platform.ListSessionsAsync(CancellationToken.None)).Single(s => s.SessionId == owned).State);
+            Assert.Equal("running", (await user.WaitForStateAsync(owned, "running")).GetProperty("state").GetString());
+        }
+        finally
+        {
+            await fixture.RestartAgentAsync();
+        }
     }
 
     [Fact]
@@ -205,13 +236,54 @@ public sealed class KubernetesPlatformTests(KubernetesFixture fixture) : IClassF
         Assert.DoesNotContain(listed, s => s.SessionId == lost);
         Assert.Equal(podIp, (await fixture.Agent.Platform.FindVncAsync(kept, CancellationToken.None))!.Host);
 
-        await user.WaitForStateAsync(lost, "failed");
+        Assert.Equal("session pod missing", (await user.WaitForStateAsync(lost, "failed")).GetProperty("failure_reason").GetString());
         Assert.Equal("running", (await user.WaitForStateAsync(kept, "running")).GetProperty("state").GetString());
         Assert.Equal("hibernated", (await user.WaitForStateAsync(hibernated, "hibernated")).GetProperty("state").GetString());
     }
 
     [Fact]
     public async Task The_vnc_tunnel_reaches_a_real_xvnc_at_the_pod_ip_with_the_secrets_password()
+    {
+        // As the chart's agent inside the cluster runs; this one is outside, so it is told.
+        await fixture.RestartAgentAsync(new Dictionary<string, string?> { ["SESSION_TUNNEL"] = "podip" });
+        try
+        {
+            Assert.Equal(SessionTunnel.PodIp, fixture.Agent.Platform.Tunnel);
+            var forwardsBefore = Kube.Calls.Count(c => c.Resource == "pods/portforward");
+            await RfbHandshakeThroughTheTunnelAsync();
+            Assert.Equal(forwardsBefore, Kube.Calls.Count(c => c.Resource == "pods/portforward"));
+        }
+        finally
+        {
+            await fixture.RestartAgentAsync();
+        }
+    }
+
+    [Fact]
+    public async Task Outside_the_cluster_the_vnc_tunnel_reaches_a_real_xvnc_through_pods_portforward()
+    {
+        // KUBECONFIG and no in-cluster service account: the agent cannot dial pod IPs, so auto picks the API server's port-forward.
+        Assert.Equal(SessionTunnel.PortForward, fixture.Agent.Platform.Tunnel);
+        var forwardsBefore = Kube.Calls.Count(c => c == new KubernetesCall("create", "", "pods/portforward"));
+        await RfbHandshakeThroughTheTunnelAsync();
+        Assert.True(Kube.Calls.Count(c => c == new KubernetesCall("create", "", "pods/portforward")) > forwardsBefore, "the tunnel did not use pods/portforward");
+    }
+
+    [Fact]
+    public async Task A_port_forward_to_a_pod_where_nothing_listens_names_the_api_servers_error()
+    {
+        Assert.Equal(SessionTunnel.PortForward, fixture.Agent.Platform.Tunnel);
+        using var user = await fixture.Api.NewUserClientAsync();
+        var id = await RunningSessionAsync(user);
+
+        var endpoint = await fixture.Agent.Platform.FindVncAsync(id, CancellationToken.None);
+        await using var stream = await endpoint!.OpenAsync(CancellationToken.None);
+        var error = await Assert.ThrowsAsync<IOException>(async () => await stream.ReadExactlyAsync(new byte[12]));
+        Assert.Contains($"error forwarding port 5900 to pod", error.Message);
+        Assert.Contains(endpoint.Host, error.Message);
+    }
+
+    private async Task RfbHandshakeThroughTheTunnelAsync()
     {
         using var user = await fixture.Api.NewUserClientAsync();
         var id = (await user.LaunchAsync()).GetProperty("id").GetString()!;
@@ -230,12 +302,71 @@ public sealed class KubernetesPlatformTests(KubernetesFixture fixture) : IClassF
     }
 
     [Fact]
+    public async Task A_pending_home_volume_reports_its_claims_event_then_the_session_runs_once_it_binds()
+    {
+        var username = "pending-" + Guid.NewGuid().ToString("N")[..6];
+        using var user = await fixture.Api.NewUserClientAsync(username);
+        var id = (await user.LaunchAsync()).GetProperty("id").GetString()!;
+        await fixture.Kubelet.PodAsync(id);
+        var claim = Assert.Single(Kube.List("persistentvolumeclaims", Ns, $"streamspace.io/user={username}"))["metadata"]!["name"]!.GetValue<string>();
+        const string message = "storageclass.storage.k8s.io \"fast-ssd\" not found";
+
+        Assert.True(Kube.Update("persistentvolumeclaims", Ns, claim, c => c["status"] = new JsonObject { ["phase"] = "Pending" }));
+        Kube.Put("events", Ns, Event("PersistentVolumeClaim", claim, "Warning", "ProvisioningFailed", message));
+        await WaitForReasonAsync(user, id, "starting", $"home volume pending: {message}");
+
+        Assert.True(Kube.Update("persistentvolumeclaims", Ns, claim, c => c["status"] = new JsonObject { ["phase"] = "Bound" }));
+        await fixture.Kubelet.MarkReadyAsync(id, NextPodAddress());
+        await user.WaitForStateAsync(id, "running");
+    }
+
+    [Fact]
+    public async Task A_pod_whose_status_says_nothing_yet_waits_with_the_reason_of_its_newest_warning_event()
+    {
+        using var user = await fixture.Api.NewUserClientAsync();
+        var id = (await user.LaunchAsync()).GetProperty("id").GetString()!;
+        var pod = (await fixture.Kubelet.PodAsync(id))["metadata"]!["name"]!.GetValue<string>();
+        const string message = "0/3 nodes are available: 3 node(s) had untolerated taint {gpu: true}.";
+
+        Kube.Put("events", Ns, Event("Pod", pod, "Warning", "FailedScheduling", message));
+        await WaitForReasonAsync(user, id, "starting", $"waiting for resources: {message}");
+    }
+
+    [Fact]
+    public async Task An_image_pull_failure_shows_in_the_agents_image_pull_check_with_its_template()
+    {
+        using var admin = await fixture.Api.AdminClientAsync();
+        var created = await admin.PostAsJsonAsync("/api/v1/templates",
+            new { name = "k8s-missing-image", display_name = "Missing image", image = "registry.example/missing:404" });
+        Assert.Equal(HttpStatusCode.Created, created.StatusCode);
+        var id = (await admin.LaunchAsync("k8s-missing-image")).GetProperty("id").GetString()!;
+        const string message = "Back-off pulling image \"registry.example/missing:404\"";
+        await fixture.Kubelet.FailImagePullAsync(id, message);
+        await admin.WaitForStateAsync(id, "failed");
+
+        var check = Assert.Single(await fixture.Agent.Platform.CheckAsync(CancellationToken.None), c => c.Id == "kubernetes.image_pull");
+        Assert.Equal("warn", check.Status);
+        Assert.Contains($"registry.example/missing:404 (template k8s-missing-image): {message}", check.Evidence);
+        Assert.Contains("SESSION_IMAGE_PULL_SECRETS", check.Fix);
+
+        // The admin's diagnostics report shows it under the agent's name.
+        await Eventually.TrueAsync(async () =>
+        {
+            var report = await (await admin.GetAsync("/api/v1/admin/diagnostics")).AssertJsonAsync(HttpStatusCode.OK);
+            return report.GetProperty("checks").EnumerateArray().Any(c => c.GetProperty("id").GetString() == $"kubernetes.image_pull:{KubernetesFixture.AgentId}"
+                && c.GetProperty("status").GetString() == "warn" && c.GetProperty("evidence").GetString()!.Contains("registry.example/missing:404", StringComparison.Ordinal));
+        }, TimeSpan.FromSeconds(15), "the image pull check in the diagnostics report");
+    }
+
+    [Fact]
     public async Task The_agent_role_in_the_chart_grants_exactly_the_calls_the_agent_makes()
     {
         // One whole lifecycle, so this test does not depend on the others having run first.
         using var user = await fixture.Api.NewUserClientAsync();
         var id = await RunningSessionAsync(user);
-        Assert.NotNull(await fixture.Agent.Platform.FindVncAsync(id, CancellationToken.None));
+        var endpoint = await fixture.Agent.Platform.FindVncAsync(id, CancellationToken.None);
+        await (await endpoint!.OpenAsync(CancellationToken.None)).DisposeAsync();
+        await fixture.Agent.Platform.CheckAsync(CancellationToken.None);
         await StartTwiceAndStopTwiceAsync();
         Assert.Equal(HttpStatusCode.Accepted, (await user.PostAsync($"/api/v1/sessions/{id}/hibernate", null)).StatusCode);
         await user.WaitForStateAsync(id, "hibernated");
@@ -243,10 +374,23 @@ public sealed class KubernetesPlatformTests(KubernetesFixture fixture) : IClassF
         await user.WaitForStateAsync(id, "stopped");
         await fixture.Agent.Platform.ListSessionsAsync(CancellationToken.None);
 
-        var grants = (await RenderedChart.LoadAsync(RenderedChart.DefaultCase)).AgentRoleGrants();
-        var used = Kube.Calls.Select(c => (c.ApiGroup, c.Resource, c.Verb)).ToHashSet();
+        // The case whose storage class is this agent's (fast-ssd): the ClusterRole grants get on that class by name.
+        var chart = await RenderedChart.LoadAsync(RenderedChart.NetworkPolicyAndIngressCase);
+        var grants = chart.AgentRoleGrants();
+        var calls = Kube.Calls.Select(c => (c.ApiGroup, c.Resource, c.Verb)).ToHashSet();
+        // Every authenticated account may create SelfSubjectAccessReviews (Kubernetes' system:basic-user), so no Role grants it.
+        calls.RemoveWhere(c => c.Resource == "selfsubjectaccessreviews");
+        var used = calls.Where(c => c.Resource != "storageclasses").ToHashSet();
         Assert.True(used.IsSubsetOf(grants), $"the agent made calls the chart's Role does not grant: {string.Join(", ", used.Except(grants))}");
         Assert.True(grants.IsSubsetOf(used), $"the chart's Role grants what the agent never uses: {string.Join(", ", grants.Except(used))}");
+
+        var clusterGrants = Assert.Single(chart.All<V1ClusterRole>()).Rules
+            .SelectMany(rule => rule.Verbs.Select(verb => (Assert.Single(rule.ApiGroups), Assert.Single(rule.Resources), verb))).ToHashSet();
+        Assert.Equal(clusterGrants, calls.Where(c => c.Resource == "storageclasses").ToHashSet());
+        Assert.Equal(["fast-ssd"], Assert.Single(Assert.Single(chart.All<V1ClusterRole>()).Rules).ResourceNames);
+
+        // And the kubernetes.rbac check asks about exactly what the Role grants.
+        Assert.Equal(grants, KubernetesChecks.Required.Select(p => (p.Group, p.Subresource is null ? p.Resource : $"{p.Resource}/{p.Subresource}", p.Verb)).ToHashSet());
     }
 
     private async Task StartTwiceAndStopTwiceAsync()
@@ -259,10 +403,47 @@ public sealed class KubernetesPlatformTests(KubernetesFixture fixture) : IClassF
         Assert.Single(Kube.List("deployments", Ns, $"session-id={payload.SessionId}"));
         Assert.Single(Kube.List("secrets", Ns, $"session-id={payload.SessionId}"));
 
-        Assert.Equal("stopped", (await platform.StopAsync(payload, CancellationToken.None)).State);
-        Assert.Equal("stopped", (await platform.StopAsync(payload, CancellationToken.None)).State);
+        Assert.Equal("stopped", (await platform.StopAsync(payload.SessionId, CancellationToken.None)).State);
+        Assert.Equal("stopped", (await platform.StopAsync(payload.SessionId, CancellationToken.None)).State);
         Assert.Empty(Kube.List("deployments", Ns, $"session-id={payload.SessionId}"));
         Assert.Empty(Kube.List("secrets", Ns, $"session-id={payload.SessionId}"));
+    }
+
+    private static async Task WaitForReasonAsync(HttpClient user, string id, string state, string reason) =>
+        await Eventually.TrueAsync(async () =>
+        {
+            var session = await (await user.GetAsync($"/api/v1/sessions/{id}")).AssertJsonAsync(HttpStatusCode.OK);
+            return session.GetProperty("state").GetString() == state
+                && session.GetProperty("failure_reason") is { ValueKind: JsonValueKind.String } found && found.GetString() == reason;
+        }, TimeSpan.FromSeconds(10), $"session {id} to be {state} with \"{reason}\"");
+
+    /// <summary>An event as the kubelet, scheduler or volume provisioner records it.</summary>
+    private static JsonObject Event(string kind, string name, string type, string reason, string message) => new()
+    {
+        ["metadata"] = new JsonObject { ["name"] = $"{name}.{Guid.NewGuid():N}"[..Math.Min(63, name.Length + 17)] },
+        ["involvedObject"] = new JsonObject { ["kind"] = kind, ["name"] = name, ["namespace"] = Ns },
+        ["type"] = type, ["reason"] = reason, ["message"] = message,
+        ["lastTimestamp"] = DateTime.UtcNow.ToString("yyyy-MM-ddTHH:mm:ssZ"),
+    };
+
+    /// <summary>A session Deployment as the agent labels them, made by hand so that no session in the database owns it.</summary>
+    private static JsonObject OrphanDeployment(string sessionId)
+    {
+        var labels = new JsonObject { ["app"] = "session", ["session-id"] = sessionId, ["app.kubernetes.io/managed-by"] = "streamspace" };
+        return new JsonObject
+        {
+            ["metadata"] = new JsonObject { ["name"] = $"session-{sessionId}", ["labels"] = labels.DeepClone() },
+            ["spec"] = new JsonObject
+            {
+                ["replicas"] = 1,
+                ["selector"] = new JsonObject { ["matchLabels"] = new JsonObject { ["app"] = "session", ["session-id"] = sessionId } },
+                ["template"] = new JsonObject
+                {
+                    ["metadata"] = new JsonObject { ["labels"] = labels.DeepClone() },
+                    ["spec"] = new JsonObject { ["containers"] = new JsonArray(new JsonObject { ["name"] = "session", ["image"] = "example/session:1" }) },
+                },
+            },
+        };
     }
 
     private async Task<string> RunningSessionAsync(HttpClient user)

@@ -47,6 +47,29 @@ public sealed class PodStatesTests
     }
 
     [Fact]
+    public void A_pending_home_volume_gives_its_claims_reason_before_the_schedulers_words()
+    {
+        var pod = new V1Pod
+        {
+            Status = new V1PodStatus
+            {
+                Conditions = [new V1PodCondition { Type = "PodScheduled", Status = "False", Reason = "Unschedulable", Message = "0/1 nodes are available: pod has unbound immediate PersistentVolumeClaims." }],
+            },
+        };
+
+        Assert.Equal(new PodState("starting", "home volume pending: waiting for a volume to be created by external provisioner \"ebs.csi.aws.com\"", false),
+            PodStates.Of(pod, homeVolumePending: "waiting for a volume to be created by external provisioner \"ebs.csi.aws.com\""));
+    }
+
+    [Theory]
+    [InlineData("FailedMount", "MountVolume.SetUp failed for volume \"home\": timed out", "home volume pending: MountVolume.SetUp failed for volume \"home\": timed out")]
+    [InlineData("FailedScheduling", "0/2 nodes are available: 2 Insufficient cpu.", "waiting for resources: 0/2 nodes are available: 2 Insufficient cpu.")]
+    [InlineData("Failed", "Failed to pull image \"x:1\": not found", "image pull failing: Failed to pull image \"x:1\": not found")]
+    public void A_pod_whose_status_has_no_reason_takes_it_from_its_newest_warning(string reason, string message, string expected) =>
+        Assert.Equal(new PodState("starting", expected, false),
+            PodStates.Of(new V1Pod { Status = new V1PodStatus { Phase = "Pending" } }, lastWarning: new PodEvent(reason, message, DateTime.UtcNow)));
+
+    [Fact]
     public void A_pending_pod_with_no_news_is_starting_without_a_reason() =>
         Assert.Equal(PodState.Starting, PodStates.Of(new V1Pod { Status = new V1PodStatus { Phase = "Pending" } }));
 }

@@ -18,9 +18,19 @@ public sealed class AgentHub(
     NpgsqlDataSource dataSource,
     Diagnostics.RefusedAgentLog refusals,
     TimeProvider time,
+    AgentHubMetrics metrics,
     ILogger<AgentHub> logger)
 {
     private static readonly TimeSpan HelloTimeout = TimeSpan.FromSeconds(10);
+
+    /// <summary>
+    /// Handshakes (authentication, hello and the first command delivery) doing database work at once. After an API
+    /// restart thousands of agents reconnect within seconds; unbounded, their handshakes took every pooled connection,
+    /// so heartbeats, users' requests and /health waited seconds for one. Queued here, they wait in memory instead.
+    /// </summary>
+    private const int ConcurrentHandshakes = 16;
+
+    private readonly SemaphoreSlim handshakes = new(ConcurrentHandshakes, ConcurrentHandshakes);
     private readonly ConcurrentDictionary<string, AgentConnection> live = new();
 
     public IEnumerable<AgentConnection> Connections => live.Values;
@@ -47,7 +57,7 @@ public sealed class AgentHub(
             return;
         }
 
-        switch (await store.AuthenticateAsync(agentId, key, context.RequestAborted))
+        switch (await HandshakeStepAsync(() => store.AuthenticateAsync(agentId, key, context.RequestAborted), context.RequestAborted))
         {
             case AgentAuthentication.Rejected:
                 logger.LogWarning("Refused agent connection from {Remote}: unknown agent id {AgentId} or wrong key", context.Connection.RemoteIpAddress, agentId);
@@ -65,7 +75,7 @@ public sealed class AgentHub(
         var connection = new AgentConnection(agentId, socket, time);
         try
         {
-            await RunAsync(connection, context.RequestAborted);
+            await RunAsync(connection, ReachedUrl(context.Request), context.RequestAborted);
         }
         finally
         {
@@ -113,7 +123,11 @@ public sealed class AgentHub(
         }
     }
 
-    private async Task RunAsync(AgentConnection connection, CancellationToken aborted)
+    /// <summary>The hub's URL as the agent's request arrived here; behind a proxy, the proxy's view of it.</summary>
+    private static string ReachedUrl(HttpRequest request) =>
+        $"{(request.IsHttps ? "wss" : "ws")}://{request.Host}{request.PathBase}{request.Path}";
+
+    private async Task RunAsync(AgentConnection connection, string reachedUrl, CancellationToken aborted)
     {
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(aborted);
         var writer = connection.RunWriterAsync(stop.Token);
@@ -139,11 +153,15 @@ public sealed class AgentHub(
                 }
 
                 // Only a valid hello takes over the agent id, so a probe (`doctor --agent`) never displaces the agent.
-                await ReplaceAsync(connection.AgentId, connection);
-                await AcceptHelloAsync(connection, hello, stop.Token);
+                await HandshakeStepAsync(async () =>
+                {
+                    await ReplaceAsync(connection.AgentId, connection);
+                    await AcceptHelloAsync(connection, hello, reachedUrl, stop.Token);
+                    await commands.DeliverAsync(connection, includeUnfinished: true, stop.Token);
+                    return true;
+                }, stop.Token);
             }
 
-            await commands.DeliverAsync(connection, includeUnfinished: true, stop.Token);
             while (await connection.ReceiveAsync(stop.Token) is { } message)
             {
                 await HandleAsync(connection, message, stop.Token);
@@ -173,14 +191,17 @@ public sealed class AgentHub(
         }
     }
 
-    private async Task AcceptHelloAsync(AgentConnection connection, HelloMessage hello, CancellationToken cancellationToken)
+    private async Task AcceptHelloAsync(AgentConnection connection, HelloMessage hello, string reachedUrl, CancellationToken cancellationToken)
     {
+        var received = time.GetTimestamp();
         connection.HeartbeatInterval = TimeSpan.FromSeconds(Math.Max(1, hello.HeartbeatIntervalSeconds));
         refusals.Forget(connection.AgentId);
-        await store.MarkOnlineAsync(connection.AgentId, hello, cancellationToken);
+        await store.MarkOnlineAsync(connection.AgentId, hello, reachedUrl, cancellationToken);
         await ApplyReportedSessionsAsync(connection.AgentId, hello.Sessions, cancellationToken);
-        await FailLostSessionsAsync(connection.AgentId, hello.Sessions, cancellationToken);
-        await connection.SendAsync(new WelcomeMessage(AgentProtocol.Version, time.GetUtcNow()), cancellationToken);
+        await FailLostSessionsAsync(connection.AgentId, hello, cancellationToken);
+        var unowned = await UnownedSessionsAsync(connection.AgentId, hello.Sessions, cancellationToken);
+        await connection.SendAsync(new WelcomeMessage(AgentProtocol.Version, time.GetUtcNow(), unowned), cancellationToken);
+        metrics.HelloHandled(time.GetElapsedTime(received));
         logger.LogInformation("Agent {AgentId} is online: platform {Platform}, region {Region}, version {Version}, {Sessions} running sessions, heartbeat every {Interval}s",
             connection.AgentId, hello.Platform, hello.Region, hello.Version, hello.Sessions.Count, hello.HeartbeatIntervalSeconds);
     }
@@ -190,8 +211,10 @@ public sealed class AgentHub(
         switch (message)
         {
             case HeartbeatMessage heartbeat:
+                var received = time.GetTimestamp();
                 await store.RecordHeartbeatAsync(connection.AgentId, heartbeat, heartbeat.SentAt - time.GetUtcNow(), cancellationToken);
                 await ApplyReportedSessionsAsync(connection.AgentId, heartbeat.Sessions, cancellationToken);
+                metrics.HeartbeatHandled(time.GetElapsedTime(received));
                 logger.LogDebug("Heartbeat from agent {AgentId}", connection.AgentId);
                 break;
             case CommandAckMessage ack:
@@ -199,6 +222,9 @@ public sealed class AgentHub(
                 break;
             case CommandResultMessage result:
                 await commands.CompleteAsync(connection.AgentId, result, cancellationToken);
+                break;
+            case AgentChecksMessage report:
+                await store.RecordChecksAsync(connection.AgentId, report.Checks, cancellationToken);
                 break;
             case SessionStateMessage state:
                 await ApplyReportedSessionsAsync(connection.AgentId, [state.Session], cancellationToken);
@@ -232,21 +258,63 @@ public sealed class AgentHub(
     /// Reconciles after a restart on either side: a session we believe runs on this agent, but which the agent
     /// does not report, is gone. (Pending and starting sessions are not: their start command will be re-sent.)
     /// </summary>
-    private async Task FailLostSessionsAsync(string agentId, IReadOnlyList<ReportedSession> reported, CancellationToken cancellationToken)
+    private async Task FailLostSessionsAsync(string agentId, HelloMessage hello, CancellationToken cancellationToken)
     {
+        // Users read this reason in the UI; on Kubernetes a session is its pod.
+        var reason = hello.Platform == "kubernetes" ? "session pod missing" : "session process missing: the agent restarted and no longer runs it";
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
         var lost = await Dapper.SqlMapper.QueryAsync<string>(connection, new Dapper.CommandDefinition(
             "SELECT id FROM sessions WHERE agent_id = @agentId AND state IN ('running', 'hibernated') AND NOT (id = ANY(@reported))",
-            new { agentId, reported = reported.Select(s => s.SessionId).ToArray() }, transaction, cancellationToken: cancellationToken));
+            new { agentId, reported = hello.Sessions.Select(s => s.SessionId).ToArray() }, transaction, cancellationToken: cancellationToken));
         foreach (var sessionId in lost)
         {
             logger.LogWarning("Agent {AgentId} no longer runs session {SessionId}; marking it failed", agentId, sessionId);
             await SessionStateWriter.ApplyAsync(connection, transaction, agentId,
-                new ReportedSession(sessionId, SessionStates.Failed, "the agent restarted and no longer runs this session"), cancellationToken);
+                new ReportedSession(sessionId, SessionStates.Failed, reason), cancellationToken);
         }
 
         await transaction.CommitAsync(cancellationToken);
+    }
+
+    /// <summary>
+    /// The reported sessions that are not this agent's to run: unknown here, ended, or placed on another agent.
+    /// The agent stops them after its grace period (ORPHAN_GRACE_PERIOD).
+    /// </summary>
+    private async Task<IReadOnlyList<string>> UnownedSessionsAsync(string agentId, IReadOnlyList<ReportedSession> reported, CancellationToken cancellationToken)
+    {
+        // What the agent itself reports as over needs no stopping.
+        var live = reported.Where(s => s.State is not (SessionStates.Stopped or SessionStates.Failed)).Select(s => s.SessionId).ToArray();
+        if (live.Length == 0)
+        {
+            return [];
+        }
+
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        var owned = await Dapper.SqlMapper.QueryAsync<string>(connection, new Dapper.CommandDefinition(
+            "SELECT id FROM sessions WHERE id = ANY(@live) AND agent_id = @agentId AND state = ANY(@Active)",
+            new { agentId, live, SessionStates.Active }, cancellationToken: cancellationToken));
+        var unowned = live.Except(owned).ToList();
+        if (unowned.Count > 0)
+        {
+            logger.LogWarning("Agent {AgentId} runs {Count} sessions the control plane does not own ({Sessions}); it stops them after its grace period",
+                agentId, unowned.Count, string.Join(", ", unowned));
+        }
+
+        return unowned;
+    }
+
+    private async Task<T> HandshakeStepAsync<T>(Func<Task<T>> step, CancellationToken cancellationToken)
+    {
+        await handshakes.WaitAsync(cancellationToken);
+        try
+        {
+            return await step();
+        }
+        finally
+        {
+            handshakes.Release();
+        }
     }
 
     private static Task Refuse(HttpContext context, string detail) =>

@@ -137,4 +137,46 @@ public sealed class AgentHubTests(ApiFixture fixture) : IClassFixture<ApiFixture
             Assert.Contains("replaced by a newer connection", reason);
         }
     }
+
+    [Fact]
+    public async Task Agents_that_reconnect_all_at_once_are_all_welcomed_while_the_api_stays_healthy()
+    {
+        // What an API restart looks like to the hub: every agent's handshake at the same moment.
+        const int count = 60;
+        var ids = Enumerable.Range(0, count).Select(i => $"hub-storm-{i:D2}").ToList();
+        var keys = new List<string>();
+        foreach (var id in ids)
+        {
+            keys.Add(await fixture.Api.RegisterAgentAsync(id));
+        }
+
+        var sockets = await Task.WhenAll(ids.Zip(keys, async (id, key) =>
+        {
+            var socket = await RawAgentSocket.ConnectAcceptedAsync(fixture.Api.AgentHubUrl, id, key);
+            await socket.SendHelloAsync(heartbeatSeconds: 30);
+            return socket;
+        }));
+        try
+        {
+            using var client = fixture.Api.CreateClient();
+            var health = client.GetAsync("/health");
+            foreach (var socket in sockets)
+            {
+                Assert.IsType<WelcomeMessage>(await socket.ReceiveAsync(TimeSpan.FromSeconds(30)));
+            }
+
+            Assert.Equal(HttpStatusCode.OK, (await health).StatusCode);
+            using var admin = await fixture.Api.AdminClientAsync();
+            var agents = await (await admin.GetAsync("/api/v1/agents")).AssertJsonAsync(HttpStatusCode.OK);
+            Assert.Equal(count, agents.EnumerateArray().Count(a =>
+                a.GetProperty("id").GetString()!.StartsWith("hub-storm-", StringComparison.Ordinal) && a.GetProperty("status").GetString() == "online"));
+        }
+        finally
+        {
+            foreach (var socket in sockets)
+            {
+                socket.Dispose();
+            }
+        }
+    }
 }

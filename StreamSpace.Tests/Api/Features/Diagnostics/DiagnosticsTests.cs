@@ -27,6 +27,42 @@ public sealed class DiagnosticsTests
     }
 
     [Fact]
+    public async Task An_agent_reports_its_own_platform_checks_and_the_url_it_dials()
+    {
+        await using var api = new ApiFactory(await SharedPostgres.CreateDatabaseAsync()).Start();
+        await using var agent = await AgentHost.StartAsync(api.AgentHubUrl, "reporting-agent", await api.RegisterAgentAsync("reporting-agent"));
+        await agent.WaitUntilConnectedAsync();
+
+        // The agent sends its checks right after welcome; the report shows them under the agent's name.
+        var checks = await Eventually.ValueAsync(async () =>
+            Checks(await DiagnoseAsync(api)) is var all && all.Any(c => c.Id == "local.programs:reporting-agent") ? all : null,
+            TimeSpan.FromSeconds(10), "the agent's own checks to reach the report");
+        var programs = Assert.Single(checks, c => c.Id == "local.programs:reporting-agent");
+        Assert.Equal("ok", programs.Status);
+        Assert.Contains("Xvnc", programs.Evidence);
+        var url = Assert.Single(checks, c => c.Id == "network.control_plane_url:reporting-agent");
+        Assert.Equal("ok", url.Status);
+        Assert.Contains($"the agent dials {api.AgentHubUrl}", url.Evidence);
+        Assert.Contains($"arrive as ws://{api.AgentHubUrl.Authority}/agent/ws", url.Evidence);
+    }
+
+    [Fact]
+    public async Task An_agent_dialling_the_public_tls_host_in_plain_text_fails_the_url_check()
+    {
+        var database = await SharedPostgres.CreateDatabaseAsync();
+        // The API advertises TLS on the very host the agent dials with ws://: the agent's key would cross the network in clear.
+        await using var api = new ApiFactory(database, new Dictionary<string, string?> { ["PUBLIC_URL"] = "https://127.0.0.1" }).Start();
+        Assert.Equal("127.0.0.1", api.AgentHubUrl.Host);
+        await using var agent = await AgentHost.StartAsync(api.AgentHubUrl, "plaintext-agent", await api.RegisterAgentAsync("plaintext-agent"));
+        await agent.WaitUntilConnectedAsync();
+
+        var url = Assert.Single(Checks(await DiagnoseAsync(api)), c => c.Id == "network.control_plane_url:plaintext-agent");
+        Assert.Equal("fail", url.Status);
+        Assert.Contains("PUBLIC_URL advertises wss://127.0.0.1/agent/ws", url.Evidence);
+        Assert.Contains("set CONTROL_PLANE_URL to wss://127.0.0.1/agent/ws", url.Fix);
+    }
+
+    [Fact]
     public async Task A_stopped_agent_fails_its_heartbeat_check_and_its_sessions_check()
     {
         await using var api = new ApiFactory(await SharedPostgres.CreateDatabaseAsync()).Start();
