@@ -34,17 +34,32 @@ public sealed class AgentHealthEndpoint(AgentSettings settings, ControlPlaneClie
                 break;
             }
 
-            var (status, body) = context.Request.Url?.AbsolutePath switch
-            {
-                "/alive" => (200, Body("healthy", null)),
-                "/health" when client.IsConnected => (200, Body("healthy", null)),
-                "/health" => (503, Body("unhealthy", client.LastProblem ?? "not connected to the control plane yet")),
-                _ => (404, Body("unknown path", null)),
-            };
+            // Each probe on its own: a slow or vanished prober must neither hold up the next nor stop the agent.
+            _ = AnswerAsync(context, stoppingToken);
+        }
+    }
+
+    private async Task AnswerAsync(HttpListenerContext context, CancellationToken stoppingToken)
+    {
+        var (status, body) = context.Request.Url?.AbsolutePath switch
+        {
+            "/alive" => (200, Body("healthy", null)),
+            "/health" when client.IsConnected => (200, Body("healthy", null)),
+            "/health" => (503, Body("unhealthy", client.LastProblem ?? "not connected to the control plane yet")),
+            _ => (404, Body("unknown path", null)),
+        };
+        try
+        {
             context.Response.StatusCode = status;
             context.Response.ContentType = "application/json";
             await context.Response.OutputStream.WriteAsync(body, stoppingToken);
             context.Response.Close();
+        }
+        catch (Exception e) when (e is HttpListenerException or IOException or ObjectDisposedException or OperationCanceledException)
+        {
+            // The prober hung up (its timeout passed) or the agent is stopping: nobody is left to answer.
+            logger.LogDebug("A health probe went away before its answer: {Reason}", e.Message);
+            context.Response.Abort();
         }
     }
 

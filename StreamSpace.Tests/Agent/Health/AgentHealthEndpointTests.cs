@@ -52,4 +52,29 @@ public sealed class AgentHealthEndpointTests(ApiFixture fixture) : IClassFixture
             }
         }, TimeSpan.FromSeconds(10), "the connected agent to report healthy");
     }
+
+    [Fact]
+    public async Task Probers_that_hang_up_before_the_answer_do_not_stop_the_agent()
+    {
+        var port = PostgresServer.FreePort();
+        var settings = new Dictionary<string, string?> { ["AGENT_HEALTH_PORT"] = port.ToString(System.Globalization.CultureInfo.InvariantCulture) };
+        var key = await fixture.Api.RegisterAgentAsync("health-hangups");
+        await using var agent = await AgentHost.StartAsync(fixture.Api.AgentHubUrl, "health-hangups", key, settings: settings);
+        await agent.WaitUntilConnectedAsync();
+        using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}") };
+        await Eventually.TrueAsync(async () => (await http.GetAsync("/alive")).IsSuccessStatusCode, TimeSpan.FromSeconds(10), "the probe listener");
+
+        // Probers whose timeout passed: each sends its request and resets the connection before reading the answer.
+        for (var i = 0; i < 50; i++)
+        {
+            using var socket = new System.Net.Sockets.Socket(System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp);
+            await socket.ConnectAsync(IPAddress.Loopback, port);
+            await socket.SendAsync("GET /health HTTP/1.1\r\nHost: agent\r\n\r\n"u8.ToArray());
+            socket.LingerState = new System.Net.Sockets.LingerOption(true, 0);
+            socket.Close();
+        }
+
+        Assert.Equal(HttpStatusCode.OK, (await http.GetAsync("/health")).StatusCode);
+        Assert.True(agent.Client.IsConnected);
+    }
 }
