@@ -28,7 +28,12 @@ builder.AddProject<Projects.StreamSpace_Agent>("agent")
     .WithEnvironment("AGENT_KEY", agentKey)
     .WithEnvironment("PLATFORM", "local")
     .WithEnvironment("AGENT_DATA_DIR", Path.Combine(PostgresExtensions.StateDirectory(builder), "agent"))
+    // Healthy in the dashboard only while connected to the control plane.
+    .WithHttpEndpoint(name: "health", env: "AGENT_HEALTH_PORT")
+    .WithHttpHealthCheck("/health", endpointName: "health")
     .WaitFor(api);
+
+builder.AddStreamSpaceDiagnostics(api, adminPassword);
 
 builder.AddProject<Projects.StreamSpace_Web>("web")
     .WithReference(api)

@@ -62,6 +62,12 @@ public sealed class AppHostTests
             Assert.Equal(HttpStatusCode.Accepted, (await api.DeleteAsync($"/api/v1/sessions/{id}", timeout.Token)).StatusCode);
             await api.WaitForStateAsync(id, "stopped");
 
+            // The dashboard: the agent is healthy while connected, and the diagnostics row is healthy when every check
+            // of a fresh local stack passes (`./streamspace doctor` prints the same report).
+            await notifications.WaitForResourceHealthyAsync("agent", timeout.Token);
+            var diagnostics = await notifications.WaitForResourceHealthyAsync("diagnostics", timeout.Token);
+            Assert.Contains(diagnostics.Snapshot.HealthReports, report => report.Description?.StartsWith("all ", StringComparison.Ordinal) == true);
+
             await app.StopAsync(timeout.Token);
         }
         finally

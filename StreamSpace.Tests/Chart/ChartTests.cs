@@ -471,17 +471,20 @@ public sealed partial class ChartTests(AspireManifest manifest) : IClassFixture<
     }
 
     [Fact]
-    public async Task Every_http_endpoint_the_apphost_gives_api_and_web_is_a_chart_service_on_the_projects_own_port()
+    public async Task Every_http_endpoint_the_apphost_gives_is_a_chart_service_on_the_projects_own_port_or_the_agents_probe_port()
     {
         var chart = await RenderedChart.LoadAsync(RenderedChart.DefaultCase);
         foreach (var (deployment, resource, project, _) in Processes)
         {
             var bindings = manifest.BindingsOf(resource);
             var container = chart.Container(deployment);
-            if (bindings.Count == 0)
+            if (resource == "agent")
             {
-                // The agent dials out; its only port is the health listener, which the AppHost does not publish.
-                Assert.Equal(["health"], container.Ports.Select(p => p.Name));
+                // The agent dials out; its only endpoint is the health listener (AGENT_HEALTH_PORT), for probes, not a Service.
+                Assert.Equal(["health"], bindings.Keys);
+                var health = Assert.Single(container.Ports);
+                Assert.Equal("health", health.Name);
+                Assert.Equal(health.ContainerPort.ToString(System.Globalization.CultureInfo.InvariantCulture), Value(container, "AGENT_HEALTH_PORT"));
                 continue;
             }
 

@@ -150,12 +150,42 @@ public sealed class WebUiTests(WebFixture fixture) : IClassFixture<WebFixture>
         await page.Context.CloseAsync();
     }
 
+    [Fact]
+    public async Task The_health_page_shows_the_diagnostics_with_failures_first_and_probes_vnc_on_request()
+    {
+        using var user = await fixture.Api.NewUserClientAsync();
+        var id = (await user.LaunchAsync()).GetProperty("id").GetString()!;
+        await user.WaitForStateAsync(id, "running");
+        var page = await fixture.NewPageAsync();
+        await WebFixture.LogInAsync(page, ApiFactory.AdminUsername, ApiFactory.AdminPassword);
+        await page.GetByRole(AriaRole.Link, new() { Name = "Health" }).ClickAsync();
+
+        var heartbeat = page.Locator($"tr[data-check-id='agents.heartbeat:{WebFixture.AgentId}']");
+        await Assertions.Expect(heartbeat).ToContainTextAsync("OK");
+        await Assertions.Expect(heartbeat).ToContainTextAsync("last heartbeat");
+        await Assertions.Expect(page.Locator("#health-summary")).ToContainTextAsync("failing");
+        // The probe runs only when asked for: it opens a tunnel to every running session.
+        await Assertions.Expect(page.Locator($"tr[data-check-id='sessions.vnc:{id}']")).ToHaveCountAsync(0);
+
+        await page.GetByLabel("Also probe each running session's VNC server").CheckAsync();
+        await page.GetByRole(AriaRole.Button, new() { Name = "Run the checks" }).ClickAsync();
+        var probe = page.Locator($"tr[data-check-id='sessions.vnc:{id}']");
+        await Assertions.Expect(probe).ToContainTextAsync("reached it and authenticated");
+
+        // Whatever fails or warns is listed before everything that is ok.
+        var statuses = await page.Locator("tr[data-status]").EvaluateAllAsync<string[]>("rows => rows.map(r => r.dataset.status)");
+        Assert.Equal(statuses.OrderBy(s => s switch { "fail" => 0, "warn" => 1, _ => 2 }), statuses);
+        await WebFixture.ScreenshotAsync(page, "admin-health.png");
+        await page.Context.CloseAsync();
+    }
+
     [Theory]
     [InlineData("admin/agents")]
     [InlineData("admin/users")]
     [InlineData("admin/templates")]
     [InlineData("admin/sessions")]
     [InlineData("admin/audit")]
+    [InlineData("admin/health")]
     public async Task A_plain_user_is_refused_the_admin_pages(string path)
     {
         var username = await fixture.NewUserAsync("plain");

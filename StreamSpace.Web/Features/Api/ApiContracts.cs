@@ -87,3 +87,8 @@ public sealed record AuditEntryDto(long Id, DateTimeOffset At, Guid? ActorId, st
     string? TargetId, JsonElement Details);
 
 public sealed record AuditPageDto(IReadOnlyList<AuditEntryDto> Items, long Total, int Page, int PageSize);
+
+/// <summary>One finding of <c>GET /api/v1/admin/diagnostics</c>: status is ok, warn or fail.</summary>
+public sealed record DiagnosticCheckDto(string Id, string Title, string Status, string Evidence, string? Fix);
+
+public sealed record DiagnosticsReportDto(string Status, DateTimeOffset CheckedAt, IReadOnlyList<DiagnosticCheckDto> Checks);

@@ -11,6 +11,7 @@ public static class ApiRoutes
     public const string Agents = "api/v1/agents";
     public const string Users = "api/v1/users";
     public const string Audit = "api/v1/audit";
+    public const string Diagnostics = "api/v1/admin/diagnostics";
 
     public static string Template(string name) => $"{Templates}/{Uri.EscapeDataString(name)}";
 
