@@ -28,24 +28,45 @@ public sealed class BenchProcess(Process process, string name) : IDisposable
     }
 
     /// <summary>
-    /// User plus system CPU seconds used so far by the process and its live descendants (websockify serves each
-    /// connection from a forked child, whose time the parent's counters do not show until it exits).
+    /// User plus system CPU seconds used so far by the process and its live descendants in its own session
+    /// (websockify serves each connection from a forked child, whose time the parent's counters do not show until it
+    /// exits). A local agent's sessions run in sessions of their own (setsid), so the VNC server's work is not
+    /// counted as the relay's.
     /// </summary>
-    public double CpuSeconds => Tree(process.Id).Sum(CpuSecondsOf);
+    public double CpuSeconds => Tree(process.Id, SessionOf(process.Id)).Sum(CpuSecondsOf);
 
-    private static IEnumerable<int> Tree(int pid)
+    private static IEnumerable<int> Tree(int pid, int session)
     {
         yield return pid;
         foreach (var task in Directory.EnumerateDirectories($"/proc/{pid}/task"))
         {
             var children = File.Exists(Path.Combine(task, "children")) ? File.ReadAllText(Path.Combine(task, "children")) : "";
-            foreach (var child in children.Split(' ', StringSplitOptions.RemoveEmptyEntries))
+            foreach (var child in children.Split(' ', StringSplitOptions.RemoveEmptyEntries).Select(c => int.Parse(c, CultureInfo.InvariantCulture)))
             {
-                foreach (var descendant in Tree(int.Parse(child, CultureInfo.InvariantCulture)))
+                if (SessionOf(child) != session)
+                {
+                    continue;
+                }
+
+                foreach (var descendant in Tree(child, session))
                 {
                     yield return descendant;
                 }
             }
+        }
+    }
+
+    /// <summary>The session id (the 6th field of /proc/pid/stat), or -1 once the process is gone.</summary>
+    private static int SessionOf(int pid)
+    {
+        try
+        {
+            var stat = File.ReadAllText($"/proc/{pid}/stat");
+            return int.Parse(stat[(stat.LastIndexOf(')') + 2)..].Split(' ')[3], CultureInfo.InvariantCulture);
+        }
+        catch (IOException)
+        {
+            return -1;
         }
     }
 

@@ -88,7 +88,8 @@ public sealed class RfbClient(Stream stream) : IAsyncDisposable
         return await new RfbClient(stream).InitAsync();
     }
 
-    private static async Task NoneAuthAsync(Stream stream)
+    /// <summary>The viewer's side of security type None, as the agent offers it on path (c).</summary>
+    public static async Task NoneAuthAsync(Stream stream)
     {
         var version = new byte[12];
         await stream.ReadExactlyAsync(version);
@@ -108,30 +109,59 @@ public sealed class RfbClient(Stream stream) : IAsyncDisposable
         width = BinaryPrimitives.ReadUInt16BigEndian(init);
         height = BinaryPrimitives.ReadUInt16BigEndian(init.AsSpan(2));
         await stream.ReadExactlyAsync(new byte[BinaryPrimitives.ReadUInt32BigEndian(init.AsSpan(20))]);
-        await stream.WriteAsync(new byte[] { 2, 0, 0, 1, 0, 0, 0, 0 }); // SetEncodings: Raw
+        await UseEncodingsAsync(Raw);
         return this;
     }
 
+    public const int Raw = 0;
+    public const int Zrle = 16;
+
+    /// <summary>SetEncodings, in order of preference. Only Raw and ZRLE can be read here (ZRLE is skipped by its length).</summary>
+    public async Task UseEncodingsAsync(params int[] encodings)
+    {
+        var message = new byte[4 + 4 * encodings.Length];
+        message[0] = 2;
+        BinaryPrimitives.WriteUInt16BigEndian(message.AsSpan(2), (ushort)encodings.Length);
+        for (var i = 0; i < encodings.Length; i++)
+        {
+            BinaryPrimitives.WriteInt32BigEndian(message.AsSpan(4 + 4 * i), encodings[i]);
+        }
+
+        await stream.WriteAsync(message);
+    }
+
+    /// <summary>Asks for what changed on the whole screen since the last update and reads it; returns the bytes on the wire.</summary>
+    public Task<long> IncrementalAsync() => UpdateAsync(width, height, incremental: true);
+
     /// <summary>Requests a non-incremental update of the region and reads it; returns the pixel bytes received.</summary>
-    public async Task<long> UpdateAsync(int w, int h)
+    public async Task<long> UpdateAsync(int w, int h, bool incremental = false)
     {
         var request = new byte[10];
         request[0] = 3;
+        request[1] = incremental ? (byte)1 : (byte)0;
         BinaryPrimitives.WriteUInt16BigEndian(request.AsSpan(6), (ushort)w);
         BinaryPrimitives.WriteUInt16BigEndian(request.AsSpan(8), (ushort)h);
         await stream.WriteAsync(request);
 
         var header = new byte[4];
         await stream.ReadExactlyAsync(header);
-        long total = 0;
+        long total = header.Length;
         var rect = new byte[12];
         for (var i = BinaryPrimitives.ReadUInt16BigEndian(header.AsSpan(2)); i > 0; i--)
         {
             await stream.ReadExactlyAsync(rect);
-            var bytes = BinaryPrimitives.ReadUInt16BigEndian(rect.AsSpan(4)) * BinaryPrimitives.ReadUInt16BigEndian(rect.AsSpan(6)) * 4;
+            long bytes = BinaryPrimitives.ReadUInt16BigEndian(rect.AsSpan(4)) * BinaryPrimitives.ReadUInt16BigEndian(rect.AsSpan(6)) * 4;
+            if (BinaryPrimitives.ReadInt32BigEndian(rect.AsSpan(8)) == Zrle)
+            {
+                var length = new byte[4];
+                await stream.ReadExactlyAsync(length);
+                bytes = BinaryPrimitives.ReadUInt32BigEndian(length);
+                total += 4;
+            }
+
             for (var left = bytes; left > 0;)
             {
-                var n = await stream.ReadAsync(skip.AsMemory(0, Math.Min(left, skip.Length)));
+                var n = await stream.ReadAsync(skip.AsMemory(0, (int)Math.Min(left, skip.Length)));
                 if (n == 0)
                 {
                     throw new EndOfStreamException();
@@ -140,7 +170,7 @@ public sealed class RfbClient(Stream stream) : IAsyncDisposable
                 left -= n;
             }
 
-            total += bytes;
+            total += 12 + bytes;
         }
 
         return total;
