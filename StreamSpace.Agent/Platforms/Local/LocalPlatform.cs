@@ -123,6 +123,15 @@ public sealed partial class LocalPlatform : ISessionPlatform, IDisposable
             agentStopping.ThrowIfCancellationRequested();
             var started = await LocalSessionProcess.StartAsync(record, template.Command, template.Env, Path.Combine(directory, "session.log"));
             record = record with { ProcessGroup = started.ProcessGroup, StartedAt = DateTimeOffset.UtcNow };
+            if (agentStopping.IsCancellationRequested)
+            {
+                // The agent began stopping while the processes started: its shutdown has listed the sessions already
+                // (or will not), so nobody else would ever stop these.
+                await LocalSessionProcess.StopAsync(record.ProcessGroup);
+                agentStopping.ThrowIfCancellationRequested();
+            }
+
+            // No await between the check above and this: a shutdown either saw this session or made us stop it.
             sessions[record.SessionId] = record;
             await SaveAsync();
             logger.LogInformation("Session {SessionId}: started Xvnc on :{Display} (port {Port}) for {User}, waiting for its RFB banner",
