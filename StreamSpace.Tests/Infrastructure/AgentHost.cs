@@ -34,26 +34,39 @@ public sealed class AgentHost : IAsyncDisposable
         IReadOnlyDictionary<string, string?>? settings = null)
     {
         dataDirectory ??= Directory.CreateTempSubdirectory("streamspace-agent-").FullName;
-        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { EnvironmentName = "Testing" });
+        var host = await StartHostAsync(hubUrl, agentId, agentKey, new Dictionary<string, string?>
+        {
+            ["PLATFORM"] = "local",
+            ["AGENT_DATA_DIR"] = dataDirectory,
+        }, settings);
+        return new AgentHost(host, dataDirectory);
+    }
+
+    /// <summary>
+    /// The real agent host, configured through its settings as the process is: the hub and credential, a 1 s
+    /// heartbeat, then the platform's settings, then the test's own.
+    /// </summary>
+    public static async Task<IHost> StartHostAsync(Uri hubUrl, string agentId, string agentKey,
+        IReadOnlyDictionary<string, string?> platformSettings, IReadOnlyDictionary<string, string?>? settings)
+    {
         var values = new Dictionary<string, string?>
         {
             ["CONTROL_PLANE_URL"] = hubUrl.ToString(),
             ["AGENT_ID"] = agentId,
             ["AGENT_KEY"] = agentKey,
-            ["PLATFORM"] = "local",
             ["HEARTBEAT_INTERVAL"] = "1s",
-            ["AGENT_DATA_DIR"] = dataDirectory,
         };
-        foreach (var (key, value) in settings ?? new Dictionary<string, string?>())
+        foreach (var (key, value) in platformSettings.Concat(settings ?? new Dictionary<string, string?>()))
         {
             values[key] = value;
         }
 
+        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { EnvironmentName = "Testing" });
         builder.Configuration.AddInMemoryCollection(values);
         builder.AddStreamSpaceAgent();
         var host = builder.Build();
         await host.StartAsync();
-        return new AgentHost(host, dataDirectory);
+        return host;
     }
 
     public async Task WaitUntilConnectedAsync(TimeSpan? timeout = null) =>

@@ -1,4 +1,3 @@
-using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using StreamSpace.Agent;
@@ -24,29 +23,15 @@ public sealed class KubernetesAgentHost : IAsyncDisposable
     public static async Task<KubernetesAgentHost> StartAsync(Uri hubUrl, string agentId, string agentKey, FakeKubernetesApi kubernetes,
         IReadOnlyDictionary<string, string?>? settings = null)
     {
-        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { EnvironmentName = "Testing" });
-        var values = new Dictionary<string, string?>
+        var host = await AgentHost.StartHostAsync(hubUrl, agentId, agentKey, new Dictionary<string, string?>
         {
-            ["CONTROL_PLANE_URL"] = hubUrl.ToString(),
-            ["AGENT_ID"] = agentId,
-            ["AGENT_KEY"] = agentKey,
             ["PLATFORM"] = "kubernetes",
-            ["HEARTBEAT_INTERVAL"] = "1s",
             ["KUBECONFIG"] = kubernetes.KubeconfigPath,
             ["SESSION_NAMESPACE"] = KubernetesFixture.Namespace,
             ["SESSION_STORAGE_CLASS"] = "fast-ssd",
             ["SESSION_HOME_SIZE"] = "2Gi",
             ["SESSION_IMAGE_PULL_SECRETS"] = "registry-a, registry-b",
-        };
-        foreach (var (key, value) in settings ?? new Dictionary<string, string?>())
-        {
-            values[key] = value;
-        }
-
-        builder.Configuration.AddInMemoryCollection(values);
-        builder.AddStreamSpaceAgent();
-        var host = builder.Build();
-        await host.StartAsync();
+        }, settings);
         var agent = new KubernetesAgentHost(host);
         var client = host.Services.GetRequiredService<ControlPlaneClient>();
         await Eventually.TrueAsync(() => Task.FromResult(client.IsConnected), TimeSpan.FromSeconds(20), "the kubernetes agent to connect");
