@@ -8,6 +8,16 @@ public enum AgentPlatform
     Kubernetes,
 }
 
+/// <summary>How the local platform keeps users apart.</summary>
+public enum LocalIsolation
+{
+    /// <summary>Each StreamSpace user's sessions run under an unprivileged OS account of their own (needs root).</summary>
+    Accounts,
+
+    /// <summary>Development only: sessions run as the agent's own account, so they can reach the agent and each other.</summary>
+    None,
+}
+
 /// <summary>Everything the agent reads from its environment. Every optional value has a default, so none is ever unset.</summary>
 public sealed class AgentSettings : IValidatedSettings
 {
@@ -37,8 +47,27 @@ public sealed class AgentSettings : IValidatedSettings
     [Setting("AGENT_HEALTH_PORT", Help = "the port of /alive and /health for Kubernetes probes; 0 turns them off")]
     public int HealthPort { get; set; }
 
+    // As root, the default is outside /root: session accounts must be able to pass through its parents to their homes.
     [Setting("AGENT_DATA_DIR", Help = "where the local platform keeps session state and users' home folders")]
-    public string DataDirectory { get; set; } = Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.LocalApplicationData, Environment.SpecialFolderOption.DoNotVerify), "streamspace-agent");
+    public string DataDirectory { get; set; } = Environment.IsPrivilegedProcess
+        ? "/var/lib/streamspace-agent"
+        : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.LocalApplicationData, Environment.SpecialFolderOption.DoNotVerify), "streamspace-agent");
+
+    [Setting("LOCAL_ISOLATION", Help = "local platform: accounts (each user's sessions under their own OS account; needs root) or none (development only)")]
+    public LocalIsolation LocalIsolation { get; set; } = LocalIsolation.Accounts;
+
+    [Setting("LOCAL_UID_RANGE", Help = "local platform: the uids (and gids) of the accounts the agent creates for users, e.g. 70000-79999")]
+    public string LocalUidRange { get; set; } = "70000-79999";
+
+    /// <summary>The first and last uid of <see cref="LocalUidRange"/>.</summary>
+    public (int First, int Last) LocalUids
+    {
+        get
+        {
+            var parts = LocalUidRange.Split('-', 2, StringSplitOptions.TrimEntries);
+            return (int.Parse(parts[0], System.Globalization.CultureInfo.InvariantCulture), int.Parse(parts[1], System.Globalization.CultureInfo.InvariantCulture));
+        }
+    }
 
     [Setting("SESSION_NAMESPACE", Help = "kubernetes: the namespace of session pods; empty: the agent's own namespace (or default outside a cluster)")]
     public string SessionNamespace { get; set; } = "";
@@ -94,6 +123,26 @@ public sealed class AgentSettings : IValidatedSettings
         if (MaxSessions < 1)
         {
             throw new InvalidSettingException("MAX_SESSIONS", "must be at least 1.");
+        }
+
+        if (Platform == AgentPlatform.Local)
+        {
+            ValidateLocalIsolation();
+        }
+    }
+
+    private void ValidateLocalIsolation()
+    {
+        var range = LocalUidRange.Split('-', 2, StringSplitOptions.TrimEntries);
+        // Below 1000 are Debian's system accounts; 65534 is nobody.
+        if (range.Length != 2 || !int.TryParse(range[0], out var first) || !int.TryParse(range[1], out var last) || first < 1000 || last < first || (first <= 65534 && last >= 65534))
+        {
+            throw new InvalidSettingException("LOCAL_UID_RANGE", $"has an invalid value '{LocalUidRange}': expected FIRST-LAST, at or above 1000 and not spanning 65534 (nobody), e.g. 70000-79999.");
+        }
+
+        if (LocalIsolation == LocalIsolation.Accounts && !Environment.IsPrivilegedProcess)
+        {
+            throw new InvalidSettingException("LOCAL_ISOLATION", "is accounts, which needs root to run each user's sessions under their own account: run the agent as root, or set LOCAL_ISOLATION=none (development only: sessions then run as the agent's account and can reach it and each other).");
         }
     }
 

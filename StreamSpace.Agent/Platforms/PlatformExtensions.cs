@@ -11,6 +11,7 @@ public static class PlatformExtensions
         switch (settings.Platform)
         {
             case AgentPlatform.Local:
+                services.AddSingleton<SessionAccounts>();
                 services.AddSingleton<LocalPlatform>();
                 services.AddSingleton<ISessionPlatform>(sp => sp.GetRequiredService<LocalPlatform>());
                 break;

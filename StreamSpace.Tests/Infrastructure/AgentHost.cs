@@ -24,6 +24,9 @@ public sealed class AgentHost : IAsyncDisposable
 
     public string DataDirectory { get; }
 
+    /// <summary>The home folder of a user's sessions on this agent.</summary>
+    public string HomeOf(Guid userId) => Path.Combine(DataDirectory, "homes", userId.ToString());
+
     public ControlPlaneClient Client => host.Services.GetRequiredService<ControlPlaneClient>();
 
     public CommandExecutor Commands => host.Services.GetRequiredService<CommandExecutor>();
@@ -38,6 +41,8 @@ public sealed class AgentHost : IAsyncDisposable
         {
             ["PLATFORM"] = "local",
             ["AGENT_DATA_DIR"] = dataDirectory,
+            // CI runs as root, so the isolated mode is the one tested; a developer's run as themselves cannot create accounts.
+            ["LOCAL_ISOLATION"] = Environment.IsPrivilegedProcess ? "accounts" : "none",
         }, settings);
         return new AgentHost(host, dataDirectory);
     }

@@ -49,7 +49,8 @@ public sealed class WebUiTests(WebFixture fixture) : IClassFixture<WebFixture>
         await Task.Delay(300);
         await page.Keyboard.TypeAsync("touch ~/from-the-browser", new() { Delay = 20 });
         await page.Keyboard.PressAsync("Enter");
-        var home = Path.Combine(fixture.Agent.DataDirectory, "homes", username);
+        using var api = await fixture.Api.ClientForAsync(username, WebFixture.UserPassword);
+        var home = fixture.Agent.HomeOf(await api.UserIdAsync());
         await Eventually.TrueAsync(() => Task.FromResult(File.Exists(Path.Combine(home, "from-the-browser"))),
             TimeSpan.FromSeconds(15), "the typed command to create ~/from-the-browser");
 

@@ -1,15 +1,22 @@
 using System.Collections.Concurrent;
 using System.Text.Json;
-using System.Text.RegularExpressions;
+using System.Security.Cryptography;
 using StreamSpace.Contracts;
 
 namespace StreamSpace.Agent.Platforms.Local;
 
 /// <summary>
-/// Runs each session as local processes: Xvnc with a per-session password only the agent knows, a window manager
-/// and the template's command, with HOME in a per-user folder under the agent's data directory.
+/// Runs each session as local processes under the OS account of its user (see <see cref="SessionAccounts"/>): Xvnc
+/// with a per-session password and X authority cookie, a window manager and the template's command, with HOME in a
+/// folder of the user's own under the agent's data directory.
 /// </summary>
-public sealed partial class LocalPlatform : ISessionPlatform, IDisposable
+/// <remarks>
+/// The data directory's layout and modes: the directory, sessions/ and homes/ are the agent's, rwx--x--x, so an
+/// account can pass through to its own folders but list nothing; homes/&lt;user id&gt; is the user's account's, 0700;
+/// sessions/&lt;id&gt; is the agent's (its log and the tunnel's copy of the password, 0600), with run/ inside it the
+/// account's, 0700 (what Xvnc reads). The state file is the agent's, 0600.
+/// </remarks>
+public sealed class LocalPlatform : ISessionPlatform, IDisposable
 {
     private static readonly TimeSpan ReadyTimeout = TimeSpan.FromSeconds(20);
     private readonly ConcurrentDictionary<string, LocalSessionRecord> sessions = new();
@@ -21,14 +28,29 @@ public sealed partial class LocalPlatform : ISessionPlatform, IDisposable
     private readonly Timer monitor;
 
     private readonly CancellationToken agentStopping;
+    private readonly SessionAccounts accounts;
 
-    public LocalPlatform(AgentSettings settings, IHostApplicationLifetime lifetime, ILogger<LocalPlatform> logger)
+    /// <summary>
+    /// Held while a session's processes start until they are recorded, and while an account's leftover processes are
+    /// swept: the sweep must never catch a session of the same account that is starting.
+    /// </summary>
+    private readonly SemaphoreSlim processesOfAccounts = new(1, 1);
+
+    public LocalPlatform(AgentSettings settings, SessionAccounts accounts, IHostApplicationLifetime lifetime, ILogger<LocalPlatform> logger)
     {
         this.logger = logger;
+        this.accounts = accounts;
         agentStopping = lifetime.ApplicationStopping;
         dataDirectory = Path.GetFullPath(settings.DataDirectory);
-        Directory.CreateDirectory(Path.Combine(dataDirectory, "sessions"));
-        Directory.CreateDirectory(Path.Combine(dataDirectory, "homes"));
+        if (accounts.Isolated && UnixFiles.FirstClosedParent(dataDirectory) is { } closed)
+        {
+            throw new StreamSpace.Settings.InvalidSettingException("AGENT_DATA_DIR",
+                $"is {dataDirectory}, inside {closed}, which other accounts cannot pass through, so session accounts could not reach their homes: choose a folder such as /var/lib/streamspace-agent.");
+        }
+
+        UnixFiles.CreateDirectory(dataDirectory, UnixFiles.PassThrough);
+        UnixFiles.CreateDirectory(Path.Combine(dataDirectory, "sessions"), UnixFiles.PassThrough);
+        UnixFiles.CreateDirectory(Path.Combine(dataDirectory, "homes"), UnixFiles.PassThrough);
         stateFile = Path.Combine(dataDirectory, "sessions.json");
         Recover();
         monitor = new Timer(_ => _ = CheckProcessesAsync(), null, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(1));
@@ -42,7 +64,7 @@ public sealed partial class LocalPlatform : ISessionPlatform, IDisposable
 
     public async Task<VncEndpoint?> FindVncAsync(string sessionId, CancellationToken cancellationToken) =>
         sessions.TryGetValue(sessionId, out var record) && record.State == "running"
-            ? new VncEndpoint("127.0.0.1", record.VncPort, await File.ReadAllTextAsync(Path.Combine(record.Directory, "password"), cancellationToken))
+            ? new VncEndpoint("127.0.0.1", record.VncPort, LocalSessionProcess.PasswordText(await File.ReadAllBytesAsync(record.AgentPasswordFile, cancellationToken)))
             : null;
 
     public void NoteActivity(string sessionId) => lastActivity[sessionId] = Environment.TickCount64;
@@ -53,11 +75,17 @@ public sealed partial class LocalPlatform : ISessionPlatform, IDisposable
     public Task<IReadOnlyList<AgentCheck>> CheckAsync(CancellationToken cancellationToken)
     {
         var missing = RequiredPrograms.Where(program => !OnPath(program)).ToList();
-        AgentCheck check = missing.Count == 0
+        AgentCheck programs = missing.Count == 0
             ? new("local.programs", "The local platform's programs are installed", AgentCheck.Ok, $"{string.Join(", ", RequiredPrograms)} found on PATH")
             : new("local.programs", "The local platform's programs are installed", AgentCheck.Fail, $"not found on PATH: {string.Join(", ", missing)}",
                 "Install them on the agent's machine: apt-get install tigervnc-standalone-server openbox.");
-        return Task.FromResult<IReadOnlyList<AgentCheck>>([check]);
+        const string isolationTitle = "Sessions are isolated from the agent and from each other";
+        AgentCheck isolation = accounts.Isolated
+            ? new("local.isolation", isolationTitle, AgentCheck.Ok, "each user's sessions run under an unprivileged OS account of their own (LOCAL_ISOLATION=accounts)")
+            : new("local.isolation", isolationTitle, AgentCheck.Fail,
+                $"sessions are not isolated from the agent or from each other: LOCAL_ISOLATION=none, so every session runs as the agent's account ({Environment.UserName})",
+                "Run the agent as root and unset LOCAL_ISOLATION; none is for a personal development machine only.");
+        return Task.FromResult<IReadOnlyList<AgentCheck>>([programs, isolation]);
     }
 
     private static bool OnPath(string program) =>
@@ -95,11 +123,14 @@ public sealed partial class LocalPlatform : ISessionPlatform, IDisposable
             throw new InvalidOperationException($"template '{template.Name}' has no command for the local platform");
         }
 
+        // Homes are keyed by the user's id: a user deleted and created again with the same name starts empty.
+        var home = Path.Combine(dataDirectory, "homes", session.UserId.ToString());
+        var account = await accounts.ForUserAsync(session.UserId, home, cancellationToken);
+        UnixFiles.CreateDirectory(home, UnixFiles.OwnerOnly, account);
         var directory = Path.Combine(dataDirectory, "sessions", session.SessionId);
-        Directory.CreateDirectory(directory);
-        var home = Path.Combine(dataDirectory, "homes", SafeName(session.Username));
-        Directory.CreateDirectory(home);
-        await LocalSessionProcess.CreatePasswordFileAsync(directory, cancellationToken);
+        UnixFiles.CreateDirectory(directory, UnixFiles.PassThrough);
+        var log = Path.Combine(directory, "session.log");
+        await UnixFiles.WriteAsync(log, ReadOnlyMemory<byte>.Empty, UnixFiles.OwnerReadWrite, owner: null, cancellationToken);
 
         // A free port can be taken by someone else before Xvnc binds it, so a start that dies at once is tried again.
         const int attempts = 3;
@@ -109,6 +140,8 @@ public sealed partial class LocalPlatform : ISessionPlatform, IDisposable
             {
                 SessionId = session.SessionId,
                 Username = session.Username,
+                UserId = session.UserId,
+                Account = account,
                 Template = template.Name,
                 Home = home,
                 Directory = directory,
@@ -118,32 +151,45 @@ public sealed partial class LocalPlatform : ISessionPlatform, IDisposable
                 IdleTimeoutSeconds = template.IdleTimeoutSeconds,
                 MaxDurationSeconds = template.MaxDurationSeconds,
             };
+            await WriteSessionSecretsAsync(record, account, cancellationToken);
             // A stopping agent starts nothing it could no longer report; the control plane re-sends the start to its
             // next connection, since no answer was given.
             agentStopping.ThrowIfCancellationRequested();
-            var started = await LocalSessionProcess.StartAsync(record, template.Command, template.Env, Path.Combine(directory, "session.log"));
-            record = record with { ProcessGroup = started.ProcessGroup, StartedAt = DateTimeOffset.UtcNow };
-            if (agentStopping.IsCancellationRequested)
+            Task<bool> ready;
+            await processesOfAccounts.WaitAsync(CancellationToken.None);
+            try
             {
-                // The agent began stopping while the processes started: its shutdown has listed the sessions already
-                // (or will not), so nobody else would ever stop these.
-                await LocalSessionProcess.StopAsync(record.ProcessGroup);
-                agentStopping.ThrowIfCancellationRequested();
+                var started = await LocalSessionProcess.StartAsync(record, account, accounts.Isolated, template.Command, template.Env, log);
+                record = record with { ProcessGroup = started.ProcessGroup, StartedAt = DateTimeOffset.UtcNow };
+                if (agentStopping.IsCancellationRequested)
+                {
+                    // The agent began stopping while the processes started: its shutdown has listed the sessions already
+                    // (or will not), so nobody else would ever stop these.
+                    await LocalSessionProcess.StopAsync(record.ProcessGroup);
+                    agentStopping.ThrowIfCancellationRequested();
+                }
+
+                // No await between the check above and this: a shutdown either saw this session or made us stop it.
+                sessions[record.SessionId] = record;
+                ready = started.Ready;
+            }
+            finally
+            {
+                processesOfAccounts.Release();
             }
 
-            // No await between the check above and this: a shutdown either saw this session or made us stop it.
-            sessions[record.SessionId] = record;
             await SaveAsync();
             logger.LogInformation("Session {SessionId}: started Xvnc on :{Display} (port {Port}) for {User}, waiting for its RFB banner",
                 record.SessionId, record.Display, record.VncPort, record.Username);
 
-            var failure = await WaitUntilReadyAsync(record, started.Ready, cancellationToken);
+            var failure = await WaitUntilReadyAsync(record, ready, cancellationToken);
             if (failure is null)
             {
                 return await MarkRunningAsync(record);
             }
 
             await LocalSessionProcess.StopAsync(record.ProcessGroup);
+            await SweepAccountAsync(record);
             if (attempt < attempts && LocalSessionProcess.ExitedAtStart(failure))
             {
                 logger.LogWarning("Session {SessionId}: start attempt {Attempt} failed ({Reason}); trying another display and port", record.SessionId, attempt, failure);
@@ -218,6 +264,7 @@ public sealed partial class LocalPlatform : ISessionPlatform, IDisposable
             // Marked first, so the process monitor does not report the processes we end as a crash.
             sessions[sessionId] = record with { State = state == "stopped" ? "stopping" : "hibernating" };
             await LocalSessionProcess.StopAsync(record.ProcessGroup);
+            await SweepAccountAsync(record);
             if (keepRecord)
             {
                 sessions[sessionId] = record with { State = state, ProcessGroup = 0 };
@@ -240,6 +287,45 @@ public sealed partial class LocalPlatform : ISessionPlatform, IDisposable
             logger.LogInformation("Session {SessionId} is {State}; its processes are gone", sessionId, state);
             return new ReportedSession(sessionId, state);
         });
+
+    /// <summary>
+    /// Writes what the session's account needs to start Xvnc (its password file and X authority, in run/ of mode 0700)
+    /// and the agent's own copy of the password, which the account cannot read.
+    /// </summary>
+    private static async Task WriteSessionSecretsAsync(LocalSessionRecord record, SessionAccount account, CancellationToken cancellationToken)
+    {
+        UnixFiles.CreateDirectory(record.RuntimeDirectory, UnixFiles.OwnerOnly, account);
+        var password = LocalSessionProcess.NewPassword();
+        await UnixFiles.WriteAsync(record.AgentPasswordFile, password, UnixFiles.OwnerReadWrite, owner: null, cancellationToken);
+        await UnixFiles.WriteAsync(record.PasswordFile, LocalSessionProcess.ObfuscatedPassword(password), UnixFiles.OwnerReadWrite, account, cancellationToken);
+        var cookie = RandomNumberGenerator.GetBytes(16);
+        await UnixFiles.WriteAsync(record.XAuthorityFile, LocalSessionProcess.XAuthority(record.Display, cookie), UnixFiles.OwnerReadWrite, account, cancellationToken);
+    }
+
+    /// <summary>
+    /// After a session's processes ended: when none of its account's sessions still runs, ends whatever else the
+    /// account left running (a daemon that left the session's process group). Never for the agent's own account.
+    /// </summary>
+    private async Task SweepAccountAsync(LocalSessionRecord ended)
+    {
+        if (!accounts.Isolated || ended.Account is not { } account)
+        {
+            return;
+        }
+
+        await processesOfAccounts.WaitAsync(CancellationToken.None);
+        try
+        {
+            if (!sessions.Values.Any(other => other.SessionId != ended.SessionId && other.Account?.Uid == account.Uid && LocalSessionProcess.IsAlive(other.ProcessGroup)))
+            {
+                await LocalSessionProcess.KillAccountProcessesAsync(account);
+            }
+        }
+        finally
+        {
+            processesOfAccounts.Release();
+        }
+    }
 
     /// <summary>
     /// Once a second: reports sessions whose processes died on their own as failed, hibernates sessions no viewer
@@ -301,7 +387,7 @@ public sealed partial class LocalPlatform : ISessionPlatform, IDisposable
         try
         {
             var temporary = stateFile + ".tmp";
-            await File.WriteAllTextAsync(temporary, JsonSerializer.Serialize(sessions.Values.ToList()));
+            await UnixFiles.WriteAsync(temporary, JsonSerializer.SerializeToUtf8Bytes(sessions.Values.ToList()), UnixFiles.OwnerReadWrite, owner: null, CancellationToken.None);
             File.Move(temporary, stateFile, overwrite: true);
         }
         finally
@@ -330,11 +416,6 @@ public sealed partial class LocalPlatform : ISessionPlatform, IDisposable
 
     private static string LastLine(string file) =>
         File.Exists(file) ? File.ReadLines(file).LastOrDefault(l => l.Trim().Length > 0)?.Trim() ?? "no output" : "no output";
-
-    [GeneratedRegex("[^A-Za-z0-9._@-]")]
-    private static partial Regex UnsafeCharacters();
-
-    private static string SafeName(string username) => UnsafeCharacters().Replace(username, "_");
 
     public void Dispose() => monitor.Dispose();
 }

@@ -20,95 +20,145 @@ public static class LocalSessionProcess
     [DllImport("libc.so.6", SetLastError = true)]
     private static extern int kill(int pid, int signal);
 
-    [DllImport("libc.so.6", SetLastError = true)]
-    private static extern int mkfifo(string path, uint mode);
-
     /// <summary>
-    /// Writes a random VNC password (VNC auth uses at most 8 characters) in TigerVNC's file format, the way
-    /// <c>vncpasswd -f</c> does, without spawning it: several starts at once then cost no extra processes.
+    /// A random VNC password: all 8 bytes VNC authentication uses, from a cryptographic generator. No byte is zero,
+    /// since TigerVNC reads the password as a C string and would ignore everything after a zero.
     /// </summary>
-    public static async Task<string> CreatePasswordFileAsync(string directory, CancellationToken cancellationToken)
+    public static byte[] NewPassword()
     {
-        var password = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(4));
-        await WriteOwnerOnlyAsync(Path.Combine(directory, "vncpasswd"), ObfuscatedPassword(password), cancellationToken);
-        await WriteOwnerOnlyAsync(Path.Combine(directory, "password"), Encoding.ASCII.GetBytes(password), cancellationToken);
+        var password = new byte[8];
+        for (var i = 0; i < password.Length; i++)
+        {
+            password[i] = (byte)RandomNumberGenerator.GetInt32(1, 256);
+        }
+
         return password;
     }
+
+    /// <summary>The password as the tunnel's VNC authentication takes it: one Latin-1 character per byte.</summary>
+    public static string PasswordText(byte[] password) => Encoding.Latin1.GetString(password);
 
     // TigerVNC (like every VNC since RealVNC) stores the password DES-encrypted under this fixed, public key, with the
     // same bit order as the challenge answer: it hides the password from a casual glance, nothing more.
     private static readonly byte[] PasswordFileKey = [23, 82, 107, 6, 35, 78, 88, 7];
 
     /// <summary>The 8 bytes <c>vncpasswd -f</c> writes for <paramref name="password"/>.</summary>
-    public static byte[] ObfuscatedPassword(string password)
+    public static byte[] ObfuscatedPassword(string password) => ObfuscatedPassword(Encoding.Latin1.GetBytes(password));
+
+    /// <inheritdoc cref="ObfuscatedPassword(string)"/>
+    public static byte[] ObfuscatedPassword(byte[] password)
     {
         var block = new byte[8];
-        Encoding.Latin1.GetBytes(password.AsSpan(0, Math.Min(8, password.Length)), block);
+        password.AsSpan(0, Math.Min(8, password.Length)).CopyTo(block);
         return RfbBridge.EncryptChallenge(block, Encoding.Latin1.GetString(PasswordFileKey));
     }
 
-    private static async Task WriteOwnerOnlyAsync(string path, byte[] content, CancellationToken cancellationToken)
+    /// <summary>
+    /// An X authority file with one MIT-MAGIC-COOKIE-1 entry for any host and the given display, in libXau's format
+    /// (each field a big-endian length and its bytes). Xvnc (-auth) admits only clients that present the cookie.
+    /// </summary>
+    public static byte[] XAuthority(int display, byte[] cookie)
     {
-        var options = new FileStreamOptions
+        const ushort familyWild = 0xFFFF;
+        using var buffer = new MemoryStream();
+        void Field(ReadOnlySpan<byte> value)
         {
-            Mode = FileMode.Create,
-            Access = FileAccess.Write,
-            UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
-        };
-        await using var file = new FileStream(path, options);
-        await file.WriteAsync(content, cancellationToken);
+            buffer.WriteByte((byte)(value.Length >> 8));
+            buffer.WriteByte((byte)value.Length);
+            buffer.Write(value);
+        }
+
+        buffer.WriteByte(familyWild >> 8);
+        buffer.WriteByte(familyWild & 0xFF);
+        Field([]);
+        Field(Encoding.ASCII.GetBytes(display.ToString(System.Globalization.CultureInfo.InvariantCulture)));
+        Field("MIT-MAGIC-COOKIE-1"u8);
+        Field(cookie);
+        return buffer.ToArray();
     }
 
     /// <summary>The session's process group (its id is the leader's pid), and whether its X server came up.</summary>
     public sealed record Started(int ProcessGroup, Task<bool> Ready);
 
-    /// <summary>Starts the session's process group; <see cref="Started.Ready"/> completes once Xvnc accepts connections.</summary>
-    public static async Task<Started> StartAsync(LocalSessionRecord record, string command, IReadOnlyDictionary<string, string> env, string logFile)
+    /// <summary>
+    /// Everything a session's programs see in their environment, built from nothing: the allowlisted variables and
+    /// the template's env. No setting of the agent's (its key above all) reaches a session.
+    /// </summary>
+    public static Dictionary<string, string> SessionEnvironment(LocalSessionRecord record, SessionAccount account, IReadOnlyDictionary<string, string> templateEnv)
     {
-        // setsid gives the session its own process group. Xvnc writes its display number to -displayfd once it accepts
-        // connections (its RFB listener opens before that); the script waits for that on a FIFO, tells the agent on
-        // fd 3 (the agent's stdout pipe), then starts the window manager and the template's program. No polling, no
-        // sleep processes. When Xvnc exits the script exits, and the group goes with it.
-        const string script = """
-            exec 3>&1 >>"$SS_LOG" 2>&1
-            Xvnc ":$SS_DISPLAY" -rfbport "$SS_PORT" -localhost -SecurityTypes VncAuth -PasswordFile "$SS_PASSWORD_FILE" \
-                 -geometry "$SS_GEOMETRY" -depth 24 -nolisten tcp -AlwaysShared -desktop "$SS_NAME" \
-                 -displayfd 4 4>"$SS_READY" 3>&- &
-            xvnc=$!
-            if ! read -r _ <"$SS_READY"; then wait $xvnc; exit; fi
-            echo ready >&3
-            exec 3>&-
-            rm -f "$SS_READY"
-            export DISPLAY=":$SS_DISPLAY"
-            (openbox >/dev/null 2>&1 &)
-            (cd "$HOME" && exec bash -c "$SS_COMMAND") &
-            wait $xvnc
-            """;
-        var ready = Path.Combine(record.Directory, "xvnc-ready");
-        File.Delete(ready);
-        if (mkfifo(ready, Convert.ToUInt32("600", 8)) != 0)
+        var environment = new Dictionary<string, string>(StringComparer.Ordinal)
         {
-            throw new InvalidOperationException($"could not create {ready}: errno {Marshal.GetLastPInvokeError()}");
+            ["PATH"] = "/usr/local/bin:/usr/bin:/bin:/usr/games",
+            ["LANG"] = "C.UTF-8",
+            ["SHELL"] = "/bin/bash",
+        };
+        foreach (var (key, value) in templateEnv)
+        {
+            environment[key] = value;
         }
 
-        var start = new ProcessStartInfo("setsid", ["bash", "-c", script])
+        // What the platform owns wins over the template: the session's identity, home and display.
+        environment["HOME"] = record.Home;
+        environment["USER"] = account.Name;
+        environment["LOGNAME"] = account.Name;
+        environment["DISPLAY"] = ":" + record.Display.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        environment["XAUTHORITY"] = record.XAuthorityFile;
+        return environment;
+    }
+
+    /// <summary>
+    /// Starts the session's process group as <paramref name="account"/>; <see cref="Started.Ready"/> completes once
+    /// Xvnc accepts connections. With <paramref name="dropPrivileges"/> the agent (root) switches to the account
+    /// with setpriv after opening the log, which the account itself cannot read.
+    /// </summary>
+    public static async Task<Started> StartAsync(LocalSessionRecord record, SessionAccount account, bool dropPrivileges,
+        string command, IReadOnlyDictionary<string, string> templateEnv, string logFile)
+    {
+        // Runs as the agent: setsid has given it a process group of its own. It points stdout and stderr at the
+        // session's log and keeps the agent's pipe as fd 3 for the ready signal, then becomes the session script.
+        const string launcher = """
+            exec 3>&1 >>"$1" 2>&1
+            shift
+            exec "$@"
+            """;
+        // Runs as the session's account. Xvnc writes its display number to -displayfd once it accepts connections (its
+        // RFB listener opens before that); the script waits for that on a FIFO, tells the agent on fd 3, then starts
+        // the window manager and the template's program. No polling, no sleep processes. When Xvnc exits the script
+        // exits, and the group goes with it.
+        const string script = """
+            display=$1 port=$2 password_file=$3 name=$4 command=$5 ready=$6
+            mkfifo -m 600 "$ready" || exit
+            Xvnc ":$display" -rfbport "$port" -localhost -SecurityTypes VncAuth -PasswordFile "$password_file"                  -auth "$XAUTHORITY" -geometry 1280x800 -depth 24 -nolisten tcp -AlwaysShared -desktop "$name"                  -displayfd 4 4>"$ready" 3>&- &
+            xvnc=$!
+            if ! read -r _ <"$ready"; then wait $xvnc; exit; fi
+            echo ready >&3
+            exec 3>&-
+            rm -f "$ready"
+            (openbox >/dev/null 2>&1 &)
+            (cd "$HOME" && exec bash -c "exec $command") &
+            wait $xvnc
+            """;
+        string[] session =
+        [
+            "bash", "-c", script, "streamspace-session",
+            record.Display.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            record.VncPort.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            record.PasswordFile, record.SessionId, command, Path.Combine(record.RuntimeDirectory, "xvnc-ready"),
+        ];
+        // setpriv: the account's uid, gid and groups; no capabilities; no_new_privs, so no setuid program (su, sudo)
+        // can take the session back up.
+        string[] asAccount = dropPrivileges
+            ? ["setpriv", $"--reuid={account.Uid}", $"--regid={account.Gid}", "--init-groups", "--inh-caps=-all", "--no-new-privs", "--", .. session]
+            : session;
+        var start = new ProcessStartInfo("setsid", ["bash", "-c", launcher, "streamspace-launcher", logFile, .. asAccount])
         {
             RedirectStandardOutput = true,
             RedirectStandardError = false,
             UseShellExecute = false,
-            WorkingDirectory = record.Home,
+            WorkingDirectory = record.RuntimeDirectory,
         };
-        start.Environment["HOME"] = record.Home;
-        start.Environment["USER"] = record.Username;
-        start.Environment["SS_DISPLAY"] = record.Display.ToString(System.Globalization.CultureInfo.InvariantCulture);
-        start.Environment["SS_PORT"] = record.VncPort.ToString(System.Globalization.CultureInfo.InvariantCulture);
-        start.Environment["SS_PASSWORD_FILE"] = record.PasswordFile;
-        start.Environment["SS_GEOMETRY"] = "1280x800";
-        start.Environment["SS_NAME"] = record.SessionId;
-        start.Environment["SS_COMMAND"] = $"exec {command}";
-        start.Environment["SS_LOG"] = logFile;
-        start.Environment["SS_READY"] = ready;
-        foreach (var (key, value) in env)
+        start.Environment.Clear();
+        foreach (var (key, value) in SessionEnvironment(record, account, templateEnv))
         {
             start.Environment[key] = value;
         }
@@ -139,6 +189,17 @@ public static class LocalSessionProcess
     public static bool ExitedAtStart(string failure) => failure.StartsWith(ExitedAtStartReason, StringComparison.Ordinal);
 
     public static bool IsAlive(int processGroup) => processGroup > 0 && kill(-processGroup, 0) == 0;
+
+    /// <summary>
+    /// Ends every process the account still runs, such as a daemon a session started in a process group of its own.
+    /// Only for an account whose sessions have all ended.
+    /// </summary>
+    public static async Task KillAccountProcessesAsync(SessionAccount account)
+    {
+        using var pkill = Process.Start(new ProcessStartInfo("pkill", ["--signal", "KILL", "--uid", account.Uid.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
+            ?? throw new InvalidOperationException("could not run pkill");
+        await pkill.WaitForExitAsync();
+    }
 
     /// <summary>Ends the whole group: TERM, then KILL whatever is left after a grace period.</summary>
     public static async Task StopAsync(int processGroup)

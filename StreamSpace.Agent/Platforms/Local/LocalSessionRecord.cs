@@ -5,6 +5,9 @@ public sealed record LocalSessionRecord
 {
     public required string SessionId { get; init; }
     public required string Username { get; init; }
+    public Guid UserId { get; init; }
+    /// <summary>The OS account the session's processes run as.</summary>
+    public SessionAccount? Account { get; init; }
     public required string Template { get; init; }
     public required string Home { get; init; }
     public required string Directory { get; init; }
@@ -17,5 +20,13 @@ public sealed record LocalSessionRecord
     public int IdleTimeoutSeconds { get; init; }
     public int? MaxDurationSeconds { get; init; }
 
-    public string PasswordFile => Path.Combine(Directory, "vncpasswd");
+    /// <summary>The agent's own copy of the VNC password, for the tunnel; readable by the agent alone.</summary>
+    public string AgentPasswordFile => Path.Combine(Directory, "password");
+
+    /// <summary>The folder of what the session's account must read: Xvnc's password file, the X authority, the ready FIFO.</summary>
+    public string RuntimeDirectory => Path.Combine(Directory, "run");
+
+    public string PasswordFile => Path.Combine(RuntimeDirectory, "vncpasswd");
+
+    public string XAuthorityFile => Path.Combine(RuntimeDirectory, "Xauthority");
 }

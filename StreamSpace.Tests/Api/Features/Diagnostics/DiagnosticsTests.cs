@@ -40,10 +40,29 @@ public sealed class DiagnosticsTests
         var programs = Assert.Single(checks, c => c.Id == "local.programs:reporting-agent");
         Assert.Equal("ok", programs.Status);
         Assert.Contains("Xvnc", programs.Evidence);
+        var isolation = Assert.Single(checks, c => c.Id == "local.isolation:reporting-agent");
+        Assert.Equal("ok", isolation.Status);
         var url = Assert.Single(checks, c => c.Id == "network.control_plane_url:reporting-agent");
         Assert.Equal("ok", url.Status);
         Assert.Contains($"the agent dials {api.AgentHubUrl}", url.Evidence);
         Assert.Contains($"arrive as ws://{api.AgentHubUrl.Authority}/agent/ws", url.Evidence);
+    }
+
+    [Fact]
+    public async Task An_agent_without_isolation_fails_the_isolation_check()
+    {
+        await using var api = new ApiFactory(await SharedPostgres.CreateDatabaseAsync()).Start();
+        await using var agent = await AgentHost.StartAsync(api.AgentHubUrl, "shared-agent", await api.RegisterAgentAsync("shared-agent"),
+            settings: new Dictionary<string, string?> { ["LOCAL_ISOLATION"] = "none" });
+        await agent.WaitUntilConnectedAsync();
+
+        var checks = await Eventually.ValueAsync(async () =>
+            Checks(await DiagnoseAsync(api)) is var all && all.Any(c => c.Id == "local.isolation:shared-agent") ? all : null,
+            TimeSpan.FromSeconds(10), "the agent's isolation check to reach the report");
+        var isolation = Assert.Single(checks, c => c.Id == "local.isolation:shared-agent");
+        Assert.Equal("fail", isolation.Status);
+        Assert.Contains("sessions are not isolated from the agent or from each other", isolation.Evidence);
+        Assert.Equal("fail", (await DiagnoseAsync(api)).GetProperty("status").GetString());
     }
 
     [Fact]

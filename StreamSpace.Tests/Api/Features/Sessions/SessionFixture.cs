@@ -58,6 +58,10 @@ public static class SessionClient
         return session;
     }
 
+    /// <summary>The signed-in user's id.</summary>
+    public static async Task<Guid> UserIdAsync(this HttpClient client) =>
+        (await (await client.GetAsync("/api/v1/auth/me")).AssertJsonAsync(HttpStatusCode.OK)).GetProperty("id").GetGuid();
+
     public static async Task<string> ConnectUrlAsync(this HttpClient client, string id)
     {
         var ticket = await (await client.PostAsync($"/api/v1/sessions/{id}/connect", null)).AssertJsonAsync(HttpStatusCode.OK);

@@ -91,7 +91,7 @@ public sealed class SessionLifecycleTests(SessionFixture fixture) : IClassFixtur
         using var user = await fixture.Api.NewUserClientAsync(username);
         var id = (await user.LaunchAsync()).GetProperty("id").GetString()!;
         await user.WaitForStateAsync(id, "running");
-        var home = Path.Combine(fixture.Agent.DataDirectory, "homes", username);
+        var home = fixture.Agent.HomeOf(await user.UserIdAsync());
         await File.WriteAllTextAsync(Path.Combine(home, "notes.txt"), "kept");
 
         Assert.Equal(HttpStatusCode.Accepted, (await user.PostAsync($"/api/v1/sessions/{id}/hibernate", null)).StatusCode);
