@@ -36,7 +36,7 @@ public sealed partial class ChartTests(AspireManifest manifest) : IClassFixture<
     private static readonly HashSet<string> ExpansionOnly = ["POSTGRES_PASSWORD"];
 
     /// <summary>Agent settings the chart's kubernetes agent leaves alone. AGENT_DATA_DIR: the local platform's folder.</summary>
-    private static readonly HashSet<string> AgentSettingsNotForKubernetes = ["AGENT_DATA_DIR"];
+    private static readonly HashSet<string> AgentSettingsNotForKubernetes = ["AGENT_DATA_DIR", "LOCAL_ISOLATION", "LOCAL_UID_RANGE"];
 
     /// <summary>
     /// Manifest env vars the chart spells differently. HTTP_PORTS → ASPNETCORE_HTTP_PORTS: the same Kestrel setting,
