@@ -22,16 +22,34 @@ var api = builder.AddProject<Projects.StreamSpace_Api>("api")
     .WithEnvironment("PROVISIONED_AGENT_KEY", agentKey)
     .WithHttpHealthCheck("/health");
 
-builder.AddProject<Projects.StreamSpace_Agent>("agent")
+// The agent's data holds users' homes, which session accounts (other uids) enter, so it may need to live outside the
+// private state folder: `./streamspace up` as root puts it in /var/lib/streamspace/agent.
+var agentDataDirectory = builder.Configuration["StreamSpace:AgentDataDirectory"] is { Length: > 0 } configuredAgentData
+    ? Path.GetFullPath(configuredAgentData)
+    : Path.Combine(PostgresExtensions.StateDirectory(builder), "agent");
+
+// How the local agent separates sessions: `accounts` (its default; one OS account per user) or `none` (every session
+// runs as the agent's user; what `./streamspace up` sets when not run as root).
+var localIsolation = builder.Configuration["StreamSpace:LocalIsolation"];
+if (localIsolation is not (null or "" or "accounts" or "none"))
+{
+    throw new InvalidOperationException($"StreamSpace:LocalIsolation is '{localIsolation}'; use accounts or none.");
+}
+
+var agent = builder.AddProject<Projects.StreamSpace_Agent>("agent")
     .WithEnvironment("CONTROL_PLANE_URL", ReferenceExpression.Create($"{api.GetEndpoint("http")}/agent/ws"))
     .WithEnvironment("AGENT_ID", localAgentId)
     .WithEnvironment("AGENT_KEY", agentKey)
     .WithEnvironment("PLATFORM", "local")
-    .WithEnvironment("AGENT_DATA_DIR", Path.Combine(PostgresExtensions.StateDirectory(builder), "agent"))
+    .WithEnvironment("AGENT_DATA_DIR", agentDataDirectory)
     // Healthy in the dashboard only while connected to the control plane.
     .WithHttpEndpoint(name: "health", env: "AGENT_HEALTH_PORT")
     .WithHttpHealthCheck("/health", endpointName: "health")
     .WaitFor(api);
+if (!string.IsNullOrEmpty(localIsolation))
+{
+    agent.WithEnvironment("LOCAL_ISOLATION", localIsolation);
+}
 
 builder.AddStreamSpaceDiagnostics(api, adminPassword);
 

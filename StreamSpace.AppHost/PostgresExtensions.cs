@@ -48,8 +48,13 @@ internal static class PostgresExtensions
         var binDirectory = builder.Configuration["StreamSpace:PostgresBin"] ?? FindPostgresBin();
         var scripts = Path.Combine(builder.AppHostDirectory, "Postgres");
 
+        // Password (SCRAM) authentication only: session accounts on this machine must not reach the database.
+        // Generated once, then kept in the AppHost's user secrets; it reaches init.sh in the environment, never argv.
+        var password = builder.AddParameter("postgres-password", new GenerateParameterDefault { MinLength = 32, Special = false }, secret: true, persist: true);
+
         var init = builder.AddExecutable("postgres-init", "bash", builder.AppHostDirectory,
-            Path.Combine(scripts, "init.sh"), dataDirectory, binDirectory, DatabaseName);
+                Path.Combine(scripts, "init.sh"), dataDirectory, binDirectory, DatabaseName)
+            .WithEnvironment("PGPASSWORD", password);
 
         var server = builder.AddExecutable("postgres", "bash", builder.AppHostDirectory,
                 Path.Combine(scripts, "run.sh"), dataDirectory, binDirectory)
@@ -58,7 +63,7 @@ internal static class PostgresExtensions
 
         var endpoint = server.GetEndpoint("tcp");
         var connectionString = ReferenceExpression.Create(
-            $"Host=127.0.0.1;Port={endpoint.Property(EndpointProperty.Port)};Username=postgres;Database={DatabaseName}");
+            $"Host=127.0.0.1;Port={endpoint.Property(EndpointProperty.Port)};Username=postgres;Password={password};Database={DatabaseName}");
 
         const string healthCheck = "postgres-accepts-connections";
         builder.Services.AddHealthChecks().AddAsyncCheck(healthCheck, async cancellationToken =>

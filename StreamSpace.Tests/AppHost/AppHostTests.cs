@@ -4,6 +4,7 @@ using Aspire.Hosting.ApplicationModel;
 using Aspire.Hosting.Testing;
 using System.Net.Http.Json;
 using Microsoft.Extensions.DependencyInjection;
+using Npgsql;
 using StreamSpace.Tests.Api.Features.Sessions;
 using StreamSpace.Tests.Infrastructure;
 
@@ -18,17 +19,26 @@ public sealed class AppHostTests
     public async Task Without_containers_the_apphost_runs_local_postgres_and_serves_api_health_and_web_and_a_desktop_through_vnc()
     {
         var state = Directory.CreateTempSubdirectory("streamspace-apphost-").FullName;
+        var agentData = Path.Combine(state, "agent-data");
         if (Environment.UserName == "root")
         {
-            // The local PostgreSQL runs as the postgres user, which must reach its data folder.
+            // The local PostgreSQL runs as the postgres user, which must pass through to its data folder (0711, as
+            // `./streamspace up` makes /var/lib/streamspace).
             File.SetUnixFileMode(state, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute |
-                UnixFileMode.GroupRead | UnixFileMode.GroupExecute | UnixFileMode.OtherRead | UnixFileMode.OtherExecute);
+                UnixFileMode.GroupExecute | UnixFileMode.OtherExecute);
         }
 
         try
         {
-            var builder = await DistributedApplicationTestingBuilder.CreateAsync<Projects.StreamSpace_AppHost>(
-                [$"StreamSpace:StateDirectory={state}", "StreamSpace:Postgres=local", $"Parameters:admin-password={AdminPassword}"]);
+            // As `./streamspace up` passes them: the agent's data folder, and no per-user accounts unless run as root.
+            string[] args = [$"StreamSpace:StateDirectory={state}", $"StreamSpace:AgentDataDirectory={agentData}", "StreamSpace:Postgres=local",
+                $"Parameters:admin-password={AdminPassword}"];
+            if (Environment.UserName != "root")
+            {
+                args = [.. args, "StreamSpace:LocalIsolation=none"];
+            }
+
+            var builder = await DistributedApplicationTestingBuilder.CreateAsync<Projects.StreamSpace_AppHost>(args);
             await using var app = await builder.BuildAsync();
             using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(3));
             await app.StartAsync(timeout.Token);
@@ -36,6 +46,32 @@ public sealed class AppHostTests
             var notifications = app.Services.GetRequiredService<ResourceNotificationService>();
             await notifications.WaitForResourceHealthyAsync("api", timeout.Token);
             await notifications.WaitForResourceHealthyAsync("web", timeout.Token);
+
+            // The local PostgreSQL lets in only who knows its password: not another account on this machine.
+            var connectionString = await app.GetConnectionStringAsync("streamspace", timeout.Token);
+            var withPassword = new NpgsqlConnectionStringBuilder(connectionString);
+            Assert.False(string.IsNullOrEmpty(withPassword.Password), "the connection string carries the password");
+            await using (var connection = new NpgsqlConnection(connectionString))
+            {
+                await connection.OpenAsync(timeout.Token);
+            }
+
+            var wrongPassword = new NpgsqlConnectionStringBuilder(connectionString) { Password = "not-the-password", Pooling = false };
+            var refused = await Assert.ThrowsAsync<PostgresException>(async () =>
+            {
+                await using var connection = new NpgsqlConnection(wrongPassword.ConnectionString);
+                await connection.OpenAsync(timeout.Token);
+            });
+            Assert.Equal(PostgresErrorCodes.InvalidPassword, refused.SqlState);
+            var noPassword = new NpgsqlConnectionStringBuilder(connectionString) { Password = null, Pooling = false };
+            await Assert.ThrowsAnyAsync<NpgsqlException>(async () =>
+            {
+                await using var connection = new NpgsqlConnection(noPassword.ConnectionString);
+                await connection.OpenAsync(timeout.Token);
+            });
+            // Its socket is in a folder only the cluster's owner may enter.
+            Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute,
+                File.GetUnixFileMode(Path.Combine(state, "postgres-socket")));
 
             using var api = app.CreateHttpClient("api");
             var health = await api.GetAsync("/health", timeout.Token);
@@ -56,6 +92,8 @@ public sealed class AppHostTests
                 TimeSpan.FromSeconds(60), "the local agent to come online");
             var id = (await api.LaunchAsync()).GetProperty("id").GetString()!;
             await api.WaitForStateAsync(id, "running");
+            // The session's home is in the configured agent data folder.
+            Assert.True(Directory.Exists(Path.Combine(agentData, "homes", "admin")), $"no home for admin under {agentData}");
             using var viewer = await RfbViewer.ConnectAsync(api.BaseAddress!, await api.ConnectUrlAsync(id));
             var desktop = await viewer.HandshakeAsync();
             Assert.Equal(id, desktop.Name);

@@ -5,7 +5,8 @@ using Npgsql;
 namespace StreamSpace.Tests.Infrastructure;
 
 /// <summary>
-/// A throwaway PostgreSQL cluster in a temporary folder on a free loopback port, with fsync off.
+/// A throwaway PostgreSQL cluster in a temporary folder on a free loopback port, with fsync off and password (SCRAM)
+/// authentication only, as <c>./streamspace test</c> starts it: other accounts on the machine cannot get in.
 /// Tests that stop the database use their own; the rest share <see cref="SharedPostgres"/>.
 /// </summary>
 public sealed class PostgresServer : IAsyncDisposable
@@ -22,24 +23,34 @@ public sealed class PostgresServer : IAsyncDisposable
 
     public int Port { get; }
 
+    /// <summary>The superuser's password, generated for this cluster.</summary>
+    public string Password { get; } = Convert.ToHexString(System.Security.Cryptography.RandomNumberGenerator.GetBytes(24));
+
     private string DataDirectory => Path.Combine(directory, "data");
 
     public string ConnectionString(string database = "postgres") =>
-        $"Host=127.0.0.1;Port={Port};Username=postgres;Database={database};Pooling=true";
+        $"Host=127.0.0.1;Port={Port};Username=postgres;Password={Password};Database={database};Pooling=true";
 
     public static async Task<PostgresServer> StartAsync()
     {
         var bin = Directory.GetDirectories("/usr/lib/postgresql").Select(d => Path.Combine(d, "bin"))
             .Where(d => File.Exists(Path.Combine(d, "initdb"))).Order().LastOrDefault()
             ?? throw new InvalidOperationException("PostgreSQL is not installed; run ./streamspace test, which installs it.");
+        // Mode 0700: it is also the socket folder, so only the cluster's owner can use the socket.
         var directory = Directory.CreateTempSubdirectory("streamspace-pg-").FullName;
         var server = new PostgresServer(directory, bin, FreePort());
+
+        // initdb reads the password from a file of mode 0600 (a command line would show it to every account).
+        var passwordFile = Path.Combine(directory, "pwfile");
+        await File.WriteAllTextAsync(passwordFile, server.Password + "\n");
+        File.SetUnixFileMode(passwordFile, UnixFileMode.UserRead | UnixFileMode.UserWrite);
         if (Environment.UserName == "root")
         {
-            await ProcessRunner.RunCheckedAsync("chown", "postgres:postgres", directory);
+            await ProcessRunner.RunCheckedAsync("chown", "-R", "postgres:postgres", directory);
         }
 
-        await server.AsOwnerAsync("initdb", "-D", server.DataDirectory, "-U", "postgres", "-A", "trust", "--no-sync");
+        await server.AsOwnerAsync("initdb", "-D", server.DataDirectory, "-U", "postgres", "--auth=scram-sha-256", $"--pwfile={passwordFile}", "--no-sync");
+        File.Delete(passwordFile);
         await server.StartAgainAsync();
         return server;
     }
