@@ -492,6 +492,11 @@ public sealed partial class ChartTests(AspireManifest manifest) : IClassFixture<
         var sessionPolicy = Assert.Single(policies, p => p.Metadata.NamespaceProperty == DefaultSessionNamespace);
         Assert.True(NetworkPolicies.Matches(sessionPolicy.Spec.PodSelector, session.Labels));
         Assert.Equal(["Ingress", "Egress"], sessionPolicy.Spec.PolicyTypes);
+        var from = Assert.Single(sessionPolicy.Spec.Ingress);
+        Assert.Equal(["5900"], from.Ports.Select(p => p.Port.Value));
+        var agentPeer = Assert.Single(from.FromProperty);
+        Assert.Equal(Namespace, agentPeer.NamespaceSelector.MatchLabels["kubernetes.io/metadata.name"]);
+        Assert.Equal("k8s-agent", agentPeer.PodSelector.MatchLabels["app.kubernetes.io/component"]);
 
         // In: the agent on the VNC port, nobody else, on no other port.
         bool Allows(PodIdentity from, PodIdentity to, int port) => NetworkPolicies.Allows(policies, Namespace, from, to, port);
