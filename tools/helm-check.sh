@@ -145,6 +145,9 @@ for version in $packages; do
   expect_rejected "heartbeatInterval" --set k8sAgent.config.heartbeatInterval=often
   expect_rejected "agentId" --set k8sAgent.config.agentId=Bad_Id
   expect_rejected "existingSecret" --set postgresql.enabled=false --set postgresql.external.host=db
+  # Sessions beside the control plane would let the agent's Role read the control plane's Secrets.
+  expect_rejected "must not be the release namespace" --set k8sAgent.config.sessionNamespace="$namespace"
+  expect_rejected "clusterCidrs" --set 'networkPolicy.sessions.clusterCidrs[0]=cluster'
 
   # The first package's helm (3.18) writes the files the tests read; later ones only have to succeed.
   if [ $first -eq 1 ]; then

@@ -5,6 +5,8 @@ using k8s;
 using k8s.Models;
 using Microsoft.Extensions.Configuration;
 using StreamSpace.Agent;
+using StreamSpace.Agent.Platforms.Kubernetes;
+using StreamSpace.Contracts;
 using StreamSpace.Api;
 using StreamSpace.Settings;
 using StreamSpace.Tests.Infrastructure;
@@ -23,6 +25,10 @@ public sealed partial class ChartTests(AspireManifest manifest) : IClassFixture<
     private const string WebName = RenderedChart.Release + "-ui";
     private const string AgentName = RenderedChart.Release + "-k8s-agent";
     private const string PostgresName = RenderedChart.Release + "-postgres";
+    private const string DefaultSessionNamespace = RenderedChart.Release + "-sessions";
+
+    /// <summary>The session namespace of the networkpolicy-ingress case: one the operator created, so the chart does not render it.</summary>
+    private const string OperatorSessionNamespace = "streamspace-desktops";
 
     /// <summary>The chart's Deployments and the AppHost resources and projects they run.</summary>
     private static readonly (string Deployment, string Resource, string Project, Type[] Settings)[] Processes =
@@ -187,8 +193,8 @@ public sealed partial class ChartTests(AspireManifest manifest) : IClassFixture<
     {
         var cases = new Dictionary<string, string>
         {
-            [RenderedChart.DefaultCase] = Namespace,
-            [RenderedChart.NetworkPolicyAndIngressCase] = "streamspace-sessions",
+            [RenderedChart.DefaultCase] = DefaultSessionNamespace,
+            [RenderedChart.NetworkPolicyAndIngressCase] = OperatorSessionNamespace,
         };
         foreach (var (name, sessionNamespace) in cases)
         {
@@ -217,6 +223,68 @@ public sealed partial class ChartTests(AspireManifest manifest) : IClassFixture<
 
             // Only the agent talks to the Kubernetes API.
             Assert.All(chart.Workloads().Where(w => w.Name != AgentName), w => Assert.False(w.Template.Spec.AutomountServiceAccountToken));
+        }
+    }
+
+    [Fact]
+    public async Task Sessions_run_in_a_namespace_of_their_own_that_the_chart_renders_and_an_uninstall_keeps()
+    {
+        var chart = await RenderedChart.LoadAsync(RenderedChart.DefaultCase);
+        Assert.Equal(DefaultSessionNamespace, Value(chart.Container(AgentName), "SESSION_NAMESPACE"));
+        var sessions = Assert.Single(chart.All<V1Namespace>());
+        Assert.Equal(DefaultSessionNamespace, sessions.Metadata.Name);
+        // Deleting the namespace would delete every user's home volume in it.
+        Assert.Equal("keep", sessions.Metadata.Annotations["helm.sh/resource-policy"]);
+
+        // Pod Security Admission's restricted level, which the pods the agent creates meet: if they stopped meeting it,
+        // no session would start.
+        Assert.Equal("restricted", sessions.Metadata.Labels["pod-security.kubernetes.io/enforce"]);
+        var session = new SessionCommandPayload("sess-psa", Guid.NewGuid(), "alice", Templates.Xterm with { Image = "example/session:1" });
+        var pod = SessionObjects.Deployment(session, new AgentSettings { Platform = AgentPlatform.Kubernetes, SessionNamespace = DefaultSessionNamespace })
+            .Spec.Template.Spec;
+        Assert.True(pod.SecurityContext.RunAsNonRoot);
+        Assert.Equal("RuntimeDefault", pod.SecurityContext.SeccompProfile.Type);
+        Assert.Null(pod.HostNetwork);
+        Assert.All(pod.Containers, c =>
+        {
+            Assert.False(c.SecurityContext.AllowPrivilegeEscalation);
+            Assert.Equal(["ALL"], c.SecurityContext.Capabilities.Drop);
+            Assert.Null(c.SecurityContext.Capabilities.Add);
+            Assert.NotEqual(true, c.SecurityContext.Privileged);
+        });
+
+        // A namespace the operator made is theirs: the chart renders none, and puts nothing of the agent's in the release namespace.
+        var own = await RenderedChart.LoadAsync(RenderedChart.NetworkPolicyAndIngressCase);
+        Assert.Empty(own.All<V1Namespace>());
+        Assert.Equal(OperatorSessionNamespace, Value(own.Container(AgentName), "SESSION_NAMESPACE"));
+        Assert.DoesNotContain(own.All<V1Role>(), r => r.Metadata.NamespaceProperty is null or Namespace);
+    }
+
+    [Fact]
+    public async Task A_session_namespace_equal_to_the_release_namespace_fails_to_render_and_says_why()
+    {
+        var refused = await RenderedChart.TemplateAsync("--set", $"k8sAgent.config.sessionNamespace={Namespace}");
+        Assert.NotEqual(0, refused.ExitCode);
+        Assert.Contains($"k8sAgent.config.sessionNamespace must not be the release namespace \"{Namespace}\": the agent's Role in the session namespace may read Secrets",
+            refused.StandardError, StringComparison.Ordinal);
+        Assert.Contains("streamspace-secrets", refused.StandardError, StringComparison.Ordinal);
+        Assert.Empty(refused.StandardOutput);
+
+        // Any other namespace renders.
+        var accepted = await RenderedChart.TemplateAsync("--set", "k8sAgent.config.sessionNamespace=desktops");
+        Assert.True(accepted.ExitCode == 0, accepted.StandardError);
+        Assert.Contains("value: \"desktops\"", accepted.StandardOutput, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task By_default_no_pod_may_claim_a_client_address_through_X_Forwarded_For()
+    {
+        var chart = await RenderedChart.LoadAsync(RenderedChart.DefaultCase);
+        foreach (var name in new[] { ApiName, WebName })
+        {
+            // Loopback only (which the code always trusts): an ingress range has to be added on purpose.
+            var settings = SettingsBinder.Bind<TrustedProxySettings>(ConfigurationOf(chart.Container(name)));
+            Assert.Empty(settings.Networks);
         }
     }
 
@@ -369,12 +437,7 @@ public sealed partial class ChartTests(AspireManifest manifest) : IClassFixture<
         var (api, web, agent, postgres) = (pods[ApiName], pods[WebName], pods[AgentName], pods[PostgresName]);
         var ingressController = new PodIdentity("ingress-nginx-controller", "ingress-nginx", new Dictionary<string, string> { ["app.kubernetes.io/name"] = "ingress-nginx" });
         var stranger = new PodIdentity("stranger", Namespace, new Dictionary<string, string> { ["app"] = "stranger" });
-        var session = new PodIdentity("session", "streamspace-sessions", new Dictionary<string, string>
-        {
-            ["app"] = "session",
-            ["session-id"] = "sess-123",
-            ["app.kubernetes.io/managed-by"] = "streamspace",
-        });
+        var session = SessionPod("alice", OperatorSessionNamespace);
 
         bool Allows(PodIdentity from, PodIdentity to, int port) => NetworkPolicies.Allows(policies, Namespace, from, to, port);
 
@@ -384,6 +447,8 @@ public sealed partial class ChartTests(AspireManifest manifest) : IClassFixture<
         Assert.True(Allows(ingressController, web, 8080), "ingress → web:8080");
         Assert.True(Allows(api, postgres, 5432), "api → postgres:5432");
         Assert.True(Allows(agent, session, 5900), "agent → session:5900");
+        Assert.True(Allows(agent, session, 5901), "agent → session:5901, this site's second VNC port");
+        Assert.False(Allows(agent, session, 5902), "agent → session:5902, not a VNC port here");
 
         Assert.False(Allows(stranger, api, 8000), "stranger → api");
         Assert.False(Allows(agent, api, 5432), "agent → api on another port");
@@ -396,7 +461,84 @@ public sealed partial class ChartTests(AspireManifest manifest) : IClassFixture<
         Assert.False(Allows(stranger, session, 5900), "stranger → session");
         Assert.False(Allows(api, session, 5900), "api → session");
 
-        Assert.Empty((await RenderedChart.LoadAsync(RenderedChart.DefaultCase)).All<V1NetworkPolicy>());
+        // The site's own cluster range and allowlist: its proxy inside 10.0.0.0/8 is reachable, the rest of it is not,
+        // and private ranges it did not list are; the metadata service stays out of reach whatever the site lists.
+        bool Egress(string address, int port) => NetworkPolicies.AllowsEgress(policies, Namespace, session, new Destination(address), port);
+        Assert.True(Egress("10.20.30.40", 3128), "session → the site's proxy in extraEgressCidrs");
+        Assert.False(Egress("10.96.0.1", 443), "session → a service in the site's clusterCidrs");
+        Assert.True(Egress("192.168.1.10", 443), "session → a private range this site did not list");
+        Assert.False(Egress("fd00:10::5", 443), "session → the site's IPv6 cluster range");
+        Assert.False(Egress("169.254.169.254", 80), "session → cloud metadata");
+        Assert.False(Egress("fd00:ec2::254", 80), "session → cloud metadata over IPv6");
+
+        // Turned off, the chart renders no policy at all.
+        var off = await RenderedChart.TemplateAsync("--set", "networkPolicy.enabled=false");
+        Assert.True(off.ExitCode == 0, off.StandardError);
+        Assert.DoesNotContain("kind: NetworkPolicy", off.StandardOutput, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task By_default_only_the_agent_reaches_sessions_and_sessions_reach_dns_and_the_internet_but_not_the_cluster_or_cloud_metadata()
+    {
+        var chart = await RenderedChart.LoadAsync(RenderedChart.DefaultCase);
+        var policies = chart.All<V1NetworkPolicy>().ToList();
+        var pods = chart.Workloads().ToDictionary(w => w.Name, w => new PodIdentity(w.Name, Namespace, w.PodLabels));
+        var (api, web, agent, postgres) = (pods[ApiName], pods[WebName], pods[AgentName], pods[PostgresName]);
+        var session = SessionPod("alice", DefaultSessionNamespace);
+        var otherSession = SessionPod("bob", DefaultSessionNamespace);
+        var dns = new PodIdentity("coredns", "kube-system", new Dictionary<string, string> { ["k8s-app"] = "kube-dns" });
+
+        // The sessions' policy is in the session namespace and selects the pods by the labels the agent sets.
+        var sessionPolicy = Assert.Single(policies, p => p.Metadata.NamespaceProperty == DefaultSessionNamespace);
+        Assert.True(NetworkPolicies.Matches(sessionPolicy.Spec.PodSelector, session.Labels));
+        Assert.Equal(["Ingress", "Egress"], sessionPolicy.Spec.PolicyTypes);
+        var from = Assert.Single(sessionPolicy.Spec.Ingress);
+        Assert.Equal(["5900"], from.Ports.Select(p => p.Port.Value));
+        var agentPeer = Assert.Single(from.FromProperty);
+        Assert.Equal(Namespace, agentPeer.NamespaceSelector.MatchLabels["kubernetes.io/metadata.name"]);
+        Assert.Equal("k8s-agent", agentPeer.PodSelector.MatchLabels["app.kubernetes.io/component"]);
+
+        // In: the agent on the VNC port, nobody else, on no other port.
+        bool Allows(PodIdentity from, PodIdentity to, int port) => NetworkPolicies.Allows(policies, Namespace, from, to, port);
+        Assert.True(Allows(agent, session, SessionObjects.DefaultVncPort), "agent → session:5900");
+        Assert.False(Allows(agent, session, 22), "agent → session:22");
+        foreach (var other in new[] { api, web, postgres, otherSession })
+        {
+            Assert.False(Allows(other, session, SessionObjects.DefaultVncPort), $"{other} → session:5900");
+        }
+
+        // Out: the cluster DNS on 53, the internet; not the pod and service ranges, the platform, other sessions, or metadata.
+        bool Egress(Destination to, int port, string protocol = "TCP") => NetworkPolicies.AllowsEgress(policies, Namespace, session, to, port, protocol);
+        Assert.True(Egress(new("10.244.0.10", dns), 53, "UDP"), "session → kube-dns:53/udp");
+        Assert.True(Egress(new("10.244.0.10", dns), 53), "session → kube-dns:53/tcp");
+        Assert.False(Egress(new("10.244.0.10", dns), 8080), "session → kube-dns on another port");
+        Assert.True(Egress(new("203.0.113.10"), 443), "session → the internet");
+        Assert.True(Egress(new("2001:db8::10"), 443), "session → the internet over IPv6");
+        Assert.False(Egress(new("169.254.169.254"), 80), "session → cloud metadata");
+        Assert.False(Egress(new("fd00:ec2::254"), 80), "session → cloud metadata over IPv6");
+        foreach (var (address, port) in new[] { ("10.96.0.1", 443), ("172.20.0.10", 443), ("192.168.1.10", 22), ("100.64.0.10", 443), ("fd00:10::5", 443) })
+        {
+            Assert.False(Egress(new(address), port), $"session → {address}:{port} in the cluster's ranges");
+        }
+
+        Assert.False(Egress(new("10.244.1.7", api), 8000), "session → api");
+        Assert.False(Egress(new("172.16.3.4", postgres), 5432), "session → postgres");
+        Assert.False(Egress(new("192.168.7.8", otherSession), 5900), "session → another user's session");
+
+        var denied = sessionPolicy.Spec.Egress.SelectMany(r => r.To).Where(p => p.IpBlock is not null).SelectMany(p => p.IpBlock.Except).ToHashSet();
+        Assert.Superset(new HashSet<string> { "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.169.254/32" }, denied);
+
+        // PostgreSQL: the API, nothing else, sessions least of all.
+        Assert.True(Allows(api, postgres, 5432), "api → postgres");
+        foreach (var other in new[] { web, agent, session })
+        {
+            Assert.False(Allows(other, postgres, 5432), $"{other} → postgres");
+        }
+
+        var postgresPolicy = chart.Single<V1NetworkPolicy>(PostgresName);
+        var peer = Assert.Single(Assert.Single(postgresPolicy.Spec.Ingress).FromProperty);
+        Assert.Null(peer.NamespaceSelector);
+        Assert.Equal("api", peer.PodSelector.MatchLabels["app.kubernetes.io/component"]);
     }
 
     // ---- Code ≡ chart ----
@@ -514,6 +656,13 @@ public sealed partial class ChartTests(AspireManifest manifest) : IClassFixture<
     }
 
     // ---- Helpers ----
+
+    /// <summary>A session pod with the labels the agent gives it.</summary>
+    private static PodIdentity SessionPod(string username, string sessionNamespace)
+    {
+        var session = new SessionCommandPayload("sess-" + username, Guid.NewGuid(), username, Templates.Xterm);
+        return new PodIdentity($"session of {username}", sessionNamespace, SessionObjects.Labels(session));
+    }
 
     private static IEnumerable<SettingAttribute> SettingsOf(Type type) => SettingsBinder.SettingsOf(type).Select(s => s.Setting);
 

@@ -1,4 +1,6 @@
+using System.Net;
 using k8s.Models;
+using IPNetwork = System.Net.IPNetwork;
 
 namespace StreamSpace.Tests.Chart;
 
@@ -8,10 +10,18 @@ public sealed record PodIdentity(string Name, string Namespace, IDictionary<stri
     public override string ToString() => $"{Name} ({Namespace})";
 }
 
+/// <summary>A connection's far end: an address, and the pod behind it when it is one.</summary>
+public sealed record Destination(string Address, PodIdentity? Pod = null)
+{
+    public override string ToString() => Pod is null ? Address : $"{Pod} at {Address}";
+}
+
 /// <summary>
-/// Evaluates ingress NetworkPolicies the way the API server documents them, for the subset a chart uses:
-/// pod and namespace selectors (matchLabels and matchExpressions) and numeric TCP ports. Namespaces carry only
-/// their automatic <c>kubernetes.io/metadata.name</c> label. Egress is not modelled: the chart sets no egress rules.
+/// Evaluates NetworkPolicies the way the API server documents them, for the subset a chart uses:
+/// pod and namespace selectors (matchLabels and matchExpressions), ipBlocks with exceptions, and numeric ports.
+/// Namespaces carry only their automatic <c>kubernetes.io/metadata.name</c> label. For egress, an ipBlock is matched
+/// against pods' addresses too; whether a CNI does that is up to it, so tests give pods addresses that the chart's
+/// ipBlocks deny, and a pod is then reached only through a selector that admits it, as on any CNI.
 /// </summary>
 public static class NetworkPolicies
 {
@@ -31,7 +41,56 @@ public static class NetworkPolicies
 
         return selecting.Any(policy => (policy.Spec.Ingress ?? []).Any(rule =>
             AdmitsPeer(rule.FromProperty, policy.Metadata.NamespaceProperty ?? releaseNamespace, source) &&
-            AdmitsPort(rule.Ports, port)));
+            AdmitsPort(rule.Ports, port, "TCP")));
+    }
+
+    /// <summary>Whether <paramref name="source"/> may open a connection to <paramref name="destination"/>.</summary>
+    public static bool AllowsEgress(IEnumerable<V1NetworkPolicy> policies, string releaseNamespace, PodIdentity source, Destination destination, int port,
+        string protocol = "TCP")
+    {
+        var selecting = policies
+            .Where(p => (p.Metadata.NamespaceProperty ?? releaseNamespace) == source.Namespace)
+            .Where(p => p.Spec.PolicyTypes?.Contains("Egress") ?? p.Spec.Egress is not null)
+            .Where(p => Matches(p.Spec.PodSelector, source.Labels))
+            .ToList();
+
+        // A pod that no egress policy selects may connect anywhere.
+        if (selecting.Count == 0)
+        {
+            return true;
+        }
+
+        var address = IPAddress.Parse(destination.Address);
+        return selecting.Any(policy => (policy.Spec.Egress ?? []).Any(rule =>
+            AdmitsDestination(rule.To, policy.Metadata.NamespaceProperty ?? releaseNamespace, address, destination.Pod) &&
+            AdmitsPort(rule.Ports, port, protocol)));
+    }
+
+    private static bool AdmitsDestination(IList<V1NetworkPolicyPeer>? peers, string policyNamespace, IPAddress address, PodIdentity? pod)
+    {
+        if (peers is null || peers.Count == 0)
+        {
+            return true;
+        }
+
+        return peers.Any(peer =>
+        {
+            if (peer.IpBlock is { } block)
+            {
+                return IPNetwork.Parse(block.Cidr).Contains(address) &&
+                    !(block.Except ?? []).Any(e => IPNetwork.Parse(e).Contains(address));
+            }
+
+            if (pod is null)
+            {
+                return false;
+            }
+
+            var namespaceMatches = peer.NamespaceSelector is null
+                ? pod.Namespace == policyNamespace
+                : Matches(peer.NamespaceSelector, new Dictionary<string, string> { ["kubernetes.io/metadata.name"] = pod.Namespace });
+            return namespaceMatches && (peer.PodSelector is null || Matches(peer.PodSelector, pod.Labels));
+        });
     }
 
     private static bool AdmitsPeer(IList<V1NetworkPolicyPeer>? peers, string policyNamespace, PodIdentity source)
@@ -55,7 +114,7 @@ public static class NetworkPolicies
         });
     }
 
-    private static bool AdmitsPort(IList<V1NetworkPolicyPort>? ports, int port)
+    private static bool AdmitsPort(IList<V1NetworkPolicyPort>? ports, int port, string protocol)
     {
         if (ports is null || ports.Count == 0)
         {
@@ -64,7 +123,7 @@ public static class NetworkPolicies
 
         return ports.Any(p =>
         {
-            if ((p.Protocol ?? "TCP") != "TCP")
+            if ((p.Protocol ?? "TCP") != protocol)
             {
                 return false;
             }

@@ -124,6 +124,26 @@ public sealed class RenderedChart
                 .ToHashSet();
     }
 
+    /// <summary>
+    /// Runs the helm that tools/helm-check.sh renders with (helm 3) over the chart with extra arguments, for values that
+    /// must fail to render; the script has fetched it once <see cref="LoadAsync"/> has run.
+    /// </summary>
+    public static async Task<ProcessResult> TemplateAsync(params string[] arguments)
+    {
+        await EnsureRenderedAsync();
+        var tools = Path.Combine(Repository.Root, ".tools");
+        // helm's own state stays inside .tools, as the script keeps it, not in $HOME.
+        var home = Path.Combine(tools, "helm-home");
+        var environment = new Dictionary<string, string>
+        {
+            ["HELM_CACHE_HOME"] = Path.Combine(home, "cache"),
+            ["HELM_CONFIG_HOME"] = Path.Combine(home, "config"),
+            ["HELM_DATA_HOME"] = Path.Combine(home, "data"),
+        };
+        return await ProcessRunner.RunAsync(Path.Combine(tools, "helm-2.0.0", "helm"),
+            ["template", Release, ChartDirectory, "--namespace", Namespace, .. arguments], environment, TimeSpan.FromMinutes(1));
+    }
+
     /// <summary>Runs tools/helm-check.sh once per test run when a rendered case is missing or older than the chart.</summary>
     private static async Task EnsureRenderedAsync()
     {

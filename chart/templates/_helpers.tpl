@@ -171,8 +171,22 @@ that name, which comes from a secretKeyRef and must be declared before this one.
 {{- end -}}
 {{- end -}}
 
+{{/*
+Where sessions run: the configured namespace, else "<fullname>-sessions". Never the release namespace: the agent's
+Role lives in the session namespace and grants get and create on Secrets there, so in the release namespace it could
+read the control plane's own Secrets (the JWT signing key, the admin password, the database password).
+*/}}
 {{- define "streamspace.k8sAgent.sessionNamespace" -}}
-{{- .Values.k8sAgent.config.sessionNamespace | default .Release.Namespace -}}
+{{- $namespace := .Values.k8sAgent.config.sessionNamespace | default (printf "%s-sessions" (include "streamspace.fullname" .)) -}}
+{{- if eq $namespace .Release.Namespace -}}
+{{- fail (printf "k8sAgent.config.sessionNamespace must not be the release namespace %q: the agent's Role in the session namespace may read Secrets, and the release namespace holds the control plane's (%s, %s). Leave it empty for %q or name another namespace." .Release.Namespace (include "streamspace.secretsName" .) (include "streamspace.adminSecretName" .) (printf "%s-sessions" (include "streamspace.fullname" .))) -}}
+{{- end -}}
+{{- $namespace -}}
+{{- end -}}
+
+{{/* The chart creates the session namespace unless told it exists already (k8sAgent.createSessionNamespace: false). */}}
+{{- define "streamspace.k8sAgent.createSessionNamespace" -}}
+{{- if and (include "streamspace.k8sAgent.enabled" .) (ne (toString .Values.k8sAgent.createSessionNamespace) "false") -}}true{{- end -}}
 {{- end -}}
 
 {{- define "streamspace.k8sAgent.serviceAccountName" -}}

@@ -6,7 +6,13 @@ set -eu
 display=:1
 password_file=/tmp/vncpasswd
 if [ -n "${VNC_PASSWORD_FILE:-}" ]; then
+  # The Kubernetes agent's way: TigerVNC's password file from the session's Secret, 8 random bytes that no text
+  # password could carry.
   password_file=$VNC_PASSWORD_FILE
+  if [ ! -r "$password_file" ]; then
+    echo "error: VNC_PASSWORD_FILE $password_file is not readable by uid $(id -u); a session never runs without a VNC password" >&2
+    exit 2
+  fi
 elif [ -n "${VNC_PASSWORD:-}" ]; then
   (umask 077 && printf '%s\n' "$VNC_PASSWORD" | vncpasswd -f >"$password_file")
 else

@@ -182,7 +182,7 @@ public sealed class KubernetesPlatform : ISessionPlatform, IDisposable
 
         try
         {
-            await client.CoreV1.CreateNamespacedSecretAsync(SessionObjects.PasswordSecret(session, deployment, SessionObjects.NewPassword()), Namespace,
+            await client.CoreV1.CreateNamespacedSecretAsync(SessionObjects.PasswordSecret(session, deployment, VncPasswordFile.NewPassword()), Namespace,
                 cancellationToken: cancellationToken);
         }
         catch (HttpOperationException e) when (e.Response.StatusCode == HttpStatusCode.Conflict)
@@ -242,9 +242,7 @@ public sealed class KubernetesPlatform : ISessionPlatform, IDisposable
         }
 
         var secret = await client.CoreV1.ReadNamespacedSecretAsync(SessionObjects.SecretName(sessionId), Namespace, cancellationToken: cancellationToken);
-        var password = secret.Data?.TryGetValue(SessionObjects.PasswordKey, out var bytes) is true
-            ? Encoding.UTF8.GetString(bytes)
-            : throw new InvalidOperationException($"Secret {SessionObjects.SecretName(sessionId)} has no '{SessionObjects.PasswordKey}'");
+        var password = SessionObjects.TunnelPassword(secret);
         return Tunnel == SessionTunnel.PodIp
             ? new VncEndpoint(address.PodIp, address.Port, password)
             : new VncEndpoint(address.PodIp, address.Port, password) { Connect = token => PortForwardAsync(address.PodName, address.Port, token) };

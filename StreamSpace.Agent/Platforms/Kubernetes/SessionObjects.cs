@@ -22,7 +22,17 @@ public static partial class SessionObjects
 
     /// <summary>On the Deployment and its pods, so that image pull failures seen on a pod name their template.</summary>
     public const string TemplateAnnotation = "streamspace.io/template";
+    /// <summary>The Secret's key for TigerVNC's password file, which the session image's Xvnc reads (VNC_PASSWORD_FILE).</summary>
+    public const string PasswordFileKey = "passwd";
+
+    /// <summary>
+    /// The Secret's key of agents before the password file: 8 hex characters as text, read by the image as VNC_PASSWORD.
+    /// Still read, so that sessions started by such an agent stay reachable after an upgrade.
+    /// </summary>
     public const string PasswordKey = "password";
+
+    /// <summary>Where the session's container sees the Secret; the password file is VNC_PASSWORD_FILE in it.</summary>
+    public const string PasswordDirectory = "/var/run/secrets/streamspace-vnc";
     public const string HomePath = "/home/streamspace";
     public const int SessionUid = 1000;
     public const int DefaultVncPort = 5900;
@@ -84,9 +94,11 @@ public static partial class SessionObjects
             resources["memory"] = new ResourceQuantity(template.Memory);
         }
 
+        // The password reaches Xvnc as the file itself, not as text: text through env and vncpasswd could not carry
+        // arbitrary bytes, such as a zero, a newline or one that is not UTF-8.
         var env = new List<V1EnvVar>
         {
-            new() { Name = "VNC_PASSWORD", ValueFrom = new V1EnvVarSource { SecretKeyRef = new V1SecretKeySelector { Key = PasswordKey, Name = SecretName(session.SessionId) } } },
+            new() { Name = "VNC_PASSWORD_FILE", Value = $"{PasswordDirectory}/{PasswordFileKey}" },
             new() { Name = "VNC_PORT", Value = port.ToString(System.Globalization.CultureInfo.InvariantCulture) },
             new() { Name = "STREAMSPACE_SESSION_ID", Value = session.SessionId },
         };
@@ -105,7 +117,23 @@ public static partial class SessionObjects
                 AllowPrivilegeEscalation = false,
                 Capabilities = new V1Capabilities { Drop = ["ALL"] },
             },
-            VolumeMounts = template.PersistentHome ? [new V1VolumeMount { Name = "home", MountPath = HomePath }] : null,
+            VolumeMounts =
+            [
+                new V1VolumeMount { Name = "vnc-password", MountPath = PasswordDirectory, ReadOnlyProperty = true },
+                .. template.PersistentHome ? [new V1VolumeMount { Name = "home", MountPath = HomePath }] : Array.Empty<V1VolumeMount>(),
+            ],
+        };
+
+        // Readable by the session's user through its group (fsGroup), and by no one else in the container.
+        var passwordVolume = new V1Volume
+        {
+            Name = "vnc-password",
+            Secret = new V1SecretVolumeSource
+            {
+                SecretName = SecretName(session.SessionId),
+                Items = [new V1KeyToPath { Key = PasswordFileKey, Path = PasswordFileKey }],
+                DefaultMode = Convert.ToInt32("440", 8),
+            },
         };
 
         return new V1Deployment
@@ -141,17 +169,24 @@ public static partial class SessionObjects
                         },
                         ImagePullSecrets = PullSecrets(settings),
                         Containers = [container],
-                        Volumes = template.PersistentHome
-                            ? [new V1Volume { Name = "home", PersistentVolumeClaim = new V1PersistentVolumeClaimVolumeSource { ClaimName = HomeClaimName(session.Username) } }]
-                            : null,
+                        Volumes =
+                        [
+                            passwordVolume,
+                            .. template.PersistentHome
+                                ? [new V1Volume { Name = "home", PersistentVolumeClaim = new V1PersistentVolumeClaimVolumeSource { ClaimName = HomeClaimName(session.Username) } }]
+                                : Array.Empty<V1Volume>(),
+                        ],
                     },
                 },
             },
         };
     }
 
-    /// <summary>The session's VNC password, owned by its Deployment so that deleting the Deployment collects it.</summary>
-    public static V1Secret PasswordSecret(SessionCommandPayload session, V1Deployment owner, string password) => new()
+    /// <summary>
+    /// The session's VNC password as TigerVNC's password file, owned by its Deployment so that deleting the Deployment
+    /// collects it.
+    /// </summary>
+    public static V1Secret PasswordSecret(SessionCommandPayload session, V1Deployment owner, byte[] password) => new()
     {
         ApiVersion = "v1",
         Kind = "Secret",
@@ -162,8 +197,25 @@ public static partial class SessionObjects
             Labels = Labels(session),
             OwnerReferences = [new V1OwnerReference { ApiVersion = "apps/v1", Kind = "Deployment", Name = owner.Metadata.Name, Uid = owner.Metadata.Uid, Controller = true }],
         },
-        Data = new Dictionary<string, byte[]> { [PasswordKey] = Encoding.UTF8.GetBytes(password) },
+        Data = new Dictionary<string, byte[]> { [PasswordFileKey] = VncPasswordFile.Write(password) },
     };
+
+    /// <summary>
+    /// The password the tunnel answers the session's VNC challenge with. VncEndpoint carries it as text, which RfbBridge
+    /// turns back into bytes as Latin-1, one byte per character: Latin-1 maps every byte value to one character and back,
+    /// so all 8 bytes arrive unchanged.
+    /// </summary>
+    public static string TunnelPassword(V1Secret secret)
+    {
+        if (secret.Data?.TryGetValue(PasswordFileKey, out var file) is true)
+        {
+            return Encoding.Latin1.GetString(VncPasswordFile.Read(file));
+        }
+
+        return secret.Data?.TryGetValue(PasswordKey, out var text) is true
+            ? Encoding.UTF8.GetString(text)
+            : throw new InvalidOperationException($"Secret {secret.Metadata?.Name} has neither '{PasswordFileKey}' nor '{PasswordKey}'");
+    }
 
     /// <summary>The user's home volume: no owner, so no session's deletion ever collects it.</summary>
     public static V1PersistentVolumeClaim HomeClaim(SessionCommandPayload session, AgentSettings settings) => new()
@@ -200,9 +252,6 @@ public static partial class SessionObjects
 
         return annotations;
     }
-
-    /// <summary>VNC authentication uses 8 bytes of the password; 8 hex characters fill them, as the local platform does.</summary>
-    public static string NewPassword() => Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(4));
 
     private static List<V1LocalObjectReference>? PullSecrets(AgentSettings settings)
     {

@@ -52,11 +52,19 @@ public sealed class KubernetesPlatformTests(KubernetesFixture fixture) : IClassF
         Assert.Equal(5900, container["readinessProbe"]!["tcpSocket"]!["port"]!.GetValue<int>());
         Assert.Equal("500m", container["resources"]!["requests"]!["cpu"]!.GetValue<string>());
         Assert.Equal("512Mi", container["resources"]!["limits"]!["memory"]!.GetValue<string>());
-        var password = container["env"]!.AsArray().Single(e => e!["name"]!.GetValue<string>() == "VNC_PASSWORD")!;
-        Assert.Equal($"session-{id}-vnc", password["valueFrom"]!["secretKeyRef"]!["name"]!.GetValue<string>());
-        Assert.Equal("password", password["valueFrom"]!["secretKeyRef"]!["key"]!.GetValue<string>());
-        Assert.Equal("/home/streamspace", container["volumeMounts"]![0]!["mountPath"]!.GetValue<string>());
-        Assert.Equal($"home-{safeUser}", podSpec["volumes"]![0]!["persistentVolumeClaim"]!["claimName"]!.GetValue<string>());
+        // The password is the Secret's password file, mounted read-only where VNC_PASSWORD_FILE points.
+        var passwordFile = container["env"]!.AsArray().Single(e => e!["name"]!.GetValue<string>() == "VNC_PASSWORD_FILE")!["value"]!.GetValue<string>();
+        Assert.DoesNotContain(container["env"]!.AsArray(), e => e!["name"]!.GetValue<string>() == "VNC_PASSWORD");
+        var mounts = container["volumeMounts"]!.AsArray().ToDictionary(m => m!["name"]!.GetValue<string>(), m => m!);
+        var volumes = podSpec["volumes"]!.AsArray().ToDictionary(v => v!["name"]!.GetValue<string>(), v => v!);
+        var passwordMount = mounts.Values.Single(m => volumes[m["name"]!.GetValue<string>()]["secret"] is not null);
+        Assert.True(passwordMount["readOnly"]!.GetValue<bool>());
+        var passwordVolume = volumes[passwordMount["name"]!.GetValue<string>()]["secret"]!;
+        Assert.Equal($"session-{id}-vnc", passwordVolume["secretName"]!.GetValue<string>());
+        var item = Assert.Single(passwordVolume["items"]!.AsArray())!;
+        Assert.Equal($"{passwordMount["mountPath"]!.GetValue<string>()}/{item["path"]!.GetValue<string>()}", passwordFile);
+        Assert.Equal("/home/streamspace", mounts["home"]["mountPath"]!.GetValue<string>());
+        Assert.Equal($"home-{safeUser}", volumes["home"]["persistentVolumeClaim"]!["claimName"]!.GetValue<string>());
 
         var claim = Kube.Get("persistentvolumeclaims", Ns, $"home-{safeUser}")!;
         Assert.Equal("fast-ssd", claim["spec"]!["storageClassName"]!.GetValue<string>());
@@ -65,7 +73,7 @@ public sealed class KubernetesPlatformTests(KubernetesFixture fixture) : IClassF
 
         var secret = await SecretAsync(id);
         Assert.Equal(deployment["metadata"]!["uid"]!.GetValue<string>(), secret["metadata"]!["ownerReferences"]![0]!["uid"]!.GetValue<string>());
-        Assert.Equal(8, SecretPassword(secret).Length);
+        Assert.Equal(8, SecretPasswordFile(secret, item["key"]!.GetValue<string>()).Length);
 
         var podIp = NextPodAddress();
         await fixture.Kubelet.MarkReadyAsync(id, podIp);
@@ -158,7 +166,8 @@ public sealed class KubernetesPlatformTests(KubernetesFixture fixture) : IClassF
         // The next session of the same user mounts the same home.
         var next = await RunningSessionAsync(user);
         var volumes = Kube.Get("deployments", Ns, $"session-{next}")!["spec"]!["template"]!["spec"]!["volumes"]!;
-        Assert.Equal(claim["metadata"]!["name"]!.GetValue<string>(), volumes[0]!["persistentVolumeClaim"]!["claimName"]!.GetValue<string>());
+        var home = Assert.Single(volumes.AsArray(), v => v!["persistentVolumeClaim"] is not null)!;
+        Assert.Equal(claim["metadata"]!["name"]!.GetValue<string>(), home["persistentVolumeClaim"]!["claimName"]!.GetValue<string>());
         Assert.Single(Kube.List("persistentvolumeclaims", Ns, $"streamspace.io/user={username}"));
     }
 
@@ -290,7 +299,7 @@ public sealed class KubernetesPlatformTests(KubernetesFixture fixture) : IClassF
         await fixture.Kubelet.PodAsync(id);
         var secret = await SecretAsync(id);
         var podIp = NextPodAddress();
-        await using var xvnc = await SimulatedSessionPod.StartAsync(podIp, 5900, SecretPassword(secret), id);
+        await using var xvnc = await SimulatedSessionPod.StartAsync(podIp, 5900, SecretPasswordFile(secret), id);
         await fixture.Kubelet.MarkReadyAsync(id, podIp);
         await user.WaitForStateAsync(id, "running");
 
@@ -462,8 +471,9 @@ public sealed class KubernetesPlatformTests(KubernetesFixture fixture) : IClassF
         return secret!;
     }
 
-    private static string SecretPassword(JsonObject secret) =>
-        System.Text.Encoding.UTF8.GetString(Convert.FromBase64String(secret["data"]!["password"]!.GetValue<string>()));
+    /// <summary>The TigerVNC password file in a session's Secret, as the pod's Xvnc reads it.</summary>
+    private static byte[] SecretPasswordFile(JsonObject secret, string key = "passwd") =>
+        Convert.FromBase64String(secret["data"]![key]!.GetValue<string>());
 
     /// <summary>A unique loopback address per simulated pod, so that every pod's VNC port can be 5900.</summary>
     private static string NextPodAddress() => $"127.0.{Environment.ProcessId % 200 + 20}.{Interlocked.Increment(ref lastPodAddress) % 250 + 2}";

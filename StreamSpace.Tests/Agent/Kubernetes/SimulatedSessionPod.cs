@@ -5,8 +5,8 @@ using StreamSpace.Tests.Infrastructure;
 namespace StreamSpace.Tests.Agent.Kubernetes;
 
 /// <summary>
-/// What the session image runs, standing in for a pod: a real Xvnc with VNC authentication, its password taken from the
-/// session's Secret, listening on the pod's "IP" — a loopback address of its own — at the container port.
+/// What the session image runs, standing in for a pod: a real Xvnc with VNC authentication, its password file taken from
+/// the session's Secret, listening on the pod's "IP" — a loopback address of its own — at the container port.
 /// </summary>
 public sealed class SimulatedSessionPod : IAsyncDisposable
 {
@@ -19,22 +19,16 @@ public sealed class SimulatedSessionPod : IAsyncDisposable
         this.directory = directory;
     }
 
-    public static async Task<SimulatedSessionPod> StartAsync(string podIp, int port, string password, string desktopName)
+    /// <summary>Xvnc with a text password, written to its password file by vncpasswd as a person would.</summary>
+    public static async Task<SimulatedSessionPod> StartAsync(string podIp, int port, string password, string desktopName) =>
+        await StartAsync(podIp, port, await VncPasswdAsync(password), desktopName);
+
+    /// <summary>Xvnc with the password file as it is in the session's Secret, mounted where VNC_PASSWORD_FILE points.</summary>
+    public static async Task<SimulatedSessionPod> StartAsync(string podIp, int port, byte[] passwordFileContent, string desktopName)
     {
         var directory = Directory.CreateTempSubdirectory("streamspace-pod-").FullName;
         var passwordFile = Path.Combine(directory, "vncpasswd");
-        using (var vncpasswd = Process.Start(new ProcessStartInfo("vncpasswd", ["-f"]) { RedirectStandardInput = true, RedirectStandardOutput = true })
-            ?? throw new InvalidOperationException("vncpasswd did not start; install tigervnc-tools"))
-        {
-            await vncpasswd.StandardInput.WriteLineAsync(password);
-            vncpasswd.StandardInput.Close();
-            await using (var output = File.Create(passwordFile))
-            {
-                await vncpasswd.StandardOutput.BaseStream.CopyToAsync(output);
-            }
-
-            await vncpasswd.WaitForExitAsync();
-        }
+        await File.WriteAllBytesAsync(passwordFile, passwordFileContent);
 
         var display = Enumerable.Range(400 + Random.Shared.Next(200), 400).First(d => !File.Exists($"/tmp/.X{d}-lock") && !File.Exists($"/tmp/.X11-unix/X{d}"));
         var start = new ProcessStartInfo("Xvnc",
@@ -85,6 +79,19 @@ public sealed class SimulatedSessionPod : IAsyncDisposable
         }
 
         return pod;
+    }
+
+    /// <summary>What <c>vncpasswd -f</c> writes for a password typed on its standard input.</summary>
+    public static async Task<byte[]> VncPasswdAsync(string password)
+    {
+        using var vncpasswd = Process.Start(new ProcessStartInfo("vncpasswd", ["-f"]) { RedirectStandardInput = true, RedirectStandardOutput = true })
+            ?? throw new InvalidOperationException("vncpasswd did not start; install tigervnc-tools");
+        await vncpasswd.StandardInput.WriteLineAsync(password);
+        vncpasswd.StandardInput.Close();
+        using var output = new MemoryStream();
+        await vncpasswd.StandardOutput.BaseStream.CopyToAsync(output);
+        await vncpasswd.WaitForExitAsync();
+        return output.ToArray();
     }
 
     public async ValueTask DisposeAsync()
