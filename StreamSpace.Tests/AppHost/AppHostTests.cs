@@ -92,8 +92,9 @@ public sealed class AppHostTests
                 TimeSpan.FromSeconds(60), "the local agent to come online");
             var id = (await api.LaunchAsync()).GetProperty("id").GetString()!;
             await api.WaitForStateAsync(id, "running");
-            // The session's home is in the configured agent data folder.
-            Assert.True(Directory.Exists(Path.Combine(agentData, "homes", "admin")), $"no home for admin under {agentData}");
+            // The session's home is in the configured agent data folder, keyed by the user's id.
+            var adminId = await api.UserIdAsync();
+            Assert.True(Directory.Exists(Path.Combine(agentData, "homes", adminId.ToString())), $"no home for admin ({adminId}) under {agentData}");
             using var viewer = await RfbViewer.ConnectAsync(api.BaseAddress!, await api.ConnectUrlAsync(id));
             var desktop = await viewer.HandshakeAsync();
             Assert.Equal(id, desktop.Name);

@@ -1,3 +1,4 @@
+using StreamSpace.Agent.Tunnel;
 using System.Collections.Concurrent;
 using System.Net;
 using System.Text;

@@ -1,3 +1,4 @@
+using StreamSpace.Agent.Tunnel;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.RegularExpressions;

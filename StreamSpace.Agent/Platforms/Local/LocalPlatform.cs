@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Text.Json;
 using System.Security.Cryptography;
+using StreamSpace.Agent.Tunnel;
 using StreamSpace.Contracts;
 
 namespace StreamSpace.Agent.Platforms.Local;
@@ -64,7 +65,7 @@ public sealed class LocalPlatform : ISessionPlatform, IDisposable
 
     public async Task<VncEndpoint?> FindVncAsync(string sessionId, CancellationToken cancellationToken) =>
         sessions.TryGetValue(sessionId, out var record) && record.State == "running"
-            ? new VncEndpoint("127.0.0.1", record.VncPort, LocalSessionProcess.PasswordText(await File.ReadAllBytesAsync(record.AgentPasswordFile, cancellationToken)))
+            ? new VncEndpoint("127.0.0.1", record.VncPort, System.Text.Encoding.Latin1.GetString(await File.ReadAllBytesAsync(record.AgentPasswordFile, cancellationToken)))
             : null;
 
     public void NoteActivity(string sessionId) => lastActivity[sessionId] = Environment.TickCount64;
@@ -295,9 +296,9 @@ public sealed class LocalPlatform : ISessionPlatform, IDisposable
     private static async Task WriteSessionSecretsAsync(LocalSessionRecord record, SessionAccount account, CancellationToken cancellationToken)
     {
         UnixFiles.CreateDirectory(record.RuntimeDirectory, UnixFiles.OwnerOnly, account);
-        var password = LocalSessionProcess.NewPassword();
+        var password = VncPasswordFile.NewPassword();
         await UnixFiles.WriteAsync(record.AgentPasswordFile, password, UnixFiles.OwnerReadWrite, owner: null, cancellationToken);
-        await UnixFiles.WriteAsync(record.PasswordFile, LocalSessionProcess.ObfuscatedPassword(password), UnixFiles.OwnerReadWrite, account, cancellationToken);
+        await UnixFiles.WriteAsync(record.PasswordFile, VncPasswordFile.Write(password), UnixFiles.OwnerReadWrite, account, cancellationToken);
         var cookie = RandomNumberGenerator.GetBytes(16);
         await UnixFiles.WriteAsync(record.XAuthorityFile, LocalSessionProcess.XAuthority(record.Display, cookie), UnixFiles.OwnerReadWrite, account, cancellationToken);
     }

@@ -21,39 +21,6 @@ public static class LocalSessionProcess
     private static extern int kill(int pid, int signal);
 
     /// <summary>
-    /// A random VNC password: all 8 bytes VNC authentication uses, from a cryptographic generator. No byte is zero,
-    /// since TigerVNC reads the password as a C string and would ignore everything after a zero.
-    /// </summary>
-    public static byte[] NewPassword()
-    {
-        var password = new byte[8];
-        for (var i = 0; i < password.Length; i++)
-        {
-            password[i] = (byte)RandomNumberGenerator.GetInt32(1, 256);
-        }
-
-        return password;
-    }
-
-    /// <summary>The password as the tunnel's VNC authentication takes it: one Latin-1 character per byte.</summary>
-    public static string PasswordText(byte[] password) => Encoding.Latin1.GetString(password);
-
-    // TigerVNC (like every VNC since RealVNC) stores the password DES-encrypted under this fixed, public key, with the
-    // same bit order as the challenge answer: it hides the password from a casual glance, nothing more.
-    private static readonly byte[] PasswordFileKey = [23, 82, 107, 6, 35, 78, 88, 7];
-
-    /// <summary>The 8 bytes <c>vncpasswd -f</c> writes for <paramref name="password"/>.</summary>
-    public static byte[] ObfuscatedPassword(string password) => ObfuscatedPassword(Encoding.Latin1.GetBytes(password));
-
-    /// <inheritdoc cref="ObfuscatedPassword(string)"/>
-    public static byte[] ObfuscatedPassword(byte[] password)
-    {
-        var block = new byte[8];
-        password.AsSpan(0, Math.Min(8, password.Length)).CopyTo(block);
-        return RfbBridge.EncryptChallenge(block, Encoding.Latin1.GetString(PasswordFileKey));
-    }
-
-    /// <summary>
     /// An X authority file with one MIT-MAGIC-COOKIE-1 entry for any host and the given display, in libXau's format
     /// (each field a big-endian length and its bytes). Xvnc (-auth) admits only clients that present the cookie.
     /// </summary>

@@ -6,34 +6,6 @@ namespace StreamSpace.Tests.Agent.Local;
 
 public sealed class LocalSessionProcessTests
 {
-    [Theory]
-    [InlineData("0a1b2c3d")]
-    [InlineData("ffffffff")]
-    [InlineData("short")]
-    public async Task The_password_file_holds_what_vncpasswd_writes_so_xvnc_accepts_the_password(string password)
-    {
-        var vncpasswd = Process.Start(new ProcessStartInfo("vncpasswd", ["-f"]) { RedirectStandardInput = true, RedirectStandardOutput = true })!;
-        await vncpasswd.StandardInput.WriteLineAsync(password);
-        vncpasswd.StandardInput.Close();
-        using var expected = new MemoryStream();
-        await vncpasswd.StandardOutput.BaseStream.CopyToAsync(expected);
-        await vncpasswd.WaitForExitAsync();
-
-        Assert.Equal(expected.ToArray(), LocalSessionProcess.ObfuscatedPassword(password));
-    }
-
-    [Fact]
-    public void New_passwords_use_all_eight_bytes_and_differ_each_time()
-    {
-        var passwords = Enumerable.Range(0, 200).Select(_ => LocalSessionProcess.NewPassword()).ToList();
-        Assert.All(passwords, password => Assert.Equal(8, password.Length));
-        // A zero byte would end the password early in TigerVNC, which reads it as a C string.
-        Assert.All(passwords, password => Assert.DoesNotContain((byte)0, password));
-        Assert.Equal(passwords.Count, passwords.Select(Convert.ToHexString).Distinct().Count());
-        // Hex or ASCII passwords would leave the high bit of every byte unused; these use the whole byte.
-        Assert.Contains(passwords.SelectMany(p => p), b => b >= 0x80);
-    }
-
     [Fact]
     public async Task The_x_authority_file_holds_one_cookie_that_xauth_reads()
     {

@@ -1,6 +1,6 @@
 using System.Security.Cryptography;
 
-namespace StreamSpace.Agent.Platforms.Kubernetes;
+namespace StreamSpace.Agent.Tunnel;
 
 /// <summary>
 /// A session's VNC password and TigerVNC's password file for it (what <c>-PasswordFile</c> reads and <c>vncpasswd -f</c>
