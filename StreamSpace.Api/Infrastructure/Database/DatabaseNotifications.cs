@@ -30,9 +30,8 @@ public sealed class DatabaseNotifications(NpgsqlDataSource dataSource, IEnumerab
             {
                 await using var connection = await dataSource.OpenConnectionAsync(stoppingToken);
                 connection.Notification += (_, e) => Dispatch(e.Channel, e.Payload);
-                foreach (var channel in byChannel.Select(g => g.Key))
+                await using (var listen = new NpgsqlCommand(string.Join("; ", byChannel.Select(g => $"LISTEN {g.Key}")), connection))
                 {
-                    await using var listen = new NpgsqlCommand($"LISTEN {channel}", connection);
                     await listen.ExecuteNonQueryAsync(stoppingToken);
                 }
 
