@@ -24,6 +24,11 @@ public sealed class DatabaseNotifications(NpgsqlDataSource dataSource, IEnumerab
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
+        if (byChannel.Count == 0)
+        {
+            return;
+        }
+
         while (!stoppingToken.IsCancellationRequested)
         {
             try
