@@ -52,17 +52,32 @@ public sealed class RawAgentSocket(ClientWebSocket socket) : IDisposable
     /// <summary>Reads until the server closes; returns its close status and reason.</summary>
     public async Task<(WebSocketCloseStatus? Status, string? Reason)> WaitForCloseAsync(TimeSpan timeout)
     {
+        var (status, reason, _) = await ReceiveUntilCloseAsync(timeout);
+        return (status, reason);
+    }
+
+    /// <summary>Reads until the server closes; returns its close status and reason, and the messages it sent before.</summary>
+    public async Task<(WebSocketCloseStatus? Status, string? Reason, IReadOnlyList<AgentMessage> Before)> ReceiveUntilCloseAsync(TimeSpan timeout)
+    {
         using var cts = new CancellationTokenSource(timeout);
         var buffer = new byte[64 * 1024];
+        var before = new List<AgentMessage>();
         while (true)
         {
             var result = await socket.ReceiveAsync(buffer, cts.Token);
             if (result.MessageType == WebSocketMessageType.Close)
             {
-                return (socket.CloseStatus, socket.CloseStatusDescription);
+                return (socket.CloseStatus, socket.CloseStatusDescription, before);
+            }
+
+            if (result.MessageType == WebSocketMessageType.Text)
+            {
+                before.Add(AgentProtocol.Deserialize(buffer.AsSpan(0, result.Count)));
             }
         }
     }
+
+    public Task SendHeartbeatAsync() => SendAsync(new HeartbeatMessage(DateTimeOffset.UtcNow, new AgentCapacity(5, 0), []));
 
     public async Task<AgentMessage> ReceiveAsync(TimeSpan timeout)
     {

@@ -38,6 +38,18 @@ public enum AgentCredentialChange
     AlreadyExists,
 }
 
+public enum AgentProvisioning
+{
+    /// <summary>The agent already had this key.</summary>
+    Unchanged,
+
+    /// <summary>The key is now the agent's credential; a revoked agent given a new key is enabled again.</summary>
+    Provisioned,
+
+    /// <summary>This very key was revoked, so it stays revoked: only a new key enables the agent again.</summary>
+    KeyRevoked,
+}
+
 /// <summary>Agent credentials and liveness in <c>agents</c>. Changes made by admins are audited in the same transaction.</summary>
 public sealed class AgentStore(NpgsqlDataSource dataSource, ApiSettings settings)
 {
@@ -106,18 +118,28 @@ public sealed class AgentStore(NpgsqlDataSource dataSource, ApiSettings settings
 
     /// <summary>
     /// Makes the configured key the credential of the provisioned agent id, and of that id only: the hash is stored
-    /// on that one row, so the key cannot authenticate any other agent.
+    /// on that one row, so the key cannot authenticate any other agent. A key that was ever revoked is never made
+    /// valid again, whether the agent is still revoked or was registered again with another key since: a restart
+    /// must not undo an admin's revocation. Only a new key (re-)enables the agent.
     /// </summary>
-    public async Task<bool> ProvisionAsync(string id, string key, CancellationToken cancellationToken)
+    public async Task<AgentProvisioning> ProvisionAsync(string id, string key, CancellationToken cancellationToken)
     {
         var hash = AgentKeys.Hash(key);
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        var revoked = await connection.ExecuteScalarAsync<bool>(new CommandDefinition(
+            "SELECT EXISTS (SELECT 1 FROM revoked_agent_keys WHERE agent_id = @id AND key_hash = @hash)",
+            new { id, hash }, transaction, cancellationToken: cancellationToken));
+        if (revoked)
+        {
+            return AgentProvisioning.KeyRevoked;
+        }
+
         var changed = await connection.ExecuteAsync(new CommandDefinition(
             """
             INSERT INTO agents (id, key_hash) VALUES (@id, @hash)
             ON CONFLICT (id) DO UPDATE SET key_hash = excluded.key_hash, revoked_at = NULL, updated_at = now()
-                WHERE agents.key_hash <> excluded.key_hash OR agents.revoked_at IS NOT NULL
+                WHERE agents.key_hash <> excluded.key_hash
             """, new { id, hash }, transaction, cancellationToken: cancellationToken));
         if (changed > 0)
         {
@@ -125,45 +147,76 @@ public sealed class AgentStore(NpgsqlDataSource dataSource, ApiSettings settings
         }
 
         await transaction.CommitAsync(cancellationToken);
-        return changed > 0;
+        return changed > 0 ? AgentProvisioning.Provisioned : AgentProvisioning.Unchanged;
     }
 
-    public async Task<AgentAuthentication> AuthenticateAsync(string id, string key, CancellationToken cancellationToken)
+    /// <param name="keyHash">The presented key's <see cref="AgentKeys.Hash"/>.</param>
+    public async Task<AgentAuthentication> AuthenticateAsync(string id, string keyHash, CancellationToken cancellationToken)
     {
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
         var credential = await connection.QuerySingleOrDefaultAsync<Credential>(new CommandDefinition(
             "SELECT key_hash, revoked_at FROM agents WHERE id = @id", new { id }, cancellationToken: cancellationToken));
 
-        // Hash even for an unknown id, so timing does not reveal which ids exist.
-        var matches = AgentKeys.Matches(key, credential?.KeyHash ?? new string('0', 64)) && credential is not null;
+        // Compare even for an unknown id, so timing does not reveal which ids exist.
+        var matches = AgentKeys.HashesMatch(keyHash, credential?.KeyHash ?? new string('0', 64)) && credential is not null;
         return !matches ? AgentAuthentication.Rejected
             : credential!.RevokedAt is not null ? AgentAuthentication.Revoked
             : AgentAuthentication.Accepted;
     }
 
-    public async Task<AgentCredentialChange> RevokeAsync(Actor actor, string id, CancellationToken cancellationToken) =>
-        await ChangeAsync(actor, id, "agent.revoked",
-            "UPDATE agents SET revoked_at = coalesce(revoked_at, now()), status = 'offline', updated_at = now() WHERE id = @id", new { id }, cancellationToken);
+    /// <summary>
+    /// Revokes the agent's key for good (its hash is remembered, see <see cref="ProvisionAsync"/>) and tells every
+    /// API instance to close the agent's live connection (<see cref="Hub.AgentRevocations"/>) once this commits.
+    /// </summary>
+    public async Task<AgentCredentialChange> RevokeAsync(Actor actor, string id, CancellationToken cancellationToken)
+    {
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        var keyHash = await connection.QuerySingleOrDefaultAsync<string>(new CommandDefinition(
+            """
+            UPDATE agents SET revoked_at = coalesce(revoked_at, now()), status = 'offline', updated_at = now()
+            WHERE id = @id
+            RETURNING key_hash
+            """, new { id }, transaction, cancellationToken: cancellationToken));
+        if (keyHash is null)
+        {
+            return AgentCredentialChange.NotFound;
+        }
+
+        await connection.ExecuteAsync(new CommandDefinition(
+            "INSERT INTO revoked_agent_keys (agent_id, key_hash) VALUES (@id, @keyHash) ON CONFLICT DO NOTHING",
+            new { id, keyHash }, transaction, cancellationToken: cancellationToken));
+        await Hub.AgentRevocations.NotifyAsync(connection, transaction, id, cancellationToken);
+        await connection.WriteAsync(actor, "agent.revoked", "agent", id, transaction: transaction, cancellationToken: cancellationToken);
+        await transaction.CommitAsync(cancellationToken);
+        return AgentCredentialChange.Done;
+    }
 
     public async Task<AgentCredentialChange> SetDrainingAsync(Actor actor, string id, bool draining, CancellationToken cancellationToken) =>
         await ChangeAsync(actor, id, draining ? "agent.drained" : "agent.undrained",
             "UPDATE agents SET draining = @draining, updated_at = now() WHERE id = @id", new { id, draining }, cancellationToken);
 
+    /// <summary>
+    /// Records the agent's hello, unless its credential was revoked or replaced since it authenticated: then nothing
+    /// changes and the answer is false.
+    /// </summary>
+    /// <param name="keyHash">The hash of the key the connection authenticated with.</param>
     /// <param name="reachedUrl">The hub URL as this API saw the agent's request arrive (after any proxy).</param>
-    public async Task MarkOnlineAsync(string id, HelloMessage hello, string reachedUrl, CancellationToken cancellationToken)
+    public async Task<bool> MarkOnlineAsync(string id, string keyHash, HelloMessage hello, string reachedUrl, CancellationToken cancellationToken)
     {
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
-        await connection.ExecuteAsync(new CommandDefinition(
+        return await connection.ExecuteAsync(new CommandDefinition(
             """
             UPDATE agents SET status = 'online', platform = @Platform, region = @Region, version = @Version,
                 protocol_version = @ProtocolVersion, capacity = @Capacity::jsonb, heartbeat_interval_seconds = @HeartbeatIntervalSeconds,
                 control_plane_url = @ControlPlaneUrl, reached_url = @reachedUrl, checks = '[]'::jsonb,
                 connected_at = now(), last_heartbeat = now(), updated_at = now()
-            WHERE id = @id
+            WHERE id = @id AND key_hash = @keyHash AND revoked_at IS NULL
             """,
             new
             {
                 id,
+                keyHash,
                 reachedUrl,
                 hello.ControlPlaneUrl,
                 hello.Platform,
@@ -172,19 +225,23 @@ public sealed class AgentStore(NpgsqlDataSource dataSource, ApiSettings settings
                 hello.ProtocolVersion,
                 Capacity = JsonSerializer.Serialize(hello.Capacity, AgentProtocol.Json),
                 hello.HeartbeatIntervalSeconds,
-            }, cancellationToken: cancellationToken));
+            }, cancellationToken: cancellationToken)) > 0;
     }
 
-    public async Task RecordHeartbeatAsync(string id, HeartbeatMessage heartbeat, TimeSpan clockSkew, CancellationToken cancellationToken)
+    /// <summary>
+    /// Records a heartbeat, unless the credential was revoked or replaced since the agent authenticated: then nothing
+    /// changes and the answer is false. The check rides on the heartbeat's own one-row update, so it costs nothing extra.
+    /// </summary>
+    public async Task<bool> RecordHeartbeatAsync(string id, string keyHash, HeartbeatMessage heartbeat, TimeSpan clockSkew, CancellationToken cancellationToken)
     {
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
-        await connection.ExecuteAsync(new CommandDefinition(
+        return await connection.ExecuteAsync(new CommandDefinition(
             """
             UPDATE agents SET status = 'online', last_heartbeat = now(), capacity = @Capacity::jsonb, clock_skew_ms = @SkewMs
-            WHERE id = @id
+            WHERE id = @id AND key_hash = @keyHash AND revoked_at IS NULL
             """,
-            new { id, Capacity = JsonSerializer.Serialize(heartbeat.Capacity, AgentProtocol.Json), SkewMs = (int)clockSkew.TotalMilliseconds },
-            cancellationToken: cancellationToken));
+            new { id, keyHash, Capacity = JsonSerializer.Serialize(heartbeat.Capacity, AgentProtocol.Json), SkewMs = (int)clockSkew.TotalMilliseconds },
+            cancellationToken: cancellationToken)) > 0;
     }
 
     /// <summary>Replaces the checks the agent last reported about its own platform.</summary>

@@ -14,6 +14,7 @@ public static class AgentsExtensions
         builder.Services.AddSingleton<AgentCommandQueue>();
         builder.Services.AddSingleton<AgentHubMetrics>();
         builder.Services.AddSingleton<AgentHub>();
+        builder.Services.AddSingleton<IDatabaseNotificationHandler, AgentRevocations>();
         builder.Services.AddSingleton<IAfterMigration, ProvisionedAgent>();
         builder.Services.AddHostedService<AgentLivenessMonitor>();
         builder.Services.AddHostedService<CommandTimeoutMonitor>();

@@ -121,9 +121,49 @@ public sealed class SessionStore(NpgsqlDataSource dataSource, ApiSettings settin
     {
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
-        var session = await connection.QuerySingleOrDefaultAsync<(string State, string? AgentId, Guid UserId, string Username, string Template)?>(new CommandDefinition(
+        var result = await RequestAsync(connection, transaction, actor, action, id, viewerId, viewerIsAdmin, cancellationToken);
+        if (result.Change != SessionChange.Done)
+        {
+            return result;
+        }
+
+        await transaction.CommitAsync(cancellationToken);
+        lists.Invalidate();
+        return result with { Session = await GetAsync(id, viewerId, true, cancellationToken) };
+    }
+
+    /// <summary>
+    /// Asks the agents to stop every active session of the user, in the caller's transaction, exactly as
+    /// <see cref="RequestAsync(Actor, string, string, Guid, bool, CancellationToken)"/> does for one session. Returns the
+    /// agents whose commands to deliver after commit. Sessions already stopping keep their stop command in flight.
+    /// </summary>
+    public static async Task<IReadOnlyList<string>> StopAllOfUserAsync(NpgsqlConnection connection, NpgsqlTransaction transaction,
+        Actor actor, Guid userId, CancellationToken cancellationToken)
+    {
+        var ids = await connection.QueryAsync<string>(new CommandDefinition(
+            "SELECT id FROM sessions WHERE user_id = @userId AND state = ANY(@Active) AND state <> @Stopping ORDER BY id",
+            new { userId, SessionStates.Active, SessionStates.Stopping }, transaction, cancellationToken: cancellationToken));
+        var agents = new HashSet<string>();
+        foreach (var id in ids)
+        {
+            var result = await RequestAsync(connection, transaction, actor, "stop", id, userId, viewerIsAdmin: true, cancellationToken);
+            if (result.AgentId is { } agentId)
+            {
+                agents.Add(agentId);
+            }
+        }
+
+        return [.. agents];
+    }
+
+    /// <summary>One request, in the caller's transaction: the session's new state, its command and its audit row.</summary>
+    private static async Task<SessionResult> RequestAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, Actor actor,
+        string action, string id, Guid viewerId, bool viewerIsAdmin, CancellationToken cancellationToken)
+    {
+        // The owner may be deleted by now (their sessions outlive them); a stop needs only the session id.
+        var session = await connection.QuerySingleOrDefaultAsync<(string State, string? AgentId, Guid UserId, string? Username, string Template)?>(new CommandDefinition(
             """
-            SELECT s.state, s.agent_id, s.user_id, u.username, s.template FROM sessions s JOIN users u ON u.id = s.user_id
+            SELECT s.state, s.agent_id, s.user_id, u.username, s.template FROM sessions s LEFT JOIN users u ON u.id = s.user_id
             WHERE s.id = @id AND (@viewerIsAdmin OR s.user_id = @viewerId) FOR UPDATE OF s
             """, new { id, viewerId, viewerIsAdmin }, transaction, cancellationToken: cancellationToken));
         if (session is not { } found)
@@ -154,13 +194,11 @@ public sealed class SessionStore(NpgsqlDataSource dataSource, ApiSettings settin
                 _ => CommandTypes.WakeSession,
             };
             await AgentCommandQueue.EnqueueAsync(connection, transaction, found.AgentId, id, commandType,
-                new SessionCommandPayload(id, found.UserId, found.Username, sessionTemplate), cancellationToken);
+                new SessionCommandPayload(id, found.UserId, found.Username ?? "", sessionTemplate), cancellationToken);
         }
 
         await SessionStateWriter.ChangeAsync(connection, transaction, actor, id, found.State, next, null, null, cancellationToken);
-        await transaction.CommitAsync(cancellationToken);
-        lists.Invalidate();
-        return new(SessionChange.Done, await GetAsync(id, viewerId, true, cancellationToken), AgentId: found.AgentId);
+        return new(SessionChange.Done, AgentId: found.AgentId);
     }
 
     /// <summary>The online, non-draining agent of a fitting platform with free capacity and the fewest active sessions.</summary>

@@ -6,7 +6,7 @@ namespace StreamSpace.Api.Features.Sessions;
 public sealed record SessionView(
     string Id,
     Guid UserId,
-    string Username,
+    string? Username,
     string Template,
     string State,
     string? FailureReason,
@@ -23,7 +23,8 @@ public sealed class SessionRow
 {
     public string Id { get; init; } = "";
     public Guid UserId { get; init; }
-    public string Username { get; init; } = "";
+    /// <summary>Null once the owner is deleted: their sessions stay, as history.</summary>
+    public string? Username { get; init; }
     public string Template { get; init; } = "";
     public string State { get; init; } = "";
     public string? FailureReason { get; init; }
@@ -38,7 +39,7 @@ public sealed class SessionRow
     public const string Select = """
         SELECT s.id, s.user_id, u.username, s.template, s.state, s.failure_reason, s.agent_id, s.platform,
                s.platform_metadata::text AS platform_metadata, s.created_at, s.updated_at, s.started_at, s.stopped_at
-        FROM sessions s JOIN users u ON u.id = s.user_id
+        FROM sessions s LEFT JOIN users u ON u.id = s.user_id
         """;
 
     public SessionView ToView() => new(Id, UserId, Username, Template, State, FailureReason, AgentId, Platform,

@@ -1,6 +1,7 @@
 using StreamSpace.Api.Features.Sessions.Events;
 using StreamSpace.Api.Features.Sessions.List;
 using StreamSpace.Api.Features.Sessions.Vnc;
+using StreamSpace.Api.Infrastructure.Database;
 
 namespace StreamSpace.Api.Features.Sessions;
 
@@ -16,6 +17,7 @@ public static class SessionsExtensions
         builder.Services.AddSingleton<VncProxy>();
         builder.Services.AddSingleton<SessionEventHub>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<SessionEventHub>());
+        builder.Services.AddSingleton<IDatabaseNotificationHandler>(sp => sp.GetRequiredService<SessionEventHub>());
         return builder;
     }
 

@@ -3,6 +3,7 @@ using Microsoft.AspNetCore.Identity;
 using Npgsql;
 using StreamSpace.Api.Features.Audit;
 using StreamSpace.Api.Features.Auth;
+using StreamSpace.Api.Features.Sessions;
 
 namespace StreamSpace.Api.Features.Users;
 
@@ -128,29 +129,37 @@ public sealed class UserStore(NpgsqlDataSource dataSource, IPasswordHasher<UserA
         return (UserChange.Done, updated);
     }
 
-    public async Task<UserChange> DeleteAsync(Actor actor, Guid id, CancellationToken cancellationToken)
+    /// <summary>
+    /// Stops the user's sessions through the normal stop commands, then removes the user, in one transaction: either
+    /// both happen or neither. The sessions stay, with their stop commands, so the agents still end the sessions'
+    /// processes and report them stopped after the user is gone. Returns the agents whose commands to deliver.
+    /// </summary>
+    public async Task<(UserChange Result, IReadOnlyList<string> AgentIds)> DeleteAsync(Actor actor, Guid id, CancellationToken cancellationToken)
     {
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
         await connection.ExecuteAsync(new CommandDefinition("SELECT pg_advisory_xact_lock(@AdminChangeLockKey)", new { AdminChangeLockKey }, transaction, cancellationToken: cancellationToken));
 
+        // Locking the row also holds off the user's own launches until this commits (they lock it too), so no
+        // session can start between the stops and the delete.
         var current = await connection.QuerySingleOrDefaultAsync<UserAccount>(new CommandDefinition(
             $"SELECT {Columns} FROM users WHERE id = @id FOR UPDATE", new { id }, transaction, cancellationToken: cancellationToken));
         if (current is null)
         {
-            return UserChange.NotFound;
+            return (UserChange.NotFound, []);
         }
 
         if (current is { Role: Role.Admin, Disabled: false } && !await OtherActiveAdminExistsAsync(connection, transaction, id, cancellationToken))
         {
-            return UserChange.LastAdmin;
+            return (UserChange.LastAdmin, []);
         }
 
+        var agentIds = await SessionStore.StopAllOfUserAsync(connection, transaction, actor, id, cancellationToken);
         await connection.ExecuteAsync(new CommandDefinition("DELETE FROM users WHERE id = @id", new { id }, transaction, cancellationToken: cancellationToken));
         await connection.WriteAsync(actor, "user.deleted", "user", id.ToString(), new { current.Username }, transaction, cancellationToken);
         await transaction.CommitAsync(cancellationToken);
         activeUsers.Forget(id);
-        return UserChange.Done;
+        return (UserChange.Done, agentIds);
     }
 
     private static Task<bool> OtherActiveAdminExistsAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, Guid id, CancellationToken cancellationToken) =>

@@ -25,6 +25,7 @@ public static class DatabaseExtensions
 
         builder.Services.AddSingleton<DatabaseMigrator>();
         builder.Services.AddHostedService<DatabaseInitializer>();
+        builder.Services.AddHostedService<DatabaseNotifications>();
         builder.Services.AddHealthChecks().AddCheck<DatabaseHealthCheck>("database", timeout: TimeSpan.FromSeconds(5));
         return builder;
     }

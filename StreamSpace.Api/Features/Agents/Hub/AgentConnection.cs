@@ -15,7 +15,8 @@ public sealed class ProtocolViolationException(string message) : Exception(messa
 /// One agent's WebSocket. Sends go through one writer loop, so frames never interleave; receives parse and
 /// bound every text frame.
 /// </summary>
-public sealed class AgentConnection(string agentId, WebSocket socket, TimeProvider time)
+/// <param name="keyHash">The hash of the key this connection authenticated with, checked again at hello and each heartbeat.</param>
+public sealed class AgentConnection(string agentId, string keyHash, WebSocket socket, TimeProvider time)
 {
     private readonly Channel<byte[]> outbox = Channel.CreateBounded<byte[]>(new BoundedChannelOptions(1024)
     {
@@ -33,6 +34,8 @@ public sealed class AgentConnection(string agentId, WebSocket socket, TimeProvid
     public TunnelMux Tunnels => tunnels ??= new TunnelMux(SendBinaryAsync);
 
     public string AgentId { get; } = agentId;
+
+    public string KeyHash { get; } = keyHash;
 
     public TimeSpan HeartbeatInterval { get; set; } = TimeSpan.FromSeconds(30);
 

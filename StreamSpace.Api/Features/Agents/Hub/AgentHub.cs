@@ -57,7 +57,8 @@ public sealed class AgentHub(
             return;
         }
 
-        switch (await HandshakeStepAsync(() => store.AuthenticateAsync(agentId, key, context.RequestAborted), context.RequestAborted))
+        var keyHash = AgentKeys.Hash(key);
+        switch (await HandshakeStepAsync(() => store.AuthenticateAsync(agentId, keyHash, context.RequestAborted), context.RequestAborted))
         {
             case AgentAuthentication.Rejected:
                 logger.LogWarning("Refused agent connection from {Remote}: unknown agent id {AgentId} or wrong key", context.Connection.RemoteIpAddress, agentId);
@@ -72,7 +73,7 @@ public sealed class AgentHub(
         }
 
         using var socket = await context.WebSockets.AcceptWebSocketAsync();
-        var connection = new AgentConnection(agentId, socket, time);
+        var connection = new AgentConnection(agentId, keyHash, socket, time);
         try
         {
             await RunAsync(connection, ReachedUrl(context.Request), context.RequestAborted);
@@ -153,18 +154,33 @@ public sealed class AgentHub(
                 }
 
                 // Only a valid hello takes over the agent id, so a probe (`doctor --agent`) never displaces the agent.
-                await HandshakeStepAsync(async () =>
+                // It takes over before the credential is checked again: a revocation that commits after that check
+                // finds this connection live (AgentRevocations), one that commits before it fails the check.
+                var accepted = await HandshakeStepAsync(async () =>
                 {
                     await ReplaceAsync(connection.AgentId, connection);
-                    await AcceptHelloAsync(connection, hello, reachedUrl, stop.Token);
+                    if (!await AcceptHelloAsync(connection, hello, reachedUrl, stop.Token))
+                    {
+                        return false;
+                    }
+
                     await commands.DeliverAsync(connection, includeUnfinished: true, stop.Token);
                     return true;
                 }, stop.Token);
+                if (!accepted)
+                {
+                    await CloseRevokedAsync(connection);
+                    return;
+                }
             }
 
             while (await connection.ReceiveAsync(stop.Token) is { } message)
             {
-                await HandleAsync(connection, message, stop.Token);
+                if (!await HandleAsync(connection, message, stop.Token))
+                {
+                    await CloseRevokedAsync(connection);
+                    return;
+                }
             }
         }
         catch (ProtocolViolationException e)
@@ -191,12 +207,17 @@ public sealed class AgentHub(
         }
     }
 
-    private async Task AcceptHelloAsync(AgentConnection connection, HelloMessage hello, string reachedUrl, CancellationToken cancellationToken)
+    /// <summary>Records the hello and answers welcome; false when the credential was revoked or replaced since the upgrade.</summary>
+    private async Task<bool> AcceptHelloAsync(AgentConnection connection, HelloMessage hello, string reachedUrl, CancellationToken cancellationToken)
     {
         var received = time.GetTimestamp();
         connection.HeartbeatInterval = TimeSpan.FromSeconds(Math.Max(1, hello.HeartbeatIntervalSeconds));
+        if (!await store.MarkOnlineAsync(connection.AgentId, connection.KeyHash, hello, reachedUrl, cancellationToken))
+        {
+            return false;
+        }
+
         refusals.Forget(connection.AgentId);
-        await store.MarkOnlineAsync(connection.AgentId, hello, reachedUrl, cancellationToken);
         await ApplyReportedSessionsAsync(connection.AgentId, hello.Sessions, cancellationToken);
         await FailLostSessionsAsync(connection.AgentId, hello, cancellationToken);
         var unowned = await UnownedSessionsAsync(connection.AgentId, hello.Sessions, cancellationToken);
@@ -204,15 +225,21 @@ public sealed class AgentHub(
         metrics.HelloHandled(time.GetElapsedTime(received));
         logger.LogInformation("Agent {AgentId} is online: platform {Platform}, region {Region}, version {Version}, {Sessions} running sessions, heartbeat every {Interval}s",
             connection.AgentId, hello.Platform, hello.Region, hello.Version, hello.Sessions.Count, hello.HeartbeatIntervalSeconds);
+        return true;
     }
 
-    private async Task HandleAsync(AgentConnection connection, AgentMessage message, CancellationToken cancellationToken)
+    /// <summary>Handles one message; false when a heartbeat finds the credential revoked or replaced.</summary>
+    private async Task<bool> HandleAsync(AgentConnection connection, AgentMessage message, CancellationToken cancellationToken)
     {
         switch (message)
         {
             case HeartbeatMessage heartbeat:
                 var received = time.GetTimestamp();
-                await store.RecordHeartbeatAsync(connection.AgentId, heartbeat, heartbeat.SentAt - time.GetUtcNow(), cancellationToken);
+                if (!await store.RecordHeartbeatAsync(connection.AgentId, connection.KeyHash, heartbeat, heartbeat.SentAt - time.GetUtcNow(), cancellationToken))
+                {
+                    return false;
+                }
+
                 await ApplyReportedSessionsAsync(connection.AgentId, heartbeat.Sessions, cancellationToken);
                 metrics.HeartbeatHandled(time.GetElapsedTime(received));
                 logger.LogDebug("Heartbeat from agent {AgentId}", connection.AgentId);
@@ -235,6 +262,24 @@ public sealed class AgentHub(
             default:
                 throw new ProtocolViolationException($"agents may not send {message.GetType().Name}");
         }
+
+        return true;
+    }
+
+    /// <summary>
+    /// Closes this connection because its credential is no longer valid. Only this connection: a newer one of the
+    /// same id, with a new key, stays.
+    /// </summary>
+    private async Task CloseRevokedAsync(AgentConnection connection)
+    {
+        logger.LogWarning("Closing agent {AgentId}'s connection: its credential was revoked or replaced", connection.AgentId);
+        refusals.Record(connection.AgentId, "its credential was revoked or replaced while it was connected");
+        if (live.TryRemove(new KeyValuePair<string, AgentConnection>(connection.AgentId, connection)))
+        {
+            await store.MarkOfflineAsync(connection.AgentId, CancellationToken.None);
+        }
+
+        await connection.CloseAsync(AgentCloseCodes.Revoked, "the agent's credential was revoked");
     }
 
     private async Task ApplyReportedSessionsAsync(string agentId, IReadOnlyList<ReportedSession> sessions, CancellationToken cancellationToken)

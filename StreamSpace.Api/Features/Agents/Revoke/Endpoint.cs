@@ -8,7 +8,10 @@ namespace StreamSpace.Api.Features.Agents.Revoke;
 
 public sealed record RevokeAgentRequest(string Id);
 
-/// <summary>Revokes the credential and drops the agent's live connection at once.</summary>
+/// <summary>
+/// Revokes the credential and drops the agent's live connection at once: here before answering, on the other API
+/// instances through the revocation's NOTIFY (<see cref="AgentRevocations"/>).
+/// </summary>
 public sealed class RevokeAgentEndpoint(AgentStore agents, AgentHub hub) : Endpoint<RevokeAgentRequest>
 {
     public override void Configure()

@@ -3,6 +3,7 @@ using System.Text.Json;
 using System.Threading.Channels;
 using Npgsql;
 using StreamSpace.Api.Features.Sessions.List;
+using StreamSpace.Api.Infrastructure.Database;
 
 namespace StreamSpace.Api.Features.Sessions.Events;
 
@@ -10,11 +11,12 @@ namespace StreamSpace.Api.Features.Sessions.Events;
 public sealed record SessionChanged(string Id, Guid UserId);
 
 /// <summary>
-/// Listens to PostgreSQL's NOTIFY on session changes, reads each changed session once, and fans it out to live
-/// subscribers (server-sent events), who keep what they may see. Notifications come from committed transactions
-/// only, from any API instance.
+/// Takes PostgreSQL's NOTIFY on session changes (through <see cref="DatabaseNotifications"/>), reads each changed
+/// session once, and fans it out to live subscribers (server-sent events), who keep what they may see.
+/// Notifications come from committed transactions only, from any API instance.
 /// </summary>
-public sealed class SessionEventHub(NpgsqlDataSource dataSource, SessionStore sessions, SessionListCache lists, ILogger<SessionEventHub> logger) : BackgroundService
+public sealed class SessionEventHub(SessionStore sessions, SessionListCache lists, ILogger<SessionEventHub> logger)
+    : BackgroundService, IDatabaseNotificationHandler
 {
     private readonly ConcurrentDictionary<Guid, Channel<SessionView>> subscribers = new();
     private readonly Channel<SessionChanged> notifications = Channel.CreateUnbounded<SessionChanged>(new UnboundedChannelOptions { SingleReader = true });
@@ -36,34 +38,9 @@ public sealed class SessionEventHub(NpgsqlDataSource dataSource, SessionStore se
         }
     }
 
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
-    {
-        var fanOut = FanOutAsync(stoppingToken);
-        while (!stoppingToken.IsCancellationRequested)
-        {
-            try
-            {
-                await using var connection = await dataSource.OpenConnectionAsync(stoppingToken);
-                connection.Notification += (_, e) => Publish(e.Payload);
-                await using (var listen = new NpgsqlCommand($"LISTEN {SessionStateWriter.NotifyChannel}", connection))
-                {
-                    await listen.ExecuteNonQueryAsync(stoppingToken);
-                }
+    string IDatabaseNotificationHandler.Channel => SessionStateWriter.NotifyChannel;
 
-                while (!stoppingToken.IsCancellationRequested)
-                {
-                    await connection.WaitAsync(stoppingToken);
-                }
-            }
-            catch (Exception e) when (e is NpgsqlException or IOException && !stoppingToken.IsCancellationRequested)
-            {
-                logger.LogWarning("Live session updates paused: {Reason}; retrying in 2s", e.Message);
-                await Task.Delay(TimeSpan.FromSeconds(2), stoppingToken);
-            }
-        }
-
-        await fanOut;
-    }
+    protected override Task ExecuteAsync(CancellationToken stoppingToken) => FanOutAsync(stoppingToken);
 
     /// <summary>One read per change, however many clients watch.</summary>
     private async Task FanOutAsync(CancellationToken stoppingToken)
@@ -92,7 +69,7 @@ public sealed class SessionEventHub(NpgsqlDataSource dataSource, SessionStore se
         }
     }
 
-    private void Publish(string payload)
+    public void OnNotification(string payload)
     {
         var change = JsonSerializer.Deserialize<SessionChanged>(payload, new JsonSerializerOptions { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower });
         if (change is null)

@@ -13,8 +13,8 @@ namespace StreamSpace.Api.Features.Sessions.List;
 /// Freshness: every session change NOTIFYs <see cref="SessionStateWriter.NotifyChannel"/> when it commits, from any API
 /// instance; <see cref="Events.SessionEventHub"/> calls <see cref="Invalidate"/> for each one before it fans the change
 /// out, so a client told of a change never lists the old state. This instance's own requests also invalidate right
-/// after their commit, so a client sees its own launch or stop at once. Changes that send no NOTIFY (a user's sessions
-/// removed with the user) age out after <see cref="MaxAge"/>.
+/// after their commit, so a client sees its own launch or stop at once. Changes that send no NOTIFY (a deleted user's
+/// name leaving their past sessions) age out after <see cref="MaxAge"/>.
 /// </para>
 /// </summary>
 public sealed class SessionListCache(IOptions<JsonOptions> json, TimeProvider time)

@@ -1,4 +1,5 @@
 using FastEndpoints;
+using StreamSpace.Api.Features.Agents.Hub;
 using StreamSpace.Api.Features.Audit;
 using StreamSpace.Api.Features.Auth;
 using StreamSpace.Api.Infrastructure;
@@ -7,13 +8,17 @@ namespace StreamSpace.Api.Features.Users.Delete;
 
 public sealed record DeleteUserRequest(Guid Id);
 
-public sealed class DeleteUserEndpoint(UserStore users) : Endpoint<DeleteUserRequest>
+/// <summary>
+/// Stops the user's sessions (each audited as the admin's stop, and sent to its agent as stop_session) and removes
+/// the user. The sessions stay as history; homes stay on the agents (see README, "Deleting a user").
+/// </summary>
+public sealed class DeleteUserEndpoint(UserStore users, AgentHub hub) : Endpoint<DeleteUserRequest>
 {
     public override void Configure()
     {
         Delete("users/{id}");
         Roles(Role.Admin);
-        Summary(s => s.Summary = "Deletes a user and their sessions (admin only).");
+        Summary(s => s.Summary = "Stops a user's sessions, then deletes the user (admin only).");
     }
 
     public override async Task HandleAsync(DeleteUserRequest request, CancellationToken cancellationToken)
@@ -24,7 +29,13 @@ public sealed class DeleteUserEndpoint(UserStore users) : Endpoint<DeleteUserReq
             return;
         }
 
-        switch (await users.DeleteAsync(Actor.From(User), request.Id, cancellationToken))
+        var (result, agentIds) = await users.DeleteAsync(Actor.From(User), request.Id, cancellationToken);
+        foreach (var agentId in agentIds)
+        {
+            await hub.DeliverCommandsAsync(agentId, cancellationToken);
+        }
+
+        switch (result)
         {
             case UserChange.NotFound:
                 await Send.ResultAsync(ApiProblem.NotFound($"No user has id {request.Id}."));
