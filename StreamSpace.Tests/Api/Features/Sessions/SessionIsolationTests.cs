@@ -38,7 +38,7 @@ public sealed class SessionIsolationTests(SessionFixture fixture) : IClassFixtur
         """;
 
     /// <summary>Everything a session's environment may hold: the allowlist, plus what bash itself sets.</summary>
-    private static readonly HashSet<string> AllowedVariables = ["PATH", "LANG", "HOME", "USER", "LOGNAME", "SHELL", "DISPLAY", "XAUTHORITY", "PWD", "SHLVL", "_"];
+    private static readonly HashSet<string> AllowedVariables = ["PATH", "LANG", "HOME", "USER", "LOGNAME", "SHELL", "DISPLAY", "XAUTHORITY", "PWD", "OLDPWD", "SHLVL", "_"];
 
     [Fact]
     public async Task A_session_runs_as_its_users_own_account_and_reaches_nothing_of_the_agent_or_of_other_users()
