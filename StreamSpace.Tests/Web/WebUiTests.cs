@@ -43,7 +43,7 @@ public sealed class WebUiTests(WebFixture fixture) : IClassFixture<WebFixture>
         await Eventually.TrueAsync(async () => await DistinctColoursAsync(canvas) > 1, TimeSpan.FromSeconds(20), "the desktop to be drawn");
 
         // Focus the xterm, wherever openbox placed it, and type into it.
-        var (x, y) = await XtermPositionAsync(canvas);
+        var (x, y) = await XtermPositionAsync(canvas, page.Url);
         await WebFixture.ScreenshotAsync(page, "viewer.png");
         await page.Mouse.ClickAsync(x, y);
         await Task.Delay(300);
@@ -59,7 +59,7 @@ public sealed class WebUiTests(WebFixture fixture) : IClassFixture<WebFixture>
         await page.GetByLabel("Clipboard text").FillAsync("touch ~/from-the-clipboard");
         await page.GetByRole(AriaRole.Button, new() { Name = "Send to session" }).ClickAsync();
         await Task.Delay(500);
-        (x, y) = await XtermPositionAsync(canvas);
+        (x, y) = await XtermPositionAsync(canvas, page.Url);
         await page.Mouse.ClickAsync(x, y, new() { Button = MouseButton.Middle });
         // The paste is a round trip (xterm asks Xvnc, Xvnc asks the browser), and bash holds a pasted line until
         // Enter: press Enter until the command ran; an Enter that comes before the paste only runs an empty line.
@@ -227,12 +227,33 @@ public sealed class WebUiTests(WebFixture fixture) : IClassFixture<WebFixture>
     /// white counts too, since the Tight encoding may send it as JPEG when the machine is busy.
     /// Openbox places the window differently from run to run.
     /// </summary>
-    private static async Task<(float X, float Y)> XtermPositionAsync(ILocator canvas)
+    private async Task<(float X, float Y)> XtermPositionAsync(ILocator canvas, string viewerUrl)
     {
         (float X, float Y)? position = null;
-        await Eventually.TrueAsync(async () => (position = await WhitePixelsCentreAsync(canvas)) is not null,
-            TimeSpan.FromSeconds(30), "the xterm window to appear");
+        try
+        {
+            await Eventually.TrueAsync(async () => (position = await WhitePixelsCentreAsync(canvas)) is not null,
+                TimeSpan.FromSeconds(30), "the xterm window to appear");
+        }
+        catch (TimeoutException e)
+        {
+            // Tells a window that never opened from one the viewer was never sent.
+            throw new TimeoutException($"{e.Message} The session's X server has these windows: {await XWindowsAsync(viewerUrl)}", e);
+        }
+
         return position!.Value;
+    }
+
+    /// <summary>The window tree of the viewed session's X server, read as the agent can (with the display's X authority).</summary>
+    private async Task<string> XWindowsAsync(string viewerUrl)
+    {
+        var sessionId = new Uri(viewerUrl).Segments[^2].TrimEnd('/');
+        var records = JsonDocument.Parse(await File.ReadAllTextAsync(Path.Combine(fixture.Agent.DataDirectory, "sessions.json"))).RootElement;
+        var record = records.EnumerateArray().Single(r => r.GetProperty("SessionId").GetString() == sessionId);
+        var display = ":" + record.GetProperty("Display").GetInt32();
+        var authority = Path.Combine(fixture.Agent.DataDirectory, "sessions", sessionId, "run", "Xauthority");
+        var result = await ProcessRunner.RunAsync("xwininfo", ["-root", "-tree", "-display", display], new Dictionary<string, string> { ["XAUTHORITY"] = authority });
+        return result.StandardOutput + result.StandardError;
     }
 
     private static async Task<(float X, float Y)?> WhitePixelsCentreAsync(ILocator canvas)
