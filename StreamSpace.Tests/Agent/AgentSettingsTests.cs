@@ -21,10 +21,30 @@ public sealed class AgentSettingsTests
     [InlineData("CONTROL_PLANE_URL", "ftp://streamspace-api/agent/ws", "CONTROL_PLANE_URL has an invalid value")]
     [InlineData("PLATFORM", "docker", "PLATFORM has an invalid value 'docker': expected one of local, kubernetes")]
     [InlineData("AGENT_KEY", null, "AGENT_KEY is required")]
+    [InlineData("LOCAL_UID_RANGE", "500-600", "LOCAL_UID_RANGE has an invalid value '500-600': expected FIRST-LAST, at or above 1000")]
+    [InlineData("LOCAL_ISOLATION", "some", "LOCAL_ISOLATION has an invalid value 'some': expected one of accounts, none")]
     public async Task A_bad_setting_exits_with_one_line_that_names_it_and_the_accepted_forms(string setting, string? value, string expected)
     {
         var result = await StartupErrors.RunWithSettingAsync("StreamSpace.Agent", Valid, setting, value);
         StartupErrors.AssertOneLine(result, expected);
+    }
+
+    [Fact]
+    public async Task A_local_agent_refuses_a_data_folder_that_session_accounts_cannot_reach_or_a_start_without_root()
+    {
+        // A folder only its owner may enter, like /root: the homes inside would be out of the session accounts' reach.
+        var closed = Directory.CreateTempSubdirectory("streamspace-closed-").FullName;
+        try
+        {
+            var result = await StartupErrors.RunWithSettingAsync("StreamSpace.Agent", Valid, "AGENT_DATA_DIR", Path.Combine(closed, "agent"));
+            StartupErrors.AssertOneLine(result, Environment.IsPrivilegedProcess
+                ? $"AGENT_DATA_DIR is {Path.Combine(closed, "agent")}, inside {closed}, which other accounts cannot pass through"
+                : "LOCAL_ISOLATION is accounts, which needs root");
+        }
+        finally
+        {
+            Directory.Delete(closed, recursive: true);
+        }
     }
 
     [Theory]
