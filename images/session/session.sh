@@ -29,7 +29,14 @@ for _ in $(seq 1 100); do
 done
 export DISPLAY="$display"
 
-openbox >/dev/null 2>&1 &
+# The program starts once openbox manages windows (it runs --startup then): a window mapped while openbox is still
+# starting can be lost, left unmapped and never shown.
+wm_ready=/tmp/openbox-ready
+rm -f "$wm_ready"
+mkfifo "$wm_ready"
+openbox --startup "sh -c 'echo >$wm_ready'" >/dev/null 2>&1 &
+read -r _ <"$wm_ready"
+rm -f "$wm_ready"
 if [ $# -gt 0 ]; then
   (cd "$HOME" && exec "$@") &
 fi

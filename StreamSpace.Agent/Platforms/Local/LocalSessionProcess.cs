@@ -90,7 +90,9 @@ public static class LocalSessionProcess
             """;
         // Runs as the session's account. Xvnc writes its display number to -displayfd once it accepts connections (its
         // RFB listener opens before that); the script waits for that on a FIFO, tells the agent on fd 3, then starts
-        // the window manager and the template's program. No polling, no sleep processes. When Xvnc exits the script
+        // the window manager, which starts the template's program once it manages windows (--startup): a window mapped
+        // while openbox is still starting can be lost, left unmapped and never shown. The program's command reaches it
+        // in SS_PROGRAM, removed before the program runs. No polling, no sleep processes. When Xvnc exits the script
         // exits, and the group goes with it.
         const string script = """
             display=$1 port=$2 password_file=$3 name=$4 command=$5 ready=$6
@@ -101,8 +103,8 @@ public static class LocalSessionProcess
             echo ready >&3
             exec 3>&-
             rm -f "$ready"
-            (openbox >/dev/null 2>&1 &)
-            (cd "$HOME" && exec bash -c "exec $command") &
+            SS_PROGRAM=$command openbox --startup 'bash -c "program=\$SS_PROGRAM; unset SS_PROGRAM; cd ~ && exec bash -c \"exec \$program\""' \
+                >/dev/null 2>&1 &
             wait $xvnc
             """;
         string[] session =
