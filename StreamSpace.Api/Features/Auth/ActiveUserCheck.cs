@@ -1,3 +1,4 @@
+using System.Security.Claims;
 using Dapper;
 using Microsoft.Extensions.Caching.Memory;
 using Npgsql;
@@ -9,11 +10,32 @@ namespace StreamSpace.Api.Features.Auth;
 /// change takes effect within seconds instead of at the token's expiry. Lookups are cached briefly to keep
 /// the check off the hot path.
 /// </summary>
-public sealed class ActiveUserCheck(NpgsqlDataSource dataSource, IMemoryCache cache)
+public sealed class ActiveUserCheck(NpgsqlDataSource dataSource, IMemoryCache cache, TimeProvider time)
 {
     private static readonly TimeSpan CacheFor = TimeSpan.FromSeconds(5);
 
     private sealed record UserStatus(string Role, bool Disabled);
+
+    /// <summary>
+    /// Why the signed-in principal must be refused now, or null while its token still stands: the one check for every
+    /// request and for long-lived streams (events, viewers), which repeat it while they run.
+    /// </summary>
+    public async Task<string?> RejectionAsync(ClaimsPrincipal principal, CancellationToken cancellationToken)
+    {
+        if (principal.UserId() is not { } id)
+        {
+            return "the token names no user";
+        }
+
+        if (principal.FindFirst("exp")?.Value is { } exp && long.TryParse(exp, out var seconds)
+            && DateTimeOffset.FromUnixTimeSeconds(seconds) + TokenIssuer.ClockSkew <= time.GetUtcNow())
+        {
+            // The same allowance for clock skew as the token's validation at the start of the request.
+            return "the token expired";
+        }
+
+        return await RejectionAsync(id, principal.FindFirst(ClaimNames.Role)?.Value, cancellationToken);
+    }
 
     /// <summary>Why the token must be refused, or null when its user is active with that role.</summary>
     public async Task<string?> RejectionAsync(Guid userId, string? role, CancellationToken cancellationToken)

@@ -29,11 +29,8 @@ public static class AuthExtensions
                 {
                     OnTokenValidated = async context =>
                     {
-                        var principal = context.Principal!;
                         var check = context.HttpContext.RequestServices.GetRequiredService<ActiveUserCheck>();
-                        var rejection = principal.UserId() is { } id
-                            ? await check.RejectionAsync(id, principal.FindFirst(ClaimNames.Role)?.Value, context.HttpContext.RequestAborted)
-                            : "the token names no user";
+                        var rejection = await check.RejectionAsync(context.Principal!, context.HttpContext.RequestAborted);
                         if (rejection is not null)
                         {
                             context.Fail(rejection);
