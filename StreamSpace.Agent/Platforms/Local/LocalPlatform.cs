@@ -32,10 +32,12 @@ public sealed class LocalPlatform : ISessionPlatform, IDisposable
     private readonly SessionAccounts accounts;
 
     /// <summary>
-    /// Held while a session's processes start until they are recorded, and while an account's leftover processes are
-    /// swept: the sweep must never catch a session of the same account that is starting.
+    /// Per account (by uid): held while a session's processes start until they are recorded, and while the account's
+    /// leftover processes are swept, so the sweep never catches a session of the same account that is starting.
     /// </summary>
-    private readonly SemaphoreSlim processesOfAccounts = new(1, 1);
+    private readonly ConcurrentDictionary<int, SemaphoreSlim> accountLocks = new();
+
+    private SemaphoreSlim AccountLock(SessionAccount account) => accountLocks.GetOrAdd(account.Uid, _ => new SemaphoreSlim(1, 1));
 
     public LocalPlatform(AgentSettings settings, SessionAccounts accounts, IHostApplicationLifetime lifetime, ILogger<LocalPlatform> logger)
     {
@@ -157,7 +159,8 @@ public sealed class LocalPlatform : ISessionPlatform, IDisposable
             // next connection, since no answer was given.
             agentStopping.ThrowIfCancellationRequested();
             Task<bool> ready;
-            await processesOfAccounts.WaitAsync(CancellationToken.None);
+            var accountLock = AccountLock(account);
+            await accountLock.WaitAsync(CancellationToken.None);
             try
             {
                 var started = await LocalSessionProcess.StartAsync(record, account, accounts.Isolated, template.Command, template.Env, log);
@@ -176,7 +179,7 @@ public sealed class LocalPlatform : ISessionPlatform, IDisposable
             }
             finally
             {
-                processesOfAccounts.Release();
+                accountLock.Release();
             }
 
             await SaveAsync();
@@ -314,7 +317,8 @@ public sealed class LocalPlatform : ISessionPlatform, IDisposable
             return;
         }
 
-        await processesOfAccounts.WaitAsync(CancellationToken.None);
+        var accountLock = AccountLock(account);
+        await accountLock.WaitAsync(CancellationToken.None);
         try
         {
             if (!sessions.Values.Any(other => other.SessionId != ended.SessionId && other.Account?.Uid == account.Uid && LocalSessionProcess.IsAlive(other.ProcessGroup)))
@@ -324,7 +328,7 @@ public sealed class LocalPlatform : ISessionPlatform, IDisposable
         }
         finally
         {
-            processesOfAccounts.Release();
+            accountLock.Release();
         }
     }
 
