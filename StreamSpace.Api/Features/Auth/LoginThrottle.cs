@@ -38,7 +38,7 @@ public sealed class LoginThrottle(FailureWindows windows, ApiSettings settings, 
         var first = verdicts.FirstOrDefault(v => v.Verdict.FirstRefusal);
         if (first.Verdict.FirstRefusal)
         {
-            await AuditAsync("auth.login_limited", "user", user, new { client_address = client, limit = first.Limit.Name, failures = first.Limit.Failures,
+            await AuditAsync("auth.login_limited", "login", user, new { client_address = client, limit = first.Limit.Name, failures = first.Limit.Failures,
                 window_seconds = (int)first.Limit.Window.TotalSeconds }, cancellationToken);
         }
 

@@ -190,7 +190,7 @@ public sealed class LoginLockoutTests : IAsyncLifetime
         owner.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token);
         var audit = await (await owner.GetAsync("/api/v1/audit?action=auth.login_limited")).AssertJsonAsync(HttpStatusCode.OK);
         var row = Assert.Single(audit.GetProperty("items").EnumerateArray());
-        Assert.Equal("user", row.GetProperty("target_type").GetString());
+        Assert.Equal("login", row.GetProperty("target_type").GetString());
         Assert.Equal(ApiFactory.AdminUsername, row.GetProperty("target_id").GetString());
         Assert.Equal("login.user_address", row.GetProperty("details").GetProperty("limit").GetString());
     }

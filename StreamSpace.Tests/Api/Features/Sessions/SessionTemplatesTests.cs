@@ -96,4 +96,27 @@ public sealed class TemplatesTests(ApiFixture fixture) : IClassFixture<ApiFixtur
         var response = await admin.PostAsync("/api/v1/templates", new StringContent(body, System.Text.Encoding.UTF8, "application/json"));
         Assert.Contains(mentioned, (await response.AssertProblemAsync(HttpStatusCode.BadRequest)).ToString(), StringComparison.OrdinalIgnoreCase);
     }
+
+    [Fact]
+    public async Task A_template_with_a_secret_ref_is_never_placed_on_a_local_agent()
+    {
+        var key = await Agents.AgentTestData.RegisterAgentAsync(fixture.Api, "tmpl-local");
+        await using var agent = await AgentHost.StartAsync(fixture.Api.AgentHubUrl, "tmpl-local", key);
+        await agent.WaitUntilConnectedAsync();
+
+        using var admin = await fixture.Api.AdminClientAsync();
+        var created = await admin.PostAsJsonAsync("/api/v1/templates", new
+        {
+            name = "ref-both",
+            display_name = "Both platforms but a Secret",
+            command = "xterm",
+            image = "example/session:1",
+            env = new { TOKEN = new { secret_ref = new { name = "tokens", key = "t" } } },
+        });
+        Assert.Equal(HttpStatusCode.Created, created.StatusCode);
+
+        var launch = await admin.PostAsJsonAsync("/api/v1/sessions", new { template = "ref-both" });
+        var problem = await launch.AssertProblemAsync(HttpStatusCode.ServiceUnavailable);
+        Assert.EndsWith("(kubernetes).", problem.GetProperty("detail").GetString());
+    }
 }
