@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Net;
 
 namespace StreamSpace.Api.Infrastructure;
 
@@ -86,6 +87,32 @@ public sealed class FailureWindows(TimeProvider time)
                 windows.TryRemove(key, out _);
             }
         }
+    }
+
+    /// <summary>
+    /// The subject that per-address limits count: the IPv4 address, or the /64 of an IPv6 one, since a single
+    /// IPv6 client usually holds a whole /64 and could otherwise take a fresh address for every attempt.
+    /// </summary>
+    public static string ClientSubject(IPAddress? address)
+    {
+        if (address is null)
+        {
+            return "unknown";
+        }
+
+        if (address.IsIPv4MappedToIPv6)
+        {
+            return address.MapToIPv4().ToString();
+        }
+
+        if (address.AddressFamily != System.Net.Sockets.AddressFamily.InterNetworkV6)
+        {
+            return address.ToString();
+        }
+
+        var bytes = address.GetAddressBytes();
+        Array.Clear(bytes, 8, 8);
+        return $"{new IPAddress(bytes)}/64";
     }
 
     private static string Key(FailureLimit limit, string subject) => $"{limit.Name}\n{subject}";

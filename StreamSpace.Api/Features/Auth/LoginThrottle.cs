@@ -74,7 +74,7 @@ public sealed class LoginThrottle(FailureWindows windows, ApiSettings settings, 
     public void PasswordChangeFailed(Guid userId) => windows.Fail(passwordChange, userId.ToString());
 
     private static (string User, string Client) Subjects(string username, IPAddress? address) =>
-        (username.ToLowerInvariant(), address?.ToString() ?? "unknown");
+        (username.ToLowerInvariant(), FailureWindows.ClientSubject(address));
 
     private async Task AuditAsync(string action, string targetType, string targetId, object details, CancellationToken cancellationToken)
     {

@@ -54,7 +54,7 @@ public sealed class AgentHub(
         // Before any database work: a flood of bad keys from one address must not take the handshake slots and the
         // pool that real agents' reconnects need. Only refusals count, so 10,000 agents behind one address reconnecting
         // after a restart are never limited.
-        var address = context.Connection.RemoteIpAddress?.ToString() ?? "unknown";
+        var address = Infrastructure.FailureWindows.ClientSubject(context.Connection.RemoteIpAddress);
         if (failures.Check(refusedPerAddress, address) is { Limited: true } limited)
         {
             if (limited.FirstRefusal)

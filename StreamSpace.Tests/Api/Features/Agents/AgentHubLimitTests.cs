@@ -119,4 +119,11 @@ public sealed class FailureRecordsTests
         Assert.DoesNotContain(log.Recent(TimeSpan.FromDays(1)), r => r.AgentId == "old");
         Assert.Contains(log.Recent(TimeSpan.FromHours(1)), r => r.AgentId == $"flood-{(RefusedAgentLog.MaximumEntries * 3) - 1}");
     }
+
+    [Theory]
+    [InlineData("192.0.2.7", "192.0.2.7")]
+    [InlineData("::ffff:192.0.2.7", "192.0.2.7")]
+    [InlineData("2001:db8:1:2:aaaa:bbbb:cccc:dddd", "2001:db8:1:2::/64")]
+    public void Per_address_limits_count_an_ipv6_client_by_its_64(string address, string subject) =>
+        Assert.Equal(subject, FailureWindows.ClientSubject(IPAddress.Parse(address)));
 }
