@@ -24,8 +24,17 @@ public sealed class ApiSettings : IValidatedSettings
     [Setting("ADMIN_PASSWORD", Secret = true, Help = "the bootstrap admin's password; the account is kept in sync with it at every start")]
     public string? AdminPassword { get; set; }
 
-    [Setting("LOGIN_ATTEMPTS_PER_MINUTE", Help = "login attempts allowed per client address and per username")]
+    [Setting("LOGIN_ATTEMPTS_PER_MINUTE", Help = "failed logins allowed per minute for one username from one client address (also: failed current passwords per user)")]
     public int LoginAttemptsPerMinute { get; set; } = 10;
+
+    [Setting("LOGIN_FAILURES_PER_ADDRESS", Help = "failed logins allowed per minute from one client address, whatever the usernames")]
+    public int LoginFailuresPerAddress { get; set; } = 30;
+
+    [Setting("LOGIN_FAILURES_PER_USERNAME", Help = "failed logins allowed per 5 minutes for one username from all addresses; a lock lasts 5 minutes at most")]
+    public int LoginFailuresPerUsername { get; set; } = 50;
+
+    [Setting("AGENT_AUTH_FAILURES_PER_MINUTE", Help = "refused agent connections (missing or wrong key) allowed per minute from one address")]
+    public int AgentAuthFailuresPerMinute { get; set; } = 30;
 
     [Setting("AGENT_MISSED_HEARTBEATS", Help = "heartbeat intervals an agent may miss before it is marked offline")]
     public int AgentMissedHeartbeats { get; set; } = 3;
@@ -112,9 +121,16 @@ public sealed class ApiSettings : IValidatedSettings
             throw new InvalidSettingException("PUBLIC_URL", $"has an invalid value '{PublicUrl}': expected an http:// or https:// URL such as https://streamspace.example.com.");
         }
 
-        if (LoginAttemptsPerMinute < 1)
+        foreach (var (name, value) in new[]
         {
-            throw new InvalidSettingException("LOGIN_ATTEMPTS_PER_MINUTE", "must be at least 1.");
+            ("LOGIN_ATTEMPTS_PER_MINUTE", LoginAttemptsPerMinute), ("LOGIN_FAILURES_PER_ADDRESS", LoginFailuresPerAddress),
+            ("LOGIN_FAILURES_PER_USERNAME", LoginFailuresPerUsername), ("AGENT_AUTH_FAILURES_PER_MINUTE", AgentAuthFailuresPerMinute),
+        })
+        {
+            if (value < 1)
+            {
+                throw new InvalidSettingException(name, "must be at least 1.");
+            }
         }
     }
 }

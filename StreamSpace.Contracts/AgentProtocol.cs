@@ -127,7 +127,14 @@ public sealed record SessionTemplate(
     IReadOnlyDictionary<string, string> Env,
     bool PersistentHome,
     int IdleTimeoutSeconds,
-    int? MaxDurationSeconds);
+    int? MaxDurationSeconds,
+    IReadOnlyDictionary<string, SecretKeyRef>? SecretEnv = null);
+
+/// <summary>
+/// An env variable whose value is a key of a Kubernetes Secret in the session namespace, so the value never passes
+/// through the control plane or the agent: the kubelet reads it. The local platform cannot run such a template.
+/// </summary>
+public sealed record SecretKeyRef(string Name, string Key);
 
 /// <summary>The payload of every session command: enough to start the session from nothing, on any agent.</summary>
 public sealed record SessionCommandPayload(string SessionId, Guid UserId, string Username, SessionTemplate Template);

@@ -30,7 +30,11 @@ public sealed class ApiFactory(string connectionString, IReadOnlyDictionary<stri
         ["JWT_SECRET"] = JwtSecret,
         ["ADMIN_USERNAME"] = AdminUsername,
         ["ADMIN_PASSWORD"] = AdminPassword,
+        // Every test client connects from loopback: the failure limits have tests of their own.
         ["LOGIN_ATTEMPTS_PER_MINUTE"] = "1000",
+        ["LOGIN_FAILURES_PER_ADDRESS"] = "1000",
+        ["LOGIN_FAILURES_PER_USERNAME"] = "1000",
+        ["AGENT_AUTH_FAILURES_PER_MINUTE"] = "1000",
         ["AGENT_MISSED_HEARTBEATS"] = "3",
     };
 

@@ -104,6 +104,13 @@ public static partial class SessionObjects
             new() { Name = "STREAMSPACE_SESSION_ID", Value = session.SessionId },
         };
         env.AddRange(template.Env.Select(e => new V1EnvVar { Name = e.Key, Value = e.Value }));
+        // A Secret reference stays a reference: the kubelet reads the Secret (in the session namespace, where the pod
+        // is), so its value passes through neither the control plane nor this agent.
+        env.AddRange((template.SecretEnv ?? new Dictionary<string, SecretKeyRef>()).Select(e => new V1EnvVar
+        {
+            Name = e.Key,
+            ValueFrom = new V1EnvVarSource { SecretKeyRef = new V1SecretKeySelector { Name = e.Value.Name, Key = e.Value.Key } },
+        }));
 
         var container = new V1Container
         {

@@ -126,6 +126,14 @@ public sealed class LocalPlatform : ISessionPlatform, IDisposable
             throw new InvalidOperationException($"template '{template.Name}' has no command for the local platform");
         }
 
+        // The API never places such a template here; refusing (rather than starting without the variables) keeps a
+        // program from running with its credentials silently missing.
+        if (template.SecretEnv is { Count: > 0 } secretEnv)
+        {
+            throw new InvalidOperationException(
+                $"template '{template.Name}' takes env {string.Join(", ", secretEnv.Keys.Order(StringComparer.Ordinal))} from a Kubernetes Secret (secret_ref), which the local platform cannot read");
+        }
+
         // Homes are keyed by the user's id: a user deleted and created again with the same name starts empty.
         var home = Path.Combine(dataDirectory, "homes", session.UserId.ToString());
         var account = await accounts.ForUserAsync(session.UserId, home, cancellationToken);

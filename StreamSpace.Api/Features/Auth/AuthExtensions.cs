@@ -1,20 +1,18 @@
 using System.Globalization;
-using System.Threading.RateLimiting;
 using Microsoft.AspNetCore.Authentication.JwtBearer;
 using Microsoft.AspNetCore.Identity;
 using StreamSpace.Api.Features.Users;
+using StreamSpace.Api.Infrastructure;
 
 namespace StreamSpace.Api.Features.Auth;
 
 public static class AuthExtensions
 {
-    /// <summary>The rate-limiter policy that limits login attempts per client address.</summary>
-    public const string LoginPolicy = "login";
-
     public static IHostApplicationBuilder AddStreamSpaceAuth(this IHostApplicationBuilder builder, ApiSettings settings)
     {
         builder.Services.AddSingleton(TimeProvider.System);
         builder.Services.AddSingleton<TokenIssuer>();
+        builder.Services.AddSingleton<FailureWindows>();
         builder.Services.AddSingleton<LoginThrottle>();
         builder.Services.AddSingleton<IPasswordHasher<UserAccount>, PasswordHasher<UserAccount>>();
         builder.Services.AddMemoryCache();
@@ -40,18 +38,6 @@ public static class AuthExtensions
             });
         builder.Services.AddAuthorization();
 
-        builder.Services.AddRateLimiter(limiter =>
-        {
-            limiter.AddPolicy(LoginPolicy, context => RateLimitPartition.GetFixedWindowLimiter(
-                context.Connection.RemoteIpAddress?.ToString() ?? "unknown",
-                _ => LoginWindow(settings)));
-            limiter.OnRejected = async (context, cancellationToken) =>
-            {
-                var retryAfter = context.Lease.TryGetMetadata(MetadataName.RetryAfter, out var wait) ? wait : TimeSpan.FromMinutes(1);
-                await TooManyAttempts(retryAfter).ExecuteAsync(context.HttpContext);
-            };
-        });
-
         return builder;
     }
 
@@ -59,23 +45,15 @@ public static class AuthExtensions
     {
         app.UseAuthentication();
         app.UseAuthorization();
-        app.UseRateLimiter();
         return app;
     }
 
-    internal static FixedWindowRateLimiterOptions LoginWindow(ApiSettings settings) => new()
-    {
-        PermitLimit = settings.LoginAttemptsPerMinute,
-        Window = TimeSpan.FromMinutes(1),
-        QueueLimit = 0,
-    };
-
-    /// <summary>The 429 that both login limits answer with.</summary>
-    internal static IResult TooManyAttempts(TimeSpan retryAfter)
+    /// <summary>The 429 that every failure limit answers with, saying in Retry-After when to try again.</summary>
+    internal static IResult TooManyAttempts(string title, TimeSpan retryAfter)
     {
         var seconds = Math.Max(1, (int)Math.Ceiling(retryAfter.TotalSeconds));
         return new RetryAfterResult(seconds, TypedResults.Problem(
-            title: "Too many login attempts.",
+            title: title,
             detail: $"Try again in {seconds} seconds.",
             statusCode: StatusCodes.Status429TooManyRequests));
     }

@@ -1,23 +1,92 @@
-using System.Threading.RateLimiting;
+using System.Net;
+using Npgsql;
+using StreamSpace.Api.Features.Audit;
+using StreamSpace.Api.Infrastructure;
 
 namespace StreamSpace.Api.Features.Auth;
 
 /// <summary>
-/// Limits login attempts per username, so that guessing one account's password from many addresses is slow too.
-/// The per-address limit is the ASP.NET rate-limiter policy <see cref="AuthExtensions.LoginPolicy"/>.
+/// Limits wrong passwords, counting failures only. Logins are limited per (username, client address), so a stranger
+/// elsewhere cannot lock a user out; per client address across usernames, so one address cannot sweep accounts; and,
+/// more slowly, per username from all addresses, so many addresses guessing one password are slow too, while that lock
+/// lasts one 5-minute window at most. Password changes are limited per user. The client address is the one the
+/// trusted-proxy middleware resolved (X-Forwarded-For from trusted proxies only). Each lockout writes one audit row
+/// (its window's first refusal), so a flood of attempts cannot fill the audit log.
 /// </summary>
-public sealed class LoginThrottle(ApiSettings settings) : IDisposable
+public sealed class LoginThrottle(FailureWindows windows, ApiSettings settings, NpgsqlDataSource dataSource, ILogger<LoginThrottle> logger)
 {
-    private readonly PartitionedRateLimiter<string> limiter = PartitionedRateLimiter.Create<string, string>(username =>
-        RateLimitPartition.GetFixedWindowLimiter(username.ToLowerInvariant(), _ => AuthExtensions.LoginWindow(settings)));
+    private readonly FailureLimit perUsernameAndAddress = new("login.user_address", settings.LoginAttemptsPerMinute, TimeSpan.FromMinutes(1));
+    private readonly FailureLimit perAddress = new("login.address", settings.LoginFailuresPerAddress, TimeSpan.FromMinutes(1));
+    private readonly FailureLimit perUsername = new("login.user", settings.LoginFailuresPerUsername, TimeSpan.FromMinutes(5));
+    private readonly FailureLimit passwordChange = new("password.user", settings.LoginAttemptsPerMinute, TimeSpan.FromMinutes(1));
 
-    /// <summary>Takes one attempt for the username; when none is left, says how long to wait.</summary>
-    public bool TryAttempt(string username, out TimeSpan retryAfter)
+    /// <summary>The 429 to answer when the username or the address is locked; null when the attempt may go ahead.</summary>
+    public async Task<IResult?> LoginRefusalAsync(string username, IPAddress? address, CancellationToken cancellationToken)
     {
-        using var lease = limiter.AttemptAcquire(username);
-        retryAfter = lease.TryGetMetadata(MetadataName.RetryAfter, out var wait) ? wait : TimeSpan.FromMinutes(1);
-        return lease.IsAcquired;
+        var (user, client) = Subjects(username, address);
+        var verdicts = new[]
+        {
+            (Limit: perUsernameAndAddress, Verdict: windows.Check(perUsernameAndAddress, $"{user}\n{client}")),
+            (Limit: perAddress, Verdict: windows.Check(perAddress, client)),
+            (Limit: perUsername, Verdict: windows.Check(perUsername, user)),
+        }.Where(v => v.Verdict.Limited).ToArray();
+        if (verdicts.Length == 0)
+        {
+            return null;
+        }
+
+        var first = verdicts.FirstOrDefault(v => v.Verdict.FirstRefusal);
+        if (first.Verdict.FirstRefusal)
+        {
+            await AuditAsync("auth.login_limited", "login", user, new { client_address = client, limit = first.Limit.Name, failures = first.Limit.Failures,
+                window_seconds = (int)first.Limit.Window.TotalSeconds }, cancellationToken);
+        }
+
+        return AuthExtensions.TooManyAttempts("Too many login attempts.", verdicts.Max(v => v.Verdict.RetryAfter));
     }
 
-    public void Dispose() => limiter.Dispose();
+    public void LoginFailed(string username, IPAddress? address)
+    {
+        var (user, client) = Subjects(username, address);
+        windows.Fail(perUsernameAndAddress, $"{user}\n{client}");
+        windows.Fail(perAddress, client);
+        windows.Fail(perUsername, user);
+    }
+
+    /// <summary>The 429 to answer when the user gave too many wrong current passwords; null when the change may go ahead.</summary>
+    public async Task<IResult?> PasswordChangeRefusalAsync(Guid userId, string username, CancellationToken cancellationToken)
+    {
+        var verdict = windows.Check(passwordChange, userId.ToString());
+        if (!verdict.Limited)
+        {
+            return null;
+        }
+
+        if (verdict.FirstRefusal)
+        {
+            await AuditAsync("auth.password_change_limited", "user", userId.ToString(), new { username, failures = passwordChange.Failures,
+                window_seconds = (int)passwordChange.Window.TotalSeconds }, cancellationToken);
+        }
+
+        return AuthExtensions.TooManyAttempts("Too many password attempts.", verdict.RetryAfter);
+    }
+
+    public void PasswordChangeFailed(Guid userId) => windows.Fail(passwordChange, userId.ToString());
+
+    private static (string User, string Client) Subjects(string username, IPAddress? address) =>
+        (username.ToLowerInvariant(), FailureWindows.ClientSubject(address));
+
+    private async Task AuditAsync(string action, string targetType, string targetId, object details, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+            await connection.WriteAsync(Actor.System, action, targetType, targetId, details, cancellationToken: cancellationToken);
+        }
+        catch (Exception e) when (e is NpgsqlException or TimeoutException)
+        {
+            // The refusal stands without its row: the limit protects the accounts even while the database struggles.
+            logger.LogWarning(e, "Could not write the {Action} audit row for {Target}", action, targetId);
+        }
+    }
 }

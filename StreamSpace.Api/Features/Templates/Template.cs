@@ -1,10 +1,59 @@
 using System.Text.Json;
+using System.Text.Json.Serialization;
 using StreamSpace.Contracts;
 using StreamSpace.Settings;
 
 namespace StreamSpace.Api.Features.Templates;
 
 public sealed record TemplateResources(string? Cpu, string? Memory);
+
+/// <summary>
+/// One env entry: a value (<c>"FOO": "bar"</c>), or on Kubernetes a key of a Secret in the session namespace
+/// (<c>"FOO": {"secret_ref": {"name": "db", "key": "password"}}</c>), whose value never passes through StreamSpace.
+/// Shown to admins only; other users get the names, each with null.
+/// </summary>
+[JsonConverter(typeof(TemplateEnvValueConverter))]
+public sealed record TemplateEnvValue(string? Value, SecretKeyRef? SecretRef);
+
+/// <summary>Reads and writes <see cref="TemplateEnvValue"/> as a string or a <c>{"secret_ref": …}</c> object, in the API and in the <c>env</c> column alike.</summary>
+public sealed class TemplateEnvValueConverter : JsonConverter<TemplateEnvValue>
+{
+    private const string Expected = "an env entry is a string or {\"secret_ref\": {\"name\": \"<secret>\", \"key\": \"<key>\"}}";
+
+    public override TemplateEnvValue Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options)
+    {
+        if (reader.TokenType == JsonTokenType.String)
+        {
+            return new TemplateEnvValue(reader.GetString(), null);
+        }
+
+        var element = JsonElement.ParseValue(ref reader);
+        if (element.ValueKind == JsonValueKind.Object && element.TryGetProperty("secret_ref", out var reference) && reference.ValueKind == JsonValueKind.Object
+            && reference.TryGetProperty("name", out var name) && name.ValueKind == JsonValueKind.String
+            && reference.TryGetProperty("key", out var key) && key.ValueKind == JsonValueKind.String)
+        {
+            return new TemplateEnvValue(null, new SecretKeyRef(name.GetString()!, key.GetString()!));
+        }
+
+        throw new JsonException(Expected);
+    }
+
+    public override void Write(Utf8JsonWriter writer, TemplateEnvValue value, JsonSerializerOptions options)
+    {
+        if (value.SecretRef is { } reference)
+        {
+            writer.WriteStartObject();
+            writer.WriteStartObject("secret_ref");
+            writer.WriteString("name", reference.Name);
+            writer.WriteString("key", reference.Key);
+            writer.WriteEndObject();
+            writer.WriteEndObject();
+            return;
+        }
+
+        writer.WriteStringValue(value.Value);
+    }
+}
 
 /// <summary>A template as the API shows and takes it. Durations are written like settings: 30m, 8h, 00:30:00.</summary>
 public sealed record TemplateBody(
@@ -17,7 +66,7 @@ public sealed record TemplateBody(
     string? Command,
     int? VncPort,
     TemplateResources? Resources,
-    Dictionary<string, string>? Env,
+    Dictionary<string, TemplateEnvValue?>? Env,
     bool? PersistentHome,
     string? IdleTimeout,
     string? MaxDuration);
@@ -40,19 +89,33 @@ public sealed class TemplateRow
     public TimeSpan IdleTimeout { get; init; }
     public TimeSpan? MaxDuration { get; init; }
 
-    public Dictionary<string, string> EnvVariables => JsonSerializer.Deserialize<Dictionary<string, string>>(Env) ?? [];
+    public Dictionary<string, TemplateEnvValue?> EnvVariables => JsonSerializer.Deserialize<Dictionary<string, TemplateEnvValue?>>(Env) ?? [];
 
-    public TemplateBody ToBody() => new(Name, DisplayName, Description, Category, Icon, Image, Command, VncPort,
-        new TemplateResources(Cpu, Memory), EnvVariables, PersistentHome, Duration.Format(IdleTimeout),
-        MaxDuration is { } max ? Duration.Format(max) : null);
+    /// <summary>The template as the API shows it: env values (and which Secrets they come from) for admins only,
+    /// since templates may carry credentials; other users see the names.</summary>
+    public TemplateBody ToBody(bool withEnvValues) => new(Name, DisplayName, Description, Category, Icon, Image, Command, VncPort,
+        new TemplateResources(Cpu, Memory),
+        withEnvValues ? EnvVariables : EnvVariables.ToDictionary(e => e.Key, _ => (TemplateEnvValue?)null),
+        PersistentHome, Duration.Format(IdleTimeout), MaxDuration is { } max ? Duration.Format(max) : null);
 
     /// <summary>What an agent needs to run a session of this template.</summary>
-    public SessionTemplate ToSessionTemplate() => new(Name, Image, Command, VncPort, Cpu, Memory, EnvVariables, PersistentHome,
-        (int)IdleTimeout.TotalSeconds, MaxDuration is { } max ? (int)max.TotalSeconds : null);
+    public SessionTemplate ToSessionTemplate()
+    {
+        var env = EnvVariables;
+        var secretEnv = env.Where(e => e.Value?.SecretRef is not null).ToDictionary(e => e.Key, e => e.Value!.SecretRef!);
+        return new(Name, Image, Command, VncPort, Cpu, Memory,
+            env.Where(e => e.Value?.Value is not null).ToDictionary(e => e.Key, e => e.Value!.Value!), PersistentHome,
+            (int)IdleTimeout.TotalSeconds, MaxDuration is { } max ? (int)max.TotalSeconds : null, secretEnv.Count > 0 ? secretEnv : null);
+    }
 
-    /// <summary>The platforms that can run it: local needs a command, kubernetes an image.</summary>
+    /// <summary>The platforms that can run it: local needs a command (and no Secret references, which only Kubernetes
+    /// resolves), kubernetes an image.</summary>
     public IReadOnlyList<string> Platforms =>
-        [.. new[] { Command is { Length: > 0 } ? "local" : null, Image is { Length: > 0 } ? "kubernetes" : null }.OfType<string>()];
+        [.. new[]
+        {
+            Command is { Length: > 0 } && !EnvVariables.Values.Any(e => e?.SecretRef is not null) ? "local" : null,
+            Image is { Length: > 0 } ? "kubernetes" : null,
+        }.OfType<string>()];
 }
 
 public sealed class TemplateValidator : FastEndpoints.Validator<TemplateBody>
@@ -69,6 +132,14 @@ public sealed class TemplateValidator : FastEndpoints.Validator<TemplateBody>
         RuleFor(x => x.MaxDuration).Must(BeADuration).When(x => x.MaxDuration is not null).WithMessage($"max_duration must be {Duration.AcceptedForms}.");
         RuleForEach(x => x.Env).Must(e => System.Text.RegularExpressions.Regex.IsMatch(e.Key, "^[A-Za-z_][A-Za-z0-9_]*$"))
             .When(x => x.Env is not null).WithMessage("env names are letters, digits and '_'.");
+        RuleForEach(x => x.Env).Must(e => e.Value is { Value: not null } or { SecretRef: not null })
+            .When(x => x.Env is not null).WithMessage("each env entry needs a value or a secret_ref.");
+        RuleForEach(x => x.Env).Must(e => e.Value?.SecretRef is not { } r
+                || (System.Text.RegularExpressions.Regex.IsMatch(r.Name, "^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+                    && System.Text.RegularExpressions.Regex.IsMatch(r.Key, "^[-._a-zA-Z0-9]{1,253}$")))
+            .When(x => x.Env is not null).WithMessage("secret_ref needs a Secret name (lowercase DNS name) and a key (letters, digits, '-', '_', '.').");
+        RuleFor(x => x.Image).NotEmpty().When(x => x.Env?.Values.Any(e => e?.SecretRef is not null) == true)
+            .WithMessage("An env entry with secret_ref needs an image: only the kubernetes platform reads Secrets.");
     }
 
     private static bool BeADuration(string? text) => Duration.TryParse(text, out var value) && value > TimeSpan.Zero;

@@ -187,6 +187,33 @@ public sealed class KubernetesPlatformTests(KubernetesFixture fixture) : IClassF
     }
 
     [Fact]
+    public async Task A_secret_ref_env_entry_reaches_the_pod_as_a_secret_key_ref_and_a_plain_one_as_its_value()
+    {
+        using var admin = await fixture.Api.AdminClientAsync();
+        var created = await admin.PostAsJsonAsync("/api/v1/templates", new
+        {
+            name = "k8s-secret-env",
+            display_name = "Secret env",
+            image = "example/session:1",
+            env = new Dictionary<string, object>
+            {
+                ["GREETING"] = "hello",
+                ["DB_PASSWORD"] = new { secret_ref = new { name = "db-creds", key = "password" } },
+            },
+        });
+        Assert.Equal(HttpStatusCode.Created, created.StatusCode);
+
+        var id = (await admin.LaunchAsync("k8s-secret-env")).GetProperty("id").GetString()!;
+        await fixture.Kubelet.PodAsync(id);
+        var env = Kube.Get("deployments", Ns, $"session-{id}")!["spec"]!["template"]!["spec"]!["containers"]![0]!["env"]!.AsArray();
+        Assert.Equal("hello", env.Single(e => e!["name"]!.GetValue<string>() == "GREETING")!["value"]!.GetValue<string>());
+        var secret = env.Single(e => e!["name"]!.GetValue<string>() == "DB_PASSWORD")!;
+        Assert.Null(secret["value"]);
+        Assert.Equal("db-creds", secret["valueFrom"]!["secretKeyRef"]!["name"]!.GetValue<string>());
+        Assert.Equal("password", secret["valueFrom"]!["secretKeyRef"]!["key"]!.GetValue<string>());
+    }
+
+    [Fact]
     public async Task A_repeated_start_makes_one_deployment_and_stopping_a_missing_session_succeeds()
     {
         await StartTwiceAndStopTwiceAsync();

@@ -13,7 +13,8 @@ public sealed record TemplateDto(
     string? Command,
     int? VncPort,
     TemplateResourcesDto? Resources,
-    Dictionary<string, string>? Env,
+    // Kept as JSON: an entry is a value or a {"secret_ref": …}, and the admin page hands it back untouched.
+    Dictionary<string, JsonElement>? Env,
     bool? PersistentHome,
     string? IdleTimeout,
     string? MaxDuration);

@@ -19,6 +19,8 @@ public sealed class AgentHub(
     Diagnostics.RefusedAgentLog refusals,
     TimeProvider time,
     AgentHubMetrics metrics,
+    Infrastructure.FailureWindows failures,
+    ApiSettings settings,
     ILogger<AgentHub> logger)
 {
     private static readonly TimeSpan HelloTimeout = TimeSpan.FromSeconds(10);
@@ -30,6 +32,7 @@ public sealed class AgentHub(
     /// </summary>
     private const int ConcurrentHandshakes = 16;
 
+    private readonly Infrastructure.FailureLimit refusedPerAddress = new("agent.address", settings.AgentAuthFailuresPerMinute, TimeSpan.FromMinutes(1));
     private readonly SemaphoreSlim handshakes = new(ConcurrentHandshakes, ConcurrentHandshakes);
     private readonly ConcurrentDictionary<string, AgentConnection> live = new();
 
@@ -48,11 +51,28 @@ public sealed class AgentHub(
             return;
         }
 
+        // Before any database work: a flood of bad keys from one address must not take the handshake slots and the
+        // pool that real agents' reconnects need. Only refusals count, so 10,000 agents behind one address reconnecting
+        // after a restart are never limited.
+        var address = Infrastructure.FailureWindows.ClientSubject(context.Connection.RemoteIpAddress);
+        if (failures.Check(refusedPerAddress, address) is { Limited: true } limited)
+        {
+            if (limited.FirstRefusal)
+            {
+                logger.LogWarning("Refusing agent connections from {Remote} for {Seconds} s: {Failures} refused in a minute",
+                    address, (int)Math.Ceiling(limited.RetryAfter.TotalSeconds), refusedPerAddress.Failures);
+            }
+
+            await Auth.AuthExtensions.TooManyAttempts("Too many refused agent connections from this address.", limited.RetryAfter).ExecuteAsync(context);
+            return;
+        }
+
         var agentId = context.Request.Headers[AgentProtocol.AgentIdHeader].ToString();
         var authorization = context.Request.Headers[HeaderNames.Authorization].ToString();
         var key = authorization.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase) ? authorization["Bearer ".Length..].Trim() : "";
         if (agentId.Length == 0 || key.Length == 0)
         {
+            failures.Fail(refusedPerAddress, address);
             await Refuse(context, $"Missing agent credentials: send {AgentProtocol.AgentIdHeader} and Authorization: Bearer <AGENT_KEY>.");
             return;
         }
@@ -63,11 +83,13 @@ public sealed class AgentHub(
             case AgentAuthentication.Rejected:
                 logger.LogWarning("Refused agent connection from {Remote}: unknown agent id {AgentId} or wrong key", context.Connection.RemoteIpAddress, agentId);
                 refusals.Record(agentId, "unknown agent id or wrong key (401)");
+                failures.Fail(refusedPerAddress, address);
                 await Refuse(context, "Unknown agent id or wrong key.");
                 return;
             case AgentAuthentication.Revoked:
                 logger.LogWarning("Refused agent {AgentId} from {Remote}: its credential is revoked", agentId, context.Connection.RemoteIpAddress);
                 refusals.Record(agentId, "its credential is revoked (401)");
+                failures.Fail(refusedPerAddress, address);
                 await Refuse(context, "This agent's credential is revoked; register it again with POST /api/v1/agents.");
                 return;
         }

@@ -29,21 +29,21 @@ public sealed class LoginEndpoint(UserStore users, TokenIssuer tokens, LoginThro
     {
         Post("auth/login");
         AllowAnonymous();
-        Options(x => x.RequireRateLimiting(AuthExtensions.LoginPolicy));
         Summary(s => s.Summary = "Signs in with a username and password and returns a bearer token.");
     }
 
     public override async Task HandleAsync(LoginRequest request, CancellationToken cancellationToken)
     {
-        if (!throttle.TryAttempt(request.Username, out var retryAfter))
+        if (await throttle.LoginRefusalAsync(request.Username, HttpContext.Connection.RemoteIpAddress, cancellationToken) is { } refusal)
         {
-            await Send.ResultAsync(AuthExtensions.TooManyAttempts(retryAfter));
+            await Send.ResultAsync(refusal);
             return;
         }
 
         var user = await users.FindByUsernameAsync(request.Username, cancellationToken);
         if (!users.VerifyPassword(user, request.Password) || user!.Disabled)
         {
+            throttle.LoginFailed(request.Username, HttpContext.Connection.RemoteIpAddress);
             await Send.ResultAsync(ApiProblem.Unauthorized("Invalid username or password."));
             return;
         }

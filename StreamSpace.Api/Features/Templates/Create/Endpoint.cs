@@ -22,6 +22,6 @@ public sealed class CreateTemplateEndpoint(TemplateStore templates) : Endpoint<T
             return;
         }
 
-        await Send.CreatedAtAsync<Get.GetTemplateEndpoint>(new { name = request.Name }, (await templates.GetAsync(request.Name, cancellationToken))!.ToBody(), cancellation: cancellationToken);
+        await Send.CreatedAtAsync<Get.GetTemplateEndpoint>(new { name = request.Name }, (await templates.GetAsync(request.Name, cancellationToken))!.ToBody(withEnvValues: true), cancellation: cancellationToken);
     }
 }

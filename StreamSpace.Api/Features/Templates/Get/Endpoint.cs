@@ -1,4 +1,5 @@
 using FastEndpoints;
+using StreamSpace.Api.Features.Auth;
 using StreamSpace.Api.Infrastructure;
 
 namespace StreamSpace.Api.Features.Templates.Get;
@@ -17,7 +18,7 @@ public sealed class GetTemplateEndpoint(TemplateStore templates) : Endpoint<GetT
     {
         if (await templates.GetAsync(request.Name, cancellationToken) is { } template)
         {
-            await Send.OkAsync(template.ToBody(), cancellationToken);
+            await Send.OkAsync(template.ToBody(withEnvValues: User.IsAdmin()), cancellationToken);
             return;
         }
 

@@ -1,4 +1,5 @@
 using FastEndpoints;
+using StreamSpace.Api.Features.Auth;
 
 namespace StreamSpace.Api.Features.Templates.List;
 
@@ -11,5 +12,5 @@ public sealed class ListTemplatesEndpoint(TemplateStore templates) : EndpointWit
     }
 
     public override async Task HandleAsync(CancellationToken cancellationToken) =>
-        await Send.OkAsync([.. (await templates.ListAsync(cancellationToken)).Select(t => t.ToBody())], cancellationToken);
+        await Send.OkAsync([.. (await templates.ListAsync(cancellationToken)).Select(t => t.ToBody(withEnvValues: User.IsAdmin()))], cancellationToken);
 }

@@ -23,6 +23,6 @@ public sealed class UpdateTemplateEndpoint(TemplateStore templates) : Endpoint<T
             return;
         }
 
-        await Send.OkAsync((await templates.GetAsync(request.Name, cancellationToken))!.ToBody(), cancellationToken);
+        await Send.OkAsync((await templates.GetAsync(request.Name, cancellationToken))!.ToBody(withEnvValues: true), cancellationToken);
     }
 }

@@ -17,7 +17,7 @@ public sealed class ChangePasswordValidator : Validator<ChangePasswordRequest>
 }
 
 /// <summary>Any signed-in user changes their own password, proving they know the current one.</summary>
-public sealed class ChangePasswordEndpoint(UserStore users, ApiSettings settings) : Endpoint<ChangePasswordRequest>
+public sealed class ChangePasswordEndpoint(UserStore users, ApiSettings settings, LoginThrottle throttle) : Endpoint<ChangePasswordRequest>
 {
     public override void Configure()
     {
@@ -40,8 +40,15 @@ public sealed class ChangePasswordEndpoint(UserStore users, ApiSettings settings
             return;
         }
 
+        if (await throttle.PasswordChangeRefusalAsync(user.Id, user.Username, cancellationToken) is { } refusal)
+        {
+            await Send.ResultAsync(refusal);
+            return;
+        }
+
         if (!users.VerifyPassword(user, request.CurrentPassword))
         {
+            throttle.PasswordChangeFailed(user.Id);
             AddError(x => x.CurrentPassword, "The current password is wrong.");
             await Send.ErrorsAsync(cancellation: cancellationToken);
             return;

@@ -1,4 +1,5 @@
 using System.Net;
+using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using StreamSpace.Tests.Infrastructure;
 
@@ -109,7 +110,7 @@ public sealed class LoginRateLimitPerClientTests : IAsyncLifetime
     private ApiFactory api = null!;
 
     public async Task InitializeAsync() =>
-        api = new ApiFactory(await SharedPostgres.CreateDatabaseAsync(), new Dictionary<string, string?> { ["LOGIN_ATTEMPTS_PER_MINUTE"] = "3" }).Start();
+        api = new ApiFactory(await SharedPostgres.CreateDatabaseAsync(), new Dictionary<string, string?> { ["LOGIN_ATTEMPTS_PER_MINUTE"] = "3", ["LOGIN_FAILURES_PER_ADDRESS"] = "3" }).Start();
 
     public async Task DisposeAsync() => await api.DisposeAsync();
 
@@ -150,5 +151,128 @@ public sealed class LoginRateLimitPerClientTests : IAsyncLifetime
         var request = new HttpRequestMessage(HttpMethod.Post, "/api/v1/auth/login") { Content = JsonContent.Create(new { username, password = "guess" }) };
         request.Headers.Add("X-Forwarded-For", forwardedFor);
         return client.SendAsync(request);
+    }
+}
+
+/// <summary>The limits at their defaults (10 per username and address, 30 per address, 50 per username in 5 minutes).</summary>
+public sealed class LoginLockoutTests : IAsyncLifetime
+{
+    private ApiFactory api = null!;
+
+    public async Task InitializeAsync() =>
+        api = new ApiFactory(await SharedPostgres.CreateDatabaseAsync(), new Dictionary<string, string?>
+        {
+            ["LOGIN_ATTEMPTS_PER_MINUTE"] = "10", ["LOGIN_FAILURES_PER_ADDRESS"] = "30", ["LOGIN_FAILURES_PER_USERNAME"] = "50",
+        }).Start();
+
+    public async Task DisposeAsync() => await api.DisposeAsync();
+
+    [Fact]
+    public async Task Twenty_failed_logins_for_admin_from_one_address_do_not_lock_admin_out_from_another()
+    {
+        using var stranger = api.CreateClient();
+        var answers = new List<HttpResponseMessage>();
+        for (var i = 0; i < 20; i++)
+        {
+            answers.Add(await stranger.PostAsJsonAsync("/api/v1/auth/login", new { username = ApiFactory.AdminUsername, password = $"guess-{i}" }));
+        }
+
+        Assert.All(answers.Take(10), a => Assert.Equal(HttpStatusCode.Unauthorized, a.StatusCode));
+        Assert.All(answers.Skip(10), a => Assert.Equal(HttpStatusCode.TooManyRequests, a.StatusCode));
+        var retryAfter = answers[^1].Headers.RetryAfter?.Delta;
+        Assert.True(retryAfter > TimeSpan.Zero && retryAfter <= TimeSpan.FromMinutes(1), $"Retry-After {retryAfter}");
+
+        using var owner = FromAddress.Client(api, FromAddress.Second);
+        var login = await owner.PostAsJsonAsync("/api/v1/auth/login", new { username = ApiFactory.AdminUsername, password = ApiFactory.AdminPassword });
+        var token = (await login.AssertJsonAsync(HttpStatusCode.OK)).GetProperty("token").GetString();
+
+        // The lockout is one audit row, not one per refused attempt.
+        owner.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token);
+        var audit = await (await owner.GetAsync("/api/v1/audit?action=auth.login_limited")).AssertJsonAsync(HttpStatusCode.OK);
+        var row = Assert.Single(audit.GetProperty("items").EnumerateArray());
+        Assert.Equal("login", row.GetProperty("target_type").GetString());
+        Assert.Equal(ApiFactory.AdminUsername, row.GetProperty("target_id").GetString());
+        Assert.Equal("login.user_address", row.GetProperty("details").GetProperty("limit").GetString());
+    }
+
+    [Fact]
+    public async Task Successful_logins_do_not_count()
+    {
+        using var client = FromAddress.Client(api, FromAddress.Third);
+        for (var i = 0; i < 15; i++)
+        {
+            var login = await client.PostAsJsonAsync("/api/v1/auth/login", new { username = ApiFactory.AdminUsername, password = ApiFactory.AdminPassword });
+            Assert.Equal(HttpStatusCode.OK, login.StatusCode);
+        }
+
+        var wrong = await client.PostAsJsonAsync("/api/v1/auth/login", new { username = ApiFactory.AdminUsername, password = "not-it" });
+        Assert.Equal(HttpStatusCode.Unauthorized, wrong.StatusCode);
+    }
+}
+
+/// <summary>The slow per-username limit: many addresses guessing one account are stopped, for one window at most.</summary>
+public sealed class LoginPerUsernameLimitTests : IAsyncLifetime
+{
+    private ApiFactory api = null!;
+
+    public async Task InitializeAsync() =>
+        api = new ApiFactory(await SharedPostgres.CreateDatabaseAsync(), new Dictionary<string, string?> { ["LOGIN_FAILURES_PER_USERNAME"] = "5" }).Start();
+
+    public async Task DisposeAsync() => await api.DisposeAsync();
+
+    [Fact]
+    public async Task Failures_from_many_addresses_lock_the_username_for_at_most_five_minutes()
+    {
+        using var client = api.CreateClient();
+        for (var i = 0; i < 5; i++)
+        {
+            Assert.Equal(HttpStatusCode.Unauthorized, (await LoginFromAsync(client, $"203.0.113.{i + 1}", "password-guess")).StatusCode);
+        }
+
+        var limited = await LoginFromAsync(client, "198.51.100.9", ApiFactory.AdminPassword);
+        Assert.Equal(HttpStatusCode.TooManyRequests, limited.StatusCode);
+        Assert.True(limited.Headers.RetryAfter?.Delta is { } wait && wait > TimeSpan.Zero && wait <= TimeSpan.FromMinutes(5), $"Retry-After {limited.Headers.RetryAfter}");
+    }
+
+    private static Task<HttpResponseMessage> LoginFromAsync(HttpClient client, string forwardedFor, string password)
+    {
+        var request = new HttpRequestMessage(HttpMethod.Post, "/api/v1/auth/login") { Content = JsonContent.Create(new { username = ApiFactory.AdminUsername, password }) };
+        request.Headers.Add("X-Forwarded-For", forwardedFor);
+        return client.SendAsync(request);
+    }
+}
+
+/// <summary>PUT /users/me/password counts wrong current passwords per user, like login.</summary>
+public sealed class ChangePasswordLimitTests : IAsyncLifetime
+{
+    private ApiFactory api = null!;
+
+    public async Task InitializeAsync() =>
+        api = new ApiFactory(await SharedPostgres.CreateDatabaseAsync(), new Dictionary<string, string?> { ["LOGIN_ATTEMPTS_PER_MINUTE"] = "3" }).Start();
+
+    public async Task DisposeAsync() => await api.DisposeAsync();
+
+    [Fact]
+    public async Task Wrong_current_passwords_lock_the_change_with_429_and_retry_after_for_that_user_only()
+    {
+        using var user = await api.NewUserClientAsync("pw-guessed");
+        using var other = await api.NewUserClientAsync("pw-other");
+        for (var i = 0; i < 3; i++)
+        {
+            var wrong = await user.PutAsJsonAsync("/api/v1/users/me/password", new { current_password = $"guess-{i}-xyz", new_password = "a-new-password-1" });
+            Assert.Equal(HttpStatusCode.BadRequest, wrong.StatusCode);
+        }
+
+        var limited = await user.PutAsJsonAsync("/api/v1/users/me/password", new { current_password = "user-password-123", new_password = "a-new-password-1" });
+        var problem = await limited.AssertProblemAsync(HttpStatusCode.TooManyRequests);
+        Assert.Equal("Too many password attempts.", problem.GetProperty("title").GetString());
+        Assert.True(limited.Headers.RetryAfter?.Delta > TimeSpan.Zero);
+
+        var changed = await other.PutAsJsonAsync("/api/v1/users/me/password", new { current_password = "user-password-123", new_password = "a-new-password-1" });
+        Assert.Equal(HttpStatusCode.NoContent, changed.StatusCode);
+
+        using var admin = await api.AdminClientAsync();
+        var audit = await (await admin.GetAsync("/api/v1/audit?action=auth.password_change_limited")).AssertJsonAsync(HttpStatusCode.OK);
+        Assert.Single(audit.GetProperty("items").EnumerateArray());
     }
 }

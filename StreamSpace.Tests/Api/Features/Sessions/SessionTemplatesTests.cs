@@ -46,4 +46,77 @@ public sealed class TemplatesTests(ApiFixture fixture) : IClassFixture<ApiFixtur
         var response = await admin.PostAsync("/api/v1/templates", new StringContent(body, System.Text.Encoding.UTF8, "application/json"));
         Assert.Contains(field, (await response.AssertProblemAsync(HttpStatusCode.BadRequest)).ToString(), StringComparison.OrdinalIgnoreCase);
     }
+
+    [Fact]
+    public async Task Env_values_and_secret_refs_are_shown_to_admins_and_other_users_see_only_the_names()
+    {
+        using var admin = await fixture.Api.AdminClientAsync();
+        var created = await admin.PostAsJsonAsync("/api/v1/templates", new
+        {
+            name = "with-env",
+            display_name = "With env",
+            image = "example/session:1",
+            env = new Dictionary<string, object>
+            {
+                ["GREETING"] = "hello",
+                ["DB_PASSWORD"] = new { secret_ref = new { name = "db-creds", key = "password" } },
+            },
+        });
+        Assert.Equal(HttpStatusCode.Created, created.StatusCode);
+
+        var asAdmin = await (await admin.GetAsync("/api/v1/templates/with-env")).AssertJsonAsync(HttpStatusCode.OK);
+        Assert.Equal("hello", asAdmin.GetProperty("env").GetProperty("GREETING").GetString());
+        var reference = asAdmin.GetProperty("env").GetProperty("DB_PASSWORD").GetProperty("secret_ref");
+        Assert.Equal("db-creds", reference.GetProperty("name").GetString());
+        Assert.Equal("password", reference.GetProperty("key").GetString());
+        var adminList = await (await admin.GetAsync("/api/v1/templates")).AssertJsonAsync(HttpStatusCode.OK);
+        Assert.Equal("hello", adminList.EnumerateArray().Single(t => t.GetProperty("name").GetString() == "with-env")
+            .GetProperty("env").GetProperty("GREETING").GetString());
+
+        using var user = await fixture.Api.NewUserClientAsync();
+        var asUser = await (await user.GetAsync("/api/v1/templates/with-env")).AssertJsonAsync(HttpStatusCode.OK);
+        var userList = await (await user.GetAsync("/api/v1/templates")).AssertJsonAsync(HttpStatusCode.OK);
+        foreach (var view in new[] { asUser, userList.EnumerateArray().Single(t => t.GetProperty("name").GetString() == "with-env") })
+        {
+            var env = view.GetProperty("env");
+            Assert.Equal(["DB_PASSWORD", "GREETING"], env.EnumerateObject().Select(e => e.Name).Order(StringComparer.Ordinal));
+            Assert.All(env.EnumerateObject(), e => Assert.Equal(System.Text.Json.JsonValueKind.Null, e.Value.ValueKind));
+            Assert.DoesNotContain("hello", view.ToString());
+            Assert.DoesNotContain("db-creds", view.ToString());
+        }
+    }
+
+    [Theory]
+    [InlineData("""{"name":"ref-no-image","display_name":"x","command":"xterm","env":{"A":{"secret_ref":{"name":"s","key":"k"}}}}""", "image")]
+    [InlineData("""{"name":"ref-bad-name","display_name":"x","image":"i","env":{"A":{"secret_ref":{"name":"Not A Name","key":"k"}}}}""", "secret_ref")]
+    [InlineData("""{"name":"env-number","display_name":"x","command":"xterm","env":{"A":5}}""", "secret_ref")]
+    public async Task A_bad_env_entry_is_400(string body, string mentioned)
+    {
+        using var admin = await fixture.Api.AdminClientAsync();
+        var response = await admin.PostAsync("/api/v1/templates", new StringContent(body, System.Text.Encoding.UTF8, "application/json"));
+        Assert.Contains(mentioned, (await response.AssertProblemAsync(HttpStatusCode.BadRequest)).ToString(), StringComparison.OrdinalIgnoreCase);
+    }
+
+    [Fact]
+    public async Task A_template_with_a_secret_ref_is_never_placed_on_a_local_agent()
+    {
+        var key = await Agents.AgentTestData.RegisterAgentAsync(fixture.Api, "tmpl-local");
+        await using var agent = await AgentHost.StartAsync(fixture.Api.AgentHubUrl, "tmpl-local", key);
+        await agent.WaitUntilConnectedAsync();
+
+        using var admin = await fixture.Api.AdminClientAsync();
+        var created = await admin.PostAsJsonAsync("/api/v1/templates", new
+        {
+            name = "ref-both",
+            display_name = "Both platforms but a Secret",
+            command = "xterm",
+            image = "example/session:1",
+            env = new { TOKEN = new { secret_ref = new { name = "tokens", key = "t" } } },
+        });
+        Assert.Equal(HttpStatusCode.Created, created.StatusCode);
+
+        var launch = await admin.PostAsJsonAsync("/api/v1/sessions", new { template = "ref-both" });
+        var problem = await launch.AssertProblemAsync(HttpStatusCode.ServiceUnavailable);
+        Assert.EndsWith("(kubernetes).", problem.GetProperty("detail").GetString());
+    }
 }

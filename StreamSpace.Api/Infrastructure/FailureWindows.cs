@@ -1,0 +1,119 @@
+using System.Collections.Concurrent;
+using System.Net;
+
+namespace StreamSpace.Api.Infrastructure;
+
+/// <summary>A limit on failures: at most <paramref name="Failures"/> per key within a fixed window of <paramref name="Window"/>.</summary>
+public sealed record FailureLimit(string Name, int Failures, TimeSpan Window);
+
+/// <summary>What <see cref="FailureWindows.Check"/> found: whether the key is locked, for how long, and whether this is the
+/// window's first refusal (so that a lockout is reported once, not once per refused attempt).</summary>
+public readonly record struct FailureVerdict(bool Limited, TimeSpan RetryAfter, bool FirstRefusal);
+
+/// <summary>
+/// Counts failures (wrong passwords, bad agent keys) per key in fixed windows. Only failures count, so honest traffic
+/// (a successful login, 10,000 agents reconnecting from one address after a restart) never uses up a limit, and a
+/// lock ends with its window. The one place the API's failure limits are kept.
+/// </summary>
+public sealed class FailureWindows(TimeProvider time)
+{
+    /// <summary>Keys held at most: a flood of new keys (addresses, usernames) cannot grow memory without bound.</summary>
+    public const int MaximumKeys = 100_000;
+
+    private sealed class Window
+    {
+        public DateTimeOffset Ends;
+        public int Failures;
+        public bool Reported;
+    }
+
+    private readonly ConcurrentDictionary<string, Window> windows = new();
+
+    public FailureVerdict Check(FailureLimit limit, string subject)
+    {
+        if (!windows.TryGetValue(Key(limit, subject), out var window))
+        {
+            return default;
+        }
+
+        lock (window)
+        {
+            var now = time.GetUtcNow();
+            if (now >= window.Ends || window.Failures < limit.Failures)
+            {
+                return default;
+            }
+
+            var first = !window.Reported;
+            window.Reported = true;
+            return new FailureVerdict(true, window.Ends - now, first);
+        }
+    }
+
+    public void Fail(FailureLimit limit, string subject)
+    {
+        var key = Key(limit, subject);
+        var now = time.GetUtcNow();
+        if (windows.Count >= MaximumKeys && !windows.ContainsKey(key))
+        {
+            Prune(now);
+            if (windows.Count >= MaximumKeys)
+            {
+                // Every key is in a live window: the other limits (per address, per username) still hold.
+                return;
+            }
+        }
+
+        var window = windows.GetOrAdd(key, _ => new Window { Ends = now + limit.Window });
+        lock (window)
+        {
+            if (now >= window.Ends)
+            {
+                window.Ends = now + limit.Window;
+                window.Failures = 0;
+                window.Reported = false;
+            }
+
+            window.Failures++;
+        }
+    }
+
+    private void Prune(DateTimeOffset now)
+    {
+        foreach (var (key, window) in windows)
+        {
+            if (now >= window.Ends)
+            {
+                windows.TryRemove(key, out _);
+            }
+        }
+    }
+
+    /// <summary>
+    /// The subject that per-address limits count: the IPv4 address, or the /64 of an IPv6 one, since a single
+    /// IPv6 client usually holds a whole /64 and could otherwise take a fresh address for every attempt.
+    /// </summary>
+    public static string ClientSubject(IPAddress? address)
+    {
+        if (address is null)
+        {
+            return "unknown";
+        }
+
+        if (address.IsIPv4MappedToIPv6)
+        {
+            return address.MapToIPv4().ToString();
+        }
+
+        if (address.AddressFamily != System.Net.Sockets.AddressFamily.InterNetworkV6)
+        {
+            return address.ToString();
+        }
+
+        var bytes = address.GetAddressBytes();
+        Array.Clear(bytes, 8, 8);
+        return $"{new IPAddress(bytes)}/64";
+    }
+
+    private static string Key(FailureLimit limit, string subject) => $"{limit.Name}\n{subject}";
+}
