@@ -34,7 +34,7 @@ public sealed partial class ChartTests(AspireManifest manifest) : IClassFixture<
     private static readonly (string Deployment, string Resource, string Project, Type[] Settings)[] Processes =
     [
         (ApiName, "api", "StreamSpace.Api", [typeof(ApiSettings), typeof(TrustedProxySettings)]),
-        (WebName, "web", "StreamSpace.Web", [typeof(TrustedProxySettings)]),
+        (WebName, "web", "StreamSpace.Web", [typeof(StreamSpace.Web.WebSettings), typeof(TrustedProxySettings)]),
         (AgentName, "agent", "StreamSpace.Agent", [typeof(AgentSettings)]),
     ];
 
@@ -429,7 +429,7 @@ public sealed partial class ChartTests(AspireManifest manifest) : IClassFixture<
     // ---- Network policies ----
 
     [Fact]
-    public async Task Network_policies_let_agent_web_and_ingress_reach_the_api_only_the_api_reach_postgres_and_only_the_agent_reach_sessions()
+    public async Task Network_policies_let_agent_web_and_ingress_reach_the_api_only_the_api_and_web_reach_postgres_and_only_the_agent_reach_sessions()
     {
         var chart = await RenderedChart.LoadAsync(RenderedChart.NetworkPolicyAndIngressCase);
         var policies = chart.All<V1NetworkPolicy>().ToList();
@@ -446,6 +446,7 @@ public sealed partial class ChartTests(AspireManifest manifest) : IClassFixture<
         Assert.True(Allows(ingressController, api, 8000), "ingress → api:8000");
         Assert.True(Allows(ingressController, web, 8080), "ingress → web:8080");
         Assert.True(Allows(api, postgres, 5432), "api → postgres:5432");
+        Assert.True(Allows(web, postgres, 5432), "web → postgres:5432, for its Data Protection keys");
         Assert.True(Allows(agent, session, 5900), "agent → session:5900");
         Assert.True(Allows(agent, session, 5901), "agent → session:5901, this site's second VNC port");
         Assert.False(Allows(agent, session, 5902), "agent → session:5902, not a VNC port here");
@@ -453,7 +454,7 @@ public sealed partial class ChartTests(AspireManifest manifest) : IClassFixture<
         Assert.False(Allows(stranger, api, 8000), "stranger → api");
         Assert.False(Allows(agent, api, 5432), "agent → api on another port");
         Assert.False(Allows(stranger, web, 8080), "stranger → web");
-        foreach (var other in new[] { stranger, web, agent, ingressController })
+        foreach (var other in new[] { stranger, agent, ingressController })
         {
             Assert.False(Allows(other, postgres, 5432), $"{other} → postgres");
         }

@@ -97,6 +97,19 @@ public sealed class WebFixture : IAsyncLifetime
         await page.ScreenshotAsync(new() { Path = Path.Combine(directory, name) });
     }
 
+    /// <summary>Stops the web process and starts a new one on the same address, as a redeploy would.</summary>
+    public async Task RestartWebAsync()
+    {
+        if (web is { HasExited: false })
+        {
+            web.Kill(entireProcessTree: true);
+            await web.WaitForExitAsync();
+        }
+
+        web?.Dispose();
+        web = await StartWebAsync();
+    }
+
     private async Task<Process> StartWebAsync()
     {
         var assembly = Repository.BuiltAssembly("StreamSpace.Web");
@@ -105,8 +118,8 @@ public sealed class WebFixture : IAsyncLifetime
             throw new InvalidOperationException($"{assembly} is missing; build StreamSpace.Web first.");
         }
 
-        var port = PostgresServer.FreePort();
-        WebAddress = new Uri($"http://127.0.0.1:{port}/");
+        // The same address after a restart, so pages and cookies carry over.
+        WebAddress ??= new Uri($"http://127.0.0.1:{PostgresServer.FreePort()}/");
         var start = new ProcessStartInfo("dotnet", [assembly])
         {
             RedirectStandardOutput = true,
@@ -117,6 +130,7 @@ public sealed class WebFixture : IAsyncLifetime
         start.Environment["ASPNETCORE_URLS"] = WebAddress.ToString().TrimEnd('/');
         start.Environment["ASPNETCORE_ENVIRONMENT"] = "Testing";
         start.Environment["services__api__http__0"] = Api.BaseAddress.ToString().TrimEnd('/');
+        start.Environment["ConnectionStrings__streamspace"] = Api.ConnectionString;
         start.Environment["Logging__LogLevel__Default"] = "Warning";
         var process = Process.Start(start) ?? throw new InvalidOperationException("could not start StreamSpace.Web");
         process.OutputDataReceived += (_, e) => Append(e.Data);
