@@ -19,7 +19,14 @@ public sealed class ActiveUserCheck(NpgsqlDataSource dataSource, IMemoryCache ca
 
     private static readonly TimeSpan CacheFor = TimeSpan.FromSeconds(5);
 
-    private sealed record UserStatus(string Role, bool Disabled, int TokenVersion, Guid[] RevokedTokenIds);
+    private sealed class UserStatus
+    {
+        public string Role { get; init; } = "";
+        public bool Disabled { get; init; }
+        public int TokenVersion { get; init; }
+        /// <summary>The user's logged-out tokens that have not expired yet: few, so a list is enough.</summary>
+        public Guid[] RevokedTokenIds { get; init; } = [];
+    }
 
     /// <summary>
     /// Why the signed-in principal must be refused now, or null while its token still stands: the one check for every
