@@ -529,17 +529,18 @@ public sealed partial class ChartTests(AspireManifest manifest) : IClassFixture<
         var denied = sessionPolicy.Spec.Egress.SelectMany(r => r.To).Where(p => p.IpBlock is not null).SelectMany(p => p.IpBlock.Except).ToHashSet();
         Assert.Superset(new HashSet<string> { "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.169.254/32" }, denied);
 
-        // PostgreSQL: the API, nothing else, sessions least of all.
+        // PostgreSQL: the API, and the web for its Data Protection keys; nothing else, sessions least of all.
         Assert.True(Allows(api, postgres, 5432), "api → postgres");
-        foreach (var other in new[] { web, agent, session })
+        Assert.True(Allows(web, postgres, 5432), "web → postgres");
+        foreach (var other in new[] { agent, session })
         {
             Assert.False(Allows(other, postgres, 5432), $"{other} → postgres");
         }
 
         var postgresPolicy = chart.Single<V1NetworkPolicy>(PostgresName);
-        var peer = Assert.Single(Assert.Single(postgresPolicy.Spec.Ingress).FromProperty);
-        Assert.Null(peer.NamespaceSelector);
-        Assert.Equal("api", peer.PodSelector.MatchLabels["app.kubernetes.io/component"]);
+        var peers = Assert.Single(postgresPolicy.Spec.Ingress).FromProperty;
+        Assert.All(peers, peer => Assert.Null(peer.NamespaceSelector));
+        Assert.Equal(["api", "web"], peers.Select(peer => peer.PodSelector.MatchLabels["app.kubernetes.io/component"]).Order());
     }
 
     // ---- Code ≡ chart ----
@@ -583,7 +584,7 @@ public sealed partial class ChartTests(AspireManifest manifest) : IClassFixture<
                 known.UnionWith(manifest.EnvironmentOf(resource).Select(InChart));
                 known.UnionWith(resource switch
                 {
-                    "api" => ExpansionOnly,
+                    "api" or "web" => ExpansionOnly,
                     _ => [],
                 });
 
