@@ -19,6 +19,7 @@ public sealed class WebFixture : IAsyncLifetime
 
     private readonly StringBuilder webOutput = new();
     private Process? web;
+    private readonly List<string> homes = [];
     private IPlaywright? playwright;
 
     public ApiFactory Api { get; private set; } = null!;
@@ -131,6 +132,11 @@ public sealed class WebFixture : IAsyncLifetime
         start.Environment["ASPNETCORE_ENVIRONMENT"] = "Testing";
         start.Environment["services__api__http__0"] = Api.BaseAddress.ToString().TrimEnd('/');
         start.Environment["ConnectionStrings__streamspace"] = Api.ConnectionString;
+        // A fresh home for each start, as a new pod would have: ASP.NET's default key folder (~/.aspnet) cannot carry
+        // the sign-in cookies' keys over a restart, only the database can.
+        var home = Directory.CreateTempSubdirectory("streamspace-web-home-").FullName;
+        homes.Add(home);
+        start.Environment["HOME"] = home;
         start.Environment["Logging__LogLevel__Default"] = "Warning";
         var process = Process.Start(start) ?? throw new InvalidOperationException("could not start StreamSpace.Web");
         process.OutputDataReceived += (_, e) => Append(e.Data);
@@ -186,6 +192,11 @@ public sealed class WebFixture : IAsyncLifetime
         }
 
         web?.Dispose();
+        foreach (var home in homes)
+        {
+            Directory.Delete(home, recursive: true);
+        }
+
         if (Agent is not null)
         {
             await Agent.DisposeAsync();
