@@ -46,6 +46,8 @@ public static class ClaimsPrincipalExtensions
 
     public static DateTimeOffset? ExpiresAt(this ClaimsPrincipal user) => UnixTime(user, "exp");
 
+    public static DateTimeOffset? IssuedAt(this ClaimsPrincipal user) => UnixTime(user, "iat");
+
     private static DateTimeOffset? UnixTime(ClaimsPrincipal user, string claim) =>
         long.TryParse(user.FindFirst(claim)?.Value, out var seconds) ? DateTimeOffset.FromUnixTimeSeconds(seconds) : null;
 }

@@ -20,7 +20,7 @@ public sealed class RefreshEndpoint(UserStore users, TokenIssuer tokens, ApiSett
     public override async Task HandleAsync(CancellationToken cancellationToken)
     {
         // A token from before auth_time existed counts as signed in when it was issued.
-        var signedInAt = User.AuthTime() ?? (long.TryParse(User.FindFirst("iat")?.Value, out var iat) ? DateTimeOffset.FromUnixTimeSeconds(iat) : time.GetUtcNow());
+        var signedInAt = User.AuthTime() ?? User.IssuedAt() ?? time.GetUtcNow();
         if (time.GetUtcNow() - signedInAt >= settings.SessionMaxLifetime)
         {
             await Send.ResultAsync(ApiProblem.Unauthorized("The sign-in is older than SESSION_MAX_LIFETIME; sign in again."));
