@@ -52,4 +52,31 @@ public sealed class SignInPersistenceTests(WebFixture fixture) : IClassFixture<W
         await page.Context.CloseAsync();
         await copy.Context.CloseAsync();
     }
+
+    [Fact]
+    public async Task The_auth_cookie_is_secure_when_public_url_is_https_and_not_over_plain_http_otherwise()
+    {
+        var username = await fixture.NewUserAsync("cookie");
+        Assert.False(await AuthCookieIsSecureAsync(username), "the auth cookie over plain http without an https PUBLIC_URL");
+
+        await fixture.RestartWebAsync(new Dictionary<string, string> { ["PUBLIC_URL"] = "https://streamspace.example.com" });
+        try
+        {
+            Assert.True(await AuthCookieIsSecureAsync(username), "the auth cookie under an https PUBLIC_URL");
+        }
+        finally
+        {
+            await fixture.RestartWebAsync();
+        }
+    }
+
+    private async Task<bool> AuthCookieIsSecureAsync(string username)
+    {
+        // Chromium keeps Secure cookies from http://127.0.0.1 (loopback counts as a secure context), so the flag shows.
+        var page = await fixture.NewPageAsync();
+        await WebFixture.LogInAsync(page, username, WebFixture.UserPassword);
+        var cookie = Assert.Single(await page.Context.CookiesAsync(), c => c.Name == "streamspace_auth");
+        await page.Context.CloseAsync();
+        return cookie.Secure;
+    }
 }

@@ -98,8 +98,11 @@ public sealed class WebFixture : IAsyncLifetime
         await page.ScreenshotAsync(new() { Path = Path.Combine(directory, name) });
     }
 
-    /// <summary>Stops the web process and starts a new one on the same address, as a redeploy would.</summary>
-    public async Task RestartWebAsync()
+    /// <summary>
+    /// Stops the web process and starts a new one on the same address, as a redeploy would, with
+    /// <paramref name="environment"/> added to its settings (until the next restart).
+    /// </summary>
+    public async Task RestartWebAsync(IReadOnlyDictionary<string, string>? environment = null)
     {
         if (web is { HasExited: false })
         {
@@ -108,10 +111,10 @@ public sealed class WebFixture : IAsyncLifetime
         }
 
         web?.Dispose();
-        web = await StartWebAsync();
+        web = await StartWebAsync(environment);
     }
 
-    private async Task<Process> StartWebAsync()
+    private async Task<Process> StartWebAsync(IReadOnlyDictionary<string, string>? environment = null)
     {
         var assembly = Repository.BuiltAssembly("StreamSpace.Web");
         if (!File.Exists(assembly))
@@ -137,6 +140,10 @@ public sealed class WebFixture : IAsyncLifetime
         var home = Directory.CreateTempSubdirectory("streamspace-web-home-").FullName;
         homes.Add(home);
         start.Environment["HOME"] = home;
+        foreach (var (name, value) in environment ?? new Dictionary<string, string>())
+        {
+            start.Environment[name] = value;
+        }
         start.Environment["Logging__LogLevel__Default"] = "Warning";
         var process = Process.Start(start) ?? throw new InvalidOperationException("could not start StreamSpace.Web");
         process.OutputDataReceived += (_, e) => Append(e.Data);
