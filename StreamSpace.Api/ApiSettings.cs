@@ -18,6 +18,9 @@ public sealed class ApiSettings : IValidatedSettings
     [Setting("JWT_LIFETIME", Help = "how long a login token lasts")]
     public TimeSpan JwtLifetime { get; set; } = TimeSpan.FromHours(8);
 
+    [Setting("SESSION_MAX_LIFETIME", Help = "how long after signing in with a password a user may keep refreshing their token")]
+    public TimeSpan SessionMaxLifetime { get; set; } = TimeSpan.FromDays(7);
+
     [Setting("ADMIN_USERNAME")]
     public string AdminUsername { get; set; } = "admin";
 
@@ -88,6 +91,11 @@ public sealed class ApiSettings : IValidatedSettings
         if (JwtLifetime < TimeSpan.FromMinutes(1) || JwtLifetime > TimeSpan.FromDays(7))
         {
             throw new InvalidSettingException("JWT_LIFETIME", "must be between 1m and 7d.");
+        }
+
+        if (SessionMaxLifetime < TimeSpan.FromMinutes(1) || SessionMaxLifetime > TimeSpan.FromDays(365))
+        {
+            throw new InvalidSettingException("SESSION_MAX_LIFETIME", "must be between 1m and 365d.");
         }
 
         if (AdminPassword is { Length: > 0 and < Features.Users.PasswordRules.MinimumLength })

@@ -53,7 +53,10 @@ if (!string.IsNullOrEmpty(localIsolation))
 
 builder.AddStreamSpaceDiagnostics(api, adminPassword);
 
+// The web keeps its Data Protection keys (which encrypt the auth cookie) in the API's database, in a table the API's
+// migrations create, so signed-in users stay signed in across web restarts.
 builder.AddProject<Projects.StreamSpace_Web>("web")
+    .WithReference(database)
     .WithReference(api)
     .WaitFor(api)
     .WithExternalHttpEndpoints()

@@ -1,7 +1,9 @@
 using StreamSpace.Settings;
 using StreamSpace.Web.Components;
 using StreamSpace.Web.Features.Api;
+using StreamSpace.Web;
 using StreamSpace.Web.Features.Auth;
+using StreamSpace.Web.Features.DataProtection;
 using StreamSpace.Web.Features.Proxy;
 using StreamSpace.Web.Features.Viewer;
 
@@ -14,8 +16,11 @@ return await StartupGuard.RunAsync(async () =>
 
     builder.AddServiceDefaults();
     builder.AddTrustedProxies();
+    var settings = SettingsBinder.Bind<WebSettings>(builder.Configuration);
+    builder.Services.AddSingleton(settings);
+    builder.AddStreamSpaceDataProtection(settings);
     builder.AddStreamSpaceApi();
-    builder.AddStreamSpaceAuth();
+    builder.AddStreamSpaceAuth(settings);
     builder.AddStreamSpaceProxy();
     builder.Services.AddRazorComponents()
         .AddInteractiveServerComponents();

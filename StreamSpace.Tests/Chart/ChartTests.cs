@@ -34,7 +34,7 @@ public sealed partial class ChartTests(AspireManifest manifest) : IClassFixture<
     private static readonly (string Deployment, string Resource, string Project, Type[] Settings)[] Processes =
     [
         (ApiName, "api", "StreamSpace.Api", [typeof(ApiSettings), typeof(TrustedProxySettings)]),
-        (WebName, "web", "StreamSpace.Web", [typeof(TrustedProxySettings)]),
+        (WebName, "web", "StreamSpace.Web", [typeof(StreamSpace.Web.WebSettings), typeof(TrustedProxySettings)]),
         (AgentName, "agent", "StreamSpace.Agent", [typeof(AgentSettings)]),
     ];
 
@@ -429,7 +429,7 @@ public sealed partial class ChartTests(AspireManifest manifest) : IClassFixture<
     // ---- Network policies ----
 
     [Fact]
-    public async Task Network_policies_let_agent_web_and_ingress_reach_the_api_only_the_api_reach_postgres_and_only_the_agent_reach_sessions()
+    public async Task Network_policies_let_agent_web_and_ingress_reach_the_api_only_the_api_and_web_reach_postgres_and_only_the_agent_reach_sessions()
     {
         var chart = await RenderedChart.LoadAsync(RenderedChart.NetworkPolicyAndIngressCase);
         var policies = chart.All<V1NetworkPolicy>().ToList();
@@ -446,6 +446,7 @@ public sealed partial class ChartTests(AspireManifest manifest) : IClassFixture<
         Assert.True(Allows(ingressController, api, 8000), "ingress → api:8000");
         Assert.True(Allows(ingressController, web, 8080), "ingress → web:8080");
         Assert.True(Allows(api, postgres, 5432), "api → postgres:5432");
+        Assert.True(Allows(web, postgres, 5432), "web → postgres:5432, for its Data Protection keys");
         Assert.True(Allows(agent, session, 5900), "agent → session:5900");
         Assert.True(Allows(agent, session, 5901), "agent → session:5901, this site's second VNC port");
         Assert.False(Allows(agent, session, 5902), "agent → session:5902, not a VNC port here");
@@ -453,7 +454,7 @@ public sealed partial class ChartTests(AspireManifest manifest) : IClassFixture<
         Assert.False(Allows(stranger, api, 8000), "stranger → api");
         Assert.False(Allows(agent, api, 5432), "agent → api on another port");
         Assert.False(Allows(stranger, web, 8080), "stranger → web");
-        foreach (var other in new[] { stranger, web, agent, ingressController })
+        foreach (var other in new[] { stranger, agent, ingressController })
         {
             Assert.False(Allows(other, postgres, 5432), $"{other} → postgres");
         }
@@ -528,17 +529,18 @@ public sealed partial class ChartTests(AspireManifest manifest) : IClassFixture<
         var denied = sessionPolicy.Spec.Egress.SelectMany(r => r.To).Where(p => p.IpBlock is not null).SelectMany(p => p.IpBlock.Except).ToHashSet();
         Assert.Superset(new HashSet<string> { "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.169.254/32" }, denied);
 
-        // PostgreSQL: the API, nothing else, sessions least of all.
+        // PostgreSQL: the API, and the web for its Data Protection keys; nothing else, sessions least of all.
         Assert.True(Allows(api, postgres, 5432), "api → postgres");
-        foreach (var other in new[] { web, agent, session })
+        Assert.True(Allows(web, postgres, 5432), "web → postgres");
+        foreach (var other in new[] { agent, session })
         {
             Assert.False(Allows(other, postgres, 5432), $"{other} → postgres");
         }
 
         var postgresPolicy = chart.Single<V1NetworkPolicy>(PostgresName);
-        var peer = Assert.Single(Assert.Single(postgresPolicy.Spec.Ingress).FromProperty);
-        Assert.Null(peer.NamespaceSelector);
-        Assert.Equal("api", peer.PodSelector.MatchLabels["app.kubernetes.io/component"]);
+        var peers = Assert.Single(postgresPolicy.Spec.Ingress).FromProperty;
+        Assert.All(peers, peer => Assert.Null(peer.NamespaceSelector));
+        Assert.Equal(["api", "web"], peers.Select(peer => peer.PodSelector.MatchLabels["app.kubernetes.io/component"]).Order());
     }
 
     // ---- Code ≡ chart ----
@@ -582,7 +584,7 @@ public sealed partial class ChartTests(AspireManifest manifest) : IClassFixture<
                 known.UnionWith(manifest.EnvironmentOf(resource).Select(InChart));
                 known.UnionWith(resource switch
                 {
-                    "api" => ExpansionOnly,
+                    "api" or "web" => ExpansionOnly,
                     _ => [],
                 });
 

@@ -19,6 +19,7 @@ public sealed class WebFixture : IAsyncLifetime
 
     private readonly StringBuilder webOutput = new();
     private Process? web;
+    private readonly List<string> homes = [];
     private IPlaywright? playwright;
 
     public ApiFactory Api { get; private set; } = null!;
@@ -97,7 +98,23 @@ public sealed class WebFixture : IAsyncLifetime
         await page.ScreenshotAsync(new() { Path = Path.Combine(directory, name) });
     }
 
-    private async Task<Process> StartWebAsync()
+    /// <summary>
+    /// Stops the web process and starts a new one on the same address, as a redeploy would, with
+    /// <paramref name="environment"/> added to its settings (until the next restart).
+    /// </summary>
+    public async Task RestartWebAsync(IReadOnlyDictionary<string, string>? environment = null)
+    {
+        if (web is { HasExited: false })
+        {
+            web.Kill(entireProcessTree: true);
+            await web.WaitForExitAsync();
+        }
+
+        web?.Dispose();
+        web = await StartWebAsync(environment);
+    }
+
+    private async Task<Process> StartWebAsync(IReadOnlyDictionary<string, string>? environment = null)
     {
         var assembly = Repository.BuiltAssembly("StreamSpace.Web");
         if (!File.Exists(assembly))
@@ -105,8 +122,8 @@ public sealed class WebFixture : IAsyncLifetime
             throw new InvalidOperationException($"{assembly} is missing; build StreamSpace.Web first.");
         }
 
-        var port = PostgresServer.FreePort();
-        WebAddress = new Uri($"http://127.0.0.1:{port}/");
+        // The same address after a restart, so pages and cookies carry over.
+        WebAddress ??= new Uri($"http://127.0.0.1:{PostgresServer.FreePort()}/");
         var start = new ProcessStartInfo("dotnet", [assembly])
         {
             RedirectStandardOutput = true,
@@ -117,6 +134,16 @@ public sealed class WebFixture : IAsyncLifetime
         start.Environment["ASPNETCORE_URLS"] = WebAddress.ToString().TrimEnd('/');
         start.Environment["ASPNETCORE_ENVIRONMENT"] = "Testing";
         start.Environment["services__api__http__0"] = Api.BaseAddress.ToString().TrimEnd('/');
+        start.Environment["ConnectionStrings__streamspace"] = Api.ConnectionString;
+        // A fresh home for each start, as a new pod would have: ASP.NET's default key folder (~/.aspnet) cannot carry
+        // the sign-in cookies' keys over a restart, only the database can.
+        var home = Directory.CreateTempSubdirectory("streamspace-web-home-").FullName;
+        homes.Add(home);
+        start.Environment["HOME"] = home;
+        foreach (var (name, value) in environment ?? new Dictionary<string, string>())
+        {
+            start.Environment[name] = value;
+        }
         start.Environment["Logging__LogLevel__Default"] = "Warning";
         var process = Process.Start(start) ?? throw new InvalidOperationException("could not start StreamSpace.Web");
         process.OutputDataReceived += (_, e) => Append(e.Data);
@@ -172,6 +199,11 @@ public sealed class WebFixture : IAsyncLifetime
         }
 
         web?.Dispose();
+        foreach (var home in homes)
+        {
+            Directory.Delete(home, recursive: true);
+        }
+
         if (Agent is not null)
         {
             await Agent.DisposeAsync();

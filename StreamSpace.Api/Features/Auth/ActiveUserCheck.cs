@@ -2,19 +2,31 @@ using System.Security.Claims;
 using Dapper;
 using Microsoft.Extensions.Caching.Memory;
 using Npgsql;
+using StreamSpace.Api.Infrastructure.Database;
 
 namespace StreamSpace.Api.Features.Auth;
 
 /// <summary>
-/// Rejects a still-valid token whose user was since disabled, deleted or given another role, so an admin's
-/// change takes effect within seconds instead of at the token's expiry. Lookups are cached briefly to keep
-/// the check off the hot path.
+/// Rejects a still-valid token whose user was since disabled, deleted or given another role, whose user's token
+/// version moved on (password change, sign-out everywhere), or which was itself logged out, so each of these takes
+/// effect within seconds instead of at the token's expiry. One query per user (status, version and that user's
+/// logged-out token ids) is cached for <see cref="CacheFor"/>; a change forgets it at once on the instance that made it
+/// and, through NOTIFY, on every other instance.
 /// </summary>
-public sealed class ActiveUserCheck(NpgsqlDataSource dataSource, IMemoryCache cache, TimeProvider time)
+public sealed class ActiveUserCheck(NpgsqlDataSource dataSource, IMemoryCache cache, TimeProvider time) : IDatabaseNotificationHandler
 {
+    public const string NotifyChannel = "user_tokens";
+
     private static readonly TimeSpan CacheFor = TimeSpan.FromSeconds(5);
 
-    private sealed record UserStatus(string Role, bool Disabled);
+    private sealed class UserStatus
+    {
+        public string Role { get; init; } = "";
+        public bool Disabled { get; init; }
+        public int TokenVersion { get; init; }
+        /// <summary>The user's logged-out tokens that have not expired yet: few, so a list is enough.</summary>
+        public Guid[] RevokedTokenIds { get; init; } = [];
+    }
 
     /// <summary>
     /// Why the signed-in principal must be refused now, or null while its token still stands: the one check for every
@@ -27,38 +39,58 @@ public sealed class ActiveUserCheck(NpgsqlDataSource dataSource, IMemoryCache ca
             return "the token names no user";
         }
 
-        if (principal.FindFirst("exp")?.Value is { } exp && long.TryParse(exp, out var seconds)
-            && DateTimeOffset.FromUnixTimeSeconds(seconds) + TokenIssuer.ClockSkew <= time.GetUtcNow())
+        if (principal.ExpiresAt() is { } expires && expires + TokenIssuer.ClockSkew <= time.GetUtcNow())
         {
             // The same allowance for clock skew as the token's validation at the start of the request.
             return "the token expired";
         }
 
-        return await RejectionAsync(id, principal.FindFirst(ClaimNames.Role)?.Value, cancellationToken);
-    }
-
-    /// <summary>Why the token must be refused, or null when its user is active with that role.</summary>
-    public async Task<string?> RejectionAsync(Guid userId, string? role, CancellationToken cancellationToken)
-    {
-        var status = await cache.GetOrCreateAsync(CacheKey(userId), async entry =>
-        {
-            entry.AbsoluteExpirationRelativeToNow = CacheFor;
-            await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
-            return await connection.QuerySingleOrDefaultAsync<UserStatus>(new CommandDefinition(
-                "SELECT role, disabled FROM users WHERE id = @userId", new { userId }, cancellationToken: cancellationToken));
-        });
-
+        var status = await StatusAsync(id, cancellationToken);
         return status switch
         {
             null => "the user no longer exists",
             { Disabled: true } => "the user is disabled",
-            _ when status.Role != role => "the user's role changed; sign in again",
+            _ when status.Role != principal.FindFirst(ClaimNames.Role)?.Value => "the user's role changed; sign in again",
+            _ when status.TokenVersion != principal.TokenVersion() => "the token was revoked; sign in again",
+            _ when principal.TokenId() is { } jti && status.RevokedTokenIds.Contains(jti) => "the token was signed out",
             _ => null,
         };
     }
 
+    private Task<UserStatus?> StatusAsync(Guid userId, CancellationToken cancellationToken) =>
+        cache.GetOrCreateAsync(CacheKey(userId), async entry =>
+        {
+            entry.AbsoluteExpirationRelativeToNow = CacheFor;
+            await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+            return await connection.QuerySingleOrDefaultAsync<UserStatus>(new CommandDefinition(
+                """
+                SELECT role, disabled, token_version,
+                    ARRAY(SELECT jti FROM revoked_tokens WHERE user_id = users.id AND expires_at > now()) AS revoked_token_ids
+                FROM users WHERE id = @userId
+                """, new { userId }, cancellationToken: cancellationToken));
+        });
+
     /// <summary>Called after a change to the user, so this instance applies it at once.</summary>
     public void Forget(Guid userId) => cache.Remove(CacheKey(userId));
+
+    /// <summary>
+    /// Tells every API instance that the user's tokens changed, so each forgets its cached status; PostgreSQL delivers it
+    /// only if <paramref name="transaction"/> commits. A notification lost while an instance re-listens still takes
+    /// effect when that instance's cache entry expires.
+    /// </summary>
+    public static Task NotifyAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, Guid userId, CancellationToken cancellationToken) =>
+        connection.ExecuteAsync(new CommandDefinition("SELECT pg_notify(@channel, @userId)",
+            new { channel = NotifyChannel, userId = userId.ToString() }, transaction, cancellationToken: cancellationToken));
+
+    string IDatabaseNotificationHandler.Channel => NotifyChannel;
+
+    void IDatabaseNotificationHandler.OnNotification(string payload)
+    {
+        if (Guid.TryParse(payload, out var userId))
+        {
+            Forget(userId);
+        }
+    }
 
     private static string CacheKey(Guid userId) => $"user-status:{userId}";
 }

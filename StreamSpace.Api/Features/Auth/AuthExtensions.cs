@@ -3,6 +3,7 @@ using Microsoft.AspNetCore.Authentication.JwtBearer;
 using Microsoft.AspNetCore.Identity;
 using StreamSpace.Api.Features.Users;
 using StreamSpace.Api.Infrastructure;
+using StreamSpace.Api.Infrastructure.Database;
 
 namespace StreamSpace.Api.Features.Auth;
 
@@ -17,12 +18,17 @@ public static class AuthExtensions
         builder.Services.AddSingleton<IPasswordHasher<UserAccount>, PasswordHasher<UserAccount>>();
         builder.Services.AddMemoryCache();
         builder.Services.AddSingleton<ActiveUserCheck>();
+        builder.Services.AddSingleton<IDatabaseNotificationHandler>(sp => sp.GetRequiredService<ActiveUserCheck>());
+        builder.Services.AddSingleton<SignIns>();
 
         builder.Services.AddAuthentication(JwtBearerDefaults.AuthenticationScheme)
-            .AddJwtBearer(jwt =>
+            .AddJwtBearer(JwtBearerDefaults.AuthenticationScheme, _ => { });
+        // Configured with the services, so token lifetimes are checked against the registered TimeProvider.
+        builder.Services.AddOptions<JwtBearerOptions>(JwtBearerDefaults.AuthenticationScheme)
+            .Configure<TimeProvider>((jwt, time) =>
             {
                 jwt.MapInboundClaims = false;
-                jwt.TokenValidationParameters = TokenIssuer.ValidationParameters(settings);
+                jwt.TokenValidationParameters = TokenIssuer.ValidationParameters(settings, time);
                 jwt.Events = new JwtBearerEvents
                 {
                     OnTokenValidated = async context =>

@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Security.Claims;
 using System.Text;
 using Microsoft.IdentityModel.JsonWebTokens;
@@ -17,10 +18,14 @@ public sealed class TokenIssuer(ApiSettings settings, TimeProvider time)
     private readonly SymmetricSecurityKey key = SigningKey(settings);
     private readonly JsonWebTokenHandler handler = new();
 
-    public IssuedToken Issue(Guid userId, string username, string role)
+    /// <summary>
+    /// A token for the user at <paramref name="tokenVersion"/>. <paramref name="signedInAt"/> is when the user gave their
+    /// password (kept across refreshes); the token never outlives it by more than SESSION_MAX_LIFETIME.
+    /// </summary>
+    public IssuedToken Issue(Guid userId, string username, string role, int tokenVersion, DateTimeOffset signedInAt)
     {
         var now = time.GetUtcNow();
-        var expires = now + settings.JwtLifetime;
+        var expires = Min(now + settings.JwtLifetime, signedInAt + settings.SessionMaxLifetime);
         var token = handler.CreateToken(new SecurityTokenDescriptor
         {
             Issuer = Issuer,
@@ -33,13 +38,20 @@ public sealed class TokenIssuer(ApiSettings settings, TimeProvider time)
                 new Claim(ClaimNames.Subject, userId.ToString()),
                 new Claim(ClaimNames.Name, username),
                 new Claim(ClaimNames.Role, role),
+                new Claim(ClaimNames.TokenId, Guid.NewGuid().ToString()),
+                new Claim(ClaimNames.TokenVersion, tokenVersion.ToString(CultureInfo.InvariantCulture), ClaimValueTypes.Integer32),
+                new Claim(ClaimNames.AuthTime, signedInAt.ToUnixTimeSeconds().ToString(CultureInfo.InvariantCulture), ClaimValueTypes.Integer64),
             ]),
             SigningCredentials = new SigningCredentials(key, SecurityAlgorithms.HmacSha256),
         });
         return new IssuedToken(token, DateTimeOffset.FromUnixTimeSeconds(expires.ToUnixTimeSeconds()));
     }
 
-    public static TokenValidationParameters ValidationParameters(ApiSettings settings) => new()
+    /// <summary>
+    /// How tokens are validated. Lifetimes are checked against the API's <see cref="TimeProvider"/> (not the machine
+    /// clock), so that issuing and validating agree, and a test can move time for both.
+    /// </summary>
+    public static TokenValidationParameters ValidationParameters(ApiSettings settings, TimeProvider time) => new()
     {
         ValidIssuer = Issuer,
         ValidAudience = Audience,
@@ -49,7 +61,14 @@ public sealed class TokenIssuer(ApiSettings settings, TimeProvider time)
         NameClaimType = ClaimNames.Name,
         RoleClaimType = ClaimNames.Role,
         RequireExpirationTime = true,
+        LifetimeValidator = (notBefore, expires, _, _) =>
+        {
+            var now = time.GetUtcNow().UtcDateTime;
+            return expires is { } e && e + ClockSkew > now && (notBefore is not { } n || n - ClockSkew <= now);
+        },
     };
+
+    private static DateTimeOffset Min(DateTimeOffset a, DateTimeOffset b) => a < b ? a : b;
 
     private static SymmetricSecurityKey SigningKey(ApiSettings settings) => new(Encoding.UTF8.GetBytes(settings.JwtSecret));
 }

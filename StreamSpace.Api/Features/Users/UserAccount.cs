@@ -8,6 +8,8 @@ public sealed class UserAccount
     public string PasswordHash { get; init; } = "";
     public string Role { get; init; } = Auth.Role.User;
     public bool Disabled { get; init; }
+    /// <summary>Carried in every token; a bump ends every token issued before.</summary>
+    public int TokenVersion { get; init; }
     public DateTime CreatedAt { get; init; }
     public DateTime UpdatedAt { get; init; }
 

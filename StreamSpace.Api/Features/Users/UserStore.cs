@@ -27,7 +27,7 @@ public sealed class UserStore(NpgsqlDataSource dataSource, IPasswordHasher<UserA
 
     public const string LastAdminProblem = "This is the last active admin; make another user admin first.";
 
-    private const string Columns = "id, username, password_hash, role, disabled, created_at, updated_at";
+    private const string Columns = "id, username, password_hash, role, disabled, token_version, created_at, updated_at";
 
     public async Task<UserAccount?> FindByUsernameAsync(string username, CancellationToken cancellationToken)
     {
@@ -113,6 +113,13 @@ public sealed class UserStore(NpgsqlDataSource dataSource, IPasswordHasher<UserA
             return (UserChange.LastAdmin, current);
         }
 
+        // A new password, a disabled account or another role ends every token issued before (re-enabling the account
+        // must not revive a stolen one).
+        if (newPassword is not null || (disabled is true && !current.Disabled) || (role is not null && role != current.Role))
+        {
+            await SignIns.BumpTokenVersionAsync(connection, transaction, id, cancellationToken);
+        }
+
         var hash = newPassword is null ? null : hasher.HashPassword(current, newPassword);
         var updated = await connection.QuerySingleAsync<UserAccount>(new CommandDefinition(
             $"""
@@ -157,6 +164,7 @@ public sealed class UserStore(NpgsqlDataSource dataSource, IPasswordHasher<UserA
         var agentIds = await SessionStore.StopAllOfUserAsync(connection, transaction, actor, id, cancellationToken);
         await connection.ExecuteAsync(new CommandDefinition("DELETE FROM users WHERE id = @id", new { id }, transaction, cancellationToken: cancellationToken));
         await connection.WriteAsync(actor, "user.deleted", "user", id.ToString(), new { current.Username }, transaction, cancellationToken);
+        await ActiveUserCheck.NotifyAsync(connection, transaction, id, cancellationToken);
         await transaction.CommitAsync(cancellationToken);
         activeUsers.Forget(id);
         return (UserChange.Done, agentIds);

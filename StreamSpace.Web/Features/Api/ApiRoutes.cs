@@ -4,6 +4,7 @@ namespace StreamSpace.Web.Features.Api;
 public static class ApiRoutes
 {
     public const string Login = "api/v1/auth/login";
+    public const string Logout = "api/v1/auth/logout";
     public const string Me = "api/v1/auth/me";
     public const string Templates = "api/v1/templates";
     public const string Sessions = "api/v1/sessions";

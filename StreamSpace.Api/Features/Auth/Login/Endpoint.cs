@@ -23,7 +23,7 @@ public sealed class LoginValidator : Validator<LoginRequest>
 /// Exchanges a username and password for a JWT. An unknown user, a wrong password and a disabled account
 /// all get the same 401, in about the same time, so the answer reveals nothing about which accounts exist.
 /// </summary>
-public sealed class LoginEndpoint(UserStore users, TokenIssuer tokens, LoginThrottle throttle) : Endpoint<LoginRequest, LoginResponse>
+public sealed class LoginEndpoint(UserStore users, TokenIssuer tokens, LoginThrottle throttle, SignIns signIns, TimeProvider time) : Endpoint<LoginRequest, LoginResponse>
 {
     public override void Configure()
     {
@@ -48,7 +48,8 @@ public sealed class LoginEndpoint(UserStore users, TokenIssuer tokens, LoginThro
             return;
         }
 
-        var token = tokens.Issue(user.Id, user.Username, user.Role);
+        var token = tokens.Issue(user.Id, user.Username, user.Role, user.TokenVersion, signedInAt: time.GetUtcNow());
+        await signIns.RecordSignInAsync(user.Id, user.Username, cancellationToken);
         await Send.OkAsync(new LoginResponse(token.Token, token.ExpiresAt, new UserSummary(user.Id, user.Username, user.Role)), cancellationToken);
     }
 }

@@ -5,8 +5,11 @@ using StreamSpace.Api.Features.Users;
 
 namespace StreamSpace.Api.Features.Auth.Refresh;
 
-/// <summary>Trades a still-valid token for a fresh one, so an active user is not signed out mid-session.</summary>
-public sealed class RefreshEndpoint(UserStore users, TokenIssuer tokens) : EndpointWithoutRequest<LoginResponse>
+/// <summary>
+/// Trades a still-valid token for a fresh one, so an active user is not signed out mid-session. The new token keeps
+/// the original sign-in time, so refreshing cannot stretch a sign-in past SESSION_MAX_LIFETIME.
+/// </summary>
+public sealed class RefreshEndpoint(UserStore users, TokenIssuer tokens, ApiSettings settings, TimeProvider time) : EndpointWithoutRequest<LoginResponse>
 {
     public override void Configure()
     {
@@ -16,6 +19,14 @@ public sealed class RefreshEndpoint(UserStore users, TokenIssuer tokens) : Endpo
 
     public override async Task HandleAsync(CancellationToken cancellationToken)
     {
+        // A token from before auth_time existed counts as signed in when it was issued.
+        var signedInAt = User.AuthTime() ?? User.IssuedAt() ?? time.GetUtcNow();
+        if (time.GetUtcNow() - signedInAt >= settings.SessionMaxLifetime)
+        {
+            await Send.ResultAsync(ApiProblem.Unauthorized("The sign-in is older than SESSION_MAX_LIFETIME; sign in again."));
+            return;
+        }
+
         // The bearer handler already refused disabled and deleted users, so the user exists here.
         var user = await users.FindByIdAsync(User.RequiredUserId(), cancellationToken);
         if (user is null)
@@ -24,7 +35,7 @@ public sealed class RefreshEndpoint(UserStore users, TokenIssuer tokens) : Endpo
             return;
         }
 
-        var token = tokens.Issue(user.Id, user.Username, user.Role);
+        var token = tokens.Issue(user.Id, user.Username, user.Role, user.TokenVersion, signedInAt);
         await Send.OkAsync(new LoginResponse(token.Token, token.ExpiresAt, new UserSummary(user.Id, user.Username, user.Role)), cancellationToken);
     }
 }
