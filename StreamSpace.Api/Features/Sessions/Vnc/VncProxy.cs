@@ -101,8 +101,9 @@ public sealed class VncProxy(VncTickets tickets, AgentHub hub, SessionViewers vi
     /// <summary>Joins the viewer to the stream until either side ends or the viewer must close; returns why it closed.</summary>
     private async Task<string> PumpAsync(WebSocket viewer, TunnelStream stream, LiveViewer live, CancellationToken aborted)
     {
-        using var stop = CancellationTokenSource.CreateLinkedTokenSource(aborted, live.Closing);
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(aborted);
         var watch = viewers.WatchAsync(live, stop.Token);
+        var mustClose = Task.Delay(Timeout.Infinite, live.Closing);
         // The viewer's messages are received straight into tunnel frames, and the agent's frames are sent to the
         // viewer as they arrived: no buffer in between, and credit flows back only as the viewer takes the bytes.
         var fromViewer = stream.CopyFromAsync(async (frame, token) =>
@@ -128,7 +129,37 @@ public sealed class VncProxy(VncTickets tickets, AgentHub hub, SessionViewers vi
             live.Count(chunk.Length);
         }, stop.Token);
 
-        await Task.WhenAny(fromViewer, toViewer, watch);
+        await Task.WhenAny(fromViewer, toViewer, mustClose);
+        string reason;
+        if (viewer.State is WebSocketState.Open or WebSocketState.CloseReceived)
+        {
+            // Closed with a code before the pumps are cancelled: cancelling a WebSocket's receive aborts it, and the
+            // viewer would learn nothing. A tunnel that ended by itself most often means the session is stopping.
+            (var status, reason) = live.CloseStatus
+                ?? await viewers.CheckAsync(live, touch: false, CancellationToken.None)
+                ?? (WebSocketCloseStatus.NormalClosure, stream.CloseReason ?? "closed");
+            if (status != WebSocketCloseStatus.NormalClosure)
+            {
+                logger.LogInformation("Closing viewer {ViewerId} of session {SessionId}: {Reason}", live.Id, live.SessionId, reason);
+            }
+
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(2));
+            try
+            {
+                await viewer.CloseOutputAsync(status, reason.Length > 120 ? reason[..120] : reason, timeout.Token);
+                // The viewer answers with its own close, which ends the receiving side by itself.
+                await Task.WhenAny(fromViewer, Task.Delay(TimeSpan.FromSeconds(2), CancellationToken.None));
+            }
+            catch (Exception e) when (e is OperationCanceledException or WebSocketException)
+            {
+                viewer.Abort();
+            }
+        }
+        else
+        {
+            reason = live.CloseStatus?.Reason ?? "the viewer closed";
+        }
+
         await stop.CancelAsync();
         try
         {
@@ -137,30 +168,6 @@ public sealed class VncProxy(VncTickets tickets, AgentHub hub, SessionViewers vi
         catch (Exception e) when (e is OperationCanceledException or WebSocketException or ObjectDisposedException or IOException)
         {
             // One side ended; the other is being torn down.
-        }
-
-        if (viewer.State is not (WebSocketState.Open or WebSocketState.CloseReceived))
-        {
-            return live.CloseStatus?.Reason ?? "the viewer closed";
-        }
-
-        // The tunnel ended by itself: most often because the session is stopping, which the viewer is told.
-        var (status, reason) = live.CloseStatus
-            ?? await viewers.CheckAsync(live, touch: false, CancellationToken.None)
-            ?? (WebSocketCloseStatus.NormalClosure, stream.CloseReason ?? "closed");
-        if (status != WebSocketCloseStatus.NormalClosure)
-        {
-            logger.LogInformation("Closing viewer {ViewerId} of session {SessionId}: {Reason}", live.Id, live.SessionId, reason);
-        }
-
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(2));
-        try
-        {
-            await viewer.CloseOutputAsync(status, reason.Length > 120 ? reason[..120] : reason, timeout.Token);
-        }
-        catch (Exception e) when (e is OperationCanceledException or WebSocketException)
-        {
-            viewer.Abort();
         }
 
         return reason;
