@@ -140,6 +140,32 @@ public sealed class WebUiTests(WebFixture fixture) : IClassFixture<WebFixture>
     }
 
     [Fact]
+    public async Task My_sessions_shows_live_that_an_admin_viewed_the_session()
+    {
+        var username = await fixture.NewUserAsync("watched");
+        using var api = await fixture.Api.ClientForAsync(username, WebFixture.UserPassword);
+        using var admin = await fixture.Api.AdminClientAsync();
+        var id = (await api.LaunchAsync()).GetProperty("id").GetString()!;
+        await api.WaitForStateAsync(id, "running");
+
+        var page = await fixture.NewPageAsync();
+        await WebFixture.LogInAsync(page, username, WebFixture.UserPassword);
+        await page.GetByRole(AriaRole.Link, new() { Name = "My sessions" }).ClickAsync();
+        var row = page.Locator($"tr[data-session-id='{id}']");
+        await Assertions.Expect(row.Locator(".state")).ToHaveTextAsync("running");
+        await Assertions.Expect(page.Locator(".live-indicator")).ToHaveTextAsync("Live");
+        await Assertions.Expect(row.Locator(".viewed-by-admin")).ToHaveCountAsync(0);
+
+        using (var viewer = await RfbViewer.ConnectAsync(fixture.Api.BaseAddress, await admin.ConnectUrlAsync(id)))
+        {
+            await viewer.HandshakeAsync();
+        }
+
+        await Assertions.Expect(row.Locator(".viewed-by-admin")).ToContainTextAsync($"viewed by admin {ApiFactory.AdminUsername} at", new() { Timeout = 15_000 });
+        await page.Context.CloseAsync();
+    }
+
+    [Fact]
     public async Task An_admin_sees_the_agent_online()
     {
         var page = await fixture.NewPageAsync();
