@@ -153,6 +153,44 @@ public sealed class SessionViewerTests(SessionFixture fixture) : IClassFixture<S
         Assert.Contains(views, v => v.GetProperty("actor").GetString() == owner && !v.GetProperty("details").GetProperty("admin").GetBoolean());
     }
 
+    [Fact]
+    public async Task Another_api_instance_lists_and_revokes_a_viewer_and_a_dead_instances_rows_do_not_linger()
+    {
+        await using var second = new ApiFactory(fixture.Api.ConnectionString).Start();
+        using var user = await fixture.Api.NewUserClientAsync();
+        using var adminElsewhere = await second.AdminClientAsync();
+        var id = (await user.LaunchAsync()).GetProperty("id").GetString()!;
+        await user.WaitForStateAsync(id, "running");
+
+        // A viewer left behind by an instance that died: never refreshed again.
+        await using (var connection = new Npgsql.NpgsqlConnection(fixture.Api.ConnectionString))
+        {
+            await Dapper.SqlMapper.ExecuteAsync(connection,
+                "INSERT INTO session_viewers (id, session_id, user_id, username, seen_at) VALUES (gen_random_uuid(), @id, gen_random_uuid(), 'ghost', now() - interval '2 minutes')",
+                new { id });
+        }
+
+        // The tunnel runs on the instance that holds the agent; the admin asks the other one.
+        using var viewer = await RfbViewer.ConnectAsync(fixture.Api.BaseAddress, await user.ConnectUrlAsync(id));
+        await viewer.HandshakeAsync();
+        var viewerId = (await ViewersAsync(adminElsewhere, id, count: 1)).Single().GetProperty("id").GetGuid();
+
+        // The live viewer's refresh sweeps the dead instance's row away.
+        await Eventually.TrueAsync(async () =>
+        {
+            await using var connection = new Npgsql.NpgsqlConnection(fixture.Api.ConnectionString);
+            return await Dapper.SqlMapper.ExecuteScalarAsync<long>(connection, "SELECT count(*) FROM session_viewers WHERE session_id = @id", new { id }) == 1;
+        }, TimeSpan.FromSeconds(20), "the dead instance's viewer row to be deleted");
+
+        Assert.Equal(HttpStatusCode.NoContent, (await adminElsewhere.DeleteAsync($"/api/v1/sessions/{id}/viewers/{viewerId}")).StatusCode);
+        var clock = Stopwatch.StartNew();
+        var (status, reason) = await viewer.WaitForCloseAsync();
+        Assert.True(clock.Elapsed < Within, $"the viewer closed after {clock.Elapsed}");
+        Assert.Equal(4403, status);
+        Assert.StartsWith("the viewer was revoked", reason);
+        await ViewersAsync(user, id, count: 0);
+    }
+
     private static async Task<List<JsonElement>> AuditAsync(HttpClient admin, string sessionId, string action)
     {
         var page = await (await admin.GetAsync($"/api/v1/audit?target_type=session&target_id={sessionId}&action={action}")).AssertJsonAsync(HttpStatusCode.OK);
