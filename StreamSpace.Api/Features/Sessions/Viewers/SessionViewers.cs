@@ -71,6 +71,9 @@ public sealed class SessionViewers(NpgsqlDataSource dataSource, ActiveUserCheck 
     private static readonly TimeSpan KeptFor = TimeSpan.FromMinutes(1);
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
 
+    /// <summary>Deletes the rows of viewers no instance refreshed for a minute: their instance died.</summary>
+    private const string SweepSql = "DELETE FROM session_viewers WHERE seen_at < now() - make_interval(secs => @kept)";
+
     private readonly ConcurrentDictionary<Guid, LiveViewer> open = new();
 
     private sealed record Revocation(Guid ViewerId, string By);
@@ -94,8 +97,10 @@ public sealed class SessionViewers(NpgsqlDataSource dataSource, ActiveUserCheck 
 
         var viewer = new LiveViewer(Guid.NewGuid(), sessionId, user, address, found.Username, time.GetUtcNow());
         await connection.ExecuteAsync(new CommandDefinition(
-            "INSERT INTO session_viewers (id, session_id, user_id, username, address) VALUES (@Id, @sessionId, @userId, @username, @address)",
-            new { viewer.Id, sessionId, userId, username, address }, transaction, cancellationToken: cancellationToken));
+            $"""
+            INSERT INTO session_viewers (id, session_id, user_id, username, address) VALUES (@Id, @sessionId, @userId, @username, @address);
+            {SweepSql};
+            """, new { viewer.Id, sessionId, userId, username, address, kept = KeptFor.TotalSeconds }, transaction, cancellationToken: cancellationToken));
         var adminOfAnother = user.IsAdmin() && userId != found.UserId;
         await connection.WriteAsync(Actor.From(user), "session.viewer_connected", "session", sessionId,
             new { ViewerId = viewer.Id, Owner = found.Username, Address = address, Admin = adminOfAnother }, transaction, cancellationToken);
@@ -181,9 +186,9 @@ public sealed class SessionViewers(NpgsqlDataSource dataSource, ActiveUserCheck 
             if (touch)
             {
                 await connection.ExecuteAsync(new CommandDefinition(
-                    """
+                    $"""
                     UPDATE session_viewers SET seen_at = now(), bytes = @Bytes WHERE id = @Id;
-                    DELETE FROM session_viewers WHERE seen_at < now() - make_interval(secs => @kept);
+                    {SweepSql};
                     """, new { viewer.Id, viewer.Bytes, kept = KeptFor.TotalSeconds }, cancellationToken: cancellationToken));
             }
 

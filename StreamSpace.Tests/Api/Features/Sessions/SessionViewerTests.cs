@@ -175,7 +175,7 @@ public sealed class SessionViewerTests(SessionFixture fixture) : IClassFixture<S
         await viewer.HandshakeAsync();
         var viewerId = (await ViewersAsync(adminElsewhere, id, count: 1)).Single().GetProperty("id").GetGuid();
 
-        // The live viewer's refresh sweeps the dead instance's row away.
+        // Opening or refreshing a live viewer sweeps the dead instance's row away.
         await Eventually.TrueAsync(async () =>
         {
             await using var connection = new Npgsql.NpgsqlConnection(fixture.Api.ConnectionString);
