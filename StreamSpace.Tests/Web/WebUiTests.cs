@@ -140,6 +140,63 @@ public sealed class WebUiTests(WebFixture fixture) : IClassFixture<WebFixture>
     }
 
     [Fact]
+    public async Task A_viewer_an_admin_revokes_says_so_and_does_not_reconnect()
+    {
+        var username = await fixture.NewUserAsync("revoked");
+        using var api = await fixture.Api.ClientForAsync(username, WebFixture.UserPassword);
+        using var admin = await fixture.Api.AdminClientAsync();
+        var id = (await api.LaunchAsync()).GetProperty("id").GetString()!;
+        await api.WaitForStateAsync(id, "running");
+
+        var page = await fixture.NewPageAsync();
+        await WebFixture.LogInAsync(page, username, WebFixture.UserPassword);
+        await page.GotoAsync($"sessions/{id}/view");
+        var status = page.Locator("#viewer-status");
+        await Assertions.Expect(status).ToHaveTextAsync("Connected");
+
+        JsonElement viewer = default;
+        await Eventually.TrueAsync(async () =>
+        {
+            var viewers = await (await admin.GetAsync($"/api/v1/sessions/{id}/viewers")).AssertJsonAsync(HttpStatusCode.OK);
+            return viewers.GetArrayLength() == 1 && (viewer = viewers[0]).ValueKind == JsonValueKind.Object;
+        }, TimeSpan.FromSeconds(10), "the page's viewer to be listed");
+        Assert.Equal(username, viewer.GetProperty("username").GetString());
+        Assert.Equal(HttpStatusCode.NoContent, (await admin.DeleteAsync($"/api/v1/sessions/{id}/viewers/{viewer.GetProperty("id").GetGuid()}")).StatusCode);
+
+        // Reconnecting would undo the revocation: the page says why it closed, and no more (a reconnect is announced
+        // in the same handler, as "…; reconnecting in 1 s…").
+        await Assertions.Expect(status).ToHaveTextAsync($"Disconnected: the viewer was revoked by {ApiFactory.AdminUsername}", new() { Timeout = 10_000 });
+        Assert.Equal(0, (await (await admin.GetAsync($"/api/v1/sessions/{id}/viewers")).AssertJsonAsync(HttpStatusCode.OK)).GetArrayLength());
+        await page.Context.CloseAsync();
+    }
+
+    [Fact]
+    public async Task My_sessions_shows_live_that_an_admin_viewed_the_session()
+    {
+        var username = await fixture.NewUserAsync("watched");
+        using var api = await fixture.Api.ClientForAsync(username, WebFixture.UserPassword);
+        using var admin = await fixture.Api.AdminClientAsync();
+        var id = (await api.LaunchAsync()).GetProperty("id").GetString()!;
+        await api.WaitForStateAsync(id, "running");
+
+        var page = await fixture.NewPageAsync();
+        await WebFixture.LogInAsync(page, username, WebFixture.UserPassword);
+        await page.GetByRole(AriaRole.Link, new() { Name = "My sessions" }).ClickAsync();
+        var row = page.Locator($"tr[data-session-id='{id}']");
+        await Assertions.Expect(row.Locator(".state")).ToHaveTextAsync("running");
+        await Assertions.Expect(page.Locator(".live-indicator")).ToHaveTextAsync("Live");
+        await Assertions.Expect(row.Locator(".viewed-by-admin")).ToHaveCountAsync(0);
+
+        using (var viewer = await RfbViewer.ConnectAsync(fixture.Api.BaseAddress, await admin.ConnectUrlAsync(id)))
+        {
+            await viewer.HandshakeAsync();
+        }
+
+        await Assertions.Expect(row.Locator(".viewed-by-admin")).ToContainTextAsync($"viewed by admin {ApiFactory.AdminUsername} at", new() { Timeout = 15_000 });
+        await page.Context.CloseAsync();
+    }
+
+    [Fact]
     public async Task An_admin_sees_the_agent_online()
     {
         var page = await fixture.NewPageAsync();

@@ -16,7 +16,11 @@ public sealed record SessionView(
     DateTimeOffset CreatedAt,
     DateTimeOffset UpdatedAt,
     DateTimeOffset? StartedAt,
-    DateTimeOffset? StoppedAt);
+    DateTimeOffset? StoppedAt,
+    AdminViewing? LastViewedByAdmin);
+
+/// <summary>The last time an admin opened a viewer on another user's session: the owner is shown who, and when.</summary>
+public sealed record AdminViewing(string Username, DateTimeOffset At);
 
 /// <summary>A row as read for <see cref="SessionView"/>.</summary>
 public sealed class SessionRow
@@ -35,16 +39,20 @@ public sealed class SessionRow
     public DateTime UpdatedAt { get; init; }
     public DateTime? StartedAt { get; init; }
     public DateTime? StoppedAt { get; init; }
+    public string? LastViewedByAdmin { get; init; }
+    public DateTime? LastViewedByAdminAt { get; init; }
 
     public const string Select = """
         SELECT s.id, s.user_id, u.username, s.template, s.state, s.failure_reason, s.agent_id, s.platform,
-               s.platform_metadata::text AS platform_metadata, s.created_at, s.updated_at, s.started_at, s.stopped_at
+               s.platform_metadata::text AS platform_metadata, s.created_at, s.updated_at, s.started_at, s.stopped_at,
+               s.last_viewed_by_admin, s.last_viewed_by_admin_at
         FROM sessions s LEFT JOIN users u ON u.id = s.user_id
         """;
 
     public SessionView ToView() => new(Id, UserId, Username, Template, State, FailureReason, AgentId, Platform,
         JsonDocument.Parse(PlatformMetadata).RootElement, Utc(CreatedAt), Utc(UpdatedAt),
-        StartedAt is { } started ? Utc(started) : null, StoppedAt is { } stopped ? Utc(stopped) : null);
+        StartedAt is { } started ? Utc(started) : null, StoppedAt is { } stopped ? Utc(stopped) : null,
+        LastViewedByAdmin is { } admin && LastViewedByAdminAt is { } viewedAt ? new AdminViewing(admin, Utc(viewedAt)) : null);
 
     private static DateTimeOffset Utc(DateTime at) => new(DateTime.SpecifyKind(at, DateTimeKind.Utc));
 }

@@ -1,5 +1,6 @@
 using StreamSpace.Api.Features.Sessions.Events;
 using StreamSpace.Api.Features.Sessions.List;
+using StreamSpace.Api.Features.Sessions.Viewers;
 using StreamSpace.Api.Features.Sessions.Vnc;
 using StreamSpace.Api.Infrastructure.Database;
 
@@ -15,6 +16,8 @@ public static class SessionsExtensions
         builder.Services.AddSingleton<SessionListCache>();
         builder.Services.AddSingleton<VncTickets>();
         builder.Services.AddSingleton<VncProxy>();
+        builder.Services.AddSingleton<SessionViewers>();
+        builder.Services.AddSingleton<IDatabaseNotificationHandler>(sp => sp.GetRequiredService<SessionViewers>());
         builder.Services.AddSingleton<SessionEventHub>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<SessionEventHub>());
         builder.Services.AddSingleton<IDatabaseNotificationHandler>(sp => sp.GetRequiredService<SessionEventHub>());

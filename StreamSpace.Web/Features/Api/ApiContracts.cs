@@ -34,12 +34,16 @@ public sealed record SessionDto(
     DateTimeOffset CreatedAt,
     DateTimeOffset UpdatedAt,
     DateTimeOffset? StartedAt,
-    DateTimeOffset? StoppedAt)
+    DateTimeOffset? StoppedAt,
+    AdminViewingDto? LastViewedByAdmin = null)
 {
     public bool IsRunning => State == SessionStateNames.Running;
 
     public bool IsFinished => State is SessionStateNames.Stopped or SessionStateNames.Failed;
 }
+
+/// <summary>The last time an admin viewed another user's session, which its owner is shown.</summary>
+public sealed record AdminViewingDto(string Username, DateTimeOffset At);
 
 /// <summary>The API's session states, as the pages test them.</summary>
 public static class SessionStateNames

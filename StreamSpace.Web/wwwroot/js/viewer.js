@@ -20,6 +20,9 @@ function setStatus(text) {
     root.dataset.state = text;
 }
 
+// The API's close code for a viewer its session's owner or an admin revoked (README: Sessions and the VNC tunnel).
+const REVOKED = 4403;
+
 async function fetchTicket() {
     const response = await fetch(`viewer/${encodeURIComponent(sessionId)}/ticket`, {
         method: 'POST',
@@ -54,7 +57,11 @@ async function connect() {
 
     const url = new URL(ticket.url, location.href);
     url.protocol = location.protocol === 'https:' ? 'wss:' : 'ws:';
-    rfb = new RFB(screen, url.toString(), { wsProtocols: ['binary'] });
+    // Our own socket, handed to noVNC, so the close code and reason are ours to read: noVNC's disconnect event has neither.
+    const socket = new WebSocket(url.toString(), ['binary']);
+    let closed = null;
+    socket.addEventListener('close', (event) => { closed = event; });
+    rfb = new RFB(screen, socket);
     rfb.scaleViewport = true;
     rfb.resizeSession = false;
     rfb.focusOnClick = true;
@@ -68,7 +75,13 @@ async function connect() {
         if (leaving) {
             return;
         }
-        scheduleReconnect(event.detail.clean ? 'Disconnected' : 'Connection lost');
+        if (closed?.code === REVOKED) {
+            // The owner or an admin closed this viewer: reconnecting would undo it.
+            setStatus(`Disconnected: ${closed.reason}`);
+            return;
+        }
+        scheduleReconnect(closed?.code >= 4000 && closed.reason ? `Disconnected: ${closed.reason}`
+            : event.detail.clean ? 'Disconnected' : 'Connection lost');
     });
     rfb.addEventListener('clipboard', (event) => {
         clipboardText.value = event.detail.text;

@@ -32,7 +32,7 @@ public sealed class ConnectSessionEndpoint(SessionStore sessions, VncTickets tic
             return;
         }
 
-        var ticket = tickets.Issue(session.Id, User.RequiredUserId());
+        var ticket = tickets.Issue(session.Id, User);
         await Send.OkAsync(new ConnectResponse(ticket.Value, $"/vnc/{session.Id}?ticket={ticket.Value}", ticket.ExpiresAt), cancellationToken);
     }
 }

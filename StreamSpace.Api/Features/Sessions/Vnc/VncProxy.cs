@@ -2,6 +2,7 @@ using System.Net.WebSockets;
 using Dapper;
 using Npgsql;
 using StreamSpace.Api.Features.Agents.Hub;
+using StreamSpace.Api.Features.Sessions.Viewers;
 using StreamSpace.Contracts.Tunnel;
 
 namespace StreamSpace.Api.Features.Sessions.Vnc;
@@ -13,13 +14,21 @@ public static class VncCloseCodes
     public const WebSocketCloseStatus NotRunning = (WebSocketCloseStatus)4409;
     public const WebSocketCloseStatus AgentOffline = (WebSocketCloseStatus)4503;
     public const WebSocketCloseStatus VncUnreachable = (WebSocketCloseStatus)4502;
+
+    // An open viewer is closed with one of these once it must no longer see the session.
+    /// <summary>The viewer's sign-in no longer stands: token expired or revoked, user disabled, deleted or given another role.</summary>
+    public const WebSocketCloseStatus SignInEnded = (WebSocketCloseStatus)4401;
+    /// <summary>The session's owner or an admin revoked this viewer.</summary>
+    public const WebSocketCloseStatus Revoked = (WebSocketCloseStatus)4403;
+    /// <summary>The session left <c>running</c> (stopping, hibernating, failed).</summary>
+    public const WebSocketCloseStatus SessionEnded = (WebSocketCloseStatus)4410;
 }
 
 /// <summary>
 /// /vnc/{sessionId}: the browser's binary WebSocket, joined to a stream on the session's agent, which joins it
 /// to the session's VNC server. The browser never learns the VNC password or where the session runs.
 /// </summary>
-public sealed class VncProxy(VncTickets tickets, AgentHub hub, NpgsqlDataSource dataSource, ILogger<VncProxy> logger)
+public sealed class VncProxy(VncTickets tickets, AgentHub hub, SessionViewers viewers, NpgsqlDataSource dataSource, ILogger<VncProxy> logger)
 {
     private static readonly TimeSpan OpenTimeout = TimeSpan.FromSeconds(10);
 
@@ -32,7 +41,7 @@ public sealed class VncProxy(VncTickets tickets, AgentHub hub, NpgsqlDataSource 
             return;
         }
 
-        if (!tickets.TryRedeem(context.Request.Query["ticket"], sessionId))
+        if (tickets.Redeem(context.Request.Query["ticket"], sessionId) is not { } user)
         {
             await TypedResults.Problem(title: "Invalid VNC ticket.", detail: "The ticket is missing, used, expired or for another session; ask POST /api/v1/sessions/{id}/connect for a new one.",
                 statusCode: StatusCodes.Status401Unauthorized).ExecuteAsync(context);
@@ -67,19 +76,34 @@ public sealed class VncProxy(VncTickets tickets, AgentHub hub, NpgsqlDataSource 
             return;
         }
 
-        logger.LogInformation("VNC connection established for session {SessionId}: UI -> Control Plane -> Agent {AgentId} -> session", sessionId, agent.AgentId);
+        var live = await viewers.OpenAsync(sessionId, user, context.Connection.RemoteIpAddress?.ToString(), context.RequestAborted);
+        if (live is null)
+        {
+            agent.Tunnels.Remove(stream.Id, "the session is gone");
+            await agent.SendAsync(new StreamSpace.Contracts.TunnelClosedMessage(stream.Id, "the session is gone"), CancellationToken.None);
+            await RefuseAsync(viewer, sessionId, VncCloseCodes.SessionNotFound, "session not found");
+            return;
+        }
+
+        logger.LogInformation("VNC connection established for session {SessionId}: UI -> Control Plane -> Agent {AgentId} -> session (viewer {ViewerId}, {User})",
+            sessionId, agent.AgentId, live.Id, user.Identity?.Name);
+        string reason;
         using (stream)
         {
-            await PumpAsync(viewer, stream, context.RequestAborted);
+            reason = await PumpAsync(viewer, stream, live, context.RequestAborted);
         }
 
         agent.Tunnels.Remove(stream.Id, "the viewer closed");
         await agent.SendAsync(new StreamSpace.Contracts.TunnelClosedMessage(stream.Id, "the viewer closed"), CancellationToken.None);
+        await viewers.ClosedAsync(live, reason);
     }
 
-    private async Task PumpAsync(WebSocket viewer, TunnelStream stream, CancellationToken aborted)
+    /// <summary>Joins the viewer to the stream until either side ends or the viewer must close; returns why it closed.</summary>
+    private async Task<string> PumpAsync(WebSocket viewer, TunnelStream stream, LiveViewer live, CancellationToken aborted)
     {
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(aborted);
+        var watch = viewers.WatchAsync(live, stop.Token);
+        var mustClose = Task.Delay(Timeout.Infinite, live.Closing);
         // The viewer's messages are received straight into tunnel frames, and the agent's frames are sent to the
         // viewer as they arrived: no buffer in between, and credit flows back only as the viewer takes the bytes.
         var fromViewer = stream.CopyFromAsync(async (frame, token) =>
@@ -94,35 +118,59 @@ public sealed class VncProxy(VncTickets tickets, AgentHub hub, NpgsqlDataSource 
 
                 if (result.Count > 0)
                 {
+                    live.Count(result.Count);
                     return result.Count;
                 }
             }
         }, stop.Token);
-        var toViewer = stream.CopyToAsync((chunk, token) => viewer.SendAsync(chunk, WebSocketMessageType.Binary, true, token), stop.Token);
-
-        await Task.WhenAny(fromViewer, toViewer);
-        await stop.CancelAsync();
-        try
+        var toViewer = stream.CopyToAsync(async (chunk, token) =>
         {
-            await Task.WhenAll(fromViewer, toViewer);
-        }
-        catch (Exception e) when (e is OperationCanceledException or WebSocketException or ObjectDisposedException or IOException)
-        {
-            // One side ended; the other is being torn down.
-        }
+            await viewer.SendAsync(chunk, WebSocketMessageType.Binary, true, token);
+            live.Count(chunk.Length);
+        }, stop.Token);
 
+        await Task.WhenAny(fromViewer, toViewer, mustClose);
+        string reason;
         if (viewer.State is WebSocketState.Open or WebSocketState.CloseReceived)
         {
+            // Closed with a code before the pumps are cancelled: cancelling a WebSocket's receive aborts it, and the
+            // viewer would learn nothing. A tunnel that ended by itself most often means the session is stopping.
+            (var status, reason) = live.CloseStatus
+                ?? await viewers.CheckAsync(live, touch: false, CancellationToken.None)
+                ?? (WebSocketCloseStatus.NormalClosure, stream.CloseReason ?? "closed");
+            if (status != WebSocketCloseStatus.NormalClosure)
+            {
+                logger.LogInformation("Closing viewer {ViewerId} of session {SessionId}: {Reason}", live.Id, live.SessionId, reason);
+            }
+
             using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(2));
             try
             {
-                await viewer.CloseOutputAsync(WebSocketCloseStatus.NormalClosure, stream.CloseReason ?? "closed", timeout.Token);
+                await viewer.CloseOutputAsync(status, reason.Length > 120 ? reason[..120] : reason, timeout.Token);
+                // The viewer answers with its own close, which ends the receiving side by itself.
+                await Task.WhenAny(fromViewer, Task.Delay(TimeSpan.FromSeconds(2), CancellationToken.None));
             }
             catch (Exception e) when (e is OperationCanceledException or WebSocketException)
             {
                 viewer.Abort();
             }
         }
+        else
+        {
+            reason = live.CloseStatus?.Reason ?? "the viewer closed";
+        }
+
+        await stop.CancelAsync();
+        try
+        {
+            await Task.WhenAll(fromViewer, toViewer, watch);
+        }
+        catch (Exception e) when (e is OperationCanceledException or WebSocketException or ObjectDisposedException or IOException)
+        {
+            // One side ended; the other is being torn down.
+        }
+
+        return reason;
     }
 
     private async Task RefuseAsync(WebSocket viewer, string sessionId, WebSocketCloseStatus status, string reason)

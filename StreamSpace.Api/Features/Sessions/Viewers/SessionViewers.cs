@@ -1,0 +1,258 @@
+using System.Collections.Concurrent;
+using System.Net.WebSockets;
+using System.Security.Claims;
+using System.Text.Json;
+using Dapper;
+using Npgsql;
+using StreamSpace.Api.Features.Audit;
+using StreamSpace.Api.Features.Auth;
+using StreamSpace.Api.Features.Sessions.Vnc;
+using StreamSpace.Api.Infrastructure.Database;
+
+namespace StreamSpace.Api.Features.Sessions.Viewers;
+
+/// <summary>An open viewer as the API lists it.</summary>
+public sealed record ViewerView(Guid Id, Guid UserId, string Username, string? Address, DateTimeOffset Since, long Bytes);
+
+/// <summary>One open VNC viewer on this instance: who opened it, what it carried, and why it must close, once it must.</summary>
+public sealed class LiveViewer(Guid id, string sessionId, ClaimsPrincipal user, string? address, string? owner, DateTimeOffset since)
+{
+    private readonly CancellationTokenSource closing = new();
+    private long bytes;
+
+    public Guid Id => id;
+    public string SessionId => sessionId;
+    /// <summary>The principal the viewer's ticket was issued to: the sign-in the viewer stands on.</summary>
+    public ClaimsPrincipal User => user;
+    public string? Address => address;
+    public string? Owner => owner;
+    public DateTimeOffset Since => since;
+    public long Bytes => Interlocked.Read(ref bytes);
+
+    /// <summary>Cancelled once the viewer must close; <see cref="CloseStatus"/> then says why.</summary>
+    public CancellationToken Closing => closing.Token;
+    public (WebSocketCloseStatus Status, string Reason)? CloseStatus { get; private set; }
+
+    public void Count(int count) => Interlocked.Add(ref bytes, count);
+
+    /// <summary>Asks the viewer to close with this code; the first cause wins.</summary>
+    public void Close(WebSocketCloseStatus status, string reason)
+    {
+        lock (closing)
+        {
+            if (CloseStatus is not null)
+            {
+                return;
+            }
+
+            CloseStatus = (status, reason);
+        }
+
+        closing.Cancel();
+    }
+}
+
+/// <summary>
+/// The open VNC viewers of every API instance, one <c>session_viewers</c> row each, so the owner or an admin can list
+/// them and revoke one on any instance: the revocation deletes the row and NOTIFYs the viewer id, and the instance
+/// holding the viewer closes it. Each viewer is watched every second while it is open, which also catches a
+/// revocation whose NOTIFY was missed (its row is gone), the session leaving <c>running</c>, and the viewer's
+/// sign-in no longer standing (<see cref="ActiveUserCheck"/>, on the principal its ticket was issued to).
+/// </summary>
+public sealed class SessionViewers(NpgsqlDataSource dataSource, ActiveUserCheck check, TimeProvider time, ILogger<SessionViewers> logger)
+    : IDatabaseNotificationHandler
+{
+    public const string NotifyChannel = "session_viewer_revocations";
+
+    private static readonly TimeSpan WatchEvery = TimeSpan.FromSeconds(1);
+    /// <summary>How often a viewer's row is refreshed; rows not seen for <see cref="ListedFor"/> belong to a dead instance.</summary>
+    private static readonly TimeSpan TouchEvery = TimeSpan.FromSeconds(10);
+    private static readonly TimeSpan ListedFor = TimeSpan.FromSeconds(30);
+    private static readonly TimeSpan KeptFor = TimeSpan.FromMinutes(1);
+    private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
+
+    /// <summary>Deletes the rows of viewers no instance refreshed for a minute: their instance died.</summary>
+    private const string SweepSql = "DELETE FROM session_viewers WHERE seen_at < now() - make_interval(secs => @kept)";
+
+    private readonly ConcurrentDictionary<Guid, LiveViewer> open = new();
+
+    private sealed record Revocation(Guid ViewerId, string By);
+
+    string IDatabaseNotificationHandler.Channel => NotifyChannel;
+
+    /// <summary>Registers and audits a viewer that just reached the session; null when the session is gone.</summary>
+    public async Task<LiveViewer?> OpenAsync(string sessionId, ClaimsPrincipal user, string? address, CancellationToken cancellationToken)
+    {
+        var userId = user.RequiredUserId();
+        var username = user.Identity?.Name ?? "unknown";
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        var owner = await connection.QuerySingleOrDefaultAsync<(Guid UserId, string? Username)?>(new CommandDefinition(
+            "SELECT s.user_id, u.username FROM sessions s LEFT JOIN users u ON u.id = s.user_id WHERE s.id = @sessionId",
+            new { sessionId }, transaction, cancellationToken: cancellationToken));
+        if (owner is not { } found)
+        {
+            return null;
+        }
+
+        var viewer = new LiveViewer(Guid.NewGuid(), sessionId, user, address, found.Username, time.GetUtcNow());
+        await connection.ExecuteAsync(new CommandDefinition(
+            $"""
+            INSERT INTO session_viewers (id, session_id, user_id, username, address) VALUES (@Id, @sessionId, @userId, @username, @address);
+            {SweepSql};
+            """, new { viewer.Id, sessionId, userId, username, address, kept = KeptFor.TotalSeconds }, transaction, cancellationToken: cancellationToken));
+        var adminOfAnother = user.IsAdmin() && userId != found.UserId;
+        await connection.WriteAsync(Actor.From(user), "session.viewer_connected", "session", sessionId,
+            new { ViewerId = viewer.Id, Owner = found.Username, Address = address, Admin = adminOfAnother }, transaction, cancellationToken);
+        if (adminOfAnother)
+        {
+            // The owner sees it on their sessions page, live.
+            await connection.ExecuteAsync(new CommandDefinition(
+                "UPDATE sessions SET last_viewed_by_admin = @username, last_viewed_by_admin_at = now() WHERE id = @sessionId",
+                new { username, sessionId }, transaction, cancellationToken: cancellationToken));
+            await SessionStateWriter.NotifyAsync(connection, transaction, sessionId, cancellationToken);
+        }
+
+        await transaction.CommitAsync(cancellationToken);
+        open[viewer.Id] = viewer;
+        return viewer;
+    }
+
+    /// <summary>Forgets and audits a viewer that closed, with how long it was open and what it carried.</summary>
+    public async Task ClosedAsync(LiveViewer viewer, string reason)
+    {
+        open.TryRemove(viewer.Id, out _);
+        try
+        {
+            await using var connection = await dataSource.OpenConnectionAsync();
+            await using var transaction = await connection.BeginTransactionAsync();
+            await connection.ExecuteAsync(new CommandDefinition("DELETE FROM session_viewers WHERE id = @Id", new { viewer.Id }, transaction));
+            await connection.WriteAsync(Actor.From(viewer.User), "session.viewer_disconnected", "session", viewer.SessionId,
+                new
+                {
+                    ViewerId = viewer.Id,
+                    viewer.Owner,
+                    viewer.Address,
+                    DurationSeconds = Math.Round((time.GetUtcNow() - viewer.Since).TotalSeconds, 1),
+                    viewer.Bytes,
+                    Reason = reason,
+                }, transaction);
+            await transaction.CommitAsync();
+        }
+        catch (NpgsqlException e)
+        {
+            // The row is deleted by the other instances' sweep once it is a minute stale.
+            logger.LogWarning("Could not record the close of viewer {ViewerId} of session {SessionId}: {Reason}", viewer.Id, viewer.SessionId, e.Message);
+        }
+    }
+
+    /// <summary>Checks the viewer every second until it must close (then <see cref="LiveViewer.Close"/>) or <paramref name="cancellationToken"/> ends.</summary>
+    public async Task WatchAsync(LiveViewer viewer, CancellationToken cancellationToken)
+    {
+        var touched = time.GetUtcNow();
+        using var timer = new PeriodicTimer(WatchEvery, time);
+        while (await timer.WaitForNextTickAsync(cancellationToken))
+        {
+            var touch = time.GetUtcNow() - touched >= TouchEvery;
+            if (await CheckAsync(viewer, touch, cancellationToken) is { } close)
+            {
+                viewer.Close(close.Status, close.Reason);
+                return;
+            }
+
+            if (touch)
+            {
+                touched = time.GetUtcNow();
+            }
+        }
+    }
+
+    /// <summary>Why the viewer must close now, or null while it may stay open.</summary>
+    public async Task<(WebSocketCloseStatus Status, string Reason)?> CheckAsync(LiveViewer viewer, bool touch, CancellationToken cancellationToken)
+    {
+        if (viewer.CloseStatus is { } already)
+        {
+            return already;
+        }
+
+        try
+        {
+            if (await check.RejectionAsync(viewer.User, cancellationToken) is { } rejection)
+            {
+                return (VncCloseCodes.SignInEnded, $"the viewer's sign-in no longer stands: {rejection}");
+            }
+
+            await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+            if (touch)
+            {
+                await connection.ExecuteAsync(new CommandDefinition(
+                    $"""
+                    UPDATE session_viewers SET seen_at = now(), bytes = @Bytes WHERE id = @Id;
+                    {SweepSql};
+                    """, new { viewer.Id, viewer.Bytes, kept = KeptFor.TotalSeconds }, cancellationToken: cancellationToken));
+            }
+
+            var state = await connection.QuerySingleOrDefaultAsync<string?>(new CommandDefinition(
+                "SELECT s.state FROM session_viewers v JOIN sessions s ON s.id = v.session_id WHERE v.id = @Id",
+                new { viewer.Id }, cancellationToken: cancellationToken));
+            return state switch
+            {
+                null => (VncCloseCodes.Revoked, "the viewer was revoked"),
+                SessionStates.Running => null,
+                _ => (VncCloseCodes.SessionEnded, $"the session is {state}"),
+            };
+        }
+        catch (NpgsqlException e)
+        {
+            // A database outage must not cut every viewer; the next check tries again.
+            logger.LogWarning("Could not check viewer {ViewerId} of session {SessionId}: {Reason}", viewer.Id, viewer.SessionId, e.Message);
+            return null;
+        }
+    }
+
+    /// <summary>The session's open viewers, on any instance; those of a dead instance drop out within 30 s.</summary>
+    public async Task<IReadOnlyList<ViewerView>> ListAsync(string sessionId, CancellationToken cancellationToken)
+    {
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        var rows = await connection.QueryAsync<(Guid Id, Guid UserId, string Username, string? Address, DateTime Since, long Bytes)>(new CommandDefinition(
+            """
+            SELECT id, user_id, username, address, connected_at, bytes FROM session_viewers
+            WHERE session_id = @sessionId AND seen_at > now() - make_interval(secs => @listed)
+            ORDER BY connected_at, id
+            """, new { sessionId, listed = ListedFor.TotalSeconds }, cancellationToken: cancellationToken));
+        // This instance's viewers count their bytes to the moment; the rows, to their last refresh.
+        return [.. rows.Select(r => new ViewerView(r.Id, r.UserId, r.Username, r.Address,
+            new DateTimeOffset(DateTime.SpecifyKind(r.Since, DateTimeKind.Utc)), open.TryGetValue(r.Id, out var live) ? live.Bytes : r.Bytes))];
+    }
+
+    /// <summary>Closes one viewer of the session, on whichever instance holds it; false when it is not open.</summary>
+    public async Task<bool> RevokeAsync(Actor actor, string sessionId, Guid viewerId, CancellationToken cancellationToken)
+    {
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        var username = await connection.QuerySingleOrDefaultAsync<string?>(new CommandDefinition(
+            "DELETE FROM session_viewers WHERE id = @viewerId AND session_id = @sessionId RETURNING username",
+            new { viewerId, sessionId }, transaction, cancellationToken: cancellationToken));
+        if (username is null)
+        {
+            return false;
+        }
+
+        await connection.WriteAsync(actor, "session.viewer_revoked", "session", sessionId, new { ViewerId = viewerId, Viewer = username }, transaction, cancellationToken);
+        // Delivered on commit, to every instance; the one holding the viewer closes it. Missed, the viewer's next
+        // check finds its row gone.
+        await connection.ExecuteAsync(new CommandDefinition("SELECT pg_notify(@channel, @payload)",
+            new { channel = NotifyChannel, payload = JsonSerializer.Serialize(new Revocation(viewerId, actor.Name), Json) }, transaction, cancellationToken: cancellationToken));
+        await transaction.CommitAsync(cancellationToken);
+        return true;
+    }
+
+    public void OnNotification(string payload)
+    {
+        if (JsonSerializer.Deserialize<Revocation>(payload, Json) is { } revocation && open.TryGetValue(revocation.ViewerId, out var viewer))
+        {
+            // Off the listening connection: cancelling runs the viewer's continuations.
+            _ = Task.Run(() => viewer.Close(VncCloseCodes.Revoked, $"the viewer was revoked by {revocation.By}"));
+        }
+    }
+}

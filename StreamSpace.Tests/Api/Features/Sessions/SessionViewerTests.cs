@@ -1,0 +1,269 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using System.Text.Json;
+using StreamSpace.Tests.Infrastructure;
+
+namespace StreamSpace.Tests.Api.Features.Sessions;
+
+/// <summary>Long-lived streams end once what allowed them no longer stands; viewers are listed, revocable and audited.</summary>
+public sealed class SessionViewerTests(SessionFixture fixture) : IClassFixture<SessionFixture>
+{
+    private const string Password = "user-password-123";
+    private static readonly TimeSpan Within = TimeSpan.FromSeconds(5);
+
+    [Fact]
+    public async Task A_demoted_admins_events_stream_closes_and_a_new_one_shows_only_their_own_sessions()
+    {
+        var name = "admin-" + Guid.NewGuid().ToString("N")[..8];
+        using var formerAdmin = await fixture.Api.NewUserClientAsync(name, role: "admin");
+        using var admin = await fixture.Api.AdminClientAsync();
+        using var other = await fixture.Api.NewUserClientAsync();
+        await using var adminStream = await EventStream.OpenAsync(fixture.Api, formerAdmin);
+
+        (await admin.PatchAsJsonAsync($"/api/v1/users/{await formerAdmin.UserIdAsync()}", new { role = "user" })).EnsureSuccessStatusCode();
+        var clock = Stopwatch.StartNew();
+        var last = await adminStream.ReadToEndAsync(TimeSpan.FromSeconds(15));
+        Assert.True(clock.Elapsed < Within, $"the stream closed after {clock.Elapsed}");
+        Assert.Contains(last, line => line.StartsWith(": closed: the user's role changed", StringComparison.Ordinal));
+
+        // Signed in again, with the role they have now: their own sessions only.
+        using var demoted = await fixture.Api.ClientForAsync(name, Password);
+        await using var userStream = await EventStream.OpenAsync(fixture.Api, demoted);
+        var othersId = (await other.LaunchAsync()).GetProperty("id").GetString()!;
+        var ownId = (await demoted.LaunchAsync()).GetProperty("id").GetString()!;
+        await other.WaitForStateAsync(othersId, "running");
+        var seen = await userStream.ReadSessionsUntilAsync(s => s.GetProperty("id").GetString() == ownId && s.GetProperty("state").GetString() == "running");
+        Assert.All(seen, s => Assert.Equal(ownId, s.GetProperty("id").GetString()));
+    }
+
+    [Fact]
+    public async Task A_viewer_of_a_user_who_is_disabled_closes_with_the_reason()
+    {
+        using var user = await fixture.Api.NewUserClientAsync();
+        using var admin = await fixture.Api.AdminClientAsync();
+        var id = (await user.LaunchAsync()).GetProperty("id").GetString()!;
+        await user.WaitForStateAsync(id, "running");
+        using var viewer = await RfbViewer.ConnectAsync(fixture.Api.BaseAddress, await user.ConnectUrlAsync(id));
+        await viewer.HandshakeAsync();
+
+        (await admin.PatchAsJsonAsync($"/api/v1/users/{await user.UserIdAsync()}", new { disabled = true })).EnsureSuccessStatusCode();
+        var clock = Stopwatch.StartNew();
+        var (status, reason) = await viewer.WaitForCloseAsync();
+        Assert.True(clock.Elapsed < Within, $"the viewer closed after {clock.Elapsed}");
+        Assert.Equal(4401, status);
+        Assert.Contains("the user is disabled", reason);
+    }
+
+    [Fact]
+    public async Task An_admin_revokes_one_viewer_which_closes_while_the_other_stays_open_until_the_session_stops()
+    {
+        var owner = "owner-" + Guid.NewGuid().ToString("N")[..8];
+        using var user = await fixture.Api.NewUserClientAsync(owner);
+        using var admin = await fixture.Api.AdminClientAsync();
+        using var stranger = await fixture.Api.NewUserClientAsync();
+        var id = (await user.LaunchAsync()).GetProperty("id").GetString()!;
+        await user.WaitForStateAsync(id, "running");
+
+        using var revoked = await RfbViewer.ConnectAsync(fixture.Api.BaseAddress, await user.ConnectUrlAsync(id));
+        var desktop = await revoked.HandshakeAsync();
+        await ViewersAsync(user, id, count: 1);
+        using var kept = await RfbViewer.ConnectAsync(fixture.Api.BaseAddress, await user.ConnectUrlAsync(id));
+        await kept.HandshakeAsync();
+        var viewers = await ViewersAsync(admin, id, count: 2);
+        Assert.All(viewers, v => Assert.Equal(owner, v.GetProperty("username").GetString()));
+        Assert.All(viewers, v => Assert.False(string.IsNullOrEmpty(v.GetProperty("address").GetString())));
+        Assert.True(viewers[0].GetProperty("bytes").GetInt64() > 0, viewers[0].ToString());
+        Assert.Equal(HttpStatusCode.NotFound, (await stranger.GetAsync($"/api/v1/sessions/{id}/viewers")).StatusCode);
+        var revokedId = viewers[0].GetProperty("id").GetGuid();
+        var keptId = viewers[1].GetProperty("id").GetGuid();
+
+        Assert.Equal(HttpStatusCode.NotFound, (await stranger.DeleteAsync($"/api/v1/sessions/{id}/viewers/{revokedId}")).StatusCode);
+        Assert.Equal(HttpStatusCode.NoContent, (await admin.DeleteAsync($"/api/v1/sessions/{id}/viewers/{revokedId}")).StatusCode);
+        var clock = Stopwatch.StartNew();
+        var (status, reason) = await revoked.WaitForCloseAsync();
+        Assert.True(clock.Elapsed < Within, $"the viewer closed after {clock.Elapsed}");
+        Assert.Equal(4403, status);
+        Assert.Equal($"the viewer was revoked by {ApiFactory.AdminUsername}", reason);
+        Assert.Equal(HttpStatusCode.NotFound, (await admin.DeleteAsync($"/api/v1/sessions/{id}/viewers/{revokedId}")).StatusCode);
+
+        // The other viewer still gets its screens.
+        var update = await kept.RequestFullUpdateAsync(desktop);
+        Assert.True(update.Rectangles > 0);
+        var left = await ViewersAsync(user, id, count: 1);
+        Assert.Equal(keptId, left[0].GetProperty("id").GetGuid());
+
+        // And closes, saying why, once the session stops.
+        (await user.DeleteAsync($"/api/v1/sessions/{id}")).EnsureSuccessStatusCode();
+        clock.Restart();
+        (status, reason) = await kept.WaitForCloseAsync();
+        Assert.True(clock.Elapsed < Within, $"the viewer closed after {clock.Elapsed}");
+        Assert.Equal(4410, status);
+        Assert.StartsWith("the session is ", reason);
+    }
+
+    [Fact]
+    public async Task An_admin_viewing_a_users_session_is_audited_and_shown_to_the_owner()
+    {
+        var owner = "watched-" + Guid.NewGuid().ToString("N")[..8];
+        using var user = await fixture.Api.NewUserClientAsync(owner);
+        using var admin = await fixture.Api.AdminClientAsync();
+        var id = (await user.LaunchAsync()).GetProperty("id").GetString()!;
+        await user.WaitForStateAsync(id, "running");
+        Assert.Equal(JsonValueKind.Null, (await user.WaitForStateAsync(id, "running")).GetProperty("last_viewed_by_admin").ValueKind);
+
+        var before = DateTimeOffset.UtcNow.AddSeconds(-1);
+        using (var viewer = await RfbViewer.ConnectAsync(fixture.Api.BaseAddress, await admin.ConnectUrlAsync(id)))
+        {
+            await viewer.RequestFullUpdateAsync(await viewer.HandshakeAsync());
+            await viewer.Socket.CloseAsync(System.Net.WebSockets.WebSocketCloseStatus.NormalClosure, "done", CancellationToken.None);
+        }
+
+        var connected = (await AuditAsync(admin, id, "session.viewer_connected")).Single();
+        Assert.Equal(ApiFactory.AdminUsername, connected.GetProperty("actor").GetString());
+        Assert.Equal(owner, connected.GetProperty("details").GetProperty("owner").GetString());
+        Assert.True(connected.GetProperty("details").GetProperty("admin").GetBoolean());
+        Assert.False(string.IsNullOrEmpty(connected.GetProperty("details").GetProperty("address").GetString()));
+
+        JsonElement disconnected = default;
+        await Eventually.TrueAsync(async () => (await AuditAsync(admin, id, "session.viewer_disconnected")) is [var row] && (disconnected = row).ValueKind != JsonValueKind.Undefined,
+            TimeSpan.FromSeconds(10), "the viewer's disconnection to be audited");
+        var details = disconnected.GetProperty("details");
+        Assert.Equal(ApiFactory.AdminUsername, disconnected.GetProperty("actor").GetString());
+        Assert.Equal(owner, details.GetProperty("owner").GetString());
+        Assert.True(details.GetProperty("bytes").GetInt64() > 0, details.ToString());
+        Assert.True(details.GetProperty("duration_seconds").GetDouble() >= 0, details.ToString());
+        Assert.Equal(connected.GetProperty("details").GetProperty("viewer_id").GetGuid(), details.GetProperty("viewer_id").GetGuid());
+
+        // The owner sees who looked, and when.
+        var session = await (await user.GetAsync($"/api/v1/sessions/{id}")).AssertJsonAsync(HttpStatusCode.OK);
+        var viewedBy = session.GetProperty("last_viewed_by_admin");
+        Assert.Equal(ApiFactory.AdminUsername, viewedBy.GetProperty("username").GetString());
+        Assert.InRange(viewedBy.GetProperty("at").GetDateTimeOffset(), before, DateTimeOffset.UtcNow.AddSeconds(1));
+
+        // The owner viewing their own session is audited too, but is no admin's view.
+        using (var own = await RfbViewer.ConnectAsync(fixture.Api.BaseAddress, await user.ConnectUrlAsync(id)))
+        {
+            await own.HandshakeAsync();
+        }
+
+        var views = await Eventually.ValueAsync(async () => await AuditAsync(admin, id, "session.viewer_connected") is { Count: 2 } rows ? rows : null,
+            TimeSpan.FromSeconds(10), "the owner's view to be audited");
+        Assert.Contains(views, v => v.GetProperty("actor").GetString() == owner && !v.GetProperty("details").GetProperty("admin").GetBoolean());
+    }
+
+    [Fact]
+    public async Task Another_api_instance_lists_and_revokes_a_viewer_and_a_dead_instances_rows_do_not_linger()
+    {
+        await using var second = new ApiFactory(fixture.Api.ConnectionString).Start();
+        using var user = await fixture.Api.NewUserClientAsync();
+        using var adminElsewhere = await second.AdminClientAsync();
+        var id = (await user.LaunchAsync()).GetProperty("id").GetString()!;
+        await user.WaitForStateAsync(id, "running");
+
+        // A viewer left behind by an instance that died: never refreshed again.
+        await using (var connection = new Npgsql.NpgsqlConnection(fixture.Api.ConnectionString))
+        {
+            await Dapper.SqlMapper.ExecuteAsync(connection,
+                "INSERT INTO session_viewers (id, session_id, user_id, username, seen_at) VALUES (gen_random_uuid(), @id, gen_random_uuid(), 'ghost', now() - interval '2 minutes')",
+                new { id });
+        }
+
+        // The tunnel runs on the instance that holds the agent; the admin asks the other one.
+        using var viewer = await RfbViewer.ConnectAsync(fixture.Api.BaseAddress, await user.ConnectUrlAsync(id));
+        await viewer.HandshakeAsync();
+        var viewerId = (await ViewersAsync(adminElsewhere, id, count: 1)).Single().GetProperty("id").GetGuid();
+
+        // Opening or refreshing a live viewer sweeps the dead instance's row away.
+        await Eventually.TrueAsync(async () =>
+        {
+            await using var connection = new Npgsql.NpgsqlConnection(fixture.Api.ConnectionString);
+            return await Dapper.SqlMapper.ExecuteScalarAsync<long>(connection, "SELECT count(*) FROM session_viewers WHERE session_id = @id", new { id }) == 1;
+        }, TimeSpan.FromSeconds(20), "the dead instance's viewer row to be deleted");
+
+        Assert.Equal(HttpStatusCode.NoContent, (await adminElsewhere.DeleteAsync($"/api/v1/sessions/{id}/viewers/{viewerId}")).StatusCode);
+        var clock = Stopwatch.StartNew();
+        var (status, reason) = await viewer.WaitForCloseAsync();
+        Assert.True(clock.Elapsed < Within, $"the viewer closed after {clock.Elapsed}");
+        Assert.Equal(4403, status);
+        Assert.StartsWith("the viewer was revoked", reason);
+        await ViewersAsync(user, id, count: 0);
+    }
+
+    private static async Task<List<JsonElement>> AuditAsync(HttpClient admin, string sessionId, string action)
+    {
+        var page = await (await admin.GetAsync($"/api/v1/audit?target_type=session&target_id={sessionId}&action={action}")).AssertJsonAsync(HttpStatusCode.OK);
+        return [.. page.GetProperty("items").EnumerateArray()];
+    }
+
+    private static async Task<List<JsonElement>> ViewersAsync(HttpClient client, string sessionId, int count)
+    {
+        List<JsonElement> viewers = [];
+        await Eventually.TrueAsync(async () =>
+        {
+            var list = await (await client.GetAsync($"/api/v1/sessions/{sessionId}/viewers")).AssertJsonAsync(HttpStatusCode.OK);
+            viewers = [.. list.EnumerateArray()];
+            return viewers.Count == count;
+        }, TimeSpan.FromSeconds(10), $"{count} viewers of {sessionId}");
+        return viewers;
+    }
+
+    /// <summary>GET /api/v1/sessions/events, read line by line.</summary>
+    private sealed class EventStream(HttpClient client, HttpResponseMessage response, StreamReader reader) : IAsyncDisposable
+    {
+        public static async Task<EventStream> OpenAsync(ApiFactory api, HttpClient signedIn)
+        {
+            var client = api.CreateClient();
+            client.Timeout = Timeout.InfiniteTimeSpan;
+            client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", signedIn.DefaultRequestHeaders.Authorization!.Parameter);
+            var response = await client.GetAsync("/api/v1/sessions/events", HttpCompletionOption.ResponseHeadersRead);
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            var reader = new StreamReader(await response.Content.ReadAsStreamAsync());
+            Assert.Equal(": connected", await reader.ReadLineAsync());
+            return new EventStream(client, response, reader);
+        }
+
+        /// <summary>Reads until the server ends the stream; returns the lines read.</summary>
+        public async Task<List<string>> ReadToEndAsync(TimeSpan timeout)
+        {
+            using var cts = new CancellationTokenSource(timeout);
+            var lines = new List<string>();
+            while (await reader.ReadLineAsync(cts.Token) is { } line)
+            {
+                lines.Add(line);
+            }
+
+            return lines;
+        }
+
+        /// <summary>The sessions the stream sends, up to and with the first that <paramref name="until"/> accepts.</summary>
+        public async Task<List<JsonElement>> ReadSessionsUntilAsync(Func<JsonElement, bool> until)
+        {
+            using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+            var sessions = new List<JsonElement>();
+            while (await reader.ReadLineAsync(cts.Token) is { } line)
+            {
+                if (line.StartsWith("data: ", StringComparison.Ordinal))
+                {
+                    var session = JsonDocument.Parse(line["data: ".Length..]).RootElement;
+                    sessions.Add(session);
+                    if (until(session))
+                    {
+                        return sessions;
+                    }
+                }
+            }
+
+            throw new InvalidOperationException("the events stream ended");
+        }
+
+        public ValueTask DisposeAsync()
+        {
+            reader.Dispose();
+            response.Dispose();
+            client.Dispose();
+            return ValueTask.CompletedTask;
+        }
+    }
+}
