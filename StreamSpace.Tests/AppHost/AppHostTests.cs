@@ -111,6 +111,7 @@ public sealed class AppHostTests
         }
         finally
         {
+            await AgentHost.RemoveSessionAccountsAsync(agentData);
             Directory.Delete(state, recursive: true);
         }
     }

@@ -115,6 +115,27 @@ public sealed class AgentHost : IAsyncDisposable
         }
 
         host.Dispose();
+        await RemoveSessionAccountsAsync(DataDirectory);
+    }
+
+    /// <summary>
+    /// Removes the OS accounts an agent created for its users (those whose home is in its data folder), so test runs
+    /// do not fill LOCAL_UID_RANGE on a developer's machine. Their sessions must have ended.
+    /// </summary>
+    public static async Task RemoveSessionAccountsAsync(string dataDirectory)
+    {
+        var homes = Path.Combine(Path.GetFullPath(dataDirectory), "homes") + "/";
+        var accounts = (await File.ReadAllLinesAsync("/etc/passwd")).Select(line => line.Split(':'))
+            .Where(fields => fields.Length >= 7 && fields[0].StartsWith("ss-", StringComparison.Ordinal) && fields[5].StartsWith(homes, StringComparison.Ordinal))
+            .Select(fields => fields[0]);
+        foreach (var account in accounts)
+        {
+            var result = await ProcessRunner.RunAsync("userdel", [account]);
+            if (result.ExitCode != 0)
+            {
+                Console.Error.WriteLine($"Could not remove the test account {account}: {result.StandardError}");
+            }
+        }
     }
 }
 

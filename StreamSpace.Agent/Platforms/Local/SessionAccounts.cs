@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Globalization;
 
 namespace StreamSpace.Agent.Platforms.Local;
@@ -14,12 +13,17 @@ public sealed record SessionAccount(string Name, int Uid, int Gid);
 public sealed class SessionAccounts(AgentSettings settings, ILogger<SessionAccounts> logger)
 {
     private const string Shell = "/bin/bash";
-    private readonly ConcurrentDictionary<Guid, SessionAccount> known = new();
-    private readonly SemaphoreSlim creating = new(1, 1);
+    // Process-wide: useradd locks /etc/passwd, and several agents may share a process (tests).
+    private static readonly SemaphoreSlim creating = new(1, 1);
 
     public bool Isolated => settings.LocalIsolation == LocalIsolation.Accounts;
 
-    public static string NameFor(Guid userId) => "ss-" + userId.ToString("N")[..12];
+    /// <summary>
+    /// ss- and 16 hex digits of a hash of the user's id. Not the id's own first digits: user ids are UUIDv7, whose
+    /// leading digits are a millisecond timestamp, so two users created in the same millisecond would share them.
+    /// </summary>
+    public static string NameFor(Guid userId) =>
+        "ss-" + Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.ASCII.GetBytes(userId.ToString())))[..16];
 
     /// <summary>The GECOS field marks the account as this user's, so a name collision is found instead of shared.</summary>
     private static string CommentFor(Guid userId) => $"StreamSpace user {userId}";
@@ -32,18 +36,12 @@ public sealed class SessionAccounts(AgentSettings settings, ILogger<SessionAccou
             return new SessionAccount(Environment.UserName, UnixFiles.EffectiveUid(), UnixFiles.EffectiveGid());
         }
 
-        if (known.TryGetValue(userId, out var account))
-        {
-            return account;
-        }
-
-        // One creation at a time: two sessions of a new user starting together must not both run useradd.
+        // Looked up at every start, not cached: an admin may remove the account of a user (README) while the agent runs.
+        // One at a time: two sessions of a new user starting together must not both run useradd.
         await creating.WaitAsync(cancellationToken);
         try
         {
-            account = await FindAsync(userId, cancellationToken) ?? await CreateAsync(userId, home, cancellationToken);
-            known[userId] = account;
-            return account;
+            return await FindAsync(userId, cancellationToken) ?? await CreateAsync(userId, home, cancellationToken);
         }
         finally
         {
