@@ -77,10 +77,8 @@ public sealed class WebUiTests(WebFixture fixture) : IClassFixture<WebFixture>
     [Fact]
     public async Task The_viewer_reconnects_with_a_new_ticket_when_the_connection_drops()
     {
-        var username = await fixture.NewUserAsync("reconnect");
-        using var api = await fixture.Api.ClientForAsync(username, WebFixture.UserPassword);
-        var id = (await api.LaunchAsync()).GetProperty("id").GetString()!;
-        await api.WaitForStateAsync(id, "running");
+        using var session = await NewUserWithRunningSessionAsync("reconnect");
+        var (username, api, id) = session;
 
         var page = await fixture.NewPageAsync();
         await WebFixture.LogInAsync(page, username, WebFixture.UserPassword);
@@ -118,10 +116,8 @@ public sealed class WebUiTests(WebFixture fixture) : IClassFixture<WebFixture>
     [Fact]
     public async Task My_sessions_shows_a_stop_made_through_the_api_without_a_reload()
     {
-        var username = await fixture.NewUserAsync("live");
-        using var api = await fixture.Api.ClientForAsync(username, WebFixture.UserPassword);
-        var id = (await api.LaunchAsync()).GetProperty("id").GetString()!;
-        await api.WaitForStateAsync(id, "running");
+        using var session = await NewUserWithRunningSessionAsync("live");
+        var (username, api, id) = session;
 
         var page = await fixture.NewPageAsync();
         await WebFixture.LogInAsync(page, username, WebFixture.UserPassword);
@@ -142,11 +138,9 @@ public sealed class WebUiTests(WebFixture fixture) : IClassFixture<WebFixture>
     [Fact]
     public async Task A_viewer_an_admin_revokes_says_so_and_does_not_reconnect()
     {
-        var username = await fixture.NewUserAsync("revoked");
-        using var api = await fixture.Api.ClientForAsync(username, WebFixture.UserPassword);
+        using var session = await NewUserWithRunningSessionAsync("revoked");
+        var (username, api, id) = session;
         using var admin = await fixture.Api.AdminClientAsync();
-        var id = (await api.LaunchAsync()).GetProperty("id").GetString()!;
-        await api.WaitForStateAsync(id, "running");
 
         var page = await fixture.NewPageAsync();
         await WebFixture.LogInAsync(page, username, WebFixture.UserPassword);
@@ -173,11 +167,9 @@ public sealed class WebUiTests(WebFixture fixture) : IClassFixture<WebFixture>
     [Fact]
     public async Task My_sessions_shows_live_that_an_admin_viewed_the_session()
     {
-        var username = await fixture.NewUserAsync("watched");
-        using var api = await fixture.Api.ClientForAsync(username, WebFixture.UserPassword);
+        using var session = await NewUserWithRunningSessionAsync("watched");
+        var (username, api, id) = session;
         using var admin = await fixture.Api.AdminClientAsync();
-        var id = (await api.LaunchAsync()).GetProperty("id").GetString()!;
-        await api.WaitForStateAsync(id, "running");
 
         var page = await fixture.NewPageAsync();
         await WebFixture.LogInAsync(page, username, WebFixture.UserPassword);
@@ -275,6 +267,21 @@ public sealed class WebUiTests(WebFixture fixture) : IClassFixture<WebFixture>
         var cookies = await page.EvaluateAsync<string>("document.cookie");
         Assert.DoesNotContain("streamspace_auth", cookies);
         await page.Context.CloseAsync();
+    }
+
+    /// <summary>A new user, signed in to the API, with a running xterm session.</summary>
+    private async Task<RunningSession> NewUserWithRunningSessionAsync(string prefix)
+    {
+        var username = await fixture.NewUserAsync(prefix);
+        var api = await fixture.Api.ClientForAsync(username, WebFixture.UserPassword);
+        var id = (await api.LaunchAsync()).GetProperty("id").GetString()!;
+        await api.WaitForStateAsync(id, "running");
+        return new RunningSession(username, api, id);
+    }
+
+    private sealed record RunningSession(string Username, HttpClient Api, string Id) : IDisposable
+    {
+        public void Dispose() => Api.Dispose();
     }
 
     private static string? Ticket(string url) => System.Web.HttpUtility.ParseQueryString(new Uri(url).Query)["ticket"];
