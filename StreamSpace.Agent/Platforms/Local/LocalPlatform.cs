@@ -151,7 +151,6 @@ public sealed class LocalPlatform : ISessionPlatform, IDisposable
             {
                 SessionId = session.SessionId,
                 Username = session.Username,
-                UserId = session.UserId,
                 Account = account,
                 Template = template.Name,
                 Home = home,

@@ -2,9 +2,7 @@ using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
-using System.Security.Cryptography;
 using System.Text;
-using StreamSpace.Agent.Tunnel;
 
 namespace StreamSpace.Agent.Platforms.Local;
 

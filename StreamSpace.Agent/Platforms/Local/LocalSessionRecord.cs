@@ -5,7 +5,6 @@ public sealed record LocalSessionRecord
 {
     public required string SessionId { get; init; }
     public required string Username { get; init; }
-    public Guid UserId { get; init; }
     /// <summary>The OS account the session's processes run as.</summary>
     public SessionAccount? Account { get; init; }
     public required string Template { get; init; }
