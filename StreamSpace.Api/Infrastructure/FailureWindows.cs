@@ -52,15 +52,69 @@ public sealed class FailureWindows(TimeProvider time)
 
     public void Fail(FailureLimit limit, string subject)
     {
-        var key = Key(limit, subject);
         var now = time.GetUtcNow();
+        if (LiveWindow(limit, subject, now) is { } window)
+        {
+            lock (window)
+            {
+                window.Failures++;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Check and count in one step, for attempts whose outcome takes time to learn (a password hash): the attempt is
+    /// counted as a failure before it runs, so a burst of parallel attempts cannot all pass the check before the
+    /// first failure lands. <see cref="Refund"/> takes the count back once the attempt succeeds.
+    /// </summary>
+    public FailureVerdict Reserve(FailureLimit limit, string subject)
+    {
+        var now = time.GetUtcNow();
+        if (LiveWindow(limit, subject, now) is not { } window)
+        {
+            return default;
+        }
+
+        lock (window)
+        {
+            if (window.Failures < limit.Failures)
+            {
+                window.Failures++;
+                return default;
+            }
+
+            var first = !window.Reported;
+            window.Reported = true;
+            return new FailureVerdict(true, window.Ends - now, first);
+        }
+    }
+
+    /// <summary>Takes back a <see cref="Reserve"/> of an attempt that succeeded (or was refused by another limit).</summary>
+    public void Refund(FailureLimit limit, string subject)
+    {
+        if (windows.TryGetValue(Key(limit, subject), out var window))
+        {
+            lock (window)
+            {
+                if (time.GetUtcNow() < window.Ends && window.Failures > 0)
+                {
+                    window.Failures--;
+                }
+            }
+        }
+    }
+
+    /// <summary>The key's window, started afresh when the last one ended; null when the table is full of live windows.</summary>
+    private Window? LiveWindow(FailureLimit limit, string subject, DateTimeOffset now)
+    {
+        var key = Key(limit, subject);
         if (windows.Count >= MaximumKeys && !windows.ContainsKey(key))
         {
             Prune(now);
             if (windows.Count >= MaximumKeys)
             {
                 // Every key is in a live window: the other limits (per address, per username) still hold.
-                return;
+                return null;
             }
         }
 
@@ -73,9 +127,9 @@ public sealed class FailureWindows(TimeProvider time)
                 window.Failures = 0;
                 window.Reported = false;
             }
-
-            window.Failures++;
         }
+
+        return window;
     }
 
     private void Prune(DateTimeOffset now)

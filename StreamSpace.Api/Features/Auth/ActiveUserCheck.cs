@@ -57,21 +57,38 @@ public sealed class ActiveUserCheck(NpgsqlDataSource dataSource, IMemoryCache ca
         };
     }
 
+    /// <summary>
+    /// Counts <see cref="Forget"/> calls. A read that started before a change committed may finish after its Forget:
+    /// such a read is answered but not cached, or the revoked token would stand for another 5 s on this instance.
+    /// </summary>
+    private long forgets;
+
     private Task<UserStatus?> StatusAsync(Guid userId, CancellationToken cancellationToken) =>
         cache.GetOrCreateAsync(CacheKey(userId), async entry =>
         {
+            var forgetsBefore = Interlocked.Read(ref forgets);
             entry.AbsoluteExpirationRelativeToNow = CacheFor;
             await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
-            return await connection.QuerySingleOrDefaultAsync<UserStatus>(new CommandDefinition(
+            var status = await connection.QuerySingleOrDefaultAsync<UserStatus>(new CommandDefinition(
                 """
                 SELECT role, disabled, token_version,
                     ARRAY(SELECT jti FROM revoked_tokens WHERE user_id = users.id AND expires_at > now()) AS revoked_token_ids
                 FROM users WHERE id = @userId
                 """, new { userId }, cancellationToken: cancellationToken));
+            if (Interlocked.Read(ref forgets) != forgetsBefore)
+            {
+                entry.AbsoluteExpirationRelativeToNow = TimeSpan.FromTicks(1);
+            }
+
+            return status;
         });
 
     /// <summary>Called after a change to the user, so this instance applies it at once.</summary>
-    public void Forget(Guid userId) => cache.Remove(CacheKey(userId));
+    public void Forget(Guid userId)
+    {
+        Interlocked.Increment(ref forgets);
+        cache.Remove(CacheKey(userId));
+    }
 
     /// <summary>
     /// Tells every API instance that the user's tokens changed, so each forgets its cached status; PostgreSQL delivers it

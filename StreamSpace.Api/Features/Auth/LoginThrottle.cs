@@ -20,43 +20,60 @@ public sealed class LoginThrottle(FailureWindows windows, ApiSettings settings, 
     private readonly FailureLimit perUsername = new("login.user", settings.LoginFailuresPerUsername, TimeSpan.FromMinutes(5));
     private readonly FailureLimit passwordChange = new("password.user", settings.LoginAttemptsPerMinute, TimeSpan.FromMinutes(1));
 
-    /// <summary>The 429 to answer when the username or the address is locked; null when the attempt may go ahead.</summary>
+    /// <summary>
+    /// The 429 to answer when the username or the address is locked; null when the attempt may go ahead, in which case
+    /// it is already counted as a failure (see <see cref="FailureWindows.Reserve"/>) until <see cref="LoginSucceeded"/>.
+    /// </summary>
     public async Task<IResult?> LoginRefusalAsync(string username, IPAddress? address, CancellationToken cancellationToken)
     {
-        var (user, client) = Subjects(username, address);
-        var verdicts = new[]
-        {
-            (Limit: perUsernameAndAddress, Verdict: windows.Check(perUsernameAndAddress, $"{user}\n{client}")),
-            (Limit: perAddress, Verdict: windows.Check(perAddress, client)),
-            (Limit: perUsername, Verdict: windows.Check(perUsername, user)),
-        }.Where(v => v.Verdict.Limited).ToArray();
-        if (verdicts.Length == 0)
+        var attempts = LoginLimits(username, address).Select(l => (l.Limit, l.Subject, Verdict: windows.Reserve(l.Limit, l.Subject))).ToList();
+        var refusals = attempts.Where(a => a.Verdict.Limited).ToList();
+        if (refusals.Count == 0)
         {
             return null;
         }
 
-        var first = verdicts.FirstOrDefault(v => v.Verdict.FirstRefusal);
-        if (first.Verdict.FirstRefusal)
+        // A refused attempt is no failure of its own: only the attempts that ran count.
+        foreach (var (limit, subject, _) in attempts.Where(a => !a.Verdict.Limited))
         {
-            await AuditAsync("auth.login_limited", "login", user, new { client_address = client, limit = first.Limit.Name, failures = first.Limit.Failures,
-                window_seconds = (int)first.Limit.Window.TotalSeconds }, cancellationToken);
+            windows.Refund(limit, subject);
         }
 
-        return AuthExtensions.TooManyAttempts("Too many login attempts.", verdicts.Max(v => v.Verdict.RetryAfter));
+        // One row per lockout, for each limit that locked (a username attacked from many addresses shows as such).
+        var (user, client) = Subjects(username, address);
+        foreach (var (limit, _, _) in refusals.Where(r => r.Verdict.FirstRefusal))
+        {
+            await AuditAsync("auth.login_limited", "login", user, new { client_address = client, limit = limit.Name, failures = limit.Failures,
+                window_seconds = (int)limit.Window.TotalSeconds }, cancellationToken);
+        }
+
+        return AuthExtensions.TooManyAttempts("Too many login attempts.", refusals.Max(r => r.Verdict.RetryAfter));
     }
 
-    public void LoginFailed(string username, IPAddress? address)
+    /// <summary>Takes back the failure <see cref="LoginRefusalAsync"/> counted in advance: only failures count.</summary>
+    public void LoginSucceeded(string username, IPAddress? address)
+    {
+        foreach (var (limit, subject) in LoginLimits(username, address))
+        {
+            windows.Refund(limit, subject);
+        }
+    }
+
+    private IEnumerable<(FailureLimit Limit, string Subject)> LoginLimits(string username, IPAddress? address)
     {
         var (user, client) = Subjects(username, address);
-        windows.Fail(perUsernameAndAddress, $"{user}\n{client}");
-        windows.Fail(perAddress, client);
-        windows.Fail(perUsername, user);
+        yield return (perUsernameAndAddress, $"{user}\n{client}");
+        yield return (perAddress, client);
+        yield return (perUsername, user);
     }
 
-    /// <summary>The 429 to answer when the user gave too many wrong current passwords; null when the change may go ahead.</summary>
+    /// <summary>
+    /// The 429 to answer when the user gave too many wrong current passwords; null when the change may go ahead, counted
+    /// as a failure in advance until <see cref="PasswordChangeSucceeded"/>.
+    /// </summary>
     public async Task<IResult?> PasswordChangeRefusalAsync(Guid userId, string username, CancellationToken cancellationToken)
     {
-        var verdict = windows.Check(passwordChange, userId.ToString());
+        var verdict = windows.Reserve(passwordChange, userId.ToString());
         if (!verdict.Limited)
         {
             return null;
@@ -71,7 +88,8 @@ public sealed class LoginThrottle(FailureWindows windows, ApiSettings settings, 
         return AuthExtensions.TooManyAttempts("Too many password attempts.", verdict.RetryAfter);
     }
 
-    public void PasswordChangeFailed(Guid userId) => windows.Fail(passwordChange, userId.ToString());
+    /// <summary>The current password was right: the attempt counted in advance was no failure.</summary>
+    public void PasswordChangeSucceeded(Guid userId) => windows.Refund(passwordChange, userId.ToString());
 
     private static (string User, string Client) Subjects(string username, IPAddress? address) =>
         (username.ToLowerInvariant(), FailureWindows.ClientSubject(address));

@@ -43,11 +43,11 @@ public sealed class LoginEndpoint(UserStore users, TokenIssuer tokens, LoginThro
         var user = await users.FindByUsernameAsync(request.Username, cancellationToken);
         if (!users.VerifyPassword(user, request.Password) || user!.Disabled)
         {
-            throttle.LoginFailed(request.Username, HttpContext.Connection.RemoteIpAddress);
             await Send.ResultAsync(ApiProblem.Unauthorized("Invalid username or password."));
             return;
         }
 
+        throttle.LoginSucceeded(request.Username, HttpContext.Connection.RemoteIpAddress);
         var token = tokens.Issue(user.Id, user.Username, user.Role, user.TokenVersion, signedInAt: time.GetUtcNow());
         await signIns.RecordSignInAsync(user.Id, user.Username, cancellationToken);
         await Send.OkAsync(new LoginResponse(token.Token, token.ExpiresAt, new UserSummary(user.Id, user.Username, user.Role)), cancellationToken);

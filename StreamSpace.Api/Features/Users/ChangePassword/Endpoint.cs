@@ -48,12 +48,12 @@ public sealed class ChangePasswordEndpoint(UserStore users, ApiSettings settings
 
         if (!users.VerifyPassword(user, request.CurrentPassword))
         {
-            throttle.PasswordChangeFailed(user.Id);
             AddError(x => x.CurrentPassword, "The current password is wrong.");
             await Send.ErrorsAsync(cancellation: cancellationToken);
             return;
         }
 
+        throttle.PasswordChangeSucceeded(user.Id);
         await users.UpdateAsync(Actor.From(User), user.Id, role: null, disabled: null, request.NewPassword, cancellationToken);
         await Send.NoContentAsync(cancellationToken);
     }

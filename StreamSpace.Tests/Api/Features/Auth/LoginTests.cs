@@ -103,6 +103,19 @@ public sealed class LoginRateLimitTests : IAsyncLifetime
         var correct = await client.PostAsJsonAsync("/api/v1/auth/login", new { username = "VICTIM", password = "anything" });
         Assert.Equal(HttpStatusCode.TooManyRequests, correct.StatusCode);
     }
+
+    [Fact]
+    public async Task A_burst_of_parallel_guesses_gets_no_more_tries_than_the_limit()
+    {
+        // All sent at once: each is counted before its password is checked, so none can slip past the limit while the
+        // others are still hashing.
+        using var client = api.CreateClient();
+        var attempts = await Task.WhenAll(Enumerable.Range(0, 20).Select(i =>
+            client.PostAsJsonAsync("/api/v1/auth/login", new { username = "burst-victim", password = $"guess-{i}" })));
+
+        Assert.Equal(3, attempts.Count(a => a.StatusCode == HttpStatusCode.Unauthorized));
+        Assert.Equal(17, attempts.Count(a => a.StatusCode == HttpStatusCode.TooManyRequests));
+    }
 }
 
 public sealed class LoginRateLimitPerClientTests : IAsyncLifetime
