@@ -76,26 +76,44 @@ public sealed class VncProxy(VncTickets tickets, AgentHub hub, SessionViewers vi
             return;
         }
 
-        var live = await viewers.OpenAsync(sessionId, user, context.Connection.RemoteIpAddress?.ToString(), context.RequestAborted);
-        if (live is null)
+        // From here on the tunnel is the agent's as much as ours: however this ends (the viewer's tab closes during the
+        // insert, the agent goes away mid-view), the agent is told and the viewer's row and audit are closed.
+        LiveViewer? live = null;
+        var reason = "the viewer closed";
+        try
         {
-            agent.Tunnels.Remove(stream.Id, "the session is gone");
-            await agent.SendAsync(new StreamSpace.Contracts.TunnelClosedMessage(stream.Id, "the session is gone"), CancellationToken.None);
-            await RefuseAsync(viewer, sessionId, VncCloseCodes.SessionNotFound, "session not found");
-            return;
-        }
+            live = await viewers.OpenAsync(sessionId, user, context.Connection.RemoteIpAddress?.ToString(), context.RequestAborted);
+            if (live is null)
+            {
+                reason = "the session is gone";
+                await RefuseAsync(viewer, sessionId, VncCloseCodes.SessionNotFound, "session not found");
+                return;
+            }
 
-        logger.LogInformation("VNC connection established for session {SessionId}: UI -> Control Plane -> Agent {AgentId} -> session (viewer {ViewerId}, {User})",
-            sessionId, agent.AgentId, live.Id, user.Identity?.Name);
-        string reason;
-        using (stream)
+            logger.LogInformation("VNC connection established for session {SessionId}: UI -> Control Plane -> Agent {AgentId} -> session (viewer {ViewerId}, {User})",
+                sessionId, agent.AgentId, live.Id, user.Identity?.Name);
+            using (stream)
+            {
+                reason = await PumpAsync(viewer, stream, live, context.RequestAborted);
+            }
+        }
+        finally
         {
-            reason = await PumpAsync(viewer, stream, live, context.RequestAborted);
-        }
+            agent.Tunnels.Remove(stream.Id, reason);
+            try
+            {
+                await agent.SendAsync(new StreamSpace.Contracts.TunnelClosedMessage(stream.Id, reason), CancellationToken.None);
+            }
+            catch (System.Threading.Channels.ChannelClosedException)
+            {
+                // The agent disconnected: its side of the tunnel went with it.
+            }
 
-        agent.Tunnels.Remove(stream.Id, "the viewer closed");
-        await agent.SendAsync(new StreamSpace.Contracts.TunnelClosedMessage(stream.Id, "the viewer closed"), CancellationToken.None);
-        await viewers.ClosedAsync(live, reason);
+            if (live is not null)
+            {
+                await viewers.ClosedAsync(live, reason);
+            }
+        }
     }
 
     /// <summary>Joins the viewer to the stream until either side ends or the viewer must close; returns why it closed.</summary>
@@ -111,7 +129,8 @@ public sealed class VncProxy(VncTickets tickets, AgentHub hub, SessionViewers vi
             while (true)
             {
                 var result = await viewer.ReceiveAsync(frame, token);
-                if (result.MessageType == WebSocketMessageType.Close)
+                // A viewer that must close sends nothing more into the session, not even while its close is under way.
+                if (result.MessageType == WebSocketMessageType.Close || live.Closing.IsCancellationRequested)
                 {
                     return 0;
                 }
@@ -125,6 +144,8 @@ public sealed class VncProxy(VncTickets tickets, AgentHub hub, SessionViewers vi
         }, stop.Token);
         var toViewer = stream.CopyToAsync(async (chunk, token) =>
         {
+            // ...and sees nothing more of it.
+            live.Closing.ThrowIfCancellationRequested();
             await viewer.SendAsync(chunk, WebSocketMessageType.Binary, true, token);
             live.Count(chunk.Length);
         }, stop.Token);
@@ -135,8 +156,9 @@ public sealed class VncProxy(VncTickets tickets, AgentHub hub, SessionViewers vi
         {
             // Closed with a code before the pumps are cancelled: cancelling a WebSocket's receive aborts it, and the
             // viewer would learn nothing. A tunnel that ended by itself most often means the session is stopping.
+            using var check = new CancellationTokenSource(TimeSpan.FromSeconds(2));
             (var status, reason) = live.CloseStatus
-                ?? await viewers.CheckAsync(live, touch: false, CancellationToken.None)
+                ?? (toViewer.IsCompleted ? await CheckQuietlyAsync(live, check.Token) : null)
                 ?? (WebSocketCloseStatus.NormalClosure, stream.CloseReason ?? "closed");
             if (status != WebSocketCloseStatus.NormalClosure)
             {
@@ -171,6 +193,19 @@ public sealed class VncProxy(VncTickets tickets, AgentHub hub, SessionViewers vi
         }
 
         return reason;
+    }
+
+    /// <summary>Why a viewer whose tunnel ended must close (the session stopped, its right ended), if the check answers in time.</summary>
+    private async Task<(WebSocketCloseStatus Status, string Reason)?> CheckQuietlyAsync(LiveViewer live, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await viewers.CheckAsync(live, touch: false, cancellationToken);
+        }
+        catch (Exception e) when (e is OperationCanceledException or Npgsql.NpgsqlException)
+        {
+            return null;
+        }
     }
 
     private async Task RefuseAsync(WebSocket viewer, string sessionId, WebSocketCloseStatus status, string reason)
