@@ -1,7 +1,6 @@
 using StreamSpace.Agent.Tunnel;
 using System.Collections.Concurrent;
 using System.Net;
-using System.Text;
 using System.Text.Json;
 using k8s;
 using k8s.Autorest;

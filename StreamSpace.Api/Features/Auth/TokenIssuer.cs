@@ -57,7 +57,6 @@ public sealed class TokenIssuer(ApiSettings settings, TimeProvider time)
         ValidAudience = Audience,
         IssuerSigningKey = SigningKey(settings),
         ValidAlgorithms = [SecurityAlgorithms.HmacSha256],
-        ClockSkew = ClockSkew,
         NameClaimType = ClaimNames.Name,
         RoleClaimType = ClaimNames.Role,
         RequireExpirationTime = true,

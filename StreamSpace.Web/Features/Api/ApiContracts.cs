@@ -25,7 +25,7 @@ public sealed record TemplateResourcesDto(string? Cpu, string? Memory);
 public sealed record SessionDto(
     string Id,
     Guid UserId,
-    string Username,
+    string? Username,
     string Template,
     string State,
     string? FailureReason,

@@ -296,11 +296,7 @@ public sealed class AgentHub(
     {
         logger.LogWarning("Closing agent {AgentId}'s connection: its credential was revoked or replaced", connection.AgentId);
         refusals.Record(connection.AgentId, "its credential was revoked or replaced while it was connected");
-        if (live.TryRemove(new KeyValuePair<string, AgentConnection>(connection.AgentId, connection)))
-        {
-            await store.MarkOfflineAsync(connection.AgentId, CancellationToken.None);
-        }
-
+        // The connection's own end (AcceptAsync's finally) removes it from the live set and marks the agent offline.
         await connection.CloseAsync(AgentCloseCodes.Revoked, "the agent's credential was revoked");
     }
 
