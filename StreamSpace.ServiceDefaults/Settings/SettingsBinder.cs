@@ -13,7 +13,8 @@ public interface IValidatedSettings
 
 /// <summary>
 /// Binds a settings class from configuration through its <see cref="SettingAttribute"/>s.
-/// Every property keeps its initializer as the default, so a setting is never left unset (the seed's nil-interval panic).
+/// Every property keeps its initializer as the default, so a setting is never left unset: an interval left out of the
+/// configuration is its default, never zero, and nothing downstream has to guard against a missing value.
 /// </summary>
 public static class SettingsBinder
 {

@@ -3,8 +3,8 @@ using System.Collections.Concurrent;
 namespace StreamSpace.Api.Features.Diagnostics;
 
 /// <summary>
-/// Agent connections the hub refused in the last hour, by agent id: how often, when last, and why (the seed's "agent
-/// offline" causes). Bounded: an attacker cycling through ids cannot grow it, and old entries give way to new ones.
+/// Agent connections the hub refused in the last hour, by agent id: how often, when last, and why (a revoked or
+/// unknown key, a protocol mismatch, too many attempts), so the admin sees why an agent reads offline. Bounded: an attacker cycling through ids cannot grow it, and old entries give way to new ones.
 /// </summary>
 public sealed class RefusedAgentLog(TimeProvider time)
 {

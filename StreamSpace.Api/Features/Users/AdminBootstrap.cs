@@ -8,7 +8,8 @@ namespace StreamSpace.Api.Features.Users;
 /// <summary>
 /// Makes <c>ADMIN_PASSWORD</c> the single source of truth for the bootstrap admin: at every start the account
 /// is created, or its password, role and enabled flag are brought back in line with the secret (and audited).
-/// The seed's "correct credentials from the secret fail" therefore cannot outlive a restart.
+/// A password changed in the database (or an account disabled) therefore never locks the operator out for longer than a
+/// restart: the secret's credentials always sign in after one.
 /// </summary>
 public sealed class AdminBootstrap(ApiSettings settings, UserStore users, ILogger<AdminBootstrap> logger) : IAfterMigration
 {
