@@ -6,8 +6,8 @@ namespace StreamSpace.Agent.Health;
 
 /// <summary>
 /// Probes for Kubernetes on AGENT_HEALTH_PORT: <c>/alive</c> while the process runs, and <c>/health</c> ready only
-/// while the agent is connected to the control plane. When it is not, the body says why (refused key, unreachable URL,
-/// protocol mismatch), so `kubectl describe pod` shows the cause of an agent that reads offline.
+/// while the agent is connected to the control plane. When it is not, the body gives the reason, so the probe's
+/// failure in the pod's events says why the agent reads offline.
 /// </summary>
 public sealed class AgentHealthEndpoint(AgentSettings settings, ControlPlaneClient client, ILogger<AgentHealthEndpoint> logger) : BackgroundService
 {
