@@ -46,7 +46,9 @@ public sealed class WebUiTests(WebFixture fixture) : IClassFixture<WebFixture>
         var (x, y) = await XtermPositionAsync(canvas, page.Url);
         await WebFixture.ScreenshotAsync(page, "viewer.png");
         await page.Mouse.ClickAsync(x, y);
-        await Task.Delay(300);
+        // Openbox focuses the window it was clicked in after the click arrives: keys typed before then reach no window.
+        await Eventually.TrueAsync(async () => (await ActiveWindowClassAsync(page.Url)).Contains("XTerm", StringComparison.Ordinal),
+            TimeSpan.FromSeconds(15), "openbox to focus the clicked xterm");
         await page.Keyboard.TypeAsync("touch ~/from-the-browser", new() { Delay = 20 });
         await page.Keyboard.PressAsync("Enter");
         using var api = await fixture.Api.ClientForAsync(username, WebFixture.UserPassword);
@@ -58,19 +60,18 @@ public sealed class WebUiTests(WebFixture fixture) : IClassFixture<WebFixture>
         await page.GetByRole(AriaRole.Button, new() { Name = "Clipboard" }).ClickAsync();
         await page.GetByLabel("Clipboard text").FillAsync("touch ~/from-the-clipboard");
         await page.GetByRole(AriaRole.Button, new() { Name = "Send to session" }).ClickAsync();
-        await Task.Delay(500);
         (x, y) = await XtermPositionAsync(canvas, page.Url);
-        await page.Mouse.ClickAsync(x, y, new() { Button = MouseButton.Middle });
-        // The paste is a round trip (xterm asks Xvnc, Xvnc asks the browser), and bash holds a pasted line until
-        // Enter: press Enter until the command ran; an Enter that comes before the paste only runs an empty line.
+        // The text reaches the session's selection a moment after the click, and a paste is a round trip of its own
+        // (xterm asks the X server for the selection): a middle click that comes too early pastes nothing, and an Enter
+        // that overtakes its paste runs an empty line while the pasted text waits on the next one. So paste and press
+        // Enter until the command has run; a repeated paste only adds a second harmless touch to the line.
         var pasted = Path.Combine(home, "from-the-clipboard");
         await Eventually.TrueAsync(async () =>
         {
-            await Task.Delay(1000);
+            await page.Mouse.ClickAsync(x, y, new() { Button = MouseButton.Middle });
             await page.Keyboard.PressAsync("Enter");
-            await Task.Delay(500);
-            return File.Exists(pasted);
-        }, TimeSpan.FromSeconds(15), "the pasted command to create ~/from-the-clipboard");
+            return await WithinAsync(() => File.Exists(pasted), TimeSpan.FromSeconds(2));
+        }, TimeSpan.FromSeconds(20), "the pasted command to create ~/from-the-clipboard");
         await page.Context.CloseAsync();
     }
 
@@ -311,13 +312,47 @@ public sealed class WebUiTests(WebFixture fixture) : IClassFixture<WebFixture>
     /// <summary>The window tree of the viewed session's X server, read as the agent can (with the display's X authority).</summary>
     private async Task<string> XWindowsAsync(string viewerUrl)
     {
+        var result = await XClientAsync(viewerUrl, "xwininfo", ["-root", "-tree"]);
+        return result.StandardOutput + result.StandardError;
+    }
+
+    /// <summary>The WM_CLASS of the window the window manager has focused in the viewed session, or "" when none is.</summary>
+    private async Task<string> ActiveWindowClassAsync(string viewerUrl)
+    {
+        // "_NET_ACTIVE_WINDOW(WINDOW): window id # 0x400006"; openbox sets it on the client window it focuses.
+        var active = (await XClientAsync(viewerUrl, "xprop", ["-root", "_NET_ACTIVE_WINDOW"])).StandardOutput;
+        var id = active[(active.LastIndexOf(' ') + 1)..].Trim();
+        if (!id.StartsWith("0x", StringComparison.Ordinal) || id == "0x0")
+        {
+            return "";
+        }
+
+        return (await XClientAsync(viewerUrl, "xprop", ["-id", id, "WM_CLASS"])).StandardOutput;
+    }
+
+    /// <summary>Runs an X client against the viewed session's X server, as the agent can (with the display's X authority).</summary>
+    private async Task<ProcessResult> XClientAsync(string viewerUrl, string program, string[] arguments)
+    {
         var sessionId = new Uri(viewerUrl).Segments[^2].TrimEnd('/');
         var records = JsonDocument.Parse(await File.ReadAllTextAsync(Path.Combine(fixture.Agent.DataDirectory, "sessions.json"))).RootElement;
         var record = records.EnumerateArray().Single(r => r.GetProperty("SessionId").GetString() == sessionId);
         var display = ":" + record.GetProperty("Display").GetInt32();
         var authority = Path.Combine(fixture.Agent.DataDirectory, "sessions", sessionId, "run", "Xauthority");
-        var result = await ProcessRunner.RunAsync("xwininfo", ["-root", "-tree", "-display", display], new Dictionary<string, string> { ["XAUTHORITY"] = authority });
-        return result.StandardOutput + result.StandardError;
+        return await ProcessRunner.RunAsync(program, [.. arguments, "-display", display], new Dictionary<string, string> { ["XAUTHORITY"] = authority });
+    }
+
+    /// <summary>Whether <paramref name="condition"/> comes true within <paramref name="timeout"/>.</summary>
+    private static async Task<bool> WithinAsync(Func<bool> condition, TimeSpan timeout)
+    {
+        try
+        {
+            await Eventually.TrueAsync(() => Task.FromResult(condition()), timeout, "the condition");
+            return true;
+        }
+        catch (TimeoutException)
+        {
+            return false;
+        }
     }
 
     private static async Task<(float X, float Y)?> WhitePixelsCentreAsync(ILocator canvas)
