@@ -94,6 +94,18 @@ public sealed class AgentStore(NpgsqlDataSource dataSource, ApiSettings settings
         return row?.ToView();
     }
 
+    /// <summary>Every agent's liveness and reports as recorded, for the diagnostics.</summary>
+    public async Task<IReadOnlyList<AgentHealth>> ListHealthAsync(CancellationToken cancellationToken)
+    {
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        return [.. await connection.QueryAsync<AgentHealth>(new CommandDefinition(
+            """
+            SELECT id, status, last_heartbeat, heartbeat_interval_seconds, clock_skew_ms, protocol_version, revoked_at IS NOT NULL AS revoked,
+                control_plane_url, reached_url, checks::text AS checks
+            FROM agents ORDER BY id
+            """, cancellationToken: cancellationToken))];
+    }
+
     /// <summary>Registers an agent and returns its key, which is shown this once. A revoked id may be registered again.</summary>
     public async Task<(AgentCredentialChange Result, string? Key)> CreateAsync(Actor actor, string id, CancellationToken cancellationToken)
     {

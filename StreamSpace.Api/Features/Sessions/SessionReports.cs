@@ -1,0 +1,63 @@
+using Dapper;
+using Npgsql;
+using StreamSpace.Contracts;
+
+namespace StreamSpace.Api.Features.Sessions;
+
+/// <summary>Applies agents' reports to the <c>sessions</c> table, through <see cref="SessionStateWriter"/>.</summary>
+public sealed class SessionReports(NpgsqlDataSource dataSource) : ISessionReports
+{
+    public async Task ApplyAsync(string agentId, IReadOnlyList<ReportedSession> sessions, CancellationToken cancellationToken)
+    {
+        if (sessions.Count == 0)
+        {
+            return;
+        }
+
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        foreach (var session in sessions)
+        {
+            await SessionStateWriter.ApplyAsync(connection, transaction, agentId, session, cancellationToken);
+        }
+
+        await transaction.CommitAsync(cancellationToken);
+    }
+
+    public Task<bool> ApplyAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string agentId, ReportedSession session,
+        CancellationToken cancellationToken) =>
+        SessionStateWriter.ApplyAsync(connection, transaction, agentId, session, cancellationToken);
+
+    public async Task<IReadOnlyList<string>> FailLostAsync(string agentId, IReadOnlyList<ReportedSession> reported, string reason,
+        CancellationToken cancellationToken)
+    {
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        var lost = (await connection.QueryAsync<string>(new CommandDefinition(
+            "SELECT id FROM sessions WHERE agent_id = @agentId AND state IN ('running', 'hibernated') AND NOT (id = ANY(@reported))",
+            new { agentId, reported = reported.Select(s => s.SessionId).ToArray() }, transaction, cancellationToken: cancellationToken))).ToList();
+        foreach (var sessionId in lost)
+        {
+            await SessionStateWriter.ApplyAsync(connection, transaction, agentId, new ReportedSession(sessionId, SessionStates.Failed, reason), cancellationToken);
+        }
+
+        await transaction.CommitAsync(cancellationToken);
+        return lost;
+    }
+
+    public async Task<IReadOnlyList<string>> UnownedAsync(string agentId, IReadOnlyList<ReportedSession> reported, CancellationToken cancellationToken)
+    {
+        // What the agent itself reports as over needs no stopping.
+        var live = reported.Where(s => s.State is not (SessionStates.Stopped or SessionStates.Failed)).Select(s => s.SessionId).ToArray();
+        if (live.Length == 0)
+        {
+            return [];
+        }
+
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        var owned = await connection.QueryAsync<string>(new CommandDefinition(
+            "SELECT id FROM sessions WHERE id = ANY(@live) AND agent_id = @agentId AND state = ANY(@Active)",
+            new { agentId, live, SessionStates.Active }, cancellationToken: cancellationToken));
+        return [.. live.Except(owned)];
+    }
+}
