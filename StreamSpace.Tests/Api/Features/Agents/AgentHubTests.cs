@@ -46,13 +46,17 @@ public sealed class AgentHubTests(ApiFixture fixture) : IClassFixture<ApiFixture
     [Fact]
     public async Task Closing_the_socket_marks_the_agent_offline_at_once()
     {
+        // Heartbeats a minute apart: three missed ones would take three minutes, so offline within the wait below can
+        // only come from the closed socket.
         var key = await fixture.Api.RegisterAgentAsync("hub-closes");
-        var agent = await AgentHost.StartAsync(fixture.Api.AgentHubUrl, "hub-closes", key);
+        var agent = await AgentHost.StartAsync(fixture.Api.AgentHubUrl, "hub-closes", key,
+            settings: new Dictionary<string, string?> { ["HEARTBEAT_INTERVAL"] = "60s" });
         await agent.WaitUntilConnectedAsync();
+        Assert.Equal("online", (await fixture.Api.GetAgentAsync("hub-closes")).GetProperty("status").GetString());
         await agent.DisposeAsync();
 
         await Eventually.TrueAsync(async () => (await fixture.Api.GetAgentAsync("hub-closes")).GetProperty("status").GetString() == "offline",
-            TimeSpan.FromSeconds(2), "the agent to read offline");
+            TimeSpan.FromSeconds(30), "the agent to read offline");
     }
 
     [Fact]
@@ -122,11 +126,13 @@ public sealed class AgentHubTests(ApiFixture fixture) : IClassFixture<ApiFixture
             await first.SendHelloAsync(heartbeatSeconds: 30);
             await first.ReceiveAsync(TimeSpan.FromSeconds(5));
 
-            // A connection that only probes (no hello, like `doctor --agent`) does not displace the agent.
+            // A connection that only probes (no hello, like `doctor --agent`) does not displace the agent: while it is
+            // open, the agent's commands still reach the first connection.
             using (await RawAgentSocket.ConnectAcceptedAsync(fixture.Api.AgentHubUrl, "hub-twice", key))
             {
-                await Task.Delay(500);
-                Assert.Equal(System.Net.WebSockets.WebSocketState.Open, first.Socket.State);
+                var (_, commandId) = await AgentTestData.QueueStartSessionAsync(fixture.Api.ConnectionString, "hub-twice");
+                await fixture.Api.DeliverAsync("hub-twice");
+                Assert.Equal(commandId, Assert.IsType<CommandMessage>(await first.ReceiveAsync(TimeSpan.FromSeconds(10))).CommandId);
             }
 
             using var second = await RawAgentSocket.ConnectAcceptedAsync(fixture.Api.AgentHubUrl, "hub-twice", key);
