@@ -14,13 +14,8 @@ namespace StreamSpace.Api.Features.Diagnostics;
 /// The troubleshooting guide, run by the product: each check looks at the real state and says what it found and
 /// what to do. One check or more per section of the guide; docs/troubleshooting.md maps symptoms to check ids.
 /// </summary>
-public sealed class DiagnosticsService(
-    NpgsqlDataSource dataSource,
-    ApiSettings settings,
-    UserStore users,
-    IAgentHealth agents,
-    ISessionHealth sessions,
-    TimeProvider time)
+public sealed class DiagnosticsService(NpgsqlDataSource dataSource, ApiSettings settings, TimeProvider time,
+    UserStore users, IAgentHealth agents, ISessionHealth sessions)
 {
     /// <summary>Agent clocks further off than this make tokens look expired or not yet valid.</summary>
     public static readonly TimeSpan MaxClockSkew = TimeSpan.FromSeconds(5);
