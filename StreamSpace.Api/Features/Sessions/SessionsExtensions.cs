@@ -14,7 +14,7 @@ public static class SessionsExtensions
     {
         builder.Services.AddSingleton<SessionStore>();
         builder.Services.AddSingleton<ISessionHealth>(sp => sp.GetRequiredService<SessionStore>());
-        builder.Services.AddSingleton<ISessionReports, SessionReports>();
+        builder.Services.AddSingleton<IPlacedSessions, PlacedSessions>();
         builder.Services.AddSingleton<SessionListCache>();
         builder.Services.AddSingleton<VncTickets>();
         builder.Services.AddSingleton<VncProxy>();

@@ -19,7 +19,7 @@ public static class CommandStatus
 /// Commands for agents, persisted in <c>agent_commands</c> before they are sent and delivered at least once:
 /// whatever is not finished is sent again when the agent reconnects, and agents treat a repeated id as the same command.
 /// </summary>
-public sealed class AgentCommandQueue(NpgsqlDataSource dataSource, ISessionReports sessions, ApiSettings settings, ILogger<AgentCommandQueue> logger)
+public sealed class AgentCommandQueue(NpgsqlDataSource dataSource, IPlacedSessions sessions, ApiSettings settings, ILogger<AgentCommandQueue> logger)
 {
     private sealed record OpenCommand(Guid Id, string CommandType, string? SessionId, string Payload, DateTime CreatedAt);
 

@@ -15,7 +15,7 @@ public sealed class AgentHub(
     AgentAdmission admission,
     AgentStore store,
     AgentCommandQueue commands,
-    ISessionReports sessions,
+    IPlacedSessions sessions,
     RefusedAgentLog refusals,
     TimeProvider time,
     AgentHubMetrics metrics,

@@ -20,6 +20,25 @@ public sealed class AgentHubTests(ApiFixture fixture) : IClassFixture<ApiFixture
     }
 
     [Fact]
+    public async Task Admins_see_how_many_active_sessions_each_agent_runs()
+    {
+        await fixture.Api.RegisterAgentAsync("hub-count");
+        await fixture.Api.RegisterAgentAsync("hub-idle");
+        var (first, _) = await AgentTestData.QueueStartSessionAsync(fixture.Api.ConnectionString, "hub-count");
+        await AgentTestData.QueueStartSessionAsync(fixture.Api.ConnectionString, "hub-count");
+        await using (var connection = new Npgsql.NpgsqlConnection(fixture.Api.ConnectionString))
+        {
+            await Dapper.SqlMapper.ExecuteAsync(connection, "UPDATE sessions SET state = 'stopped' WHERE id = @first", new { first });
+        }
+
+        Assert.Equal(1, (await fixture.Api.GetAgentAsync("hub-count")).GetProperty("active_sessions").GetInt32());
+        using var admin = await fixture.Api.AdminClientAsync();
+        var agents = await (await admin.GetAsync("/api/v1/agents")).AssertJsonAsync(HttpStatusCode.OK);
+        Assert.Equal(1, agents.EnumerateArray().Single(a => a.GetProperty("id").GetString() == "hub-count").GetProperty("active_sessions").GetInt32());
+        Assert.Equal(0, agents.EnumerateArray().Single(a => a.GetProperty("id").GetString() == "hub-idle").GetProperty("active_sessions").GetInt32());
+    }
+
+    [Fact]
     public async Task A_silent_agent_goes_offline_after_three_missed_heartbeats_and_online_again_when_it_returns()
     {
         var key = await fixture.Api.RegisterAgentAsync("hub-silent");

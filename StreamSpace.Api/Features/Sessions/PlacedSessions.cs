@@ -4,9 +4,18 @@ using StreamSpace.Contracts;
 
 namespace StreamSpace.Api.Features.Sessions;
 
-/// <summary>Applies agents' reports to the <c>sessions</c> table, through <see cref="SessionStateWriter"/>.</summary>
-public sealed class SessionReports(NpgsqlDataSource dataSource) : ISessionReports
+/// <summary>The sessions placed on agents in the <c>sessions</c> table; reports are applied through <see cref="SessionStateWriter"/>.</summary>
+public sealed class PlacedSessions(NpgsqlDataSource dataSource) : IPlacedSessions
 {
+    public async Task<IReadOnlyDictionary<string, int>> ActiveCountsAsync(CancellationToken cancellationToken)
+    {
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        var counts = await connection.QueryAsync<(string AgentId, long Count)>(new CommandDefinition(
+            "SELECT agent_id, count(*) FROM sessions WHERE agent_id IS NOT NULL AND state = ANY(@Active) GROUP BY agent_id",
+            new { SessionStates.Active }, cancellationToken: cancellationToken));
+        return counts.ToDictionary(c => c.AgentId, c => (int)c.Count);
+    }
+
     public async Task ApplyAsync(string agentId, IReadOnlyList<ReportedSession> sessions, CancellationToken cancellationToken)
     {
         if (sessions.Count == 0)

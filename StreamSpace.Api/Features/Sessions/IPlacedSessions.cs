@@ -4,11 +4,14 @@ using StreamSpace.Contracts;
 namespace StreamSpace.Api.Features.Sessions;
 
 /// <summary>
-/// What agents report about the sessions they run, applied to the sessions they are placed on. The Sessions feature
-/// defines and implements it (<see cref="SessionReports"/>) for the Agents feature to use.
+/// The sessions placed on agents, as the Agents feature reads them and applies what the agents report. The Sessions
+/// feature defines and implements it (<see cref="PlacedSessions"/>) for the Agents feature to use.
 /// </summary>
-public interface ISessionReports
+public interface IPlacedSessions
 {
+    /// <summary>How many active sessions each agent has, by agent id; an agent without any is absent.</summary>
+    Task<IReadOnlyDictionary<string, int>> ActiveCountsAsync(CancellationToken cancellationToken);
+
     /// <summary>Applies the reported states in one transaction of their own.</summary>
     Task ApplyAsync(string agentId, IReadOnlyList<ReportedSession> sessions, CancellationToken cancellationToken);
 
