@@ -22,6 +22,8 @@ public sealed class AgentSocket
     /// <summary>Messages queued and not yet written; a sender waits while the peer reads this far behind.</summary>
     private const int OutboxCapacity = 1024;
 
+    private const string ConnectionClosed = "the agent's connection closed";
+
     private readonly WebSocket socket;
     private readonly TimeProvider time;
     private readonly Channel<byte[]> outbox = Channel.CreateBounded<byte[]>(new BoundedChannelOptions(OutboxCapacity)
@@ -168,6 +170,11 @@ public sealed class AgentSocket
         {
             await CloseTunnelAsync(stream.Id, "timed out");
             return (null, $"the agent did not open the tunnel within {timeout.TotalSeconds:0}s");
+        }
+        catch (ChannelClosedException)
+        {
+            Tunnels.Remove(stream.Id, ConnectionClosed);
+            return (null, ConnectionClosed);
         }
         finally
         {

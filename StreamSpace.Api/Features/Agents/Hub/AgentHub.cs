@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Net.WebSockets;
+using System.Threading.Channels;
 using StreamSpace.Api.Features.Agents.Commands;
 using StreamSpace.Api.Features.Sessions;
 using StreamSpace.Contracts;
@@ -77,6 +78,11 @@ public sealed class AgentHub(
         try
         {
             await commands.DeliverAsync(connection.AgentId, connection.Socket.SendAsync, includeUnfinished, cancellationToken);
+        }
+        catch (ChannelClosedException)
+        {
+            // The connection is closing. What it did not send stays unanswered and goes again when the agent reconnects.
+            logger.LogInformation("Agent {AgentId}'s connection closed during a delivery; its commands go again when it reconnects", connection.AgentId);
         }
         finally
         {
