@@ -16,7 +16,7 @@ public sealed class AgentHubTests(ApiFixture fixture) : IClassFixture<ApiFixture
         var first = (await fixture.Api.GetAgentAsync("hub-beats")).GetProperty("last_heartbeat").GetDateTimeOffset();
         await Eventually.TrueAsync(async () =>
             (await fixture.Api.GetAgentAsync("hub-beats")).GetProperty("last_heartbeat").GetDateTimeOffset() > first,
-            TimeSpan.FromSeconds(5), "a later heartbeat");
+            TimeSpan.FromSeconds(20), "a later heartbeat");
     }
 
     [Fact]
@@ -46,11 +46,11 @@ public sealed class AgentHubTests(ApiFixture fixture) : IClassFixture<ApiFixture
         using (socket)
         {
             await socket.SendHelloAsync(heartbeatSeconds: 1);
-            Assert.IsType<WelcomeMessage>(await socket.ReceiveAsync(TimeSpan.FromSeconds(5)));
+            Assert.IsType<WelcomeMessage>(await socket.ReceiveAsync(TimeSpan.FromSeconds(20)));
             Assert.Equal("online", (await fixture.Api.GetAgentAsync("hub-silent")).GetProperty("status").GetString());
 
             // No heartbeats: after 3 intervals the hub closes the socket and the agent reads offline.
-            var (status, reason) = await socket.WaitForCloseAsync(TimeSpan.FromSeconds(10));
+            var (status, reason) = await socket.WaitForCloseAsync(TimeSpan.FromSeconds(20));
             Assert.Equal(4003, (int)status!);
             Assert.Contains("no heartbeat", reason);
         }
@@ -90,9 +90,9 @@ public sealed class AgentHubTests(ApiFixture fixture) : IClassFixture<ApiFixture
         using (bad)
         {
             await bad.SendHelloAsync();
-            await bad.ReceiveAsync(TimeSpan.FromSeconds(5));
+            await bad.ReceiveAsync(TimeSpan.FromSeconds(20));
             await bad.SendTextAsync("{\"type\":\"heartbeat\",\"sent_at\":"); // truncated JSON
-            var (status, reason) = await bad.WaitForCloseAsync(TimeSpan.FromSeconds(5));
+            var (status, reason) = await bad.WaitForCloseAsync(TimeSpan.FromSeconds(20));
             Assert.Equal(1008, (int)status!);
             Assert.Contains("not a valid message", reason);
         }
@@ -113,9 +113,9 @@ public sealed class AgentHubTests(ApiFixture fixture) : IClassFixture<ApiFixture
         using (socket)
         {
             await socket.SendHelloAsync();
-            await socket.ReceiveAsync(TimeSpan.FromSeconds(5));
+            await socket.ReceiveAsync(TimeSpan.FromSeconds(20));
             await socket.SendTextAsync(new string(' ', AgentProtocol.MaxTextFrameBytes + 10));
-            var (status, reason) = await socket.WaitForCloseAsync(TimeSpan.FromSeconds(5));
+            var (status, reason) = await socket.WaitForCloseAsync(TimeSpan.FromSeconds(20));
             Assert.Equal(1008, (int)status!);
             Assert.Contains("larger than", reason);
         }
@@ -129,7 +129,7 @@ public sealed class AgentHubTests(ApiFixture fixture) : IClassFixture<ApiFixture
         using (socket)
         {
             await socket.SendHelloAsync(protocolVersion: 99);
-            var (status, reason) = await socket.WaitForCloseAsync(TimeSpan.FromSeconds(5));
+            var (status, reason) = await socket.WaitForCloseAsync(TimeSpan.FromSeconds(20));
             Assert.Equal(4004, (int)status!);
             Assert.Equal("protocol version 99 is not supported; supported: 1", reason);
         }
@@ -143,7 +143,7 @@ public sealed class AgentHubTests(ApiFixture fixture) : IClassFixture<ApiFixture
         using (first)
         {
             await first.SendHelloAsync(heartbeatSeconds: 30);
-            await first.ReceiveAsync(TimeSpan.FromSeconds(5));
+            await first.ReceiveAsync(TimeSpan.FromSeconds(20));
 
             // A connection that only probes (no hello, like `doctor --agent`) does not displace the agent: while it is
             // open, the agent's commands still reach the first connection.
@@ -156,8 +156,8 @@ public sealed class AgentHubTests(ApiFixture fixture) : IClassFixture<ApiFixture
 
             using var second = await RawAgentSocket.ConnectAcceptedAsync(fixture.Api.AgentHubUrl, "hub-twice", key);
             await second.SendHelloAsync(heartbeatSeconds: 30);
-            Assert.IsType<WelcomeMessage>(await second.ReceiveAsync(TimeSpan.FromSeconds(5)));
-            var (closeStatus, reason) = await first.WaitForCloseAsync(TimeSpan.FromSeconds(5));
+            Assert.IsType<WelcomeMessage>(await second.ReceiveAsync(TimeSpan.FromSeconds(20)));
+            var (closeStatus, reason) = await first.WaitForCloseAsync(TimeSpan.FromSeconds(20));
             Assert.Equal(4001, (int)closeStatus!);
             Assert.Contains("replaced by a newer connection", reason);
         }
