@@ -14,9 +14,8 @@ public sealed class AgentSocketTests
     public async Task The_control_plane_opens_a_tunnel_the_agent_accepts_and_bytes_flow_both_ways()
     {
         await using var pair = await SocketPair.ConnectAsync();
+        var (controlPlane, agent) = (pair.ControlPlane, pair.Agent);
         using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(30));
-        var controlPlane = new AgentSocket(pair.Server, TimeProvider.System);
-        var agent = new AgentSocket(pair.Client, TimeProvider.System);
         _ = controlPlane.RunWriterAsync(stop.Token);
         _ = agent.RunWriterAsync(stop.Token);
         // The control plane's owner sees no message at all: the tunnel's answers are the socket's own business.
@@ -49,9 +48,8 @@ public sealed class AgentSocketTests
     public async Task A_close_reason_too_long_for_a_control_frame_reaches_the_peer_cut_at_a_character_boundary()
     {
         await using var pair = await SocketPair.ConnectAsync();
+        var (controlPlane, agent) = (pair.ControlPlane, pair.Agent);
         using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(30));
-        var controlPlane = new AgentSocket(pair.Server, TimeProvider.System);
-        var agent = new AgentSocket(pair.Client, TimeProvider.System);
         var reason = "session sess-ü failed: " + string.Concat(Enumerable.Repeat("Größe überschritten, ", 10));
 
         var closed = agent.ReceiveAsync(stop.Token);
@@ -75,9 +73,14 @@ public sealed class AgentSocketTests
     /// <summary>Two WebSockets joined over loopback TCP: the server end as the control plane's, the client end as the agent's.</summary>
     private sealed class SocketPair(TcpClient serverTcp, TcpClient clientTcp) : IAsyncDisposable
     {
-        public WebSocket Server { get; } = WebSocket.CreateFromStream(serverTcp.GetStream(), isServer: true, subProtocol: null, Timeout.InfiniteTimeSpan);
+        private readonly WebSocket server = WebSocket.CreateFromStream(serverTcp.GetStream(), isServer: true, subProtocol: null, Timeout.InfiniteTimeSpan);
 
+        /// <summary>The agent's WebSocket, to read what the control plane's close carried.</summary>
         public WebSocket Client { get; } = WebSocket.CreateFromStream(clientTcp.GetStream(), isServer: false, subProtocol: null, Timeout.InfiniteTimeSpan);
+
+        public AgentSocket ControlPlane => field ??= new AgentSocket(server, TimeProvider.System);
+
+        public AgentSocket Agent => field ??= new AgentSocket(Client, TimeProvider.System);
 
         public static async Task<SocketPair> ConnectAsync()
         {
@@ -91,7 +94,7 @@ public sealed class AgentSocketTests
 
         public ValueTask DisposeAsync()
         {
-            Server.Dispose();
+            server.Dispose();
             Client.Dispose();
             serverTcp.Dispose();
             clientTcp.Dispose();
