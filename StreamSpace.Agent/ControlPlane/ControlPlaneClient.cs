@@ -1,11 +1,10 @@
-using System.Buffers;
 using System.Net.WebSockets;
 using System.Reflection;
+using System.Threading.Channels;
 using StreamSpace.Agent.Commands;
 using StreamSpace.Agent.Platforms;
 using StreamSpace.Agent.Tunnel;
 using StreamSpace.Contracts;
-using StreamSpace.Contracts.Tunnel;
 
 namespace StreamSpace.Agent.ControlPlane;
 
@@ -25,8 +24,7 @@ public sealed class ControlPlaneClient(
     private static readonly string AgentVersion =
         typeof(ControlPlaneClient).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "dev";
 
-    private readonly SemaphoreSlim sendLock = new(1, 1);
-    private volatile ClientWebSocket? current;
+    private volatile AgentSocket? current;
 
     /// <summary>True while a hello has been welcomed; the agent's readiness probe reports this.</summary>
     public bool IsConnected { get; private set; }
@@ -97,26 +95,20 @@ public sealed class ControlPlaneClient(
     }
 
     /// <summary>Runs one connection until it ends; returns why it ended.</summary>
-    private async Task<string> RunConnectionAsync(ClientWebSocket socket, CancellationToken stoppingToken)
+    private async Task<string> RunConnectionAsync(ClientWebSocket webSocket, CancellationToken stoppingToken)
     {
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
+        var socket = new AgentSocket(webSocket, time);
         current = socket;
-        var mux = new TunnelMux((frame, token) => SendBinaryAsync(socket, frame, token));
-        var sessions = await platform.ListSessionsAsync(stop.Token);
-        await SendAsync(socket, new HelloMessage(AgentProtocol.Version, platform.Name, settings.Region, AgentVersion,
-            Capacity(sessions), (int)Math.Ceiling(settings.HeartbeatInterval.TotalSeconds), sessions, new UriBuilder(settings.HubUrl) { UserName = "", Password = "" }.Uri.ToString()), stop.Token);
-
+        var writer = socket.RunWriterAsync(stop.Token);
         var heartbeats = Task.CompletedTask;
         try
         {
-            while (true)
+            var sessions = await platform.ListSessionsAsync(stop.Token);
+            await socket.SendAsync(new HelloMessage(AgentProtocol.Version, platform.Name, settings.Region, AgentVersion,
+                Capacity(sessions), (int)Math.Ceiling(settings.HeartbeatInterval.TotalSeconds), sessions, new UriBuilder(settings.HubUrl) { UserName = "", Password = "" }.Uri.ToString()), stop.Token);
+            while (await socket.ReceiveAsync(stop.Token) is { } message)
             {
-                var (message, closeReason) = await ReceiveAsync(socket, mux, stop.Token);
-                if (message is null)
-                {
-                    return closeReason ?? "closed";
-                }
-
                 switch (message)
                 {
                     case WelcomeMessage welcome:
@@ -130,36 +122,40 @@ public sealed class ControlPlaneClient(
                         _ = CarryOutAsync(socket, command, stop.Token);
                         break;
                     case TunnelOpenMessage open:
-                        _ = tunnels.RunAsync(mux, open, reply => SendAsync(socket, reply, CancellationToken.None), stop.Token);
-                        break;
-                    case TunnelClosedMessage closed:
-                        mux.Remove(closed.StreamId, closed.Reason);
+                        _ = tunnels.RunAsync(socket, open, stop.Token);
                         break;
                     default:
                         logger.LogWarning("Ignoring an unexpected {Type} from the control plane", message.GetType().Name);
                         break;
                 }
             }
+
+            return $"{(int?)webSocket.CloseStatus} {webSocket.CloseStatusDescription}".Trim() is { Length: > 0 } reason ? reason : "closed";
+        }
+        catch (ProtocolViolationException e)
+        {
+            return $"the control plane broke the protocol: {e.Message}";
         }
         finally
         {
-            mux.CloseAll("the control plane connection closed");
+            socket.CloseTunnels("the control plane connection closed");
             await stop.CancelAsync();
             await heartbeats.ContinueWith(_ => { }, TaskScheduler.Default);
+            await writer.ContinueWith(_ => { }, TaskScheduler.Default);
         }
     }
 
     /// <summary>Heartbeats at the interval. The platform's checks go first on each connection, then whenever they change.</summary>
-    private async Task SendHeartbeatsAsync(ClientWebSocket socket, CancellationToken cancellationToken)
+    private async Task SendHeartbeatsAsync(AgentSocket socket, CancellationToken cancellationToken)
     {
-        byte[] sentChecks = [];
+        IReadOnlyList<AgentCheck>? sentChecks = null;
         using var timer = new PeriodicTimer(settings.HeartbeatInterval, time);
         while (true)
         {
-            var checks = AgentProtocol.Serialize(new AgentChecksMessage(await platform.CheckAsync(cancellationToken)));
-            if (!checks.AsSpan().SequenceEqual(sentChecks))
+            var checks = await platform.CheckAsync(cancellationToken);
+            if (sentChecks is null || !checks.SequenceEqual(sentChecks))
             {
-                await SendFrameAsync(socket, checks, cancellationToken);
+                await socket.SendAsync(new AgentChecksMessage(checks), cancellationToken);
                 sentChecks = checks;
             }
 
@@ -169,20 +165,20 @@ public sealed class ControlPlaneClient(
             }
 
             var sessions = await platform.ListSessionsAsync(cancellationToken);
-            await SendAsync(socket, new HeartbeatMessage(time.GetUtcNow(), Capacity(sessions), sessions), cancellationToken);
+            await socket.SendAsync(new HeartbeatMessage(time.GetUtcNow(), Capacity(sessions), sessions), cancellationToken);
             logger.LogDebug("Heartbeat sent with {Sessions} sessions", sessions.Count);
         }
     }
 
-    private async Task CarryOutAsync(ClientWebSocket socket, CommandMessage command, CancellationToken cancellationToken)
+    private async Task CarryOutAsync(AgentSocket socket, CommandMessage command, CancellationToken cancellationToken)
     {
         try
         {
-            await SendAsync(socket, new CommandAckMessage(command.CommandId), cancellationToken);
+            await socket.SendAsync(new CommandAckMessage(command.CommandId), cancellationToken);
             var result = await executor.ExecuteAsync(command);
-            await SendAsync(socket, result, cancellationToken);
+            await socket.SendAsync(result, cancellationToken);
         }
-        catch (Exception e) when (e is WebSocketException or OperationCanceledException or ObjectDisposedException)
+        catch (Exception e) when (e is ChannelClosedException or OperationCanceledException)
         {
             // The connection dropped; the control plane sends the command again after we reconnect.
             logger.LogInformation("Could not answer command {CommandId} on this connection: {Reason}", command.CommandId, e.Message);
@@ -193,7 +189,7 @@ public sealed class ControlPlaneClient(
     {
         if (current is { } socket && IsConnected)
         {
-            _ = SendAsync(socket, new SessionStateMessage(session), CancellationToken.None)
+            _ = socket.SendAsync(new SessionStateMessage(session), CancellationToken.None).AsTask()
                 .ContinueWith(t => logger.LogInformation("Session {SessionId} is {State}; the next heartbeat reports it ({Reason})",
                     session.SessionId, session.State, t.Exception?.GetBaseException().Message), TaskContinuationOptions.OnlyOnFaulted);
         }
@@ -201,71 +197,4 @@ public sealed class ControlPlaneClient(
 
     private AgentCapacity Capacity(IReadOnlyList<ReportedSession> sessions) =>
         new(settings.MaxSessions, sessions.Count(s => s.State is not ("stopped" or "failed" or "hibernated")));
-
-    private Task SendAsync(ClientWebSocket socket, AgentMessage message, CancellationToken cancellationToken) =>
-        SendFrameAsync(socket, AgentProtocol.Serialize(message), cancellationToken);
-
-    private async Task SendFrameAsync(ClientWebSocket socket, byte[] frame, CancellationToken cancellationToken)
-    {
-        await sendLock.WaitAsync(cancellationToken);
-        try
-        {
-            await socket.SendAsync(frame, WebSocketMessageType.Text, endOfMessage: true, cancellationToken);
-        }
-        finally
-        {
-            sendLock.Release();
-        }
-    }
-
-    private async ValueTask SendBinaryAsync(ClientWebSocket socket, ReadOnlyMemory<byte> frame, CancellationToken cancellationToken)
-    {
-        await sendLock.WaitAsync(cancellationToken);
-        try
-        {
-            await socket.SendAsync(frame, WebSocketMessageType.Binary, endOfMessage: true, cancellationToken);
-        }
-        finally
-        {
-            sendLock.Release();
-        }
-    }
-
-    /// <summary>The next control message; tunnel data frames met on the way are handed to their streams.</summary>
-    private static async Task<(AgentMessage? Message, string? CloseReason)> ReceiveAsync(ClientWebSocket socket, TunnelMux mux, CancellationToken cancellationToken)
-    {
-        var writer = new ArrayBufferWriter<byte>(TunnelFrame.MaxPayload + TunnelFrame.HeaderLength);
-        while (true)
-        {
-            var result = await socket.ReceiveAsync(writer.GetMemory(16 * 1024), cancellationToken);
-            if (result.MessageType == WebSocketMessageType.Close)
-            {
-                return (null, $"{(int?)socket.CloseStatus} {socket.CloseStatusDescription}".Trim());
-            }
-
-            writer.Advance(result.Count);
-            if (writer.WrittenCount > AgentProtocol.MaxTextFrameBytes)
-            {
-                throw new WebSocketException("the control plane sent an oversized frame");
-            }
-
-            if (!result.EndOfMessage)
-            {
-                continue;
-            }
-
-            if (result.MessageType == WebSocketMessageType.Binary)
-            {
-                if (!mux.Dispatch(writer.WrittenSpan))
-                {
-                    throw new WebSocketException("the control plane sent a malformed tunnel frame");
-                }
-
-                writer.ResetWrittenCount();
-                continue;
-            }
-
-            return (AgentProtocol.Deserialize(writer.WrittenSpan), null);
-        }
-    }
 }

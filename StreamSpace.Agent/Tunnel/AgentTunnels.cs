@@ -1,6 +1,6 @@
 using StreamSpace.Agent.Platforms;
+using System.Threading.Channels;
 using StreamSpace.Contracts;
-using StreamSpace.Contracts.Tunnel;
 
 namespace StreamSpace.Agent.Tunnel;
 
@@ -12,9 +12,9 @@ public sealed class AgentTunnels(ISessionPlatform platform, ILogger<AgentTunnels
 {
     private static readonly TimeSpan DialTimeout = TimeSpan.FromSeconds(5);
 
-    public async Task RunAsync(TunnelMux mux, TunnelOpenMessage open, Func<AgentMessage, Task> send, CancellationToken cancellationToken)
+    public async Task RunAsync(AgentSocket socket, TunnelOpenMessage open, CancellationToken cancellationToken)
     {
-        using var stream = mux.Add(open.StreamId);
+        using var stream = socket.Tunnels.Add(open.StreamId);
         Stream? server = null;
         string reason;
         try
@@ -28,7 +28,7 @@ public sealed class AgentTunnels(ISessionPlatform platform, ILogger<AgentTunnels
                 await RfbBridge.AuthenticateToServerAsync(server, endpoint.Password, dial.Token);
             }
 
-            await send(new TunnelOpenedMessage(open.StreamId));
+            await socket.SendAsync(new TunnelOpenedMessage(open.StreamId), cancellationToken);
             await RfbBridge.GreetViewerAsync(stream, cancellationToken);
             logger.LogInformation("VNC tunnel initialized for session {SessionId} (stream {StreamId})", open.SessionId, open.StreamId);
 
@@ -55,7 +55,7 @@ public sealed class AgentTunnels(ISessionPlatform platform, ILogger<AgentTunnels
         }
         finally
         {
-            mux.Remove(open.StreamId, "closed");
+            socket.Tunnels.Remove(open.StreamId, "closed");
             if (server is not null)
             {
                 await server.DisposeAsync();
@@ -64,9 +64,9 @@ public sealed class AgentTunnels(ISessionPlatform platform, ILogger<AgentTunnels
 
         try
         {
-            await send(new TunnelClosedMessage(open.StreamId, reason));
+            await socket.SendAsync(new TunnelClosedMessage(open.StreamId, reason), CancellationToken.None);
         }
-        catch (Exception e) when (e is System.Net.WebSockets.WebSocketException or ObjectDisposedException or OperationCanceledException)
+        catch (ChannelClosedException)
         {
             // The control plane connection is gone, and with it the viewer's end of the stream.
         }

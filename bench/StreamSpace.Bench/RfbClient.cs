@@ -2,11 +2,12 @@ using System.Buffers.Binary;
 using System.Net.Sockets;
 using System.Net.WebSockets;
 using StreamSpace.Agent.Tunnel;
+using StreamSpace.Contracts.Tunnel;
 
 namespace StreamSpace.Bench;
 
 /// <summary>A byte stream over a binary WebSocket, so every path runs the same RFB client.</summary>
-public sealed class WebSocketStream(ClientWebSocket socket) : Stream
+public sealed class WebSocketStream(ClientWebSocket socket) : DuplexStream
 {
     private readonly byte[] buffer = new byte[256 * 1024];
     private int offset;
@@ -35,17 +36,6 @@ public sealed class WebSocketStream(ClientWebSocket socket) : Stream
 
     public override ValueTask WriteAsync(ReadOnlyMemory<byte> source, CancellationToken cancellationToken = default) =>
         socket.SendAsync(source, WebSocketMessageType.Binary, true, cancellationToken);
-
-    public override bool CanRead => true;
-    public override bool CanWrite => true;
-    public override bool CanSeek => false;
-    public override long Length => throw new NotSupportedException();
-    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-    public override void Flush() { }
-    public override int Read(byte[] b, int o, int c) => ReadAsync(b.AsMemory(o, c)).AsTask().GetAwaiter().GetResult();
-    public override void Write(byte[] b, int o, int c) => WriteAsync(b.AsMemory(o, c)).AsTask().GetAwaiter().GetResult();
-    public override long Seek(long o, SeekOrigin s) => throw new NotSupportedException();
-    public override void SetLength(long v) => throw new NotSupportedException();
 
     protected override void Dispose(bool disposing)
     {

@@ -2,6 +2,7 @@ using System.Text.Json;
 using Dapper;
 using Npgsql;
 using StreamSpace.Api.Features.Audit;
+using StreamSpace.Api.Features.Sessions;
 using StreamSpace.Contracts;
 
 namespace StreamSpace.Api.Features.Agents;
@@ -51,16 +52,16 @@ public enum AgentProvisioning
 }
 
 /// <summary>Agent credentials and liveness in <c>agents</c>. Changes made by admins are audited in the same transaction.</summary>
-public sealed class AgentStore(NpgsqlDataSource dataSource, ApiSettings settings)
+public sealed class AgentStore(NpgsqlDataSource dataSource, IPlacedSessions sessions, ApiSettings settings)
 {
     private sealed record Credential(string KeyHash, DateTime? RevokedAt);
 
     private sealed record AgentRow(string Id, string Status, string? Platform, string? Region, string? Version, int? ProtocolVersion,
-        string Capacity, long ActiveSessions, bool Draining, DateTime? RevokedAt, DateTime? LastHeartbeat, int HeartbeatIntervalSeconds,
+        string Capacity, bool Draining, DateTime? RevokedAt, DateTime? LastHeartbeat, int HeartbeatIntervalSeconds,
         int? ClockSkewMs, DateTime? ConnectedAt, DateTime CreatedAt)
     {
-        public AgentView ToView() => new(Id, Status, Platform, Region, Version, ProtocolVersion, JsonDocument.Parse(Capacity).RootElement,
-            (int)ActiveSessions, Draining, RevokedAt is not null, Utc(LastHeartbeat), HeartbeatIntervalSeconds, ClockSkewMs, Utc(ConnectedAt),
+        public AgentView ToView(IReadOnlyDictionary<string, int> activeSessions) => new(Id, Status, Platform, Region, Version, ProtocolVersion,
+            JsonDocument.Parse(Capacity).RootElement, activeSessions.GetValueOrDefault(Id), Draining, RevokedAt is not null, Utc(LastHeartbeat), HeartbeatIntervalSeconds, ClockSkewMs, Utc(ConnectedAt),
             new DateTimeOffset(CreatedAt, TimeSpan.Zero));
 
         private static DateTimeOffset? Utc(DateTime? at) => at is null ? null : new DateTimeOffset(at.Value, TimeSpan.Zero);
@@ -73,9 +74,7 @@ public sealed class AgentStore(NpgsqlDataSource dataSource, ApiSettings settings
                CASE WHEN a.status = 'online' AND a.revoked_at IS NULL
                          AND a.last_heartbeat > now() - make_interval(secs => a.heartbeat_interval_seconds * {settings.AgentMissedHeartbeats})
                     THEN 'online' ELSE 'offline' END AS status,
-               a.platform, a.region, a.version, a.protocol_version, a.capacity::text AS capacity,
-               (SELECT count(*) FROM sessions s WHERE s.agent_id = a.id AND s.state NOT IN ('stopped', 'failed')) AS active_sessions,
-               a.draining, a.revoked_at, a.last_heartbeat, a.heartbeat_interval_seconds, a.clock_skew_ms, a.connected_at, a.created_at
+               a.platform, a.region, a.version, a.protocol_version, a.capacity::text AS capacity, a.draining, a.revoked_at, a.last_heartbeat, a.heartbeat_interval_seconds, a.clock_skew_ms, a.connected_at, a.created_at
         FROM agents a
         {where}
         ORDER BY a.id
@@ -83,15 +82,37 @@ public sealed class AgentStore(NpgsqlDataSource dataSource, ApiSettings settings
 
     public async Task<IReadOnlyList<AgentView>> ListAsync(CancellationToken cancellationToken)
     {
-        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
-        return [.. (await connection.QueryAsync<AgentRow>(new CommandDefinition(ViewQuery(""), cancellationToken: cancellationToken))).Select(r => r.ToView())];
+        List<AgentRow> rows;
+        await using (var connection = await dataSource.OpenConnectionAsync(cancellationToken))
+        {
+            rows = [.. await connection.QueryAsync<AgentRow>(new CommandDefinition(ViewQuery(""), cancellationToken: cancellationToken))];
+        }
+
+        var active = await sessions.ActiveCountsAsync(cancellationToken);
+        return [.. rows.Select(r => r.ToView(active))];
     }
 
     public async Task<AgentView?> GetAsync(string id, CancellationToken cancellationToken)
     {
+        AgentRow? row;
+        await using (var connection = await dataSource.OpenConnectionAsync(cancellationToken))
+        {
+            row = await connection.QuerySingleOrDefaultAsync<AgentRow>(new CommandDefinition(ViewQuery("WHERE a.id = @id"), new { id }, cancellationToken: cancellationToken));
+        }
+
+        return row?.ToView(await sessions.ActiveCountsAsync(cancellationToken));
+    }
+
+    /// <summary>Every agent's liveness and reports as recorded, for the diagnostics.</summary>
+    public async Task<IReadOnlyList<AgentHealth>> ListHealthAsync(CancellationToken cancellationToken)
+    {
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
-        var row = await connection.QuerySingleOrDefaultAsync<AgentRow>(new CommandDefinition(ViewQuery("WHERE a.id = @id"), new { id }, cancellationToken: cancellationToken));
-        return row?.ToView();
+        return [.. await connection.QueryAsync<AgentHealth>(new CommandDefinition(
+            """
+            SELECT id, status, last_heartbeat, heartbeat_interval_seconds, clock_skew_ms, protocol_version, revoked_at IS NOT NULL AS revoked,
+                control_plane_url, reached_url, checks::text AS checks
+            FROM agents ORDER BY id
+            """, cancellationToken: cancellationToken))];
     }
 
     /// <summary>Registers an agent and returns its key, which is shown this once. A revoked id may be registered again.</summary>

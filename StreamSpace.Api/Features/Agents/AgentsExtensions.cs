@@ -1,5 +1,6 @@
 using StreamSpace.Api.Features.Agents.Commands;
 using StreamSpace.Api.Features.Agents.Hub;
+using StreamSpace.Api.Features.Sessions;
 using StreamSpace.Api.Infrastructure.Database;
 
 namespace StreamSpace.Api.Features.Agents;
@@ -13,7 +14,11 @@ public static class AgentsExtensions
         builder.Services.AddSingleton<AgentStore>();
         builder.Services.AddSingleton<AgentCommandQueue>();
         builder.Services.AddSingleton<AgentHubMetrics>();
+        builder.Services.AddSingleton<RefusedAgentLog>();
+        builder.Services.AddSingleton<AgentAdmission>();
         builder.Services.AddSingleton<AgentHub>();
+        builder.Services.AddSingleton<ISessionAgents, SessionAgents>();
+        builder.Services.AddSingleton<IAgentHealth, AgentHealthReader>();
         builder.Services.AddSingleton<IDatabaseNotificationHandler, AgentRevocations>();
         builder.Services.AddSingleton<IAfterMigration, ProvisionedAgent>();
         builder.Services.AddHostedService<AgentLivenessMonitor>();

@@ -4,7 +4,6 @@ public static class DiagnosticsExtensions
 {
     public static IHostApplicationBuilder AddStreamSpaceDiagnostics(this IHostApplicationBuilder builder)
     {
-        builder.Services.AddSingleton<RefusedAgentLog>();
         builder.Services.AddSingleton<DiagnosticsService>();
         return builder;
     }

@@ -1,7 +1,7 @@
 using System.Text;
 using Dapper;
 using Npgsql;
-using StreamSpace.Api.Features.Agents.Hub;
+using StreamSpace.Api.Features.Agents;
 using StreamSpace.Api.Features.Auth;
 using StreamSpace.Api.Features.Sessions;
 using StreamSpace.Api.Features.Users;
@@ -14,13 +14,8 @@ namespace StreamSpace.Api.Features.Diagnostics;
 /// The troubleshooting guide, run by the product: each check looks at the real state and says what it found and
 /// what to do. One check or more per section of the guide; docs/troubleshooting.md maps symptoms to check ids.
 /// </summary>
-public sealed class DiagnosticsService(
-    NpgsqlDataSource dataSource,
-    ApiSettings settings,
-    UserStore users,
-    AgentHub hub,
-    RefusedAgentLog refusals,
-    TimeProvider time)
+public sealed class DiagnosticsService(NpgsqlDataSource dataSource, ApiSettings settings, TimeProvider time,
+    UserStore users, IAgentHealth agents, ISessionHealth sessions)
 {
     /// <summary>Agent clocks further off than this make tokens look expired or not yet valid.</summary>
     public static readonly TimeSpan MaxClockSkew = TimeSpan.FromSeconds(5);
@@ -48,12 +43,12 @@ public sealed class DiagnosticsService(
             checks.Add(await AdminAsync(cancellationToken));
             checks.Add(JwtSecret());
             checks.Add(TokenLifetime());
-            checks.AddRange(await AgentsAsync(connection, cancellationToken));
+            checks.AddRange(await AgentsAsync(cancellationToken));
             checks.Add(Refusals());
-            checks.AddRange(await SessionsAsync(connection, cancellationToken));
+            checks.AddRange(await SessionsAsync(cancellationToken));
             if (probeVnc)
             {
-                checks.AddRange(await ProbeVncAsync(connection, cancellationToken));
+                checks.AddRange(await ProbeVncAsync(cancellationToken));
             }
         }
 
@@ -136,19 +131,10 @@ public sealed class DiagnosticsService(
             : DiagnosticCheck.Ok("auth.token_lifetime", "The token lifetime is sane", evidence);
     }
 
-    private sealed record AgentRow(
-        string Id, string Status, DateTime? LastHeartbeat, int HeartbeatIntervalSeconds, int? ClockSkewMs, int? ProtocolVersion, bool Revoked,
-        string? ControlPlaneUrl, string? ReachedUrl, string Checks);
-
-    private async Task<IEnumerable<DiagnosticCheck>> AgentsAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
+    private async Task<IEnumerable<DiagnosticCheck>> AgentsAsync(CancellationToken cancellationToken)
     {
-        var agents = (await connection.QueryAsync<AgentRow>(new CommandDefinition(
-            """
-            SELECT id, status, last_heartbeat, heartbeat_interval_seconds, clock_skew_ms, protocol_version, revoked_at IS NOT NULL AS revoked,
-                control_plane_url, reached_url, checks::text AS checks
-            FROM agents ORDER BY id
-            """, cancellationToken: cancellationToken))).ToList();
-        if (agents.Count == 0)
+        var registered = await agents.ListAsync(cancellationToken);
+        if (registered.Count == 0)
         {
             return [DiagnosticCheck.Warn("agents.heartbeat", "Agents send heartbeats", "no agent is registered",
                 "Register an agent with POST /api/v1/agents (or provision one with PROVISIONED_AGENT_ID/KEY) and start it.")];
@@ -156,12 +142,12 @@ public sealed class DiagnosticsService(
 
         var now = time.GetUtcNow();
         var checks = new List<DiagnosticCheck>();
-        foreach (var agent in agents.Where(a => !a.Revoked))
+        foreach (var agent in registered.Where(a => !a.Revoked))
         {
             var interval = TimeSpan.FromSeconds(agent.HeartbeatIntervalSeconds);
             var age = agent.LastHeartbeat is { } beat ? now - new DateTimeOffset(beat, TimeSpan.Zero) : (TimeSpan?)null;
             var evidence = age is null ? "never connected" : $"last heartbeat {age.Value.TotalSeconds:0}s ago, interval {interval.TotalSeconds:0}s";
-            var online = hub.IsConnected(agent.Id) && age < interval * settings.AgentMissedHeartbeats;
+            var online = agents.IsConnected(agent.Id) && age < interval * settings.AgentMissedHeartbeats;
             checks.Add(online
                 ? DiagnosticCheck.Ok($"agents.heartbeat:{agent.Id}", $"Agent {agent.Id} sends heartbeats", evidence)
                 : DiagnosticCheck.Fail($"agents.heartbeat:{agent.Id}", $"Agent {agent.Id} sends heartbeats", evidence,
@@ -196,7 +182,7 @@ public sealed class DiagnosticsService(
     /// It works (the agent is online); what can still be wrong is that it carries the agent's key in plain text to a
     /// host that is served over TLS.
     /// </summary>
-    private DiagnosticCheck ControlPlaneUrl(AgentRow agent)
+    private DiagnosticCheck ControlPlaneUrl(AgentHealth agent)
     {
         var id = $"network.control_plane_url:{agent.Id}";
         var title = $"Agent {agent.Id}'s CONTROL_PLANE_URL matches what the API advertises";
@@ -214,14 +200,14 @@ public sealed class DiagnosticsService(
     }
 
     /// <summary>What the agent found about its own platform (RBAC, storage, images, local programs), under the agent's name.</summary>
-    private static IEnumerable<DiagnosticCheck> ReportedChecks(AgentRow agent) =>
-        (System.Text.Json.JsonSerializer.Deserialize<List<AgentCheck>>(agent.Checks, AgentProtocol.Json) ?? [])
+    private static IEnumerable<DiagnosticCheck> ReportedChecks(AgentHealth agent) =>
+        agent.ReportedChecks()
             .Select(check => new DiagnosticCheck($"{check.Id}:{agent.Id}", $"Agent {agent.Id}: {check.Title}",
                 check.Status is CheckStatus.Ok or CheckStatus.Warn or CheckStatus.Fail ? check.Status : CheckStatus.Warn, check.Evidence, check.Fix));
 
     private DiagnosticCheck Refusals()
     {
-        var recent = refusals.Recent(TimeSpan.FromMinutes(15));
+        var recent = agents.RecentRefusals(TimeSpan.FromMinutes(15));
         return recent.Count == 0
             ? DiagnosticCheck.Ok("agents.refused", "No agent is being refused", "no refused agent connection in the last 15 minutes")
             : DiagnosticCheck.Warn("agents.refused", "No agent is being refused",
@@ -229,23 +215,11 @@ public sealed class DiagnosticsService(
                 "Give the agent the key from POST /api/v1/agents (AGENT_KEY) for its AGENT_ID, re-register a revoked agent, or stop the stray agent.");
     }
 
-    private async Task<IEnumerable<DiagnosticCheck>> SessionsAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
+    private async Task<IEnumerable<DiagnosticCheck>> SessionsAsync(CancellationToken cancellationToken)
     {
-        var stuck = (await connection.QueryAsync<(string Id, string State, string? Reason, string? AgentId, double Seconds)>(new CommandDefinition(
-            """
-            SELECT id, state, failure_reason, agent_id, extract(epoch FROM now() - updated_at)::float8
-            FROM sessions WHERE state IN ('pending', 'starting') AND updated_at < now() - make_interval(secs => @seconds)
-            ORDER BY updated_at LIMIT 20
-            """, new { seconds = Math.Min(settings.CommandTimeout.TotalSeconds, 60) }, cancellationToken: cancellationToken))).ToList();
-        var commands = (await connection.QueryAsync<(Guid Id, string CommandType, string AgentId, double Seconds)>(new CommandDefinition(
-            """
-            SELECT id, command_type, agent_id, extract(epoch FROM now() - coalesce(sent_at, created_at))::float8
-            FROM agent_commands WHERE status = 'sent' AND coalesce(sent_at, created_at) < now() - interval '30 seconds'
-            ORDER BY created_at LIMIT 20
-            """, cancellationToken: cancellationToken))).ToList();
-        var orphaned = (await connection.QueryAsync<(string Id, string AgentId)>(new CommandDefinition(
-            "SELECT id, agent_id FROM sessions WHERE state = ANY(@Active) AND agent_id IS NOT NULL ORDER BY id",
-            new { SessionStates.Active }, cancellationToken: cancellationToken))).Where(s => !hub.IsConnected(s.AgentId)).ToList();
+        var stuck = await sessions.StuckAsync(TimeSpan.FromSeconds(Math.Min(settings.CommandTimeout.TotalSeconds, 60)), cancellationToken);
+        var commands = await agents.UnansweredCommandsAsync(cancellationToken);
+        var orphaned = (await sessions.ActiveAsync(cancellationToken)).Where(s => !agents.IsConnected(s.AgentId)).ToList();
 
         return
         [
@@ -268,15 +242,14 @@ public sealed class DiagnosticsService(
     }
 
     /// <summary>For each running session, asks its agent to open a tunnel: the agent dials the VNC server and authenticates.</summary>
-    private async Task<IEnumerable<DiagnosticCheck>> ProbeVncAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
+    private async Task<IEnumerable<DiagnosticCheck>> ProbeVncAsync(CancellationToken cancellationToken)
     {
-        var running = await connection.QueryAsync<(string Id, string AgentId)>(new CommandDefinition(
-            "SELECT id, agent_id FROM sessions WHERE state = 'running' AND agent_id IS NOT NULL ORDER BY id LIMIT 20", cancellationToken: cancellationToken));
+        var running = await sessions.RunningAsync(cancellationToken);
         var checks = new List<DiagnosticCheck>();
         foreach (var (id, agentId) in running)
         {
             var title = $"Session {id}'s VNC server answers";
-            if (hub.Find(agentId) is not { } agent)
+            if (agents.Socket(agentId) is not { } agent)
             {
                 checks.Add(DiagnosticCheck.Fail($"sessions.vnc:{id}", title, $"agent {agentId} is not online", "Bring the agent back online."));
                 continue;
@@ -285,8 +258,7 @@ public sealed class DiagnosticsService(
             var (stream, failure) = await agent.OpenTunnelAsync(id, TimeSpan.FromSeconds(5), cancellationToken);
             if (stream is not null)
             {
-                agent.Tunnels.Remove(stream.Id, "diagnostics probe done");
-                await agent.SendAsync(new TunnelClosedMessage(stream.Id, "diagnostics probe done"), CancellationToken.None);
+                await agent.CloseTunnelAsync(stream.Id, "diagnostics probe done");
                 checks.Add(DiagnosticCheck.Ok($"sessions.vnc:{id}", title, $"agent {agentId} reached it and authenticated"));
             }
             else

@@ -1,5 +1,4 @@
 using FastEndpoints;
-using StreamSpace.Api.Features.Agents.Hub;
 using StreamSpace.Api.Features.Audit;
 using StreamSpace.Api.Features.Auth;
 using StreamSpace.Api.Features.Sessions.Get;
@@ -8,7 +7,7 @@ using StreamSpace.Api.Infrastructure;
 namespace StreamSpace.Api.Features.Sessions;
 
 /// <summary>Stop, hibernate and wake share their handling; each route names its action.</summary>
-public abstract class SessionActionEndpoint(SessionStore sessions, AgentHub hub, string action) : Endpoint<SessionRequest, SessionView>
+public abstract class SessionActionEndpoint(SessionStore sessions, string action) : Endpoint<SessionRequest, SessionView>
 {
     public override async Task HandleAsync(SessionRequest request, CancellationToken cancellationToken)
     {
@@ -21,11 +20,6 @@ public abstract class SessionActionEndpoint(SessionStore sessions, AgentHub hub,
             case SessionChange.IllegalTransition:
                 await Send.ResultAsync(ApiProblem.Conflict(result.Detail!));
                 return;
-        }
-
-        if (result.AgentId is { } agentId)
-        {
-            await hub.DeliverCommandsAsync(agentId, cancellationToken);
         }
 
         await Send.ResultAsync(TypedResults.Accepted($"/api/v1/sessions/{request.Id}", result.Session));

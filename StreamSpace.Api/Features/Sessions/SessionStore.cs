@@ -22,11 +22,16 @@ public enum SessionChange
 
 public sealed record SessionResult(SessionChange Change, SessionView? Session = null, string? Detail = null, string? AgentId = null);
 
+/// <summary>Writes a command for the agent in the caller's transaction.</summary>
+public delegate Task EnqueueCommand(NpgsqlConnection connection, NpgsqlTransaction transaction, string agentId, string sessionId,
+    string commandType, SessionCommandPayload payload, CancellationToken cancellationToken);
+
 /// <summary>
 /// Sessions: placing them on agents, and turning users' requests into commands. Each request changes the session,
-/// writes its command and its audit row in one transaction, so none is ever half done.
+/// writes its command and its audit row in one transaction, so none is ever half done; the command is delivered
+/// once that transaction has committed.
 /// </summary>
-public sealed class SessionStore(NpgsqlDataSource dataSource, ApiSettings settings, SessionListCache lists)
+public sealed class SessionStore(NpgsqlDataSource dataSource, ApiSettings settings, SessionListCache lists, ISessionAgents agents) : ISessionHealth
 {
     /// <summary>A session of the owner's, or any session for an admin; another user's session does not exist for them.</summary>
     public async Task<SessionView?> GetAsync(string id, Guid viewerId, bool viewerIsAdmin, CancellationToken cancellationToken)
@@ -106,14 +111,17 @@ public sealed class SessionStore(NpgsqlDataSource dataSource, ApiSettings settin
         await connection.ExecuteAsync(new CommandDefinition(
             "INSERT INTO sessions (id, user_id, template, state, agent_id, platform) VALUES (@id, @ownerId, @templateName, 'pending', @AgentId, @Platform)",
             new { id, ownerId, templateName, agent.Value.AgentId, agent.Value.Platform }, transaction, cancellationToken: cancellationToken));
-        await AgentCommandQueue.EnqueueAsync(connection, transaction, agent.Value.AgentId, id, CommandTypes.StartSession,
+        await agents.EnqueueAsync(connection, transaction, agent.Value.AgentId, id, CommandTypes.StartSession,
             new SessionCommandPayload(id, ownerId, owner, template.ToSessionTemplate()), cancellationToken);
         await connection.WriteAsync(actor, "session.created", "session", id, new { Template = templateName, Owner = owner, Agent = agent.Value.AgentId }, transaction, cancellationToken);
         await SessionStateWriter.NotifyAsync(connection, transaction, id, cancellationToken);
         await transaction.CommitAsync(cancellationToken);
         // At once, not when the NOTIFY comes back: the caller's next list shows the new session.
         lists.Invalidate();
-        return new(SessionChange.Done, await GetAsync(id, ownerId, true, cancellationToken), AgentId: agent.Value.AgentId);
+        // The session as created, before its agent can have answered the command.
+        var created = await GetAsync(id, ownerId, true, cancellationToken);
+        await agents.DeliverAsync(agent.Value.AgentId, cancellationToken);
+        return new(SessionChange.Done, created, AgentId: agent.Value.AgentId);
     }
 
     /// <summary>Stops, hibernates or wakes a session: moves its state and sends its agent the command.</summary>
@@ -121,7 +129,7 @@ public sealed class SessionStore(NpgsqlDataSource dataSource, ApiSettings settin
     {
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
-        var result = await RequestAsync(connection, transaction, actor, action, id, viewerId, viewerIsAdmin, cancellationToken);
+        var result = await RequestAsync(agents.EnqueueAsync, connection, transaction, actor, action, id, viewerId, viewerIsAdmin, cancellationToken);
         if (result.Change != SessionChange.Done)
         {
             return result;
@@ -129,7 +137,13 @@ public sealed class SessionStore(NpgsqlDataSource dataSource, ApiSettings settin
 
         await transaction.CommitAsync(cancellationToken);
         lists.Invalidate();
-        return result with { Session = await GetAsync(id, viewerId, true, cancellationToken) };
+        result = result with { Session = await GetAsync(id, viewerId, true, cancellationToken) };
+        if (result.AgentId is { } agentId)
+        {
+            await agents.DeliverAsync(agentId, cancellationToken);
+        }
+
+        return result;
     }
 
     /// <summary>
@@ -137,27 +151,31 @@ public sealed class SessionStore(NpgsqlDataSource dataSource, ApiSettings settin
     /// <see cref="RequestAsync(Actor, string, string, Guid, bool, CancellationToken)"/> does for one session. Returns the
     /// agents whose commands to deliver after commit. Sessions already stopping keep their stop command in flight.
     /// </summary>
+    /// <remarks>
+    /// Static for its caller in the Users feature, so it writes the commands through the Agents feature's queue
+    /// directly; once that caller takes a <see cref="SessionStore"/>, this goes through <see cref="ISessionAgents"/> too.
+    /// </remarks>
     public static async Task<IReadOnlyList<string>> StopAllOfUserAsync(NpgsqlConnection connection, NpgsqlTransaction transaction,
         Actor actor, Guid userId, CancellationToken cancellationToken)
     {
         var ids = await connection.QueryAsync<string>(new CommandDefinition(
             "SELECT id FROM sessions WHERE user_id = @userId AND state = ANY(@Active) AND state <> @Stopping ORDER BY id",
             new { userId, SessionStates.Active, SessionStates.Stopping }, transaction, cancellationToken: cancellationToken));
-        var agents = new HashSet<string>();
+        var agentIds = new HashSet<string>();
         foreach (var id in ids)
         {
-            var result = await RequestAsync(connection, transaction, actor, "stop", id, userId, viewerIsAdmin: true, cancellationToken);
+            var result = await RequestAsync(AgentCommandQueue.EnqueueAsync, connection, transaction, actor, "stop", id, userId, viewerIsAdmin: true, cancellationToken);
             if (result.AgentId is { } agentId)
             {
-                agents.Add(agentId);
+                agentIds.Add(agentId);
             }
         }
 
-        return [.. agents];
+        return [.. agentIds];
     }
 
     /// <summary>One request, in the caller's transaction: the session's new state, its command and its audit row.</summary>
-    private static async Task<SessionResult> RequestAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, Actor actor,
+    private static async Task<SessionResult> RequestAsync(EnqueueCommand enqueue, NpgsqlConnection connection, NpgsqlTransaction transaction, Actor actor,
         string action, string id, Guid viewerId, bool viewerIsAdmin, CancellationToken cancellationToken)
     {
         // The owner may be deleted by now (their sessions outlive them); a stop needs only the session id.
@@ -193,12 +211,43 @@ public sealed class SessionStore(NpgsqlDataSource dataSource, ApiSettings settin
                 "hibernate" => CommandTypes.HibernateSession,
                 _ => CommandTypes.WakeSession,
             };
-            await AgentCommandQueue.EnqueueAsync(connection, transaction, found.AgentId, id, commandType,
+            await enqueue(connection, transaction, found.AgentId, id, commandType,
                 new SessionCommandPayload(id, found.UserId, found.Username ?? "", sessionTemplate), cancellationToken);
         }
 
         await SessionStateWriter.ChangeAsync(connection, transaction, actor, id, found.State, next, null, null, cancellationToken);
         return new(SessionChange.Done, AgentId: found.AgentId);
+    }
+
+    /// <summary>The session's state and agent, whoever asks: for the VNC proxy, whose ticket already proved the right to view.</summary>
+    public async Task<(string State, string? AgentId)?> FindPlacementAsync(string id, CancellationToken cancellationToken)
+    {
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        return await connection.QuerySingleOrDefaultAsync<(string, string?)?>(new CommandDefinition(
+            "SELECT state, agent_id FROM sessions WHERE id = @id", new { id }, cancellationToken: cancellationToken));
+    }
+
+    public async Task<IReadOnlyList<StuckSession>> StuckAsync(TimeSpan olderThan, CancellationToken cancellationToken)
+    {
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        return [.. await connection.QueryAsync<StuckSession>(new CommandDefinition(
+            """
+            SELECT id, state, failure_reason AS reason, agent_id, extract(epoch FROM now() - updated_at)::float8 AS seconds
+            FROM sessions WHERE state IN ('pending', 'starting') AND updated_at < now() - make_interval(secs => @seconds)
+            ORDER BY updated_at LIMIT 20
+            """, new { seconds = olderThan.TotalSeconds }, cancellationToken: cancellationToken))];
+    }
+
+    public Task<IReadOnlyList<PlacedSession>> ActiveAsync(CancellationToken cancellationToken) =>
+        PlacedAsync("SELECT id, agent_id FROM sessions WHERE state = ANY(@Active) AND agent_id IS NOT NULL ORDER BY id", cancellationToken);
+
+    public Task<IReadOnlyList<PlacedSession>> RunningAsync(CancellationToken cancellationToken) =>
+        PlacedAsync("SELECT id, agent_id FROM sessions WHERE state = 'running' AND agent_id IS NOT NULL ORDER BY id LIMIT 20", cancellationToken);
+
+    private async Task<IReadOnlyList<PlacedSession>> PlacedAsync(string sql, CancellationToken cancellationToken)
+    {
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        return [.. await connection.QueryAsync<PlacedSession>(new CommandDefinition(sql, new { SessionStates.Active }, cancellationToken: cancellationToken))];
     }
 
     /// <summary>The online, non-draining agent of a fitting platform with free capacity and the fewest active sessions.</summary>

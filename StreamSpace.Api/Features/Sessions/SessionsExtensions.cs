@@ -13,6 +13,8 @@ public static class SessionsExtensions
     public static IHostApplicationBuilder AddStreamSpaceSessions(this IHostApplicationBuilder builder)
     {
         builder.Services.AddSingleton<SessionStore>();
+        builder.Services.AddSingleton<ISessionHealth>(sp => sp.GetRequiredService<SessionStore>());
+        builder.Services.AddSingleton<IPlacedSessions, PlacedSessions>();
         builder.Services.AddSingleton<SessionListCache>();
         builder.Services.AddSingleton<VncTickets>();
         builder.Services.AddSingleton<VncProxy>();

@@ -1,7 +1,6 @@
 using System.Text.Json;
 using Dapper;
 using Npgsql;
-using StreamSpace.Api.Features.Agents.Hub;
 using StreamSpace.Api.Features.Sessions;
 using StreamSpace.Contracts;
 
@@ -20,11 +19,11 @@ public static class CommandStatus
 /// Commands for agents, persisted in <c>agent_commands</c> before they are sent and delivered at least once:
 /// whatever is not finished is sent again when the agent reconnects, and agents treat a repeated id as the same command.
 /// </summary>
-public sealed class AgentCommandQueue(NpgsqlDataSource dataSource, ApiSettings settings, ILogger<AgentCommandQueue> logger)
+public sealed class AgentCommandQueue(NpgsqlDataSource dataSource, IPlacedSessions sessions, ApiSettings settings, ILogger<AgentCommandQueue> logger)
 {
     private sealed record OpenCommand(Guid Id, string CommandType, string? SessionId, string Payload, DateTime CreatedAt);
 
-    /// <summary>Writes a command in the caller's transaction. Deliver it with <see cref="AgentHub.DeliverCommandsAsync"/> after commit.</summary>
+    /// <summary>Writes a command in the caller's transaction. Deliver it with <see cref="DeliverAsync"/> after commit.</summary>
     public static async Task<Guid> EnqueueAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string agentId, string? sessionId,
         string commandType, object payload, CancellationToken cancellationToken)
     {
@@ -41,36 +40,42 @@ public sealed class AgentCommandQueue(NpgsqlDataSource dataSource, ApiSettings s
 
     /// <summary>
     /// Sends the agent its commands: new ones only, or after a reconnect every unfinished one (the agent may have
-    /// missed them, or their answers may have been lost).
+    /// missed them, or their answers may have been lost). The caller serialises deliveries to one agent.
     /// </summary>
-    public async Task DeliverAsync(AgentConnection agent, bool includeUnfinished, CancellationToken cancellationToken)
+    /// <param name="send">Sends one message to the agent, wherever its socket is.</param>
+    public async Task DeliverAsync(string agentId, Func<AgentMessage, CancellationToken, ValueTask> send, bool includeUnfinished,
+        CancellationToken cancellationToken)
     {
-        await agent.DeliveryLock.WaitAsync(cancellationToken);
-        try
-        {
-            string[] statuses = includeUnfinished ? [CommandStatus.Pending, CommandStatus.Sent, CommandStatus.Acked] : [CommandStatus.Pending];
-            await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
-            var commands = await connection.QueryAsync<OpenCommand>(new CommandDefinition(
-                """
-                UPDATE agent_commands c SET status = CASE WHEN c.status = 'pending' THEN 'sent' ELSE c.status END,
-                    attempts = c.attempts + 1, sent_at = now()
-                FROM (SELECT id FROM agent_commands WHERE agent_id = @AgentId AND status = ANY(@statuses) ORDER BY created_at FOR UPDATE) open
-                WHERE c.id = open.id
-                RETURNING c.id, c.command_type, c.session_id, c.payload::text AS payload, c.created_at
-                """, new { agent.AgentId, statuses }, cancellationToken: cancellationToken));
+        string[] statuses = includeUnfinished ? [CommandStatus.Pending, CommandStatus.Sent, CommandStatus.Acked] : [CommandStatus.Pending];
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        var commands = await connection.QueryAsync<OpenCommand>(new CommandDefinition(
+            """
+            UPDATE agent_commands c SET status = CASE WHEN c.status = 'pending' THEN 'sent' ELSE c.status END,
+                attempts = c.attempts + 1, sent_at = now()
+            FROM (SELECT id FROM agent_commands WHERE agent_id = @agentId AND status = ANY(@statuses) ORDER BY created_at FOR UPDATE) open
+            WHERE c.id = open.id
+            RETURNING c.id, c.command_type, c.session_id, c.payload::text AS payload, c.created_at
+            """, new { agentId, statuses }, cancellationToken: cancellationToken));
 
-            foreach (var command in commands.OrderBy(c => c.CreatedAt))
-            {
-                using var payload = JsonDocument.Parse(command.Payload);
-                await agent.SendAsync(new CommandMessage(command.Id, command.CommandType, command.SessionId, payload.RootElement.Clone()), cancellationToken);
-                logger.LogInformation("Sent {CommandType} {CommandId} for session {SessionId} to agent {AgentId}",
-                    command.CommandType, command.Id, command.SessionId, agent.AgentId);
-            }
-        }
-        finally
+        foreach (var command in commands.OrderBy(c => c.CreatedAt))
         {
-            agent.DeliveryLock.Release();
+            using var payload = JsonDocument.Parse(command.Payload);
+            await send(new CommandMessage(command.Id, command.CommandType, command.SessionId, payload.RootElement.Clone()), cancellationToken);
+            logger.LogInformation("Sent {CommandType} {CommandId} for session {SessionId} to agent {AgentId}",
+                command.CommandType, command.Id, command.SessionId, agentId);
         }
+    }
+
+    /// <summary>Up to 20 commands sent more than 30 seconds ago that their agent has not acknowledged, oldest first.</summary>
+    public async Task<IReadOnlyList<UnansweredCommand>> UnansweredAsync(CancellationToken cancellationToken)
+    {
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        return [.. await connection.QueryAsync<UnansweredCommand>(new CommandDefinition(
+            """
+            SELECT id, command_type, agent_id, extract(epoch FROM now() - coalesce(sent_at, created_at))::float8 AS seconds
+            FROM agent_commands WHERE status = 'sent' AND coalesce(sent_at, created_at) < now() - interval '30 seconds'
+            ORDER BY created_at LIMIT 20
+            """, cancellationToken: cancellationToken))];
     }
 
     /// <summary>The agent has the command. For a start, the session is now starting.</summary>
@@ -86,7 +91,7 @@ public sealed class AgentCommandQueue(NpgsqlDataSource dataSource, ApiSettings s
             """, new { commandId, agentId }, transaction, cancellationToken: cancellationToken));
         if (acked is { SessionId: { } sessionId, CommandType: CommandTypes.StartSession })
         {
-            await SessionStateWriter.ApplyAsync(connection, transaction, agentId, new ReportedSession(sessionId, SessionStates.Starting), cancellationToken);
+            await sessions.ApplyAsync(connection, transaction, agentId, new ReportedSession(sessionId, SessionStates.Starting), cancellationToken);
         }
 
         await transaction.CommitAsync(cancellationToken);
@@ -113,7 +118,7 @@ public sealed class AgentCommandQueue(NpgsqlDataSource dataSource, ApiSettings s
 
         if (finished > 0 && result.Session is { } session)
         {
-            await SessionStateWriter.ApplyAsync(connection, transaction, agentId, session, cancellationToken);
+            await sessions.ApplyAsync(connection, transaction, agentId, session, cancellationToken);
         }
 
         await transaction.CommitAsync(cancellationToken);
@@ -141,7 +146,7 @@ public sealed class AgentCommandQueue(NpgsqlDataSource dataSource, ApiSettings s
 
         foreach (var command in expired.Where(c => c.SessionId is not null))
         {
-            await SessionStateWriter.ApplyAsync(connection, transaction, command.AgentId,
+            await sessions.ApplyAsync(connection, transaction, command.AgentId,
                 new ReportedSession(command.SessionId!, "failed", command.Error), cancellationToken);
             logger.LogWarning("Command {CommandId} failed: {Error}", command.Id, command.Error);
         }

@@ -1,39 +1,29 @@
 using System.Collections.Concurrent;
 using System.Net.WebSockets;
-using Microsoft.Net.Http.Headers;
+using System.Threading.Channels;
 using StreamSpace.Api.Features.Agents.Commands;
 using StreamSpace.Api.Features.Sessions;
 using StreamSpace.Contracts;
-using Npgsql;
 
 namespace StreamSpace.Api.Features.Agents.Hub;
 
 /// <summary>
-/// The control plane's end of <c>/agent/ws</c>: authenticates agents before the upgrade, keeps one live
-/// connection per agent id, records hello and heartbeats, and routes command answers and session reports.
+/// The control plane's end of <c>/agent/ws</c>: keeps one live connection per agent id, records hello and
+/// heartbeats, and routes command answers and session reports. <see cref="AgentAdmission"/> authenticates agents
+/// before the upgrade.
 /// </summary>
 public sealed class AgentHub(
+    AgentAdmission admission,
     AgentStore store,
     AgentCommandQueue commands,
-    NpgsqlDataSource dataSource,
-    Diagnostics.RefusedAgentLog refusals,
+    IPlacedSessions sessions,
+    RefusedAgentLog refusals,
     TimeProvider time,
     AgentHubMetrics metrics,
-    Infrastructure.FailureWindows failures,
-    ApiSettings settings,
     ILogger<AgentHub> logger)
 {
     private static readonly TimeSpan HelloTimeout = TimeSpan.FromSeconds(10);
 
-    /// <summary>
-    /// Handshakes (authentication, hello and the first command delivery) doing database work at once. After an API
-    /// restart thousands of agents reconnect within seconds; unbounded, their handshakes took every pooled connection,
-    /// so heartbeats, users' requests and /health waited seconds for one. Queued here, they wait in memory instead.
-    /// </summary>
-    private const int ConcurrentHandshakes = 16;
-
-    private readonly Infrastructure.FailureLimit refusedPerAddress = new("agent.address", settings.AgentAuthFailuresPerMinute, TimeSpan.FromMinutes(1));
-    private readonly SemaphoreSlim handshakes = new(ConcurrentHandshakes, ConcurrentHandshakes);
     private readonly ConcurrentDictionary<string, AgentConnection> live = new();
 
     public IEnumerable<AgentConnection> Connections => live.Values;
@@ -51,61 +41,23 @@ public sealed class AgentHub(
             return;
         }
 
-        // Before any database work: a flood of bad keys from one address must not take the handshake slots and the
-        // pool that real agents' reconnects need. Only refusals count, so 10,000 agents behind one address reconnecting
-        // after a restart are never limited.
-        var address = Infrastructure.FailureWindows.ClientSubject(context.Connection.RemoteIpAddress);
-        if (failures.Check(refusedPerAddress, address) is { Limited: true } limited)
+        if (await admission.AdmitAsync(context) is not { } admitted)
         {
-            if (limited.FirstRefusal)
-            {
-                logger.LogWarning("Refusing agent connections from {Remote} for {Seconds} s: {Failures} refused in a minute",
-                    address, (int)Math.Ceiling(limited.RetryAfter.TotalSeconds), refusedPerAddress.Failures);
-            }
-
-            await Auth.AuthExtensions.TooManyAttempts("Too many refused agent connections from this address.", limited.RetryAfter).ExecuteAsync(context);
             return;
-        }
-
-        var agentId = context.Request.Headers[AgentProtocol.AgentIdHeader].ToString();
-        var authorization = context.Request.Headers[HeaderNames.Authorization].ToString();
-        var key = authorization.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase) ? authorization["Bearer ".Length..].Trim() : "";
-        if (agentId.Length == 0 || key.Length == 0)
-        {
-            failures.Fail(refusedPerAddress, address);
-            await Refuse(context, $"Missing agent credentials: send {AgentProtocol.AgentIdHeader} and Authorization: Bearer <AGENT_KEY>.");
-            return;
-        }
-
-        var keyHash = AgentKeys.Hash(key);
-        switch (await HandshakeStepAsync(() => store.AuthenticateAsync(agentId, keyHash, context.RequestAborted), context.RequestAborted))
-        {
-            case AgentAuthentication.Rejected:
-                logger.LogWarning("Refused agent connection from {Remote}: unknown agent id {AgentId} or wrong key", context.Connection.RemoteIpAddress, agentId);
-                refusals.Record(agentId, "unknown agent id or wrong key (401)");
-                failures.Fail(refusedPerAddress, address);
-                await Refuse(context, "Unknown agent id or wrong key.");
-                return;
-            case AgentAuthentication.Revoked:
-                logger.LogWarning("Refused agent {AgentId} from {Remote}: its credential is revoked", agentId, context.Connection.RemoteIpAddress);
-                refusals.Record(agentId, "its credential is revoked (401)");
-                failures.Fail(refusedPerAddress, address);
-                await Refuse(context, "This agent's credential is revoked; register it again with POST /api/v1/agents.");
-                return;
         }
 
         using var socket = await context.WebSockets.AcceptWebSocketAsync();
-        var connection = new AgentConnection(agentId, keyHash, socket, time);
+        var connection = new AgentConnection(admitted.AgentId, admitted.KeyHash, socket, time);
         try
         {
             await RunAsync(connection, ReachedUrl(context.Request), context.RequestAborted);
         }
         finally
         {
-            if (live.TryRemove(new KeyValuePair<string, AgentConnection>(agentId, connection)))
+            if (live.TryRemove(new KeyValuePair<string, AgentConnection>(connection.AgentId, connection)))
             {
-                await store.MarkOfflineAsync(agentId, CancellationToken.None);
-                logger.LogInformation("Agent {AgentId} is offline: its connection closed", agentId);
+                await store.MarkOfflineAsync(connection.AgentId, CancellationToken.None);
+                logger.LogInformation("Agent {AgentId} is offline: its connection closed", connection.AgentId);
             }
         }
     }
@@ -115,7 +67,26 @@ public sealed class AgentHub(
     {
         if (live.TryGetValue(agentId, out var connection))
         {
-            await commands.DeliverAsync(connection, includeUnfinished: false, cancellationToken);
+            await DeliverAsync(connection, includeUnfinished: false, cancellationToken);
+        }
+    }
+
+    /// <summary>One delivery to an agent at a time, so a reconnect's re-send and a new command's send do not race.</summary>
+    private async Task DeliverAsync(AgentConnection connection, bool includeUnfinished, CancellationToken cancellationToken)
+    {
+        await connection.DeliveryLock.WaitAsync(cancellationToken);
+        try
+        {
+            await commands.DeliverAsync(connection.AgentId, connection.Socket.SendAsync, includeUnfinished, cancellationToken);
+        }
+        catch (ChannelClosedException)
+        {
+            // The connection is closing. What it did not send stays unanswered and goes again when the agent reconnects.
+            logger.LogInformation("Agent {AgentId}'s connection closed during a delivery; its commands go again when it reconnects", connection.AgentId);
+        }
+        finally
+        {
+            connection.DeliveryLock.Release();
         }
     }
 
@@ -125,7 +96,7 @@ public sealed class AgentHub(
         if (live.TryRemove(agentId, out var connection))
         {
             await store.MarkOfflineAsync(agentId, CancellationToken.None);
-            await connection.CloseAsync(status, reason);
+            await connection.Socket.CloseAsync(status, reason);
             logger.LogInformation("Disconnected agent {AgentId}: {Reason}", agentId, reason);
         }
     }
@@ -142,7 +113,7 @@ public sealed class AgentHub(
         if (previous is not null && previous != connection)
         {
             logger.LogWarning("Agent {AgentId} connected again; closing its previous connection", agentId);
-            await previous.CloseAsync(AgentCloseCodes.Replaced, "replaced by a newer connection of the same agent id");
+            await previous.Socket.CloseAsync(AgentCloseCodes.Replaced, "replaced by a newer connection of the same agent id");
         }
     }
 
@@ -153,13 +124,13 @@ public sealed class AgentHub(
     private async Task RunAsync(AgentConnection connection, string reachedUrl, CancellationToken aborted)
     {
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(aborted);
-        var writer = connection.RunWriterAsync(stop.Token);
+        var writer = connection.Socket.RunWriterAsync(stop.Token);
         try
         {
             using (var helloWait = CancellationTokenSource.CreateLinkedTokenSource(stop.Token))
             {
                 helloWait.CancelAfter(HelloTimeout);
-                if (await connection.ReceiveAsync(helloWait.Token) is not HelloMessage hello)
+                if (await connection.Socket.ReceiveAsync(helloWait.Token) is not HelloMessage hello)
                 {
                     throw new ProtocolViolationException("the first frame must be hello");
                 }
@@ -170,7 +141,7 @@ public sealed class AgentHub(
                     logger.LogWarning("Refused agent {AgentId}: protocol version {Version} is not supported (supported: {Supported})",
                         connection.AgentId, hello.ProtocolVersion, supported);
                     refusals.Record(connection.AgentId, $"protocol version {hello.ProtocolVersion} is not supported (supported: {supported})");
-                    await connection.CloseAsync(AgentCloseCodes.UnsupportedProtocol,
+                    await connection.Socket.CloseAsync(AgentCloseCodes.UnsupportedProtocol,
                         $"protocol version {hello.ProtocolVersion} is not supported; supported: {supported}");
                     return;
                 }
@@ -178,7 +149,7 @@ public sealed class AgentHub(
                 // Only a valid hello takes over the agent id, so a probe (`doctor --agent`) never displaces the agent.
                 // It takes over before the credential is checked again: a revocation that commits after that check
                 // finds this connection live (AgentRevocations), one that commits before it fails the check.
-                var accepted = await HandshakeStepAsync(async () =>
+                var accepted = await admission.HandshakeStepAsync(async () =>
                 {
                     await ReplaceAsync(connection.AgentId, connection);
                     if (!await AcceptHelloAsync(connection, hello, reachedUrl, stop.Token))
@@ -186,7 +157,7 @@ public sealed class AgentHub(
                         return false;
                     }
 
-                    await commands.DeliverAsync(connection, includeUnfinished: true, stop.Token);
+                    await DeliverAsync(connection, includeUnfinished: true, stop.Token);
                     return true;
                 }, stop.Token);
                 if (!accepted)
@@ -196,7 +167,7 @@ public sealed class AgentHub(
                 }
             }
 
-            while (await connection.ReceiveAsync(stop.Token) is { } message)
+            while (await connection.Socket.ReceiveAsync(stop.Token) is { } message)
             {
                 if (!await HandleAsync(connection, message, stop.Token))
                 {
@@ -208,7 +179,7 @@ public sealed class AgentHub(
         catch (ProtocolViolationException e)
         {
             logger.LogWarning("Agent {AgentId} broke the protocol ({Reason}); closing its connection", connection.AgentId, e.Message);
-            await connection.CloseAsync(AgentCloseCodes.MalformedFrame, e.Message);
+            await connection.Socket.CloseAsync(AgentCloseCodes.MalformedFrame, e.Message);
         }
         catch (Exception e) when (e is WebSocketException or OperationCanceledException)
         {
@@ -216,7 +187,7 @@ public sealed class AgentHub(
         }
         finally
         {
-            connection.CloseTunnels("the agent's connection closed");
+            connection.Socket.CloseTunnels("the agent's connection closed");
             await stop.CancelAsync();
             try
             {
@@ -240,10 +211,16 @@ public sealed class AgentHub(
         }
 
         refusals.Forget(connection.AgentId);
-        await ApplyReportedSessionsAsync(connection.AgentId, hello.Sessions, cancellationToken);
+        await sessions.ApplyAsync(connection.AgentId, hello.Sessions, cancellationToken);
         await FailLostSessionsAsync(connection.AgentId, hello, cancellationToken);
-        var unowned = await UnownedSessionsAsync(connection.AgentId, hello.Sessions, cancellationToken);
-        await connection.SendAsync(new WelcomeMessage(AgentProtocol.Version, time.GetUtcNow(), unowned), cancellationToken);
+        var unowned = await sessions.UnownedAsync(connection.AgentId, hello.Sessions, cancellationToken);
+        if (unowned.Count > 0)
+        {
+            logger.LogWarning("Agent {AgentId} runs {Count} sessions the control plane does not own ({Sessions}); it stops them after its grace period",
+                connection.AgentId, unowned.Count, string.Join(", ", unowned));
+        }
+
+        await connection.Socket.SendAsync(new WelcomeMessage(AgentProtocol.Version, time.GetUtcNow(), unowned), cancellationToken);
         metrics.HelloHandled(time.GetElapsedTime(received));
         logger.LogInformation("Agent {AgentId} is online: platform {Platform}, region {Region}, version {Version}, {Sessions} running sessions, heartbeat every {Interval}s",
             connection.AgentId, hello.Platform, hello.Region, hello.Version, hello.Sessions.Count, hello.HeartbeatIntervalSeconds);
@@ -262,7 +239,7 @@ public sealed class AgentHub(
                     return false;
                 }
 
-                await ApplyReportedSessionsAsync(connection.AgentId, heartbeat.Sessions, cancellationToken);
+                await sessions.ApplyAsync(connection.AgentId, heartbeat.Sessions, cancellationToken);
                 metrics.HeartbeatHandled(time.GetElapsedTime(received));
                 logger.LogDebug("Heartbeat from agent {AgentId}", connection.AgentId);
                 break;
@@ -276,10 +253,7 @@ public sealed class AgentHub(
                 await store.RecordChecksAsync(connection.AgentId, report.Checks, cancellationToken);
                 break;
             case SessionStateMessage state:
-                await ApplyReportedSessionsAsync(connection.AgentId, [state.Session], cancellationToken);
-                break;
-            case TunnelOpenedMessage or TunnelClosedMessage:
-                connection.OnTunnelMessage(message);
+                await sessions.ApplyAsync(connection.AgentId, [state.Session], cancellationToken);
                 break;
             default:
                 throw new ProtocolViolationException($"agents may not send {message.GetType().Name}");
@@ -297,24 +271,7 @@ public sealed class AgentHub(
         logger.LogWarning("Closing agent {AgentId}'s connection: its credential was revoked or replaced", connection.AgentId);
         refusals.Record(connection.AgentId, "its credential was revoked or replaced while it was connected");
         // The connection's own end (AcceptAsync's finally) removes it from the live set and marks the agent offline.
-        await connection.CloseAsync(AgentCloseCodes.Revoked, "the agent's credential was revoked");
-    }
-
-    private async Task ApplyReportedSessionsAsync(string agentId, IReadOnlyList<ReportedSession> sessions, CancellationToken cancellationToken)
-    {
-        if (sessions.Count == 0)
-        {
-            return;
-        }
-
-        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
-        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
-        foreach (var session in sessions)
-        {
-            await SessionStateWriter.ApplyAsync(connection, transaction, agentId, session, cancellationToken);
-        }
-
-        await transaction.CommitAsync(cancellationToken);
+        await connection.Socket.CloseAsync(AgentCloseCodes.Revoked, "the agent's credential was revoked");
     }
 
     /// <summary>
@@ -325,61 +282,9 @@ public sealed class AgentHub(
     {
         // Users read this reason in the UI; on Kubernetes a session is its pod.
         var reason = hello.Platform == "kubernetes" ? "session pod missing" : "session process missing: the agent restarted and no longer runs it";
-        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
-        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
-        var lost = await Dapper.SqlMapper.QueryAsync<string>(connection, new Dapper.CommandDefinition(
-            "SELECT id FROM sessions WHERE agent_id = @agentId AND state IN ('running', 'hibernated') AND NOT (id = ANY(@reported))",
-            new { agentId, reported = hello.Sessions.Select(s => s.SessionId).ToArray() }, transaction, cancellationToken: cancellationToken));
-        foreach (var sessionId in lost)
+        foreach (var sessionId in await sessions.FailLostAsync(agentId, hello.Sessions, reason, cancellationToken))
         {
-            logger.LogWarning("Agent {AgentId} no longer runs session {SessionId}; marking it failed", agentId, sessionId);
-            await SessionStateWriter.ApplyAsync(connection, transaction, agentId,
-                new ReportedSession(sessionId, SessionStates.Failed, reason), cancellationToken);
-        }
-
-        await transaction.CommitAsync(cancellationToken);
-    }
-
-    /// <summary>
-    /// The reported sessions that are not this agent's to run: unknown here, ended, or placed on another agent.
-    /// The agent stops them after its grace period (ORPHAN_GRACE_PERIOD).
-    /// </summary>
-    private async Task<IReadOnlyList<string>> UnownedSessionsAsync(string agentId, IReadOnlyList<ReportedSession> reported, CancellationToken cancellationToken)
-    {
-        // What the agent itself reports as over needs no stopping.
-        var live = reported.Where(s => s.State is not (SessionStates.Stopped or SessionStates.Failed)).Select(s => s.SessionId).ToArray();
-        if (live.Length == 0)
-        {
-            return [];
-        }
-
-        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
-        var owned = await Dapper.SqlMapper.QueryAsync<string>(connection, new Dapper.CommandDefinition(
-            "SELECT id FROM sessions WHERE id = ANY(@live) AND agent_id = @agentId AND state = ANY(@Active)",
-            new { agentId, live, SessionStates.Active }, cancellationToken: cancellationToken));
-        var unowned = live.Except(owned).ToList();
-        if (unowned.Count > 0)
-        {
-            logger.LogWarning("Agent {AgentId} runs {Count} sessions the control plane does not own ({Sessions}); it stops them after its grace period",
-                agentId, unowned.Count, string.Join(", ", unowned));
-        }
-
-        return unowned;
-    }
-
-    private async Task<T> HandshakeStepAsync<T>(Func<Task<T>> step, CancellationToken cancellationToken)
-    {
-        await handshakes.WaitAsync(cancellationToken);
-        try
-        {
-            return await step();
-        }
-        finally
-        {
-            handshakes.Release();
+            logger.LogWarning("Agent {AgentId} no longer ran session {SessionId}; marked it failed", agentId, sessionId);
         }
     }
-
-    private static Task Refuse(HttpContext context, string detail) =>
-        TypedResults.Problem(title: "Agent authentication failed.", detail: detail, statusCode: StatusCodes.Status401Unauthorized).ExecuteAsync(context);
 }

@@ -14,12 +14,12 @@ public sealed class AgentLivenessMonitor(AgentHub hub, ApiSettings settings, ILo
             foreach (var connection in hub.Connections)
             {
                 var allowed = connection.HeartbeatInterval * settings.AgentMissedHeartbeats;
-                if (connection.SinceLastSeen > allowed)
+                if (connection.Socket.SinceLastReceived > allowed)
                 {
                     logger.LogWarning("Agent {AgentId} missed {Missed} heartbeats ({Silence:0}s without a frame, interval {Interval}s); marking it offline",
-                        connection.AgentId, settings.AgentMissedHeartbeats, connection.SinceLastSeen.TotalSeconds, connection.HeartbeatInterval.TotalSeconds);
+                        connection.AgentId, settings.AgentMissedHeartbeats, connection.Socket.SinceLastReceived.TotalSeconds, connection.HeartbeatInterval.TotalSeconds);
                     await hub.DisconnectAsync(connection.AgentId, AgentCloseCodes.HeartbeatsMissed,
-                        $"no heartbeat for {connection.SinceLastSeen.TotalSeconds:0}s");
+                        $"no heartbeat for {connection.Socket.SinceLastReceived.TotalSeconds:0}s");
                 }
             }
         }

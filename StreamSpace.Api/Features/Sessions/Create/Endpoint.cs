@@ -1,5 +1,4 @@
 using FastEndpoints;
-using StreamSpace.Api.Features.Agents.Hub;
 using StreamSpace.Api.Features.Audit;
 using StreamSpace.Api.Features.Auth;
 using StreamSpace.Api.Features.Users;
@@ -21,7 +20,7 @@ public sealed class CreateSessionValidator : Validator<CreateSessionRequest>
 }
 
 /// <summary>Launches a session: 202 with the pending session; the agent's progress arrives as state changes.</summary>
-public sealed class CreateSessionEndpoint(SessionStore sessions, UserStore users, AgentHub hub) : Endpoint<CreateSessionRequest, SessionView>
+public sealed class CreateSessionEndpoint(SessionStore sessions, UserStore users) : Endpoint<CreateSessionRequest, SessionView>
 {
     public override void Configure()
     {
@@ -66,7 +65,6 @@ public sealed class CreateSessionEndpoint(SessionStore sessions, UserStore users
                 return;
         }
 
-        await hub.DeliverCommandsAsync(result.AgentId!, cancellationToken);
         await Send.ResultAsync(TypedResults.Accepted($"/api/v1/sessions/{result.Session!.Id}", result.Session));
     }
 }

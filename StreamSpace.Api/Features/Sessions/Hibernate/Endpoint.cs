@@ -1,8 +1,6 @@
-using StreamSpace.Api.Features.Agents.Hub;
-
 namespace StreamSpace.Api.Features.Sessions.Hibernate;
 
-public sealed class HibernateSessionEndpoint(SessionStore sessions, AgentHub hub) : SessionActionEndpoint(sessions, hub, "hibernate")
+public sealed class HibernateSessionEndpoint(SessionStore sessions) : SessionActionEndpoint(sessions, "hibernate")
 {
     public override void Configure()
     {

@@ -1,8 +1,6 @@
-using StreamSpace.Api.Features.Agents.Hub;
-
 namespace StreamSpace.Api.Features.Sessions.Stop;
 
-public sealed class StopSessionEndpoint(SessionStore sessions, AgentHub hub) : SessionActionEndpoint(sessions, hub, "stop")
+public sealed class StopSessionEndpoint(SessionStore sessions) : SessionActionEndpoint(sessions, "stop")
 {
     public override void Configure()
     {

@@ -1,7 +1,4 @@
 using System.Net.WebSockets;
-using Dapper;
-using Npgsql;
-using StreamSpace.Api.Features.Agents.Hub;
 using StreamSpace.Api.Features.Sessions.Viewers;
 using StreamSpace.Contracts.Tunnel;
 
@@ -28,7 +25,7 @@ public static class VncCloseCodes
 /// /vnc/{sessionId}: the browser's binary WebSocket, joined to a stream on the session's agent, which joins it
 /// to the session's VNC server. The browser never learns the VNC password or where the session runs.
 /// </summary>
-public sealed class VncProxy(VncTickets tickets, AgentHub hub, SessionViewers viewers, NpgsqlDataSource dataSource, ILogger<VncProxy> logger)
+public sealed class VncProxy(VncTickets tickets, SessionStore sessions, ISessionAgents agents, SessionViewers viewers, ILogger<VncProxy> logger)
 {
     private static readonly TimeSpan OpenTimeout = TimeSpan.FromSeconds(10);
 
@@ -50,7 +47,7 @@ public sealed class VncProxy(VncTickets tickets, AgentHub hub, SessionViewers vi
 
         var subProtocol = context.WebSockets.WebSocketRequestedProtocols.Contains("binary") ? "binary" : null;
         using var viewer = await context.WebSockets.AcceptWebSocketAsync(subProtocol);
-        var session = await FindAsync(sessionId, context.RequestAborted);
+        var session = await sessions.FindPlacementAsync(sessionId, context.RequestAborted);
         if (session is null)
         {
             await RefuseAsync(viewer, sessionId, VncCloseCodes.SessionNotFound, "session not found");
@@ -63,7 +60,7 @@ public sealed class VncProxy(VncTickets tickets, AgentHub hub, SessionViewers vi
             return;
         }
 
-        if (session.Value.AgentId is null || hub.Find(session.Value.AgentId) is not { } agent)
+        if (session.Value.AgentId is not { } agentId || agents.Socket(agentId) is not { } agent)
         {
             await RefuseAsync(viewer, sessionId, VncCloseCodes.AgentOffline, "agent not online");
             return;
@@ -91,7 +88,7 @@ public sealed class VncProxy(VncTickets tickets, AgentHub hub, SessionViewers vi
             }
 
             logger.LogInformation("VNC connection established for session {SessionId}: UI -> Control Plane -> Agent {AgentId} -> session (viewer {ViewerId}, {User})",
-                sessionId, agent.AgentId, live.Id, user.Identity?.Name);
+                sessionId, agentId, live.Id, user.Identity?.Name);
             using (stream)
             {
                 reason = await PumpAsync(viewer, stream, live, context.RequestAborted);
@@ -99,16 +96,7 @@ public sealed class VncProxy(VncTickets tickets, AgentHub hub, SessionViewers vi
         }
         finally
         {
-            agent.Tunnels.Remove(stream.Id, reason);
-            try
-            {
-                await agent.SendAsync(new StreamSpace.Contracts.TunnelClosedMessage(stream.Id, reason), CancellationToken.None);
-            }
-            catch (System.Threading.Channels.ChannelClosedException)
-            {
-                // The agent disconnected: its side of the tunnel went with it.
-            }
-
+            await agent.CloseTunnelAsync(stream.Id, reason);
             if (live is not null)
             {
                 await viewers.ClosedAsync(live, reason);
@@ -220,12 +208,5 @@ public sealed class VncProxy(VncTickets tickets, AgentHub hub, SessionViewers vi
         {
             viewer.Abort();
         }
-    }
-
-    private async Task<(string State, string? AgentId)?> FindAsync(string sessionId, CancellationToken cancellationToken)
-    {
-        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
-        return await connection.QuerySingleOrDefaultAsync<(string, string?)?>(new CommandDefinition(
-            "SELECT state, agent_id FROM sessions WHERE id = @sessionId", new { sessionId }, cancellationToken: cancellationToken));
     }
 }

@@ -1,8 +1,6 @@
-using StreamSpace.Api.Features.Agents.Hub;
-
 namespace StreamSpace.Api.Features.Sessions.Wake;
 
-public sealed class WakeSessionEndpoint(SessionStore sessions, AgentHub hub) : SessionActionEndpoint(sessions, hub, "wake")
+public sealed class WakeSessionEndpoint(SessionStore sessions) : SessionActionEndpoint(sessions, "wake")
 {
     public override void Configure()
     {

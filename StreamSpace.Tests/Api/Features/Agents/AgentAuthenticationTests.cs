@@ -72,7 +72,7 @@ public sealed class AgentAuthenticationTests(ApiFixture fixture) : IClassFixture
         using var admin = await fixture.Api.AdminClientAsync();
         Assert.Equal(HttpStatusCode.NoContent, (await admin.DeleteAsync("/api/v1/agents/auth-revoked")).StatusCode);
 
-        await Eventually.TrueAsync(() => Task.FromResult(!agent.Client.IsConnected), TimeSpan.FromSeconds(5), "the revoked agent to be disconnected");
+        await Eventually.TrueAsync(() => Task.FromResult(!agent.Client.IsConnected), TimeSpan.FromSeconds(20), "the revoked agent to be disconnected");
         var view = await fixture.Api.GetAgentAsync("auth-revoked");
         Assert.Equal("offline", view.GetProperty("status").GetString());
         Assert.True(view.GetProperty("revoked").GetBoolean());

@@ -1,6 +1,6 @@
 using System.Net;
 using System.Net.WebSockets;
-using StreamSpace.Api.Features.Diagnostics;
+using StreamSpace.Api.Features.Agents.Hub;
 using StreamSpace.Api.Infrastructure;
 using StreamSpace.Contracts;
 using StreamSpace.Tests.Infrastructure;

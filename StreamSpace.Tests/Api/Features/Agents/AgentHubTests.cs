@@ -16,7 +16,26 @@ public sealed class AgentHubTests(ApiFixture fixture) : IClassFixture<ApiFixture
         var first = (await fixture.Api.GetAgentAsync("hub-beats")).GetProperty("last_heartbeat").GetDateTimeOffset();
         await Eventually.TrueAsync(async () =>
             (await fixture.Api.GetAgentAsync("hub-beats")).GetProperty("last_heartbeat").GetDateTimeOffset() > first,
-            TimeSpan.FromSeconds(5), "a later heartbeat");
+            TimeSpan.FromSeconds(20), "a later heartbeat");
+    }
+
+    [Fact]
+    public async Task Admins_see_how_many_active_sessions_each_agent_runs()
+    {
+        await fixture.Api.RegisterAgentAsync("hub-count");
+        await fixture.Api.RegisterAgentAsync("hub-idle");
+        var (first, _) = await AgentTestData.QueueStartSessionAsync(fixture.Api.ConnectionString, "hub-count");
+        await AgentTestData.QueueStartSessionAsync(fixture.Api.ConnectionString, "hub-count");
+        await using (var connection = new Npgsql.NpgsqlConnection(fixture.Api.ConnectionString))
+        {
+            await Dapper.SqlMapper.ExecuteAsync(connection, "UPDATE sessions SET state = 'stopped' WHERE id = @first", new { first });
+        }
+
+        Assert.Equal(1, (await fixture.Api.GetAgentAsync("hub-count")).GetProperty("active_sessions").GetInt32());
+        using var admin = await fixture.Api.AdminClientAsync();
+        var agents = await (await admin.GetAsync("/api/v1/agents")).AssertJsonAsync(HttpStatusCode.OK);
+        Assert.Equal(1, agents.EnumerateArray().Single(a => a.GetProperty("id").GetString() == "hub-count").GetProperty("active_sessions").GetInt32());
+        Assert.Equal(0, agents.EnumerateArray().Single(a => a.GetProperty("id").GetString() == "hub-idle").GetProperty("active_sessions").GetInt32());
     }
 
     [Fact]
@@ -27,11 +46,11 @@ public sealed class AgentHubTests(ApiFixture fixture) : IClassFixture<ApiFixture
         using (socket)
         {
             await socket.SendHelloAsync(heartbeatSeconds: 1);
-            Assert.IsType<WelcomeMessage>(await socket.ReceiveAsync(TimeSpan.FromSeconds(5)));
+            Assert.IsType<WelcomeMessage>(await socket.ReceiveAsync(TimeSpan.FromSeconds(20)));
             Assert.Equal("online", (await fixture.Api.GetAgentAsync("hub-silent")).GetProperty("status").GetString());
 
             // No heartbeats: after 3 intervals the hub closes the socket and the agent reads offline.
-            var (status, reason) = await socket.WaitForCloseAsync(TimeSpan.FromSeconds(10));
+            var (status, reason) = await socket.WaitForCloseAsync(TimeSpan.FromSeconds(20));
             Assert.Equal(4003, (int)status!);
             Assert.Contains("no heartbeat", reason);
         }
@@ -46,13 +65,17 @@ public sealed class AgentHubTests(ApiFixture fixture) : IClassFixture<ApiFixture
     [Fact]
     public async Task Closing_the_socket_marks_the_agent_offline_at_once()
     {
+        // Heartbeats a minute apart: three missed ones would take three minutes, so offline within the wait below can
+        // only come from the closed socket.
         var key = await fixture.Api.RegisterAgentAsync("hub-closes");
-        var agent = await AgentHost.StartAsync(fixture.Api.AgentHubUrl, "hub-closes", key);
+        var agent = await AgentHost.StartAsync(fixture.Api.AgentHubUrl, "hub-closes", key,
+            settings: new Dictionary<string, string?> { ["HEARTBEAT_INTERVAL"] = "60s" });
         await agent.WaitUntilConnectedAsync();
+        Assert.Equal("online", (await fixture.Api.GetAgentAsync("hub-closes")).GetProperty("status").GetString());
         await agent.DisposeAsync();
 
         await Eventually.TrueAsync(async () => (await fixture.Api.GetAgentAsync("hub-closes")).GetProperty("status").GetString() == "offline",
-            TimeSpan.FromSeconds(2), "the agent to read offline");
+            TimeSpan.FromSeconds(30), "the agent to read offline");
     }
 
     [Fact]
@@ -67,9 +90,9 @@ public sealed class AgentHubTests(ApiFixture fixture) : IClassFixture<ApiFixture
         using (bad)
         {
             await bad.SendHelloAsync();
-            await bad.ReceiveAsync(TimeSpan.FromSeconds(5));
+            await bad.ReceiveAsync(TimeSpan.FromSeconds(20));
             await bad.SendTextAsync("{\"type\":\"heartbeat\",\"sent_at\":"); // truncated JSON
-            var (status, reason) = await bad.WaitForCloseAsync(TimeSpan.FromSeconds(5));
+            var (status, reason) = await bad.WaitForCloseAsync(TimeSpan.FromSeconds(20));
             Assert.Equal(1008, (int)status!);
             Assert.Contains("not a valid message", reason);
         }
@@ -90,9 +113,9 @@ public sealed class AgentHubTests(ApiFixture fixture) : IClassFixture<ApiFixture
         using (socket)
         {
             await socket.SendHelloAsync();
-            await socket.ReceiveAsync(TimeSpan.FromSeconds(5));
+            await socket.ReceiveAsync(TimeSpan.FromSeconds(20));
             await socket.SendTextAsync(new string(' ', AgentProtocol.MaxTextFrameBytes + 10));
-            var (status, reason) = await socket.WaitForCloseAsync(TimeSpan.FromSeconds(5));
+            var (status, reason) = await socket.WaitForCloseAsync(TimeSpan.FromSeconds(20));
             Assert.Equal(1008, (int)status!);
             Assert.Contains("larger than", reason);
         }
@@ -106,7 +129,7 @@ public sealed class AgentHubTests(ApiFixture fixture) : IClassFixture<ApiFixture
         using (socket)
         {
             await socket.SendHelloAsync(protocolVersion: 99);
-            var (status, reason) = await socket.WaitForCloseAsync(TimeSpan.FromSeconds(5));
+            var (status, reason) = await socket.WaitForCloseAsync(TimeSpan.FromSeconds(20));
             Assert.Equal(4004, (int)status!);
             Assert.Equal("protocol version 99 is not supported; supported: 1", reason);
         }
@@ -120,19 +143,21 @@ public sealed class AgentHubTests(ApiFixture fixture) : IClassFixture<ApiFixture
         using (first)
         {
             await first.SendHelloAsync(heartbeatSeconds: 30);
-            await first.ReceiveAsync(TimeSpan.FromSeconds(5));
+            await first.ReceiveAsync(TimeSpan.FromSeconds(20));
 
-            // A connection that only probes (no hello, like `doctor --agent`) does not displace the agent.
+            // A connection that only probes (no hello, like `doctor --agent`) does not displace the agent: while it is
+            // open, the agent's commands still reach the first connection.
             using (await RawAgentSocket.ConnectAcceptedAsync(fixture.Api.AgentHubUrl, "hub-twice", key))
             {
-                await Task.Delay(500);
-                Assert.Equal(System.Net.WebSockets.WebSocketState.Open, first.Socket.State);
+                var (_, commandId) = await AgentTestData.QueueStartSessionAsync(fixture.Api.ConnectionString, "hub-twice");
+                await fixture.Api.DeliverAsync("hub-twice");
+                Assert.Equal(commandId, Assert.IsType<CommandMessage>(await first.ReceiveAsync(TimeSpan.FromSeconds(10))).CommandId);
             }
 
             using var second = await RawAgentSocket.ConnectAcceptedAsync(fixture.Api.AgentHubUrl, "hub-twice", key);
             await second.SendHelloAsync(heartbeatSeconds: 30);
-            Assert.IsType<WelcomeMessage>(await second.ReceiveAsync(TimeSpan.FromSeconds(5)));
-            var (closeStatus, reason) = await first.WaitForCloseAsync(TimeSpan.FromSeconds(5));
+            Assert.IsType<WelcomeMessage>(await second.ReceiveAsync(TimeSpan.FromSeconds(20)));
+            var (closeStatus, reason) = await first.WaitForCloseAsync(TimeSpan.FromSeconds(20));
             Assert.Equal(4001, (int)closeStatus!);
             Assert.Contains("replaced by a newer connection", reason);
         }

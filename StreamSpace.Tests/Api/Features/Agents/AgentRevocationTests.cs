@@ -30,7 +30,7 @@ public sealed class AgentRevocationTests(ApiFixture fixture) : IClassFixture<Api
             await agent.WaitUntilConnectedAsync();
             using var admin = await first.AdminClientAsync();
             Assert.Equal(HttpStatusCode.NoContent, (await admin.DeleteAsync($"/api/v1/agents/{agentId}")).StatusCode);
-            await Eventually.TrueAsync(() => Task.FromResult(!agent.Client.IsConnected), TimeSpan.FromSeconds(5), "the revoked agent to be disconnected");
+            await Eventually.TrueAsync(() => Task.FromResult(!agent.Client.IsConnected), TimeSpan.FromSeconds(20), "the revoked agent to be disconnected");
         }
 
         // The deployment still gives the revoked key: the restart must not undo the admin's revocation.
@@ -68,7 +68,7 @@ public sealed class AgentRevocationTests(ApiFixture fixture) : IClassFixture<Api
         }
 
         await socket.SendHelloAsync(heartbeatSeconds: 60);
-        var (closeStatus, _, before) = await socket.ReceiveUntilCloseAsync(TimeSpan.FromSeconds(5));
+        var (closeStatus, _, before) = await socket.ReceiveUntilCloseAsync(TimeSpan.FromSeconds(20));
         Assert.Equal(RevokedCloseCode, (int)closeStatus!);
         Assert.Empty(before);
         Assert.Equal("offline", (await fixture.Api.GetAgentAsync("rev-before-hello")).GetProperty("status").GetString());
@@ -92,7 +92,7 @@ public sealed class AgentRevocationTests(ApiFixture fixture) : IClassFixture<Api
         foreach (var socket in new[] { revoked, replaced })
         {
             await socket.SendHeartbeatAsync();
-            var (status, _) = await socket.WaitForCloseAsync(TimeSpan.FromSeconds(5));
+            var (status, _) = await socket.WaitForCloseAsync(TimeSpan.FromSeconds(20));
             Assert.Equal(RevokedCloseCode, (int)status!);
         }
     }
@@ -108,7 +108,7 @@ public sealed class AgentRevocationTests(ApiFixture fixture) : IClassFixture<Api
         var key = await a.RegisterAgentAsync("rev-elsewhere");
         using var socket = await RawAgentSocket.ConnectAcceptedAsync(b.AgentHubUrl, "rev-elsewhere", key);
         await socket.SendHelloAsync(heartbeatSeconds: 60);
-        Assert.IsType<WelcomeMessage>(await socket.ReceiveAsync(TimeSpan.FromSeconds(5)));
+        Assert.IsType<WelcomeMessage>(await socket.ReceiveAsync(TimeSpan.FromSeconds(20)));
 
         using (var admin = await a.AdminClientAsync())
         {
@@ -116,7 +116,7 @@ public sealed class AgentRevocationTests(ApiFixture fixture) : IClassFixture<Api
         }
 
         // No heartbeat is due for a minute: only instance A's revocation notice reaches instance B in time.
-        var (status, reason) = await socket.WaitForCloseAsync(TimeSpan.FromSeconds(5));
+        var (status, reason) = await socket.WaitForCloseAsync(TimeSpan.FromSeconds(20));
         Assert.Equal(RevokedCloseCode, (int)status!);
         Assert.Contains("revoked", reason);
     }
@@ -125,7 +125,7 @@ public sealed class AgentRevocationTests(ApiFixture fixture) : IClassFixture<Api
     {
         var socket = await RawAgentSocket.ConnectAcceptedAsync(fixture.Api.AgentHubUrl, agentId, key);
         await socket.SendHelloAsync(heartbeatSeconds: 60);
-        Assert.IsType<WelcomeMessage>(await socket.ReceiveAsync(TimeSpan.FromSeconds(5)));
+        Assert.IsType<WelcomeMessage>(await socket.ReceiveAsync(TimeSpan.FromSeconds(20)));
         return socket;
     }
 

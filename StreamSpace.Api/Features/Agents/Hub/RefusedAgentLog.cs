@@ -1,6 +1,6 @@
 using System.Collections.Concurrent;
 
-namespace StreamSpace.Api.Features.Diagnostics;
+namespace StreamSpace.Api.Features.Agents.Hub;
 
 /// <summary>
 /// Agent connections the hub refused in the last hour, by agent id: how often, when last, and why (a revoked or
@@ -11,9 +11,7 @@ public sealed class RefusedAgentLog(TimeProvider time)
     public const int MaximumEntries = 1000;
     public static readonly TimeSpan Kept = TimeSpan.FromHours(1);
 
-    public sealed record Refusal(string AgentId, int Count, DateTimeOffset LastAt, string Reason);
-
-    private readonly ConcurrentDictionary<string, Refusal> refusals = new();
+    private readonly ConcurrentDictionary<string, AgentRefusal> refusals = new();
 
     public void Record(string agentId, string reason)
     {
@@ -23,13 +21,13 @@ public sealed class RefusedAgentLog(TimeProvider time)
             MakeRoom(now);
         }
 
-        refusals.AddOrUpdate(agentId, id => new Refusal(id, 1, now, reason),
-            (_, old) => now - old.LastAt > Kept ? new Refusal(old.AgentId, 1, now, reason) : new Refusal(old.AgentId, old.Count + 1, now, reason));
+        refusals.AddOrUpdate(agentId, id => new AgentRefusal(id, 1, now, reason),
+            (_, old) => now - old.LastAt > Kept ? new AgentRefusal(old.AgentId, 1, now, reason) : new AgentRefusal(old.AgentId, old.Count + 1, now, reason));
     }
 
     public void Forget(string agentId) => refusals.TryRemove(agentId, out _);
 
-    public IReadOnlyList<Refusal> Recent(TimeSpan within) =>
+    public IReadOnlyList<AgentRefusal> Recent(TimeSpan within) =>
         [.. refusals.Values.Where(r => time.GetUtcNow() - r.LastAt <= within).OrderBy(r => r.AgentId)];
 
     public int Count => refusals.Count;

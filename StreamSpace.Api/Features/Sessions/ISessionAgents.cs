@@ -1,0 +1,22 @@
+using Npgsql;
+using StreamSpace.Contracts;
+
+namespace StreamSpace.Api.Features.Sessions;
+
+/// <summary>
+/// What sessions need of the agents that run them: their commands, and the socket their VNC streams run through.
+/// The Sessions feature defines it; the Agents feature, which owns the commands' table and the agents' sockets,
+/// implements it.
+/// </summary>
+public interface ISessionAgents
+{
+    /// <summary>Writes a command for the agent in the caller's transaction. Nothing is sent before <see cref="DeliverAsync"/>.</summary>
+    Task EnqueueAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string agentId, string sessionId,
+        string commandType, SessionCommandPayload payload, CancellationToken cancellationToken);
+
+    /// <summary>Sends the agent its committed commands: now, if it is connected here; otherwise they wait for its next connect.</summary>
+    Task DeliverAsync(string agentId, CancellationToken cancellationToken);
+
+    /// <summary>The agent's socket, if the agent is connected here.</summary>
+    AgentSocket? Socket(string agentId);
+}

@@ -1,0 +1,72 @@
+using Dapper;
+using Npgsql;
+using StreamSpace.Contracts;
+
+namespace StreamSpace.Api.Features.Sessions;
+
+/// <summary>The sessions placed on agents in the <c>sessions</c> table; reports are applied through <see cref="SessionStateWriter"/>.</summary>
+public sealed class PlacedSessions(NpgsqlDataSource dataSource) : IPlacedSessions
+{
+    public async Task<IReadOnlyDictionary<string, int>> ActiveCountsAsync(CancellationToken cancellationToken)
+    {
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        var counts = await connection.QueryAsync<(string AgentId, long Count)>(new CommandDefinition(
+            "SELECT agent_id, count(*) FROM sessions WHERE agent_id IS NOT NULL AND state = ANY(@Active) GROUP BY agent_id",
+            new { SessionStates.Active }, cancellationToken: cancellationToken));
+        return counts.ToDictionary(c => c.AgentId, c => (int)c.Count);
+    }
+
+    public async Task ApplyAsync(string agentId, IReadOnlyList<ReportedSession> sessions, CancellationToken cancellationToken)
+    {
+        if (sessions.Count == 0)
+        {
+            return;
+        }
+
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        foreach (var session in sessions)
+        {
+            await SessionStateWriter.ApplyAsync(connection, transaction, agentId, session, cancellationToken);
+        }
+
+        await transaction.CommitAsync(cancellationToken);
+    }
+
+    public Task<bool> ApplyAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string agentId, ReportedSession session,
+        CancellationToken cancellationToken) =>
+        SessionStateWriter.ApplyAsync(connection, transaction, agentId, session, cancellationToken);
+
+    public async Task<IReadOnlyList<string>> FailLostAsync(string agentId, IReadOnlyList<ReportedSession> reported, string reason,
+        CancellationToken cancellationToken)
+    {
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        var lost = (await connection.QueryAsync<string>(new CommandDefinition(
+            "SELECT id FROM sessions WHERE agent_id = @agentId AND state IN ('running', 'hibernated') AND NOT (id = ANY(@reported))",
+            new { agentId, reported = reported.Select(s => s.SessionId).ToArray() }, transaction, cancellationToken: cancellationToken))).ToList();
+        foreach (var sessionId in lost)
+        {
+            await SessionStateWriter.ApplyAsync(connection, transaction, agentId, new ReportedSession(sessionId, SessionStates.Failed, reason), cancellationToken);
+        }
+
+        await transaction.CommitAsync(cancellationToken);
+        return lost;
+    }
+
+    public async Task<IReadOnlyList<string>> UnownedAsync(string agentId, IReadOnlyList<ReportedSession> reported, CancellationToken cancellationToken)
+    {
+        // What the agent itself reports as over needs no stopping.
+        var live = reported.Where(s => s.State is not (SessionStates.Stopped or SessionStates.Failed)).Select(s => s.SessionId).ToArray();
+        if (live.Length == 0)
+        {
+            return [];
+        }
+
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        var owned = await connection.QueryAsync<string>(new CommandDefinition(
+            "SELECT id FROM sessions WHERE id = ANY(@live) AND agent_id = @agentId AND state = ANY(@Active)",
+            new { agentId, live, SessionStates.Active }, cancellationToken: cancellationToken));
+        return [.. live.Except(owned)];
+    }
+}
