@@ -63,7 +63,7 @@ public sealed class CommandExecutor(ISessionPlatform platform, OrphanReaper orph
         {
             logger.LogWarning("Failed to carry out {CommandType} for {SessionId}: {Reason}", command.CommandType, payload?.SessionId ?? command.SessionId, e.Message);
             var sessionId = payload?.SessionId ?? command.SessionId;
-            var failed = sessionId is null ? null : new ReportedSession(sessionId, "failed", $"{command.CommandType} failed: {e.Message}");
+            var failed = sessionId is null ? null : new ReportedSession(sessionId, SessionState.Failed, $"{command.CommandType} failed: {e.Message}");
             return new CommandResultMessage(command.CommandId, Success: false, Error: e.Message, Session: failed);
         }
     }

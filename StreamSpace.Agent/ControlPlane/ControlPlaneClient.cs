@@ -200,7 +200,7 @@ public sealed class ControlPlaneClient(
     }
 
     private AgentCapacity Capacity(IReadOnlyList<ReportedSession> sessions) =>
-        new(settings.MaxSessions, sessions.Count(s => s.State is not ("stopped" or "failed" or "hibernated")));
+        new(settings.MaxSessions, sessions.Count(s => s.State is not (SessionState.Stopped or SessionState.Failed or SessionState.Hibernated)));
 
     private Task SendAsync(ClientWebSocket socket, AgentMessage message, CancellationToken cancellationToken) =>
         SendFrameAsync(socket, AgentProtocol.Serialize(message), cancellationToken);

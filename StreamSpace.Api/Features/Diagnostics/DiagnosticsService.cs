@@ -245,7 +245,7 @@ public sealed class DiagnosticsService(
             """, cancellationToken: cancellationToken))).ToList();
         var orphaned = (await connection.QueryAsync<(string Id, string AgentId)>(new CommandDefinition(
             "SELECT id, agent_id FROM sessions WHERE state = ANY(@Active) AND agent_id IS NOT NULL ORDER BY id",
-            new { SessionStates.Active }, cancellationToken: cancellationToken))).Where(s => !hub.IsConnected(s.AgentId)).ToList();
+            new { Active = SessionStateMachine.ActiveNames }, cancellationToken: cancellationToken))).Where(s => !hub.IsConnected(s.AgentId)).ToList();
 
         return
         [

@@ -4,11 +4,12 @@ using StreamSpace.Api.Features.Audit;
 using StreamSpace.Api.Features.Auth;
 using StreamSpace.Api.Features.Sessions.Get;
 using StreamSpace.Api.Infrastructure;
+using StreamSpace.Contracts;
 
 namespace StreamSpace.Api.Features.Sessions;
 
 /// <summary>Stop, hibernate and wake share their handling; each route names its action.</summary>
-public abstract class SessionActionEndpoint(SessionStore sessions, AgentHub hub, string action) : Endpoint<SessionRequest, SessionView>
+public abstract class SessionActionEndpoint(SessionStore sessions, AgentHub hub, SessionAction action) : Endpoint<SessionRequest, SessionView>
 {
     public override async Task HandleAsync(SessionRequest request, CancellationToken cancellationToken)
     {

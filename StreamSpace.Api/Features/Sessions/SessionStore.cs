@@ -90,7 +90,7 @@ public sealed class SessionStore(NpgsqlDataSource dataSource, ApiSettings settin
 
         var active = await connection.ExecuteScalarAsync<int>(new CommandDefinition(
             "SELECT count(*) FROM sessions WHERE user_id = @ownerId AND state = ANY(@Active)",
-            new { ownerId, SessionStates.Active }, transaction, cancellationToken: cancellationToken));
+            new { ownerId, Active = SessionStateMachine.ActiveNames }, transaction, cancellationToken: cancellationToken));
         if (active >= settings.SessionQuota)
         {
             return new(SessionChange.QuotaReached, Detail: $"{owner} already has {active} active sessions, the most allowed (SESSION_QUOTA={settings.SessionQuota}); stop one first.");
@@ -117,7 +117,7 @@ public sealed class SessionStore(NpgsqlDataSource dataSource, ApiSettings settin
     }
 
     /// <summary>Stops, hibernates or wakes a session: moves its state and sends its agent the command.</summary>
-    public async Task<SessionResult> RequestAsync(Actor actor, string action, string id, Guid viewerId, bool viewerIsAdmin, CancellationToken cancellationToken)
+    public async Task<SessionResult> RequestAsync(Actor actor, SessionAction action, string id, Guid viewerId, bool viewerIsAdmin, CancellationToken cancellationToken)
     {
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
@@ -134,7 +134,7 @@ public sealed class SessionStore(NpgsqlDataSource dataSource, ApiSettings settin
 
     /// <summary>
     /// Asks the agents to stop every active session of the user, in the caller's transaction, exactly as
-    /// <see cref="RequestAsync(Actor, string, string, Guid, bool, CancellationToken)"/> does for one session. Returns the
+    /// <see cref="RequestAsync(Actor, SessionAction, string, Guid, bool, CancellationToken)"/> does for one session. Returns the
     /// agents whose commands to deliver after commit. Sessions already stopping keep their stop command in flight.
     /// </summary>
     public static async Task<IReadOnlyList<string>> StopAllOfUserAsync(NpgsqlConnection connection, NpgsqlTransaction transaction,
@@ -142,11 +142,11 @@ public sealed class SessionStore(NpgsqlDataSource dataSource, ApiSettings settin
     {
         var ids = await connection.QueryAsync<string>(new CommandDefinition(
             "SELECT id FROM sessions WHERE user_id = @userId AND state = ANY(@Active) AND state <> @Stopping ORDER BY id",
-            new { userId, SessionStates.Active, SessionStates.Stopping }, transaction, cancellationToken: cancellationToken));
+            new { userId, Active = SessionStateMachine.ActiveNames, Stopping = SessionState.Stopping.ToName() }, transaction, cancellationToken: cancellationToken));
         var agents = new HashSet<string>();
         foreach (var id in ids)
         {
-            var result = await RequestAsync(connection, transaction, actor, "stop", id, userId, viewerIsAdmin: true, cancellationToken);
+            var result = await RequestAsync(connection, transaction, actor, SessionAction.Stop, id, userId, viewerIsAdmin: true, cancellationToken);
             if (result.AgentId is { } agentId)
             {
                 agents.Add(agentId);
@@ -158,7 +158,7 @@ public sealed class SessionStore(NpgsqlDataSource dataSource, ApiSettings settin
 
     /// <summary>One request, in the caller's transaction: the session's new state, its command and its audit row.</summary>
     private static async Task<SessionResult> RequestAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, Actor actor,
-        string action, string id, Guid viewerId, bool viewerIsAdmin, CancellationToken cancellationToken)
+        SessionAction action, string id, Guid viewerId, bool viewerIsAdmin, CancellationToken cancellationToken)
     {
         // The owner may be deleted by now (their sessions outlive them); a stop needs only the session id.
         var session = await connection.QuerySingleOrDefaultAsync<(string State, string? AgentId, Guid UserId, string? Username, string Template)?>(new CommandDefinition(
@@ -171,16 +171,17 @@ public sealed class SessionStore(NpgsqlDataSource dataSource, ApiSettings settin
             return new(SessionChange.NotFound, Detail: $"No session {id}.");
         }
 
-        var next = SessionStates.AfterRequest(action, found.State);
+        var current = SessionNames.ParseState(found.State);
+        var next = SessionStateMachine.AfterRequest(action, current);
         if (next is null)
         {
-            return new(SessionChange.IllegalTransition, Detail: $"Cannot {action} a session that is {found.State}.");
+            return new(SessionChange.IllegalTransition, Detail: $"Cannot {action.ToName()} a session that is {found.State}.");
         }
 
         // A session whose agent is gone, or that already failed, has nothing left to run: it stops at once.
-        if (found.AgentId is null || (action == "stop" && found.State == SessionStates.Failed))
+        if (found.AgentId is null || (action == SessionAction.Stop && current == SessionState.Failed))
         {
-            next = SessionStates.Stopped;
+            next = SessionState.Stopped;
         }
         else
         {
@@ -189,15 +190,15 @@ public sealed class SessionStore(NpgsqlDataSource dataSource, ApiSettings settin
                 ?? new SessionTemplate(found.Template, null, null, 5900, null, null, new Dictionary<string, string>(), true, 0, null);
             var commandType = action switch
             {
-                "stop" => CommandTypes.StopSession,
-                "hibernate" => CommandTypes.HibernateSession,
+                SessionAction.Stop => CommandTypes.StopSession,
+                SessionAction.Hibernate => CommandTypes.HibernateSession,
                 _ => CommandTypes.WakeSession,
             };
             await AgentCommandQueue.EnqueueAsync(connection, transaction, found.AgentId, id, commandType,
                 new SessionCommandPayload(id, found.UserId, found.Username ?? "", sessionTemplate), cancellationToken);
         }
 
-        await SessionStateWriter.ChangeAsync(connection, transaction, actor, id, found.State, next, null, null, cancellationToken);
+        await SessionStateWriter.ChangeAsync(connection, transaction, actor, id, current, next.Value, null, null, cancellationToken);
         return new(SessionChange.Done, AgentId: found.AgentId);
     }
 
@@ -214,5 +215,5 @@ public sealed class SessionStore(NpgsqlDataSource dataSource, ApiSettings settin
             ORDER BY load.active, a.id
             LIMIT 1
             FOR UPDATE OF a
-            """, new { SessionStates.Active, platforms = platforms.ToArray(), missed = settings.AgentMissedHeartbeats }, transaction, cancellationToken: cancellationToken));
+            """, new { Active = SessionStateMachine.ActiveNames, platforms = platforms.ToArray(), missed = settings.AgentMissedHeartbeats }, transaction, cancellationToken: cancellationToken));
 }

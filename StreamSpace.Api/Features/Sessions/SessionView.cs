@@ -1,4 +1,5 @@
 using System.Text.Json;
+using StreamSpace.Contracts;
 
 namespace StreamSpace.Api.Features.Sessions;
 
@@ -8,7 +9,7 @@ public sealed record SessionView(
     Guid UserId,
     string? Username,
     string Template,
-    string State,
+    SessionState State,
     string? FailureReason,
     string? AgentId,
     string? Platform,
@@ -49,7 +50,7 @@ public sealed class SessionRow
         FROM sessions s LEFT JOIN users u ON u.id = s.user_id
         """;
 
-    public SessionView ToView() => new(Id, UserId, Username, Template, State, FailureReason, AgentId, Platform,
+    public SessionView ToView() => new(Id, UserId, Username, Template, SessionNames.ParseState(State), FailureReason, AgentId, Platform,
         JsonDocument.Parse(PlatformMetadata).RootElement, Utc(CreatedAt), Utc(UpdatedAt),
         StartedAt is { } started ? Utc(started) : null, StoppedAt is { } stopped ? Utc(stopped) : null,
         LastViewedByAdmin is { } admin && LastViewedByAdminAt is { } viewedAt ? new AdminViewing(admin, Utc(viewedAt)) : null);

@@ -217,7 +217,7 @@ public sealed class KubernetesPlatformTests(KubernetesFixture fixture) : IClassF
     public async Task A_repeated_start_makes_one_deployment_and_stopping_a_missing_session_succeeds()
     {
         await StartTwiceAndStopTwiceAsync();
-        Assert.Equal("stopped", (await fixture.Agent.Platform.StopAsync("sess-neverstarted", CancellationToken.None)).State);
+        Assert.Equal(SessionState.Stopped, (await fixture.Agent.Platform.StopAsync("sess-neverstarted", CancellationToken.None)).State);
     }
 
     [Fact]
@@ -241,7 +241,7 @@ public sealed class KubernetesPlatformTests(KubernetesFixture fixture) : IClassF
 
             // The owned session was rediscovered and left alone.
             Assert.NotNull(Kube.Get("deployments", Ns, $"session-{owned}"));
-            Assert.Equal("running", (await fixture.Agent.Platform.ListSessionsAsync(CancellationToken.None)).Single(s => s.SessionId == owned).State);
+            Assert.Equal(SessionState.Running, (await fixture.Agent.Platform.ListSessionsAsync(CancellationToken.None)).Single(s => s.SessionId == owned).State);
             Assert.Equal("running", (await user.WaitForStateAsync(owned, "running")).GetProperty("state").GetString());
         }
         finally
@@ -267,8 +267,8 @@ public sealed class KubernetesPlatformTests(KubernetesFixture fixture) : IClassF
         await fixture.RestartAgentAsync();
 
         var listed = await fixture.Agent.Platform.ListSessionsAsync(CancellationToken.None);
-        Assert.Equal("running", listed.Single(s => s.SessionId == kept).State);
-        Assert.Equal("hibernated", listed.Single(s => s.SessionId == hibernated).State);
+        Assert.Equal(SessionState.Running, listed.Single(s => s.SessionId == kept).State);
+        Assert.Equal(SessionState.Hibernated, listed.Single(s => s.SessionId == hibernated).State);
         Assert.DoesNotContain(listed, s => s.SessionId == lost);
         Assert.Equal(podIp, (await fixture.Agent.Platform.FindVncAsync(kept, CancellationToken.None))!.Host);
 
@@ -434,13 +434,13 @@ public sealed class KubernetesPlatformTests(KubernetesFixture fixture) : IClassF
         var platform = fixture.Agent.Platform;
         var payload = new SessionCommandPayload("sess-" + Guid.NewGuid().ToString("N")[..12], Guid.NewGuid(), "twice", Templates.Xterm with { Image = "example/session:1" });
 
-        Assert.Equal("starting", (await platform.StartAsync(payload, CancellationToken.None)).State);
-        Assert.Equal("starting", (await platform.StartAsync(payload, CancellationToken.None)).State);
+        Assert.Equal(SessionState.Starting, (await platform.StartAsync(payload, CancellationToken.None)).State);
+        Assert.Equal(SessionState.Starting, (await platform.StartAsync(payload, CancellationToken.None)).State);
         Assert.Single(Kube.List("deployments", Ns, $"session-id={payload.SessionId}"));
         Assert.Single(Kube.List("secrets", Ns, $"session-id={payload.SessionId}"));
 
-        Assert.Equal("stopped", (await platform.StopAsync(payload.SessionId, CancellationToken.None)).State);
-        Assert.Equal("stopped", (await platform.StopAsync(payload.SessionId, CancellationToken.None)).State);
+        Assert.Equal(SessionState.Stopped, (await platform.StopAsync(payload.SessionId, CancellationToken.None)).State);
+        Assert.Equal(SessionState.Stopped, (await platform.StopAsync(payload.SessionId, CancellationToken.None)).State);
         Assert.Empty(Kube.List("deployments", Ns, $"session-id={payload.SessionId}"));
         Assert.Empty(Kube.List("secrets", Ns, $"session-id={payload.SessionId}"));
     }

@@ -86,7 +86,7 @@ public sealed class AgentCommandQueue(NpgsqlDataSource dataSource, ApiSettings s
             """, new { commandId, agentId }, transaction, cancellationToken: cancellationToken));
         if (acked is { SessionId: { } sessionId, CommandType: CommandTypes.StartSession })
         {
-            await SessionStateWriter.ApplyAsync(connection, transaction, agentId, new ReportedSession(sessionId, SessionStates.Starting), cancellationToken);
+            await SessionStateWriter.ApplyAsync(connection, transaction, agentId, new ReportedSession(sessionId, SessionState.Starting), cancellationToken);
         }
 
         await transaction.CommitAsync(cancellationToken);
@@ -142,7 +142,7 @@ public sealed class AgentCommandQueue(NpgsqlDataSource dataSource, ApiSettings s
         foreach (var command in expired.Where(c => c.SessionId is not null))
         {
             await SessionStateWriter.ApplyAsync(connection, transaction, command.AgentId,
-                new ReportedSession(command.SessionId!, "failed", command.Error), cancellationToken);
+                new ReportedSession(command.SessionId!, SessionState.Failed, command.Error), cancellationToken);
             logger.LogWarning("Command {CommandId} failed: {Error}", command.Id, command.Error);
         }
 

@@ -334,7 +334,7 @@ public sealed class AgentHub(
         {
             logger.LogWarning("Agent {AgentId} no longer runs session {SessionId}; marking it failed", agentId, sessionId);
             await SessionStateWriter.ApplyAsync(connection, transaction, agentId,
-                new ReportedSession(sessionId, SessionStates.Failed, reason), cancellationToken);
+                new ReportedSession(sessionId, SessionState.Failed, reason), cancellationToken);
         }
 
         await transaction.CommitAsync(cancellationToken);
@@ -347,7 +347,7 @@ public sealed class AgentHub(
     private async Task<IReadOnlyList<string>> UnownedSessionsAsync(string agentId, IReadOnlyList<ReportedSession> reported, CancellationToken cancellationToken)
     {
         // What the agent itself reports as over needs no stopping.
-        var live = reported.Where(s => s.State is not (SessionStates.Stopped or SessionStates.Failed)).Select(s => s.SessionId).ToArray();
+        var live = reported.Where(s => s.State is not (SessionState.Stopped or SessionState.Failed)).Select(s => s.SessionId).ToArray();
         if (live.Length == 0)
         {
             return [];
@@ -356,7 +356,7 @@ public sealed class AgentHub(
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
         var owned = await Dapper.SqlMapper.QueryAsync<string>(connection, new Dapper.CommandDefinition(
             "SELECT id FROM sessions WHERE id = ANY(@live) AND agent_id = @agentId AND state = ANY(@Active)",
-            new { agentId, live, SessionStates.Active }, cancellationToken: cancellationToken));
+            new { agentId, live, Active = SessionStateMachine.ActiveNames }, cancellationToken: cancellationToken));
         var unowned = live.Except(owned).ToList();
         if (unowned.Count > 0)
         {

@@ -3,6 +3,7 @@ using StreamSpace.Api.Features.Auth;
 using StreamSpace.Api.Features.Sessions.Get;
 using StreamSpace.Api.Features.Sessions.Vnc;
 using StreamSpace.Api.Infrastructure;
+using StreamSpace.Contracts;
 
 namespace StreamSpace.Api.Features.Sessions.Connect;
 
@@ -26,9 +27,9 @@ public sealed class ConnectSessionEndpoint(SessionStore sessions, VncTickets tic
             return;
         }
 
-        if (session.State != SessionStates.Running)
+        if (session.State != SessionState.Running)
         {
-            await Send.ResultAsync(ApiProblem.Conflict($"The session is {session.State}; it can be viewed once it is running."));
+            await Send.ResultAsync(ApiProblem.Conflict($"The session is {session.State.ToName()}; it can be viewed once it is running."));
             return;
         }
 

@@ -1,8 +1,9 @@
 using StreamSpace.Api.Features.Agents.Hub;
+using StreamSpace.Contracts;
 
 namespace StreamSpace.Api.Features.Sessions.Hibernate;
 
-public sealed class HibernateSessionEndpoint(SessionStore sessions, AgentHub hub) : SessionActionEndpoint(sessions, hub, "hibernate")
+public sealed class HibernateSessionEndpoint(SessionStore sessions, AgentHub hub) : SessionActionEndpoint(sessions, hub, SessionAction.Hibernate)
 {
     public override void Configure()
     {

@@ -1,8 +1,9 @@
 using StreamSpace.Api.Features.Agents.Hub;
+using StreamSpace.Contracts;
 
 namespace StreamSpace.Api.Features.Sessions.Stop;
 
-public sealed class StopSessionEndpoint(SessionStore sessions, AgentHub hub) : SessionActionEndpoint(sessions, hub, "stop")
+public sealed class StopSessionEndpoint(SessionStore sessions, AgentHub hub) : SessionActionEndpoint(sessions, hub, SessionAction.Stop)
 {
     public override void Configure()
     {

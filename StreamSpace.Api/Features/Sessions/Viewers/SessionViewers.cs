@@ -8,6 +8,7 @@ using StreamSpace.Api.Features.Audit;
 using StreamSpace.Api.Features.Auth;
 using StreamSpace.Api.Features.Sessions.Vnc;
 using StreamSpace.Api.Infrastructure.Database;
+using StreamSpace.Contracts;
 
 namespace StreamSpace.Api.Features.Sessions.Viewers;
 
@@ -195,10 +196,9 @@ public sealed class SessionViewers(NpgsqlDataSource dataSource, ActiveUserCheck 
             var state = await connection.QuerySingleOrDefaultAsync<string?>(new CommandDefinition(
                 "SELECT s.state FROM session_viewers v JOIN sessions s ON s.id = v.session_id WHERE v.id = @Id",
                 new { viewer.Id }, cancellationToken: cancellationToken));
-            return state switch
+            return state is null ? (VncCloseCodes.Revoked, "the viewer was revoked") : SessionNames.ParseState(state) switch
             {
-                null => (VncCloseCodes.Revoked, "the viewer was revoked"),
-                SessionStates.Running => null,
+                SessionState.Running => null,
                 _ => (VncCloseCodes.SessionEnded, $"the session is {state}"),
             };
         }

@@ -3,6 +3,7 @@ using Dapper;
 using Npgsql;
 using StreamSpace.Api.Features.Agents.Hub;
 using StreamSpace.Api.Features.Sessions.Viewers;
+using StreamSpace.Contracts;
 using StreamSpace.Contracts.Tunnel;
 
 namespace StreamSpace.Api.Features.Sessions.Vnc;
@@ -57,7 +58,7 @@ public sealed class VncProxy(VncTickets tickets, AgentHub hub, SessionViewers vi
             return;
         }
 
-        if (session.Value.State != SessionStates.Running)
+        if (session.Value.State != SessionState.Running.ToName())
         {
             await RefuseAsync(viewer, sessionId, VncCloseCodes.NotRunning, $"session is {session.Value.State}");
             return;

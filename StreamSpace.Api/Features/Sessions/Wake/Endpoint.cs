@@ -1,8 +1,9 @@
 using StreamSpace.Api.Features.Agents.Hub;
+using StreamSpace.Contracts;
 
 namespace StreamSpace.Api.Features.Sessions.Wake;
 
-public sealed class WakeSessionEndpoint(SessionStore sessions, AgentHub hub) : SessionActionEndpoint(sessions, hub, "wake")
+public sealed class WakeSessionEndpoint(SessionStore sessions, AgentHub hub) : SessionActionEndpoint(sessions, hub, SessionAction.Wake)
 {
     public override void Configure()
     {

@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Http.Json;
 using Dapper;
 using Npgsql;
+using StreamSpace.Contracts;
 using StreamSpace.Tests.Api.Features.Agents;
 using StreamSpace.Tests.Infrastructure;
 
@@ -74,7 +75,7 @@ public sealed class SessionPlacementTests
         await second.WaitUntilConnectedAsync();
 
         var reported = Assert.Single(await second.Platform.ListSessionsAsync(CancellationToken.None));
-        Assert.Equal((id, "running"), (reported.SessionId, reported.State));
+        Assert.Equal((id, SessionState.Running), (reported.SessionId, reported.State));
         Assert.Equal("running", (await (await admin.GetAsync($"/api/v1/sessions/{id}")).AssertJsonAsync(HttpStatusCode.OK)).GetProperty("state").GetString());
         using var viewer = await RfbViewer.ConnectAsync(api.BaseAddress, await admin.ConnectUrlAsync(id));
         Assert.Equal(id, (await viewer.HandshakeAsync()).Name);
