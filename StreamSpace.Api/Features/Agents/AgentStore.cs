@@ -6,24 +6,6 @@ using StreamSpace.Contracts;
 
 namespace StreamSpace.Api.Features.Agents;
 
-/// <summary>An agent as admins see it. <see cref="Status"/> is derived from the last heartbeat, so it is never stale.</summary>
-public sealed record AgentView(
-    string Id,
-    string Status,
-    string? Platform,
-    string? Region,
-    string? Version,
-    int? ProtocolVersion,
-    JsonElement Capacity,
-    int ActiveSessions,
-    bool Draining,
-    bool Revoked,
-    DateTimeOffset? LastHeartbeat,
-    int HeartbeatIntervalSeconds,
-    int? ClockSkewMs,
-    DateTimeOffset? ConnectedAt,
-    DateTimeOffset CreatedAt);
-
 public enum AgentAuthentication
 {
     Accepted,
@@ -59,7 +41,7 @@ public sealed class AgentStore(NpgsqlDataSource dataSource, ApiSettings settings
         string Capacity, long ActiveSessions, bool Draining, DateTime? RevokedAt, DateTime? LastHeartbeat, int HeartbeatIntervalSeconds,
         int? ClockSkewMs, DateTime? ConnectedAt, DateTime CreatedAt)
     {
-        public AgentView ToView() => new(Id, Status, Platform, Region, Version, ProtocolVersion, JsonDocument.Parse(Capacity).RootElement,
+        public AgentResponse ToView() => new(Id, Status, Platform, Region, Version, ProtocolVersion, JsonDocument.Parse(Capacity).RootElement,
             (int)ActiveSessions, Draining, RevokedAt is not null, Utc(LastHeartbeat), HeartbeatIntervalSeconds, ClockSkewMs, Utc(ConnectedAt),
             new DateTimeOffset(CreatedAt, TimeSpan.Zero));
 
@@ -81,13 +63,13 @@ public sealed class AgentStore(NpgsqlDataSource dataSource, ApiSettings settings
         ORDER BY a.id
         """;
 
-    public async Task<IReadOnlyList<AgentView>> ListAsync(CancellationToken cancellationToken)
+    public async Task<IReadOnlyList<AgentResponse>> ListAsync(CancellationToken cancellationToken)
     {
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
         return [.. (await connection.QueryAsync<AgentRow>(new CommandDefinition(ViewQuery(""), cancellationToken: cancellationToken))).Select(r => r.ToView())];
     }
 
-    public async Task<AgentView?> GetAsync(string id, CancellationToken cancellationToken)
+    public async Task<AgentResponse?> GetAsync(string id, CancellationToken cancellationToken)
     {
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
         var row = await connection.QuerySingleOrDefaultAsync<AgentRow>(new CommandDefinition(ViewQuery("WHERE a.id = @id"), new { id }, cancellationToken: cancellationToken));

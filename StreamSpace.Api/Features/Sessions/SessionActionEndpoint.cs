@@ -9,7 +9,7 @@ using StreamSpace.Contracts;
 namespace StreamSpace.Api.Features.Sessions;
 
 /// <summary>Stop, hibernate and wake share their handling; each route names its action.</summary>
-public abstract class SessionActionEndpoint(SessionStore sessions, AgentHub hub, SessionAction action) : Endpoint<SessionRequest, SessionView>
+public abstract class SessionActionEndpoint(SessionStore sessions, AgentHub hub, SessionAction action) : Endpoint<SessionRequest, SessionResponse>
 {
     public override async Task HandleAsync(SessionRequest request, CancellationToken cancellationToken)
     {

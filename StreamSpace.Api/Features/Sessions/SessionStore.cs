@@ -20,7 +20,7 @@ public enum SessionChange
     NoAgent,
 }
 
-public sealed record SessionResult(SessionChange Change, SessionView? Session = null, string? Detail = null, string? AgentId = null);
+public sealed record SessionResult(SessionChange Change, SessionResponse? Session = null, string? Detail = null, string? AgentId = null);
 
 /// <summary>
 /// Sessions: placing them on agents, and turning users' requests into commands. Each request changes the session,
@@ -29,7 +29,7 @@ public sealed record SessionResult(SessionChange Change, SessionView? Session = 
 public sealed class SessionStore(NpgsqlDataSource dataSource, ApiSettings settings, SessionListCache lists)
 {
     /// <summary>A session of the owner's, or any session for an admin; another user's session does not exist for them.</summary>
-    public async Task<SessionView?> GetAsync(string id, Guid viewerId, bool viewerIsAdmin, CancellationToken cancellationToken)
+    public async Task<SessionResponse?> GetAsync(string id, Guid viewerId, bool viewerIsAdmin, CancellationToken cancellationToken)
     {
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
         var row = await connection.QuerySingleOrDefaultAsync<SessionRow>(new CommandDefinition(
@@ -38,7 +38,7 @@ public sealed class SessionStore(NpgsqlDataSource dataSource, ApiSettings settin
         return row?.ToView();
     }
 
-    public async Task<IReadOnlyList<SessionView>> ListAsync(Guid? userId, string? username, string? state, CancellationToken cancellationToken)
+    public async Task<IReadOnlyList<SessionResponse>> ListAsync(Guid? userId, string? username, string? state, CancellationToken cancellationToken)
     {
         // Only the filters given become predicates: "@x IS NULL OR …" would give PostgreSQL one generic plan for every
         // combination, and each combination's text is its own auto-prepared statement.

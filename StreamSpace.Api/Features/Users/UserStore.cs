@@ -107,7 +107,7 @@ public sealed class UserStore(NpgsqlDataSource dataSource, IPasswordHasher<UserA
             return (UserChange.NotFound, null);
         }
 
-        var losesAdmin = current is { Role: Role.Admin, Disabled: false } && (role is Role.User || disabled is true);
+        var losesAdmin = current is { Role: UserRoles.Admin, Disabled: false } && (role is UserRoles.User || disabled is true);
         if (losesAdmin && !await OtherActiveAdminExistsAsync(connection, transaction, id, cancellationToken))
         {
             return (UserChange.LastAdmin, current);
@@ -156,7 +156,7 @@ public sealed class UserStore(NpgsqlDataSource dataSource, IPasswordHasher<UserA
             return (UserChange.NotFound, []);
         }
 
-        if (current is { Role: Role.Admin, Disabled: false } && !await OtherActiveAdminExistsAsync(connection, transaction, id, cancellationToken))
+        if (current is { Role: UserRoles.Admin, Disabled: false } && !await OtherActiveAdminExistsAsync(connection, transaction, id, cancellationToken))
         {
             return (UserChange.LastAdmin, []);
         }

@@ -3,6 +3,7 @@ using System.Runtime.CompilerServices;
 using System.Text.Json;
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Authentication.Cookies;
+using StreamSpace.Contracts.Api;
 using StreamSpace.Web.Features.Auth;
 
 namespace StreamSpace.Web.Features.Api;
@@ -40,7 +41,7 @@ public sealed class ApiSession(StreamSpaceApi api, IHttpClientFactory httpClient
             var bearer = await AccessTokenAsync();
             if (bearer is null)
             {
-                return ApiResult<T>.Failure(ApiProblem.NotSignedIn);
+                return ApiResult<T>.Failure(ApiError.NotSignedIn);
             }
 
             request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", bearer);
@@ -52,7 +53,7 @@ public sealed class ApiSession(StreamSpaceApi api, IHttpClientFactory httpClient
     /// The sessions that change, as the API's server-sent events report them, until <paramref name="cancellationToken"/>
     /// is cancelled or the stream ends (the caller reconnects and re-reads the list, since it may have missed changes).
     /// </summary>
-    public async IAsyncEnumerable<SessionDto> WatchSessionsAsync([EnumeratorCancellation] CancellationToken cancellationToken)
+    public async IAsyncEnumerable<SessionResponse> WatchSessionsAsync([EnumeratorCancellation] CancellationToken cancellationToken)
     {
         var bearer = await AccessTokenAsync();
         if (bearer is null)
@@ -79,7 +80,7 @@ public sealed class ApiSession(StreamSpaceApi api, IHttpClientFactory httpClient
             if (line.Length == 0)
             {
                 if (eventName == "session" && data.Length > 0 &&
-                    JsonSerializer.Deserialize<SessionDto>(data.ToString(), ApiJson.Options) is { } session)
+                    JsonSerializer.Deserialize<SessionResponse>(data.ToString(), ApiJson.Options) is { } session)
                 {
                     yield return session;
                 }

@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Http.Headers;
 using System.Text.Json;
 using Polly;
+using StreamSpace.Contracts.Api;
 
 namespace StreamSpace.Web.Features.Api;
 
@@ -40,7 +41,7 @@ public sealed class StreamSpaceApi(IHttpClientFactory httpClients, TimeProvider 
         catch (Exception e) when (IsNoAnswer(e, cancellationToken))
         {
             logger.LogWarning(e, "The StreamSpace API did not answer {Method} {Path}.", request.Method, request.RequestUri);
-            return ApiResult<T>.Failure(ApiProblem.Unreachable);
+            return ApiResult<T>.Failure(ApiError.Unreachable);
         }
     }
 
@@ -55,25 +56,25 @@ public sealed class StreamSpaceApi(IHttpClientFactory httpClients, TimeProvider 
         _ => false,
     };
 
-    private async Task<ApiProblem> ReadProblemAsync(HttpResponseMessage response, CancellationToken cancellationToken)
+    private async Task<ApiError> ReadProblemAsync(HttpResponseMessage response, CancellationToken cancellationToken)
     {
         var status = (int)response.StatusCode;
         var retryAfter = RetryAfter(response);
         var mediaType = response.Content.Headers.ContentType?.MediaType;
         if (mediaType is not ("application/problem+json" or "application/json"))
         {
-            return new ApiProblem(status, response.ReasonPhrase, RetryAfter: retryAfter);
+            return new ApiError(status, response.ReasonPhrase, RetryAfter: retryAfter);
         }
 
         try
         {
             var body = await response.Content.ReadFromJsonAsync<ProblemBody>(ApiJson.Options, cancellationToken);
-            return new ApiProblem(status, body?.Title ?? response.ReasonPhrase, body?.Detail, retryAfter);
+            return new ApiError(status, body?.Title ?? response.ReasonPhrase, body?.Detail, retryAfter);
         }
         catch (JsonException)
         {
             // A proxy's error page claiming to be JSON: the status alone still says what happened.
-            return new ApiProblem(status, response.ReasonPhrase, RetryAfter: retryAfter);
+            return new ApiError(status, response.ReasonPhrase, RetryAfter: retryAfter);
         }
     }
 

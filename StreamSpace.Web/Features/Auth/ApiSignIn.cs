@@ -1,6 +1,7 @@
 using System.Security.Claims;
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Authentication.Cookies;
+using StreamSpace.Contracts.Api;
 using StreamSpace.Web.Features.Api;
 
 namespace StreamSpace.Web.Features.Auth;
@@ -9,7 +10,7 @@ namespace StreamSpace.Web.Features.Auth;
 public sealed class ApiSignIn(StreamSpaceApi api)
 {
     /// <summary>Signs the user in on <paramref name="httpContext"/>; returns null on success, or why it failed.</summary>
-    public async Task<ApiProblem?> SignInAsync(HttpContext httpContext, string username, string password, CancellationToken cancellationToken)
+    public async Task<ApiError?> SignInAsync(HttpContext httpContext, string username, string password, CancellationToken cancellationToken)
     {
         using var request = new HttpRequestMessage(HttpMethod.Post, ApiRoutes.Login)
         {
@@ -30,7 +31,7 @@ public sealed class ApiSignIn(StreamSpaceApi api)
         if (result.Value is not { } login)
         {
             // A 2xx without a body is not the contract; treat it like a broken API rather than a signed-in user without a token.
-            return ApiProblem.Unreachable;
+            return ApiError.Unreachable;
         }
 
         var identity = new ClaimsIdentity(
@@ -58,9 +59,9 @@ public sealed class ApiSignIn(StreamSpaceApi api)
     }
 
     /// <summary>What the login page says for a failed login.</summary>
-    public static string ErrorMessage(ApiProblem problem) => problem switch
+    public static string ErrorMessage(ApiError problem) => problem switch
     {
-        { IsUnreachable: true } => ApiProblem.UnreachableMessage,
+        { IsUnreachable: true } => ApiError.UnreachableMessage,
         { Status: StatusCodes.Status401Unauthorized } => "Invalid username or password.",
         { Status: StatusCodes.Status429TooManyRequests, RetryAfter: { } wait } =>
             $"Too many login attempts. Try again in {Math.Max(1, (int)Math.Ceiling(wait.TotalSeconds))} seconds.",

@@ -1,3 +1,4 @@
+using StreamSpace.Contracts.Api;
 using StreamSpace.Web.Features.Api;
 
 namespace StreamSpace.Web.Features.Sessions;
@@ -9,7 +10,7 @@ public static class LiveSessions
     /// Calls <paramref name="onChange"/> for every session event until <paramref name="cancellationToken"/> is cancelled.
     /// When the stream drops it reconnects and calls <paramref name="onResync"/>, since changes may have been missed meanwhile.
     /// </summary>
-    public static async Task RunAsync(ApiSession api, Func<SessionDto, Task> onChange, Func<Task> onResync, ILogger logger,
+    public static async Task RunAsync(ApiSession api, Func<SessionResponse, Task> onChange, Func<Task> onResync, ILogger logger,
         CancellationToken cancellationToken)
     {
         while (!cancellationToken.IsCancellationRequested)

@@ -1,4 +1,5 @@
-using StreamSpace.Web.Components.Shared;
+using StreamSpace.Contracts;
+using StreamSpace.Contracts.Api;
 using StreamSpace.Web.Features.Api;
 
 namespace StreamSpace.Web.Features.Sessions;
@@ -6,19 +7,16 @@ namespace StreamSpace.Web.Features.Sessions;
 public static class SessionActions
 {
     /// <summary>Asks the API to stop, hibernate or wake a session; the new state then arrives as an event.</summary>
-    public static async Task<ApiProblem?> RunAsync(this ApiSession api, SessionDto session, SessionTable.SessionAction action)
+    public static async Task<ApiError?> RunAsync(this ApiSession api, SessionResponse session, SessionAction action)
     {
-        var result = action switch
-        {
-            SessionTable.SessionAction.Stop => await api.DeleteAsync(ApiRoutes.Session(session.Id)),
-            SessionTable.SessionAction.Hibernate => await api.PostAsync<System.Text.Json.JsonElement>(ApiRoutes.SessionAction(session.Id, "hibernate"), null),
-            _ => await api.PostAsync<System.Text.Json.JsonElement>(ApiRoutes.SessionAction(session.Id, "wake"), null),
-        };
-        return result.Problem;
+        // Stopping is DELETE /sessions/{id}; the other actions are POSTs named after them.
+        return action == SessionAction.Stop
+            ? (await api.DeleteAsync(ApiRoutes.Session(session.Id))).Problem
+            : (await api.PostAsync<SessionResponse>(ApiRoutes.SessionAction(session.Id, action.ToName()), null)).Problem;
     }
 
     /// <summary>Replaces or adds <paramref name="session"/>, newest first.</summary>
-    public static List<SessionDto> Upsert(this List<SessionDto> sessions, SessionDto session)
+    public static List<SessionResponse> Upsert(this List<SessionResponse> sessions, SessionResponse session)
     {
         var index = sessions.FindIndex(s => s.Id == session.Id);
         if (index >= 0)

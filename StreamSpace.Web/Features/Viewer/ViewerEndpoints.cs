@@ -1,3 +1,4 @@
+using StreamSpace.Contracts.Api;
 using StreamSpace.Web.Features.Api;
 using StreamSpace.Web.Features.Proxy;
 
@@ -9,8 +10,6 @@ namespace StreamSpace.Web.Features.Viewer;
 /// </summary>
 public static class ViewerEndpoints
 {
-    public sealed record TicketResponse(string Ticket, string Url, DateTimeOffset ExpiresAt);
-
     public static WebApplication MapViewerEndpoints(this WebApplication app)
     {
         app.MapPost("/viewer/{id}/ticket", IssueTicketAsync).RequireAuthorization();
@@ -31,7 +30,7 @@ public static class ViewerEndpoints
         }
 
         return result.Value is { } ticket
-            ? TypedResults.Ok(new TicketResponse(ticket.Ticket, ticket.Url, ticket.ExpiresAt))
-            : TypedResults.Problem(statusCode: StatusCodes.Status502BadGateway, detail: ApiProblem.UnreachableMessage);
+            ? TypedResults.Ok(ticket)
+            : TypedResults.Problem(statusCode: StatusCodes.Status502BadGateway, detail: ApiError.UnreachableMessage);
     }
 }

@@ -4,12 +4,6 @@ using StreamSpace.Api.Infrastructure;
 
 namespace StreamSpace.Api.Features.Auth.Login;
 
-public sealed record LoginRequest(string Username, string Password);
-
-public sealed record LoginResponse(string Token, DateTimeOffset ExpiresAt, UserSummary User);
-
-public sealed record UserSummary(Guid Id, string Username, string Role);
-
 public sealed class LoginValidator : Validator<LoginRequest>
 {
     public LoginValidator()

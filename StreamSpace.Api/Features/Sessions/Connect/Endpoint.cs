@@ -7,8 +7,6 @@ using StreamSpace.Contracts;
 
 namespace StreamSpace.Api.Features.Sessions.Connect;
 
-public sealed record ConnectResponse(string Ticket, string Url, DateTimeOffset ExpiresAt);
-
 /// <summary>Issues a ticket for the session's VNC WebSocket at /vnc/{id}.</summary>
 public sealed class ConnectSessionEndpoint(SessionStore sessions, VncTickets tickets) : Endpoint<SessionRequest, ConnectResponse>
 {

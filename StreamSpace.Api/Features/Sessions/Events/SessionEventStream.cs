@@ -43,7 +43,7 @@ public static class SessionEventStream
 
                 using var wait = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted);
                 wait.CancelAfter(RecheckEvery);
-                SessionView session;
+                SessionResponse session;
                 try
                 {
                     session = await changes.ReadAsync(wait.Token);

@@ -5,8 +5,6 @@ using StreamSpace.Api.Infrastructure;
 
 namespace StreamSpace.Api.Features.Users.ChangePassword;
 
-public sealed record ChangePasswordRequest(string CurrentPassword, string NewPassword);
-
 public sealed class ChangePasswordValidator : Validator<ChangePasswordRequest>
 {
     public ChangePasswordValidator()

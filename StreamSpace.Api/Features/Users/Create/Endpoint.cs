@@ -5,8 +5,6 @@ using StreamSpace.Api.Infrastructure;
 
 namespace StreamSpace.Api.Features.Users.Create;
 
-public sealed record CreateUserRequest(string Username, string Password, string Role = Auth.Role.User);
-
 public sealed class CreateUserValidator : Validator<CreateUserRequest>
 {
     public CreateUserValidator()
@@ -22,7 +20,7 @@ public sealed class CreateUserEndpoint(UserStore users) : Endpoint<CreateUserReq
     public override void Configure()
     {
         Post("users");
-        Roles(Role.Admin);
+        Roles(UserRoles.Admin);
         Summary(s => s.Summary = "Creates a user (admin only).");
     }
 

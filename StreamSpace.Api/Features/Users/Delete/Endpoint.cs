@@ -17,7 +17,7 @@ public sealed class DeleteUserEndpoint(UserStore users, AgentHub hub) : Endpoint
     public override void Configure()
     {
         Delete("users/{id}");
-        Roles(Role.Admin);
+        Roles(UserRoles.Admin);
         Summary(s => s.Summary = "Stops a user's sessions, then deletes the user (admin only).");
     }
 

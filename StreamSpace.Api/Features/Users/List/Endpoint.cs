@@ -8,7 +8,7 @@ public sealed class ListUsersEndpoint(UserStore users) : EndpointWithoutRequest<
     public override void Configure()
     {
         Get("users");
-        Roles(Role.Admin);
+        Roles(UserRoles.Admin);
         Summary(s => s.Summary = "Lists every user (admin only).");
     }
 

@@ -13,7 +13,7 @@ public sealed class SignOutUserEndpoint(SignIns signIns) : Endpoint<SignOutUserR
     public override void Configure()
     {
         Post("users/{id}/sign-out");
-        Roles(Role.Admin);
+        Roles(UserRoles.Admin);
         Summary(s => s.Summary = "Signs a user out everywhere: every token issued so far stops working (admin only).");
     }
 

@@ -4,15 +4,15 @@ using System.Net;
 namespace StreamSpace.Web.Features.Api;
 
 /// <summary>Why an API call did not succeed, in terms a page can show. <see cref="Status"/> is null when no answer came.</summary>
-public sealed record ApiProblem(int? Status, string? Title = null, string? Detail = null, TimeSpan? RetryAfter = null)
+public sealed record ApiError(int? Status, string? Title = null, string? Detail = null, TimeSpan? RetryAfter = null)
 {
     public const string UnreachableMessage = "StreamSpace API is unreachable; try again shortly.";
 
     /// <summary>No answer, or a server error: either way the user can only wait and retry.</summary>
-    public static readonly ApiProblem Unreachable = new(Status: null);
+    public static readonly ApiError Unreachable = new(Status: null);
 
     /// <summary>The web session holds no API token, e.g. the page was rendered for a signed-out user.</summary>
-    public static readonly ApiProblem NotSignedIn = new((int)HttpStatusCode.Unauthorized, "Not signed in.");
+    public static readonly ApiError NotSignedIn = new((int)HttpStatusCode.Unauthorized, "Not signed in.");
 
     public bool IsUnreachable => Status is null or >= 500;
 
@@ -28,7 +28,7 @@ public sealed record ApiProblem(int? Status, string? Title = null, string? Detai
 /// <summary>The outcome of an API call: a value, or a problem to show. API calls never throw for HTTP or network failures.</summary>
 public sealed class ApiResult<T>
 {
-    private ApiResult(T? value, ApiProblem? problem)
+    private ApiResult(T? value, ApiError? problem)
     {
         Value = value;
         Problem = problem;
@@ -37,12 +37,12 @@ public sealed class ApiResult<T>
     /// <summary>The response body; default for a success without one (204).</summary>
     public T? Value { get; }
 
-    public ApiProblem? Problem { get; }
+    public ApiError? Problem { get; }
 
     [MemberNotNullWhen(false, nameof(Problem))]
     public bool Succeeded => Problem is null;
 
     public static ApiResult<T> Success(T? value) => new(value, null);
 
-    public static ApiResult<T> Failure(ApiProblem problem) => new(default, problem);
+    public static ApiResult<T> Failure(ApiError problem) => new(default, problem);
 }

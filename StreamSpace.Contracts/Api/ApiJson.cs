@@ -1,10 +1,11 @@
 using System.Text.Json;
+using System.Text.Json.Serialization;
 
-namespace StreamSpace.Web.Features.Api;
+namespace StreamSpace.Contracts.Api;
 
+/// <summary>The HTTP API's JSON: snake_case names (<c>expires_at</c>, <c>user_id</c>), for its clients to read and write it.</summary>
 public static class ApiJson
 {
-    /// <summary>The API writes and reads snake_case JSON (<c>expires_at</c>, <c>user_id</c>).</summary>
     public static readonly JsonSerializerOptions Options = new(JsonSerializerDefaults.Web)
     {
         PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
@@ -13,6 +14,6 @@ public static class ApiJson
     /// <summary>For PATCH bodies, where a missing field means "leave it" and null would mean "clear it".</summary>
     public static readonly JsonSerializerOptions OmitNulls = new(Options)
     {
-        DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull,
+        DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
     };
 }

@@ -3,27 +3,7 @@ using StreamSpace.Contracts;
 
 namespace StreamSpace.Api.Features.Sessions;
 
-/// <summary>A session as the API shows it.</summary>
-public sealed record SessionView(
-    string Id,
-    Guid UserId,
-    string? Username,
-    string Template,
-    SessionState State,
-    string? FailureReason,
-    string? AgentId,
-    string? Platform,
-    JsonElement PlatformMetadata,
-    DateTimeOffset CreatedAt,
-    DateTimeOffset UpdatedAt,
-    DateTimeOffset? StartedAt,
-    DateTimeOffset? StoppedAt,
-    AdminViewing? LastViewedByAdmin);
-
-/// <summary>The last time an admin opened a viewer on another user's session: the owner is shown who, and when.</summary>
-public sealed record AdminViewing(string Username, DateTimeOffset At);
-
-/// <summary>A row as read for <see cref="SessionView"/>.</summary>
+/// <summary>A row as read for <see cref="SessionResponse"/>.</summary>
 public sealed class SessionRow
 {
     public string Id { get; init; } = "";
@@ -50,7 +30,7 @@ public sealed class SessionRow
         FROM sessions s LEFT JOIN users u ON u.id = s.user_id
         """;
 
-    public SessionView ToView() => new(Id, UserId, Username, Template, SessionNames.ParseState(State), FailureReason, AgentId, Platform,
+    public SessionResponse ToView() => new(Id, UserId, Username, Template, SessionNames.ParseState(State), FailureReason, AgentId, Platform,
         JsonDocument.Parse(PlatformMetadata).RootElement, Utc(CreatedAt), Utc(UpdatedAt),
         StartedAt is { } started ? Utc(started) : null, StoppedAt is { } stopped ? Utc(stopped) : null,
         LastViewedByAdmin is { } admin && LastViewedByAdminAt is { } viewedAt ? new AdminViewing(admin, Utc(viewedAt)) : null);

@@ -1,4 +1,4 @@
-namespace StreamSpace.Api.Features.Diagnostics;
+namespace StreamSpace.Contracts.Api;
 
 public static class CheckStatus
 {
@@ -7,7 +7,7 @@ public static class CheckStatus
     public const string Fail = "fail";
 }
 
-/// <summary>One finding: what was checked, how it stands, what shows it, and what to do.</summary>
+/// <summary>One finding of <c>GET /api/v1/admin/diagnostics</c>: what was checked, how it stands, what shows it, and what to do.</summary>
 public sealed record DiagnosticCheck(string Id, string Title, string Status, string Evidence, string? Fix = null)
 {
     public static DiagnosticCheck Ok(string id, string title, string evidence) => new(id, title, CheckStatus.Ok, evidence);

@@ -2,14 +2,6 @@ using System.Security.Claims;
 
 namespace StreamSpace.Api.Features.Auth;
 
-public static class Role
-{
-    public const string Admin = "admin";
-    public const string User = "user";
-
-    public static bool IsValid(string? role) => role is Admin or User;
-}
-
 public static class ClaimNames
 {
     public const string Subject = "sub";
@@ -32,7 +24,7 @@ public static class ClaimsPrincipalExtensions
     public static Guid RequiredUserId(this ClaimsPrincipal user) =>
         user.UserId() ?? throw new InvalidOperationException("The endpoint requires an authenticated user.");
 
-    public static bool IsAdmin(this ClaimsPrincipal user) => user.IsInRole(Role.Admin);
+    public static bool IsAdmin(this ClaimsPrincipal user) => user.IsInRole(UserRoles.Admin);
 
     /// <summary>The token's version; tokens from before versions existed count as 0.</summary>
     public static int TokenVersion(this ClaimsPrincipal user) =>
