@@ -106,7 +106,7 @@ public sealed class ApiSession(StreamSpaceApi api, IHttpClientFactory httpClient
     /// (the pattern Microsoft documents for tokens in Blazor Web Apps).
     /// </summary>
     public async Task<string?> AccessTokenAsync() => token ??= httpContextAccessor.HttpContext is { } httpContext
-        ? await httpContext.GetTokenAsync(CookieAuthenticationDefaults.AuthenticationScheme, StreamSpaceClaims.AccessTokenName)
+        ? await httpContext.GetTokenAsync(CookieAuthenticationDefaults.AuthenticationScheme, AuthCookie.AccessTokenName)
         : null;
 
     private static HttpRequestMessage WithBody(HttpMethod method, string path, object? body, JsonSerializerOptions options) => new(method, path)

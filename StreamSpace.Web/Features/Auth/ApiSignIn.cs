@@ -36,13 +36,13 @@ public sealed class ApiSignIn(StreamSpaceApi api)
 
         var identity = new ClaimsIdentity(
             [
-                new Claim(StreamSpaceClaims.Subject, login.User.Id.ToString()),
-                new Claim(StreamSpaceClaims.Name, login.User.Username),
-                new Claim(StreamSpaceClaims.Role, login.User.Role),
+                new Claim(ClaimNames.Subject, login.User.Id.ToString()),
+                new Claim(ClaimNames.Name, login.User.Username),
+                new Claim(ClaimNames.Role, login.User.Role),
             ],
             CookieAuthenticationDefaults.AuthenticationScheme,
-            StreamSpaceClaims.Name,
-            StreamSpaceClaims.Role);
+            ClaimNames.Name,
+            ClaimNames.Role);
 
         var properties = new AuthenticationProperties
         {
@@ -52,7 +52,7 @@ public sealed class ApiSignIn(StreamSpaceApi api)
             AllowRefresh = false,
         };
         // Stored in the encrypted, HttpOnly cookie: the server can read it back, the browser's JavaScript cannot.
-        properties.StoreTokens([new AuthenticationToken { Name = StreamSpaceClaims.AccessTokenName, Value = login.Token }]);
+        properties.StoreTokens([new AuthenticationToken { Name = AuthCookie.AccessTokenName, Value = login.Token }]);
 
         await httpContext.SignInAsync(CookieAuthenticationDefaults.AuthenticationScheme, new ClaimsPrincipal(identity), properties);
         return null;

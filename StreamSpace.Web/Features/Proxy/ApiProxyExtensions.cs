@@ -91,7 +91,7 @@ public static class ApiProxyExtensions
 
     private static async ValueTask AddBearerAsync(RequestTransformContext transform)
     {
-        var token = await transform.HttpContext.GetTokenAsync(CookieAuthenticationDefaults.AuthenticationScheme, StreamSpaceClaims.AccessTokenName);
+        var token = await transform.HttpContext.GetTokenAsync(CookieAuthenticationDefaults.AuthenticationScheme, AuthCookie.AccessTokenName);
         if (token is not null)
         {
             transform.ProxyRequest.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
