@@ -2,11 +2,11 @@ using System.Net.Http.Headers;
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Authentication.Cookies;
 using Microsoft.AspNetCore.Diagnostics;
-using StreamSpace.Web.Features.Auth;
+using StreamSpace.Web.Services.Auth;
 using Yarp.ReverseProxy.Configuration;
 using Yarp.ReverseProxy.Transforms;
 
-namespace StreamSpace.Web.Features.Proxy;
+namespace StreamSpace.Web.Services.Proxy;
 
 /// <summary>
 /// Forwards <c>/api/*</c> and <c>/vnc/*</c> (WebSockets) to the API with YARP, so the browser talks to one origin and

@@ -2,9 +2,9 @@ using System.Security.Claims;
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Authentication.Cookies;
 using StreamSpace.Contracts.Api;
-using StreamSpace.Web.Features.Api;
+using StreamSpace.Web.Services.Api;
 
-namespace StreamSpace.Web.Features.Auth;
+namespace StreamSpace.Web.Services.Auth;
 
 /// <summary>Logs in to the API with a username and password and turns the JWT it returns into the web's auth cookie.</summary>
 public sealed class ApiSignIn(StreamSpaceApi api)

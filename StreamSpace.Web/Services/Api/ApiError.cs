@@ -1,7 +1,7 @@
 using System.Diagnostics.CodeAnalysis;
 using System.Net;
 
-namespace StreamSpace.Web.Features.Api;
+namespace StreamSpace.Web.Services.Api;
 
 /// <summary>Why an API call did not succeed, in terms a page can show. <see cref="Status"/> is null when no answer came.</summary>
 public sealed record ApiError(int? Status, string? Title = null, string? Detail = null, TimeSpan? RetryAfter = null)

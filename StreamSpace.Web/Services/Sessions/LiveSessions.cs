@@ -1,7 +1,7 @@
 using StreamSpace.Contracts.Api;
-using StreamSpace.Web.Features.Api;
+using StreamSpace.Web.Services.Api;
 
-namespace StreamSpace.Web.Features.Sessions;
+namespace StreamSpace.Web.Services.Sessions;
 
 /// <summary>Keeps a page's sessions live from the API's server-sent events, consumed here on the server.</summary>
 public static class LiveSessions

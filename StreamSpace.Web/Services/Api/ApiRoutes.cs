@@ -1,4 +1,4 @@
-namespace StreamSpace.Web.Features.Api;
+namespace StreamSpace.Web.Services.Api;
 
 /// <summary>The API paths the web calls, relative to <see cref="ApiClientExtensions.BaseAddress"/>.</summary>
 public static class ApiRoutes

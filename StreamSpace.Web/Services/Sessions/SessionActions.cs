@@ -1,8 +1,8 @@
 using StreamSpace.Contracts;
 using StreamSpace.Contracts.Api;
-using StreamSpace.Web.Features.Api;
+using StreamSpace.Web.Services.Api;
 
-namespace StreamSpace.Web.Features.Sessions;
+namespace StreamSpace.Web.Services.Sessions;
 
 public static class SessionActions
 {

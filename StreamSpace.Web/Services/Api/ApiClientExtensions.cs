@@ -2,7 +2,7 @@ using System.Net;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Http.Resilience;
 
-namespace StreamSpace.Web.Features.Api;
+namespace StreamSpace.Web.Services.Api;
 
 public static class ApiClientExtensions
 {

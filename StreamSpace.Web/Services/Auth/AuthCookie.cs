@@ -1,7 +1,7 @@
 using System.Security.Claims;
 using StreamSpace.Contracts.Api;
 
-namespace StreamSpace.Web.Features.Auth;
+namespace StreamSpace.Web.Services.Auth;
 
 /// <summary>The web's auth cookie: it carries the API's claims (<see cref="ClaimNames"/>) and the API's token.</summary>
 public static class AuthCookie

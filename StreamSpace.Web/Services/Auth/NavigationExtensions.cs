@@ -1,6 +1,6 @@
 using Microsoft.AspNetCore.Components;
 
-namespace StreamSpace.Web.Features.Auth;
+namespace StreamSpace.Web.Services.Auth;
 
 public static class NavigationExtensions
 {

@@ -1,9 +1,9 @@
 using Microsoft.AspNetCore.Antiforgery;
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Authentication.Cookies;
-using StreamSpace.Web.Features.Api;
+using StreamSpace.Web.Services.Api;
 
-namespace StreamSpace.Web.Features.Auth;
+namespace StreamSpace.Web.Services.Auth;
 
 public static class AuthExtensions
 {

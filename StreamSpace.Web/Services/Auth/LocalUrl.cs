@@ -1,4 +1,4 @@
-namespace StreamSpace.Web.Features.Auth;
+namespace StreamSpace.Web.Services.Auth;
 
 /// <summary>Keeps <c>?returnUrl=</c> on this site, so the login page cannot be used to send users elsewhere.</summary>
 public static class LocalUrl

@@ -4,7 +4,7 @@ using Microsoft.AspNetCore.DataProtection.KeyManagement;
 using Microsoft.AspNetCore.DataProtection.Repositories;
 using Npgsql;
 
-namespace StreamSpace.Web.Features.DataProtection;
+namespace StreamSpace.Web.Services.DataProtection;
 
 /// <summary>
 /// Keeps the Data Protection key ring (which encrypts the auth cookie) in PostgreSQL's <c>data_protection_keys</c>, so

@@ -1,8 +1,8 @@
 using StreamSpace.Contracts.Api;
-using StreamSpace.Web.Features.Api;
-using StreamSpace.Web.Features.Proxy;
+using StreamSpace.Web.Services.Api;
+using StreamSpace.Web.Services.Proxy;
 
-namespace StreamSpace.Web.Features.Viewer;
+namespace StreamSpace.Web.Services.Viewer;
 
 /// <summary>
 /// POST /viewer/{id}/ticket: the viewer's script asks here, with the auth cookie, for a fresh VNC ticket. The server

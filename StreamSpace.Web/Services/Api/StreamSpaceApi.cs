@@ -4,7 +4,7 @@ using System.Text.Json;
 using Polly;
 using StreamSpace.Contracts.Api;
 
-namespace StreamSpace.Web.Features.Api;
+namespace StreamSpace.Web.Services.Api;
 
 /// <summary>
 /// Sends requests to the API and turns every answer, or the lack of one, into an <see cref="ApiResult{T}"/>.

@@ -4,9 +4,9 @@ using System.Text.Json;
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Authentication.Cookies;
 using StreamSpace.Contracts.Api;
-using StreamSpace.Web.Features.Auth;
+using StreamSpace.Web.Services.Auth;
 
-namespace StreamSpace.Web.Features.Api;
+namespace StreamSpace.Web.Services.Api;
 
 /// <summary>
 /// Calls the API as the signed-in user, with the JWT kept inside the auth cookie. Inject it into pages.
