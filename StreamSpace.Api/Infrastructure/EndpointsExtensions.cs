@@ -1,6 +1,7 @@
 using System.Text.Json;
 using FastEndpoints;
 using FastEndpoints.Swagger;
+using Microsoft.AspNetCore.Http.Features;
 
 namespace StreamSpace.Api.Infrastructure;
 
@@ -41,9 +42,25 @@ public static class EndpointsExtensions
             config.Endpoints.RoutePrefix = RoutePrefix;
             // snake_case matches the columns and the names the troubleshooting guide's curl | jq examples use.
             config.Serializer.Options.PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower;
+            var json = config.Serializer.Options;
+            config.Serializer.RequestDeserializer = (request, type, context, cancellationToken) =>
+                ReadBodyAsync(request, type, context?.Options ?? json, cancellationToken);
             config.Errors.UseProblemDetails();
         });
         app.UseSwaggerGen();
         return app;
     }
+
+    /// <summary>
+    /// Many HTTP clients send <c>Content-Type: application/json</c> on every request, a GET or an action POST included.
+    /// An empty body then reads as <c>{}</c>, as if the client had sent no content type: the route and query bind as
+    /// usual, and an endpoint that needs a body answers with its validation errors.
+    /// </summary>
+    private static async ValueTask<object?> ReadBodyAsync(HttpRequest request, Type type, JsonSerializerOptions options, CancellationToken cancellationToken) =>
+        HasNoBody(request)
+            ? JsonSerializer.Deserialize("{}", type, options)
+            : await request.ReadFromJsonAsync(type, options, cancellationToken);
+
+    private static bool HasNoBody(HttpRequest request) =>
+        request.ContentLength == 0 || request.HttpContext.Features.Get<IHttpRequestBodyDetectionFeature>() is { CanHaveBody: false };
 }
