@@ -13,6 +13,7 @@ public static class SessionsExtensions
     public static IHostApplicationBuilder AddStreamSpaceSessions(this IHostApplicationBuilder builder)
     {
         builder.Services.AddSingleton<SessionStore>();
+        builder.Services.AddSingleton<IUserSessions, UserSessions>();
         builder.Services.AddSingleton<SessionListCache>();
         builder.Services.AddSingleton<VncTickets>();
         builder.Services.AddSingleton<VncProxy>();

@@ -1,5 +1,4 @@
 using StreamSpace.Api.Features.Audit;
-using StreamSpace.Api.Features.Auth;
 using StreamSpace.Api.Infrastructure.Database;
 using StreamSpace.Settings;
 

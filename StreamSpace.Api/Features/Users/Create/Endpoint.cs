@@ -1,6 +1,5 @@
 using FastEndpoints;
 using StreamSpace.Api.Features.Audit;
-using StreamSpace.Api.Features.Auth;
 using StreamSpace.Api.Infrastructure;
 
 namespace StreamSpace.Api.Features.Users.Create;

@@ -1,7 +1,6 @@
 using FastEndpoints;
 using StreamSpace.Api.Features.Agents.Hub;
 using StreamSpace.Api.Features.Audit;
-using StreamSpace.Api.Features.Auth;
 using StreamSpace.Api.Infrastructure;
 
 namespace StreamSpace.Api.Features.Users.Delete;
@@ -35,17 +34,12 @@ public sealed class DeleteUserEndpoint(UserStore users, AgentHub hub) : Endpoint
             await hub.DeliverCommandsAsync(agentId, cancellationToken);
         }
 
-        switch (result)
+        if (result.Refusal(request.Id) is { } refusal)
         {
-            case UserChange.NotFound:
-                await Send.ResultAsync(ApiProblem.NotFound($"No user has id {request.Id}."));
-                break;
-            case UserChange.LastAdmin:
-                await Send.ResultAsync(ApiProblem.Conflict(UserStore.LastAdminProblem));
-                break;
-            default:
-                await Send.NoContentAsync(cancellationToken);
-                break;
+            await Send.ResultAsync(refusal);
+            return;
         }
+
+        await Send.NoContentAsync(cancellationToken);
     }
 }

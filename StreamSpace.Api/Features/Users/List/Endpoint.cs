@@ -1,5 +1,4 @@
 using FastEndpoints;
-using StreamSpace.Api.Features.Auth;
 
 namespace StreamSpace.Api.Features.Users.List;
 

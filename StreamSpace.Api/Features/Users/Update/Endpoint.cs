@@ -1,6 +1,5 @@
 using FastEndpoints;
 using StreamSpace.Api.Features.Audit;
-using StreamSpace.Api.Features.Auth;
 using StreamSpace.Api.Infrastructure;
 
 namespace StreamSpace.Api.Features.Users.Update;
@@ -33,18 +32,13 @@ public sealed class UpdateUserEndpoint(UserStore users, ApiSettings settings) : 
         }
 
         var (result, user) = await users.UpdateAsync(Actor.From(User), id, request.Role, request.Disabled, request.Password, cancellationToken);
-        switch (result)
+        if (result.Refusal(id) is { } refusal)
         {
-            case UserChange.NotFound:
-                await Send.ResultAsync(ApiProblem.NotFound($"No user has id {id}."));
-                break;
-            case UserChange.LastAdmin:
-                await Send.ResultAsync(ApiProblem.Conflict(UserStore.LastAdminProblem));
-                break;
-            default:
-                await Send.OkAsync(user!.ToResponse(), cancellationToken);
-                break;
+            await Send.ResultAsync(refusal);
+            return;
         }
+
+        await Send.OkAsync(user!.ToResponse(), cancellationToken);
     }
 
     private async Task<bool> ManagedByEnvironmentAsync(Guid id, CancellationToken cancellationToken) =>

@@ -1,9 +1,9 @@
 using FastEndpoints;
 using StreamSpace.Api.Features.Audit;
-using StreamSpace.Api.Features.Auth;
+using StreamSpace.Api.Features.Users;
 using StreamSpace.Api.Infrastructure;
 
-namespace StreamSpace.Api.Features.Users.ChangePassword;
+namespace StreamSpace.Api.Features.Auth.ChangePassword;
 
 public sealed class ChangePasswordValidator : Validator<ChangePasswordRequest>
 {
@@ -15,7 +15,7 @@ public sealed class ChangePasswordValidator : Validator<ChangePasswordRequest>
 }
 
 /// <summary>Any signed-in user changes their own password, proving they know the current one.</summary>
-public sealed class ChangePasswordEndpoint(UserStore users, ApiSettings settings, LoginThrottle throttle) : Endpoint<ChangePasswordRequest>
+public sealed class ChangePasswordEndpoint(IUserAccounts users, ApiSettings settings, LoginThrottle throttle) : Endpoint<ChangePasswordRequest>
 {
     public override void Configure()
     {
@@ -52,7 +52,7 @@ public sealed class ChangePasswordEndpoint(UserStore users, ApiSettings settings
         }
 
         throttle.PasswordChangeSucceeded(user.Id);
-        await users.UpdateAsync(Actor.From(User), user.Id, role: null, disabled: null, request.NewPassword, cancellationToken);
+        await users.ChangePasswordAsync(Actor.From(User), user.Id, request.NewPassword, cancellationToken);
         await Send.NoContentAsync(cancellationToken);
     }
 }

@@ -1,9 +1,8 @@
 using FastEndpoints;
 using StreamSpace.Api.Features.Audit;
-using StreamSpace.Api.Features.Auth;
 using StreamSpace.Api.Infrastructure;
 
-namespace StreamSpace.Api.Features.Users.SignOut;
+namespace StreamSpace.Api.Features.Auth.SignOutUser;
 
 public sealed record SignOutUserRequest(Guid Id);
 
