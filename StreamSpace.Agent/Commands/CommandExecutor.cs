@@ -56,7 +56,7 @@ public sealed class CommandExecutor(ISessionPlatform platform, OrphanReaper orph
                 CommandTypes.WakeSession => await platform.WakeAsync(payload, CancellationToken.None),
                 _ => throw new NotSupportedException($"unknown command type '{command.CommandType}'"),
             };
-            logger.LogInformation("Session {SessionId}: {CommandType} done, state {State}", payload.SessionId, command.CommandType, session.State);
+            logger.LogInformation("Session {SessionId}: {CommandType} done, state {State}", payload.SessionId, command.CommandType, session.State.ToName());
             return new CommandResultMessage(command.CommandId, Success: true, Session: session);
         }
         catch (Exception e) when (e is not OperationCanceledException)

@@ -195,7 +195,7 @@ public sealed class ControlPlaneClient(
         {
             _ = SendAsync(socket, new SessionStateMessage(session), CancellationToken.None)
                 .ContinueWith(t => logger.LogInformation("Session {SessionId} is {State}; the next heartbeat reports it ({Reason})",
-                    session.SessionId, session.State, t.Exception?.GetBaseException().Message), TaskContinuationOptions.OnlyOnFaulted);
+                    session.SessionId, session.State.ToName(), t.Exception?.GetBaseException().Message), TaskContinuationOptions.OnlyOnFaulted);
         }
     }
 

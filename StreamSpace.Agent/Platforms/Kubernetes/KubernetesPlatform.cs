@@ -524,7 +524,7 @@ public sealed class KubernetesPlatform : ISessionPlatform, IDisposable
         }
 
         known[id] = next;
-        logger.LogInformation("Session {SessionId}: pod {Pod} is {State}{Reason}", id, pod.Metadata.Name, next.State, next.FailureReason is { } r ? $" ({r})" : "");
+        logger.LogInformation("Session {SessionId}: pod {Pod} is {State}{Reason}", id, pod.Metadata.Name, next.State.ToName(), next.FailureReason is { } r ? $" ({r})" : "");
         SessionChanged?.Invoke(next);
     }
 

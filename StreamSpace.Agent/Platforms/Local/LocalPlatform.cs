@@ -295,7 +295,7 @@ public sealed class LocalPlatform : ISessionPlatform, IDisposable
             }
 
             await SaveAsync();
-            logger.LogInformation("Session {SessionId} is {State}; its processes are gone", sessionId, state);
+            logger.LogInformation("Session {SessionId} is {State}; its processes are gone", sessionId, state.ToName());
             return new ReportedSession(sessionId, state);
         });
 
@@ -389,7 +389,7 @@ public sealed class LocalPlatform : ISessionPlatform, IDisposable
                 ? record with { State = SessionState.Failed, FailureReason = "the session's processes were gone when the agent restarted" }
                 : record;
             sessions[record.SessionId] = recovered;
-            logger.LogInformation("Recovered session {SessionId}: {State}", record.SessionId, recovered.State);
+            logger.LogInformation("Recovered session {SessionId}: {State}", record.SessionId, recovered.State.ToName());
         }
     }
 
