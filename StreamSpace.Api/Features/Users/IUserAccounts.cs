@@ -2,7 +2,7 @@ using StreamSpace.Api.Features.Audit;
 
 namespace StreamSpace.Api.Features.Users;
 
-/// <summary>What signing in needs of users: finding one, checking their password, and changing it.</summary>
+/// <summary>What other features need of users (signing in, launching for a user, diagnostics): finding one, checking their password, and changing it.</summary>
 public interface IUserAccounts
 {
     Task<UserAccount?> FindByUsernameAsync(string username, CancellationToken cancellationToken);

@@ -13,7 +13,7 @@ public sealed class CreateSessionValidator : Validator<CreateSessionRequest>
 }
 
 /// <summary>Launches a session: 202 with the pending session; the agent's progress arrives as state changes.</summary>
-public sealed class CreateSessionEndpoint(SessionStore sessions, UserStore users, AgentHub hub) : Endpoint<CreateSessionRequest, SessionResponse>
+public sealed class CreateSessionEndpoint(SessionStore sessions, IUserAccounts users, AgentHub hub) : Endpoint<CreateSessionRequest, SessionResponse>
 {
     public override void Configure()
     {
