@@ -1,7 +1,6 @@
 using System.Text.Json;
 using FastEndpoints;
 using FastEndpoints.Swagger;
-using Microsoft.AspNetCore.Http.Features;
 
 namespace StreamSpace.Api.Infrastructure;
 
@@ -52,15 +51,21 @@ public static class EndpointsExtensions
     }
 
     /// <summary>
-    /// Many HTTP clients send <c>Content-Type: application/json</c> on every request, a GET or an action POST included.
-    /// An empty body then reads as <c>{}</c>, as if the client had sent no content type: the route and query bind as
-    /// usual, and an endpoint that needs a body answers with its validation errors.
+    /// Many HTTP clients send <c>Content-Type: application/json</c> on every request, a GET or an action POST included,
+    /// with no body at all, an empty one (<c>Content-Length: 0</c>) or an empty chunked one. Each reads as <c>{}</c>, as
+    /// if the client had sent no content type: the route and query bind as usual, and an endpoint that needs a body
+    /// answers with its validation errors.
     /// </summary>
     private static async ValueTask<object?> ReadBodyAsync(HttpRequest request, Type type, JsonSerializerOptions options, CancellationToken cancellationToken) =>
-        HasNoBody(request)
+        await IsEmptyAsync(request, cancellationToken)
             ? JsonSerializer.Deserialize("{}", type, options)
             : await request.ReadFromJsonAsync(type, options, cancellationToken);
 
-    private static bool HasNoBody(HttpRequest request) =>
-        request.ContentLength == 0 || request.HttpContext.Features.Get<IHttpRequestBodyDetectionFeature>() is { CanHaveBody: false };
+    /// <summary>Whether the body holds nothing; it looks without consuming, so the body is still there to read.</summary>
+    private static async Task<bool> IsEmptyAsync(HttpRequest request, CancellationToken cancellationToken)
+    {
+        var read = await request.BodyReader.ReadAsync(cancellationToken);
+        request.BodyReader.AdvanceTo(read.Buffer.Start);
+        return read.Buffer.IsEmpty && read.IsCompleted;
+    }
 }
