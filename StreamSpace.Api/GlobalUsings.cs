@@ -1,1 +1,2 @@
 global using FluentValidation;
+global using StreamSpace.Contracts.Api;

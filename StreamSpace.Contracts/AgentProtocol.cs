@@ -61,7 +61,7 @@ public abstract record AgentMessage;
 public sealed record AgentCapacity(int MaxSessions, int ActiveSessions);
 
 /// <summary>A session as the agent sees it, reported in hello and heartbeats.</summary>
-public sealed record ReportedSession(string SessionId, string State, string? FailureReason = null, JsonElement? PlatformMetadata = null);
+public sealed record ReportedSession(string SessionId, SessionState State, string? FailureReason = null, JsonElement? PlatformMetadata = null);
 
 /// <summary>Agent → control plane, first frame after connecting.</summary>
 public sealed record HelloMessage(

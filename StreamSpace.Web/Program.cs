@@ -1,11 +1,11 @@
 using StreamSpace.Settings;
 using StreamSpace.Web.Components;
-using StreamSpace.Web.Features.Api;
+using StreamSpace.Web.Services.Api;
 using StreamSpace.Web;
-using StreamSpace.Web.Features.Auth;
-using StreamSpace.Web.Features.DataProtection;
-using StreamSpace.Web.Features.Proxy;
-using StreamSpace.Web.Features.Viewer;
+using StreamSpace.Web.Services.Auth;
+using StreamSpace.Web.Services.DataProtection;
+using StreamSpace.Web.Services.Proxy;
+using StreamSpace.Web.Services.Viewer;
 
 return await StartupGuard.RunAsync(async () =>
 {

@@ -56,14 +56,14 @@ public sealed class CommandExecutor(ISessionPlatform platform, OrphanReaper orph
                 CommandTypes.WakeSession => await platform.WakeAsync(payload, CancellationToken.None),
                 _ => throw new NotSupportedException($"unknown command type '{command.CommandType}'"),
             };
-            logger.LogInformation("Session {SessionId}: {CommandType} done, state {State}", payload.SessionId, command.CommandType, session.State);
+            logger.LogInformation("Session {SessionId}: {CommandType} done, state {State}", payload.SessionId, command.CommandType, session.State.ToName());
             return new CommandResultMessage(command.CommandId, Success: true, Session: session);
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {
             logger.LogWarning("Failed to carry out {CommandType} for {SessionId}: {Reason}", command.CommandType, payload?.SessionId ?? command.SessionId, e.Message);
             var sessionId = payload?.SessionId ?? command.SessionId;
-            var failed = sessionId is null ? null : new ReportedSession(sessionId, "failed", $"{command.CommandType} failed: {e.Message}");
+            var failed = sessionId is null ? null : new ReportedSession(sessionId, SessionState.Failed, $"{command.CommandType} failed: {e.Message}");
             return new CommandResultMessage(command.CommandId, Success: false, Error: e.Message, Session: failed);
         }
     }

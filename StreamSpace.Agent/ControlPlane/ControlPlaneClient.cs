@@ -191,10 +191,10 @@ public sealed class ControlPlaneClient(
         {
             _ = socket.SendAsync(new SessionStateMessage(session), CancellationToken.None).AsTask()
                 .ContinueWith(t => logger.LogInformation("Session {SessionId} is {State}; the next heartbeat reports it ({Reason})",
-                    session.SessionId, session.State, t.Exception?.GetBaseException().Message), TaskContinuationOptions.OnlyOnFaulted);
+                    session.SessionId, session.State.ToName(), t.Exception?.GetBaseException().Message), TaskContinuationOptions.OnlyOnFaulted);
         }
     }
 
     private AgentCapacity Capacity(IReadOnlyList<ReportedSession> sessions) =>
-        new(settings.MaxSessions, sessions.Count(s => s.State is not ("stopped" or "failed" or "hibernated")));
+        new(settings.MaxSessions, sessions.Count(s => s.State is not (SessionState.Stopped or SessionState.Failed or SessionState.Hibernated)));
 }

@@ -5,6 +5,7 @@ using Aspire.Hosting.Testing;
 using System.Net.Http.Json;
 using Microsoft.Extensions.DependencyInjection;
 using Npgsql;
+using StreamSpace.Contracts;
 using StreamSpace.Tests.Api.Features.Sessions;
 using StreamSpace.Tests.Infrastructure;
 
@@ -90,8 +91,8 @@ public sealed class AppHostTests
             api.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", token);
             await Eventually.TrueAsync(async () => (await api.GetStringAsync("/api/v1/agents/local-agent", timeout.Token)).Contains("\"status\":\"online\""),
                 TimeSpan.FromSeconds(60), "the local agent to come online");
-            var id = (await api.LaunchAsync()).GetProperty("id").GetString()!;
-            await api.WaitForStateAsync(id, "running");
+            var id = (await api.LaunchAsync()).Id;
+            await api.WaitForStateAsync(id, SessionState.Running);
             // The session's home is in the configured agent data folder, keyed by the user's id.
             var adminId = await api.UserIdAsync();
             Assert.True(Directory.Exists(Path.Combine(agentData, "homes", adminId.ToString())), $"no home for admin ({adminId}) under {agentData}");
@@ -99,7 +100,7 @@ public sealed class AppHostTests
             var desktop = await viewer.HandshakeAsync();
             Assert.Equal(id, desktop.Name);
             Assert.Equal(HttpStatusCode.Accepted, (await api.DeleteAsync($"/api/v1/sessions/{id}", timeout.Token)).StatusCode);
-            await api.WaitForStateAsync(id, "stopped");
+            await api.WaitForStateAsync(id, SessionState.Stopped);
 
             // The dashboard: the agent is healthy while connected, and the diagnostics row is healthy when every check
             // of a fresh local stack passes (`./streamspace doctor` prints the same report).

@@ -1,5 +1,6 @@
 using System.Net;
 using System.Text.Json;
+using StreamSpace.Contracts.Api;
 
 namespace StreamSpace.Tests.Infrastructure;
 
@@ -16,10 +17,15 @@ public static class HttpAssertions
         return problem;
     }
 
-    public static async Task<JsonElement> AssertJsonAsync(this HttpResponseMessage response, HttpStatusCode status)
+    /// <summary>Asserts the status; returns the body as raw JSON, for tests of the wire format itself.</summary>
+    public static Task<JsonElement> AssertJsonAsync(this HttpResponseMessage response, HttpStatusCode status) =>
+        response.AssertJsonAsync<JsonElement>(status);
+
+    /// <summary>Asserts the status; returns the body read as the API's contract type <typeparamref name="T"/>.</summary>
+    public static async Task<T> AssertJsonAsync<T>(this HttpResponseMessage response, HttpStatusCode status)
     {
         var body = await response.Content.ReadAsStringAsync();
         Assert.True(status == response.StatusCode, $"Expected {(int)status} but got {(int)response.StatusCode}: {body}");
-        return JsonDocument.Parse(body).RootElement;
+        return JsonSerializer.Deserialize<T>(body, ApiJson.Options)!;
     }
 }

@@ -1,6 +1,8 @@
 using System.Net;
 using System.Text.Json;
 using Microsoft.Playwright;
+using StreamSpace.Contracts;
+using StreamSpace.Contracts.Api;
 using StreamSpace.Tests.Api.Features.Sessions;
 using StreamSpace.Tests.Infrastructure;
 
@@ -98,7 +100,7 @@ public sealed class WebUiTests(WebFixture fixture) : IClassFixture<WebFixture>
         // Hibernating ends the session's display, which drops the viewer's connection; once woken, the viewer is back.
         (await api.PostAsync($"/api/v1/sessions/{id}/hibernate", null)).EnsureSuccessStatusCode();
         await Assertions.Expect(status).Not.ToHaveTextAsync("Connected", new() { Timeout = 30_000 });
-        await api.WaitForStateAsync(id, "hibernated");
+        await api.WaitForStateAsync(id, SessionState.Hibernated);
         (await api.PostAsync($"/api/v1/sessions/{id}/wake", null)).EnsureSuccessStatusCode();
         await Assertions.Expect(status).ToHaveTextAsync("Connected", new() { Timeout = 40_000 });
 
@@ -149,19 +151,16 @@ public sealed class WebUiTests(WebFixture fixture) : IClassFixture<WebFixture>
         var status = page.Locator("#viewer-status");
         await Assertions.Expect(status).ToHaveTextAsync("Connected");
 
-        JsonElement viewer = default;
-        await Eventually.TrueAsync(async () =>
-        {
-            var viewers = await (await admin.GetAsync($"/api/v1/sessions/{id}/viewers")).AssertJsonAsync(HttpStatusCode.OK);
-            return viewers.GetArrayLength() == 1 && (viewer = viewers[0]).ValueKind == JsonValueKind.Object;
-        }, TimeSpan.FromSeconds(10), "the page's viewer to be listed");
-        Assert.Equal(username, viewer.GetProperty("username").GetString());
-        Assert.Equal(HttpStatusCode.NoContent, (await admin.DeleteAsync($"/api/v1/sessions/{id}/viewers/{viewer.GetProperty("id").GetGuid()}")).StatusCode);
+        var viewer = await Eventually.ValueAsync(async () =>
+            await (await admin.GetAsync($"/api/v1/sessions/{id}/viewers")).AssertJsonAsync<List<ViewerResponse>>(HttpStatusCode.OK) is [var only] ? only : null,
+            TimeSpan.FromSeconds(10), "the page's viewer to be listed");
+        Assert.Equal(username, viewer.Username);
+        Assert.Equal(HttpStatusCode.NoContent, (await admin.DeleteAsync($"/api/v1/sessions/{id}/viewers/{viewer.Id}")).StatusCode);
 
         // Reconnecting would undo the revocation: the page says why it closed, and no more (a reconnect is announced
         // in the same handler, as "…; reconnecting in 1 s…").
         await Assertions.Expect(status).ToHaveTextAsync($"Disconnected: the viewer was revoked by {ApiFactory.AdminUsername}", new() { Timeout = 10_000 });
-        Assert.Equal(0, (await (await admin.GetAsync($"/api/v1/sessions/{id}/viewers")).AssertJsonAsync(HttpStatusCode.OK)).GetArrayLength());
+        Assert.Empty(await (await admin.GetAsync($"/api/v1/sessions/{id}/viewers")).AssertJsonAsync<List<ViewerResponse>>(HttpStatusCode.OK));
         await page.Context.CloseAsync();
     }
 
@@ -205,8 +204,8 @@ public sealed class WebUiTests(WebFixture fixture) : IClassFixture<WebFixture>
     public async Task The_health_page_shows_the_diagnostics_with_failures_first_and_probes_vnc_on_request()
     {
         using var user = await fixture.Api.NewUserClientAsync();
-        var id = (await user.LaunchAsync()).GetProperty("id").GetString()!;
-        await user.WaitForStateAsync(id, "running");
+        var id = (await user.LaunchAsync()).Id;
+        await user.WaitForStateAsync(id, SessionState.Running);
         var page = await fixture.NewPageAsync();
         await WebFixture.LogInAsync(page, ApiFactory.AdminUsername, ApiFactory.AdminPassword);
         await page.GetByRole(AriaRole.Link, new() { Name = "Health" }).ClickAsync();
@@ -275,8 +274,8 @@ public sealed class WebUiTests(WebFixture fixture) : IClassFixture<WebFixture>
     {
         var username = await fixture.NewUserAsync(prefix);
         var api = await fixture.Api.ClientForAsync(username, WebFixture.UserPassword);
-        var id = (await api.LaunchAsync()).GetProperty("id").GetString()!;
-        await api.WaitForStateAsync(id, "running");
+        var id = (await api.LaunchAsync()).Id;
+        await api.WaitForStateAsync(id, SessionState.Running);
         return new RunningSession(username, api, id);
     }
 

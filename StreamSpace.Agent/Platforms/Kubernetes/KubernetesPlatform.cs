@@ -62,7 +62,7 @@ public sealed class KubernetesPlatform : ISessionPlatform, IDisposable
     private readonly TaskCompletionSource firstList = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly CancellationTokenSource stopping = new();
 
-    /// <summary>Kept apart from <see cref="stopping"/>, which Dispose disposes while a timer callback may still run.</summary>
+    /// <summary>Kept apart from <see cref=SessionState.Stopping/>, which Dispose disposes while a timer callback may still run.</summary>
     private readonly CancellationToken stoppingToken;
     private readonly ITimer sessionClock;
     private int clockBusy;
@@ -138,7 +138,7 @@ public sealed class KubernetesPlatform : ISessionPlatform, IDisposable
         }
 
         // A failure the control plane may have missed while disconnected; its Deployment is already gone.
-        foreach (var failed in known.Values.Where(s => s.State == "failed"))
+        foreach (var failed in known.Values.Where(s => s.State == SessionState.Failed))
         {
             sessions.TryAdd(failed.SessionId, failed);
         }
@@ -150,7 +150,7 @@ public sealed class KubernetesPlatform : ISessionPlatform, IDisposable
     {
         var id = session.SessionId;
         // A start while starting goes on: creating again is harmless (409) and repairs a half-made session.
-        if (known.TryGetValue(id, out var current) && current.State == "running")
+        if (known.TryGetValue(id, out var current) && current.State == SessionState.Running)
         {
             return current;
         }
@@ -161,9 +161,9 @@ public sealed class KubernetesPlatform : ISessionPlatform, IDisposable
             await CreateHomeClaimAsync(session, cancellationToken);
         }
 
-        if (known.GetValueOrDefault(id)?.State != "starting")
+        if (known.GetValueOrDefault(id)?.State != SessionState.Starting)
         {
-            known[id] = new ReportedSession(id, "starting");
+            known[id] = new ReportedSession(id, SessionState.Starting);
             startDeadlines[id] = time.GetUtcNow() + settings.SessionStartTimeout;
         }
 
@@ -190,14 +190,14 @@ public sealed class KubernetesPlatform : ISessionPlatform, IDisposable
             // Created by an earlier start; the pod already uses that password.
         }
 
-        return known.TryGetValue(id, out var reported) ? reported : new ReportedSession(id, "starting");
+        return known.TryGetValue(id, out var reported) ? reported : new ReportedSession(id, SessionState.Starting);
     }
 
     public async Task<ReportedSession> StopAsync(string sessionId, CancellationToken cancellationToken)
     {
         await DeleteDeploymentAsync(sessionId, cancellationToken);
         Forget(sessionId);
-        return new ReportedSession(sessionId, "stopped");
+        return new ReportedSession(sessionId, SessionState.Stopped);
     }
 
     public Task<IReadOnlyList<AgentCheck>> CheckAsync(CancellationToken cancellationToken) => checks.CheckAsync(cancellationToken);
@@ -207,7 +207,7 @@ public sealed class KubernetesPlatform : ISessionPlatform, IDisposable
 
     private async Task<ReportedSession> HibernateAsync(string id, CancellationToken cancellationToken)
     {
-        known[id] = new ReportedSession(id, "hibernated");
+        known[id] = new ReportedSession(id, SessionState.Hibernated);
         addresses.TryRemove(id, out _);
         limits.TryRemove(id, out _);
         startDeadlines.TryRemove(id, out _);
@@ -222,7 +222,7 @@ public sealed class KubernetesPlatform : ISessionPlatform, IDisposable
     public async Task<ReportedSession> WakeAsync(SessionCommandPayload session, CancellationToken cancellationToken)
     {
         var id = session.SessionId;
-        known[id] = new ReportedSession(id, "starting");
+        known[id] = new ReportedSession(id, SessionState.Starting);
         startDeadlines[id] = time.GetUtcNow() + settings.SessionStartTimeout;
         if (!await ScaleAsync(id, 1, cancellationToken))
         {
@@ -236,7 +236,7 @@ public sealed class KubernetesPlatform : ISessionPlatform, IDisposable
 
     public async Task<VncEndpoint?> FindVncAsync(string sessionId, CancellationToken cancellationToken)
     {
-        if (!known.TryGetValue(sessionId, out var session) || session.State != "running" || !addresses.TryGetValue(sessionId, out var address))
+        if (!known.TryGetValue(sessionId, out var session) || session.State != SessionState.Running || !addresses.TryGetValue(sessionId, out var address))
         {
             return null;
         }
@@ -470,14 +470,14 @@ public sealed class KubernetesPlatform : ISessionPlatform, IDisposable
         }
 
         var previous = known.GetValueOrDefault(id);
-        if (previous?.State is "hibernated" or "failed")
+        if (previous?.State is SessionState.Hibernated or SessionState.Failed)
         {
             return;
         }
 
         var state = PodStates.Of(pod, HomeVolumePending(pod), podEvents.GetValueOrDefault(pod.Metadata.Name));
         ReportedSession next;
-        if (state.State == "running")
+        if (state.State == SessionState.Running)
         {
             var port = pod.Spec?.Containers?.FirstOrDefault()?.Ports?.FirstOrDefault()?.ContainerPort ?? SessionObjects.DefaultVncPort;
             addresses[id] = (pod.Status!.PodIP, port, pod.Metadata.Name);
@@ -487,13 +487,13 @@ public sealed class KubernetesPlatform : ISessionPlatform, IDisposable
             }
 
             startDeadlines.TryRemove(id, out _);
-            if (previous?.State != "running")
+            if (previous?.State != SessionState.Running)
             {
                 limits[id] = (Seconds(pod, SessionObjects.IdleTimeoutAnnotation), Seconds(pod, SessionObjects.MaxDurationAnnotation), time.GetUtcNow());
                 lastActivity[id] = time.GetUtcNow();
             }
 
-            next = new ReportedSession(id, "running", null, JsonSerializer.SerializeToElement(new { pod_ip = pod.Status.PodIP, pod = pod.Metadata.Name }));
+            next = new ReportedSession(id, SessionState.Running, null, JsonSerializer.SerializeToElement(new { pod_ip = pod.Status.PodIP, pod = pod.Metadata.Name }));
         }
         else
         {
@@ -507,7 +507,7 @@ public sealed class KubernetesPlatform : ISessionPlatform, IDisposable
         }
 
         if (previous is not null && previous.State == next.State && previous.FailureReason == next.FailureReason
-            && (next.State != "running" || previous.PlatformMetadata?.GetRawText() == next.PlatformMetadata?.GetRawText()))
+            && (next.State != SessionState.Running || previous.PlatformMetadata?.GetRawText() == next.PlatformMetadata?.GetRawText()))
         {
             return;
         }
@@ -524,7 +524,7 @@ public sealed class KubernetesPlatform : ISessionPlatform, IDisposable
         }
 
         known[id] = next;
-        logger.LogInformation("Session {SessionId}: pod {Pod} is {State}{Reason}", id, pod.Metadata.Name, next.State, next.FailureReason is { } r ? $" ({r})" : "");
+        logger.LogInformation("Session {SessionId}: pod {Pod} is {State}{Reason}", id, pod.Metadata.Name, next.State.ToName(), next.FailureReason is { } r ? $" ({r})" : "");
         SessionChanged?.Invoke(next);
     }
 
@@ -557,16 +557,16 @@ public sealed class KubernetesPlatform : ISessionPlatform, IDisposable
             var now = time.GetUtcNow();
             foreach (var (id, deadline) in startDeadlines)
             {
-                if (now >= deadline && known.TryGetValue(id, out var session) && session.State == "starting")
+                if (now >= deadline && known.TryGetValue(id, out var session) && session.State == SessionState.Starting)
                 {
                     var why = session.FailureReason ?? "the session did not become ready";
-                    Fail(new ReportedSession(id, "failed", $"{why} (gave up after {StreamSpace.Settings.Duration.Format(settings.SessionStartTimeout)})"));
+                    Fail(new ReportedSession(id, SessionState.Failed, $"{why} (gave up after {StreamSpace.Settings.Duration.Format(settings.SessionStartTimeout)})"));
                 }
             }
 
             foreach (var (id, limit) in limits)
             {
-                if (!known.TryGetValue(id, out var session) || session.State != "running")
+                if (!known.TryGetValue(id, out var session) || session.State != SessionState.Running)
                 {
                     continue;
                 }
@@ -582,7 +582,7 @@ public sealed class KubernetesPlatform : ISessionPlatform, IDisposable
                     logger.LogInformation("Session {SessionId}: reached its maximum duration; stopping it", id);
                     await DeleteDeploymentAsync(id, stoppingToken);
                     Forget(id);
-                    SessionChanged?.Invoke(new ReportedSession(id, "stopped"));
+                    SessionChanged?.Invoke(new ReportedSession(id, SessionState.Stopped));
                 }
             }
         }
@@ -606,9 +606,9 @@ public sealed class KubernetesPlatform : ISessionPlatform, IDisposable
             : null;
 
     private static ReportedSession FromDeployment(string sessionId, V1Deployment deployment) =>
-        deployment.Spec?.Replicas == 0 ? new ReportedSession(sessionId, "hibernated")
-        : (deployment.Status?.ReadyReplicas ?? 0) >= 1 ? new ReportedSession(sessionId, "running")
-        : new ReportedSession(sessionId, "starting");
+        deployment.Spec?.Replicas == 0 ? new ReportedSession(sessionId, SessionState.Hibernated)
+        : (deployment.Status?.ReadyReplicas ?? 0) >= 1 ? new ReportedSession(sessionId, SessionState.Running)
+        : new ReportedSession(sessionId, SessionState.Starting);
 
     /// <summary>
     /// KUBECONFIG when set (development, tests), else the in-cluster service account, else ~/.kube/config; and whether

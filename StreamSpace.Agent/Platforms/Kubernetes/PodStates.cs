@@ -1,11 +1,12 @@
 using k8s.Models;
+using StreamSpace.Contracts;
 
 namespace StreamSpace.Agent.Platforms.Kubernetes;
 
 /// <summary>What a session pod's status means for the session, in words a user can act on.</summary>
-public sealed record PodState(string State, string? Reason, bool Terminal, bool ImagePullFailed = false)
+public sealed record PodState(SessionState State, string? Reason, bool Terminal, bool ImagePullFailed = false)
 {
-    public static readonly PodState Starting = new("starting", null, false);
+    public static readonly PodState Starting = new(SessionState.Starting, null, false);
 }
 
 /// <summary>The gist of a Kubernetes event about a pod or PVC: its reason, its message and when it last happened.</summary>
@@ -24,7 +25,7 @@ public static class PodStates
         var conditions = pod.Status?.Conditions ?? [];
         if (conditions.Any(c => c.Type == "Ready" && c.Status == "True"))
         {
-            return new PodState("running", null, false);
+            return new PodState(SessionState.Running, null, false);
         }
 
         foreach (var container in pod.Status?.ContainerStatuses ?? [])
@@ -32,7 +33,7 @@ public static class PodStates
             var waiting = container.State?.Waiting;
             if (waiting?.Reason is { } reason && ImagePullFailures.Contains(reason))
             {
-                return new PodState("failed", $"image pull failed: {waiting.Message ?? reason}", true, ImagePullFailed: true);
+                return new PodState(SessionState.Failed, $"image pull failed: {waiting.Message ?? reason}", true, ImagePullFailed: true);
             }
 
             if (waiting?.Reason == "CrashLoopBackOff")
@@ -41,14 +42,14 @@ public static class PodStates
                 var why = terminated?.Message is { Length: > 0 } message ? message.Trim()
                     : terminated is not null ? $"exit code {terminated.ExitCode}{(terminated.Reason is { } r ? $" ({r})" : "")}"
                     : waiting.Message ?? "CrashLoopBackOff";
-                return new PodState("failed", $"the session crashed: {why}", true);
+                return new PodState(SessionState.Failed, $"the session crashed: {why}", true);
             }
         }
 
         if (homeVolumePending is not null)
         {
             // Before the scheduler's own words: the PVC's event says why it is not bound (no provisioner, quota, …).
-            return new PodState("starting", $"home volume pending: {homeVolumePending}", false);
+            return new PodState(SessionState.Starting, $"home volume pending: {homeVolumePending}", false);
         }
 
         if (conditions.FirstOrDefault(c => c.Type == "PodScheduled" && c.Status == "False" && c.Reason == "Unschedulable") is { } unschedulable)
@@ -56,15 +57,15 @@ public static class PodStates
             var message = unschedulable.Message ?? "no node fits the session";
             // The scheduler says so when the user's home PVC is not bound yet (no storage class, no provisioner, quota).
             return message.Contains("PersistentVolumeClaim", StringComparison.OrdinalIgnoreCase)
-                ? new PodState("starting", $"home volume pending: {message}", false)
-                : new PodState("starting", $"waiting for resources: {message}", false);
+                ? new PodState(SessionState.Starting, $"home volume pending: {message}", false)
+                : new PodState(SessionState.Starting, $"waiting for resources: {message}", false);
         }
 
         return lastWarning?.Reason switch
         {
-            "FailedScheduling" => new PodState("starting", $"waiting for resources: {lastWarning.Message}", false),
-            "FailedMount" or "FailedAttachVolume" => new PodState("starting", $"home volume pending: {lastWarning.Message}", false),
-            _ when lastWarning is not null && IsImagePullFailure(lastWarning) => new PodState("starting", $"image pull failing: {lastWarning.Message}", false),
+            "FailedScheduling" => new PodState(SessionState.Starting, $"waiting for resources: {lastWarning.Message}", false),
+            "FailedMount" or "FailedAttachVolume" => new PodState(SessionState.Starting, $"home volume pending: {lastWarning.Message}", false),
+            _ when lastWarning is not null && IsImagePullFailure(lastWarning) => new PodState(SessionState.Starting, $"image pull failing: {lastWarning.Message}", false),
             _ => PodState.Starting,
         };
     }

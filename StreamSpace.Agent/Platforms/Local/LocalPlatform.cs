@@ -66,7 +66,7 @@ public sealed class LocalPlatform : ISessionPlatform, IDisposable
     private readonly ConcurrentDictionary<string, long> lastActivity = new();
 
     public async Task<VncEndpoint?> FindVncAsync(string sessionId, CancellationToken cancellationToken) =>
-        sessions.TryGetValue(sessionId, out var record) && record.State == "running"
+        sessions.TryGetValue(sessionId, out var record) && record.State == SessionState.Running
             ? new VncEndpoint("127.0.0.1", record.VncPort, System.Text.Encoding.Latin1.GetString(await File.ReadAllBytesAsync(record.AgentPasswordFile, cancellationToken)))
             : null;
 
@@ -101,7 +101,7 @@ public sealed class LocalPlatform : ISessionPlatform, IDisposable
     public Task<ReportedSession> StartAsync(SessionCommandPayload session, CancellationToken cancellationToken) =>
         WithLockAsync(session.SessionId, async () =>
         {
-            if (sessions.TryGetValue(session.SessionId, out var existing) && existing.State is "running")
+            if (sessions.TryGetValue(session.SessionId, out var existing) && existing.State is SessionState.Running)
             {
                 return Report(existing);
             }
@@ -113,10 +113,10 @@ public sealed class LocalPlatform : ISessionPlatform, IDisposable
         StartAsync(session, cancellationToken);
 
     public Task<ReportedSession> StopAsync(string sessionId, CancellationToken cancellationToken) =>
-        EndAsync(sessionId, "stopped", keepRecord: false);
+        EndAsync(sessionId, SessionState.Stopped, keepRecord: false);
 
     public Task<ReportedSession> HibernateAsync(SessionCommandPayload session, CancellationToken cancellationToken) =>
-        EndAsync(session.SessionId, "hibernated", keepRecord: true);
+        EndAsync(session.SessionId, SessionState.Hibernated, keepRecord: true);
 
     private async Task<ReportedSession> LaunchAsync(SessionCommandPayload session, CancellationToken cancellationToken)
     {
@@ -157,7 +157,7 @@ public sealed class LocalPlatform : ISessionPlatform, IDisposable
                 Directory = directory,
                 Display = LocalSessionProcess.FreeDisplay(sessions.Values.Select(s => s.Display)),
                 VncPort = LocalSessionProcess.FreePort(),
-                State = "starting",
+                State = SessionState.Starting,
                 IdleTimeoutSeconds = template.IdleTimeoutSeconds,
                 MaxDurationSeconds = template.MaxDurationSeconds,
             };
@@ -207,7 +207,7 @@ public sealed class LocalPlatform : ISessionPlatform, IDisposable
                 continue;
             }
 
-            sessions[record.SessionId] = record with { State = "failed", FailureReason = failure };
+            sessions[record.SessionId] = record with { State = SessionState.Failed, FailureReason = failure };
             await SaveAsync();
             throw new InvalidOperationException(failure);
         }
@@ -256,7 +256,7 @@ public sealed class LocalPlatform : ISessionPlatform, IDisposable
 
     private async Task<ReportedSession> MarkRunningAsync(LocalSessionRecord record)
     {
-        record = record with { State = "running", FailureReason = null };
+        record = record with { State = SessionState.Running, FailureReason = null };
         sessions[record.SessionId] = record;
         lastActivity[record.SessionId] = Environment.TickCount64;
         await SaveAsync();
@@ -264,7 +264,7 @@ public sealed class LocalPlatform : ISessionPlatform, IDisposable
         return Report(record);
     }
 
-    private Task<ReportedSession> EndAsync(string sessionId, string state, bool keepRecord) =>
+    private Task<ReportedSession> EndAsync(string sessionId, SessionState state, bool keepRecord) =>
         WithLockAsync(sessionId, async () =>
         {
             if (!sessions.TryGetValue(sessionId, out var record))
@@ -273,7 +273,7 @@ public sealed class LocalPlatform : ISessionPlatform, IDisposable
             }
 
             // Marked first, so the process monitor does not report the processes we end as a crash.
-            sessions[sessionId] = record with { State = state == "stopped" ? "stopping" : "hibernating" };
+            sessions[sessionId] = record with { State = state == SessionState.Stopped ? SessionState.Stopping : SessionState.Hibernating };
             await LocalSessionProcess.StopAsync(record.ProcessGroup);
             await SweepAccountAsync(record);
             if (keepRecord)
@@ -295,7 +295,7 @@ public sealed class LocalPlatform : ISessionPlatform, IDisposable
             }
 
             await SaveAsync();
-            logger.LogInformation("Session {SessionId} is {State}; its processes are gone", sessionId, state);
+            logger.LogInformation("Session {SessionId} is {State}; its processes are gone", sessionId, state.ToName());
             return new ReportedSession(sessionId, state);
         });
 
@@ -345,11 +345,11 @@ public sealed class LocalPlatform : ISessionPlatform, IDisposable
     /// </summary>
     private async Task CheckProcessesAsync()
     {
-        foreach (var record in sessions.Values.Where(r => r.State == "running"))
+        foreach (var record in sessions.Values.Where(r => r.State == SessionState.Running))
         {
             if (!LocalSessionProcess.IsAlive(record.ProcessGroup))
             {
-                var failed = record with { State = "failed", FailureReason = "the session's processes exited" };
+                var failed = record with { State = SessionState.Failed, FailureReason = "the session's processes exited" };
                 if (sessions.TryUpdate(record.SessionId, failed, record))
                 {
                     logger.LogWarning("Session {SessionId}: its processes exited unexpectedly", record.SessionId);
@@ -364,12 +364,12 @@ public sealed class LocalPlatform : ISessionPlatform, IDisposable
             if (record.IdleTimeoutSeconds > 0 && idle > TimeSpan.FromSeconds(record.IdleTimeoutSeconds))
             {
                 logger.LogInformation("Session {SessionId}: no input for {Idle:0}s; hibernating it", record.SessionId, idle.TotalSeconds);
-                SessionChanged?.Invoke(await EndAsync(record.SessionId, "hibernated", keepRecord: true));
+                SessionChanged?.Invoke(await EndAsync(record.SessionId, SessionState.Hibernated, keepRecord: true));
             }
             else if (record is { MaxDurationSeconds: > 0, StartedAt: { } started } && DateTimeOffset.UtcNow - started > TimeSpan.FromSeconds(record.MaxDurationSeconds.Value))
             {
                 logger.LogInformation("Session {SessionId}: reached its maximum duration; stopping it", record.SessionId);
-                SessionChanged?.Invoke(await EndAsync(record.SessionId, "stopped", keepRecord: false));
+                SessionChanged?.Invoke(await EndAsync(record.SessionId, SessionState.Stopped, keepRecord: false));
             }
         }
     }
@@ -385,11 +385,11 @@ public sealed class LocalPlatform : ISessionPlatform, IDisposable
         var saved = JsonSerializer.Deserialize<List<LocalSessionRecord>>(File.ReadAllText(stateFile)) ?? [];
         foreach (var record in saved)
         {
-            var recovered = record.State == "running" && !LocalSessionProcess.IsAlive(record.ProcessGroup)
-                ? record with { State = "failed", FailureReason = "the session's processes were gone when the agent restarted" }
+            var recovered = record.State == SessionState.Running && !LocalSessionProcess.IsAlive(record.ProcessGroup)
+                ? record with { State = SessionState.Failed, FailureReason = "the session's processes were gone when the agent restarted" }
                 : record;
             sessions[record.SessionId] = recovered;
-            logger.LogInformation("Recovered session {SessionId}: {State}", record.SessionId, recovered.State);
+            logger.LogInformation("Recovered session {SessionId}: {State}", record.SessionId, recovered.State.ToName());
         }
     }
 

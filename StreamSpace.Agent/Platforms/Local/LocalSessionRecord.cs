@@ -1,3 +1,5 @@
+using StreamSpace.Contracts;
+
 namespace StreamSpace.Agent.Platforms.Local;
 
 /// <summary>What the agent remembers of a local session, kept in a state file so it survives an agent restart.</summary>
@@ -13,7 +15,7 @@ public sealed record LocalSessionRecord
     public int Display { get; init; }
     public int VncPort { get; init; }
     public int ProcessGroup { get; init; }
-    public required string State { get; init; }
+    public required SessionState State { get; init; }
     public string? FailureReason { get; init; }
     public DateTimeOffset? StartedAt { get; init; }
     public int IdleTimeoutSeconds { get; init; }

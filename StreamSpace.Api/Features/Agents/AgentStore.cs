@@ -7,24 +7,6 @@ using StreamSpace.Contracts;
 
 namespace StreamSpace.Api.Features.Agents;
 
-/// <summary>An agent as admins see it. <see cref="Status"/> is derived from the last heartbeat, so it is never stale.</summary>
-public sealed record AgentView(
-    string Id,
-    string Status,
-    string? Platform,
-    string? Region,
-    string? Version,
-    int? ProtocolVersion,
-    JsonElement Capacity,
-    int ActiveSessions,
-    bool Draining,
-    bool Revoked,
-    DateTimeOffset? LastHeartbeat,
-    int HeartbeatIntervalSeconds,
-    int? ClockSkewMs,
-    DateTimeOffset? ConnectedAt,
-    DateTimeOffset CreatedAt);
-
 public enum AgentAuthentication
 {
     Accepted,
@@ -60,7 +42,7 @@ public sealed class AgentStore(NpgsqlDataSource dataSource, IPlacedSessions sess
         string Capacity, bool Draining, DateTime? RevokedAt, DateTime? LastHeartbeat, int HeartbeatIntervalSeconds,
         int? ClockSkewMs, DateTime? ConnectedAt, DateTime CreatedAt)
     {
-        public AgentView ToView(IReadOnlyDictionary<string, int> activeSessions) => new(Id, Status, Platform, Region, Version, ProtocolVersion,
+        public AgentResponse ToView(IReadOnlyDictionary<string, int> activeSessions) => new(Id, Status, Platform, Region, Version, ProtocolVersion,
             JsonDocument.Parse(Capacity).RootElement, activeSessions.GetValueOrDefault(Id), Draining, RevokedAt is not null, Utc(LastHeartbeat), HeartbeatIntervalSeconds, ClockSkewMs, Utc(ConnectedAt),
             new DateTimeOffset(CreatedAt, TimeSpan.Zero));
 
@@ -80,7 +62,7 @@ public sealed class AgentStore(NpgsqlDataSource dataSource, IPlacedSessions sess
         ORDER BY a.id
         """;
 
-    public async Task<IReadOnlyList<AgentView>> ListAsync(CancellationToken cancellationToken)
+    public async Task<IReadOnlyList<AgentResponse>> ListAsync(CancellationToken cancellationToken)
     {
         List<AgentRow> rows;
         await using (var connection = await dataSource.OpenConnectionAsync(cancellationToken))
@@ -92,7 +74,7 @@ public sealed class AgentStore(NpgsqlDataSource dataSource, IPlacedSessions sess
         return [.. rows.Select(r => r.ToView(active))];
     }
 
-    public async Task<AgentView?> GetAsync(string id, CancellationToken cancellationToken)
+    public async Task<AgentResponse?> GetAsync(string id, CancellationToken cancellationToken)
     {
         AgentRow? row;
         await using (var connection = await dataSource.OpenConnectionAsync(cancellationToken))

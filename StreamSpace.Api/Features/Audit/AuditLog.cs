@@ -20,9 +20,6 @@ public sealed record Actor(Guid? Id, string Name)
 /// </summary>
 public static class AuditLog
 {
-    // The same snake_case as the API's JSON, so details read alike wherever they appear.
-    private static readonly JsonSerializerOptions DetailsJson = new(JsonSerializerDefaults.Web) { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
-
     public static Task WriteAsync(this NpgsqlConnection connection, Actor actor, string action, string targetType, string? targetId,
         object? details = null, NpgsqlTransaction? transaction = null, CancellationToken cancellationToken = default) =>
         connection.ExecuteAsync(new CommandDefinition(
@@ -37,7 +34,8 @@ public static class AuditLog
                 Action = action,
                 TargetType = targetType,
                 TargetId = targetId,
-                Details = JsonSerializer.Serialize(details ?? new { }, DetailsJson),
+                // The API's own JSON, so details read alike wherever they appear.
+                Details = JsonSerializer.Serialize(details ?? new { }, ApiJson.Options),
             },
             transaction, cancellationToken: cancellationToken));
 }

@@ -1,6 +1,5 @@
 using System.Globalization;
 using Microsoft.AspNetCore.Authentication.JwtBearer;
-using Microsoft.AspNetCore.Identity;
 using StreamSpace.Api.Features.Users;
 using StreamSpace.Api.Infrastructure;
 using StreamSpace.Api.Infrastructure.Database;
@@ -15,11 +14,11 @@ public static class AuthExtensions
         builder.Services.AddSingleton<TokenIssuer>();
         builder.Services.AddSingleton<FailureWindows>();
         builder.Services.AddSingleton<LoginThrottle>();
-        builder.Services.AddSingleton<IPasswordHasher<UserAccount>, PasswordHasher<UserAccount>>();
         builder.Services.AddMemoryCache();
         builder.Services.AddSingleton<ActiveUserCheck>();
         builder.Services.AddSingleton<IDatabaseNotificationHandler>(sp => sp.GetRequiredService<ActiveUserCheck>());
         builder.Services.AddSingleton<SignIns>();
+        builder.Services.AddSingleton<IUserAccessChanges, UserAccessChanges>();
 
         builder.Services.AddAuthentication(JwtBearerDefaults.AuthenticationScheme)
             .AddJwtBearer(JwtBearerDefaults.AuthenticationScheme, _ => { });

@@ -94,7 +94,7 @@ public sealed class DiagnosticsService(NpgsqlDataSource dataSource, ApiSettings 
                 "Set ADMIN_PASSWORD (from the streamspace-admin-credentials secret) and restart the API: it creates the account.");
         }
 
-        if (admin.Role != Role.Admin || admin.Disabled)
+        if (admin.Role != UserRoles.Admin || admin.Disabled)
         {
             return DiagnosticCheck.Fail(id, title, $"'{admin.Username}' is {(admin.Disabled ? "disabled" : "not an admin")}",
                 "Restart the API with ADMIN_PASSWORD set: it restores the account's role and enables it.");

@@ -14,7 +14,7 @@ public sealed class DiagnosticsEndpoint(DiagnosticsService diagnostics) : Endpoi
     public override void Configure()
     {
         Get("admin/diagnostics");
-        Roles(Role.Admin);
+        Roles(UserRoles.Admin);
         Summary(s => s.Summary = "Runs the troubleshooting guide's checks and reports each with its evidence and fix (admin only).");
     }
 

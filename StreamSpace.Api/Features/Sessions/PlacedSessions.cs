@@ -12,7 +12,7 @@ public sealed class PlacedSessions(NpgsqlDataSource dataSource) : IPlacedSession
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
         var counts = await connection.QueryAsync<(string AgentId, long Count)>(new CommandDefinition(
             "SELECT agent_id, count(*) FROM sessions WHERE agent_id IS NOT NULL AND state = ANY(@Active) GROUP BY agent_id",
-            new { SessionStates.Active }, cancellationToken: cancellationToken));
+            new { Active = SessionStateMachine.ActiveNames }, cancellationToken: cancellationToken));
         return counts.ToDictionary(c => c.AgentId, c => (int)c.Count);
     }
 
@@ -43,11 +43,11 @@ public sealed class PlacedSessions(NpgsqlDataSource dataSource) : IPlacedSession
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
         var lost = (await connection.QueryAsync<string>(new CommandDefinition(
-            "SELECT id FROM sessions WHERE agent_id = @agentId AND state IN ('running', 'hibernated') AND NOT (id = ANY(@reported))",
-            new { agentId, reported = reported.Select(s => s.SessionId).ToArray() }, transaction, cancellationToken: cancellationToken))).ToList();
+            "SELECT id FROM sessions WHERE agent_id = @agentId AND state IN (@Running, @Hibernated) AND NOT (id = ANY(@reported))",
+            new { agentId, Running = SessionState.Running.ToName(), Hibernated = SessionState.Hibernated.ToName(), reported = reported.Select(s => s.SessionId).ToArray() }, transaction, cancellationToken: cancellationToken))).ToList();
         foreach (var sessionId in lost)
         {
-            await SessionStateWriter.ApplyAsync(connection, transaction, agentId, new ReportedSession(sessionId, SessionStates.Failed, reason), cancellationToken);
+            await SessionStateWriter.ApplyAsync(connection, transaction, agentId, new ReportedSession(sessionId, SessionState.Failed, reason), cancellationToken);
         }
 
         await transaction.CommitAsync(cancellationToken);
@@ -57,7 +57,7 @@ public sealed class PlacedSessions(NpgsqlDataSource dataSource) : IPlacedSession
     public async Task<IReadOnlyList<string>> UnownedAsync(string agentId, IReadOnlyList<ReportedSession> reported, CancellationToken cancellationToken)
     {
         // What the agent itself reports as over needs no stopping.
-        var live = reported.Where(s => s.State is not (SessionStates.Stopped or SessionStates.Failed)).Select(s => s.SessionId).ToArray();
+        var live = reported.Where(s => s.State is not (SessionState.Stopped or SessionState.Failed)).Select(s => s.SessionId).ToArray();
         if (live.Length == 0)
         {
             return [];
@@ -66,7 +66,7 @@ public sealed class PlacedSessions(NpgsqlDataSource dataSource) : IPlacedSession
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
         var owned = await connection.QueryAsync<string>(new CommandDefinition(
             "SELECT id FROM sessions WHERE id = ANY(@live) AND agent_id = @agentId AND state = ANY(@Active)",
-            new { agentId, live, SessionStates.Active }, cancellationToken: cancellationToken));
+            new { agentId, live, Active = SessionStateMachine.ActiveNames }, cancellationToken: cancellationToken));
         return [.. live.Except(owned)];
     }
 }

@@ -3,11 +3,12 @@ using StreamSpace.Api.Features.Audit;
 using StreamSpace.Api.Features.Auth;
 using StreamSpace.Api.Features.Sessions.Get;
 using StreamSpace.Api.Infrastructure;
+using StreamSpace.Contracts;
 
 namespace StreamSpace.Api.Features.Sessions;
 
 /// <summary>Stop, hibernate and wake share their handling; each route names its action.</summary>
-public abstract class SessionActionEndpoint(SessionStore sessions, string action) : Endpoint<SessionRequest, SessionView>
+public abstract class SessionActionEndpoint(SessionStore sessions, SessionAction action) : Endpoint<SessionRequest, SessionResponse>
 {
     public override async Task HandleAsync(SessionRequest request, CancellationToken cancellationToken)
     {

@@ -21,31 +21,40 @@ public static class SessionStateWriter
         var current = await connection.QuerySingleOrDefaultAsync<(string State, string? FailureReason)?>(new CommandDefinition(
             "SELECT state, failure_reason FROM sessions WHERE id = @SessionId AND agent_id = @agentId FOR UPDATE",
             new { reported.SessionId, agentId }, transaction, cancellationToken: cancellationToken));
-        if (current is not { } known || (known.State == reported.State && known.FailureReason == reported.FailureReason)
-            || !SessionStates.AcceptsReport(known.State, reported.State))
+        if (current is not { } known)
+        {
+            return false;
+        }
+
+        var from = SessionNames.ParseState(known.State);
+        if ((from == reported.State && known.FailureReason == reported.FailureReason) || !SessionStateMachine.AcceptsReport(from, reported.State))
         {
             return false;
         }
 
         var metadata = reported.PlatformMetadata is { } value ? JsonSerializer.Serialize(value) : null;
-        await ChangeAsync(connection, transaction, new Actor(null, $"agent:{agentId}"), reported.SessionId, known.State, reported.State,
+        await ChangeAsync(connection, transaction, new Actor(null, $"agent:{agentId}"), reported.SessionId, from, reported.State,
             reported.FailureReason, metadata, cancellationToken);
         return true;
     }
 
     /// <summary>Moves the session to a new state, audits it and notifies live clients on commit.</summary>
     public static async Task ChangeAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, Actor actor, string sessionId,
-        string from, string to, string? failureReason, string? platformMetadata, CancellationToken cancellationToken)
+        SessionState from, SessionState to, string? failureReason, string? platformMetadata, CancellationToken cancellationToken)
     {
         await connection.ExecuteAsync(new CommandDefinition(
             """
             UPDATE sessions SET state = @to, failure_reason = @failureReason,
                 platform_metadata = coalesce(@platformMetadata::jsonb, platform_metadata),
-                started_at = CASE WHEN @to = 'running' THEN coalesce(started_at, now()) ELSE started_at END,
-                stopped_at = CASE WHEN @to IN ('stopped', 'failed') THEN coalesce(stopped_at, now()) ELSE stopped_at END,
+                started_at = CASE WHEN @started THEN coalesce(started_at, now()) ELSE started_at END,
+                stopped_at = CASE WHEN @ended THEN coalesce(stopped_at, now()) ELSE stopped_at END,
                 updated_at = now()
             WHERE id = @sessionId
-            """, new { sessionId, to, failureReason, platformMetadata }, transaction, cancellationToken: cancellationToken));
+            """, new
+            {
+                sessionId, to = to.ToName(), failureReason, platformMetadata,
+                started = to == SessionState.Running, ended = to is SessionState.Stopped or SessionState.Failed,
+            }, transaction, cancellationToken: cancellationToken));
         await connection.WriteAsync(actor, "session.state_changed", "session", sessionId,
             new { From = from, To = to, Reason = failureReason }, transaction, cancellationToken);
         await NotifyAsync(connection, transaction, sessionId, cancellationToken);

@@ -20,21 +20,17 @@ public enum SessionChange
     NoAgent,
 }
 
-public sealed record SessionResult(SessionChange Change, SessionView? Session = null, string? Detail = null, string? AgentId = null);
-
-/// <summary>Writes a command for the agent in the caller's transaction.</summary>
-public delegate Task EnqueueCommand(NpgsqlConnection connection, NpgsqlTransaction transaction, string agentId, string sessionId,
-    string commandType, SessionCommandPayload payload, CancellationToken cancellationToken);
+public sealed record SessionResult(SessionChange Change, SessionResponse? Session = null, string? Detail = null, string? AgentId = null);
 
 /// <summary>
 /// Sessions: placing them on agents, and turning users' requests into commands. Each request changes the session,
 /// writes its command and its audit row in one transaction, so none is ever half done; the command is delivered
 /// once that transaction has committed.
 /// </summary>
-public sealed class SessionStore(NpgsqlDataSource dataSource, ApiSettings settings, SessionListCache lists, ISessionAgents agents) : ISessionHealth
+public sealed class SessionStore(NpgsqlDataSource dataSource, ApiSettings settings, SessionListCache lists, ISessionAgents agents) : ISessionHealth, IUserSessions
 {
     /// <summary>A session of the owner's, or any session for an admin; another user's session does not exist for them.</summary>
-    public async Task<SessionView?> GetAsync(string id, Guid viewerId, bool viewerIsAdmin, CancellationToken cancellationToken)
+    public async Task<SessionResponse?> GetAsync(string id, Guid viewerId, bool viewerIsAdmin, CancellationToken cancellationToken)
     {
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
         var row = await connection.QuerySingleOrDefaultAsync<SessionRow>(new CommandDefinition(
@@ -43,7 +39,7 @@ public sealed class SessionStore(NpgsqlDataSource dataSource, ApiSettings settin
         return row?.ToView();
     }
 
-    public async Task<IReadOnlyList<SessionView>> ListAsync(Guid? userId, string? username, string? state, CancellationToken cancellationToken)
+    public async Task<IReadOnlyList<SessionResponse>> ListAsync(Guid? userId, string? username, string? state, CancellationToken cancellationToken)
     {
         // Only the filters given become predicates: "@x IS NULL OR …" would give PostgreSQL one generic plan for every
         // combination, and each combination's text is its own auto-prepared statement.
@@ -95,7 +91,7 @@ public sealed class SessionStore(NpgsqlDataSource dataSource, ApiSettings settin
 
         var active = await connection.ExecuteScalarAsync<int>(new CommandDefinition(
             "SELECT count(*) FROM sessions WHERE user_id = @ownerId AND state = ANY(@Active)",
-            new { ownerId, SessionStates.Active }, transaction, cancellationToken: cancellationToken));
+            new { ownerId, Active = SessionStateMachine.ActiveNames }, transaction, cancellationToken: cancellationToken));
         if (active >= settings.SessionQuota)
         {
             return new(SessionChange.QuotaReached, Detail: $"{owner} already has {active} active sessions, the most allowed (SESSION_QUOTA={settings.SessionQuota}); stop one first.");
@@ -109,8 +105,8 @@ public sealed class SessionStore(NpgsqlDataSource dataSource, ApiSettings settin
 
         var id = "sess-" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(6));
         await connection.ExecuteAsync(new CommandDefinition(
-            "INSERT INTO sessions (id, user_id, template, state, agent_id, platform) VALUES (@id, @ownerId, @templateName, 'pending', @AgentId, @Platform)",
-            new { id, ownerId, templateName, agent.Value.AgentId, agent.Value.Platform }, transaction, cancellationToken: cancellationToken));
+            "INSERT INTO sessions (id, user_id, template, state, agent_id, platform) VALUES (@id, @ownerId, @templateName, @Pending, @AgentId, @Platform)",
+            new { id, ownerId, templateName, Pending = SessionState.Pending.ToName(), agent.Value.AgentId, agent.Value.Platform }, transaction, cancellationToken: cancellationToken));
         await agents.EnqueueAsync(connection, transaction, agent.Value.AgentId, id, CommandTypes.StartSession,
             new SessionCommandPayload(id, ownerId, owner, template.ToSessionTemplate()), cancellationToken);
         await connection.WriteAsync(actor, "session.created", "session", id, new { Template = templateName, Owner = owner, Agent = agent.Value.AgentId }, transaction, cancellationToken);
@@ -125,11 +121,11 @@ public sealed class SessionStore(NpgsqlDataSource dataSource, ApiSettings settin
     }
 
     /// <summary>Stops, hibernates or wakes a session: moves its state and sends its agent the command.</summary>
-    public async Task<SessionResult> RequestAsync(Actor actor, string action, string id, Guid viewerId, bool viewerIsAdmin, CancellationToken cancellationToken)
+    public async Task<SessionResult> RequestAsync(Actor actor, SessionAction action, string id, Guid viewerId, bool viewerIsAdmin, CancellationToken cancellationToken)
     {
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
-        var result = await RequestAsync(agents.EnqueueAsync, connection, transaction, actor, action, id, viewerId, viewerIsAdmin, cancellationToken);
+        var result = await RequestAsync(connection, transaction, actor, action, id, viewerId, viewerIsAdmin, cancellationToken);
         if (result.Change != SessionChange.Done)
         {
             return result;
@@ -148,23 +144,19 @@ public sealed class SessionStore(NpgsqlDataSource dataSource, ApiSettings settin
 
     /// <summary>
     /// Asks the agents to stop every active session of the user, in the caller's transaction, exactly as
-    /// <see cref="RequestAsync(Actor, string, string, Guid, bool, CancellationToken)"/> does for one session. Returns the
-    /// agents whose commands to deliver after commit. Sessions already stopping keep their stop command in flight.
+    /// <see cref="RequestAsync(Actor, SessionAction, string, Guid, bool, CancellationToken)"/> does for one session. Returns the
+    /// agents whose commands <see cref="DeliverAsync"/> sends after commit. Sessions already stopping keep their stop command in flight.
     /// </summary>
-    /// <remarks>
-    /// Static for its caller in the Users feature, so it writes the commands through the Agents feature's queue
-    /// directly; once that caller takes a <see cref="SessionStore"/>, this goes through <see cref="ISessionAgents"/> too.
-    /// </remarks>
-    public static async Task<IReadOnlyList<string>> StopAllOfUserAsync(NpgsqlConnection connection, NpgsqlTransaction transaction,
+    public async Task<IReadOnlyList<string>> StopAllAsync(NpgsqlConnection connection, NpgsqlTransaction transaction,
         Actor actor, Guid userId, CancellationToken cancellationToken)
     {
         var ids = await connection.QueryAsync<string>(new CommandDefinition(
             "SELECT id FROM sessions WHERE user_id = @userId AND state = ANY(@Active) AND state <> @Stopping ORDER BY id",
-            new { userId, SessionStates.Active, SessionStates.Stopping }, transaction, cancellationToken: cancellationToken));
+            new { userId, Active = SessionStateMachine.ActiveNames, Stopping = SessionState.Stopping.ToName() }, transaction, cancellationToken: cancellationToken));
         var agentIds = new HashSet<string>();
         foreach (var id in ids)
         {
-            var result = await RequestAsync(AgentCommandQueue.EnqueueAsync, connection, transaction, actor, "stop", id, userId, viewerIsAdmin: true, cancellationToken);
+            var result = await RequestAsync(connection, transaction, actor, SessionAction.Stop, id, userId, viewerIsAdmin: true, cancellationToken);
             if (result.AgentId is { } agentId)
             {
                 agentIds.Add(agentId);
@@ -174,9 +166,18 @@ public sealed class SessionStore(NpgsqlDataSource dataSource, ApiSettings settin
         return [.. agentIds];
     }
 
+    /// <summary>Sends the agents the commands <see cref="StopAllAsync"/> wrote, once its transaction has committed.</summary>
+    public async Task DeliverAsync(IReadOnlyList<string> agentIds, CancellationToken cancellationToken)
+    {
+        foreach (var agentId in agentIds)
+        {
+            await agents.DeliverAsync(agentId, cancellationToken);
+        }
+    }
+
     /// <summary>One request, in the caller's transaction: the session's new state, its command and its audit row.</summary>
-    private static async Task<SessionResult> RequestAsync(EnqueueCommand enqueue, NpgsqlConnection connection, NpgsqlTransaction transaction, Actor actor,
-        string action, string id, Guid viewerId, bool viewerIsAdmin, CancellationToken cancellationToken)
+    private async Task<SessionResult> RequestAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, Actor actor,
+        SessionAction action, string id, Guid viewerId, bool viewerIsAdmin, CancellationToken cancellationToken)
     {
         // The owner may be deleted by now (their sessions outlive them); a stop needs only the session id.
         var session = await connection.QuerySingleOrDefaultAsync<(string State, string? AgentId, Guid UserId, string? Username, string Template)?>(new CommandDefinition(
@@ -189,16 +190,17 @@ public sealed class SessionStore(NpgsqlDataSource dataSource, ApiSettings settin
             return new(SessionChange.NotFound, Detail: $"No session {id}.");
         }
 
-        var next = SessionStates.AfterRequest(action, found.State);
+        var current = SessionNames.ParseState(found.State);
+        var next = SessionStateMachine.AfterRequest(action, current);
         if (next is null)
         {
-            return new(SessionChange.IllegalTransition, Detail: $"Cannot {action} a session that is {found.State}.");
+            return new(SessionChange.IllegalTransition, Detail: $"Cannot {action.ToName()} a session that is {found.State}.");
         }
 
         // A session whose agent is gone, or that already failed, has nothing left to run: it stops at once.
-        if (found.AgentId is null || (action == "stop" && found.State == SessionStates.Failed))
+        if (found.AgentId is null || (action == SessionAction.Stop && current == SessionState.Failed))
         {
-            next = SessionStates.Stopped;
+            next = SessionState.Stopped;
         }
         else
         {
@@ -207,24 +209,25 @@ public sealed class SessionStore(NpgsqlDataSource dataSource, ApiSettings settin
                 ?? new SessionTemplate(found.Template, null, null, 5900, null, null, new Dictionary<string, string>(), true, 0, null);
             var commandType = action switch
             {
-                "stop" => CommandTypes.StopSession,
-                "hibernate" => CommandTypes.HibernateSession,
+                SessionAction.Stop => CommandTypes.StopSession,
+                SessionAction.Hibernate => CommandTypes.HibernateSession,
                 _ => CommandTypes.WakeSession,
             };
-            await enqueue(connection, transaction, found.AgentId, id, commandType,
+            await agents.EnqueueAsync(connection, transaction, found.AgentId, id, commandType,
                 new SessionCommandPayload(id, found.UserId, found.Username ?? "", sessionTemplate), cancellationToken);
         }
 
-        await SessionStateWriter.ChangeAsync(connection, transaction, actor, id, found.State, next, null, null, cancellationToken);
+        await SessionStateWriter.ChangeAsync(connection, transaction, actor, id, current, next.Value, null, null, cancellationToken);
         return new(SessionChange.Done, AgentId: found.AgentId);
     }
 
     /// <summary>The session's state and agent, whoever asks: for the VNC proxy, whose ticket already proved the right to view.</summary>
-    public async Task<(string State, string? AgentId)?> FindPlacementAsync(string id, CancellationToken cancellationToken)
+    public async Task<(SessionState State, string? AgentId)?> FindPlacementAsync(string id, CancellationToken cancellationToken)
     {
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
-        return await connection.QuerySingleOrDefaultAsync<(string, string?)?>(new CommandDefinition(
+        var found = await connection.QuerySingleOrDefaultAsync<(string State, string? AgentId)?>(new CommandDefinition(
             "SELECT state, agent_id FROM sessions WHERE id = @id", new { id }, cancellationToken: cancellationToken));
+        return found is { } placement ? (SessionNames.ParseState(placement.State), placement.AgentId) : null;
     }
 
     public async Task<IReadOnlyList<StuckSession>> StuckAsync(TimeSpan olderThan, CancellationToken cancellationToken)
@@ -233,21 +236,22 @@ public sealed class SessionStore(NpgsqlDataSource dataSource, ApiSettings settin
         return [.. await connection.QueryAsync<StuckSession>(new CommandDefinition(
             """
             SELECT id, state, failure_reason AS reason, agent_id, extract(epoch FROM now() - updated_at)::float8 AS seconds
-            FROM sessions WHERE state IN ('pending', 'starting') AND updated_at < now() - make_interval(secs => @seconds)
+            FROM sessions WHERE state IN (@Pending, @Starting) AND updated_at < now() - make_interval(secs => @seconds)
             ORDER BY updated_at LIMIT 20
-            """, new { seconds = olderThan.TotalSeconds }, cancellationToken: cancellationToken))];
+            """, new { seconds = olderThan.TotalSeconds, Pending = SessionState.Pending.ToName(), Starting = SessionState.Starting.ToName() }, cancellationToken: cancellationToken))];
     }
 
     public Task<IReadOnlyList<PlacedSession>> ActiveAsync(CancellationToken cancellationToken) =>
         PlacedAsync("SELECT id, agent_id FROM sessions WHERE state = ANY(@Active) AND agent_id IS NOT NULL ORDER BY id", cancellationToken);
 
     public Task<IReadOnlyList<PlacedSession>> RunningAsync(CancellationToken cancellationToken) =>
-        PlacedAsync("SELECT id, agent_id FROM sessions WHERE state = 'running' AND agent_id IS NOT NULL ORDER BY id LIMIT 20", cancellationToken);
+        PlacedAsync("SELECT id, agent_id FROM sessions WHERE state = @Running AND agent_id IS NOT NULL ORDER BY id LIMIT 20", cancellationToken);
 
     private async Task<IReadOnlyList<PlacedSession>> PlacedAsync(string sql, CancellationToken cancellationToken)
     {
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
-        return [.. await connection.QueryAsync<PlacedSession>(new CommandDefinition(sql, new { SessionStates.Active }, cancellationToken: cancellationToken))];
+        return [.. await connection.QueryAsync<PlacedSession>(new CommandDefinition(sql,
+            new { Active = SessionStateMachine.ActiveNames, Running = SessionState.Running.ToName() }, cancellationToken: cancellationToken))];
     }
 
     /// <summary>The online, non-draining agent of a fitting platform with free capacity and the fewest active sessions.</summary>
@@ -263,5 +267,5 @@ public sealed class SessionStore(NpgsqlDataSource dataSource, ApiSettings settin
             ORDER BY load.active, a.id
             LIMIT 1
             FOR UPDATE OF a
-            """, new { SessionStates.Active, platforms = platforms.ToArray(), missed = settings.AgentMissedHeartbeats }, transaction, cancellationToken: cancellationToken));
+            """, new { Active = SessionStateMachine.ActiveNames, platforms = platforms.ToArray(), missed = settings.AgentMissedHeartbeats }, transaction, cancellationToken: cancellationToken));
 }

@@ -1,75 +1,9 @@
 using System.Text.Json;
-using System.Text.Json.Serialization;
 using StreamSpace.Contracts;
+using StreamSpace.Contracts.Api;
 using StreamSpace.Settings;
 
 namespace StreamSpace.Api.Features.Templates;
-
-public sealed record TemplateResources(string? Cpu, string? Memory);
-
-/// <summary>
-/// One env entry: a value (<c>"FOO": "bar"</c>), or on Kubernetes a key of a Secret in the session namespace
-/// (<c>"FOO": {"secret_ref": {"name": "db", "key": "password"}}</c>), whose value never passes through StreamSpace.
-/// Shown to admins only; other users get the names, each with null.
-/// </summary>
-[JsonConverter(typeof(TemplateEnvValueConverter))]
-public sealed record TemplateEnvValue(string? Value, SecretKeyRef? SecretRef);
-
-/// <summary>Reads and writes <see cref="TemplateEnvValue"/> as a string or a <c>{"secret_ref": …}</c> object, in the API and in the <c>env</c> column alike.</summary>
-public sealed class TemplateEnvValueConverter : JsonConverter<TemplateEnvValue>
-{
-    private const string Expected = "an env entry is a string or {\"secret_ref\": {\"name\": \"<secret>\", \"key\": \"<key>\"}}";
-
-    public override TemplateEnvValue Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options)
-    {
-        if (reader.TokenType == JsonTokenType.String)
-        {
-            return new TemplateEnvValue(reader.GetString(), null);
-        }
-
-        var element = JsonElement.ParseValue(ref reader);
-        if (element.ValueKind == JsonValueKind.Object && element.TryGetProperty("secret_ref", out var reference) && reference.ValueKind == JsonValueKind.Object
-            && reference.TryGetProperty("name", out var name) && name.ValueKind == JsonValueKind.String
-            && reference.TryGetProperty("key", out var key) && key.ValueKind == JsonValueKind.String)
-        {
-            return new TemplateEnvValue(null, new SecretKeyRef(name.GetString()!, key.GetString()!));
-        }
-
-        throw new JsonException(Expected);
-    }
-
-    public override void Write(Utf8JsonWriter writer, TemplateEnvValue value, JsonSerializerOptions options)
-    {
-        if (value.SecretRef is { } reference)
-        {
-            writer.WriteStartObject();
-            writer.WriteStartObject("secret_ref");
-            writer.WriteString("name", reference.Name);
-            writer.WriteString("key", reference.Key);
-            writer.WriteEndObject();
-            writer.WriteEndObject();
-            return;
-        }
-
-        writer.WriteStringValue(value.Value);
-    }
-}
-
-/// <summary>A template as the API shows and takes it. Durations are written like settings: 30m, 8h, 00:30:00.</summary>
-public sealed record TemplateBody(
-    string Name,
-    string DisplayName,
-    string? Description,
-    string? Category,
-    string? Icon,
-    string? Image,
-    string? Command,
-    int? VncPort,
-    TemplateResources? Resources,
-    Dictionary<string, TemplateEnvValue?>? Env,
-    bool? PersistentHome,
-    string? IdleTimeout,
-    string? MaxDuration);
 
 /// <summary>A row of <c>templates</c>.</summary>
 public sealed class TemplateRow

@@ -1,5 +1,4 @@
 using StreamSpace.Api.Features.Audit;
-using StreamSpace.Api.Features.Auth;
 using StreamSpace.Api.Infrastructure.Database;
 using StreamSpace.Settings;
 
@@ -30,7 +29,7 @@ public sealed class AdminBootstrap(ApiSettings settings, UserStore users, ILogge
         var admin = await users.FindByUsernameAsync(username, cancellationToken);
         if (admin is null)
         {
-            var (result, _) = await users.CreateAsync(Actor.System, username, settings.AdminPassword, Role.Admin, cancellationToken);
+            var (result, _) = await users.CreateAsync(Actor.System, username, settings.AdminPassword, UserRoles.Admin, cancellationToken);
             if (result == UserChange.Done)
             {
                 logger.LogInformation("Created the admin account {Username} from ADMIN_PASSWORD", username);
@@ -43,12 +42,12 @@ public sealed class AdminBootstrap(ApiSettings settings, UserStore users, ILogge
         }
 
         var passwordMatches = users.VerifyPassword(admin, settings.AdminPassword);
-        if (passwordMatches && admin is { Role: Role.Admin, Disabled: false })
+        if (passwordMatches && admin is { Role: UserRoles.Admin, Disabled: false })
         {
             return;
         }
 
-        await users.UpdateAsync(Actor.System, admin.Id, Role.Admin, disabled: false,
+        await users.UpdateAsync(Actor.System, admin.Id, UserRoles.Admin, disabled: false,
             newPassword: passwordMatches ? null : settings.AdminPassword, cancellationToken);
         logger.LogInformation("Synced the admin account {Username} with ADMIN_PASSWORD (password {Changed})",
             username, passwordMatches ? "unchanged" : "updated");

@@ -6,7 +6,7 @@ public sealed class UserAccount
     public Guid Id { get; init; }
     public string Username { get; init; } = "";
     public string PasswordHash { get; init; } = "";
-    public string Role { get; init; } = Auth.Role.User;
+    public string Role { get; init; } = UserRoles.User;
     public bool Disabled { get; init; }
     /// <summary>Carried in every token; a bump ends every token issued before.</summary>
     public int TokenVersion { get; init; }
@@ -15,9 +15,6 @@ public sealed class UserAccount
 
     public UserResponse ToResponse() => new(Id, Username, Role, Disabled, new DateTimeOffset(CreatedAt, TimeSpan.Zero));
 }
-
-/// <summary>A user as the API shows it: never the password hash.</summary>
-public sealed record UserResponse(Guid Id, string Username, string Role, bool Disabled, DateTimeOffset CreatedAt);
 
 public static class PasswordRules
 {

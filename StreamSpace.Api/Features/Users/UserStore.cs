@@ -2,8 +2,8 @@ using Dapper;
 using Microsoft.AspNetCore.Identity;
 using Npgsql;
 using StreamSpace.Api.Features.Audit;
-using StreamSpace.Api.Features.Auth;
 using StreamSpace.Api.Features.Sessions;
+using StreamSpace.Api.Infrastructure;
 
 namespace StreamSpace.Api.Features.Users;
 
@@ -16,8 +16,20 @@ public enum UserChange
     LastAdmin,
 }
 
+public static class UserChanges
+{
+    /// <summary>The answer to a change of user <paramref name="id"/> that was refused, or null when it was done.</summary>
+    public static IResult? Refusal(this UserChange change, Guid id) => change switch
+    {
+        UserChange.NotFound => ApiProblem.NotFound($"No user has id {id}."),
+        UserChange.LastAdmin => ApiProblem.Conflict(UserStore.LastAdminProblem),
+        _ => null,
+    };
+}
+
 /// <summary>Reads and changes users. Every change writes its audit row in the same transaction.</summary>
-public sealed class UserStore(NpgsqlDataSource dataSource, IPasswordHasher<UserAccount> hasher, ActiveUserCheck activeUsers)
+public sealed class UserStore(NpgsqlDataSource dataSource, IPasswordHasher<UserAccount> hasher, IUserAccessChanges access, IUserSessions sessions)
+    : IUserAccounts
 {
     // Serialises changes that could leave no active admin, so two concurrent demotions cannot both pass.
     private const long AdminChangeLockKey = 0x5354_524D_4144;
@@ -98,16 +110,13 @@ public sealed class UserStore(NpgsqlDataSource dataSource, IPasswordHasher<UserA
     {
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
-        await connection.ExecuteAsync(new CommandDefinition("SELECT pg_advisory_xact_lock(@AdminChangeLockKey)", new { AdminChangeLockKey }, transaction, cancellationToken: cancellationToken));
-
-        var current = await connection.QuerySingleOrDefaultAsync<UserAccount>(new CommandDefinition(
-            $"SELECT {Columns} FROM users WHERE id = @id FOR UPDATE", new { id }, transaction, cancellationToken: cancellationToken));
+        var current = await LockForChangeAsync(connection, transaction, id, cancellationToken);
         if (current is null)
         {
             return (UserChange.NotFound, null);
         }
 
-        var losesAdmin = current is { Role: Role.Admin, Disabled: false } && (role is Role.User || disabled is true);
+        var losesAdmin = current is { Role: UserRoles.Admin, Disabled: false } && (role is UserRoles.User || disabled is true);
         if (losesAdmin && !await OtherActiveAdminExistsAsync(connection, transaction, id, cancellationToken))
         {
             return (UserChange.LastAdmin, current);
@@ -117,7 +126,7 @@ public sealed class UserStore(NpgsqlDataSource dataSource, IPasswordHasher<UserA
         // must not revive a stolen one).
         if (newPassword is not null || (disabled is true && !current.Disabled) || (role is not null && role != current.Role))
         {
-            await SignIns.BumpTokenVersionAsync(connection, transaction, id, cancellationToken);
+            await access.EndTokensAsync(connection, transaction, id, cancellationToken);
         }
 
         var hash = newPassword is null ? null : hasher.HashPassword(current, newPassword);
@@ -132,42 +141,51 @@ public sealed class UserStore(NpgsqlDataSource dataSource, IPasswordHasher<UserA
         await connection.WriteAsync(actor, "user.updated", "user", id.ToString(),
             new { Role = role, Disabled = disabled, PasswordChanged = newPassword is not null }, transaction, cancellationToken);
         await transaction.CommitAsync(cancellationToken);
-        activeUsers.Forget(id);
+        access.Forget(id);
         return (UserChange.Done, updated);
     }
 
     /// <summary>
     /// Stops the user's sessions through the normal stop commands, then removes the user, in one transaction: either
     /// both happen or neither. The sessions stay, with their stop commands, so the agents still end the sessions'
-    /// processes and report them stopped after the user is gone. Returns the agents whose commands to deliver.
+    /// processes and report them stopped after the user is gone; the commands go to the agents once it has committed.
     /// </summary>
-    public async Task<(UserChange Result, IReadOnlyList<string> AgentIds)> DeleteAsync(Actor actor, Guid id, CancellationToken cancellationToken)
+    public async Task<UserChange> DeleteAsync(Actor actor, Guid id, CancellationToken cancellationToken)
     {
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
-        await connection.ExecuteAsync(new CommandDefinition("SELECT pg_advisory_xact_lock(@AdminChangeLockKey)", new { AdminChangeLockKey }, transaction, cancellationToken: cancellationToken));
-
         // Locking the row also holds off the user's own launches until this commits (they lock it too), so no
         // session can start between the stops and the delete.
-        var current = await connection.QuerySingleOrDefaultAsync<UserAccount>(new CommandDefinition(
-            $"SELECT {Columns} FROM users WHERE id = @id FOR UPDATE", new { id }, transaction, cancellationToken: cancellationToken));
+        var current = await LockForChangeAsync(connection, transaction, id, cancellationToken);
         if (current is null)
         {
-            return (UserChange.NotFound, []);
+            return UserChange.NotFound;
         }
 
-        if (current is { Role: Role.Admin, Disabled: false } && !await OtherActiveAdminExistsAsync(connection, transaction, id, cancellationToken))
+        if (current is { Role: UserRoles.Admin, Disabled: false } && !await OtherActiveAdminExistsAsync(connection, transaction, id, cancellationToken))
         {
-            return (UserChange.LastAdmin, []);
+            return UserChange.LastAdmin;
         }
 
-        var agentIds = await SessionStore.StopAllOfUserAsync(connection, transaction, actor, id, cancellationToken);
+        var agentIds = await sessions.StopAllAsync(connection, transaction, actor, id, cancellationToken);
         await connection.ExecuteAsync(new CommandDefinition("DELETE FROM users WHERE id = @id", new { id }, transaction, cancellationToken: cancellationToken));
         await connection.WriteAsync(actor, "user.deleted", "user", id.ToString(), new { current.Username }, transaction, cancellationToken);
-        await ActiveUserCheck.NotifyAsync(connection, transaction, id, cancellationToken);
+        await access.NotifyAsync(connection, transaction, id, cancellationToken);
         await transaction.CommitAsync(cancellationToken);
-        activeUsers.Forget(id);
-        return (UserChange.Done, agentIds);
+        access.Forget(id);
+        await sessions.DeliverAsync(agentIds, cancellationToken);
+        return UserChange.Done;
+    }
+
+    public async Task ChangePasswordAsync(Actor actor, Guid id, string newPassword, CancellationToken cancellationToken) =>
+        await UpdateAsync(actor, id, role: null, disabled: null, newPassword, cancellationToken);
+
+    /// <summary>The user's row, locked for a change, and the admin-change lock, so no change can leave no active admin.</summary>
+    private static async Task<UserAccount?> LockForChangeAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, Guid id, CancellationToken cancellationToken)
+    {
+        await connection.ExecuteAsync(new CommandDefinition("SELECT pg_advisory_xact_lock(@AdminChangeLockKey)", new { AdminChangeLockKey }, transaction, cancellationToken: cancellationToken));
+        return await connection.QuerySingleOrDefaultAsync<UserAccount>(new CommandDefinition(
+            $"SELECT {Columns} FROM users WHERE id = @id FOR UPDATE", new { id }, transaction, cancellationToken: cancellationToken));
     }
 
     private static Task<bool> OtherActiveAdminExistsAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, Guid id, CancellationToken cancellationToken) =>

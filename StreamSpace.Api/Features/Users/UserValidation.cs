@@ -15,5 +15,5 @@ public static class UserValidation
             .MaximumLength(PasswordRules.MaximumLength);
 
     public static IRuleBuilderOptions<T, string?> ValidRole<T>(this IRuleBuilder<T, string?> rule) =>
-        rule.Must(Auth.Role.IsValid).WithMessage("Role must be 'admin' or 'user'.");
+        rule.Must(UserRoles.IsValid).WithMessage("Role must be 'admin' or 'user'.");
 }

@@ -1,6 +1,7 @@
 using System.Net.Sockets;
 using Dapper;
 using Npgsql;
+using StreamSpace.Contracts;
 using StreamSpace.Tests.Api.Features.Agents;
 using StreamSpace.Tests.Api.Features.Sessions;
 using StreamSpace.Tests.Infrastructure;
@@ -18,10 +19,10 @@ public sealed class OrphanReaperTests
         var first = await AgentHost.StartAsync(api.AgentHubUrl, "reaping-agent", key, settings: settings);
         await first.WaitUntilConnectedAsync();
         using var admin = await api.AdminClientAsync();
-        var kept = (await admin.LaunchAsync()).GetProperty("id").GetString()!;
-        var orphan = (await admin.LaunchAsync()).GetProperty("id").GetString()!;
-        await admin.WaitForStateAsync(kept, "running");
-        await admin.WaitForStateAsync(orphan, "running");
+        var kept = (await admin.LaunchAsync()).Id;
+        var orphan = (await admin.LaunchAsync()).Id;
+        await admin.WaitForStateAsync(kept, SessionState.Running);
+        await admin.WaitForStateAsync(orphan, SessionState.Running);
         var orphanPort = (await first.Platform.FindVncAsync(orphan, CancellationToken.None))!.Port;
 
         // While the agent is away, the session disappears from the control plane (say, a database restored from a backup).
@@ -38,7 +39,7 @@ public sealed class OrphanReaperTests
         await Eventually.TrueAsync(() => Task.FromResult(!Listens(orphanPort)), TimeSpan.FromSeconds(10), "the unowned session's Xvnc to exit");
 
         Assert.NotNull(await second.Platform.FindVncAsync(kept, CancellationToken.None));
-        Assert.Equal("running", (await admin.WaitForStateAsync(kept, "running")).GetProperty("state").GetString());
+        Assert.Equal(SessionState.Running, (await admin.WaitForStateAsync(kept, SessionState.Running)).State);
     }
 
     private static bool Listens(int port)

@@ -5,6 +5,7 @@ using System.Text.Json.Nodes;
 using k8s.Models;
 using StreamSpace.Agent.Platforms.Kubernetes;
 using StreamSpace.Contracts;
+using StreamSpace.Contracts.Api;
 using StreamSpace.Tests.Api.Features.Sessions;
 using StreamSpace.Tests.Chart;
 using StreamSpace.Tests.Infrastructure;
@@ -27,7 +28,7 @@ public sealed class KubernetesPlatformTests(KubernetesFixture fixture) : IClassF
     {
         var username = "Kate.Doe-" + Guid.NewGuid().ToString("N")[..4];
         using var user = await fixture.Api.NewUserClientAsync(username);
-        var id = (await user.LaunchAsync()).GetProperty("id").GetString()!;
+        var id = (await user.LaunchAsync()).Id;
         var pod = await fixture.Kubelet.PodAsync(id);
 
         var deployment = Kube.Get("deployments", Ns, $"session-{id}")!;
@@ -77,22 +78,22 @@ public sealed class KubernetesPlatformTests(KubernetesFixture fixture) : IClassF
 
         var podIp = NextPodAddress();
         await fixture.Kubelet.MarkReadyAsync(id, podIp);
-        var running = await user.WaitForStateAsync(id, "running");
-        Assert.Equal("kubernetes", running.GetProperty("platform").GetString());
-        Assert.Equal(podIp, running.GetProperty("platform_metadata").GetProperty("pod_ip").GetString());
-        Assert.Equal(pod["metadata"]!["name"]!.GetValue<string>(), running.GetProperty("platform_metadata").GetProperty("pod").GetString());
+        var running = await user.WaitForStateAsync(id, SessionState.Running);
+        Assert.Equal("kubernetes", running.Platform);
+        Assert.Equal(podIp, running.PlatformMetadata.GetProperty("pod_ip").GetString());
+        Assert.Equal(pod["metadata"]!["name"]!.GetValue<string>(), running.PlatformMetadata.GetProperty("pod").GetString());
     }
 
     [Fact]
     public async Task An_image_pull_failure_fails_the_session_with_the_kubelets_message()
     {
         using var user = await fixture.Api.NewUserClientAsync();
-        var id = (await user.LaunchAsync()).GetProperty("id").GetString()!;
+        var id = (await user.LaunchAsync()).Id;
         await fixture.Kubelet.FailImagePullAsync(id, "Back-off pulling image \"ghcr.io/streamspace-dev/streamspace-session-xterm:0.1.0\"");
 
-        var failed = await user.WaitForStateAsync(id, "failed");
+        var failed = await user.WaitForStateAsync(id, SessionState.Failed);
         Assert.Equal("image pull failed: Back-off pulling image \"ghcr.io/streamspace-dev/streamspace-session-xterm:0.1.0\"",
-            failed.GetProperty("failure_reason").GetString());
+            failed.FailureReason);
         await Eventually.TrueAsync(() => Task.FromResult(Kube.Get("deployments", Ns, $"session-{id}") is null), TimeSpan.FromSeconds(10),
             "the failed session's Deployment to be deleted");
     }
@@ -101,31 +102,29 @@ public sealed class KubernetesPlatformTests(KubernetesFixture fixture) : IClassF
     public async Task A_crash_loop_fails_the_session_with_the_last_termination_message()
     {
         using var user = await fixture.Api.NewUserClientAsync();
-        var id = (await user.LaunchAsync()).GetProperty("id").GetString()!;
+        var id = (await user.LaunchAsync()).Id;
         await fixture.Kubelet.CrashLoopAsync(id, "Xvnc: fatal error: cannot bind to port 5900");
 
-        var failed = await user.WaitForStateAsync(id, "failed");
-        Assert.Equal("the session crashed: Xvnc: fatal error: cannot bind to port 5900", failed.GetProperty("failure_reason").GetString());
+        var failed = await user.WaitForStateAsync(id, SessionState.Failed);
+        Assert.Equal("the session crashed: Xvnc: fatal error: cannot bind to port 5900", failed.FailureReason);
     }
 
     [Fact]
     public async Task An_unschedulable_session_waits_for_resources_then_fails_at_the_start_timeout()
     {
         using var user = await fixture.Api.NewUserClientAsync();
-        var id = (await user.LaunchAsync()).GetProperty("id").GetString()!;
+        var id = (await user.LaunchAsync()).Id;
         const string message = "0/3 nodes are available: 3 Insufficient memory.";
         await fixture.Kubelet.MarkUnschedulableAsync(id, message);
 
         await Eventually.TrueAsync(async () =>
         {
-            var session = await (await user.GetAsync($"/api/v1/sessions/{id}")).AssertJsonAsync(HttpStatusCode.OK);
-            return session.GetProperty("state").GetString() == "starting"
-                && session.GetProperty("failure_reason").ValueKind == JsonValueKind.String
-                && session.GetProperty("failure_reason").GetString() == $"waiting for resources: {message}";
+            var session = await (await user.GetAsync($"/api/v1/sessions/{id}")).AssertJsonAsync<SessionResponse>(HttpStatusCode.OK);
+            return session.State == SessionState.Starting && session.FailureReason == $"waiting for resources: {message}";
         }, TimeSpan.FromSeconds(5), "the session to wait for resources");
 
-        var failed = await user.WaitForStateAsync(id, "failed", TimeSpan.FromSeconds(20));
-        Assert.StartsWith($"waiting for resources: {message} (gave up after", failed.GetProperty("failure_reason").GetString(), StringComparison.Ordinal);
+        var failed = await user.WaitForStateAsync(id, SessionState.Failed, TimeSpan.FromSeconds(20));
+        Assert.StartsWith($"waiting for resources: {message} (gave up after", failed.FailureReason, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -135,7 +134,7 @@ public sealed class KubernetesPlatformTests(KubernetesFixture fixture) : IClassF
         var id = await RunningSessionAsync(user);
 
         Assert.Equal(HttpStatusCode.Accepted, (await user.PostAsync($"/api/v1/sessions/{id}/hibernate", null)).StatusCode);
-        await user.WaitForStateAsync(id, "hibernated");
+        await user.WaitForStateAsync(id, SessionState.Hibernated);
         Assert.Equal(0, Kube.Get("deployments", Ns, $"session-{id}")!["spec"]!["replicas"]!.GetValue<int>());
         Assert.Empty(Kube.List("pods", Ns, $"session-id={id}"));
         Assert.NotNull(Kube.Get("secrets", Ns, $"session-{id}-vnc"));
@@ -145,8 +144,8 @@ public sealed class KubernetesPlatformTests(KubernetesFixture fixture) : IClassF
             TimeSpan.FromSeconds(10), "the Deployment to scale to 1");
         var podIp = NextPodAddress();
         await fixture.Kubelet.MarkReadyAsync(id, podIp);
-        var running = await user.WaitForStateAsync(id, "running");
-        Assert.Equal(podIp, running.GetProperty("platform_metadata").GetProperty("pod_ip").GetString());
+        var running = await user.WaitForStateAsync(id, SessionState.Running);
+        Assert.Equal(podIp, running.PlatformMetadata.GetProperty("pod_ip").GetString());
     }
 
     [Fact]
@@ -157,7 +156,7 @@ public sealed class KubernetesPlatformTests(KubernetesFixture fixture) : IClassF
         var id = await RunningSessionAsync(user);
 
         Assert.Equal(HttpStatusCode.Accepted, (await user.DeleteAsync($"/api/v1/sessions/{id}")).StatusCode);
-        await user.WaitForStateAsync(id, "stopped");
+        await user.WaitForStateAsync(id, SessionState.Stopped);
         Assert.Null(Kube.Get("deployments", Ns, $"session-{id}"));
         Assert.Null(Kube.Get("secrets", Ns, $"session-{id}-vnc"));
         Assert.Empty(Kube.List("pods", Ns, $"session-id={id}"));
@@ -179,10 +178,10 @@ public sealed class KubernetesPlatformTests(KubernetesFixture fixture) : IClassF
             new { name = "k8s-quick-idle", display_name = "Idles quickly", image = "example/session:1", idle_timeout = "2s" });
         Assert.Equal(HttpStatusCode.Created, created.StatusCode);
 
-        var id = (await admin.LaunchAsync("k8s-quick-idle")).GetProperty("id").GetString()!;
+        var id = (await admin.LaunchAsync("k8s-quick-idle")).Id;
         await fixture.Kubelet.MarkReadyAsync(id, NextPodAddress());
-        await admin.WaitForStateAsync(id, "running");
-        await admin.WaitForStateAsync(id, "hibernated", TimeSpan.FromSeconds(15));
+        await admin.WaitForStateAsync(id, SessionState.Running);
+        await admin.WaitForStateAsync(id, SessionState.Hibernated, TimeSpan.FromSeconds(15));
         Assert.Equal(0, Kube.Get("deployments", Ns, $"session-{id}")!["spec"]!["replicas"]!.GetValue<int>());
     }
 
@@ -203,7 +202,7 @@ public sealed class KubernetesPlatformTests(KubernetesFixture fixture) : IClassF
         });
         Assert.Equal(HttpStatusCode.Created, created.StatusCode);
 
-        var id = (await admin.LaunchAsync("k8s-secret-env")).GetProperty("id").GetString()!;
+        var id = (await admin.LaunchAsync("k8s-secret-env")).Id;
         await fixture.Kubelet.PodAsync(id);
         var env = Kube.Get("deployments", Ns, $"session-{id}")!["spec"]!["template"]!["spec"]!["containers"]![0]!["env"]!.AsArray();
         Assert.Equal("hello", env.Single(e => e!["name"]!.GetValue<string>() == "GREETING")!["value"]!.GetValue<string>());
@@ -217,7 +216,7 @@ public sealed class KubernetesPlatformTests(KubernetesFixture fixture) : IClassF
     public async Task A_repeated_start_makes_one_deployment_and_stopping_a_missing_session_succeeds()
     {
         await StartTwiceAndStopTwiceAsync();
-        Assert.Equal("stopped", (await fixture.Agent.Platform.StopAsync("sess-neverstarted", CancellationToken.None)).State);
+        Assert.Equal(SessionState.Stopped, (await fixture.Agent.Platform.StopAsync("sess-neverstarted", CancellationToken.None)).State);
     }
 
     [Fact]
@@ -241,8 +240,8 @@ public sealed class KubernetesPlatformTests(KubernetesFixture fixture) : IClassF
 
             // The owned session was rediscovered and left alone.
             Assert.NotNull(Kube.Get("deployments", Ns, $"session-{owned}"));
-            Assert.Equal("running", (await fixture.Agent.Platform.ListSessionsAsync(CancellationToken.None)).Single(s => s.SessionId == owned).State);
-            Assert.Equal("running", (await user.WaitForStateAsync(owned, "running")).GetProperty("state").GetString());
+            Assert.Equal(SessionState.Running, (await fixture.Agent.Platform.ListSessionsAsync(CancellationToken.None)).Single(s => s.SessionId == owned).State);
+            Assert.Equal(SessionState.Running, (await user.WaitForStateAsync(owned, SessionState.Running)).State);
         }
         finally
         {
@@ -258,8 +257,8 @@ public sealed class KubernetesPlatformTests(KubernetesFixture fixture) : IClassF
         var hibernated = await RunningSessionAsync(user);
         var lost = await RunningSessionAsync(user);
         Assert.Equal(HttpStatusCode.Accepted, (await user.PostAsync($"/api/v1/sessions/{hibernated}/hibernate", null)).StatusCode);
-        await user.WaitForStateAsync(hibernated, "hibernated");
-        var podIp = (await user.WaitForStateAsync(kept, "running")).GetProperty("platform_metadata").GetProperty("pod_ip").GetString();
+        await user.WaitForStateAsync(hibernated, SessionState.Hibernated);
+        var podIp = (await user.WaitForStateAsync(kept, SessionState.Running)).PlatformMetadata.GetProperty("pod_ip").GetString();
 
         await fixture.Agent.DisposeAsync();
         // While the agent is down, someone deletes a session's Deployment by hand.
@@ -267,14 +266,14 @@ public sealed class KubernetesPlatformTests(KubernetesFixture fixture) : IClassF
         await fixture.RestartAgentAsync();
 
         var listed = await fixture.Agent.Platform.ListSessionsAsync(CancellationToken.None);
-        Assert.Equal("running", listed.Single(s => s.SessionId == kept).State);
-        Assert.Equal("hibernated", listed.Single(s => s.SessionId == hibernated).State);
+        Assert.Equal(SessionState.Running, listed.Single(s => s.SessionId == kept).State);
+        Assert.Equal(SessionState.Hibernated, listed.Single(s => s.SessionId == hibernated).State);
         Assert.DoesNotContain(listed, s => s.SessionId == lost);
         Assert.Equal(podIp, (await fixture.Agent.Platform.FindVncAsync(kept, CancellationToken.None))!.Host);
 
-        Assert.Equal("session pod missing", (await user.WaitForStateAsync(lost, "failed")).GetProperty("failure_reason").GetString());
-        Assert.Equal("running", (await user.WaitForStateAsync(kept, "running")).GetProperty("state").GetString());
-        Assert.Equal("hibernated", (await user.WaitForStateAsync(hibernated, "hibernated")).GetProperty("state").GetString());
+        Assert.Equal("session pod missing", (await user.WaitForStateAsync(lost, SessionState.Failed)).FailureReason);
+        Assert.Equal(SessionState.Running, (await user.WaitForStateAsync(kept, SessionState.Running)).State);
+        Assert.Equal(SessionState.Hibernated, (await user.WaitForStateAsync(hibernated, SessionState.Hibernated)).State);
     }
 
     [Fact]
@@ -322,13 +321,13 @@ public sealed class KubernetesPlatformTests(KubernetesFixture fixture) : IClassF
     private async Task RfbHandshakeThroughTheTunnelAsync()
     {
         using var user = await fixture.Api.NewUserClientAsync();
-        var id = (await user.LaunchAsync()).GetProperty("id").GetString()!;
+        var id = (await user.LaunchAsync()).Id;
         await fixture.Kubelet.PodAsync(id);
         var secret = await SecretAsync(id);
         var podIp = NextPodAddress();
         await using var xvnc = await SimulatedSessionPod.StartAsync(podIp, 5900, SecretPasswordFile(secret), id);
         await fixture.Kubelet.MarkReadyAsync(id, podIp);
-        await user.WaitForStateAsync(id, "running");
+        await user.WaitForStateAsync(id, SessionState.Running);
 
         using var viewer = await RfbViewer.ConnectAsync(fixture.Api.BaseAddress, await user.ConnectUrlAsync(id));
         var desktop = await viewer.HandshakeAsync();
@@ -342,7 +341,7 @@ public sealed class KubernetesPlatformTests(KubernetesFixture fixture) : IClassF
     {
         var username = "pending-" + Guid.NewGuid().ToString("N")[..6];
         using var user = await fixture.Api.NewUserClientAsync(username);
-        var id = (await user.LaunchAsync()).GetProperty("id").GetString()!;
+        var id = (await user.LaunchAsync()).Id;
         await fixture.Kubelet.PodAsync(id);
         var claim = Assert.Single(Kube.List("persistentvolumeclaims", Ns, $"streamspace.io/user={username}"))["metadata"]!["name"]!.GetValue<string>();
         const string message = "storageclass.storage.k8s.io \"fast-ssd\" not found";
@@ -353,14 +352,14 @@ public sealed class KubernetesPlatformTests(KubernetesFixture fixture) : IClassF
 
         Assert.True(Kube.Update("persistentvolumeclaims", Ns, claim, c => c["status"] = new JsonObject { ["phase"] = "Bound" }));
         await fixture.Kubelet.MarkReadyAsync(id, NextPodAddress());
-        await user.WaitForStateAsync(id, "running");
+        await user.WaitForStateAsync(id, SessionState.Running);
     }
 
     [Fact]
     public async Task A_pod_whose_status_says_nothing_yet_waits_with_the_reason_of_its_newest_warning_event()
     {
         using var user = await fixture.Api.NewUserClientAsync();
-        var id = (await user.LaunchAsync()).GetProperty("id").GetString()!;
+        var id = (await user.LaunchAsync()).Id;
         var pod = (await fixture.Kubelet.PodAsync(id))["metadata"]!["name"]!.GetValue<string>();
         const string message = "0/3 nodes are available: 3 node(s) had untolerated taint {gpu: true}.";
 
@@ -375,10 +374,10 @@ public sealed class KubernetesPlatformTests(KubernetesFixture fixture) : IClassF
         var created = await admin.PostAsJsonAsync("/api/v1/templates",
             new { name = "k8s-missing-image", display_name = "Missing image", image = "registry.example/missing:404" });
         Assert.Equal(HttpStatusCode.Created, created.StatusCode);
-        var id = (await admin.LaunchAsync("k8s-missing-image")).GetProperty("id").GetString()!;
+        var id = (await admin.LaunchAsync("k8s-missing-image")).Id;
         const string message = "Back-off pulling image \"registry.example/missing:404\"";
         await fixture.Kubelet.FailImagePullAsync(id, message);
-        await admin.WaitForStateAsync(id, "failed");
+        await admin.WaitForStateAsync(id, SessionState.Failed);
 
         var check = Assert.Single(await fixture.Agent.Platform.CheckAsync(CancellationToken.None), c => c.Id == "kubernetes.image_pull");
         Assert.Equal("warn", check.Status);
@@ -405,9 +404,9 @@ public sealed class KubernetesPlatformTests(KubernetesFixture fixture) : IClassF
         await fixture.Agent.Platform.CheckAsync(CancellationToken.None);
         await StartTwiceAndStopTwiceAsync();
         Assert.Equal(HttpStatusCode.Accepted, (await user.PostAsync($"/api/v1/sessions/{id}/hibernate", null)).StatusCode);
-        await user.WaitForStateAsync(id, "hibernated");
+        await user.WaitForStateAsync(id, SessionState.Hibernated);
         Assert.Equal(HttpStatusCode.Accepted, (await user.DeleteAsync($"/api/v1/sessions/{id}")).StatusCode);
-        await user.WaitForStateAsync(id, "stopped");
+        await user.WaitForStateAsync(id, SessionState.Stopped);
         await fixture.Agent.Platform.ListSessionsAsync(CancellationToken.None);
 
         // The case whose storage class is this agent's (fast-ssd): the ClusterRole grants get on that class by name.
@@ -434,13 +433,13 @@ public sealed class KubernetesPlatformTests(KubernetesFixture fixture) : IClassF
         var platform = fixture.Agent.Platform;
         var payload = new SessionCommandPayload("sess-" + Guid.NewGuid().ToString("N")[..12], Guid.NewGuid(), "twice", Templates.Xterm with { Image = "example/session:1" });
 
-        Assert.Equal("starting", (await platform.StartAsync(payload, CancellationToken.None)).State);
-        Assert.Equal("starting", (await platform.StartAsync(payload, CancellationToken.None)).State);
+        Assert.Equal(SessionState.Starting, (await platform.StartAsync(payload, CancellationToken.None)).State);
+        Assert.Equal(SessionState.Starting, (await platform.StartAsync(payload, CancellationToken.None)).State);
         Assert.Single(Kube.List("deployments", Ns, $"session-id={payload.SessionId}"));
         Assert.Single(Kube.List("secrets", Ns, $"session-id={payload.SessionId}"));
 
-        Assert.Equal("stopped", (await platform.StopAsync(payload.SessionId, CancellationToken.None)).State);
-        Assert.Equal("stopped", (await platform.StopAsync(payload.SessionId, CancellationToken.None)).State);
+        Assert.Equal(SessionState.Stopped, (await platform.StopAsync(payload.SessionId, CancellationToken.None)).State);
+        Assert.Equal(SessionState.Stopped, (await platform.StopAsync(payload.SessionId, CancellationToken.None)).State);
         Assert.Empty(Kube.List("deployments", Ns, $"session-id={payload.SessionId}"));
         Assert.Empty(Kube.List("secrets", Ns, $"session-id={payload.SessionId}"));
     }
@@ -484,9 +483,9 @@ public sealed class KubernetesPlatformTests(KubernetesFixture fixture) : IClassF
 
     private async Task<string> RunningSessionAsync(HttpClient user)
     {
-        var id = (await user.LaunchAsync()).GetProperty("id").GetString()!;
+        var id = (await user.LaunchAsync()).Id;
         await fixture.Kubelet.MarkReadyAsync(id, NextPodAddress());
-        await user.WaitForStateAsync(id, "running");
+        await user.WaitForStateAsync(id, SessionState.Running);
         return id;
     }
 

@@ -1,5 +1,6 @@
 using k8s.Models;
 using StreamSpace.Agent.Platforms.Kubernetes;
+using StreamSpace.Contracts;
 
 namespace StreamSpace.Tests.Agent.Kubernetes;
 
@@ -21,7 +22,7 @@ public sealed class PodStatesTests
             },
         };
 
-        Assert.Equal(new PodState("starting", "home volume pending: 0/1 nodes are available: pod has unbound immediate PersistentVolumeClaims.", false), PodStates.Of(pod));
+        Assert.Equal(new PodState(SessionState.Starting, "home volume pending: 0/1 nodes are available: pod has unbound immediate PersistentVolumeClaims.", false), PodStates.Of(pod));
     }
 
     [Fact]
@@ -43,7 +44,7 @@ public sealed class PodStatesTests
             },
         };
 
-        Assert.Equal(new PodState("failed", "the session crashed: exit code 137 (OOMKilled)", true), PodStates.Of(pod));
+        Assert.Equal(new PodState(SessionState.Failed, "the session crashed: exit code 137 (OOMKilled)", true), PodStates.Of(pod));
     }
 
     [Fact]
@@ -57,7 +58,7 @@ public sealed class PodStatesTests
             },
         };
 
-        Assert.Equal(new PodState("starting", "home volume pending: waiting for a volume to be created by external provisioner \"ebs.csi.aws.com\"", false),
+        Assert.Equal(new PodState(SessionState.Starting, "home volume pending: waiting for a volume to be created by external provisioner \"ebs.csi.aws.com\"", false),
             PodStates.Of(pod, homeVolumePending: "waiting for a volume to be created by external provisioner \"ebs.csi.aws.com\""));
     }
 
@@ -66,7 +67,7 @@ public sealed class PodStatesTests
     [InlineData("FailedScheduling", "0/2 nodes are available: 2 Insufficient cpu.", "waiting for resources: 0/2 nodes are available: 2 Insufficient cpu.")]
     [InlineData("Failed", "Failed to pull image \"x:1\": not found", "image pull failing: Failed to pull image \"x:1\": not found")]
     public void A_pod_whose_status_has_no_reason_takes_it_from_its_newest_warning(string reason, string message, string expected) =>
-        Assert.Equal(new PodState("starting", expected, false),
+        Assert.Equal(new PodState(SessionState.Starting, expected, false),
             PodStates.Of(new V1Pod { Status = new V1PodStatus { Phase = "Pending" } }, lastWarning: new PodEvent(reason, message, DateTime.UtcNow)));
 
     [Fact]

@@ -91,7 +91,7 @@ public sealed class AgentCommandQueue(NpgsqlDataSource dataSource, IPlacedSessio
             """, new { commandId, agentId }, transaction, cancellationToken: cancellationToken));
         if (acked is { SessionId: { } sessionId, CommandType: CommandTypes.StartSession })
         {
-            await sessions.ApplyAsync(connection, transaction, agentId, new ReportedSession(sessionId, SessionStates.Starting), cancellationToken);
+            await sessions.ApplyAsync(connection, transaction, agentId, new ReportedSession(sessionId, SessionState.Starting), cancellationToken);
         }
 
         await transaction.CommitAsync(cancellationToken);
@@ -147,7 +147,7 @@ public sealed class AgentCommandQueue(NpgsqlDataSource dataSource, IPlacedSessio
         foreach (var command in expired.Where(c => c.SessionId is not null))
         {
             await sessions.ApplyAsync(connection, transaction, command.AgentId,
-                new ReportedSession(command.SessionId!, "failed", command.Error), cancellationToken);
+                new ReportedSession(command.SessionId!, SessionState.Failed, command.Error), cancellationToken);
             logger.LogWarning("Command {CommandId} failed: {Error}", command.Id, command.Error);
         }
 

@@ -5,11 +5,6 @@ using StreamSpace.Api.Infrastructure;
 
 namespace StreamSpace.Api.Features.Agents.Create;
 
-public sealed record CreateAgentRequest(string Id);
-
-/// <summary>The new credential. The key is shown this once; only its hash is stored.</summary>
-public sealed record CreateAgentResponse(string Id, string Key);
-
 public sealed class CreateAgentValidator : Validator<CreateAgentRequest>
 {
     public CreateAgentValidator()
@@ -24,7 +19,7 @@ public sealed class CreateAgentEndpoint(AgentStore agents) : Endpoint<CreateAgen
     public override void Configure()
     {
         Post("agents");
-        Roles(Role.Admin);
+        Roles(UserRoles.Admin);
         Summary(s => s.Summary = "Registers an agent and returns its key, once (admin only).");
     }
 

@@ -8,7 +8,7 @@ namespace StreamSpace.Api.Features.Agents.Drain;
 public sealed record DrainAgentRequest(string Id);
 
 /// <summary>Turns draining on or off; the two routes below differ only in which.</summary>
-public abstract class SetDrainingEndpoint(AgentStore agents, bool draining) : Endpoint<DrainAgentRequest, AgentView>
+public abstract class SetDrainingEndpoint(AgentStore agents, bool draining) : Endpoint<DrainAgentRequest, AgentResponse>
 {
     public override async Task HandleAsync(DrainAgentRequest request, CancellationToken cancellationToken)
     {
@@ -28,7 +28,7 @@ public sealed class DrainAgentEndpoint(AgentStore agents) : SetDrainingEndpoint(
     public override void Configure()
     {
         Post("agents/{id}/drain");
-        Roles(Role.Admin);
+        Roles(UserRoles.Admin);
         Summary(s => s.Summary = "Stops placing new sessions on the agent (admin only).");
     }
 }
@@ -39,7 +39,7 @@ public sealed class ResumeAgentEndpoint(AgentStore agents) : SetDrainingEndpoint
     public override void Configure()
     {
         Delete("agents/{id}/drain");
-        Roles(Role.Admin);
+        Roles(UserRoles.Admin);
         Summary(s => s.Summary = "Resumes placing new sessions on a drained agent (admin only).");
     }
 }

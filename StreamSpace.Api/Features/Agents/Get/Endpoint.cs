@@ -6,12 +6,12 @@ namespace StreamSpace.Api.Features.Agents.Get;
 
 public sealed record GetAgentRequest(string Id);
 
-public sealed class GetAgentEndpoint(AgentStore agents) : Endpoint<GetAgentRequest, AgentView>
+public sealed class GetAgentEndpoint(AgentStore agents) : Endpoint<GetAgentRequest, AgentResponse>
 {
     public override void Configure()
     {
         Get("agents/{id}");
-        Roles(Role.Admin);
+        Roles(UserRoles.Admin);
         Summary(s => s.Summary = "Shows one agent (admin only).");
     }
 

@@ -3,12 +3,12 @@ using StreamSpace.Api.Features.Auth;
 
 namespace StreamSpace.Api.Features.Agents.List;
 
-public sealed class ListAgentsEndpoint(AgentStore agents) : EndpointWithoutRequest<IReadOnlyList<AgentView>>
+public sealed class ListAgentsEndpoint(AgentStore agents) : EndpointWithoutRequest<IReadOnlyList<AgentResponse>>
 {
     public override void Configure()
     {
         Get("agents");
-        Roles(Role.Admin);
+        Roles(UserRoles.Admin);
         Summary(s => s.Summary = "Lists agents with their status, last heartbeat, capacity and sessions (admin only).");
     }
 

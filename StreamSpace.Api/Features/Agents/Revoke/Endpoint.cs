@@ -17,7 +17,7 @@ public sealed class RevokeAgentEndpoint(AgentStore agents, AgentHub hub) : Endpo
     public override void Configure()
     {
         Delete("agents/{id}");
-        Roles(Role.Admin);
+        Roles(UserRoles.Admin);
         Summary(s => s.Summary = "Revokes an agent's credential and closes its connection (admin only).");
     }
 

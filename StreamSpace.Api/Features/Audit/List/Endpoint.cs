@@ -17,11 +17,6 @@ public sealed class ListAuditRequest
     [QueryParam, BindFrom("target_id")] public string? TargetId { get; set; }
 }
 
-public sealed record AuditEntryResponse(long Id, DateTimeOffset At, Guid? ActorId, string Actor, string Action,
-    string TargetType, string? TargetId, JsonElement Details);
-
-public sealed record AuditPage(IReadOnlyList<AuditEntryResponse> Items, long Total, int Page, int PageSize);
-
 public sealed class ListAuditValidator : Validator<ListAuditRequest>
 {
     public ListAuditValidator()
@@ -37,7 +32,7 @@ public sealed class ListAuditEndpoint(NpgsqlDataSource dataSource) : Endpoint<Li
     public override void Configure()
     {
         Get("audit");
-        Roles(Role.Admin);
+        Roles(UserRoles.Admin);
         Summary(s => s.Summary = "Reads the audit log, newest first (admin only).");
     }
 

@@ -4,12 +4,6 @@ using StreamSpace.Api.Infrastructure;
 
 namespace StreamSpace.Api.Features.Auth.Login;
 
-public sealed record LoginRequest(string Username, string Password);
-
-public sealed record LoginResponse(string Token, DateTimeOffset ExpiresAt, UserSummary User);
-
-public sealed record UserSummary(Guid Id, string Username, string Role);
-
 public sealed class LoginValidator : Validator<LoginRequest>
 {
     public LoginValidator()
@@ -23,7 +17,7 @@ public sealed class LoginValidator : Validator<LoginRequest>
 /// Exchanges a username and password for a JWT. An unknown user, a wrong password and a disabled account
 /// all get the same 401, in about the same time, so the answer reveals nothing about which accounts exist.
 /// </summary>
-public sealed class LoginEndpoint(UserStore users, TokenIssuer tokens, LoginThrottle throttle, SignIns signIns, TimeProvider time) : Endpoint<LoginRequest, LoginResponse>
+public sealed class LoginEndpoint(IUserAccounts users, TokenIssuer tokens, LoginThrottle throttle, SignIns signIns, TimeProvider time) : Endpoint<LoginRequest, LoginResponse>
 {
     public override void Configure()
     {

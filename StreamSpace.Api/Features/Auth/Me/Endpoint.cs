@@ -4,7 +4,7 @@ using StreamSpace.Api.Features.Users;
 
 namespace StreamSpace.Api.Features.Auth.Me;
 
-public sealed class MeEndpoint(UserStore users) : EndpointWithoutRequest<UserResponse>
+public sealed class MeEndpoint(IUserAccounts users) : EndpointWithoutRequest<UserResponse>
 {
     public override void Configure()
     {

@@ -9,7 +9,7 @@ namespace StreamSpace.Api.Features.Auth.Refresh;
 /// Trades a still-valid token for a fresh one, so an active user is not signed out mid-session. The new token keeps
 /// the original sign-in time, so refreshing cannot stretch a sign-in past SESSION_MAX_LIFETIME.
 /// </summary>
-public sealed class RefreshEndpoint(UserStore users, TokenIssuer tokens, ApiSettings settings, TimeProvider time) : EndpointWithoutRequest<LoginResponse>
+public sealed class RefreshEndpoint(IUserAccounts users, TokenIssuer tokens, ApiSettings settings, TimeProvider time) : EndpointWithoutRequest<LoginResponse>
 {
     public override void Configure()
     {

@@ -3,10 +3,9 @@ using StreamSpace.Api.Features.Auth;
 using StreamSpace.Api.Features.Sessions.Get;
 using StreamSpace.Api.Features.Sessions.Vnc;
 using StreamSpace.Api.Infrastructure;
+using StreamSpace.Contracts;
 
 namespace StreamSpace.Api.Features.Sessions.Connect;
-
-public sealed record ConnectResponse(string Ticket, string Url, DateTimeOffset ExpiresAt);
 
 /// <summary>Issues a ticket for the session's VNC WebSocket at /vnc/{id}.</summary>
 public sealed class ConnectSessionEndpoint(SessionStore sessions, VncTickets tickets) : Endpoint<SessionRequest, ConnectResponse>
@@ -26,9 +25,9 @@ public sealed class ConnectSessionEndpoint(SessionStore sessions, VncTickets tic
             return;
         }
 
-        if (session.State != SessionStates.Running)
+        if (session.State != SessionState.Running)
         {
-            await Send.ResultAsync(ApiProblem.Conflict($"The session is {session.State}; it can be viewed once it is running."));
+            await Send.ResultAsync(ApiProblem.Conflict($"The session is {session.State.ToName()}; it can be viewed once it is running."));
             return;
         }
 

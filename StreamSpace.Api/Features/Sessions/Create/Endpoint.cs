@@ -6,21 +6,13 @@ using StreamSpace.Api.Infrastructure;
 
 namespace StreamSpace.Api.Features.Sessions.Create;
 
-public sealed class CreateSessionRequest
-{
-    public string Template { get; set; } = "";
-
-    /// <summary>Admins may launch for another user, by username.</summary>
-    public string? User { get; set; }
-}
-
 public sealed class CreateSessionValidator : Validator<CreateSessionRequest>
 {
     public CreateSessionValidator() => RuleFor(x => x.Template).NotEmpty();
 }
 
 /// <summary>Launches a session: 202 with the pending session; the agent's progress arrives as state changes.</summary>
-public sealed class CreateSessionEndpoint(SessionStore sessions, UserStore users) : Endpoint<CreateSessionRequest, SessionView>
+public sealed class CreateSessionEndpoint(SessionStore sessions, IUserAccounts users) : Endpoint<CreateSessionRequest, SessionResponse>
 {
     public override void Configure()
     {

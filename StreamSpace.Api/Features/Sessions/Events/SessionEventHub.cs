@@ -18,14 +18,14 @@ public sealed record SessionChanged(string Id, Guid UserId);
 public sealed class SessionEventHub(SessionStore sessions, SessionListCache lists, ILogger<SessionEventHub> logger)
     : BackgroundService, IDatabaseNotificationHandler
 {
-    private readonly ConcurrentDictionary<Guid, Channel<SessionView>> subscribers = new();
+    private readonly ConcurrentDictionary<Guid, Channel<SessionResponse>> subscribers = new();
     private readonly Channel<SessionChanged> notifications = Channel.CreateUnbounded<SessionChanged>(new UnboundedChannelOptions { SingleReader = true });
 
-    public (Guid Id, ChannelReader<SessionView> Changes) Subscribe()
+    public (Guid Id, ChannelReader<SessionResponse> Changes) Subscribe()
     {
         var id = Guid.NewGuid();
         // A slow client loses the oldest changes, never the hub's memory.
-        var channel = Channel.CreateBounded<SessionView>(new BoundedChannelOptions(256) { FullMode = BoundedChannelFullMode.DropOldest });
+        var channel = Channel.CreateBounded<SessionResponse>(new BoundedChannelOptions(256) { FullMode = BoundedChannelFullMode.DropOldest });
         subscribers[id] = channel;
         return (id, channel.Reader);
     }

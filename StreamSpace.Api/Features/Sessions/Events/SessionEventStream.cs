@@ -43,7 +43,7 @@ public static class SessionEventStream
 
                 using var wait = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted);
                 wait.CancelAfter(RecheckEvery);
-                SessionView session;
+                SessionResponse session;
                 try
                 {
                     session = await changes.ReadAsync(wait.Token);
@@ -65,7 +65,7 @@ public static class SessionEventStream
                     continue;
                 }
 
-                var json = JsonSerializer.Serialize(session, SessionJson);
+                var json = JsonSerializer.Serialize(session, ApiJson.Options);
                 await context.Response.WriteAsync($"event: session\ndata: {json}\n\n", context.RequestAborted);
                 await context.Response.Body.FlushAsync(context.RequestAborted);
                 lastWrite = DateTimeOffset.UtcNow;
@@ -80,6 +80,4 @@ public static class SessionEventStream
             hub.Unsubscribe(subscription);
         }
     }
-
-    private static readonly JsonSerializerOptions SessionJson = new(JsonSerializerDefaults.Web) { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
 }

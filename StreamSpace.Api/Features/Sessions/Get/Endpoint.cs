@@ -6,7 +6,7 @@ namespace StreamSpace.Api.Features.Sessions.Get;
 
 public sealed record SessionRequest(string Id);
 
-public sealed class GetSessionEndpoint(SessionStore sessions) : Endpoint<SessionRequest, SessionView>
+public sealed class GetSessionEndpoint(SessionStore sessions) : Endpoint<SessionRequest, SessionResponse>
 {
     public override void Configure()
     {

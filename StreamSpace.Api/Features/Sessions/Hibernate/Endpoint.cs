@@ -1,6 +1,8 @@
+using StreamSpace.Contracts;
+
 namespace StreamSpace.Api.Features.Sessions.Hibernate;
 
-public sealed class HibernateSessionEndpoint(SessionStore sessions) : SessionActionEndpoint(sessions, "hibernate")
+public sealed class HibernateSessionEndpoint(SessionStore sessions) : SessionActionEndpoint(sessions, SessionAction.Hibernate)
 {
     public override void Configure()
     {

@@ -10,7 +10,7 @@ public sealed class ListSessionsRequest
 }
 
 /// <summary>Your sessions; an admin sees everyone's, and may filter by user and state.</summary>
-public sealed class ListSessionsEndpoint(SessionStore sessions, SessionListCache cache) : Endpoint<ListSessionsRequest, IReadOnlyList<SessionView>>
+public sealed class ListSessionsEndpoint(SessionStore sessions, SessionListCache cache) : Endpoint<ListSessionsRequest, IReadOnlyList<SessionResponse>>
 {
     public override void Configure()
     {

@@ -32,7 +32,7 @@ public sealed class SessionListCache(IOptions<JsonOptions> json, TimeProvider ti
     private sealed record Entry(long Generation, long StoredAt, byte[] Json);
 
     /// <summary>The list as UTF-8 JSON: from the cache while nothing changed, otherwise read with <paramref name="read"/> and kept.</summary>
-    public async Task<byte[]> GetAsync(Key key, Func<Task<IReadOnlyList<SessionView>>> read)
+    public async Task<byte[]> GetAsync(Key key, Func<Task<IReadOnlyList<SessionResponse>>> read)
     {
         var current = Interlocked.Read(ref generation);
         if (entries.TryGetValue(key, out var entry) && entry.Generation == current && time.GetElapsedTime(entry.StoredAt) < MaxAge)

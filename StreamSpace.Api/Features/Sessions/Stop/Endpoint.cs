@@ -1,6 +1,8 @@
+using StreamSpace.Contracts;
+
 namespace StreamSpace.Api.Features.Sessions.Stop;
 
-public sealed class StopSessionEndpoint(SessionStore sessions) : SessionActionEndpoint(sessions, "stop")
+public sealed class StopSessionEndpoint(SessionStore sessions) : SessionActionEndpoint(sessions, SessionAction.Stop)
 {
     public override void Configure()
     {

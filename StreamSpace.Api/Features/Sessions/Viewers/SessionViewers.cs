@@ -8,11 +8,9 @@ using StreamSpace.Api.Features.Audit;
 using StreamSpace.Api.Features.Auth;
 using StreamSpace.Api.Features.Sessions.Vnc;
 using StreamSpace.Api.Infrastructure.Database;
+using StreamSpace.Contracts;
 
 namespace StreamSpace.Api.Features.Sessions.Viewers;
-
-/// <summary>An open viewer as the API lists it.</summary>
-public sealed record ViewerView(Guid Id, Guid UserId, string Username, string? Address, DateTimeOffset Since, long Bytes);
 
 /// <summary>One open VNC viewer on this instance: who opened it, what it carried, and why it must close, once it must.</summary>
 public sealed class LiveViewer(Guid id, string sessionId, ClaimsPrincipal user, string? address, string? owner, DateTimeOffset since)
@@ -195,10 +193,9 @@ public sealed class SessionViewers(NpgsqlDataSource dataSource, ActiveUserCheck 
             var state = await connection.QuerySingleOrDefaultAsync<string?>(new CommandDefinition(
                 "SELECT s.state FROM session_viewers v JOIN sessions s ON s.id = v.session_id WHERE v.id = @Id",
                 new { viewer.Id }, cancellationToken: cancellationToken));
-            return state switch
+            return state is null ? (VncCloseCodes.Revoked, "the viewer was revoked") : SessionNames.ParseState(state) switch
             {
-                null => (VncCloseCodes.Revoked, "the viewer was revoked"),
-                SessionStates.Running => null,
+                SessionState.Running => null,
                 _ => (VncCloseCodes.SessionEnded, $"the session is {state}"),
             };
         }
@@ -211,7 +208,7 @@ public sealed class SessionViewers(NpgsqlDataSource dataSource, ActiveUserCheck 
     }
 
     /// <summary>The session's open viewers, on any instance; those of a dead instance drop out within 30 s.</summary>
-    public async Task<IReadOnlyList<ViewerView>> ListAsync(string sessionId, CancellationToken cancellationToken)
+    public async Task<IReadOnlyList<ViewerResponse>> ListAsync(string sessionId, CancellationToken cancellationToken)
     {
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
         var rows = await connection.QueryAsync<(Guid Id, Guid UserId, string Username, string? Address, DateTime Since, long Bytes)>(new CommandDefinition(
@@ -221,7 +218,7 @@ public sealed class SessionViewers(NpgsqlDataSource dataSource, ActiveUserCheck 
             ORDER BY connected_at, id
             """, new { sessionId, listed = ListedFor.TotalSeconds }, cancellationToken: cancellationToken));
         // This instance's viewers count their bytes to the moment; the rows, to their last refresh.
-        return [.. rows.Select(r => new ViewerView(r.Id, r.UserId, r.Username, r.Address,
+        return [.. rows.Select(r => new ViewerResponse(r.Id, r.UserId, r.Username, r.Address,
             new DateTimeOffset(DateTime.SpecifyKind(r.Since, DateTimeKind.Utc)), open.TryGetValue(r.Id, out var live) ? live.Bytes : r.Bytes))];
     }
 

@@ -1,5 +1,6 @@
 using System.Net.WebSockets;
 using StreamSpace.Api.Features.Sessions.Viewers;
+using StreamSpace.Contracts;
 using StreamSpace.Contracts.Tunnel;
 
 namespace StreamSpace.Api.Features.Sessions.Vnc;
@@ -54,9 +55,9 @@ public sealed class VncProxy(VncTickets tickets, SessionStore sessions, ISession
             return;
         }
 
-        if (session.Value.State != SessionStates.Running)
+        if (session.Value.State != SessionState.Running)
         {
-            await RefuseAsync(viewer, sessionId, VncCloseCodes.NotRunning, $"session is {session.Value.State}");
+            await RefuseAsync(viewer, sessionId, VncCloseCodes.NotRunning, $"session is {session.Value.State.ToName()}");
             return;
         }
 

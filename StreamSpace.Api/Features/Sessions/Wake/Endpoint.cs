@@ -1,6 +1,8 @@
+using StreamSpace.Contracts;
+
 namespace StreamSpace.Api.Features.Sessions.Wake;
 
-public sealed class WakeSessionEndpoint(SessionStore sessions) : SessionActionEndpoint(sessions, "wake")
+public sealed class WakeSessionEndpoint(SessionStore sessions) : SessionActionEndpoint(sessions, SessionAction.Wake)
 {
     public override void Configure()
     {

@@ -10,7 +10,7 @@ public sealed class CreateTemplateEndpoint(TemplateStore templates) : Endpoint<T
     public override void Configure()
     {
         Post("templates");
-        Roles(Role.Admin);
+        Roles(UserRoles.Admin);
         Summary(s => s.Summary = "Adds a template (admin only).");
     }
 

@@ -12,7 +12,7 @@ public sealed class DeleteTemplateEndpoint(TemplateStore templates) : Endpoint<D
     public override void Configure()
     {
         Delete("templates/{name}");
-        Roles(Role.Admin);
+        Roles(UserRoles.Admin);
         Summary(s => s.Summary = "Removes a template (admin only); its sessions keep running.");
     }
 

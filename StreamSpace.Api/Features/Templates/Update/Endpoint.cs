@@ -11,7 +11,7 @@ public sealed class UpdateTemplateEndpoint(TemplateStore templates) : Endpoint<T
     public override void Configure()
     {
         Put("templates/{name}");
-        Roles(Role.Admin);
+        Roles(UserRoles.Admin);
         Summary(s => s.Summary = "Replaces a template (admin only).");
     }
 

@@ -1,11 +1,8 @@
 using FastEndpoints;
 using StreamSpace.Api.Features.Audit;
-using StreamSpace.Api.Features.Auth;
 using StreamSpace.Api.Infrastructure;
 
 namespace StreamSpace.Api.Features.Users.Create;
-
-public sealed record CreateUserRequest(string Username, string Password, string Role = Auth.Role.User);
 
 public sealed class CreateUserValidator : Validator<CreateUserRequest>
 {
@@ -22,7 +19,7 @@ public sealed class CreateUserEndpoint(UserStore users) : Endpoint<CreateUserReq
     public override void Configure()
     {
         Post("users");
-        Roles(Role.Admin);
+        Roles(UserRoles.Admin);
         Summary(s => s.Summary = "Creates a user (admin only).");
     }
 

@@ -1,7 +1,5 @@
 using FastEndpoints;
-using StreamSpace.Api.Features.Agents.Hub;
 using StreamSpace.Api.Features.Audit;
-using StreamSpace.Api.Features.Auth;
 using StreamSpace.Api.Infrastructure;
 
 namespace StreamSpace.Api.Features.Users.Delete;
@@ -12,12 +10,12 @@ public sealed record DeleteUserRequest(Guid Id);
 /// Stops the user's sessions (each audited as the admin's stop, and sent to its agent as stop_session) and removes
 /// the user. The sessions stay as history; homes stay on the agents (see README, "Deleting a user").
 /// </summary>
-public sealed class DeleteUserEndpoint(UserStore users, AgentHub hub) : Endpoint<DeleteUserRequest>
+public sealed class DeleteUserEndpoint(UserStore users) : Endpoint<DeleteUserRequest>
 {
     public override void Configure()
     {
         Delete("users/{id}");
-        Roles(Role.Admin);
+        Roles(UserRoles.Admin);
         Summary(s => s.Summary = "Stops a user's sessions, then deletes the user (admin only).");
     }
 
@@ -29,23 +27,14 @@ public sealed class DeleteUserEndpoint(UserStore users, AgentHub hub) : Endpoint
             return;
         }
 
-        var (result, agentIds) = await users.DeleteAsync(Actor.From(User), request.Id, cancellationToken);
-        foreach (var agentId in agentIds)
+        var result = await users.DeleteAsync(Actor.From(User), request.Id, cancellationToken);
+
+        if (result.Refusal(request.Id) is { } refusal)
         {
-            await hub.DeliverCommandsAsync(agentId, cancellationToken);
+            await Send.ResultAsync(refusal);
+            return;
         }
 
-        switch (result)
-        {
-            case UserChange.NotFound:
-                await Send.ResultAsync(ApiProblem.NotFound($"No user has id {request.Id}."));
-                break;
-            case UserChange.LastAdmin:
-                await Send.ResultAsync(ApiProblem.Conflict(UserStore.LastAdminProblem));
-                break;
-            default:
-                await Send.NoContentAsync(cancellationToken);
-                break;
-        }
+        await Send.NoContentAsync(cancellationToken);
     }
 }

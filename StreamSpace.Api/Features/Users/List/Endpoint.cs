@@ -1,5 +1,4 @@
 using FastEndpoints;
-using StreamSpace.Api.Features.Auth;
 
 namespace StreamSpace.Api.Features.Users.List;
 
@@ -8,7 +7,7 @@ public sealed class ListUsersEndpoint(UserStore users) : EndpointWithoutRequest<
     public override void Configure()
     {
         Get("users");
-        Roles(Role.Admin);
+        Roles(UserRoles.Admin);
         Summary(s => s.Summary = "Lists every user (admin only).");
     }
 

@@ -1,5 +1,6 @@
 using System.Net;
 using System.Net.Http.Json;
+using StreamSpace.Contracts.Api;
 using StreamSpace.Tests.Infrastructure;
 
 namespace StreamSpace.Tests.Api.Features.Audit;
@@ -12,20 +13,19 @@ public sealed class AuditTests(ApiFixture fixture) : IClassFixture<ApiFixture>
         using var admin = await fixture.Api.AdminClientAsync();
         for (var i = 0; i < 3; i++)
         {
-            var created = await admin.PostAsJsonAsync("/api/v1/users", new { username = $"audited-{i}", password = "password-123" });
+            var created = await admin.PostAsJsonAsync("/api/v1/users", new CreateUserRequest($"audited-{i}", "password-123"), ApiJson.Options);
             Assert.Equal(HttpStatusCode.Created, created.StatusCode);
         }
 
-        var page = await (await admin.GetAsync("/api/v1/audit?action=user.created&actor=admin&page=1&page_size=2")).AssertJsonAsync(HttpStatusCode.OK);
-        Assert.Equal(3, page.GetProperty("total").GetInt64());
-        var items = page.GetProperty("items").EnumerateArray().ToList();
-        Assert.Equal(2, items.Count);
-        Assert.Equal("audited-2", items[0].GetProperty("details").GetProperty("username").GetString());
-        Assert.Equal("user", items[0].GetProperty("target_type").GetString());
-        Assert.Equal("admin", items[0].GetProperty("actor").GetString());
+        var page = await (await admin.GetAsync("/api/v1/audit?action=user.created&actor=admin&page=1&page_size=2")).AssertJsonAsync<AuditPage>(HttpStatusCode.OK);
+        Assert.Equal(3, page.Total);
+        Assert.Equal(2, page.Items.Count);
+        Assert.Equal("audited-2", page.Items[0].Details.GetProperty("username").GetString());
+        Assert.Equal("user", page.Items[0].TargetType);
+        Assert.Equal("admin", page.Items[0].Actor);
 
-        var second = await (await admin.GetAsync("/api/v1/audit?action=user.created&actor=admin&page=2&page_size=2")).AssertJsonAsync(HttpStatusCode.OK);
-        Assert.Equal("audited-0", Assert.Single(second.GetProperty("items").EnumerateArray()).GetProperty("details").GetProperty("username").GetString());
+        var second = await (await admin.GetAsync("/api/v1/audit?action=user.created&actor=admin&page=2&page_size=2")).AssertJsonAsync<AuditPage>(HttpStatusCode.OK);
+        Assert.Equal("audited-0", Assert.Single(second.Items).Details.GetProperty("username").GetString());
     }
 
     [Fact]

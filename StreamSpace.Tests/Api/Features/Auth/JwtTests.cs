@@ -5,6 +5,7 @@ using System.Text;
 using Microsoft.IdentityModel.JsonWebTokens;
 using Microsoft.IdentityModel.Tokens;
 using StreamSpace.Api.Features.Auth;
+using StreamSpace.Tests.Api.Features.Sessions;
 using StreamSpace.Tests.Infrastructure;
 
 namespace StreamSpace.Tests.Api.Features.Auth;
@@ -57,8 +58,7 @@ public sealed class JwtTests(ApiFixture fixture) : IClassFixture<ApiFixture>
     private async Task<string> AdminIdAsync()
     {
         using var admin = await fixture.Api.AdminClientAsync();
-        var me = await (await admin.GetAsync("/api/v1/auth/me")).AssertJsonAsync(HttpStatusCode.OK);
-        return me.GetProperty("id").GetString()!;
+        return (await admin.UserIdAsync()).ToString();
     }
 
     private async Task<HttpStatusCode> MeWithAsync(string token)

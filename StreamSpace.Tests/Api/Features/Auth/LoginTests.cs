@@ -1,6 +1,8 @@
 using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Http.Json;
+using StreamSpace.Contracts.Api;
+using StreamSpace.Tests.Api.Features.Sessions;
 using StreamSpace.Tests.Infrastructure;
 
 namespace StreamSpace.Tests.Api.Features.Auth;
@@ -50,8 +52,7 @@ public sealed class LoginTests(ApiFixture fixture) : IClassFixture<ApiFixture>
         using var user = await fixture.Api.NewUserClientAsync("to-disable");
         Assert.Equal(HttpStatusCode.OK, (await user.GetAsync("/api/v1/auth/me")).StatusCode);
 
-        var me = await (await user.GetAsync("/api/v1/auth/me")).AssertJsonAsync(HttpStatusCode.OK);
-        var disable = await admin.PatchAsJsonAsync($"/api/v1/users/{me.GetProperty("id").GetString()}", new { disabled = true });
+        var disable = await admin.PatchAsJsonAsync($"/api/v1/users/{await user.UserIdAsync()}", new UpdateUserRequest(Disabled: true), ApiJson.OmitNulls);
         Assert.Equal(HttpStatusCode.OK, disable.StatusCode);
 
         await (await user.GetAsync("/api/v1/auth/me")).AssertProblemAsync(HttpStatusCode.Unauthorized);
@@ -64,10 +65,10 @@ public sealed class LoginTests(ApiFixture fixture) : IClassFixture<ApiFixture>
     public async Task Refresh_returns_a_new_token_that_works()
     {
         using var client = await fixture.Api.AdminClientAsync();
-        var refreshed = await (await client.PostAsync("/api/v1/auth/refresh", null)).AssertJsonAsync(HttpStatusCode.OK);
+        var refreshed = await (await client.PostAsync("/api/v1/auth/refresh", null)).AssertJsonAsync<LoginResponse>(HttpStatusCode.OK);
 
         using var second = fixture.Api.CreateClient();
-        second.DefaultRequestHeaders.Authorization = new("Bearer", refreshed.GetProperty("token").GetString());
+        second.DefaultRequestHeaders.Authorization = new("Bearer", refreshed.Token);
         var me = await (await second.GetAsync("/api/v1/auth/me")).AssertJsonAsync(HttpStatusCode.OK);
         Assert.Equal("admin", me.GetProperty("username").GetString());
         Assert.False(me.TryGetProperty("password_hash", out _));
@@ -197,15 +198,15 @@ public sealed class LoginLockoutTests : IAsyncLifetime
 
         using var owner = FromAddress.Client(api, FromAddress.Second);
         var login = await owner.PostAsJsonAsync("/api/v1/auth/login", new { username = ApiFactory.AdminUsername, password = ApiFactory.AdminPassword });
-        var token = (await login.AssertJsonAsync(HttpStatusCode.OK)).GetProperty("token").GetString();
+        var token = (await login.AssertJsonAsync<LoginResponse>(HttpStatusCode.OK)).Token;
 
         // The lockout is one audit row, not one per refused attempt.
         owner.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token);
-        var audit = await (await owner.GetAsync("/api/v1/audit?action=auth.login_limited")).AssertJsonAsync(HttpStatusCode.OK);
-        var row = Assert.Single(audit.GetProperty("items").EnumerateArray());
-        Assert.Equal("login", row.GetProperty("target_type").GetString());
-        Assert.Equal(ApiFactory.AdminUsername, row.GetProperty("target_id").GetString());
-        Assert.Equal("login.user_address", row.GetProperty("details").GetProperty("limit").GetString());
+        var audit = await (await owner.GetAsync("/api/v1/audit?action=auth.login_limited")).AssertJsonAsync<AuditPage>(HttpStatusCode.OK);
+        var row = Assert.Single(audit.Items);
+        Assert.Equal("login", row.TargetType);
+        Assert.Equal(ApiFactory.AdminUsername, row.TargetId);
+        Assert.Equal("login.user_address", row.Details.GetProperty("limit").GetString());
     }
 
     [Fact]
@@ -285,7 +286,7 @@ public sealed class ChangePasswordLimitTests : IAsyncLifetime
         Assert.Equal(HttpStatusCode.NoContent, changed.StatusCode);
 
         using var admin = await api.AdminClientAsync();
-        var audit = await (await admin.GetAsync("/api/v1/audit?action=auth.password_change_limited")).AssertJsonAsync(HttpStatusCode.OK);
-        Assert.Single(audit.GetProperty("items").EnumerateArray());
+        var audit = await (await admin.GetAsync("/api/v1/audit?action=auth.password_change_limited")).AssertJsonAsync<AuditPage>(HttpStatusCode.OK);
+        Assert.Single(audit.Items);
     }
 }

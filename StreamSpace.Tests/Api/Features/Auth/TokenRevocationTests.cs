@@ -5,6 +5,7 @@ using System.Text;
 using System.Text.Json;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Time.Testing;
+using StreamSpace.Contracts.Api;
 using StreamSpace.Tests.Infrastructure;
 
 namespace StreamSpace.Tests.Api.Features.Auth;
@@ -122,9 +123,8 @@ public sealed class TokenRevocationTests : IAsyncLifetime
         using var admin = await first.AdminClientAsync();
         (await admin.PostAsync($"/api/v1/users/{userId}/sign-out", null)).EnsureSuccessStatusCode();
 
-        var audit = await (await admin.GetAsync($"/api/v1/audit?target_type=user&target_id={userId}&page_size=100")).AssertJsonAsync(HttpStatusCode.OK);
-        var rows = audit.GetProperty("items").EnumerateArray()
-            .Select(e => (Action: e.GetProperty("action").GetString(), Actor: e.GetProperty("actor").GetString())).ToList();
+        var audit = await (await admin.GetAsync($"/api/v1/audit?target_type=user&target_id={userId}&page_size=100")).AssertJsonAsync<AuditPage>(HttpStatusCode.OK);
+        var rows = audit.Items.Select(e => (e.Action, e.Actor)).ToList();
         Assert.Equal(2, rows.Count(r => r == ("auth.signed_in", username)));
         Assert.Contains(("auth.signed_out", username), rows);
         Assert.Contains(("auth.signed_out_everywhere", username), rows);
@@ -135,15 +135,17 @@ public sealed class TokenRevocationTests : IAsyncLifetime
     {
         var username = "victim-" + Guid.NewGuid().ToString("N")[..8];
         using var admin = await first.AdminClientAsync();
-        var created = await (await admin.PostAsJsonAsync("/api/v1/users", new { username, password = Password, role = "user" })).AssertJsonAsync(HttpStatusCode.Created);
-        return (Guid.Parse(created.GetProperty("id").GetString()!), username);
+        var created = await (await admin.PostAsJsonAsync("/api/v1/users", new CreateUserRequest(username, Password), ApiJson.Options))
+            .AssertJsonAsync<UserResponse>(HttpStatusCode.Created);
+        return (created.Id, username);
     }
 
     private async Task<string> LoginAsync(string username)
     {
         using var client = first.CreateClient();
-        var login = await (await client.PostAsJsonAsync("/api/v1/auth/login", new { username, password = Password })).AssertJsonAsync(HttpStatusCode.OK);
-        return login.GetProperty("token").GetString()!;
+        var login = await (await client.PostAsJsonAsync("/api/v1/auth/login", new LoginRequest(username, Password), ApiJson.Options))
+            .AssertJsonAsync<LoginResponse>(HttpStatusCode.OK);
+        return login.Token;
     }
 
     private static HttpClient ClientWith(ApiFactory api, string token)
@@ -194,12 +196,11 @@ public sealed class SessionMaxLifetimeTests : IAsyncLifetime
         var original = AuthTime(client);
 
         clock.Advance(TimeSpan.FromMinutes(50));
-        var refreshed = await (await client.PostAsync("/api/v1/auth/refresh", null)).AssertJsonAsync(HttpStatusCode.OK);
-        var token = refreshed.GetProperty("token").GetString()!;
-        client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token);
+        var refreshed = await (await client.PostAsync("/api/v1/auth/refresh", null)).AssertJsonAsync<LoginResponse>(HttpStatusCode.OK);
+        client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", refreshed.Token);
         Assert.Equal(original, AuthTime(client));
         // The token itself ends with the sign-in's lifetime, not 8h (JWT_LIFETIME) after the refresh.
-        Assert.True(refreshed.GetProperty("expires_at").GetDateTimeOffset() <= signedInAt + TimeSpan.FromHours(1));
+        Assert.True(refreshed.ExpiresAt <= signedInAt + TimeSpan.FromHours(1));
         Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/api/v1/auth/me")).StatusCode);
 
         clock.Advance(TimeSpan.FromMinutes(11));

@@ -1,9 +1,9 @@
 using System.Diagnostics;
 using System.Net;
-using System.Text.Json;
 using Dapper;
 using Npgsql;
 using StreamSpace.Contracts;
+using StreamSpace.Contracts.Api;
 using StreamSpace.Tests.Api.Features.Agents;
 using StreamSpace.Tests.Api.Features.Sessions;
 using StreamSpace.Tests.Infrastructure;
@@ -21,9 +21,9 @@ public sealed class DiagnosticsTests
         await agent.WaitUntilConnectedAsync();
 
         var report = await DiagnoseAsync(api);
-        Assert.True(report.GetProperty("status").GetString() == "ok", report.ToString());
-        Assert.Contains(Checks(report), c => c.Id == "agents.heartbeat:healthy-agent" && c.Status == "ok");
-        Assert.Contains(Checks(report), c => c.Id == "auth.admin" && c.Status == "ok");
+        Assert.True(report.Status == CheckStatus.Ok, string.Join("; ", report.Checks.Where(c => c.Status != CheckStatus.Ok)));
+        Assert.Contains(report.Checks, c => c.Id == "agents.heartbeat:healthy-agent" && c.Status == "ok");
+        Assert.Contains(report.Checks, c => c.Id == "auth.admin" && c.Status == "ok");
     }
 
     [Fact]
@@ -35,7 +35,7 @@ public sealed class DiagnosticsTests
 
         // The agent sends its checks right after welcome; the report shows them under the agent's name.
         var checks = await Eventually.ValueAsync(async () =>
-            Checks(await DiagnoseAsync(api)) is var all && all.Any(c => c.Id == "local.programs:reporting-agent") ? all : null,
+            (await DiagnoseAsync(api)).Checks is var all && all.Any(c => c.Id == "local.programs:reporting-agent") ? all : null,
             TimeSpan.FromSeconds(10), "the agent's own checks to reach the report");
         var programs = Assert.Single(checks, c => c.Id == "local.programs:reporting-agent");
         Assert.Equal("ok", programs.Status);
@@ -57,12 +57,12 @@ public sealed class DiagnosticsTests
         await agent.WaitUntilConnectedAsync();
 
         var checks = await Eventually.ValueAsync(async () =>
-            Checks(await DiagnoseAsync(api)) is var all && all.Any(c => c.Id == "local.isolation:shared-agent") ? all : null,
+            (await DiagnoseAsync(api)).Checks is var all && all.Any(c => c.Id == "local.isolation:shared-agent") ? all : null,
             TimeSpan.FromSeconds(10), "the agent's isolation check to reach the report");
         var isolation = Assert.Single(checks, c => c.Id == "local.isolation:shared-agent");
         Assert.Equal("fail", isolation.Status);
         Assert.Contains("sessions are not isolated from the agent or from each other", isolation.Evidence);
-        Assert.Equal("fail", (await DiagnoseAsync(api)).GetProperty("status").GetString());
+        Assert.Equal(CheckStatus.Fail, (await DiagnoseAsync(api)).Status);
     }
 
     [Fact]
@@ -75,7 +75,7 @@ public sealed class DiagnosticsTests
         await using var agent = await AgentHost.StartAsync(api.AgentHubUrl, "plaintext-agent", await api.RegisterAgentAsync("plaintext-agent"));
         await agent.WaitUntilConnectedAsync();
 
-        var url = Assert.Single(Checks(await DiagnoseAsync(api)), c => c.Id == "network.control_plane_url:plaintext-agent");
+        var url = Assert.Single((await DiagnoseAsync(api)).Checks, c => c.Id == "network.control_plane_url:plaintext-agent");
         Assert.Equal("fail", url.Status);
         Assert.Contains("PUBLIC_URL advertises wss://127.0.0.1/agent/ws", url.Evidence);
         Assert.Contains("set CONTROL_PLANE_URL to wss://127.0.0.1/agent/ws", url.Fix);
@@ -88,11 +88,11 @@ public sealed class DiagnosticsTests
         var agent = await AgentHost.StartAsync(api.AgentHubUrl, "stopped-agent", await api.RegisterAgentAsync("stopped-agent"));
         await agent.WaitUntilConnectedAsync();
         using var admin = await api.AdminClientAsync();
-        var id = (await admin.LaunchAsync()).GetProperty("id").GetString()!;
-        await admin.WaitForStateAsync(id, "running");
+        var id = (await admin.LaunchAsync()).Id;
+        await admin.WaitForStateAsync(id, SessionState.Running);
         await agent.DisposeAsync();
 
-        var checks = Checks(await DiagnoseAsync(api));
+        var checks = (await DiagnoseAsync(api)).Checks;
         var heartbeat = Assert.Single(checks, c => c.Id == "agents.heartbeat:stopped-agent");
         Assert.Equal("fail", heartbeat.Status);
         Assert.Contains("CONTROL_PLANE_URL", heartbeat.Fix);
@@ -109,9 +109,9 @@ public sealed class DiagnosticsTests
         await socket.ReceiveAsync(TimeSpan.FromSeconds(5));
         await socket.SendAsync(new HeartbeatMessage(DateTimeOffset.UtcNow.AddSeconds(10), new AgentCapacity(5, 0), []));
 
-        await Eventually.TrueAsync(async () => Checks(await DiagnoseAsync(api)).Any(c => c.Id == "agents.clock_skew:skewed-agent"),
+        await Eventually.TrueAsync(async () => (await DiagnoseAsync(api)).Checks.Any(c => c.Id == "agents.clock_skew:skewed-agent"),
             TimeSpan.FromSeconds(5), "the skew to be recorded");
-        var skew = Checks(await DiagnoseAsync(api)).Single(c => c.Id == "agents.clock_skew:skewed-agent");
+        var skew = (await DiagnoseAsync(api)).Checks.Single(c => c.Id == "agents.clock_skew:skewed-agent");
         Assert.Equal("warn", skew.Status);
         Assert.Contains("ahead", skew.Evidence);
         Assert.Contains("expired", skew.Fix);
@@ -129,7 +129,7 @@ public sealed class DiagnosticsTests
             await connection.ExecuteAsync("UPDATE sessions SET updated_at = now() - interval '2 minutes' WHERE id = @sessionId", new { sessionId });
         }
 
-        var stuck = Checks(await DiagnoseAsync(api)).Single(c => c.Id == "sessions.stuck");
+        var stuck = (await DiagnoseAsync(api)).Checks.Single(c => c.Id == "sessions.stuck");
         Assert.Equal("fail", stuck.Status);
         Assert.Contains($"{sessionId} pending", stuck.Evidence);
         Assert.Contains("absent-agent", stuck.Evidence);
@@ -142,9 +142,9 @@ public sealed class DiagnosticsTests
         await api.RegisterAgentAsync("wrong-key-agent");
         await using var agent = await AgentHost.StartAsync(api.AgentHubUrl, "wrong-key-agent", "ssak_not-the-right-key");
 
-        await Eventually.TrueAsync(async () => Checks(await DiagnoseAsync(api)).Single(c => c.Id == "agents.refused").Status == "warn",
+        await Eventually.TrueAsync(async () => (await DiagnoseAsync(api)).Checks.Single(c => c.Id == "agents.refused").Status == "warn",
             TimeSpan.FromSeconds(10), "the refusal to be reported");
-        var refused = Checks(await DiagnoseAsync(api)).Single(c => c.Id == "agents.refused");
+        var refused = (await DiagnoseAsync(api)).Checks.Single(c => c.Id == "agents.refused");
         Assert.Contains("wrong-key-agent", refused.Evidence);
         Assert.Contains("wrong key (401)", refused.Evidence);
         Assert.Contains("AGENT_KEY", refused.Fix);
@@ -157,17 +157,17 @@ public sealed class DiagnosticsTests
         await using var agent = await AgentHost.StartAsync(api.AgentHubUrl, "probe-agent", await api.RegisterAgentAsync("probe-agent"));
         await agent.WaitUntilConnectedAsync();
         using var admin = await api.AdminClientAsync();
-        var id = (await admin.LaunchAsync()).GetProperty("id").GetString()!;
-        var session = await admin.WaitForStateAsync(id, "running");
-        Assert.Contains(Checks(await DiagnoseAsync(api, probe: true)), c => c.Id == $"sessions.vnc:{id}" && c.Status == "ok");
+        var id = (await admin.LaunchAsync()).Id;
+        var session = await admin.WaitForStateAsync(id, SessionState.Running);
+        Assert.Contains((await DiagnoseAsync(api, probe: true)).Checks, c => c.Id == $"sessions.vnc:{id}" && c.Status == "ok");
 
         // Freeze the VNC server: its port still accepts connections, but nothing answers.
-        var port = session.GetProperty("platform_metadata").GetProperty("vnc_port").GetInt32();
+        var port = session.PlatformMetadata.GetProperty("vnc_port").GetInt32();
         var xvnc = (await ProcessRunner.RunCheckedAsync("pgrep", "-f", $"rfbport {port}")).Trim().Split('\n')[0];
         await ProcessRunner.RunCheckedAsync("kill", "-STOP", xvnc);
         try
         {
-            var probe = Checks(await DiagnoseAsync(api, probe: true)).Single(c => c.Id == $"sessions.vnc:{id}");
+            var probe = (await DiagnoseAsync(api, probe: true)).Checks.Single(c => c.Id == $"sessions.vnc:{id}");
             Assert.Equal("fail", probe.Status);
             Assert.Contains("VNC server does not answer", probe.Fix);
         }
@@ -187,7 +187,7 @@ public sealed class DiagnosticsTests
             await connection.ExecuteAsync("DELETE FROM schema_migrations WHERE version = (SELECT max(version) FROM schema_migrations)");
         }
 
-        var schema = Checks(await DiagnoseAsync(api)).Single(c => c.Id == "database.schema");
+        var schema = (await DiagnoseAsync(api)).Checks.Single(c => c.Id == "database.schema");
         Assert.Equal("fail", schema.Status);
         Assert.Contains("this API needs", schema.Evidence);
         Assert.Contains("Restart the API", schema.Fix);
@@ -201,16 +201,9 @@ public sealed class DiagnosticsTests
         await (await user.GetAsync("/api/v1/admin/diagnostics")).AssertProblemAsync(HttpStatusCode.Forbidden);
     }
 
-    private sealed record Check(string Id, string Status, string Evidence, string Fix);
-
-    private static async Task<JsonElement> DiagnoseAsync(ApiFactory api, bool probe = false)
+    private static async Task<DiagnosticsReport> DiagnoseAsync(ApiFactory api, bool probe = false)
     {
         using var admin = await api.AdminClientAsync();
-        return await (await admin.GetAsync($"/api/v1/admin/diagnostics{(probe ? "?probe=true" : "")}")).AssertJsonAsync(HttpStatusCode.OK);
+        return await (await admin.GetAsync($"/api/v1/admin/diagnostics{(probe ? "?probe=true" : "")}")).AssertJsonAsync<DiagnosticsReport>(HttpStatusCode.OK);
     }
-
-    private static List<Check> Checks(JsonElement report) =>
-        [.. report.GetProperty("checks").EnumerateArray().Select(c => new Check(
-            c.GetProperty("id").GetString()!, c.GetProperty("status").GetString()!, c.GetProperty("evidence").GetString()!,
-            c.TryGetProperty("fix", out var fix) && fix.ValueKind == JsonValueKind.String ? fix.GetString()! : ""))];
 }

@@ -1,6 +1,8 @@
 using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
+using StreamSpace.Contracts;
+using StreamSpace.Contracts.Api;
 using StreamSpace.Tests.Api.Features.Agents;
 using StreamSpace.Tests.Infrastructure;
 
@@ -31,41 +33,41 @@ public sealed class SessionFixture : IAsyncLifetime
 
 public static class SessionClient
 {
-    public static async Task<JsonElement> LaunchAsync(this HttpClient client, string template = "xterm")
+    public static async Task<SessionResponse> LaunchAsync(this HttpClient client, string template = "xterm")
     {
-        var response = await client.PostAsJsonAsync("/api/v1/sessions", new { template });
-        var session = await response.AssertJsonAsync(HttpStatusCode.Accepted);
-        Assert.Equal("pending", session.GetProperty("state").GetString());
+        var response = await client.PostAsJsonAsync("/api/v1/sessions", new CreateSessionRequest(template), ApiJson.Options);
+        var raw = await response.AssertJsonAsync(HttpStatusCode.Accepted);
         // The 202 speaks the same snake_case as every other answer.
-        Assert.True(session.TryGetProperty("agent_id", out _) && session.TryGetProperty("failure_reason", out _), session.ToString());
+        Assert.True(raw.TryGetProperty("agent_id", out _) && raw.TryGetProperty("failure_reason", out _), raw.ToString());
+        var session = raw.Deserialize<SessionResponse>(ApiJson.Options)!;
+        Assert.Equal(SessionState.Pending, session.State);
         return session;
     }
 
-    public static async Task<JsonElement> WaitForStateAsync(this HttpClient client, string id, string state, TimeSpan? timeout = null)
+    public static async Task<SessionResponse> WaitForStateAsync(this HttpClient client, string id, SessionState state, TimeSpan? timeout = null)
     {
-        JsonElement session = default;
+        SessionResponse? session = null;
         await Eventually.TrueAsync(async () =>
         {
-            session = await (await client.GetAsync($"/api/v1/sessions/{id}")).AssertJsonAsync(HttpStatusCode.OK);
-            var current = session.GetProperty("state").GetString();
-            if (current == "failed" && state != "failed")
+            session = await (await client.GetAsync($"/api/v1/sessions/{id}")).AssertJsonAsync<SessionResponse>(HttpStatusCode.OK);
+            if (session.State == SessionState.Failed && state != SessionState.Failed)
             {
-                throw new InvalidOperationException($"session {id} failed: {session.GetProperty("failure_reason")}");
+                throw new InvalidOperationException($"session {id} failed: {session.FailureReason}");
             }
 
-            return current == state;
-        }, timeout ?? TimeSpan.FromSeconds(30), $"session {id} to be {state}");
-        return session;
+            return session.State == state;
+        }, timeout ?? TimeSpan.FromSeconds(30), $"session {id} to be {state.ToName()}");
+        return session!;
     }
 
     /// <summary>The signed-in user's id.</summary>
     public static async Task<Guid> UserIdAsync(this HttpClient client) =>
-        (await (await client.GetAsync("/api/v1/auth/me")).AssertJsonAsync(HttpStatusCode.OK)).GetProperty("id").GetGuid();
+        (await (await client.GetAsync("/api/v1/auth/me")).AssertJsonAsync<UserResponse>(HttpStatusCode.OK)).Id;
 
     public static async Task<string> ConnectUrlAsync(this HttpClient client, string id)
     {
-        var ticket = await (await client.PostAsync($"/api/v1/sessions/{id}/connect", null)).AssertJsonAsync(HttpStatusCode.OK);
-        Assert.True(ticket.GetProperty("expires_at").GetDateTimeOffset() <= DateTimeOffset.UtcNow.AddSeconds(31));
-        return ticket.GetProperty("url").GetString()!;
+        var ticket = await (await client.PostAsync($"/api/v1/sessions/{id}/connect", null)).AssertJsonAsync<ConnectResponse>(HttpStatusCode.OK);
+        Assert.True(ticket.ExpiresAt <= DateTimeOffset.UtcNow.AddSeconds(31));
+        return ticket.Url;
     }
 }

@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Http.Json;
 using Npgsql;
 using StreamSpace.Agent.Platforms.Local;
+using StreamSpace.Contracts;
 using StreamSpace.Tests.Infrastructure;
 
 namespace StreamSpace.Tests.Api.Features.Sessions;
@@ -90,18 +91,18 @@ public sealed class SessionIsolationTests(SessionFixture fixture) : IClassFixtur
         using (var user = await fixture.Api.NewUserClientAsync(username))
         {
             first = await user.UserIdAsync();
-            var id = (await user.LaunchAsync()).GetProperty("id").GetString()!;
-            await user.WaitForStateAsync(id, "running");
+            var id = (await user.LaunchAsync()).Id;
+            await user.WaitForStateAsync(id, SessionState.Running);
             await File.WriteAllTextAsync(Path.Combine(fixture.Agent.HomeOf(first), "diary.txt"), "private");
             await user.DeleteAsync($"/api/v1/sessions/{id}");
-            await user.WaitForStateAsync(id, "stopped");
+            await user.WaitForStateAsync(id, SessionState.Stopped);
         }
 
         Assert.Equal(HttpStatusCode.NoContent, (await admin.DeleteAsync($"/api/v1/users/{first}")).StatusCode);
         using var again = await fixture.Api.NewUserClientAsync(username);
         var second = await again.UserIdAsync();
-        var next = (await again.LaunchAsync()).GetProperty("id").GetString()!;
-        await again.WaitForStateAsync(next, "running");
+        var next = (await again.LaunchAsync()).Id;
+        await again.WaitForStateAsync(next, SessionState.Running);
 
         Assert.NotEqual(fixture.Agent.HomeOf(first), fixture.Agent.HomeOf(second));
         Assert.False(File.Exists(Path.Combine(fixture.Agent.HomeOf(second), "diary.txt")));
@@ -129,10 +130,10 @@ public sealed class SessionIsolationTests(SessionFixture fixture) : IClassFixtur
     private async Task<ProbeSession> StartAsync(HttpClient user, string template)
     {
         var userId = await user.UserIdAsync();
-        var id = (await user.LaunchAsync(template)).GetProperty("id").GetString()!;
-        var running = await user.WaitForStateAsync(id, "running");
+        var id = (await user.LaunchAsync(template)).Id;
+        var running = await user.WaitForStateAsync(id, SessionState.Running);
         var session = Path.Combine(fixture.Agent.DataDirectory, "sessions", id);
-        return new ProbeSession(userId, id, fixture.Agent.HomeOf(userId), running.GetProperty("platform_metadata").GetProperty("display").GetInt32(),
+        return new ProbeSession(userId, id, fixture.Agent.HomeOf(userId), running.PlatformMetadata.GetProperty("display").GetInt32(),
             Path.Combine(session, "password"), Path.Combine(session, "run", "vncpasswd"), Path.Combine(session, "session.log"));
     }
 

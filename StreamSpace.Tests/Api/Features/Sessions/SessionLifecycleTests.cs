@@ -1,5 +1,7 @@
 using System.Net;
 using System.Net.Http.Json;
+using StreamSpace.Contracts;
+using StreamSpace.Contracts.Api;
 using StreamSpace.Tests.Infrastructure;
 
 namespace StreamSpace.Tests.Api.Features.Sessions;
@@ -10,10 +12,10 @@ public sealed class SessionLifecycleTests(SessionFixture fixture) : IClassFixtur
     public async Task An_xterm_session_runs_and_its_vnc_stream_reaches_the_browser_through_the_control_plane()
     {
         using var user = await fixture.Api.NewUserClientAsync();
-        var id = (await user.LaunchAsync()).GetProperty("id").GetString()!;
-        var running = await user.WaitForStateAsync(id, "running");
-        Assert.Equal(SessionFixture.AgentId, running.GetProperty("agent_id").GetString());
-        Assert.Equal("local", running.GetProperty("platform").GetString());
+        var id = (await user.LaunchAsync()).Id;
+        var running = await user.WaitForStateAsync(id, SessionState.Running);
+        Assert.Equal(SessionFixture.AgentId, running.AgentId);
+        Assert.Equal("local", running.Platform);
 
         using var viewer = await RfbViewer.ConnectAsync(fixture.Api.BaseAddress, await user.ConnectUrlAsync(id));
         Assert.Equal("binary", viewer.Socket.SubProtocol);
@@ -30,10 +32,10 @@ public sealed class SessionLifecycleTests(SessionFixture fixture) : IClassFixtur
     public async Task A_ticket_works_once_and_only_for_its_session()
     {
         using var user = await fixture.Api.NewUserClientAsync();
-        var first = (await user.LaunchAsync()).GetProperty("id").GetString()!;
-        var second = (await user.LaunchAsync()).GetProperty("id").GetString()!;
-        await user.WaitForStateAsync(first, "running");
-        await user.WaitForStateAsync(second, "running");
+        var first = (await user.LaunchAsync()).Id;
+        var second = (await user.LaunchAsync()).Id;
+        await user.WaitForStateAsync(first, SessionState.Running);
+        await user.WaitForStateAsync(second, SessionState.Running);
 
         var url = await user.ConnectUrlAsync(first);
         using (var viewer = await RfbViewer.ConnectAsync(fixture.Api.BaseAddress, url))
@@ -53,32 +55,32 @@ public sealed class SessionLifecycleTests(SessionFixture fixture) : IClassFixtur
     {
         using var owner = await fixture.Api.NewUserClientAsync();
         using var stranger = await fixture.Api.NewUserClientAsync();
-        var id = (await owner.LaunchAsync()).GetProperty("id").GetString()!;
+        var id = (await owner.LaunchAsync()).Id;
 
         await (await stranger.GetAsync($"/api/v1/sessions/{id}")).AssertProblemAsync(HttpStatusCode.NotFound);
         await (await stranger.PostAsync($"/api/v1/sessions/{id}/connect", null)).AssertProblemAsync(HttpStatusCode.NotFound);
         await (await stranger.DeleteAsync($"/api/v1/sessions/{id}")).AssertProblemAsync(HttpStatusCode.NotFound);
-        var strangersList = await (await stranger.GetAsync("/api/v1/sessions")).AssertJsonAsync(HttpStatusCode.OK);
-        Assert.DoesNotContain(strangersList.EnumerateArray(), s => s.GetProperty("id").GetString() == id);
+        var strangersList = await (await stranger.GetAsync("/api/v1/sessions")).AssertJsonAsync<List<SessionResponse>>(HttpStatusCode.OK);
+        Assert.DoesNotContain(strangersList, s => s.Id == id);
 
         using var admin = await fixture.Api.AdminClientAsync();
         Assert.Equal(HttpStatusCode.OK, (await admin.GetAsync($"/api/v1/sessions/{id}")).StatusCode);
-        await owner.WaitForStateAsync(id, "running");
+        await owner.WaitForStateAsync(id, SessionState.Running);
         Assert.Equal(HttpStatusCode.Accepted, (await admin.DeleteAsync($"/api/v1/sessions/{id}")).StatusCode);
-        await owner.WaitForStateAsync(id, "stopped");
+        await owner.WaitForStateAsync(id, SessionState.Stopped);
     }
 
     [Fact]
     public async Task Stopping_leaves_no_xvnc_or_child_process_and_a_second_stop_is_a_conflict()
     {
         using var user = await fixture.Api.NewUserClientAsync();
-        var id = (await user.LaunchAsync()).GetProperty("id").GetString()!;
-        var running = await user.WaitForStateAsync(id, "running");
-        var port = running.GetProperty("platform_metadata").GetProperty("vnc_port").GetInt32();
+        var id = (await user.LaunchAsync()).Id;
+        var running = await user.WaitForStateAsync(id, SessionState.Running);
+        var port = running.PlatformMetadata.GetProperty("vnc_port").GetInt32();
         Assert.Contains(await ProcessesAsync(), line => line.Contains($"-rfbport {port}", StringComparison.Ordinal));
 
         Assert.Equal(HttpStatusCode.Accepted, (await user.DeleteAsync($"/api/v1/sessions/{id}")).StatusCode);
-        await user.WaitForStateAsync(id, "stopped");
+        await user.WaitForStateAsync(id, SessionState.Stopped);
 
         Assert.DoesNotContain(await ProcessesAsync(), line => line.Contains($"-rfbport {port}", StringComparison.Ordinal) || line.Contains(id, StringComparison.Ordinal));
         await (await user.DeleteAsync($"/api/v1/sessions/{id}")).AssertProblemAsync(HttpStatusCode.Conflict);
@@ -89,24 +91,24 @@ public sealed class SessionLifecycleTests(SessionFixture fixture) : IClassFixtur
     {
         var username = "homer-" + Guid.NewGuid().ToString("N")[..6];
         using var user = await fixture.Api.NewUserClientAsync(username);
-        var id = (await user.LaunchAsync()).GetProperty("id").GetString()!;
-        await user.WaitForStateAsync(id, "running");
+        var id = (await user.LaunchAsync()).Id;
+        await user.WaitForStateAsync(id, SessionState.Running);
         var home = fixture.Agent.HomeOf(await user.UserIdAsync());
         await File.WriteAllTextAsync(Path.Combine(home, "notes.txt"), "kept");
 
         Assert.Equal(HttpStatusCode.Accepted, (await user.PostAsync($"/api/v1/sessions/{id}/hibernate", null)).StatusCode);
-        await user.WaitForStateAsync(id, "hibernated");
+        await user.WaitForStateAsync(id, SessionState.Hibernated);
         await (await user.PostAsync($"/api/v1/sessions/{id}/connect", null)).AssertProblemAsync(HttpStatusCode.Conflict);
         await (await user.PostAsync($"/api/v1/sessions/{id}/hibernate", null)).AssertProblemAsync(HttpStatusCode.Conflict);
 
         Assert.Equal(HttpStatusCode.Accepted, (await user.PostAsync($"/api/v1/sessions/{id}/wake", null)).StatusCode);
-        await user.WaitForStateAsync(id, "running");
+        await user.WaitForStateAsync(id, SessionState.Running);
         Assert.Equal("kept", await File.ReadAllTextAsync(Path.Combine(home, "notes.txt")));
 
         await user.DeleteAsync($"/api/v1/sessions/{id}");
-        await user.WaitForStateAsync(id, "stopped");
-        var next = (await user.LaunchAsync()).GetProperty("id").GetString()!;
-        await user.WaitForStateAsync(next, "running");
+        await user.WaitForStateAsync(id, SessionState.Stopped);
+        var next = (await user.LaunchAsync()).Id;
+        await user.WaitForStateAsync(next, SessionState.Running);
         Assert.Equal("kept", await File.ReadAllTextAsync(Path.Combine(home, "notes.txt")));
     }
 
@@ -117,21 +119,21 @@ public sealed class SessionLifecycleTests(SessionFixture fixture) : IClassFixtur
         var created = await admin.PostAsJsonAsync("/api/v1/templates", new { name = "quick-idle", display_name = "Idles quickly", command = "xterm", idle_timeout = "2s" });
         Assert.Equal(HttpStatusCode.Created, created.StatusCode);
 
-        var id = (await admin.LaunchAsync("quick-idle")).GetProperty("id").GetString()!;
-        await admin.WaitForStateAsync(id, "running");
-        await admin.WaitForStateAsync(id, "hibernated", TimeSpan.FromSeconds(15));
+        var id = (await admin.LaunchAsync("quick-idle")).Id;
+        await admin.WaitForStateAsync(id, SessionState.Running);
+        await admin.WaitForStateAsync(id, SessionState.Hibernated, TimeSpan.FromSeconds(15));
     }
 
     [Fact]
     public async Task Every_state_change_is_audited()
     {
         using var admin = await fixture.Api.AdminClientAsync();
-        var id = (await admin.LaunchAsync()).GetProperty("id").GetString()!;
-        await admin.WaitForStateAsync(id, "running");
+        var id = (await admin.LaunchAsync()).Id;
+        await admin.WaitForStateAsync(id, SessionState.Running);
 
-        var audit = await (await admin.GetAsync($"/api/v1/audit?target_type=session&target_id={id}")).AssertJsonAsync(HttpStatusCode.OK);
-        var changes = audit.GetProperty("items").EnumerateArray().Reverse()
-            .Select(e => e.GetProperty("action").GetString() == "session.created" ? "created" : e.GetProperty("details").GetProperty("to").GetString())
+        var audit = await (await admin.GetAsync($"/api/v1/audit?target_type=session&target_id={id}")).AssertJsonAsync<AuditPage>(HttpStatusCode.OK);
+        var changes = audit.Items.Reverse()
+            .Select(e => e.Action == "session.created" ? "created" : e.Details.GetProperty("to").GetString())
             .ToList();
         Assert.Equal(["created", "starting", "running"], changes);
     }

@@ -2,6 +2,8 @@ using System.Net;
 using System.Net.Http.Json;
 using Dapper;
 using Npgsql;
+using StreamSpace.Contracts;
+using StreamSpace.Contracts.Api;
 using StreamSpace.Tests.Api.Features.Agents;
 using StreamSpace.Tests.Infrastructure;
 
@@ -66,16 +68,16 @@ public sealed class SessionPlacementTests
         var first = await AgentHost.StartAsync(api.AgentHubUrl, "phoenix", key);
         await first.WaitUntilConnectedAsync();
         using var admin = await api.AdminClientAsync();
-        var id = (await admin.LaunchAsync()).GetProperty("id").GetString()!;
-        await admin.WaitForStateAsync(id, "running");
+        var id = (await admin.LaunchAsync()).Id;
+        await admin.WaitForStateAsync(id, SessionState.Running);
 
         await first.StopAsync();
         await using var second = await AgentHost.StartAsync(api.AgentHubUrl, "phoenix", key, first.DataDirectory);
         await second.WaitUntilConnectedAsync();
 
         var reported = Assert.Single(await second.Platform.ListSessionsAsync(CancellationToken.None));
-        Assert.Equal((id, "running"), (reported.SessionId, reported.State));
-        Assert.Equal("running", (await (await admin.GetAsync($"/api/v1/sessions/{id}")).AssertJsonAsync(HttpStatusCode.OK)).GetProperty("state").GetString());
+        Assert.Equal((id, SessionState.Running), (reported.SessionId, reported.State));
+        Assert.Equal(SessionState.Running, (await (await admin.GetAsync($"/api/v1/sessions/{id}")).AssertJsonAsync<SessionResponse>(HttpStatusCode.OK)).State);
         using var viewer = await RfbViewer.ConnectAsync(api.BaseAddress, await admin.ConnectUrlAsync(id));
         Assert.Equal(id, (await viewer.HandshakeAsync()).Name);
     }

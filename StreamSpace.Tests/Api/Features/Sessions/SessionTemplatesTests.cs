@@ -1,5 +1,7 @@
 using System.Net;
 using System.Net.Http.Json;
+using StreamSpace.Contracts;
+using StreamSpace.Contracts.Api;
 using StreamSpace.Tests.Infrastructure;
 
 namespace StreamSpace.Tests.Api.Features.Sessions;
@@ -10,14 +12,12 @@ public sealed class TemplatesTests(ApiFixture fixture) : IClassFixture<ApiFixtur
     public async Task The_first_start_seeds_xterm_and_chromium_which_any_user_can_list()
     {
         using var user = await fixture.Api.NewUserClientAsync();
-        var templates = await (await user.GetAsync("/api/v1/templates")).AssertJsonAsync(HttpStatusCode.OK);
-        var names = templates.EnumerateArray().Select(t => t.GetProperty("name").GetString()).ToList();
-        Assert.Contains("xterm", names);
-        Assert.Contains("chromium-browser", names);
-        var xterm = templates.EnumerateArray().Single(t => t.GetProperty("name").GetString() == "xterm");
-        Assert.Equal("xterm", xterm.GetProperty("command").GetString());
-        Assert.Equal(5900, xterm.GetProperty("vnc_port").GetInt32());
-        Assert.Equal("30m", xterm.GetProperty("idle_timeout").GetString());
+        var templates = await (await user.GetAsync("/api/v1/templates")).AssertJsonAsync<List<TemplateBody>>(HttpStatusCode.OK);
+        Assert.Contains(templates, t => t.Name == "chromium-browser");
+        var xterm = Assert.Single(templates, t => t.Name == "xterm");
+        Assert.Equal("xterm", xterm.Command);
+        Assert.Equal(5900, xterm.VncPort);
+        Assert.Equal("30m", xterm.IdleTimeout);
     }
 
     [Fact]
@@ -28,9 +28,10 @@ public sealed class TemplatesTests(ApiFixture fixture) : IClassFixture<ApiFixtur
 
         using var admin = await fixture.Api.AdminClientAsync();
         Assert.Equal(HttpStatusCode.Created, (await admin.PostAsJsonAsync("/api/v1/templates", new { name = "editor", display_name = "Editor", command = "xterm -e vi" })).StatusCode);
-        var replaced = await (await admin.PutAsJsonAsync("/api/v1/templates/editor", new { name = "editor", display_name = "Vi editor", command = "xterm -e vi", max_duration = "8h" })).AssertJsonAsync(HttpStatusCode.OK);
-        Assert.Equal("Vi editor", replaced.GetProperty("display_name").GetString());
-        Assert.Equal("8h", replaced.GetProperty("max_duration").GetString());
+        var replaced = await (await admin.PutAsJsonAsync("/api/v1/templates/editor", new { name = "editor", display_name = "Vi editor", command = "xterm -e vi", max_duration = "8h" }))
+            .AssertJsonAsync<TemplateBody>(HttpStatusCode.OK);
+        Assert.Equal("Vi editor", replaced.DisplayName);
+        Assert.Equal("8h", replaced.MaxDuration);
         Assert.Equal(HttpStatusCode.NoContent, (await admin.DeleteAsync("/api/v1/templates/editor")).StatusCode);
         await (await admin.GetAsync("/api/v1/templates/editor")).AssertProblemAsync(HttpStatusCode.NotFound);
     }
@@ -64,14 +65,11 @@ public sealed class TemplatesTests(ApiFixture fixture) : IClassFixture<ApiFixtur
         });
         Assert.Equal(HttpStatusCode.Created, created.StatusCode);
 
-        var asAdmin = await (await admin.GetAsync("/api/v1/templates/with-env")).AssertJsonAsync(HttpStatusCode.OK);
-        Assert.Equal("hello", asAdmin.GetProperty("env").GetProperty("GREETING").GetString());
-        var reference = asAdmin.GetProperty("env").GetProperty("DB_PASSWORD").GetProperty("secret_ref");
-        Assert.Equal("db-creds", reference.GetProperty("name").GetString());
-        Assert.Equal("password", reference.GetProperty("key").GetString());
-        var adminList = await (await admin.GetAsync("/api/v1/templates")).AssertJsonAsync(HttpStatusCode.OK);
-        Assert.Equal("hello", adminList.EnumerateArray().Single(t => t.GetProperty("name").GetString() == "with-env")
-            .GetProperty("env").GetProperty("GREETING").GetString());
+        var asAdmin = await (await admin.GetAsync("/api/v1/templates/with-env")).AssertJsonAsync<TemplateBody>(HttpStatusCode.OK);
+        Assert.Equal("hello", asAdmin.Env!["GREETING"]!.Value);
+        Assert.Equal(new SecretKeyRef("db-creds", "password"), asAdmin.Env["DB_PASSWORD"]!.SecretRef);
+        var adminList = await (await admin.GetAsync("/api/v1/templates")).AssertJsonAsync<List<TemplateBody>>(HttpStatusCode.OK);
+        Assert.Equal("hello", adminList.Single(t => t.Name == "with-env").Env!["GREETING"]!.Value);
 
         using var user = await fixture.Api.NewUserClientAsync();
         var asUser = await (await user.GetAsync("/api/v1/templates/with-env")).AssertJsonAsync(HttpStatusCode.OK);

@@ -3,6 +3,8 @@ using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using System.Text.Json;
+using StreamSpace.Contracts;
+using StreamSpace.Contracts.Api;
 using StreamSpace.Tests.Infrastructure;
 
 namespace StreamSpace.Tests.Api.Features.Sessions;
@@ -31,11 +33,11 @@ public sealed class SessionViewerTests(SessionFixture fixture) : IClassFixture<S
         // Signed in again, with the role they have now: their own sessions only.
         using var demoted = await fixture.Api.ClientForAsync(name, Password);
         await using var userStream = await EventStream.OpenAsync(fixture.Api, demoted);
-        var othersId = (await other.LaunchAsync()).GetProperty("id").GetString()!;
-        var ownId = (await demoted.LaunchAsync()).GetProperty("id").GetString()!;
-        await other.WaitForStateAsync(othersId, "running");
-        var seen = await userStream.ReadSessionsUntilAsync(s => s.GetProperty("id").GetString() == ownId && s.GetProperty("state").GetString() == "running");
-        Assert.All(seen, s => Assert.Equal(ownId, s.GetProperty("id").GetString()));
+        var othersId = (await other.LaunchAsync()).Id;
+        var ownId = (await demoted.LaunchAsync()).Id;
+        await other.WaitForStateAsync(othersId, SessionState.Running);
+        var seen = await userStream.ReadSessionsUntilAsync(s => s.Id == ownId && s.State == SessionState.Running);
+        Assert.All(seen, s => Assert.Equal(ownId, s.Id));
     }
 
     [Fact]
@@ -43,8 +45,8 @@ public sealed class SessionViewerTests(SessionFixture fixture) : IClassFixture<S
     {
         using var user = await fixture.Api.NewUserClientAsync();
         using var admin = await fixture.Api.AdminClientAsync();
-        var id = (await user.LaunchAsync()).GetProperty("id").GetString()!;
-        await user.WaitForStateAsync(id, "running");
+        var id = (await user.LaunchAsync()).Id;
+        await user.WaitForStateAsync(id, SessionState.Running);
         using var viewer = await RfbViewer.ConnectAsync(fixture.Api.BaseAddress, await user.ConnectUrlAsync(id));
         await viewer.HandshakeAsync();
 
@@ -63,8 +65,8 @@ public sealed class SessionViewerTests(SessionFixture fixture) : IClassFixture<S
         using var user = await fixture.Api.NewUserClientAsync(owner);
         using var admin = await fixture.Api.AdminClientAsync();
         using var stranger = await fixture.Api.NewUserClientAsync();
-        var id = (await user.LaunchAsync()).GetProperty("id").GetString()!;
-        await user.WaitForStateAsync(id, "running");
+        var id = (await user.LaunchAsync()).Id;
+        await user.WaitForStateAsync(id, SessionState.Running);
 
         using var revoked = await RfbViewer.ConnectAsync(fixture.Api.BaseAddress, await user.ConnectUrlAsync(id));
         var desktop = await revoked.HandshakeAsync();
@@ -72,12 +74,12 @@ public sealed class SessionViewerTests(SessionFixture fixture) : IClassFixture<S
         using var kept = await RfbViewer.ConnectAsync(fixture.Api.BaseAddress, await user.ConnectUrlAsync(id));
         await kept.HandshakeAsync();
         var viewers = await ViewersAsync(admin, id, count: 2);
-        Assert.All(viewers, v => Assert.Equal(owner, v.GetProperty("username").GetString()));
-        Assert.All(viewers, v => Assert.False(string.IsNullOrEmpty(v.GetProperty("address").GetString())));
-        Assert.True(viewers[0].GetProperty("bytes").GetInt64() > 0, viewers[0].ToString());
+        Assert.All(viewers, v => Assert.Equal(owner, v.Username));
+        Assert.All(viewers, v => Assert.False(string.IsNullOrEmpty(v.Address)));
+        Assert.True(viewers[0].Bytes > 0, viewers[0].ToString());
         Assert.Equal(HttpStatusCode.NotFound, (await stranger.GetAsync($"/api/v1/sessions/{id}/viewers")).StatusCode);
-        var revokedId = viewers[0].GetProperty("id").GetGuid();
-        var keptId = viewers[1].GetProperty("id").GetGuid();
+        var revokedId = viewers[0].Id;
+        var keptId = viewers[1].Id;
 
         Assert.Equal(HttpStatusCode.NotFound, (await stranger.DeleteAsync($"/api/v1/sessions/{id}/viewers/{revokedId}")).StatusCode);
         Assert.Equal(HttpStatusCode.NoContent, (await admin.DeleteAsync($"/api/v1/sessions/{id}/viewers/{revokedId}")).StatusCode);
@@ -92,7 +94,7 @@ public sealed class SessionViewerTests(SessionFixture fixture) : IClassFixture<S
         var update = await kept.RequestFullUpdateAsync(desktop);
         Assert.True(update.Rectangles > 0);
         var left = await ViewersAsync(user, id, count: 1);
-        Assert.Equal(keptId, left[0].GetProperty("id").GetGuid());
+        Assert.Equal(keptId, left[0].Id);
 
         // And closes, saying why, once the session stops.
         (await user.DeleteAsync($"/api/v1/sessions/{id}")).EnsureSuccessStatusCode();
@@ -109,9 +111,9 @@ public sealed class SessionViewerTests(SessionFixture fixture) : IClassFixture<S
         var owner = "watched-" + Guid.NewGuid().ToString("N")[..8];
         using var user = await fixture.Api.NewUserClientAsync(owner);
         using var admin = await fixture.Api.AdminClientAsync();
-        var id = (await user.LaunchAsync()).GetProperty("id").GetString()!;
-        await user.WaitForStateAsync(id, "running");
-        Assert.Equal(JsonValueKind.Null, (await user.WaitForStateAsync(id, "running")).GetProperty("last_viewed_by_admin").ValueKind);
+        var id = (await user.LaunchAsync()).Id;
+        await user.WaitForStateAsync(id, SessionState.Running);
+        Assert.Null((await user.WaitForStateAsync(id, SessionState.Running)).LastViewedByAdmin);
 
         var before = DateTimeOffset.UtcNow.AddSeconds(-1);
         using (var viewer = await RfbViewer.ConnectAsync(fixture.Api.BaseAddress, await admin.ConnectUrlAsync(id)))
@@ -121,26 +123,25 @@ public sealed class SessionViewerTests(SessionFixture fixture) : IClassFixture<S
         }
 
         var connected = (await AuditAsync(admin, id, "session.viewer_connected")).Single();
-        Assert.Equal(ApiFactory.AdminUsername, connected.GetProperty("actor").GetString());
-        Assert.Equal(owner, connected.GetProperty("details").GetProperty("owner").GetString());
-        Assert.True(connected.GetProperty("details").GetProperty("admin").GetBoolean());
-        Assert.False(string.IsNullOrEmpty(connected.GetProperty("details").GetProperty("address").GetString()));
+        Assert.Equal(ApiFactory.AdminUsername, connected.Actor);
+        Assert.Equal(owner, connected.Details.GetProperty("owner").GetString());
+        Assert.True(connected.Details.GetProperty("admin").GetBoolean());
+        Assert.False(string.IsNullOrEmpty(connected.Details.GetProperty("address").GetString()));
 
-        JsonElement disconnected = default;
-        await Eventually.TrueAsync(async () => (await AuditAsync(admin, id, "session.viewer_disconnected")) is [var row] && (disconnected = row).ValueKind != JsonValueKind.Undefined,
+        var disconnected = await Eventually.ValueAsync(async () => await AuditAsync(admin, id, "session.viewer_disconnected") is [var row] ? row : null,
             TimeSpan.FromSeconds(10), "the viewer's disconnection to be audited");
-        var details = disconnected.GetProperty("details");
-        Assert.Equal(ApiFactory.AdminUsername, disconnected.GetProperty("actor").GetString());
+        var details = disconnected.Details;
+        Assert.Equal(ApiFactory.AdminUsername, disconnected.Actor);
         Assert.Equal(owner, details.GetProperty("owner").GetString());
         Assert.True(details.GetProperty("bytes").GetInt64() > 0, details.ToString());
         Assert.True(details.GetProperty("duration_seconds").GetDouble() >= 0, details.ToString());
-        Assert.Equal(connected.GetProperty("details").GetProperty("viewer_id").GetGuid(), details.GetProperty("viewer_id").GetGuid());
+        Assert.Equal(connected.Details.GetProperty("viewer_id").GetGuid(), details.GetProperty("viewer_id").GetGuid());
 
         // The owner sees who looked, and when.
-        var session = await (await user.GetAsync($"/api/v1/sessions/{id}")).AssertJsonAsync(HttpStatusCode.OK);
-        var viewedBy = session.GetProperty("last_viewed_by_admin");
-        Assert.Equal(ApiFactory.AdminUsername, viewedBy.GetProperty("username").GetString());
-        Assert.InRange(viewedBy.GetProperty("at").GetDateTimeOffset(), before, DateTimeOffset.UtcNow.AddSeconds(1));
+        var session = await (await user.GetAsync($"/api/v1/sessions/{id}")).AssertJsonAsync<SessionResponse>(HttpStatusCode.OK);
+        var viewedBy = Assert.IsType<AdminViewing>(session.LastViewedByAdmin);
+        Assert.Equal(ApiFactory.AdminUsername, viewedBy.Username);
+        Assert.InRange(viewedBy.At, before, DateTimeOffset.UtcNow.AddSeconds(1));
 
         // The owner viewing their own session is audited too, but is no admin's view.
         using (var own = await RfbViewer.ConnectAsync(fixture.Api.BaseAddress, await user.ConnectUrlAsync(id)))
@@ -150,7 +151,7 @@ public sealed class SessionViewerTests(SessionFixture fixture) : IClassFixture<S
 
         var views = await Eventually.ValueAsync(async () => await AuditAsync(admin, id, "session.viewer_connected") is { Count: 2 } rows ? rows : null,
             TimeSpan.FromSeconds(10), "the owner's view to be audited");
-        Assert.Contains(views, v => v.GetProperty("actor").GetString() == owner && !v.GetProperty("details").GetProperty("admin").GetBoolean());
+        Assert.Contains(views, v => v.Actor == owner && !v.Details.GetProperty("admin").GetBoolean());
     }
 
     [Fact]
@@ -159,8 +160,8 @@ public sealed class SessionViewerTests(SessionFixture fixture) : IClassFixture<S
         await using var second = new ApiFactory(fixture.Api.ConnectionString).Start();
         using var user = await fixture.Api.NewUserClientAsync();
         using var adminElsewhere = await second.AdminClientAsync();
-        var id = (await user.LaunchAsync()).GetProperty("id").GetString()!;
-        await user.WaitForStateAsync(id, "running");
+        var id = (await user.LaunchAsync()).Id;
+        await user.WaitForStateAsync(id, SessionState.Running);
 
         // A viewer left behind by an instance that died: never refreshed again.
         await using (var connection = new Npgsql.NpgsqlConnection(fixture.Api.ConnectionString))
@@ -173,7 +174,7 @@ public sealed class SessionViewerTests(SessionFixture fixture) : IClassFixture<S
         // The tunnel runs on the instance that holds the agent; the admin asks the other one.
         using var viewer = await RfbViewer.ConnectAsync(fixture.Api.BaseAddress, await user.ConnectUrlAsync(id));
         await viewer.HandshakeAsync();
-        var viewerId = (await ViewersAsync(adminElsewhere, id, count: 1)).Single().GetProperty("id").GetGuid();
+        var viewerId = (await ViewersAsync(adminElsewhere, id, count: 1)).Single().Id;
 
         // Opening or refreshing a live viewer sweeps the dead instance's row away.
         await Eventually.TrueAsync(async () =>
@@ -191,19 +192,15 @@ public sealed class SessionViewerTests(SessionFixture fixture) : IClassFixture<S
         await ViewersAsync(user, id, count: 0);
     }
 
-    private static async Task<List<JsonElement>> AuditAsync(HttpClient admin, string sessionId, string action)
-    {
-        var page = await (await admin.GetAsync($"/api/v1/audit?target_type=session&target_id={sessionId}&action={action}")).AssertJsonAsync(HttpStatusCode.OK);
-        return [.. page.GetProperty("items").EnumerateArray()];
-    }
+    private static async Task<IReadOnlyList<AuditEntryResponse>> AuditAsync(HttpClient admin, string sessionId, string action) =>
+        (await (await admin.GetAsync($"/api/v1/audit?target_type=session&target_id={sessionId}&action={action}")).AssertJsonAsync<AuditPage>(HttpStatusCode.OK)).Items;
 
-    private static async Task<List<JsonElement>> ViewersAsync(HttpClient client, string sessionId, int count)
+    private static async Task<List<ViewerResponse>> ViewersAsync(HttpClient client, string sessionId, int count)
     {
-        List<JsonElement> viewers = [];
+        List<ViewerResponse> viewers = [];
         await Eventually.TrueAsync(async () =>
         {
-            var list = await (await client.GetAsync($"/api/v1/sessions/{sessionId}/viewers")).AssertJsonAsync(HttpStatusCode.OK);
-            viewers = [.. list.EnumerateArray()];
+            viewers = await (await client.GetAsync($"/api/v1/sessions/{sessionId}/viewers")).AssertJsonAsync<List<ViewerResponse>>(HttpStatusCode.OK);
             return viewers.Count == count;
         }, TimeSpan.FromSeconds(10), $"{count} viewers of {sessionId}");
         return viewers;
@@ -238,15 +235,15 @@ public sealed class SessionViewerTests(SessionFixture fixture) : IClassFixture<S
         }
 
         /// <summary>The sessions the stream sends, up to and with the first that <paramref name="until"/> accepts.</summary>
-        public async Task<List<JsonElement>> ReadSessionsUntilAsync(Func<JsonElement, bool> until)
+        public async Task<List<SessionResponse>> ReadSessionsUntilAsync(Func<SessionResponse, bool> until)
         {
             using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
-            var sessions = new List<JsonElement>();
+            var sessions = new List<SessionResponse>();
             while (await reader.ReadLineAsync(cts.Token) is { } line)
             {
                 if (line.StartsWith("data: ", StringComparison.Ordinal))
                 {
-                    var session = JsonDocument.Parse(line["data: ".Length..]).RootElement;
+                    var session = JsonSerializer.Deserialize<SessionResponse>(line["data: ".Length..], ApiJson.Options)!;
                     sessions.Add(session);
                     if (until(session))
                     {

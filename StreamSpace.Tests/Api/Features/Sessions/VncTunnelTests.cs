@@ -1,6 +1,8 @@
 using System.Net;
 using System.Net.Http.Headers;
 using Microsoft.Extensions.DependencyInjection;
+using StreamSpace.Contracts;
+using StreamSpace.Contracts.Api;
 using StreamSpace.Tests.Infrastructure;
 
 namespace StreamSpace.Tests.Api.Features.Sessions;
@@ -11,10 +13,10 @@ public sealed class VncTunnelTests(SessionFixture fixture) : IClassFixture<Sessi
     public async Task Two_sessions_on_one_agent_stream_side_by_side_without_crossed_bytes_and_a_stalled_viewer_slows_neither()
     {
         using var user = await fixture.Api.NewUserClientAsync();
-        var stalledId = (await user.LaunchAsync()).GetProperty("id").GetString()!;
-        var busyId = (await user.LaunchAsync()).GetProperty("id").GetString()!;
-        await user.WaitForStateAsync(stalledId, "running");
-        await user.WaitForStateAsync(busyId, "running");
+        var stalledId = (await user.LaunchAsync()).Id;
+        var busyId = (await user.LaunchAsync()).Id;
+        await user.WaitForStateAsync(stalledId, SessionState.Running);
+        await user.WaitForStateAsync(busyId, SessionState.Running);
 
         using var stalled = await RfbViewer.ConnectAsync(fixture.Api.BaseAddress, await user.ConnectUrlAsync(stalledId));
         using var busy = await RfbViewer.ConnectAsync(fixture.Api.BaseAddress, await user.ConnectUrlAsync(busyId));
@@ -49,8 +51,8 @@ public sealed class VncTunnelTests(SessionFixture fixture) : IClassFixture<Sessi
         await using var agent = await AgentHost.StartAsync(api.AgentHubUrl, "expiry-agent", await Agents.AgentTestData.RegisterAgentAsync(api, "expiry-agent"));
         await agent.WaitUntilConnectedAsync();
         using var admin = await api.AdminClientAsync();
-        var id = (await admin.LaunchAsync()).GetProperty("id").GetString()!;
-        await admin.WaitForStateAsync(id, "running");
+        var id = (await admin.LaunchAsync()).Id;
+        await admin.WaitForStateAsync(id, SessionState.Running);
         var url = await admin.ConnectUrlAsync(id);
 
         clock.Shift = TimeSpan.FromSeconds(31);
@@ -72,23 +74,23 @@ public sealed class VncTunnelTests(SessionFixture fixture) : IClassFixture<Sessi
         using var reader = new StreamReader(await response.Content.ReadAsStreamAsync());
         Assert.Equal(": connected", await reader.ReadLineAsync());
 
-        var id = (await user.LaunchAsync()).GetProperty("id").GetString()!;
-        var seen = new List<string>();
+        var id = (await user.LaunchAsync()).Id;
+        var seen = new List<SessionState>();
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
-        while (!seen.Contains("running"))
+        while (!seen.Contains(SessionState.Running))
         {
             var line = await reader.ReadLineAsync(timeout.Token);
             if (line?.StartsWith("data: ", StringComparison.Ordinal) == true)
             {
-                var session = System.Text.Json.JsonDocument.Parse(line["data: ".Length..]).RootElement;
-                Assert.Equal(id, session.GetProperty("id").GetString());
-                seen.Add(session.GetProperty("state").GetString()!);
+                var session = System.Text.Json.JsonSerializer.Deserialize<SessionResponse>(line["data: ".Length..], ApiJson.Options)!;
+                Assert.Equal(id, session.Id);
+                seen.Add(session.State);
             }
         }
 
         // Each event carries the session as it is when read, so under load a quick step can be folded into the next
         // one; what the owner sees always moves forward and arrives at running.
-        string[] lifecycle = ["pending", "starting", "running"];
+        SessionState[] lifecycle = [SessionState.Pending, SessionState.Starting, SessionState.Running];
         Assert.Equal(seen.OrderBy(state => Array.IndexOf(lifecycle, state)), seen);
         Assert.All(seen, state => Assert.Contains(state, lifecycle));
     }

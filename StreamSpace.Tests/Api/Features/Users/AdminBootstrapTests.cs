@@ -1,5 +1,6 @@
 using System.Net;
 using System.Net.Http.Json;
+using StreamSpace.Contracts.Api;
 using StreamSpace.Settings;
 using StreamSpace.Tests.Infrastructure;
 
@@ -24,9 +25,8 @@ public sealed class AdminBootstrapTests
         Assert.Equal(HttpStatusCode.Unauthorized, old.StatusCode);
         using var admin = await second.ClientForAsync("admin", rotated);
 
-        var audit = await (await admin.GetAsync("/api/v1/audit?action=user.updated&actor=system")).AssertJsonAsync(HttpStatusCode.OK);
-        var entry = Assert.Single(audit.GetProperty("items").EnumerateArray());
-        Assert.True(entry.GetProperty("details").GetProperty("password_changed").GetBoolean());
+        var audit = await (await admin.GetAsync("/api/v1/audit?action=user.updated&actor=system")).AssertJsonAsync<AuditPage>(HttpStatusCode.OK);
+        Assert.True(Assert.Single(audit.Items).Details.GetProperty("password_changed").GetBoolean());
     }
 
     [Fact]

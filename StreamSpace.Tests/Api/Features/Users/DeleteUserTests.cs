@@ -1,4 +1,6 @@
 using System.Net;
+using StreamSpace.Contracts;
+using StreamSpace.Contracts.Api;
 using StreamSpace.Tests.Api.Features.Sessions;
 using StreamSpace.Tests.Infrastructure;
 
@@ -12,13 +14,13 @@ public sealed class DeleteUserTests(SessionFixture fixture) : IClassFixture<Sess
     {
         using var admin = await fixture.Api.AdminClientAsync();
         using var user = await fixture.Api.NewUserClientAsync();
-        var userId = (await (await user.GetAsync("/api/v1/auth/me")).AssertJsonAsync(HttpStatusCode.OK)).GetProperty("id").GetString()!;
+        var userId = await user.UserIdAsync();
         var sessions = new List<(string Id, int Port)>();
         for (var i = 0; i < 2; i++)
         {
-            var id = (await user.LaunchAsync()).GetProperty("id").GetString()!;
-            var running = await user.WaitForStateAsync(id, "running");
-            sessions.Add((id, running.GetProperty("platform_metadata").GetProperty("vnc_port").GetInt32()));
+            var id = (await user.LaunchAsync()).Id;
+            var running = await user.WaitForStateAsync(id, SessionState.Running);
+            sessions.Add((id, running.PlatformMetadata.GetProperty("vnc_port").GetInt32()));
         }
 
         var processes = await ProcessesAsync();
@@ -29,8 +31,8 @@ public sealed class DeleteUserTests(SessionFixture fixture) : IClassFixture<Sess
         // The user is gone, but their sessions stay for admins, and the agent still gets and carries out the stops.
         foreach (var (id, _) in sessions)
         {
-            var stopped = await admin.WaitForStateAsync(id, "stopped");
-            Assert.Equal(userId, stopped.GetProperty("user_id").GetString());
+            var stopped = await admin.WaitForStateAsync(id, SessionState.Stopped);
+            Assert.Equal(userId, stopped.UserId);
         }
 
         var left = await fixture.Agent.Platform.ListSessionsAsync(CancellationToken.None);
@@ -41,16 +43,15 @@ public sealed class DeleteUserTests(SessionFixture fixture) : IClassFixture<Sess
 
         foreach (var (id, _) in sessions)
         {
-            var audit = await (await admin.GetAsync($"/api/v1/audit?target_type=session&target_id={id}")).AssertJsonAsync(HttpStatusCode.OK);
-            var changes = audit.GetProperty("items").EnumerateArray().Where(e => e.GetProperty("action").GetString() == "session.state_changed")
-                .Select(e => (To: e.GetProperty("details").GetProperty("to").GetString(), Actor: e.GetProperty("actor").GetString())).ToList();
+            var audit = await (await admin.GetAsync($"/api/v1/audit?target_type=session&target_id={id}")).AssertJsonAsync<AuditPage>(HttpStatusCode.OK);
+            var changes = audit.Items.Where(e => e.Action == "session.state_changed")
+                .Select(e => (To: e.Details.GetProperty("to").GetString(), e.Actor)).ToList();
             Assert.Contains(("stopping", ApiFactory.AdminUsername), changes);
             Assert.Contains(("stopped", $"agent:{SessionFixture.AgentId}"), changes);
         }
 
-        var deletion = await (await admin.GetAsync($"/api/v1/audit?target_type=user&target_id={userId}&action=user.deleted")).AssertJsonAsync(HttpStatusCode.OK);
-        var deleted = Assert.Single(deletion.GetProperty("items").EnumerateArray());
-        Assert.Equal(ApiFactory.AdminUsername, deleted.GetProperty("actor").GetString());
+        var deletion = await (await admin.GetAsync($"/api/v1/audit?target_type=user&target_id={userId}&action=user.deleted")).AssertJsonAsync<AuditPage>(HttpStatusCode.OK);
+        Assert.Equal(ApiFactory.AdminUsername, Assert.Single(deletion.Items).Actor);
         await (await admin.DeleteAsync($"/api/v1/users/{userId}")).AssertProblemAsync(HttpStatusCode.NotFound);
     }
 

@@ -1,5 +1,7 @@
 using System.Net;
 using System.Net.Http.Json;
+using StreamSpace.Contracts.Api;
+using StreamSpace.Tests.Api.Features.Sessions;
 using StreamSpace.Tests.Infrastructure;
 
 namespace StreamSpace.Tests.Api.Features.Users;
@@ -13,11 +15,12 @@ public sealed class UsersTests(ApiFixture fixture) : IClassFixture<ApiFixture>
         await (await user.GetAsync("/api/v1/users")).AssertProblemAsync(HttpStatusCode.Forbidden);
 
         using var admin = await fixture.Api.AdminClientAsync();
-        var users = await (await admin.GetAsync("/api/v1/users")).AssertJsonAsync(HttpStatusCode.OK);
-        var names = users.EnumerateArray().Select(u => u.GetProperty("username").GetString()).ToList();
+        var list = await admin.GetAsync("/api/v1/users");
+        var names = (await list.AssertJsonAsync<List<UserResponse>>(HttpStatusCode.OK)).Select(u => u.Username).ToList();
         Assert.Contains("admin", names);
         Assert.Contains("plain-lister", names);
-        Assert.All(users.EnumerateArray(), u => Assert.False(u.TryGetProperty("password_hash", out _)));
+        // The wire itself: no hash in any shape.
+        Assert.DoesNotContain("password_hash", await list.Content.ReadAsStringAsync());
     }
 
     [Fact]
@@ -54,11 +57,11 @@ public sealed class UsersTests(ApiFixture fixture) : IClassFixture<ApiFixture>
     {
         using var admin = await fixture.Api.AdminClientAsync();
         var created = await (await admin.PostAsJsonAsync("/api/v1/users", new { username = "promoted", password = "password-123" }))
-            .AssertJsonAsync(HttpStatusCode.Created);
-        var id = created.GetProperty("id").GetString();
+            .AssertJsonAsync<UserResponse>(HttpStatusCode.Created);
 
-        var promoted = await (await admin.PatchAsJsonAsync($"/api/v1/users/{id}", new { role = "admin" })).AssertJsonAsync(HttpStatusCode.OK);
-        Assert.Equal("admin", promoted.GetProperty("role").GetString());
+        var promoted = await (await admin.PatchAsJsonAsync($"/api/v1/users/{created.Id}", new UpdateUserRequest(Role: UserRoles.Admin), ApiJson.OmitNulls))
+            .AssertJsonAsync<UserResponse>(HttpStatusCode.OK);
+        Assert.Equal(UserRoles.Admin, promoted.Role);
 
         using var asPromoted = await fixture.Api.ClientForAsync("promoted", "password-123");
         Assert.Equal(HttpStatusCode.OK, (await asPromoted.GetAsync("/api/v1/users")).StatusCode);
@@ -70,8 +73,8 @@ public sealed class UsersTests(ApiFixture fixture) : IClassFixture<ApiFixture>
         await using var api = new ApiFactory(await SharedPostgres.CreateDatabaseAsync()).Start();
         using var admin = await api.AdminClientAsync();
         using var second = await api.NewUserClientAsync("second-admin", role: "admin");
-        var adminId = (await (await admin.GetAsync("/api/v1/auth/me")).AssertJsonAsync(HttpStatusCode.OK)).GetProperty("id").GetString();
-        var secondId = (await (await second.GetAsync("/api/v1/auth/me")).AssertJsonAsync(HttpStatusCode.OK)).GetProperty("id").GetString();
+        var adminId = await admin.UserIdAsync();
+        var secondId = await second.UserIdAsync();
 
         // With two admins, one may step down; then the remaining one is protected.
         Assert.Equal(HttpStatusCode.OK, (await admin.PatchAsJsonAsync($"/api/v1/users/{secondId}", new { role = "user" })).StatusCode);
@@ -90,7 +93,7 @@ public sealed class UsersTests(ApiFixture fixture) : IClassFixture<ApiFixture>
     {
         using var admin = await fixture.Api.AdminClientAsync();
         using var doomed = await fixture.Api.NewUserClientAsync("doomed");
-        var id = (await (await doomed.GetAsync("/api/v1/auth/me")).AssertJsonAsync(HttpStatusCode.OK)).GetProperty("id").GetString();
+        var id = await doomed.UserIdAsync();
 
         Assert.Equal(HttpStatusCode.NoContent, (await admin.DeleteAsync($"/api/v1/users/{id}")).StatusCode);
         await (await doomed.GetAsync("/api/v1/auth/me")).AssertProblemAsync(HttpStatusCode.Unauthorized);

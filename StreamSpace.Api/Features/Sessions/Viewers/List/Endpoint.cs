@@ -6,7 +6,7 @@ using StreamSpace.Api.Infrastructure;
 namespace StreamSpace.Api.Features.Sessions.Viewers.List;
 
 /// <summary>GET /api/v1/sessions/{id}/viewers: who is watching the session now, for its owner and admins.</summary>
-public sealed class ListViewersEndpoint(SessionStore sessions, SessionViewers viewers) : Endpoint<SessionRequest, IReadOnlyList<ViewerView>>
+public sealed class ListViewersEndpoint(SessionStore sessions, SessionViewers viewers) : Endpoint<SessionRequest, IReadOnlyList<ViewerResponse>>
 {
     public override void Configure()
     {

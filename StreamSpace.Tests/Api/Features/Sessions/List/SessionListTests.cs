@@ -1,5 +1,6 @@
 using System.Net;
-using System.Text.Json;
+using StreamSpace.Contracts;
+using StreamSpace.Contracts.Api;
 using StreamSpace.Tests.Infrastructure;
 
 namespace StreamSpace.Tests.Api.Features.Sessions.List;
@@ -13,17 +14,17 @@ public sealed class SessionListTests(SessionFixture fixture) : IClassFixture<Ses
         using var user = await fixture.Api.NewUserClientAsync();
         Assert.Empty(Ids(await ListAsync(user)));
 
-        var id = (await user.LaunchAsync()).GetProperty("id").GetString()!;
+        var id = (await user.LaunchAsync()).Id;
         // The list read just before the launch is cached; the launch must show at once, not when that copy expires.
         // (Pending, or already starting when the agent was quick.)
         Assert.NotNull(StateIn(await ListAsync(user), id));
 
         // Starting and running are written by the agent's reports, not by this user's requests.
-        await user.WaitForStateAsync(id, "running");
-        await Eventually.TrueAsync(async () => StateIn(await ListAsync(user), id) == "running", TimeSpan.FromSeconds(10), "the list to show the session running");
+        await user.WaitForStateAsync(id, SessionState.Running);
+        await Eventually.TrueAsync(async () => StateIn(await ListAsync(user), id) == SessionState.Running, TimeSpan.FromSeconds(10), "the list to show the session running");
 
         Assert.Equal(HttpStatusCode.Accepted, (await user.DeleteAsync($"/api/v1/sessions/{id}")).StatusCode);
-        Assert.Contains(StateIn(await ListAsync(user), id), new[] { "stopping", "stopped" });
+        Assert.Contains(StateIn(await ListAsync(user), id), new SessionState?[] { SessionState.Stopping, SessionState.Stopped });
     }
 
     [Fact]
@@ -32,8 +33,8 @@ public sealed class SessionListTests(SessionFixture fixture) : IClassFixture<Ses
         using var first = await fixture.Api.NewUserClientAsync();
         using var second = await fixture.Api.NewUserClientAsync();
         using var admin = await fixture.Api.AdminClientAsync();
-        var firstId = (await first.LaunchAsync()).GetProperty("id").GetString()!;
-        var secondId = (await second.LaunchAsync()).GetProperty("id").GetString()!;
+        var firstId = (await first.LaunchAsync()).Id;
+        var secondId = (await second.LaunchAsync()).Id;
 
         // Twice each, so the second answer of each comes from the cache.
         for (var i = 0; i < 2; i++)
@@ -52,28 +53,23 @@ public sealed class SessionListTests(SessionFixture fixture) : IClassFixture<Ses
         var username = "leaving-" + Guid.NewGuid().ToString("N")[..8];
         using var leaving = await fixture.Api.NewUserClientAsync(username);
         using var admin = await fixture.Api.AdminClientAsync();
-        var id = (await leaving.LaunchAsync()).GetProperty("id").GetString()!;
+        var id = (await leaving.LaunchAsync()).Id;
         Assert.Contains(id, Ids(await ListAsync(admin)));
 
-        var users = await (await admin.GetAsync("/api/v1/users")).AssertJsonAsync(HttpStatusCode.OK);
-        var userId = users.EnumerateArray().Single(u => u.GetProperty("username").GetString() == username).GetProperty("id").GetString();
+        var users = await (await admin.GetAsync("/api/v1/users")).AssertJsonAsync<List<UserResponse>>(HttpStatusCode.OK);
+        var userId = users.Single(u => u.Username == username).Id;
         Assert.Equal(HttpStatusCode.NoContent, (await admin.DeleteAsync($"/api/v1/users/{userId}")).StatusCode);
 
         // The cached list must not keep showing the session as the user's live one.
         await Eventually.TrueAsync(async () =>
-            (await ListAsync(admin)).EnumerateArray().SingleOrDefault(s => s.GetProperty("id").GetString() == id) is { ValueKind: JsonValueKind.Object } session
-            && session.GetProperty("state").GetString() is "stopping" or "stopped"
-            && session.GetProperty("username").ValueKind == JsonValueKind.Null,
+            (await ListAsync(admin)).SingleOrDefault(s => s.Id == id) is { State: SessionState.Stopping or SessionState.Stopped, Username: null },
             TimeSpan.FromSeconds(10), "the deleted user's session to show stopping, without a username");
     }
 
-    private static async Task<JsonElement> ListAsync(HttpClient client) =>
-        await (await client.GetAsync("/api/v1/sessions")).AssertJsonAsync(HttpStatusCode.OK);
+    private static async Task<List<SessionResponse>> ListAsync(HttpClient client) =>
+        await (await client.GetAsync("/api/v1/sessions")).AssertJsonAsync<List<SessionResponse>>(HttpStatusCode.OK);
 
-    private static List<string> Ids(JsonElement list) => [.. list.EnumerateArray().Select(s => s.GetProperty("id").GetString()!)];
+    private static List<string> Ids(List<SessionResponse> list) => [.. list.Select(s => s.Id)];
 
-    private static string? StateIn(JsonElement list, string id) =>
-        list.EnumerateArray().SingleOrDefault(s => s.GetProperty("id").GetString() == id) is { ValueKind: JsonValueKind.Object } session
-            ? session.GetProperty("state").GetString()
-            : null;
+    private static SessionState? StateIn(List<SessionResponse> list, string id) => list.SingleOrDefault(s => s.Id == id)?.State;
 }

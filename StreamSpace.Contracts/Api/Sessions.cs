@@ -1,0 +1,37 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace StreamSpace.Contracts.Api;
+
+/// <summary>A session as the API shows it, and as each server-sent <c>session</c> event carries it.</summary>
+public sealed record SessionResponse(
+    string Id,
+    Guid UserId,
+    string? Username,
+    string Template,
+    SessionState State,
+    string? FailureReason,
+    string? AgentId,
+    string? Platform,
+    JsonElement PlatformMetadata,
+    DateTimeOffset CreatedAt,
+    DateTimeOffset UpdatedAt,
+    DateTimeOffset? StartedAt,
+    DateTimeOffset? StoppedAt,
+    AdminViewing? LastViewedByAdmin)
+{
+    [JsonIgnore]
+    public bool IsFinished => State is SessionState.Stopped or SessionState.Failed;
+}
+
+/// <summary>The last time an admin opened a viewer on another user's session: the owner is shown who, and when.</summary>
+public sealed record AdminViewing(string Username, DateTimeOffset At);
+
+/// <summary><c>POST /api/v1/sessions</c>. Admins may launch for another user, by username.</summary>
+public sealed record CreateSessionRequest(string Template, string? User = null);
+
+/// <summary>The answer to <c>POST /api/v1/sessions/{id}/connect</c>: a single-use ticket for the VNC WebSocket.</summary>
+public sealed record ConnectResponse(string Ticket, string Url, DateTimeOffset ExpiresAt);
+
+/// <summary>An open viewer of a session, as <c>GET /api/v1/sessions/{id}/viewers</c> lists it.</summary>
+public sealed record ViewerResponse(Guid Id, Guid UserId, string Username, string? Address, DateTimeOffset Since, long Bytes);

@@ -1,0 +1,145 @@
+using System.Net;
+using System.Security.Claims;
+using System.Text;
+using System.Text.Json;
+using Bunit;
+using Microsoft.AspNetCore.Authentication;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+using StreamSpace.Contracts;
+using StreamSpace.Contracts.Api;
+using StreamSpace.Web.Services.Api;
+using StreamSpace.Web.Services.Auth;
+using TemplatesPage = StreamSpace.Web.Components.Pages.Admin.Templates;
+using UsersPage = StreamSpace.Web.Components.Pages.Admin.Users;
+
+namespace StreamSpace.Tests.Web.Components;
+
+/// <summary>
+/// The admin pages' forms, against an API that answers from memory: what an admin enters is what the API is asked.
+/// Playwright signs in and browses; these check the requests the forms make.
+/// </summary>
+public sealed class AdminPagesTests : BunitContext
+{
+    private readonly RecordingApi api = new();
+
+    public AdminPagesTests()
+    {
+        Services.AddLogging();
+        Services.AddSingleton(TimeProvider.System);
+        Services.AddSingleton<IHttpClientFactory>(api);
+        Services.AddSingleton<IHttpContextAccessor>(new HttpContextAccessor { HttpContext = SignedIn("the-admins-token") });
+        Services.AddSingleton<StreamSpaceApi>();
+        Services.AddScoped<ApiSession>();
+    }
+
+    [Fact]
+    public void Editing_a_template_changes_what_the_form_shows_and_keeps_its_env_and_resources()
+    {
+        var xterm = new TemplateBody("xterm", "XTerm", "A terminal", "tools", "terminal", null, "xterm", 5900, new TemplateResources("1", "1Gi"),
+            new() { ["GREETING"] = new TemplateEnvValue("hello", null), ["DB_PASSWORD"] = new TemplateEnvValue(null, new SecretKeyRef("db", "password")) },
+            false, "30m", "8h");
+        api.Answer(HttpMethod.Get, "api/v1/templates", new[] { xterm });
+        api.Answer(HttpMethod.Put, "api/v1/templates/xterm", xterm with { DisplayName = "Terminal" });
+        var page = Render<TemplatesPage>();
+
+        page.Find("[aria-label='Edit xterm']").Click();
+        Assert.Equal("Edit xterm", page.Find("#template-form-title").TextContent);
+        page.Find("#template-display").Change("Terminal");
+        page.Find("#template-idle").Change("1h");
+        page.Find("section[aria-labelledby='template-form-title'] form").Submit();
+
+        page.WaitForAssertion(() => Assert.Equal("Saved xterm.", page.Find("[role=status]").TextContent.Trim()));
+        var sent = api.Body<TemplateBody>(HttpMethod.Put, "api/v1/templates/xterm");
+        Assert.Equal(xterm with { DisplayName = "Terminal", IdleTimeout = "1h" }, sent with { Env = xterm.Env });
+        Assert.Equal(xterm.Env, sent.Env);
+        Assert.All(api.Requests, r => Assert.Equal("the-admins-token", r.Token));
+        Assert.Equal("New template", page.Find("#template-form-title").TextContent);
+    }
+
+    [Fact]
+    public void Creating_a_user_sends_the_name_password_and_role_entered_and_says_so()
+    {
+        var created = new UserResponse(Guid.NewGuid(), "dana", UserRoles.Admin, false, DateTimeOffset.UtcNow);
+        api.Answer(HttpMethod.Get, "api/v1/users", Array.Empty<UserResponse>());
+        api.Answer(HttpMethod.Post, "api/v1/users", created, HttpStatusCode.Created);
+        var page = Render<UsersPage>();
+
+        page.Find("#new-username").Change(" dana ");
+        page.Find("#new-password").Change("a-long-password");
+        page.Find("#new-role").Change(UserRoles.Admin);
+        page.Find("form[aria-label='Create a user']").Submit();
+
+        page.WaitForAssertion(() => Assert.Equal("Created dana.", page.Find("[role=status]").TextContent.Trim()));
+        Assert.Equal(new CreateUserRequest("dana", "a-long-password", UserRoles.Admin), api.Body<CreateUserRequest>(HttpMethod.Post, "api/v1/users"));
+        Assert.Equal("", page.Find("#new-username").GetAttribute("value"));
+    }
+
+    [Fact]
+    public void Disabling_a_user_sends_only_that_change()
+    {
+        var dana = new UserResponse(Guid.NewGuid(), "dana", UserRoles.User, false, DateTimeOffset.UtcNow);
+        api.Answer(HttpMethod.Get, "api/v1/users", new[] { dana });
+        api.Answer(HttpMethod.Patch, $"api/v1/users/{dana.Id}", dana with { Disabled = true });
+        var page = Render<UsersPage>();
+
+        page.Find("[aria-label='Disable dana']").Click();
+
+        page.WaitForAssertion(() => Assert.Equal("Updated dana.", page.Find("[role=status]").TextContent.Trim()));
+        // A PATCH names only what changes, so the role and the password stay as they are.
+        Assert.Equal("""{"disabled":true}""", api.Requests.Single(r => r.Method == HttpMethod.Patch).Body);
+    }
+
+    private static DefaultHttpContext SignedIn(string token)
+    {
+        var services = new ServiceCollection().AddSingleton<IAuthenticationService>(new CookieWithToken(token)).BuildServiceProvider();
+        return new DefaultHttpContext { RequestServices = services };
+    }
+
+    /// <summary>The auth cookie as the web's sign-in leaves it: the API's token stored in its properties.</summary>
+    private sealed class CookieWithToken(string token) : IAuthenticationService
+    {
+        public Task<AuthenticateResult> AuthenticateAsync(HttpContext context, string? scheme)
+        {
+            var properties = new AuthenticationProperties();
+            properties.StoreTokens([new AuthenticationToken { Name = AuthCookie.AccessTokenName, Value = token }]);
+            return Task.FromResult(AuthenticateResult.Success(new AuthenticationTicket(new ClaimsPrincipal(new ClaimsIdentity("cookie")), properties, scheme ?? "cookie")));
+        }
+
+        public Task ChallengeAsync(HttpContext context, string? scheme, AuthenticationProperties? properties) => Task.CompletedTask;
+
+        public Task ForbidAsync(HttpContext context, string? scheme, AuthenticationProperties? properties) => Task.CompletedTask;
+
+        public Task SignInAsync(HttpContext context, string? scheme, ClaimsPrincipal principal, AuthenticationProperties? properties) => Task.CompletedTask;
+
+        public Task SignOutAsync(HttpContext context, string? scheme, AuthenticationProperties? properties) => Task.CompletedTask;
+    }
+
+    /// <summary>The API as the web reaches it: answers set per method and path, and every request kept with its body and token.</summary>
+    private sealed class RecordingApi : HttpMessageHandler, IHttpClientFactory
+    {
+        private readonly Dictionary<(HttpMethod, string), (HttpStatusCode Status, string Json)> answers = [];
+
+        public sealed record Request(HttpMethod Method, string Path, string? Body, string? Token);
+
+        public List<Request> Requests { get; } = [];
+
+        public void Answer(HttpMethod method, string path, object body, HttpStatusCode status = HttpStatusCode.OK) =>
+            answers[(method, path)] = (status, JsonSerializer.Serialize(body, ApiJson.Options));
+
+        public T Body<T>(HttpMethod method, string path) =>
+            JsonSerializer.Deserialize<T>(Requests.Single(r => r.Method == method && r.Path == path).Body!, ApiJson.Options)!;
+
+        public HttpClient CreateClient(string name) => new(this, disposeHandler: false) { BaseAddress = ApiClientExtensions.BaseAddress };
+
+        protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+        {
+            var path = request.RequestUri!.AbsolutePath.TrimStart('/');
+            var body = request.Content is null ? null : await request.Content.ReadAsStringAsync(cancellationToken);
+            Requests.Add(new Request(request.Method, path, body, request.Headers.Authorization?.Parameter));
+            return answers.TryGetValue((request.Method, path), out var answer)
+                ? new HttpResponseMessage(answer.Status) { Content = new StringContent(answer.Json, Encoding.UTF8, "application/json") }
+                : new HttpResponseMessage(HttpStatusCode.NotFound);
+        }
+    }
+}

@@ -1,0 +1,100 @@
+using System.Net.Http.Headers;
+using Microsoft.AspNetCore.Authentication;
+using Microsoft.AspNetCore.Authentication.Cookies;
+using Microsoft.AspNetCore.Diagnostics;
+using StreamSpace.Web.Services.Auth;
+using Yarp.ReverseProxy.Configuration;
+using Yarp.ReverseProxy.Transforms;
+
+namespace StreamSpace.Web.Services.Proxy;
+
+/// <summary>
+/// Forwards <c>/api/*</c> and <c>/vnc/*</c> (WebSockets) to the API with YARP, so the browser talks to one origin and
+/// needs no CORS. The browser never holds the JWT: for a signed-in user the proxy adds <c>Authorization: Bearer</c>
+/// from the encrypted auth cookie, and strips the cookie itself, which is the web's and not the API's business.
+/// </summary>
+public static class ApiProxyExtensions
+{
+    /// <summary>
+    /// Required on every state-changing request through the proxy and on the viewer's ticket endpoint. Since the cookie
+    /// authenticates those requests, a page on another site must not be able to send them: it cannot set a custom
+    /// header without a CORS preflight, and no CORS is ever granted here. (The cookie is also SameSite=Lax.)
+    /// </summary>
+    public const string CsrfHeader = "X-StreamSpace-Request";
+
+    private const string ApiRoute = "api";
+    private const string VncRoute = "vnc";
+    private const string Cluster = "api";
+
+    public static IHostApplicationBuilder AddStreamSpaceProxy(this IHostApplicationBuilder builder)
+    {
+        // YARP forwards with its own handler, not the service-discovery HttpClient, so the address is read the way
+        // service discovery reads it: services__api__http__0 from the AppHost or the chart, else the DNS name "api".
+        var address = builder.Configuration["services:api:http:0"] ?? builder.Configuration["services:api:https:0"] ?? "http://api";
+        RouteConfig[] routes =
+        [
+            new() { RouteId = ApiRoute, ClusterId = Cluster, Match = new() { Path = "/api/{**rest}" } },
+            new() { RouteId = VncRoute, ClusterId = Cluster, Match = new() { Path = "/vnc/{**rest}" } },
+        ];
+        ClusterConfig[] clusters =
+        [
+            new()
+            {
+                ClusterId = Cluster,
+                Destinations = new Dictionary<string, DestinationConfig> { ["api"] = new() { Address = address } },
+                // Server-sent events and VNC streams stay open for as long as the user watches.
+                HttpRequest = new() { ActivityTimeout = Timeout.InfiniteTimeSpan },
+            },
+        ];
+
+        builder.Services.AddReverseProxy()
+            .LoadFromMemory(routes, clusters)
+            .AddTransforms(context =>
+            {
+                context.AddRequestHeaderRemove("Cookie");
+                if (context.Route.RouteId == ApiRoute)
+                {
+                    context.AddRequestTransform(AddBearerAsync);
+                }
+            });
+        return builder;
+    }
+
+    public static WebApplication MapStreamSpaceProxy(this WebApplication app)
+    {
+        app.MapReverseProxy(proxy => proxy.Use(async (context, next) =>
+        {
+            // The API's own status and problem details go back as they are, not as the web's error pages.
+            if (context.Features.Get<IStatusCodePagesFeature>() is { } statusCodePages)
+            {
+                statusCodePages.Enabled = false;
+            }
+
+            if (!IsSafe(context.Request.Method) && !context.Request.Headers.ContainsKey(CsrfHeader))
+            {
+                await MissingCsrfHeader().ExecuteAsync(context);
+                return;
+            }
+
+            await next();
+        }));
+        return app;
+    }
+
+    /// <summary>The 400 for a state-changing request without <see cref="CsrfHeader"/>.</summary>
+    public static IResult MissingCsrfHeader() => TypedResults.Problem(
+        statusCode: StatusCodes.Status400BadRequest,
+        title: "Missing request header",
+        detail: $"State-changing requests must carry the {CsrfHeader} header.");
+
+    public static bool IsSafe(string method) => HttpMethods.IsGet(method) || HttpMethods.IsHead(method) || HttpMethods.IsOptions(method);
+
+    private static async ValueTask AddBearerAsync(RequestTransformContext transform)
+    {
+        var token = await transform.HttpContext.GetTokenAsync(CookieAuthenticationDefaults.AuthenticationScheme, AuthCookie.AccessTokenName);
+        if (token is not null)
+        {
+            transform.ProxyRequest.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
+        }
+    }
+}
