@@ -2,7 +2,6 @@ using System.Security.Claims;
 using System.Text.Json;
 using Dapper;
 using Npgsql;
-using StreamSpace.Api.Features.Auth;
 
 namespace StreamSpace.Api.Features.Audit;
 

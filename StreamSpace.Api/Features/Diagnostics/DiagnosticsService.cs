@@ -15,7 +15,7 @@ namespace StreamSpace.Api.Features.Diagnostics;
 /// what to do. One check or more per section of the guide; docs/troubleshooting.md maps symptoms to check ids.
 /// </summary>
 public sealed class DiagnosticsService(NpgsqlDataSource dataSource, ApiSettings settings, TimeProvider time,
-    UserStore users, IAgentHealth agents, ISessionHealth sessions)
+    IUserAccounts users, IAgentHealth agents, ISessionHealth sessions)
 {
     /// <summary>Agent clocks further off than this make tokens look expired or not yet valid.</summary>
     public static readonly TimeSpan MaxClockSkew = TimeSpan.FromSeconds(5);

@@ -1,7 +1,6 @@
 using System.Security.Cryptography;
 using Dapper;
 using Npgsql;
-using StreamSpace.Api.Features.Agents.Commands;
 using StreamSpace.Api.Features.Audit;
 using StreamSpace.Api.Features.Sessions.List;
 using StreamSpace.Api.Features.Templates;
@@ -27,7 +26,7 @@ public sealed record SessionResult(SessionChange Change, SessionResponse? Sessio
 /// writes its command and its audit row in one transaction, so none is ever half done; the command is delivered
 /// once that transaction has committed.
 /// </summary>
-public sealed class SessionStore(NpgsqlDataSource dataSource, ApiSettings settings, SessionListCache lists, ISessionAgents agents) : ISessionHealth, IUserSessions
+public sealed class SessionStore(NpgsqlDataSource dataSource, ApiSettings settings, SessionListCache lists, ISessionAgents agents, ITemplateCatalog templates) : ISessionHealth, IUserSessions
 {
     /// <summary>A session of the owner's, or any session for an admin; another user's session does not exist for them.</summary>
     public async Task<SessionResponse?> GetAsync(string id, Guid viewerId, bool viewerIsAdmin, CancellationToken cancellationToken)
@@ -75,7 +74,7 @@ public sealed class SessionStore(NpgsqlDataSource dataSource, ApiSettings settin
     {
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
-        var template = await TemplateStore.GetAsync(connection, transaction, templateName, cancellationToken);
+        var template = await templates.GetAsync(connection, transaction, templateName, cancellationToken);
         if (template is null)
         {
             return new(SessionChange.UnknownTemplate, Detail: $"No template is named '{templateName}'.");
@@ -204,7 +203,7 @@ public sealed class SessionStore(NpgsqlDataSource dataSource, ApiSettings settin
         }
         else
         {
-            var template = await TemplateStore.GetAsync(connection, transaction, found.Template, cancellationToken);
+            var template = await templates.GetAsync(connection, transaction, found.Template, cancellationToken);
             var sessionTemplate = template?.ToSessionTemplate()
                 ?? new SessionTemplate(found.Template, null, null, 5900, null, null, new Dictionary<string, string>(), true, 0, null);
             var commandType = action switch

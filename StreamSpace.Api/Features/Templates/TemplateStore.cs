@@ -7,7 +7,7 @@ using StreamSpace.Settings;
 namespace StreamSpace.Api.Features.Templates;
 
 /// <summary>The template catalog. Admin changes are audited in the same transaction.</summary>
-public sealed class TemplateStore(NpgsqlDataSource dataSource)
+public sealed class TemplateStore(NpgsqlDataSource dataSource) : ITemplateCatalog
 {
     private const string Columns = "name, display_name, description, category, icon, image, command, vnc_port, cpu, memory, env::text AS env, persistent_home, idle_timeout, max_duration";
 
@@ -23,7 +23,7 @@ public sealed class TemplateStore(NpgsqlDataSource dataSource)
         return await GetAsync(connection, null, name, cancellationToken);
     }
 
-    public static Task<TemplateRow?> GetAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, string name, CancellationToken cancellationToken) =>
+    public Task<TemplateRow?> GetAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, string name, CancellationToken cancellationToken) =>
         connection.QuerySingleOrDefaultAsync<TemplateRow>(new CommandDefinition($"SELECT {Columns} FROM templates WHERE name = @name", new { name }, transaction, cancellationToken: cancellationToken));
 
     /// <summary>Creates the template, or with <paramref name="replace"/> replaces it; returns false when that is not possible.</summary>

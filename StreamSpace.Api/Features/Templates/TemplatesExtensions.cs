@@ -7,6 +7,7 @@ public static class TemplatesExtensions
     public static IHostApplicationBuilder AddStreamSpaceTemplates(this IHostApplicationBuilder builder)
     {
         builder.Services.AddSingleton<TemplateStore>();
+        builder.Services.AddSingleton<ITemplateCatalog>(sp => sp.GetRequiredService<TemplateStore>());
         builder.Services.AddSingleton<IAfterMigration, TemplateCatalogSeed>();
         return builder;
     }
