@@ -187,7 +187,9 @@ public sealed class KubernetesPlatformTests(KubernetesFixture fixture) : IClassF
         await fixture.Kubelet.MarkReadyAsync(id, NextPodAddress());
         // Running lasts only the idle timeout, which a poll on a busy machine can miss: the audit log shows it ran.
         await admin.WaitForStateAsync(id, "hibernated");
-        Assert.Equal(["starting", "running", "hibernated"], await StateChangesAsync(admin, id));
+        var changes = await StateChangesAsync(admin, id);
+        Assert.Equal(["starting", "running"], changes[..2]);
+        Assert.Equal("hibernated", changes[^1]);
         Assert.Equal(0, Kube.Get("deployments", Ns, $"session-{id}")!["spec"]!["replicas"]!.GetValue<int>());
     }
 
