@@ -99,6 +99,10 @@ public sealed class KubernetesFixture : IAsyncLifetime
     public async Task RestartAgentAsync(IReadOnlyDictionary<string, string?>? settings = null)
     {
         await Agent.DisposeAsync();
+        // The hub marks an agent offline when its connection ends, and online at its next hello; a new agent that
+        // connected before the old connection's end was written would be marked offline behind its back.
+        await Eventually.TrueAsync(async () => (await Api.GetAgentAsync(AgentId)).GetProperty("status").GetString() == "offline",
+            TimeSpan.FromSeconds(20), "the hub to mark the stopped agent offline");
         Agent = await StartAgentAsync(settings);
     }
 

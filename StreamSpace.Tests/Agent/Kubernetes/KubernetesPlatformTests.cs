@@ -562,12 +562,21 @@ public sealed class KubernetesPlatformTests(KubernetesFixture fixture) : IClassF
     private Task GoneAsync(string resource, string selector) =>
         Eventually.TrueAsync(() => Task.FromResult(Kube.List(resource, Ns, selector).Count == 0), TimeSpan.FromSeconds(20), $"no {resource} with {selector}");
 
-    /// <summary>The states the session went through, in order, from the audit log.</summary>
+    /// <summary>The states the session went through, in order, from the audit log; a change of reason alone is not a new state.</summary>
     private static async Task<List<string?>> StateChangesAsync(HttpClient admin, string id)
     {
         var audit = await (await admin.GetAsync($"/api/v1/audit?target_type=session&target_id={id}")).AssertJsonAsync(HttpStatusCode.OK);
-        return [.. audit.GetProperty("items").EnumerateArray().Reverse().Where(e => e.GetProperty("action").GetString() != "session.created")
-            .Select(e => e.GetProperty("details").GetProperty("to").GetString())];
+        var states = new List<string?>();
+        foreach (var change in audit.GetProperty("items").EnumerateArray().Reverse().Where(e => e.GetProperty("action").GetString() != "session.created"))
+        {
+            var to = change.GetProperty("details").GetProperty("to").GetString();
+            if (states.Count == 0 || states[^1] != to)
+            {
+                states.Add(to);
+            }
+        }
+
+        return states;
     }
 
     private static async Task WaitForReasonAsync(HttpClient user, string id, string state, string reason) =>
