@@ -22,7 +22,6 @@ public sealed class KubernetesPlatform : ISessionPlatform, IDisposable
 
 
     private readonly IKubernetes client;
-    private readonly AgentSettings settings;
     private readonly ILogger<KubernetesPlatform> logger;
     private readonly TimeProvider time;
     private readonly KubernetesChecks checks;
@@ -37,7 +36,6 @@ public sealed class KubernetesPlatform : ISessionPlatform, IDisposable
 
     public KubernetesPlatform(AgentSettings settings, IConfiguration configuration, TimeProvider time, ILogger<KubernetesPlatform> logger)
     {
-        this.settings = settings;
         this.logger = logger;
         this.time = time;
         var (config, inCluster) = KubernetesConnection.ClientConfiguration(configuration);
@@ -115,14 +113,13 @@ public sealed class KubernetesPlatform : ISessionPlatform, IDisposable
             return current;
         }
 
-        var deployment = SessionObjects.Deployment(session, settings);
         if (session.Template.PersistentHome)
         {
             await objects.CreateHomeClaimAsync(session, cancellationToken);
         }
 
         watch.Starting(id);
-        deployment = await objects.CreateDeploymentAsync(deployment, cancellationToken);
+        var deployment = await objects.CreateDeploymentAsync(session, cancellationToken);
         await objects.CreatePasswordSecretAsync(session, deployment, cancellationToken);
         return watch.Reported(id) ?? new ReportedSession(id, "starting");
     }

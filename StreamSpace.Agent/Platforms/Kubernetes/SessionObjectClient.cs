@@ -16,14 +16,15 @@ public sealed class SessionObjectClient(IKubernetes client, string ns, AgentSett
     private static readonly TimeSpan OldSecretPoll = TimeSpan.FromMilliseconds(200);
 
     /// <summary>Creates the session's Deployment; a repeated start finds it made already and uses it (its Secret may not exist yet).</summary>
-    public async Task<V1Deployment> CreateDeploymentAsync(V1Deployment deployment, CancellationToken cancellationToken)
+    public async Task<V1Deployment> CreateDeploymentAsync(SessionCommandPayload session, CancellationToken cancellationToken)
     {
-        var id = deployment.Metadata.Labels[SessionObjects.SessionIdLabel];
+        var id = session.SessionId;
+        var deployment = SessionObjects.Deployment(session, settings);
         try
         {
             deployment = await client.AppsV1.CreateNamespacedDeploymentAsync(deployment, ns, cancellationToken: cancellationToken);
-            logger.LogInformation("Session {SessionId}: created Deployment {Deployment} ({Image})", id, deployment.Metadata.Name,
-                deployment.Spec.Template.Spec.Containers[0].Image);
+            logger.LogInformation("Session {SessionId}: created Deployment {Deployment} ({Image}) for {User}",
+                id, deployment.Metadata.Name, session.Template.Image, session.Username);
         }
         catch (HttpOperationException e) when (e.Response.StatusCode == HttpStatusCode.Conflict)
         {
