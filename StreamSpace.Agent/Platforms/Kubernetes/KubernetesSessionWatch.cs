@@ -41,6 +41,12 @@ public sealed class KubernetesSessionWatch(IKubernetes client, string ns, AgentS
     /// <summary>Each session's pods by name, as last seen; more than one while a pod terminates beside its replacement.</summary>
     private readonly Dictionary<string, Dictionary<string, V1Pod>> pods = [];
 
+    /// <summary>
+    /// Sessions stopped here whose pods are still going (the garbage collector deletes them a moment after the
+    /// Deployment): what those pods still report must not bring the session back.
+    /// </summary>
+    private readonly HashSet<string> stopped = [];
+
     /// <summary>The home PVCs that are Pending (not yet bound to a volume).</summary>
     private readonly HashSet<string> pendingClaims = [];
 
@@ -119,6 +125,7 @@ public sealed class KubernetesSessionWatch(IKubernetes client, string ns, AgentS
             }
 
             known[sessionId] = new ReportedSession(sessionId, "starting");
+            stopped.Remove(sessionId);
             clock.Starting(sessionId, settings.SessionStartTimeout);
             return known[sessionId];
         }
@@ -144,6 +151,10 @@ public sealed class KubernetesSessionWatch(IKubernetes client, string ns, AgentS
             known.Remove(sessionId);
             addresses.Remove(sessionId);
             clock.Forget(sessionId);
+            if (pods.ContainsKey(sessionId))
+            {
+                stopped.Add(sessionId);
+            }
         }
     }
 
@@ -298,6 +309,7 @@ public sealed class KubernetesSessionWatch(IKubernetes client, string ns, AgentS
                 if (sessionPods.Count == 0)
                 {
                     pods.Remove(id);
+                    stopped.Remove(id);
                 }
             }
             else
@@ -413,7 +425,7 @@ public sealed class KubernetesSessionWatch(IKubernetes client, string ns, AgentS
     {
         var id = pod.Metadata.Labels[SessionObjects.SessionIdLabel];
         var previous = known.GetValueOrDefault(id);
-        if (previous?.State is "hibernated" or "failed")
+        if (previous?.State is "hibernated" or "failed" || stopped.Contains(id))
         {
             return;
         }

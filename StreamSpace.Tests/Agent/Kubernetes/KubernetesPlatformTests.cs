@@ -413,6 +413,35 @@ public sealed class KubernetesPlatformTests(KubernetesFixture fixture) : IClassF
     }
 
     [Fact]
+    public async Task What_a_stopped_sessions_pod_reports_before_the_garbage_collector_takes_it_does_not_bring_the_session_back()
+    {
+        using var user = await fixture.Api.NewUserClientAsync();
+        var id = await RunningSessionAsync(user);
+        var pod = (await fixture.Kubelet.PodAsync(id))["metadata"]!["name"]!.GetValue<string>();
+        var collection = Kube.CollectionDelay;
+        Kube.CollectionDelay = TimeSpan.FromMinutes(5);
+        try
+        {
+            Assert.Equal(HttpStatusCode.Accepted, (await user.DeleteAsync($"/api/v1/sessions/{id}")).StatusCode);
+            await user.WaitForStateAsync(id, "stopped");
+            await GoneAsync("deployments", $"session-id={id}");
+
+            // The kubelet still reports the pod, Ready; then another session starts, whose pod comes later in the same watch.
+            Assert.True(Kube.Update("pods", Ns, pod, p => p["metadata"]!["annotations"]!["example.com/touched"] = "by the kubelet"));
+            Kube.CollectionDelay = collection;
+            await RunningSessionAsync(user);
+        }
+        finally
+        {
+            Kube.CollectionDelay = collection;
+        }
+
+        Assert.Null(await fixture.Agent.Platform.FindVncAsync(id, CancellationToken.None));
+        Assert.DoesNotContain(await fixture.Agent.Platform.ListSessionsAsync(CancellationToken.None), s => s.SessionId == id);
+        Assert.Equal("stopped", (await user.WaitForStateAsync(id, "stopped")).GetProperty("state").GetString());
+    }
+
+    [Fact]
     public async Task A_pod_whose_container_cannot_be_configured_waits_with_the_kubelets_reason()
     {
         using var user = await fixture.Api.NewUserClientAsync();
