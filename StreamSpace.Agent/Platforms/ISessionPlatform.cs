@@ -40,6 +40,12 @@ public interface ISessionPlatform
 {
     string Name { get; }
 
+    /// <summary>
+    /// Begins watching the platform's sessions and enforcing their time limits. Called once as the agent starts, by
+    /// <see cref="SessionPlatformService"/>; until then the platform observes nothing on its own.
+    /// </summary>
+    Task StartMonitoringAsync(CancellationToken cancellationToken);
+
     /// <summary>The sessions this agent runs now, reported in hello after any restart.</summary>
     Task<IReadOnlyList<ReportedSession>> ListSessionsAsync(CancellationToken cancellationToken);
 

@@ -23,6 +23,8 @@ public static class PlatformExtensions
                 throw new InvalidSettingException("PLATFORM", $"'{settings.Platform.ToString().ToLowerInvariant()}' is not available in this build; use local or kubernetes.");
         }
 
+        // Before the control plane client's hosted service, which asks the platform for its sessions as it connects.
+        services.AddHostedService<SessionPlatformService>();
         return services;
     }
 }

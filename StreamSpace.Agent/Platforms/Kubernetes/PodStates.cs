@@ -44,6 +44,13 @@ public static class PodStates
                     : waiting.Message ?? "CrashLoopBackOff";
                 return new PodState(SessionState.Failed, $"the session crashed: {why}", true);
             }
+
+            if (waiting?.Reason is "CreateContainerConfigError" or "CreateContainerError")
+            {
+                // Usually a Secret or ConfigMap the template's env names is missing. The kubelet retries, so the session
+                // waits (and fails at its start timeout) rather than failing at once: creating the Secret lets it start.
+                return new PodState(SessionState.Starting, $"invalid container configuration: {waiting.Message ?? waiting.Reason}", false);
+            }
         }
 
         if (homeVolumePending is not null)

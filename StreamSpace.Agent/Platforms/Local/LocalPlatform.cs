@@ -26,7 +26,9 @@ public sealed class LocalPlatform : ISessionPlatform, IDisposable
     private readonly string stateFile;
     private readonly string dataDirectory;
     private readonly ILogger<LocalPlatform> logger;
-    private readonly Timer monitor;
+    private readonly TimeProvider time;
+    private readonly SessionClock clock;
+    private ITimer? monitor;
 
     private readonly CancellationToken agentStopping;
     private readonly SessionAccounts accounts;
@@ -39,9 +41,11 @@ public sealed class LocalPlatform : ISessionPlatform, IDisposable
 
     private SemaphoreSlim AccountLock(SessionAccount account) => accountLocks.GetOrAdd(account.Uid, _ => new SemaphoreSlim(1, 1));
 
-    public LocalPlatform(AgentSettings settings, SessionAccounts accounts, IHostApplicationLifetime lifetime, ILogger<LocalPlatform> logger)
+    public LocalPlatform(AgentSettings settings, SessionAccounts accounts, IHostApplicationLifetime lifetime, TimeProvider time, ILogger<LocalPlatform> logger)
     {
         this.logger = logger;
+        this.time = time;
+        clock = new SessionClock(time);
         this.accounts = accounts;
         agentStopping = lifetime.ApplicationStopping;
         dataDirectory = Path.GetFullPath(settings.DataDirectory);
@@ -56,21 +60,26 @@ public sealed class LocalPlatform : ISessionPlatform, IDisposable
         UnixFiles.CreateDirectory(Path.Combine(dataDirectory, "homes"), UnixFiles.PassThrough);
         stateFile = Path.Combine(dataDirectory, "sessions.json");
         Recover();
-        monitor = new Timer(_ => _ = CheckProcessesAsync(), null, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(1));
+    }
+
+    /// <summary>Once a second from now on: reports sessions whose processes died, and enforces idle timeouts and maximum durations.</summary>
+    public Task StartMonitoringAsync(CancellationToken cancellationToken)
+    {
+        monitor = time.CreateTimer(_ => _ = CheckProcessesAsync(), null, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(1));
+        clock.Start(EnforceAsync, logger);
+        return Task.CompletedTask;
     }
 
     public string Name => "local";
 
     public event Action<ReportedSession>? SessionChanged;
 
-    private readonly ConcurrentDictionary<string, long> lastActivity = new();
-
     public async Task<VncEndpoint?> FindVncAsync(string sessionId, CancellationToken cancellationToken) =>
         sessions.TryGetValue(sessionId, out var record) && record.State == SessionState.Running
             ? new VncEndpoint("127.0.0.1", record.VncPort, System.Text.Encoding.Latin1.GetString(await File.ReadAllBytesAsync(record.AgentPasswordFile, cancellationToken)))
             : null;
 
-    public void NoteActivity(string sessionId) => lastActivity[sessionId] = Environment.TickCount64;
+    public void NoteActivity(string sessionId) => clock.NoteInput(sessionId);
 
     /// <summary>The programs every local session runs: the X server with VNC, and the window manager.</summary>
     private static readonly string[] RequiredPrograms = ["Xvnc", "openbox"];
@@ -171,7 +180,7 @@ public sealed class LocalPlatform : ISessionPlatform, IDisposable
             try
             {
                 var started = await LocalSessionProcess.StartAsync(record, account, accounts.Isolated, template.Command, template.Env, log);
-                record = record with { ProcessGroup = started.ProcessGroup, StartedAt = DateTimeOffset.UtcNow };
+                record = record with { ProcessGroup = started.ProcessGroup, StartedAt = time.GetUtcNow() };
                 if (agentStopping.IsCancellationRequested)
                 {
                     // The agent began stopping while the processes started: its shutdown has listed the sessions already
@@ -258,7 +267,7 @@ public sealed class LocalPlatform : ISessionPlatform, IDisposable
     {
         record = record with { State = SessionState.Running, FailureReason = null };
         sessions[record.SessionId] = record;
-        lastActivity[record.SessionId] = Environment.TickCount64;
+        StartClock(record);
         await SaveAsync();
         logger.LogInformation("Session {SessionId} started successfully", record.SessionId);
         return Report(record);
@@ -274,6 +283,7 @@ public sealed class LocalPlatform : ISessionPlatform, IDisposable
 
             // Marked first, so the process monitor does not report the processes we end as a crash.
             sessions[sessionId] = record with { State = state == SessionState.Stopped ? SessionState.Stopping : SessionState.Hibernating };
+            clock.Forget(sessionId);
             await LocalSessionProcess.StopAsync(record.ProcessGroup);
             await SweepAccountAsync(record);
             if (keepRecord)
@@ -339,40 +349,49 @@ public sealed class LocalPlatform : ISessionPlatform, IDisposable
         }
     }
 
-    /// <summary>
-    /// Once a second: reports sessions whose processes died on their own as failed, hibernates sessions no viewer
-    /// has sent input to for their idle timeout, and stops sessions past their maximum duration.
-    /// </summary>
+    /// <summary>Once a second: reports sessions whose processes died on their own as failed.</summary>
     private async Task CheckProcessesAsync()
     {
-        foreach (var record in sessions.Values.Where(r => r.State == SessionState.Running))
+        foreach (var record in sessions.Values.Where(r => r.State == SessionState.Running && !LocalSessionProcess.IsAlive(r.ProcessGroup)))
         {
-            if (!LocalSessionProcess.IsAlive(record.ProcessGroup))
+            var failed = record with { State = SessionState.Failed, FailureReason = "the session's processes exited" };
+            if (sessions.TryUpdate(record.SessionId, failed, record))
             {
-                var failed = record with { State = SessionState.Failed, FailureReason = "the session's processes exited" };
-                if (sessions.TryUpdate(record.SessionId, failed, record))
-                {
-                    logger.LogWarning("Session {SessionId}: its processes exited unexpectedly", record.SessionId);
-                    await SaveAsync();
-                    SessionChanged?.Invoke(Report(failed));
-                }
-
-                continue;
-            }
-
-            var idle = TimeSpan.FromMilliseconds(Environment.TickCount64 - lastActivity.GetOrAdd(record.SessionId, Environment.TickCount64));
-            if (record.IdleTimeoutSeconds > 0 && idle > TimeSpan.FromSeconds(record.IdleTimeoutSeconds))
-            {
-                logger.LogInformation("Session {SessionId}: no input for {Idle:0}s; hibernating it", record.SessionId, idle.TotalSeconds);
-                SessionChanged?.Invoke(await EndAsync(record.SessionId, SessionState.Hibernated, keepRecord: true));
-            }
-            else if (record is { MaxDurationSeconds: > 0, StartedAt: { } started } && DateTimeOffset.UtcNow - started > TimeSpan.FromSeconds(record.MaxDurationSeconds.Value))
-            {
-                logger.LogInformation("Session {SessionId}: reached its maximum duration; stopping it", record.SessionId);
-                SessionChanged?.Invoke(await EndAsync(record.SessionId, SessionState.Stopped, keepRecord: false));
+                clock.Forget(record.SessionId);
+                logger.LogWarning("Session {SessionId}: its processes exited unexpectedly", record.SessionId);
+                await SaveAsync();
+                SessionChanged?.Invoke(Report(failed));
             }
         }
     }
+
+    /// <summary>Hibernates a session no viewer has sent input to for its idle timeout; stops one past its maximum duration.</summary>
+    private async Task EnforceAsync(SessionLimitReached reached)
+    {
+        if (!sessions.TryGetValue(reached.SessionId, out var record) || record.State != SessionState.Running)
+        {
+            clock.Forget(reached.SessionId);
+            return;
+        }
+
+        if (reached.Limit == SessionLimit.IdleTimeout)
+        {
+            logger.LogInformation("Session {SessionId}: no input for {Idle:0}s; hibernating it", record.SessionId, reached.Elapsed.TotalSeconds);
+            SessionChanged?.Invoke(await EndAsync(record.SessionId, SessionState.Hibernated, keepRecord: true));
+        }
+        else if (reached.Limit == SessionLimit.MaxDuration)
+        {
+            logger.LogInformation("Session {SessionId}: reached its maximum duration; stopping it", record.SessionId);
+            SessionChanged?.Invoke(await EndAsync(record.SessionId, SessionState.Stopped, keepRecord: false));
+        }
+    }
+
+    /// <summary>The running session's limits: its maximum duration counts from when its processes started.</summary>
+    private void StartClock(LocalSessionRecord record) =>
+        clock.Running(record.SessionId,
+            record.IdleTimeoutSeconds > 0 ? TimeSpan.FromSeconds(record.IdleTimeoutSeconds) : null,
+            record.MaxDurationSeconds is { } max and > 0 ? TimeSpan.FromSeconds(max) : null,
+            record.StartedAt);
 
     /// <summary>After an agent restart: sessions whose processes still run are kept; the others are reported failed.</summary>
     private void Recover()
@@ -389,6 +408,11 @@ public sealed class LocalPlatform : ISessionPlatform, IDisposable
                 ? record with { State = SessionState.Failed, FailureReason = "the session's processes were gone when the agent restarted" }
                 : record;
             sessions[record.SessionId] = recovered;
+            if (recovered.State == SessionState.Running)
+            {
+                StartClock(recovered);
+            }
+
             logger.LogInformation("Recovered session {SessionId}: {State}", record.SessionId, recovered.State.ToName());
         }
     }
@@ -429,5 +453,9 @@ public sealed class LocalPlatform : ISessionPlatform, IDisposable
     private static string LastLine(string file) =>
         File.Exists(file) ? File.ReadLines(file).LastOrDefault(l => l.Trim().Length > 0)?.Trim() ?? "no output" : "no output";
 
-    public void Dispose() => monitor.Dispose();
+    public void Dispose()
+    {
+        monitor?.Dispose();
+        clock.Dispose();
+    }
 }

@@ -91,10 +91,11 @@ public static class LocalSessionProcess
         // the window manager, which starts the template's program once it manages windows (--startup): a window mapped
         // while openbox is still starting can be lost, left unmapped and never shown. The program's command reaches it
         // in SS_PROGRAM, removed before the program runs. No polling, no sleep processes. When Xvnc exits the script
-        // exits, and the group goes with it.
+        // exits, and the group goes with it. A FIFO left by a start whose group was ended before it removed it (a
+        // hibernate right after ready, on a busy machine) is removed first, or the wake's mkfifo would fail.
         const string script = """
             display=$1 port=$2 password_file=$3 name=$4 command=$5 ready=$6
-            mkfifo -m 600 "$ready" || exit
+            rm -f "$ready"; mkfifo -m 600 "$ready" || exit
             Xvnc ":$display" -rfbport "$port" -localhost -SecurityTypes VncAuth -PasswordFile "$password_file"                  -auth "$XAUTHORITY" -geometry 1280x800 -depth 24 -nolisten tcp -AlwaysShared -desktop "$name"                  -displayfd 4 4>"$ready" 3>&- &
             xvnc=$!
             if ! read -r _ <"$ready"; then wait $xvnc; exit; fi

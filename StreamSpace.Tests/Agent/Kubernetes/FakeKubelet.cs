@@ -6,13 +6,17 @@ namespace StreamSpace.Tests.Agent.Kubernetes;
 /// <summary>Plays the kubelet and scheduler for the fake API server: moves a session's pod to the states the agent must map.</summary>
 public sealed class FakeKubelet(FakeKubernetesApi api, string ns)
 {
-    /// <summary>The session's current pod, once the fake deployment controller made it.</summary>
-    public async Task<JsonObject> PodAsync(string sessionId)
+    /// <summary>
+    /// The session's current pod, once the fake's controllers made it: the one not being deleted, when an old one still
+    /// terminates beside it. <paramref name="not"/>: a pod that is known to be on its way out, to wait for its replacement.
+    /// </summary>
+    public async Task<JsonObject> PodAsync(string sessionId, string? not = null)
     {
         JsonObject? pod = null;
         await Eventually.TrueAsync(() =>
         {
-            pod = api.List("pods", ns, $"session-id={sessionId}").SingleOrDefault();
+            pod = api.List("pods", ns, $"session-id={sessionId}")
+                .SingleOrDefault(p => p["metadata"]!["deletionTimestamp"] is null && p["metadata"]!["name"]!.GetValue<string>() != not);
             return Task.FromResult(pod is not null);
         }, TimeSpan.FromSeconds(20), $"a pod for session {sessionId}");
         return pod!;
@@ -51,6 +55,14 @@ public sealed class FakeKubelet(FakeKubernetesApi api, string ns)
         {
             ["terminated"] = new JsonObject { ["exitCode"] = 1, ["reason"] = "Error", ["message"] = lastMessage, ["finishedAt"] = Now() },
         })),
+    });
+
+    /// <summary>The kubelet cannot build the container: a Secret its env names is missing.</summary>
+    public Task FailContainerConfigAsync(string sessionId, string message) => SetStatusAsync(sessionId, new JsonObject
+    {
+        ["phase"] = "Pending",
+        ["conditions"] = new JsonArray(Condition("PodScheduled", "True"), Condition("Ready", "False", "ContainersNotReady")),
+        ["containerStatuses"] = new JsonArray(Waiting("CreateContainerConfigError", message)),
     });
 
     private async Task SetStatusAsync(string sessionId, JsonObject status)

@@ -18,23 +18,38 @@ public sealed record KubernetesCall(string Verb, string ApiGroup, string Resourc
 
 /// <summary>
 /// An in-process Kubernetes API server on loopback that speaks the real REST protocol over HTTP and JSON, implementing
-/// only what the agent uses: apps/v1 deployments (and their scale subresource) and core/v1 pods, services, secrets,
-/// persistentvolumeclaims and events, namespaced; cluster-scoped storage.k8s.io/v1 storageclasses; get, list, create,
-/// replace (PUT), patch, delete; label selectors; watch=true streams; resourceVersion; Status bodies for 404 NotFound,
-/// 409 AlreadyExists/Conflict and 422 Invalid; authorization.k8s.io/v1 selfsubjectaccessreviews (answered from
-/// <see cref="Denied"/>); and pods/portforward as a real WebSocket (v4.channel.k8s.io) to the simulated pod's address.
+/// only what the agent uses: apps/v1 deployments (and their scale subresource) and replicasets, and core/v1 pods,
+/// services, secrets, persistentvolumeclaims and events, namespaced; cluster-scoped storage.k8s.io/v1 storageclasses;
+/// get, list, create, replace (PUT), patch, delete; label selectors; watch=true streams; resourceVersion; Status bodies
+/// for 404 NotFound, 409 AlreadyExists/Conflict and 422 Invalid; authorization.k8s.io/v1 selfsubjectaccessreviews
+/// (answered from <see cref="Denied"/>); and pods/portforward as a real WebSocket (v4.channel.k8s.io) to the simulated pod's address.
 ///
-/// Where it is simpler than a real API server:
+/// Behaviours of a real cluster the agent depends on, and which this fake has:
+/// - Controllers: a Deployment owns a ReplicaSet (named &lt;deployment&gt;-&lt;hash of its pod template&gt;, with that hash as
+///   the pod-template-hash label), which owns the pods (&lt;replicaset&gt;-&lt;5 characters&gt;). A ReplicaSet counts only pods
+///   that are not being deleted, so scaling down and up, or deleting (evicting) a pod, leaves the old pod Terminating
+///   beside its replacement. readyReplicas follows the pods' Ready conditions. Tests play the kubelet with <see cref="FakeKubelet"/>.
+/// - Graceful deletion: deleting a pod sets metadata.deletionTimestamp (a MODIFIED event) and removes it (DELETED) after
+///   its grace period: gracePeriodSeconds of the request, else spec.terminationGracePeriodSeconds, else <see cref="PodGracePeriod"/>.
+///   An object with metadata.finalizers stays, being deleted, until they are removed. Other objects go at once.
+/// - Garbage collection: after an object is deleted, the objects whose ownerReferences name its uid are deleted (each
+///   by the rules above) after <see cref="CollectionDelay"/>, as the garbage collector does in the background.
+/// - Watches end after <see cref="WatchTimeout"/> (or the request's timeoutSeconds). A watch from a resourceVersion older
+///   than the retained history gets a 410 Gone: an ERROR event whose object is a Status with code 410, then the stream
+///   ends. With allowWatchBookmarks=true a watch sends a BOOKMARK with the current resourceVersion every <see cref="BookmarkInterval"/>.
+///   <see cref="Partition"/> and <see cref="HealAndCompact"/> let a test cut watches off and compact the history meanwhile.
+/// - PersistentVolumeClaims follow their storage class's volumeBindingMode (the named class, else the default one):
+///   Immediate binds at once; WaitForFirstConsumer stays Pending (with a WaitForFirstConsumer event) until a pod that
+///   uses the claim exists; a missing class leaves the claim Pending with a ProvisioningFailed event.
+///
+/// Where it is still simpler than a real API server:
 /// - Objects are untyped JSON; nothing is validated beyond metadata.name (a DNS-1123 name, else 422), and no defaults are set.
 /// - Every PATCH (merge, strategic merge, apply) is applied as a JSON merge patch (RFC 7386): strategic merge's list
 ///   merging by key is not done. The agent only sends merge patches.
-/// - One resourceVersion counter for everything. A watch with resourceVersion replays the changes after it from an
-///   unbounded history (never 410 Gone); a watch without one starts with ADDED for every current object. Watches never time out.
-/// - A built-in "deployment controller": a Deployment with replicas ≥ 1 gets one Pod (labels, annotations and spec from its template,
-///   owned by the Deployment, Pending with no status); replicas 0 deletes it. readyReplicas follows the pod's Ready condition.
-///   There are no ReplicaSets. Tests play the kubelet with <see cref="FakeKubelet"/>.
-/// - Garbage collection is synchronous: deleting an object deletes, at once and recursively, the objects whose
-///   ownerReferences name its uid, whatever the propagationPolicy. There are no finalizers and no graceful deletion.
+/// - One resourceVersion counter for everything; a watch without one starts with ADDED for every current object.
+/// - A Deployment's strategy is ignored: a changed template scales the old ReplicaSets to 0 and the new one up at once
+///   (Recreate would wait for the old pods to go first). Every propagationPolicy collects dependents in the background.
+/// - There is no scheduler: a pod counts as scheduled (and binds a WaitForFirstConsumer claim) once it exists.
 /// - No authentication or authorization: every request is recorded instead, for comparison with the chart's Role;
 ///   <see cref="Denied"/> changes only what SelfSubjectAccessReview answers.
 /// - Field selectors are not implemented (the agent sends none).
@@ -44,6 +59,7 @@ public sealed class FakeKubernetesApi : IAsyncDisposable
     private static readonly Dictionary<string, (string Group, string Version, string Kind)> Resources = new()
     {
         ["deployments"] = ("apps", "apps/v1", "Deployment"),
+        ["replicasets"] = ("apps", "apps/v1", "ReplicaSet"),
         ["pods"] = ("", "v1", "Pod"),
         ["services"] = ("", "v1", "Service"),
         ["secrets"] = ("", "v1", "Secret"),
@@ -63,9 +79,16 @@ public sealed class FakeKubernetesApi : IAsyncDisposable
     private readonly List<(long Version, string Type, string Resource, string Namespace, JsonObject Object)> history = [];
     private readonly List<Watcher> watchers = [];
     private readonly ConcurrentQueue<KubernetesCall> calls = new();
+    private readonly CancellationTokenSource stopped = new();
     private readonly WebApplication app;
     private readonly string directory;
     private long resourceVersion = 1000;
+
+    /// <summary>The newest resourceVersion no longer in the history: a watch from it or before gets 410 Gone.</summary>
+    private long compactedThrough = 1000;
+
+    /// <summary>Set while watches are cut off (<see cref="Partition"/>): new watches wait for it.</summary>
+    private TaskCompletionSource? partition;
 
     private FakeKubernetesApi(WebApplication app, string directory)
     {
@@ -79,6 +102,22 @@ public sealed class FakeKubernetesApi : IAsyncDisposable
     public string KubeconfigPath => Path.Combine(directory, "kubeconfig");
 
     public IReadOnlyCollection<KubernetesCall> Calls => calls;
+
+    /// <summary>How long a pod without terminationGracePeriodSeconds terminates (a real cluster's default is 30 s).</summary>
+    public TimeSpan PodGracePeriod { get; set; } = TimeSpan.FromMilliseconds(500);
+
+    /// <summary>How long after an owner's deletion the garbage collector deletes what it owned.</summary>
+    public TimeSpan CollectionDelay { get; set; } = TimeSpan.FromMilliseconds(100);
+
+    /// <summary>How long a watch stream lasts before the server ends it (a real server: minutes).</summary>
+    public TimeSpan WatchTimeout { get; set; } = TimeSpan.FromSeconds(5);
+
+    public TimeSpan BookmarkInterval { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>How many watches were answered 410 Gone.</summary>
+    public int ExpiredWatches => expiredWatches;
+
+    private int expiredWatches;
 
     public static async Task<FakeKubernetesApi> StartAsync()
     {
@@ -143,18 +182,21 @@ public sealed class FakeKubernetesApi : IAsyncDisposable
 
             var next = (JsonObject)current.DeepClone();
             change(next);
-            Store(resource, ns, name, next, "MODIFIED");
+            StoreOrFinishDeletion(resource, ns, name, next);
             return true;
         }
     }
 
-    /// <summary>Deletes an object (and what it owns) as an operator with kubectl would; no agent request is recorded.</summary>
-    public bool Remove(string resource, string ns, string name)
+    /// <summary>
+    /// Deletes an object as an operator with kubectl (or an eviction) would, with its grace period and the garbage
+    /// collection of what it owns; no agent request is recorded.
+    /// </summary>
+    public bool Remove(string resource, string ns, string name, TimeSpan? gracePeriod = null)
     {
         lock (gate)
         {
             var existed = objects.ContainsKey((resource, ns, name));
-            Delete(resource, ns, name);
+            Delete(resource, ns, name, gracePeriod);
             return existed;
         }
     }
@@ -246,7 +288,9 @@ public sealed class FakeKubernetesApi : IAsyncDisposable
         switch (verb)
         {
             case "watch":
-                await WatchAsync(context, resource, ns, selector, context.Request.Query["resourceVersion"].FirstOrDefault());
+                var query = context.Request.Query;
+                await WatchAsync(context, resource, ns, selector, query["resourceVersion"].FirstOrDefault(), query["allowWatchBookmarks"].FirstOrDefault() == "true",
+                    int.TryParse(query["timeoutSeconds"].FirstOrDefault(), out var seconds) && seconds > 0 ? TimeSpan.FromSeconds(seconds) : WatchTimeout);
                 return;
             case "list":
                 await WriteListAsync(context, resource, ns, selector, kind);
@@ -257,7 +301,9 @@ public sealed class FakeKubernetesApi : IAsyncDisposable
         JsonObject response;
         lock (gate)
         {
-            (status, response) = sub is "scale" ? Scale(verb, ns, name!, body) : Act(verb, resource, ns, name, body, kind);
+            var grace = int.TryParse(context.Request.Query["gracePeriodSeconds"].FirstOrDefault(), out var graceSeconds) ? TimeSpan.FromSeconds(graceSeconds)
+                : body?["gracePeriodSeconds"]?.GetValue<int>() is { } bodyGrace ? TimeSpan.FromSeconds(bodyGrace) : (TimeSpan?)null;
+            (status, response) = sub is "scale" ? Scale(verb, ns, name!, body) : Act(verb, resource, ns, name, body, kind, grace);
         }
 
         await WriteJsonAsync(context, status, response);
@@ -360,7 +406,7 @@ public sealed class FakeKubernetesApi : IAsyncDisposable
         }
     }
 
-    private (int, JsonObject) Act(string verb, string resource, string ns, string? name, JsonObject? body, (string Group, string Version, string Kind) kind)
+    private (int, JsonObject) Act(string verb, string resource, string ns, string? name, JsonObject? body, (string Group, string Version, string Kind) kind, TimeSpan? grace)
     {
         var key = (resource, ns, name ?? body?["metadata"]?["name"]?.GetValue<string>() ?? "");
         objects.TryGetValue(key, out var existing);
@@ -386,12 +432,14 @@ public sealed class FakeKubernetesApi : IAsyncDisposable
                 metadata["generation"] = 1;
                 body["apiVersion"] = kind.Version;
                 body["kind"] = kind.Kind;
+                var created = Stored(resource, ns, key.Item3, body, "ADDED");
                 if (resource == "persistentvolumeclaims")
                 {
-                    body["status"] = new JsonObject { ["phase"] = "Bound" };
+                    BindOrWait(ns, key.Item3);
+                    created = (JsonObject)objects[key].DeepClone();
                 }
 
-                return (201, Stored(resource, ns, key.Item3, body, "ADDED"));
+                return (201, created);
             case "update":
                 if (existing is null)
                 {
@@ -405,7 +453,10 @@ public sealed class FakeKubernetesApi : IAsyncDisposable
 
                 body!["metadata"]!["uid"] = existing["metadata"]!["uid"]!.DeepClone();
                 body["metadata"]!["creationTimestamp"] = existing["metadata"]!["creationTimestamp"]!.DeepClone();
-                return (200, Stored(resource, ns, key.Item3, body, "MODIFIED"));
+                body["metadata"]!["deletionTimestamp"] = existing["metadata"]!["deletionTimestamp"]?.DeepClone();
+                body["metadata"]!["deletionGracePeriodSeconds"] = existing["metadata"]!["deletionGracePeriodSeconds"]?.DeepClone();
+                StoreOrFinishDeletion(resource, ns, key.Item3, body);
+                return (200, (JsonObject)body.DeepClone());
             case "patch":
                 if (existing is null)
                 {
@@ -413,14 +464,20 @@ public sealed class FakeKubernetesApi : IAsyncDisposable
                 }
 
                 var patched = (JsonObject)MergePatch(existing.DeepClone(), body)!;
-                return (200, Stored(resource, ns, key.Item3, patched, "MODIFIED"));
+                StoreOrFinishDeletion(resource, ns, key.Item3, patched);
+                return (200, (JsonObject)patched.DeepClone());
             case "delete":
                 if (existing is null)
                 {
                     return NotFound(kind.Kind, key.Item3);
                 }
 
-                Delete(resource, ns, key.Item3);
+                if (Delete(resource, ns, key.Item3, grace) is { } terminating)
+                {
+                    // Deletion is under way (grace period or finalizers): the object, with its deletionTimestamp.
+                    return (200, terminating);
+                }
+
                 return (200, new JsonObject
                 {
                     ["kind"] = "Status", ["apiVersion"] = "v1", ["metadata"] = new JsonObject(), ["status"] = "Success",
@@ -474,7 +531,7 @@ public sealed class FakeKubernetesApi : IAsyncDisposable
         return (JsonObject)value.DeepClone();
     }
 
-    /// <summary>Every change goes through here: a new resourceVersion, the history, the watchers, and the deployment controller.</summary>
+    /// <summary>Every change goes through here: a new resourceVersion, the history, the watchers, and the controllers.</summary>
     private void Store(string resource, string ns, string name, JsonObject value, string type)
     {
         value["metadata"]!["resourceVersion"] = (++resourceVersion).ToString(System.Globalization.CultureInfo.InvariantCulture);
@@ -494,51 +551,141 @@ public sealed class FakeKubernetesApi : IAsyncDisposable
             watcher.Events.Writer.TryWrite(Event(type, snapshot));
         }
 
-        if (resource == "deployments" && type != "DELETED")
+        var live = type != "DELETED" && value["metadata"]?["deletionTimestamp"] is null;
+        switch (resource)
         {
-            ReconcilePods(ns, value);
-        }
-        else if (resource == "pods" && snapshot["metadata"]?["ownerReferences"]?[0]?["name"]?.GetValue<string>() is { } owner)
-        {
-            UpdateReadyReplicas(ns, owner);
+            case "deployments" when live:
+                ReconcileDeployment(ns, value);
+                break;
+            case "replicasets" when live:
+                ReconcileReplicaSet(ns, value);
+                break;
+            case "pods":
+                if (Owner(snapshot, "ReplicaSet") is { } replicaSet && objects.TryGetValue(("replicasets", ns, replicaSet), out var owner))
+                {
+                    ReconcileReplicaSet(ns, owner);
+                    if (Owner(owner, "Deployment") is { } deployment)
+                    {
+                        UpdateReadyReplicas(ns, deployment);
+                    }
+                }
+
+                if (type == "ADDED")
+                {
+                    BindClaimsOf(ns, snapshot);
+                }
+
+                break;
         }
     }
 
-    private void ReconcilePods(string ns, JsonObject deployment)
+    /// <summary>An update of an object being deleted that removes its last finalizer finishes its deletion.</summary>
+    private void StoreOrFinishDeletion(string resource, string ns, string name, JsonObject value)
     {
-        var uid = deployment["metadata"]!["uid"]!.GetValue<string>();
-        var name = deployment["metadata"]!["name"]!.GetValue<string>();
-        var pods = objects.Where(o => o.Key.Resource == "pods" && o.Key.Namespace == ns && OwnedBy(o.Value, uid)).Select(o => o.Key.Name).ToList();
-        var replicas = deployment["spec"]?["replicas"]?.GetValue<int>() ?? 1;
-        if (replicas >= 1 && pods.Count == 0)
+        var finished = value["metadata"]?["deletionTimestamp"] is not null && value["metadata"]?["finalizers"] is not JsonArray { Count: > 0 }
+            && (resource != "pods" || value["metadata"]?["deletionGracePeriodSeconds"] is null);
+        Store(resource, ns, name, value, "MODIFIED");
+        if (finished)
         {
-            var template = deployment["spec"]!["template"]!;
+            Deleted(resource, ns, name);
+        }
+    }
+
+    private static string? Owner(JsonObject value, string kind) =>
+        value["metadata"]?["ownerReferences"]?.AsArray().FirstOrDefault(r => r?["kind"]?.GetValue<string>() == kind)?["name"]?.GetValue<string>();
+
+    private IEnumerable<(string Name, JsonObject Value)> Owned(string resource, string ns, JsonObject owner)
+    {
+        var uid = owner["metadata"]!["uid"]!.GetValue<string>();
+        return objects.Where(o => o.Key.Resource == resource && o.Key.Namespace == ns && OwnedBy(o.Value, uid)).Select(o => (o.Key.Name, o.Value)).ToList();
+    }
+
+    /// <summary>The deployment controller: the ReplicaSet of the current pod template gets the Deployment's replicas, older ones none.</summary>
+    private void ReconcileDeployment(string ns, JsonObject deployment)
+    {
+        var name = deployment["metadata"]!["name"]!.GetValue<string>();
+        var template = (JsonObject)deployment["spec"]!["template"]!.DeepClone();
+        var hash = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(Encoding.UTF8.GetBytes(template.ToJsonString())))[..10];
+        var replicas = deployment["spec"]?["replicas"]?.GetValue<int>() ?? 1;
+        var owned = Owned("replicasets", ns, deployment);
+        foreach (var (oldName, old) in owned.Where(o => o.Name != $"{name}-{hash}" && o.Value["spec"]?["replicas"]?.GetValue<int>() != 0))
+        {
+            var scaled = (JsonObject)old.DeepClone();
+            scaled["spec"]!["replicas"] = 0;
+            Store("replicasets", ns, oldName, scaled, "MODIFIED");
+        }
+
+        if (owned.FirstOrDefault(o => o.Name == $"{name}-{hash}").Value is { } current)
+        {
+            if (current["spec"]?["replicas"]?.GetValue<int>() != replicas)
+            {
+                var scaled = (JsonObject)current.DeepClone();
+                scaled["spec"]!["replicas"] = replicas;
+                Store("replicasets", ns, $"{name}-{hash}", scaled, "MODIFIED");
+            }
+
+            return;
+        }
+
+        template["metadata"] ??= new JsonObject();
+        template["metadata"]!["labels"] ??= new JsonObject();
+        template["metadata"]!["labels"]!["pod-template-hash"] = hash;
+        Store("replicasets", ns, $"{name}-{hash}", new JsonObject
+        {
+            ["apiVersion"] = "apps/v1",
+            ["kind"] = "ReplicaSet",
+            ["metadata"] = new JsonObject
+            {
+                ["name"] = $"{name}-{hash}", ["namespace"] = ns, ["uid"] = Guid.NewGuid().ToString(), ["creationTimestamp"] = Now(),
+                ["labels"] = template["metadata"]!["labels"]!.DeepClone(),
+                ["ownerReferences"] = new JsonArray(OwnerReference(deployment)),
+            },
+            ["spec"] = new JsonObject { ["replicas"] = replicas, ["template"] = template },
+        }, "ADDED");
+    }
+
+    /// <summary>The replica set controller: as many pods not being deleted as its replicas; a pod being deleted is replaced at once.</summary>
+    private void ReconcileReplicaSet(string ns, JsonObject replicaSet)
+    {
+        if (replicaSet["metadata"]?["deletionTimestamp"] is not null)
+        {
+            return;
+        }
+
+        var name = replicaSet["metadata"]!["name"]!.GetValue<string>();
+        var replicas = replicaSet["spec"]?["replicas"]?.GetValue<int>() ?? 1;
+        List<(string Name, JsonObject Value)> Live() => [.. Owned("pods", ns, replicaSet).Where(p => p.Value["metadata"]?["deletionTimestamp"] is null)];
+        while (Live().Count < replicas)
+        {
+            var template = replicaSet["spec"]!["template"]!;
             var podName = $"{name}-{Guid.NewGuid().ToString("N")[..5]}";
-            var pod = new JsonObject
+            Store("pods", ns, podName, new JsonObject
             {
                 ["apiVersion"] = "v1",
                 ["kind"] = "Pod",
                 ["metadata"] = new JsonObject
                 {
-                    ["name"] = podName, ["namespace"] = ns, ["uid"] = Guid.NewGuid().ToString(),
-                    ["creationTimestamp"] = DateTime.UtcNow.ToString("yyyy-MM-ddTHH:mm:ssZ"),
+                    ["name"] = podName, ["namespace"] = ns, ["uid"] = Guid.NewGuid().ToString(), ["creationTimestamp"] = Now(),
                     ["labels"] = template["metadata"]?["labels"]?.DeepClone(),
                     ["annotations"] = template["metadata"]?["annotations"]?.DeepClone(),
-                    ["ownerReferences"] = new JsonArray(new JsonObject { ["apiVersion"] = "apps/v1", ["kind"] = "Deployment", ["name"] = name, ["uid"] = uid, ["controller"] = true }),
+                    ["ownerReferences"] = new JsonArray(OwnerReference(replicaSet)),
                 },
                 ["spec"] = template["spec"]?.DeepClone(),
                 ["status"] = new JsonObject { ["phase"] = "Pending" },
-            };
-            Store("pods", ns, podName, pod, "ADDED");
+            }, "ADDED");
         }
-        else if (replicas == 0)
+
+        foreach (var (pod, _) in Live().Skip(replicas))
         {
-            foreach (var pod in pods)
-            {
-                Delete("pods", ns, pod);
-            }
+            Delete("pods", ns, pod, gracePeriod: null);
         }
     }
+
+    private static JsonObject OwnerReference(JsonObject owner) => new()
+    {
+        ["apiVersion"] = owner["apiVersion"]!.DeepClone(), ["kind"] = owner["kind"]!.DeepClone(),
+        ["name"] = owner["metadata"]!["name"]!.DeepClone(), ["uid"] = owner["metadata"]!["uid"]!.DeepClone(), ["controller"] = true,
+    };
 
     private void UpdateReadyReplicas(string ns, string deploymentName)
     {
@@ -547,8 +694,8 @@ public sealed class FakeKubernetesApi : IAsyncDisposable
             return;
         }
 
-        var uid = deployment["metadata"]!["uid"]!.GetValue<string>();
-        var pods = objects.Where(o => o.Key.Resource == "pods" && o.Key.Namespace == ns && OwnedBy(o.Value, uid)).Select(o => o.Value).ToList();
+        var pods = Owned("replicasets", ns, deployment).SelectMany(rs => Owned("pods", ns, rs.Value)).Select(p => p.Value)
+            .Where(p => p["metadata"]?["deletionTimestamp"] is null).ToList();
         var ready = pods.Count(p => p["status"]?["conditions"]?.AsArray().Any(c => c?["type"]?.GetValue<string>() == "Ready" && c["status"]?.GetValue<string>() == "True") is true);
         var status = new JsonObject { ["replicas"] = pods.Count, ["readyReplicas"] = ready, ["availableReplicas"] = ready };
         if (deployment["status"]?.ToJsonString() != status.ToJsonString())
@@ -559,8 +706,60 @@ public sealed class FakeKubernetesApi : IAsyncDisposable
         }
     }
 
-    /// <summary>Deletes an object and, like the garbage collector (but at once), everything it owns.</summary>
-    private void Delete(string resource, string ns, string name)
+    /// <summary>
+    /// Starts deleting an object: a pod terminates for its grace period, an object with finalizers waits for them, anything
+    /// else goes at once. Returns the object while its deletion is under way, or null once it is gone.
+    /// </summary>
+    private JsonObject? Delete(string resource, string ns, string name, TimeSpan? gracePeriod)
+    {
+        if (!objects.TryGetValue((resource, ns, name), out var existing))
+        {
+            return null;
+        }
+
+        if (existing["metadata"]?["deletionTimestamp"] is not null)
+        {
+            return (JsonObject)existing.DeepClone();
+        }
+
+        var grace = resource == "pods"
+            ? gracePeriod ?? (existing["spec"]?["terminationGracePeriodSeconds"]?.GetValue<int>() is { } seconds ? TimeSpan.FromSeconds(seconds) : PodGracePeriod)
+            : TimeSpan.Zero;
+        var finalizers = existing["metadata"]?["finalizers"] is JsonArray { Count: > 0 };
+        if (grace <= TimeSpan.Zero && !finalizers)
+        {
+            Deleted(resource, ns, name);
+            return null;
+        }
+
+        var terminating = (JsonObject)existing.DeepClone();
+        terminating["metadata"]!["deletionTimestamp"] = DateTime.UtcNow.Add(grace).ToString("yyyy-MM-ddTHH:mm:ssZ");
+        if (grace > TimeSpan.Zero)
+        {
+            terminating["metadata"]!["deletionGracePeriodSeconds"] = (int)Math.Ceiling(grace.TotalSeconds);
+        }
+
+        Store(resource, ns, name, terminating, "MODIFIED");
+        var uid = terminating["metadata"]!["uid"]!.GetValue<string>();
+        if (grace > TimeSpan.Zero)
+        {
+            // The kubelet stops the containers, then removes the pod (with grace 0); finalizers still hold it after that.
+            Later(grace, () =>
+            {
+                if (objects.TryGetValue((resource, ns, name), out var current) && current["metadata"]!["uid"]!.GetValue<string>() == uid)
+                {
+                    var done = (JsonObject)current.DeepClone();
+                    done["metadata"]!.AsObject().Remove("deletionGracePeriodSeconds");
+                    StoreOrFinishDeletion(resource, ns, name, done);
+                }
+            });
+        }
+
+        return (JsonObject)terminating.DeepClone();
+    }
+
+    /// <summary>The object is gone (DELETED); the garbage collector deletes what it owned a moment later.</summary>
+    private void Deleted(string resource, string ns, string name)
     {
         if (!objects.TryGetValue((resource, ns, name), out var existing))
         {
@@ -569,11 +768,97 @@ public sealed class FakeKubernetesApi : IAsyncDisposable
 
         var uid = existing["metadata"]!["uid"]!.GetValue<string>();
         Store(resource, ns, name, (JsonObject)existing.DeepClone(), "DELETED");
-        foreach (var owned in objects.Where(o => o.Key.Namespace == ns && OwnedBy(o.Value, uid)).Select(o => o.Key).ToList())
+        Later(CollectionDelay, () =>
         {
-            Delete(owned.Resource, owned.Namespace, owned.Name);
+            foreach (var owned in objects.Where(o => o.Key.Namespace == ns && OwnedBy(o.Value, uid)).Select(o => o.Key).ToList())
+            {
+                Delete(owned.Resource, owned.Namespace, owned.Name, gracePeriod: null);
+            }
+        });
+    }
+
+    /// <summary>Runs a controller's later step under the store's lock, unless the server has stopped.</summary>
+    private void Later(TimeSpan delay, Action step) =>
+        _ = Task.Delay(delay, stopped.Token).ContinueWith(t =>
+        {
+            if (t.IsCompletedSuccessfully)
+            {
+                lock (gate)
+                {
+                    step();
+                }
+            }
+        }, TaskScheduler.Default);
+
+    /// <summary>A new claim binds at once, or waits for its first consumer, or stays Pending without a storage class, as its class says.</summary>
+    private void BindOrWait(string ns, string claimName)
+    {
+        var claim = objects[("persistentvolumeclaims", ns, claimName)];
+        var className = claim["spec"]?["storageClassName"]?.GetValue<string>();
+        var storageClass = className is { Length: > 0 }
+            ? objects.GetValueOrDefault(("storageclasses", "", className))
+            : objects.Where(o => o.Key.Resource == "storageclasses" && o.Value["metadata"]?["annotations"]?["storageclass.kubernetes.io/is-default-class"]?.GetValue<string>() == "true")
+                .Select(o => o.Value).FirstOrDefault();
+        if (storageClass is null)
+        {
+            SetClaimPhase(ns, claimName, "Pending");
+            RecordEvent(ns, "PersistentVolumeClaim", claimName, "Warning", "ProvisioningFailed",
+                className is { Length: > 0 } ? $"storageclass.storage.k8s.io \"{className}\" not found" : "no persistent volumes available for this claim and no storage class is set");
+        }
+        else if (storageClass["volumeBindingMode"]?.GetValue<string>() == "WaitForFirstConsumer"
+            && !objects.Any(o => o.Key.Resource == "pods" && o.Key.Namespace == ns && Uses(o.Value, claimName)))
+        {
+            SetClaimPhase(ns, claimName, "Pending");
+            RecordEvent(ns, "PersistentVolumeClaim", claimName, "Normal", "WaitForFirstConsumer", "waiting for first consumer to be created before binding");
+        }
+        else
+        {
+            SetClaimPhase(ns, claimName, "Bound");
         }
     }
+
+    /// <summary>A new pod is the first consumer of the WaitForFirstConsumer claims it mounts.</summary>
+    private void BindClaimsOf(string ns, JsonObject pod)
+    {
+        foreach (var volume in pod["spec"]?["volumes"]?.AsArray() ?? [])
+        {
+            if (volume?["persistentVolumeClaim"]?["claimName"]?.GetValue<string>() is { } claimName
+                && objects.GetValueOrDefault(("persistentvolumeclaims", ns, claimName)) is { } claim && claim["status"]?["phase"]?.GetValue<string>() == "Pending"
+                && objects.GetValueOrDefault(("storageclasses", "", claim["spec"]?["storageClassName"]?.GetValue<string>() ?? "")) is { } storageClass
+                && storageClass["volumeBindingMode"]?.GetValue<string>() == "WaitForFirstConsumer")
+            {
+                SetClaimPhase(ns, claimName, "Bound");
+            }
+        }
+    }
+
+    private static bool Uses(JsonObject pod, string claimName) =>
+        pod["spec"]?["volumes"]?.AsArray().Any(v => v?["persistentVolumeClaim"]?["claimName"]?.GetValue<string>() == claimName) is true;
+
+    private void SetClaimPhase(string ns, string claimName, string phase)
+    {
+        var claim = (JsonObject)objects[("persistentvolumeclaims", ns, claimName)].DeepClone();
+        if (claim["status"]?["phase"]?.GetValue<string>() != phase)
+        {
+            claim["status"] = new JsonObject { ["phase"] = phase };
+            Store("persistentvolumeclaims", ns, claimName, claim, "MODIFIED");
+        }
+    }
+
+    /// <summary>An event as the volume provisioner records it.</summary>
+    private void RecordEvent(string ns, string kind, string name, string type, string reason, string message)
+    {
+        var eventName = $"{name}.{Guid.NewGuid():N}"[..Math.Min(63, name.Length + 17)];
+        Store("events", ns, eventName, new JsonObject
+        {
+            ["apiVersion"] = "v1", ["kind"] = "Event",
+            ["metadata"] = new JsonObject { ["name"] = eventName, ["namespace"] = ns, ["uid"] = Guid.NewGuid().ToString(), ["creationTimestamp"] = Now() },
+            ["involvedObject"] = new JsonObject { ["kind"] = kind, ["name"] = name, ["namespace"] = ns },
+            ["type"] = type, ["reason"] = reason, ["message"] = message, ["lastTimestamp"] = Now(),
+        }, "ADDED");
+    }
+
+    private static string Now() => DateTime.UtcNow.ToString("yyyy-MM-ddTHH:mm:ssZ");
 
     private async Task WriteListAsync(HttpContext context, string resource, string ns, string? selector, (string Group, string Version, string Kind) kind)
     {
@@ -592,44 +877,72 @@ public sealed class FakeKubernetesApi : IAsyncDisposable
         await WriteJsonAsync(context, 200, list);
     }
 
-    /// <summary>A chunked stream of {"type","object"} lines, one per change, until the client goes away or the server stops.</summary>
-    private async Task WatchAsync(HttpContext context, string resource, string ns, string? selector, string? fromVersion)
+    /// <summary>
+    /// A chunked stream of {"type","object"} lines, one per change, until the client goes away, the server stops or the
+    /// watch times out. A resourceVersion older than the retained history gets 410 Gone, as an ERROR event.
+    /// </summary>
+    private async Task WatchAsync(HttpContext context, string resource, string ns, string? selector, string? fromVersion, bool bookmarks, TimeSpan timeout)
     {
         var watcher = new Watcher(resource, ns, selector, Channel.CreateUnbounded<string>());
-        lock (gate)
+        while (true)
         {
-            if (long.TryParse(fromVersion, out var from) && from > 0)
+            Task cutOff;
+            lock (gate)
             {
-                foreach (var change in history.Where(h => h.Version > from && h.Resource == resource && h.Namespace == ns && Matches(h.Object, selector)))
+                if (partition is null)
                 {
-                    watcher.Events.Writer.TryWrite(Event(change.Type, change.Object));
+                    if (long.TryParse(fromVersion, out var from) && from > 0)
+                    {
+                        if (from < compactedThrough)
+                        {
+                            Interlocked.Increment(ref expiredWatches);
+                            var (_, status) = Status(410, "Expired", $"too old resource version: {from} ({compactedThrough + 1})");
+                            watcher.Events.Writer.TryWrite(new JsonObject { ["type"] = "ERROR", ["object"] = status }.ToJsonString());
+                            watcher.Events.Writer.TryComplete();
+                        }
+                        else
+                        {
+                            foreach (var change in history.Where(h => h.Version > from && h.Resource == resource && h.Namespace == ns && Matches(h.Object, selector)))
+                            {
+                                watcher.Events.Writer.TryWrite(Event(change.Type, change.Object));
+                            }
+                        }
+                    }
+                    else
+                    {
+                        foreach (var current in List(resource, ns, selector))
+                        {
+                            watcher.Events.Writer.TryWrite(Event("ADDED", current));
+                        }
+                    }
+
+                    watchers.Add(watcher);
+                    break;
                 }
-            }
-            else
-            {
-                foreach (var current in List(resource, ns, selector))
-                {
-                    watcher.Events.Writer.TryWrite(Event("ADDED", current));
-                }
+
+                cutOff = partition.Task;
             }
 
-            watchers.Add(watcher);
+            await cutOff.WaitAsync(context.RequestAborted);
         }
 
+        using var ends = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, stopped.Token);
+        ends.CancelAfter(timeout);
+        var bookmarking = bookmarks ? BookmarkAsync(watcher, Resources[resource], ends.Token) : Task.CompletedTask;
         try
         {
             context.Response.StatusCode = 200;
             context.Response.ContentType = "application/json";
-            await context.Response.StartAsync(context.RequestAborted);
-            await foreach (var line in watcher.Events.Reader.ReadAllAsync(context.RequestAborted))
+            await context.Response.StartAsync(ends.Token);
+            await foreach (var line in watcher.Events.Reader.ReadAllAsync(ends.Token))
             {
-                await context.Response.WriteAsync(line + "\n", context.RequestAborted);
-                await context.Response.Body.FlushAsync(context.RequestAborted);
+                await context.Response.WriteAsync(line + "\n", ends.Token);
+                await context.Response.Body.FlushAsync(ends.Token);
             }
         }
         catch (OperationCanceledException)
         {
-            // The client closed the watch.
+            // The client closed the watch, or it timed out: the response ends, and the client watches again.
         }
         finally
         {
@@ -637,7 +950,62 @@ public sealed class FakeKubernetesApi : IAsyncDisposable
             {
                 watchers.Remove(watcher);
             }
+
+            await ends.CancelAsync();
+            await bookmarking.ContinueWith(_ => { }, TaskScheduler.Default);
         }
+    }
+
+    /// <summary>BOOKMARK events: the object has only its kind and the current resourceVersion, from which the client may watch again.</summary>
+    private async Task BookmarkAsync(Watcher watcher, (string Group, string Version, string Kind) kind, CancellationToken cancellationToken)
+    {
+        while (!cancellationToken.IsCancellationRequested)
+        {
+            await Task.Delay(BookmarkInterval, cancellationToken);
+            lock (gate)
+            {
+                // Written under the lock, after every change up to this version: the client has seen them all.
+                watcher.Events.Writer.TryWrite(new JsonObject
+                {
+                    ["type"] = "BOOKMARK",
+                    ["object"] = new JsonObject
+                    {
+                        ["kind"] = kind.Kind, ["apiVersion"] = kind.Version,
+                        ["metadata"] = new JsonObject { ["resourceVersion"] = resourceVersion.ToString(System.Globalization.CultureInfo.InvariantCulture) },
+                    },
+                }.ToJsonString());
+            }
+        }
+    }
+
+    /// <summary>
+    /// Cuts every watch off, as a network partition or an API server restart would: open streams end, and new watch
+    /// requests wait until <see cref="HealAndCompact"/>. Changes made meanwhile reach no watcher.
+    /// </summary>
+    public void Partition()
+    {
+        lock (gate)
+        {
+            partition ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            foreach (var watcher in watchers)
+            {
+                watcher.Events.Writer.TryComplete();
+            }
+        }
+    }
+
+    /// <summary>Ends the partition after etcd compacted the history: watches from any version seen before get 410 Gone.</summary>
+    public void HealAndCompact()
+    {
+        TaskCompletionSource? cutOff;
+        lock (gate)
+        {
+            compactedThrough = resourceVersion;
+            history.Clear();
+            (cutOff, partition) = (partition, null);
+        }
+
+        cutOff?.TrySetResult();
     }
 
     private static string Event(string type, JsonObject value) => new JsonObject { ["type"] = type, ["object"] = value.DeepClone() }.ToJsonString();
@@ -724,6 +1092,7 @@ public sealed class FakeKubernetesApi : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        await stopped.CancelAsync();
         lock (gate)
         {
             foreach (var watcher in watchers)

@@ -65,6 +65,13 @@ public sealed class KubernetesFixture : IAsyncLifetime
     public async Task InitializeAsync()
     {
         Kubernetes = await FakeKubernetesApi.StartAsync();
+        // The agent's SESSION_STORAGE_CLASS, binding as most cloud classes do: once a pod uses the claim.
+        Kubernetes.Put("storageclasses", "", new System.Text.Json.Nodes.JsonObject
+        {
+            ["metadata"] = new System.Text.Json.Nodes.JsonObject { ["name"] = "fast-ssd" },
+            ["provisioner"] = "ebs.csi.aws.com",
+            ["volumeBindingMode"] = "WaitForFirstConsumer",
+        });
         Kubelet = new FakeKubelet(Kubernetes, Namespace);
         Api = new ApiFactory(await SharedPostgres.CreateDatabaseAsync(), new Dictionary<string, string?> { ["SESSION_QUOTA"] = "50" }).Start();
         AgentKey = await Api.RegisterAgentAsync(AgentId);
@@ -72,13 +79,14 @@ public sealed class KubernetesFixture : IAsyncLifetime
     }
 
     /// <summary>
-    /// A short start timeout, so that the unschedulable test sees the session fail. With KUBECONFIG and no in-cluster
-    /// account the agent counts as outside the cluster, so its tunnel goes through pods/portforward unless told otherwise.
+    /// A start timeout no test reaches unless it means to (those set their own), however slow the machine. With
+    /// KUBECONFIG and no in-cluster account the agent counts as outside the cluster, so its tunnel goes through
+    /// pods/portforward unless told otherwise.
     /// </summary>
     public Task<KubernetesAgentHost> StartAgentAsync(IReadOnlyDictionary<string, string?>? settings = null)
     {
         // Room for every session the tests leave running (SESSION_QUOTA is raised to match).
-        var values = new Dictionary<string, string?> { ["SESSION_START_TIMEOUT"] = "4s", ["MAX_SESSIONS"] = "50" };
+        var values = new Dictionary<string, string?> { ["SESSION_START_TIMEOUT"] = "5m", ["MAX_SESSIONS"] = "50" };
         foreach (var (key, value) in settings ?? new Dictionary<string, string?>())
         {
             values[key] = value;
@@ -91,6 +99,10 @@ public sealed class KubernetesFixture : IAsyncLifetime
     public async Task RestartAgentAsync(IReadOnlyDictionary<string, string?>? settings = null)
     {
         await Agent.DisposeAsync();
+        // The hub marks an agent offline when its connection ends, and online at its next hello; a new agent that
+        // connected before the old connection's end was written would be marked offline behind its back.
+        await Eventually.TrueAsync(async () => (await Api.GetAgentAsync(AgentId)).GetProperty("status").GetString() == "offline",
+            TimeSpan.FromSeconds(20), "the hub to mark the stopped agent offline");
         Agent = await StartAgentAsync(settings);
     }
 

@@ -73,4 +73,25 @@ public sealed class PodStatesTests
     [Fact]
     public void A_pending_pod_with_no_news_is_starting_without_a_reason() =>
         Assert.Equal(PodState.Starting, PodStates.Of(new V1Pod { Status = new V1PodStatus { Phase = "Pending" } }));
+
+    [Fact]
+    public void A_container_the_kubelet_cannot_configure_keeps_the_session_starting_with_the_kubelets_message()
+    {
+        var pod = new V1Pod
+        {
+            Status = new V1PodStatus
+            {
+                ContainerStatuses =
+                [
+                    new V1ContainerStatus
+                    {
+                        Name = "session",
+                        State = new V1ContainerState { Waiting = new V1ContainerStateWaiting { Reason = "CreateContainerConfigError", Message = "secret \"db-creds\" not found" } },
+                    },
+                ],
+            },
+        };
+
+        Assert.Equal(new PodState(SessionState.Starting, "invalid container configuration: secret \"db-creds\" not found", false), PodStates.Of(pod));
+    }
 }

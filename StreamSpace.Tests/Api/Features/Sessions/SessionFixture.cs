@@ -60,6 +60,27 @@ public static class SessionClient
         return session!;
     }
 
+    /// <summary>
+    /// The states the session went through, oldest first, from the audit log (which an admin reads): a state that
+    /// lasts less than a poll, such as running before a short idle timeout, is there all the same. A change of
+    /// reason alone is not a new state.
+    /// </summary>
+    public static async Task<List<SessionState>> StateChangesAsync(this HttpClient admin, string id)
+    {
+        var audit = await (await admin.GetAsync($"/api/v1/audit?target_type=session&target_id={id}")).AssertJsonAsync<AuditPage>(HttpStatusCode.OK);
+        var states = new List<SessionState>();
+        foreach (var change in audit.Items.Reverse().Where(e => e.Details.TryGetProperty("to", out _)))
+        {
+            var to = SessionNames.ParseState(change.Details.GetProperty("to").GetString()!);
+            if (states.Count == 0 || states[^1] != to)
+            {
+                states.Add(to);
+            }
+        }
+
+        return states;
+    }
+
     /// <summary>The signed-in user's id.</summary>
     public static async Task<Guid> UserIdAsync(this HttpClient client) =>
         (await (await client.GetAsync("/api/v1/auth/me")).AssertJsonAsync<UserResponse>(HttpStatusCode.OK)).Id;
