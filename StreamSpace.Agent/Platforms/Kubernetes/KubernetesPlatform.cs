@@ -1,9 +1,9 @@
-using StreamSpace.Agent.Tunnel;
 using System.Net;
 using System.Text.Json;
 using k8s;
 using k8s.Autorest;
 using k8s.Models;
+using StreamSpace.Agent.Tunnel;
 using StreamSpace.Contracts;
 
 namespace StreamSpace.Agent.Platforms.Kubernetes;

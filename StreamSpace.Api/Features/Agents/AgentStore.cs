@@ -204,8 +204,9 @@ public sealed class AgentStore(NpgsqlDataSource dataSource, IPlacedSessions sess
     /// changes and the answer is false.
     /// </summary>
     /// <param name="keyHash">The hash of the key the connection authenticated with.</param>
+    /// <param name="connectionId">The connection that said hello; only its close marks the agent offline again.</param>
     /// <param name="reachedUrl">The hub URL as this API saw the agent's request arrive (after any proxy).</param>
-    public async Task<bool> MarkOnlineAsync(string id, string keyHash, HelloMessage hello, string reachedUrl, CancellationToken cancellationToken)
+    public async Task<bool> MarkOnlineAsync(string id, string keyHash, Guid connectionId, HelloMessage hello, string reachedUrl, CancellationToken cancellationToken)
     {
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
         return await connection.ExecuteAsync(new CommandDefinition(
@@ -213,13 +214,14 @@ public sealed class AgentStore(NpgsqlDataSource dataSource, IPlacedSessions sess
             UPDATE agents SET status = 'online', platform = @Platform, region = @Region, version = @Version,
                 protocol_version = @ProtocolVersion, capacity = @Capacity::jsonb, heartbeat_interval_seconds = @HeartbeatIntervalSeconds,
                 control_plane_url = @ControlPlaneUrl, reached_url = @reachedUrl, checks = '[]'::jsonb,
-                connected_at = now(), last_heartbeat = now(), updated_at = now()
+                connected_at = now(), last_heartbeat = now(), updated_at = now(), connection_id = @connectionId
             WHERE id = @id AND key_hash = @keyHash AND revoked_at IS NULL
             """,
             new
             {
                 id,
                 keyHash,
+                connectionId,
                 reachedUrl,
                 hello.ControlPlaneUrl,
                 hello.Platform,
@@ -256,11 +258,16 @@ public sealed class AgentStore(NpgsqlDataSource dataSource, IPlacedSessions sess
             new { id, Checks = JsonSerializer.Serialize(checks, AgentProtocol.Json) }, cancellationToken: cancellationToken));
     }
 
-    public async Task MarkOfflineAsync(string id, CancellationToken cancellationToken)
+    /// <summary>
+    /// Marks the agent offline as its connection <paramref name="connectionId"/> ends, unless a newer connection of the
+    /// agent has said hello since: a replaced connection's close can finish after its successor went online.
+    /// </summary>
+    public async Task MarkOfflineAsync(string id, Guid connectionId, CancellationToken cancellationToken)
     {
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
         await connection.ExecuteAsync(new CommandDefinition(
-            "UPDATE agents SET status = 'offline', updated_at = now() WHERE id = @id", new { id }, cancellationToken: cancellationToken));
+            "UPDATE agents SET status = 'offline', updated_at = now() WHERE id = @id AND connection_id = @connectionId",
+            new { id, connectionId }, cancellationToken: cancellationToken));
     }
 
     private async Task<AgentCredentialChange> ChangeAsync(Actor actor, string id, string action, string sql, object parameters, CancellationToken cancellationToken)

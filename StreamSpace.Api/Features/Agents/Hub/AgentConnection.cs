@@ -9,6 +9,9 @@ public sealed class AgentConnection(string agentId, string keyHash, WebSocket so
 {
     public string AgentId { get; } = agentId;
 
+    /// <summary>Tells this connection from the agent's earlier and later ones, in the agents table too.</summary>
+    public Guid Id { get; } = Guid.NewGuid();
+
     public string KeyHash { get; } = keyHash;
 
     public AgentSocket Socket { get; } = new(socket, time);

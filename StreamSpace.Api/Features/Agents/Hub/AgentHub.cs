@@ -56,7 +56,7 @@ public sealed class AgentHub(
         {
             if (live.TryRemove(new KeyValuePair<string, AgentConnection>(connection.AgentId, connection)))
             {
-                await store.MarkOfflineAsync(connection.AgentId, CancellationToken.None);
+                await store.MarkOfflineAsync(connection.AgentId, connection.Id, CancellationToken.None);
                 logger.LogInformation("Agent {AgentId} is offline: its connection closed", connection.AgentId);
             }
         }
@@ -95,7 +95,7 @@ public sealed class AgentHub(
     {
         if (live.TryRemove(agentId, out var connection))
         {
-            await store.MarkOfflineAsync(agentId, CancellationToken.None);
+            await store.MarkOfflineAsync(agentId, connection.Id, CancellationToken.None);
             await connection.Socket.CloseAsync(status, reason);
             logger.LogInformation("Disconnected agent {AgentId}: {Reason}", agentId, reason);
         }
@@ -205,7 +205,7 @@ public sealed class AgentHub(
     {
         var received = time.GetTimestamp();
         connection.HeartbeatInterval = TimeSpan.FromSeconds(Math.Max(1, hello.HeartbeatIntervalSeconds));
-        if (!await store.MarkOnlineAsync(connection.AgentId, connection.KeyHash, hello, reachedUrl, cancellationToken))
+        if (!await store.MarkOnlineAsync(connection.AgentId, connection.KeyHash, connection.Id, hello, reachedUrl, cancellationToken))
         {
             return false;
         }

@@ -1,4 +1,6 @@
 using System.Net;
+using Microsoft.Extensions.DependencyInjection;
+using StreamSpace.Api.Features.Agents;
 using StreamSpace.Contracts;
 using StreamSpace.Tests.Infrastructure;
 
@@ -161,6 +163,31 @@ public sealed class AgentHubTests(ApiFixture fixture) : IClassFixture<ApiFixture
             Assert.Equal(4001, (int)closeStatus!);
             Assert.Contains("replaced by a newer connection", reason);
         }
+    }
+
+    [Fact]
+    public async Task A_replaced_connection_that_ends_after_its_successors_hello_leaves_the_agent_online()
+    {
+        var key = await fixture.Api.RegisterAgentAsync("hub-late-close");
+        using var first = await RawAgentSocket.ConnectAcceptedAsync(fixture.Api.AgentHubUrl, "hub-late-close", key);
+        await first.SendHelloAsync(heartbeatSeconds: 30);
+        Assert.IsType<WelcomeMessage>(await first.ReceiveAsync(TimeSpan.FromSeconds(20)));
+        var firstConnection = await ConnectionIdAsync("hub-late-close");
+
+        using var second = await RawAgentSocket.ConnectAcceptedAsync(fixture.Api.AgentHubUrl, "hub-late-close", key);
+        await second.SendHelloAsync(heartbeatSeconds: 30);
+        Assert.IsType<WelcomeMessage>(await second.ReceiveAsync(TimeSpan.FromSeconds(20)));
+
+        // The first connection's end, as the hub records it when that end comes after the second's hello (the first
+        // closed by itself just as the agent reconnected): the agent, connected through the second, stays online.
+        await fixture.Api.Services.GetRequiredService<AgentStore>().MarkOfflineAsync("hub-late-close", firstConnection, CancellationToken.None);
+        Assert.Equal("online", (await fixture.Api.GetAgentAsync("hub-late-close")).GetProperty("status").GetString());
+    }
+
+    private async Task<Guid> ConnectionIdAsync(string agentId)
+    {
+        await using var connection = new Npgsql.NpgsqlConnection(fixture.Api.ConnectionString);
+        return await Dapper.SqlMapper.QuerySingleAsync<Guid>(connection, "SELECT connection_id FROM agents WHERE id = @agentId", new { agentId });
     }
 
     [Fact]
