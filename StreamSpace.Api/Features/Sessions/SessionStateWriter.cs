@@ -27,15 +27,39 @@ public static class SessionStateWriter
         }
 
         var from = SessionNames.ParseState(known.State);
-        if ((from == reported.State && known.FailureReason == reported.FailureReason) || !SessionStateMachine.AcceptsReport(from, reported.State))
+        var metadata = reported.PlatformMetadata is { } value ? JsonSerializer.Serialize(value) : null;
+        if (from == reported.State && known.FailureReason == reported.FailureReason)
+        {
+            // The same state somewhere else, e.g. a session pod replaced by its Deployment: no state change to audit,
+            // but what the session shows (its pod and address) follows.
+            return metadata is not null && await MoveAsync(connection, transaction, reported.SessionId, metadata, cancellationToken);
+        }
+
+        if (!SessionStateMachine.AcceptsReport(from, reported.State))
         {
             return false;
         }
 
-        var metadata = reported.PlatformMetadata is { } value ? JsonSerializer.Serialize(value) : null;
         await ChangeAsync(connection, transaction, new Actor(null, $"agent:{agentId}"), reported.SessionId, from, reported.State,
             reported.FailureReason, metadata, cancellationToken);
         return true;
+    }
+
+    /// <summary>Records where the session now runs, if that changed, and notifies live clients on commit.</summary>
+    private static async Task<bool> MoveAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string sessionId, string platformMetadata,
+        CancellationToken cancellationToken)
+    {
+        var moved = await connection.ExecuteAsync(new CommandDefinition(
+            """
+            UPDATE sessions SET platform_metadata = @platformMetadata::jsonb, updated_at = now()
+            WHERE id = @sessionId AND platform_metadata IS DISTINCT FROM @platformMetadata::jsonb
+            """, new { sessionId, platformMetadata }, transaction, cancellationToken: cancellationToken)) > 0;
+        if (moved)
+        {
+            await NotifyAsync(connection, transaction, sessionId, cancellationToken);
+        }
+
+        return moved;
     }
 
     /// <summary>Moves the session to a new state, audits it and notifies live clients on commit.</summary>

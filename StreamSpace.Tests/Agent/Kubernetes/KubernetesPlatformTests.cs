@@ -475,7 +475,12 @@ public sealed class KubernetesPlatformTests(KubernetesFixture fixture) : IClassF
         await fixture.Kubelet.MarkReadyAsync(id, newIp);
         await Eventually.TrueAsync(async () => (await fixture.Agent.Platform.FindVncAsync(id, CancellationToken.None))?.Host == newIp,
             TimeSpan.FromSeconds(20), "the tunnel to lead to the new pod");
-        Assert.Equal(SessionState.Running, (await user.WaitForStateAsync(id, SessionState.Running)).State);
+        // What the user and the admin see follows too: still running, now at the new pod's address.
+        await Eventually.TrueAsync(async () =>
+        {
+            var session = await user.WaitForStateAsync(id, SessionState.Running);
+            return session.PlatformMetadata.GetProperty("pod_ip").GetString() == newIp;
+        }, TimeSpan.FromSeconds(20), "the session to show the new pod's address");
         Assert.NotNull(Kube.Get("pods", Ns, oldPod));
         await AssertViewerReachesDesktopAsync(user, id, "new pod");
     }
