@@ -14,8 +14,13 @@ public interface ISessionAgents
     Task EnqueueAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string agentId, string sessionId,
         string commandType, SessionCommandPayload payload, CancellationToken cancellationToken);
 
-    /// <summary>Sends the agent its committed commands: now, if it is connected here; otherwise they wait for its next connect.</summary>
-    Task DeliverAsync(string agentId, CancellationToken cancellationToken);
+    /// <summary>
+    /// Sends the agent its committed commands: now, if it is connected here; otherwise they wait for its next connect.
+    /// It comes after the caller's commit, so it takes no cancellation and never throws: a client that goes away
+    /// mid-send must not leave a command marked sent but never sent, and a failed send must not turn a change that
+    /// was made into an error. What is not sent goes when the agent next connects.
+    /// </summary>
+    Task DeliverAsync(string agentId);
 
     /// <summary>The agent's socket, if the agent is connected here.</summary>
     AgentSocket? Socket(string agentId);

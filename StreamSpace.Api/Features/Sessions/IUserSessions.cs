@@ -10,5 +10,6 @@ public interface IUserSessions
     Task<IReadOnlyList<string>> StopAllAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, Actor actor, Guid userId,
         CancellationToken cancellationToken);
 
-    Task DeliverAsync(IReadOnlyList<string> agentIds, CancellationToken cancellationToken);
+    /// <inheritdoc cref="ISessionAgents.DeliverAsync"/>
+    Task DeliverAsync(IReadOnlyList<string> agentIds);
 }

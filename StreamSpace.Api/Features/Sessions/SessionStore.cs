@@ -115,7 +115,7 @@ public sealed class SessionStore(NpgsqlDataSource dataSource, ApiSettings settin
         lists.Invalidate();
         // The session as created, before its agent can have answered the command.
         var created = await GetAsync(id, ownerId, true, cancellationToken);
-        await agents.DeliverAsync(agent.Value.AgentId, cancellationToken);
+        await agents.DeliverAsync(agent.Value.AgentId);
         return new(SessionChange.Done, created, AgentId: agent.Value.AgentId);
     }
 
@@ -135,7 +135,7 @@ public sealed class SessionStore(NpgsqlDataSource dataSource, ApiSettings settin
         result = result with { Session = await GetAsync(id, viewerId, true, cancellationToken) };
         if (result.AgentId is { } agentId)
         {
-            await agents.DeliverAsync(agentId, cancellationToken);
+            await agents.DeliverAsync(agentId);
         }
 
         return result;
@@ -166,11 +166,11 @@ public sealed class SessionStore(NpgsqlDataSource dataSource, ApiSettings settin
     }
 
     /// <summary>Sends the agents the commands <see cref="StopAllAsync"/> wrote, once its transaction has committed.</summary>
-    public async Task DeliverAsync(IReadOnlyList<string> agentIds, CancellationToken cancellationToken)
+    public async Task DeliverAsync(IReadOnlyList<string> agentIds)
     {
         foreach (var agentId in agentIds)
         {
-            await agents.DeliverAsync(agentId, cancellationToken);
+            await agents.DeliverAsync(agentId);
         }
     }
 

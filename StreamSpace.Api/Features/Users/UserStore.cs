@@ -173,7 +173,7 @@ public sealed class UserStore(NpgsqlDataSource dataSource, IPasswordHasher<UserA
         await access.NotifyAsync(connection, transaction, id, cancellationToken);
         await transaction.CommitAsync(cancellationToken);
         access.Forget(id);
-        await sessions.DeliverAsync(agentIds, cancellationToken);
+        await sessions.DeliverAsync(agentIds);
         return UserChange.Done;
     }
 

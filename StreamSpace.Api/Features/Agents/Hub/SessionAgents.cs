@@ -6,13 +6,23 @@ using StreamSpace.Contracts;
 namespace StreamSpace.Api.Features.Agents.Hub;
 
 /// <summary>The agents as the Sessions feature reaches them: commands through the queue, sockets from this instance's hub.</summary>
-public sealed class SessionAgents(AgentHub hub) : ISessionAgents
+public sealed class SessionAgents(AgentHub hub, ILogger<SessionAgents> logger) : ISessionAgents
 {
     public Task EnqueueAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string agentId, string sessionId,
         string commandType, SessionCommandPayload payload, CancellationToken cancellationToken) =>
         AgentCommandQueue.EnqueueAsync(connection, transaction, agentId, sessionId, commandType, payload, cancellationToken);
 
-    public Task DeliverAsync(string agentId, CancellationToken cancellationToken) => hub.DeliverCommandsAsync(agentId, cancellationToken);
+    public async Task DeliverAsync(string agentId)
+    {
+        try
+        {
+            await hub.DeliverCommandsAsync(agentId, CancellationToken.None);
+        }
+        catch (Exception e)
+        {
+            logger.LogWarning("Agent {AgentId}'s new commands could not be sent now ({Reason}); they go when it next connects", agentId, e.Message);
+        }
+    }
 
     public AgentSocket? Socket(string agentId) => hub.Find(agentId)?.Socket;
 }
