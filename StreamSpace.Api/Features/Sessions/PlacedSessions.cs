@@ -5,7 +5,7 @@ using StreamSpace.Contracts;
 namespace StreamSpace.Api.Features.Sessions;
 
 /// <summary>The sessions placed on agents in the <c>sessions</c> table; reports are applied through <see cref="SessionStateWriter"/>.</summary>
-public sealed class PlacedSessions(NpgsqlDataSource dataSource) : IPlacedSessions
+public sealed class PlacedSessions(NpgsqlDataSource dataSource, ILogger<PlacedSessions> logger) : IPlacedSessions
 {
     public async Task<IReadOnlyDictionary<string, int>> ActiveCountsAsync(CancellationToken cancellationToken)
     {
@@ -67,6 +67,13 @@ public sealed class PlacedSessions(NpgsqlDataSource dataSource) : IPlacedSession
         var owned = await connection.QueryAsync<string>(new CommandDefinition(
             "SELECT id FROM sessions WHERE id = ANY(@live) AND agent_id = @agentId AND state = ANY(@Active)",
             new { agentId, live, Active = SessionStateMachine.ActiveNames }, cancellationToken: cancellationToken));
-        return [.. live.Except(owned)];
+        var unowned = live.Except(owned).ToList();
+        if (unowned.Count > 0)
+        {
+            logger.LogWarning("Agent {AgentId} runs {Count} sessions the control plane does not own ({Sessions}); it stops them after its grace period",
+                agentId, unowned.Count, string.Join(", ", unowned));
+        }
+
+        return unowned;
     }
 }

@@ -93,11 +93,20 @@ public sealed class AgentHub(
     /// <summary>Closes the agent's live connection, e.g. because its credential was revoked.</summary>
     public async Task DisconnectAsync(string agentId, WebSocketCloseStatus status, string reason)
     {
-        if (live.TryRemove(agentId, out var connection))
+        if (live.TryGetValue(agentId, out var connection))
         {
-            await store.MarkOfflineAsync(agentId, connection.Id, CancellationToken.None);
+            await DisconnectAsync(connection, status, reason);
+        }
+    }
+
+    /// <summary>Closes this connection of the agent, if it is still the live one: a newer connection of the agent is left alone.</summary>
+    public async Task DisconnectAsync(AgentConnection connection, WebSocketCloseStatus status, string reason)
+    {
+        if (live.TryRemove(new KeyValuePair<string, AgentConnection>(connection.AgentId, connection)))
+        {
+            await store.MarkOfflineAsync(connection.AgentId, connection.Id, CancellationToken.None);
             await connection.Socket.CloseAsync(status, reason);
-            logger.LogInformation("Disconnected agent {AgentId}: {Reason}", agentId, reason);
+            logger.LogInformation("Disconnected agent {AgentId}: {Reason}", connection.AgentId, reason);
         }
     }
 
@@ -181,7 +190,7 @@ public sealed class AgentHub(
             logger.LogWarning("Agent {AgentId} broke the protocol ({Reason}); closing its connection", connection.AgentId, e.Message);
             await connection.Socket.CloseAsync(AgentCloseCodes.MalformedFrame, e.Message);
         }
-        catch (Exception e) when (e is WebSocketException or OperationCanceledException)
+        catch (Exception e) when (e is WebSocketException or OperationCanceledException or ChannelClosedException)
         {
             logger.LogInformation("Agent {AgentId} connection ended: {Reason}", connection.AgentId, e.Message);
         }
@@ -214,12 +223,6 @@ public sealed class AgentHub(
         await sessions.ApplyAsync(connection.AgentId, hello.Sessions, cancellationToken);
         await FailLostSessionsAsync(connection.AgentId, hello, cancellationToken);
         var unowned = await sessions.UnownedAsync(connection.AgentId, hello.Sessions, cancellationToken);
-        if (unowned.Count > 0)
-        {
-            logger.LogWarning("Agent {AgentId} runs {Count} sessions the control plane does not own ({Sessions}); it stops them after its grace period",
-                connection.AgentId, unowned.Count, string.Join(", ", unowned));
-        }
-
         await connection.Socket.SendAsync(new WelcomeMessage(AgentProtocol.Version, time.GetUtcNow(), unowned), cancellationToken);
         metrics.HelloHandled(time.GetElapsedTime(received));
         logger.LogInformation("Agent {AgentId} is online: platform {Platform}, region {Region}, version {Version}, {Sessions} running sessions, heartbeat every {Interval}s",

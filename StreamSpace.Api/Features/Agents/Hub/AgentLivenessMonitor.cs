@@ -18,7 +18,7 @@ public sealed class AgentLivenessMonitor(AgentHub hub, ApiSettings settings, ILo
                 {
                     logger.LogWarning("Agent {AgentId} missed {Missed} heartbeats ({Silence:0}s without a frame, interval {Interval}s); marking it offline",
                         connection.AgentId, settings.AgentMissedHeartbeats, connection.Socket.SinceLastReceived.TotalSeconds, connection.HeartbeatInterval.TotalSeconds);
-                    await hub.DisconnectAsync(connection.AgentId, AgentCloseCodes.HeartbeatsMissed,
+                    await hub.DisconnectAsync(connection, AgentCloseCodes.HeartbeatsMissed,
                         $"no heartbeat for {connection.Socket.SinceLastReceived.TotalSeconds:0}s");
                 }
             }
