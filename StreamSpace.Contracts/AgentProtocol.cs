@@ -23,7 +23,8 @@ public static class AgentProtocol
     {
         PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
         DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
-        Converters = { new JsonStringEnumConverter(JsonNamingPolicy.SnakeCaseLower) },
+        // Names only: a number where a state belongs is a malformed frame, not some state.
+        Converters = { new JsonStringEnumConverter(JsonNamingPolicy.SnakeCaseLower, allowIntegerValues: false) },
     };
 
     public static byte[] Serialize(AgentMessage message) => JsonSerializer.SerializeToUtf8Bytes(message, Json);

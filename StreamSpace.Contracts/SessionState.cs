@@ -8,7 +8,7 @@ namespace StreamSpace.Contracts;
 /// Where a session is in its life. The API, the agents and the database all speak these names; the converter on the
 /// type makes every serializer write them, whatever its naming policy.
 /// </summary>
-[JsonConverter(typeof(JsonStringEnumConverter<SessionState>))]
+[JsonConverter(typeof(SessionNames.StrictConverter<SessionState>))]
 public enum SessionState
 {
     [JsonStringEnumMemberName("pending")] Pending,
@@ -23,7 +23,7 @@ public enum SessionState
 }
 
 /// <summary>What a user may ask of a session: <c>POST /api/v1/sessions/{id}/{action}</c>.</summary>
-[JsonConverter(typeof(JsonStringEnumConverter<SessionAction>))]
+[JsonConverter(typeof(SessionNames.StrictConverter<SessionAction>))]
 public enum SessionAction
 {
     [JsonStringEnumMemberName("stop")] Stop,
@@ -37,6 +37,9 @@ public enum SessionAction
 /// </summary>
 public static class SessionNames
 {
+    /// <summary>Reads and writes only the names: a number, which the default converter would take, is no state or action.</summary>
+    public sealed class StrictConverter<T>() : JsonStringEnumConverter<T>(namingPolicy: null, allowIntegerValues: false) where T : struct, Enum;
+
     private static readonly FrozenDictionary<SessionState, string> StateNames = NamesOf<SessionState>();
     private static readonly FrozenDictionary<string, SessionState> StatesByName = StateNames.ToFrozenDictionary(p => p.Value, p => p.Key);
     private static readonly FrozenDictionary<SessionAction, string> ActionNames = NamesOf<SessionAction>();

@@ -80,20 +80,23 @@ public sealed class AgentHubTests(ApiFixture fixture) : IClassFixture<ApiFixture
             TimeSpan.FromSeconds(30), "the agent to read offline");
     }
 
-    [Fact]
-    public async Task A_malformed_frame_closes_that_agent_with_1008_and_another_agent_keeps_working()
+    [Theory]
+    [InlineData("truncated", "{\"type\":\"heartbeat\",\"sent_at\":")]
+    [InlineData("state-number", "{\"type\":\"session_state\",\"session\":{\"session_id\":\"sess-x\",\"state\":42}}")]
+    [InlineData("state-unknown", "{\"type\":\"session_state\",\"session\":{\"session_id\":\"sess-x\",\"state\":\"exploded\"}}")]
+    public async Task A_malformed_frame_closes_that_agent_with_1008_and_another_agent_keeps_working(string name, string frame)
     {
-        var goodKey = await fixture.Api.RegisterAgentAsync("hub-good");
-        var badKey = await fixture.Api.RegisterAgentAsync("hub-bad");
-        await using var good = await AgentHost.StartAsync(fixture.Api.AgentHubUrl, "hub-good", goodKey);
+        var goodKey = await fixture.Api.RegisterAgentAsync($"hub-good-{name}");
+        var badKey = await fixture.Api.RegisterAgentAsync($"hub-bad-{name}");
+        await using var good = await AgentHost.StartAsync(fixture.Api.AgentHubUrl, $"hub-good-{name}", goodKey);
         await good.WaitUntilConnectedAsync();
 
-        var bad = await RawAgentSocket.ConnectAcceptedAsync(fixture.Api.AgentHubUrl, "hub-bad", badKey);
+        var bad = await RawAgentSocket.ConnectAcceptedAsync(fixture.Api.AgentHubUrl, $"hub-bad-{name}", badKey);
         using (bad)
         {
             await bad.SendHelloAsync();
             await bad.ReceiveAsync(TimeSpan.FromSeconds(20));
-            await bad.SendTextAsync("{\"type\":\"heartbeat\",\"sent_at\":"); // truncated JSON
+            await bad.SendTextAsync(frame);
             var (status, reason) = await bad.WaitForCloseAsync(TimeSpan.FromSeconds(20));
             Assert.Equal(1008, (int)status!);
             Assert.Contains("not a valid message", reason);
@@ -101,8 +104,8 @@ public sealed class AgentHubTests(ApiFixture fixture) : IClassFixture<ApiFixture
 
         // The other agent is still connected and still carries out commands.
         Assert.True(good.Client.IsConnected);
-        var (sessionId, _) = await AgentTestData.QueueStartSessionAsync(fixture.Api.ConnectionString, "hub-good");
-        await fixture.Api.DeliverAsync("hub-good");
+        var (sessionId, _) = await AgentTestData.QueueStartSessionAsync(fixture.Api.ConnectionString, $"hub-good-{name}");
+        await fixture.Api.DeliverAsync($"hub-good-{name}");
         await Eventually.TrueAsync(async () => (await AgentTestData.SessionAsync(fixture.Api.ConnectionString, sessionId)).State == "running",
             TimeSpan.FromSeconds(30), "the good agent's session to run");
     }
