@@ -36,6 +36,7 @@ public sealed class AgentSocket
     private readonly ConcurrentDictionary<int, TaskCompletionSource<string?>> pendingOpens = new();
     private long lastReceivedTimestamp;
     private int closing;
+    private string? tunnelsClosed;
 
     public AgentSocket(WebSocket socket, TimeProvider time)
     {
@@ -157,6 +158,13 @@ public sealed class AgentSocket
         var stream = Tunnels.Open();
         var answer = new TaskCompletionSource<string?>(TaskCreationOptions.RunContinuationsAsynchronously);
         pendingOpens[stream.Id] = answer;
+        // An open that starts as the socket closes fails at once, not at its timeout: either CloseTunnels sees it
+        // among the pending ones, or it sees that CloseTunnels ran.
+        if (Volatile.Read(ref tunnelsClosed) is { } closedReason)
+        {
+            answer.TrySetResult(closedReason);
+        }
+
         try
         {
             await SendAsync(new TunnelOpenMessage(stream.Id, sessionId), cancellationToken);
@@ -203,6 +211,7 @@ public sealed class AgentSocket
     /// <summary>Ends every stream here, e.g. because the socket closed.</summary>
     public void CloseTunnels(string reason)
     {
+        Volatile.Write(ref tunnelsClosed, reason);
         foreach (var answer in pendingOpens.Values)
         {
             answer.TrySetResult(reason);
