@@ -124,7 +124,7 @@ public sealed class SessionClock(TimeProvider time) : IDisposable
                 {
                     await enforce(reached);
                 }
-                catch (Exception e)
+                catch (Exception e) when (e is not OperationCanceledException)
                 {
                     logger.LogWarning("Session {SessionId}: enforcing its {Limit} failed: {Reason}; trying again in a second", reached.SessionId, reached.Limit, e.Message);
                 }

@@ -30,7 +30,7 @@ public sealed class KubernetesPlatform : ISessionPlatform, IDisposable
     private readonly SessionObjectClient objects;
     private readonly CancellationTokenSource stopping = new();
 
-    /// <summary>Kept apart from <see cref=SessionState.Stopping/>, which Dispose disposes while a clock tick may still run.</summary>
+    /// <summary>Kept apart from <see cref="stopping"/>, which Dispose disposes while a clock tick may still run.</summary>
     private readonly CancellationToken stoppingToken;
     private int disposed;
 
@@ -206,14 +206,15 @@ public sealed class KubernetesPlatform : ISessionPlatform, IDisposable
             case SessionLimit.StartTimeout:
                 watch.FailIfStillStarting(id);
                 break;
-            case SessionLimit.IdleTimeout when watch.IsRunning(id):
+            // Decided and marked under the watch's lock, so a user's stop or hibernate in between wins.
+            case SessionLimit.IdleTimeout when watch.HibernatedIfRunning(id) is { } hibernated:
                 logger.LogInformation("Session {SessionId}: no input for {Idle:0}s; hibernating it", id, reached.Elapsed.TotalSeconds);
-                SessionChanged?.Invoke(await HibernateAsync(id, stoppingToken));
+                await objects.ScaleAsync(id, 0, stoppingToken);
+                SessionChanged?.Invoke(hibernated);
                 break;
-            case SessionLimit.MaxDuration when watch.IsRunning(id):
+            case SessionLimit.MaxDuration when watch.ForgetIfRunning(id):
                 logger.LogInformation("Session {SessionId}: reached its maximum duration; stopping it", id);
                 await objects.DeleteDeploymentAsync(id, stoppingToken);
-                watch.Forget(id);
                 SessionChanged?.Invoke(new ReportedSession(id, SessionState.Stopped));
                 break;
         }

@@ -64,7 +64,7 @@ public sealed class KubernetesSessionWatch(IKubernetes client, string ns, AgentS
     /// <summary>Completes once the first pod list has been observed, so that a restarted agent reports its sessions' real states.</summary>
     public Task FirstList => firstList.Task;
 
-    /// <summary>Starts the three watches; they run until <paramref name=SessionState.Stopping/> is cancelled.</summary>
+    /// <summary>Starts the three watches; they run until <paramref name="stopping"/> is cancelled.</summary>
     public void Start(CancellationToken stopping)
     {
         _ = InformAsync<V1PersistentVolumeClaim>("home volumes",
@@ -132,10 +132,23 @@ public sealed class KubernetesSessionWatch(IKubernetes client, string ns, AgentS
     }
 
     /// <summary>A hibernate command: the session is hibernated from now on, whatever its pod still says.</summary>
-    public ReportedSession Hibernated(string sessionId)
+    public ReportedSession Hibernated(string sessionId) => Hibernated(sessionId, onlyIfRunning: false)!;
+
+    /// <summary>
+    /// The idle timeout: marks the session hibernated if, and only if, it is running now. A stop that came first
+    /// (and forgot the session) is not undone by a hibernation decided a moment before it.
+    /// </summary>
+    public ReportedSession? HibernatedIfRunning(string sessionId) => Hibernated(sessionId, onlyIfRunning: true);
+
+    private ReportedSession? Hibernated(string sessionId, bool onlyIfRunning)
     {
         lock (gate)
         {
+            if (onlyIfRunning && known.GetValueOrDefault(sessionId)?.State != SessionState.Running)
+            {
+                return null;
+            }
+
             known[sessionId] = new ReportedSession(sessionId, SessionState.Hibernated);
             addresses.Remove(sessionId);
             clock.Forget(sessionId);
@@ -144,10 +157,20 @@ public sealed class KubernetesSessionWatch(IKubernetes client, string ns, AgentS
     }
 
     /// <summary>The session is stopped (or its Deployment gone): the agent forgets it.</summary>
-    public void Forget(string sessionId)
+    public void Forget(string sessionId) => Forget(sessionId, onlyIfRunning: false);
+
+    /// <summary>The maximum duration: forgets the session if, and only if, it is running now; true when it did.</summary>
+    public bool ForgetIfRunning(string sessionId) => Forget(sessionId, onlyIfRunning: true);
+
+    private bool Forget(string sessionId, bool onlyIfRunning)
     {
         lock (gate)
         {
+            if (onlyIfRunning && known.GetValueOrDefault(sessionId)?.State != SessionState.Running)
+            {
+                return false;
+            }
+
             known.Remove(sessionId);
             addresses.Remove(sessionId);
             clock.Forget(sessionId);
@@ -155,11 +178,10 @@ public sealed class KubernetesSessionWatch(IKubernetes client, string ns, AgentS
             {
                 stopped.Add(sessionId);
             }
+
+            return true;
         }
     }
-
-    /// <summary>True when the session is running now: a limit that passed applies only then.</summary>
-    public bool IsRunning(string sessionId) => Reported(sessionId)?.State == SessionState.Running;
 
     /// <summary>The start timeout: fails the session if, and only if, it is still starting now.</summary>
     public void FailIfStillStarting(string sessionId)

@@ -39,11 +39,14 @@ public sealed class SessionObjectClient(IKubernetes client, string ns, AgentSett
     /// Creates the Secret the Deployment's pod mounts. One that exists already is kept when this Deployment owns it (an
     /// earlier start made it, and the pod uses that password). One of an earlier Deployment of the session (deleted by
     /// hand while hibernated) is still being collected: its deletion is waited out, or the pod would mount a Secret that vanishes.
+    /// One that no Deployment owns (left by a delete with <c>--cascade=orphan</c>) is never collected, and the agent may not
+    /// delete Secrets: that start fails at once, naming the Secret to delete.
     /// </summary>
     public async Task CreatePasswordSecretAsync(SessionCommandPayload session, V1Deployment deployment, CancellationToken cancellationToken)
     {
         var name = SessionObjects.SecretName(session.SessionId);
         var giveUp = time.GetUtcNow() + OldSecretTimeout;
+        var waiting = false;
         while (true)
         {
             try
@@ -60,12 +63,23 @@ public sealed class SessionObjectClient(IKubernetes client, string ns, AgentSett
                     return;
                 }
 
+                if (existing is { Metadata.DeletionTimestamp: null } && existing.Metadata.OwnerReferences is null or { Count: 0 })
+                {
+                    throw new InvalidOperationException(
+                        $"Secret {name} in {ns} is left over from an earlier start and nothing will delete it; delete it (kubectl -n {ns} delete secret {name}) and start the session again");
+                }
+
                 if (time.GetUtcNow() > giveUp)
                 {
                     throw new InvalidOperationException($"Secret {name} of an earlier Deployment of the session was not deleted within {OldSecretTimeout.TotalSeconds:0}s");
                 }
 
-                logger.LogInformation("Session {SessionId}: Secret {Secret} of an earlier Deployment is still being deleted; waiting for it", session.SessionId, name);
+                if (!waiting)
+                {
+                    logger.LogInformation("Session {SessionId}: Secret {Secret} of an earlier Deployment is still being deleted; waiting for it", session.SessionId, name);
+                    waiting = true;
+                }
+
                 await Task.Delay(OldSecretPoll, time, cancellationToken);
             }
         }

@@ -273,12 +273,24 @@ public sealed class LocalPlatform : ISessionPlatform, IDisposable
         return Report(record);
     }
 
-    private Task<ReportedSession> EndAsync(string sessionId, SessionState state, bool keepRecord) =>
-        WithLockAsync(sessionId, async () =>
+    private async Task<ReportedSession> EndAsync(string sessionId, SessionState state, bool keepRecord) =>
+        (await EndAsync(sessionId, state, keepRecord, onlyIfRunning: false))!;
+
+    /// <summary>
+    /// Ends the session; with <paramref name="onlyIfRunning"/> (a limit the clock reached), only if it is still running
+    /// once the session's lock is held, so a crash, stop or hibernate that came first is not overwritten. Null when it was not.
+    /// </summary>
+    private Task<ReportedSession?> EndAsync(string sessionId, SessionState state, bool keepRecord, bool onlyIfRunning) =>
+        WithLockAsync<ReportedSession?>(sessionId, async () =>
         {
             if (!sessions.TryGetValue(sessionId, out var record))
             {
-                return new ReportedSession(sessionId, state);
+                return onlyIfRunning ? null : new ReportedSession(sessionId, state);
+            }
+
+            if (onlyIfRunning && record.State != SessionState.Running)
+            {
+                return null;
             }
 
             // Marked first, so the process monitor does not report the processes we end as a crash.
@@ -377,12 +389,18 @@ public sealed class LocalPlatform : ISessionPlatform, IDisposable
         if (reached.Limit == SessionLimit.IdleTimeout)
         {
             logger.LogInformation("Session {SessionId}: no input for {Idle:0}s; hibernating it", record.SessionId, reached.Elapsed.TotalSeconds);
-            SessionChanged?.Invoke(await EndAsync(record.SessionId, SessionState.Hibernated, keepRecord: true));
+            if (await EndAsync(record.SessionId, SessionState.Hibernated, keepRecord: true, onlyIfRunning: true) is { } hibernated)
+            {
+                SessionChanged?.Invoke(hibernated);
+            }
         }
         else if (reached.Limit == SessionLimit.MaxDuration)
         {
             logger.LogInformation("Session {SessionId}: reached its maximum duration; stopping it", record.SessionId);
-            SessionChanged?.Invoke(await EndAsync(record.SessionId, SessionState.Stopped, keepRecord: false));
+            if (await EndAsync(record.SessionId, SessionState.Stopped, keepRecord: false, onlyIfRunning: true) is { } stopped)
+            {
+                SessionChanged?.Invoke(stopped);
+            }
         }
     }
 
@@ -432,7 +450,7 @@ public sealed class LocalPlatform : ISessionPlatform, IDisposable
         }
     }
 
-    private async Task<ReportedSession> WithLockAsync(string sessionId, Func<Task<ReportedSession>> action)
+    private async Task<T> WithLockAsync<T>(string sessionId, Func<Task<T>> action)
     {
         var gate = locks.GetOrAdd(sessionId, _ => new SemaphoreSlim(1, 1));
         await gate.WaitAsync();
