@@ -3,7 +3,6 @@ using System.Text.Json;
 using Dapper;
 using FastEndpoints;
 using Npgsql;
-using StreamSpace.Api.Features.Auth;
 
 namespace StreamSpace.Api.Features.Audit.List;
 
