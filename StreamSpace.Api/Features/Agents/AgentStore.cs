@@ -70,7 +70,7 @@ public sealed class AgentStore(NpgsqlDataSource dataSource, IPlacedSessions sess
             rows = [.. await connection.QueryAsync<AgentRow>(new CommandDefinition(ViewQuery(""), cancellationToken: cancellationToken))];
         }
 
-        var active = await sessions.ActiveCountsAsync(cancellationToken);
+        var active = await sessions.ActiveCountsAsync(agentId: null, cancellationToken);
         return [.. rows.Select(r => r.ToView(active))];
     }
 
@@ -82,7 +82,7 @@ public sealed class AgentStore(NpgsqlDataSource dataSource, IPlacedSessions sess
             row = await connection.QuerySingleOrDefaultAsync<AgentRow>(new CommandDefinition(ViewQuery("WHERE a.id = @id"), new { id }, cancellationToken: cancellationToken));
         }
 
-        return row?.ToView(await sessions.ActiveCountsAsync(cancellationToken));
+        return row?.ToView(await sessions.ActiveCountsAsync(id, cancellationToken));
     }
 
     /// <summary>Every agent's liveness and reports as recorded, for the diagnostics.</summary>

@@ -9,8 +9,11 @@ namespace StreamSpace.Api.Features.Sessions;
 /// </summary>
 public interface IPlacedSessions
 {
-    /// <summary>How many active sessions each agent has, by agent id; an agent without any is absent.</summary>
-    Task<IReadOnlyDictionary<string, int>> ActiveCountsAsync(CancellationToken cancellationToken);
+    /// <summary>
+    /// How many active sessions each agent has, by agent id, or only <paramref name="agentId"/>'s when given; an agent
+    /// without any is absent.
+    /// </summary>
+    Task<IReadOnlyDictionary<string, int>> ActiveCountsAsync(string? agentId, CancellationToken cancellationToken);
 
     /// <summary>Applies the reported states in one transaction of their own.</summary>
     Task ApplyAsync(string agentId, IReadOnlyList<ReportedSession> sessions, CancellationToken cancellationToken);

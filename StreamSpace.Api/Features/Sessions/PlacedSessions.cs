@@ -7,12 +7,15 @@ namespace StreamSpace.Api.Features.Sessions;
 /// <summary>The sessions placed on agents in the <c>sessions</c> table; reports are applied through <see cref="SessionStateWriter"/>.</summary>
 public sealed class PlacedSessions(NpgsqlDataSource dataSource, ILogger<PlacedSessions> logger) : IPlacedSessions
 {
-    public async Task<IReadOnlyDictionary<string, int>> ActiveCountsAsync(CancellationToken cancellationToken)
+    public async Task<IReadOnlyDictionary<string, int>> ActiveCountsAsync(string? agentId, CancellationToken cancellationToken)
     {
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
         var counts = await connection.QueryAsync<(string AgentId, long Count)>(new CommandDefinition(
-            "SELECT agent_id, count(*) FROM sessions WHERE agent_id IS NOT NULL AND state = ANY(@Active) GROUP BY agent_id",
-            new { Active = SessionStateMachine.ActiveNames }, cancellationToken: cancellationToken));
+            """
+            SELECT agent_id, count(*) FROM sessions
+            WHERE agent_id IS NOT NULL AND (@agentId::text IS NULL OR agent_id = @agentId::text) AND state = ANY(@Active)
+            GROUP BY agent_id
+            """, new { agentId, Active = SessionStateMachine.ActiveNames }, cancellationToken: cancellationToken));
         return counts.ToDictionary(c => c.AgentId, c => (int)c.Count);
     }
 
