@@ -132,15 +132,19 @@ public static class LocalSessionProcess
         }
 
         var process = Process.Start(start) ?? throw new InvalidOperationException("could not start the session's processes");
+        // Read before the readiness task may dispose the Process: a fast ready line, or a busy machine's late wake-up
+        // below, would otherwise meet a disposed object.
+        var processGroup = process.Id;
         var signalled = ReadySignalAsync(process);
 
-        // The group exists only once setsid has run in the child; until then a liveness check would see nothing.
-        for (var i = 0; i < 200 && !IsAlive(process.Id) && !process.HasExited; i++)
+        // The group exists only once setsid has run in the child; until then a liveness check would see nothing. The
+        // readiness task ending (ready, or the script gone) ends the wait too.
+        for (var i = 0; i < 200 && !IsAlive(processGroup) && !signalled.IsCompleted; i++)
         {
             await Task.Delay(5);
         }
 
-        return new Started(process.Id, signalled);
+        return new Started(processGroup, signalled);
     }
 
     /// <summary>True once the script says Xvnc is ready; false when it ended without saying so (Xvnc failed to start).</summary>
