@@ -198,18 +198,7 @@ public sealed class KubernetesPlatformTests(KubernetesFixture fixture) : IClassF
     public async Task A_secret_ref_env_entry_reaches_the_pod_as_a_secret_key_ref_and_a_plain_one_as_its_value()
     {
         using var admin = await fixture.Api.AdminClientAsync();
-        var created = await admin.PostAsJsonAsync("/api/v1/templates", new
-        {
-            name = "k8s-secret-env",
-            display_name = "Secret env",
-            image = "example/session:1",
-            env = new Dictionary<string, object>
-            {
-                ["GREETING"] = "hello",
-                ["DB_PASSWORD"] = new { secret_ref = new { name = "db-creds", key = "password" } },
-            },
-        });
-        Assert.Equal(HttpStatusCode.Created, created.StatusCode);
+        await admin.CreateTemplateWithSecretEnvAsync("k8s-secret-env", "Secret env");
 
         var id = (await admin.LaunchAsync("k8s-secret-env")).Id;
         await fixture.Kubelet.PodAsync(id);

@@ -61,6 +61,26 @@ public static class SessionClient
     }
 
     /// <summary>
+    /// Creates an image template whose env has a plain value (<c>GREETING=hello</c>) and a Secret's key
+    /// (<c>DB_PASSWORD</c> from Secret <c>db-creds</c>, key <c>password</c>).
+    /// </summary>
+    public static async Task CreateTemplateWithSecretEnvAsync(this HttpClient admin, string name, string displayName)
+    {
+        var created = await admin.PostAsJsonAsync("/api/v1/templates", new
+        {
+            name,
+            display_name = displayName,
+            image = "example/session:1",
+            env = new Dictionary<string, object>
+            {
+                ["GREETING"] = "hello",
+                ["DB_PASSWORD"] = new { secret_ref = new { name = "db-creds", key = "password" } },
+            },
+        });
+        Assert.Equal(HttpStatusCode.Created, created.StatusCode);
+    }
+
+    /// <summary>
     /// The states the session went through, oldest first, from the audit log (which an admin reads): a state that
     /// lasts less than a poll, such as running before a short idle timeout, is there all the same. A change of
     /// reason alone is not a new state.

@@ -52,18 +52,7 @@ public sealed class TemplatesTests(ApiFixture fixture) : IClassFixture<ApiFixtur
     public async Task Env_values_and_secret_refs_are_shown_to_admins_and_other_users_see_only_the_names()
     {
         using var admin = await fixture.Api.AdminClientAsync();
-        var created = await admin.PostAsJsonAsync("/api/v1/templates", new
-        {
-            name = "with-env",
-            display_name = "With env",
-            image = "example/session:1",
-            env = new Dictionary<string, object>
-            {
-                ["GREETING"] = "hello",
-                ["DB_PASSWORD"] = new { secret_ref = new { name = "db-creds", key = "password" } },
-            },
-        });
-        Assert.Equal(HttpStatusCode.Created, created.StatusCode);
+        await admin.CreateTemplateWithSecretEnvAsync("with-env", "With env");
 
         var asAdmin = await (await admin.GetAsync("/api/v1/templates/with-env")).AssertJsonAsync<TemplateBody>(HttpStatusCode.OK);
         Assert.Equal("hello", asAdmin.Env!["GREETING"]!.Value);

@@ -52,9 +52,7 @@ public sealed class SessionViewerTests(SessionFixture fixture) : IClassFixture<S
 
         (await admin.PatchAsJsonAsync($"/api/v1/users/{await user.UserIdAsync()}", new { disabled = true })).EnsureSuccessStatusCode();
         var clock = Stopwatch.StartNew();
-        var (status, reason) = await viewer.WaitForCloseAsync();
-        Assert.True(clock.Elapsed < Within, $"the viewer closed after {clock.Elapsed}");
-        Assert.Equal(4401, status);
+        var reason = await ClosedPromptlyAsync(viewer, clock, 4401);
         Assert.Contains("the user is disabled", reason);
     }
 
@@ -84,9 +82,7 @@ public sealed class SessionViewerTests(SessionFixture fixture) : IClassFixture<S
         Assert.Equal(HttpStatusCode.NotFound, (await stranger.DeleteAsync($"/api/v1/sessions/{id}/viewers/{revokedId}")).StatusCode);
         Assert.Equal(HttpStatusCode.NoContent, (await admin.DeleteAsync($"/api/v1/sessions/{id}/viewers/{revokedId}")).StatusCode);
         var clock = Stopwatch.StartNew();
-        var (status, reason) = await revoked.WaitForCloseAsync();
-        Assert.True(clock.Elapsed < Within, $"the viewer closed after {clock.Elapsed}");
-        Assert.Equal(4403, status);
+        var reason = await ClosedPromptlyAsync(revoked, clock, 4403);
         Assert.Equal($"the viewer was revoked by {ApiFactory.AdminUsername}", reason);
         Assert.Equal(HttpStatusCode.NotFound, (await admin.DeleteAsync($"/api/v1/sessions/{id}/viewers/{revokedId}")).StatusCode);
 
@@ -99,9 +95,7 @@ public sealed class SessionViewerTests(SessionFixture fixture) : IClassFixture<S
         // And closes, saying why, once the session stops.
         (await user.DeleteAsync($"/api/v1/sessions/{id}")).EnsureSuccessStatusCode();
         clock.Restart();
-        (status, reason) = await kept.WaitForCloseAsync();
-        Assert.True(clock.Elapsed < Within, $"the viewer closed after {clock.Elapsed}");
-        Assert.Equal(4410, status);
+        reason = await ClosedPromptlyAsync(kept, clock, 4410);
         Assert.StartsWith("the session is ", reason);
     }
 
@@ -185,9 +179,7 @@ public sealed class SessionViewerTests(SessionFixture fixture) : IClassFixture<S
 
         Assert.Equal(HttpStatusCode.NoContent, (await adminElsewhere.DeleteAsync($"/api/v1/sessions/{id}/viewers/{viewerId}")).StatusCode);
         var clock = Stopwatch.StartNew();
-        var (status, reason) = await viewer.WaitForCloseAsync();
-        Assert.True(clock.Elapsed < Within, $"the viewer closed after {clock.Elapsed}");
-        Assert.Equal(4403, status);
+        var reason = await ClosedPromptlyAsync(viewer, clock, 4403);
         Assert.StartsWith("the viewer was revoked", reason);
         await ViewersAsync(user, id, count: 0);
     }
@@ -262,5 +254,17 @@ public sealed class SessionViewerTests(SessionFixture fixture) : IClassFixture<S
             client.Dispose();
             return ValueTask.CompletedTask;
         }
+    }
+
+    /// <summary>
+    /// Waits for the viewer to close, which must come within seconds of <paramref name="since"/> (a right taken back
+    /// stops working within seconds), with <paramref name="code"/>; returns the close reason.
+    /// </summary>
+    private static async Task<string?> ClosedPromptlyAsync(RfbViewer viewer, Stopwatch since, int code)
+    {
+        var (status, reason) = await viewer.WaitForCloseAsync();
+        Assert.True(since.Elapsed < Within, $"the viewer closed after {since.Elapsed}");
+        Assert.Equal(code, status);
+        return reason;
     }
 }
