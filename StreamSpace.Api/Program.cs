@@ -3,6 +3,7 @@ using FastEndpoints.Swagger;
 using StreamSpace.Api;
 using StreamSpace.Api.Features.Agents;
 using StreamSpace.Api.Features.Diagnostics;
+using StreamSpace.Api.Features.Replicas;
 using StreamSpace.Api.Features.Sessions;
 using StreamSpace.Api.Features.Templates;
 using StreamSpace.Api.Features.Auth;
@@ -19,6 +20,7 @@ return await StartupGuard.RunAsync(async () =>
     builder.AddServiceDefaults();
     builder.AddTrustedProxies();
     builder.AddStreamSpaceDatabase(settings);
+    builder.AddStreamSpaceReplicas();
     builder.AddStreamSpaceAuth(settings);
     builder.AddStreamSpaceUsers();
     builder.AddStreamSpaceAgents();

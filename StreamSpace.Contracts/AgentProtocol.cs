@@ -56,6 +56,7 @@ public static class CommandTypes
 [JsonDerivedType(typeof(TunnelOpenedMessage), "tunnel_opened")]
 [JsonDerivedType(typeof(TunnelClosedMessage), "tunnel_closed")]
 [JsonDerivedType(typeof(AgentChecksMessage), "agent_checks")]
+[JsonDerivedType(typeof(StreamOpenMessage), "stream_open")]
 public abstract record AgentMessage;
 
 /// <summary>What the agent can run now.</summary>
@@ -105,6 +106,14 @@ public sealed record TunnelOpenedMessage(int StreamId) : AgentMessage;
 
 /// <summary>Either side: the stream ended or could not open. <see cref="Reason"/> is shown to the viewer.</summary>
 public sealed record TunnelClosedMessage(int StreamId, string Reason) : AgentMessage;
+
+/// <summary>
+/// Control plane → agent: a viewer of <see cref="SessionId"/> is waiting on the replica at <see cref="DataUrl"/>. The agent
+/// reaches the session's VNC server, then dials out to <see cref="DataUrl"/> with <see cref="Token"/> and turns that
+/// connection into the viewer's byte stream. There is no reply message: the data connection arriving is the reply.
+/// The token is single-use and expires at <see cref="ExpiresAt"/>.
+/// </summary>
+public sealed record StreamOpenMessage(Guid StreamId, string SessionId, string Token, string DataUrl, DateTimeOffset ExpiresAt) : AgentMessage;
 
 /// <summary>One finding of the agent about its own platform (permissions, storage, images), shown in the admin diagnostics.</summary>
 public sealed record AgentCheck(string Id, string Title, string Status, string Evidence, string? Fix = null)

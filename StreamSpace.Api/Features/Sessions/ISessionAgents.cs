@@ -22,6 +22,12 @@ public interface ISessionAgents
     /// </summary>
     Task DeliverAsync(string agentId);
 
+    /// <summary>
+    /// Asks the agent to open a viewer's data connection, through whichever replica holds the agent's control socket.
+    /// False when no live replica holds it (the agent is offline, or its replica died before the agent moved).
+    /// </summary>
+    Task<bool> OpenStreamAsync(string agentId, StreamOpenMessage open, CancellationToken cancellationToken);
+
     /// <summary>The agent's socket, if the agent is connected here.</summary>
     AgentSocket? Socket(string agentId);
 }

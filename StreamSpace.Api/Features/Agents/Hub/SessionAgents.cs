@@ -24,5 +24,14 @@ public sealed class SessionAgents(AgentHub hub, ILogger<SessionAgents> logger) :
         }
     }
 
+    public async Task<bool> OpenStreamAsync(string agentId, StreamOpenMessage open, CancellationToken cancellationToken)
+    {
+        // This replica only, for now; the relay to the replica that holds the agent comes with issue 16.
+        if (hub.Find(agentId) is not { } connection)
+            return false;
+        await connection.Socket.SendAsync(open, cancellationToken);
+        return true;
+    }
+
     public AgentSocket? Socket(string agentId) => hub.Find(agentId)?.Socket;
 }
