@@ -1,5 +1,6 @@
 using StreamSpace.Agent.Commands;
 using StreamSpace.Agent.ControlPlane;
+using StreamSpace.Agent.Metrics;
 using StreamSpace.Agent.Platforms;
 using StreamSpace.Settings;
 
@@ -20,6 +21,7 @@ public static class AgentExtensions
         builder.Services.AddSingleton<ControlPlaneClient>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<ControlPlaneClient>());
         builder.Services.AddHostedService<Health.AgentHealthEndpoint>();
+        builder.Services.AddAgentMetrics(settings);
         return builder;
     }
 }

@@ -10,6 +10,7 @@ using StreamSpace.Api.Features.Auth;
 using StreamSpace.Api.Features.Users;
 using StreamSpace.Api.Infrastructure;
 using StreamSpace.Api.Infrastructure.Database;
+using StreamSpace.Api.Infrastructure.Metrics;
 using StreamSpace.Settings;
 
 return await StartupGuard.RunAsync(async () =>
@@ -19,6 +20,7 @@ return await StartupGuard.RunAsync(async () =>
 
     builder.AddServiceDefaults();
     builder.AddTrustedProxies();
+    builder.AddStreamSpaceMetrics();
     builder.AddStreamSpaceDatabase(settings);
     builder.AddStreamSpaceReplicas();
     builder.AddStreamSpaceAuth(settings);
@@ -38,6 +40,7 @@ return await StartupGuard.RunAsync(async () =>
     app.MapStreamSpaceAgents();
     app.MapStreamSpaceSessions();
     app.MapDefaultEndpoints("streamspace-api");
+    app.MapStreamSpaceMetrics();
 
     await app.RunAsync();
 });

@@ -2,6 +2,7 @@ using StreamSpace.Api.Features.Agents.Commands;
 using StreamSpace.Api.Features.Agents.Hub;
 using StreamSpace.Api.Features.Sessions;
 using StreamSpace.Api.Infrastructure.Database;
+using StreamSpace.Api.Infrastructure.Metrics;
 
 namespace StreamSpace.Api.Features.Agents;
 
@@ -30,6 +31,7 @@ public static class AgentsExtensions
     {
         app.UseWebSockets(new WebSocketOptions { KeepAliveInterval = TimeSpan.FromSeconds(20) });
         var hub = app.Services.GetRequiredService<AgentHub>();
+        app.Services.GetRequiredService<ApiMetrics>().ObserveAgentsConnected(() => hub.Connections.Count());
         app.Map(HubPath, hub.AcceptAsync);
         return app;
     }

@@ -1,11 +1,12 @@
 using Dapper;
 using Npgsql;
+using StreamSpace.Api.Infrastructure.Metrics;
 using StreamSpace.Contracts;
 
 namespace StreamSpace.Api.Features.Sessions;
 
 /// <summary>The sessions placed on agents in the <c>sessions</c> table; reports are applied through <see cref="SessionStateWriter"/>.</summary>
-public sealed class PlacedSessions(NpgsqlDataSource dataSource, ILogger<PlacedSessions> logger) : IPlacedSessions
+public sealed class PlacedSessions(NpgsqlDataSource dataSource, ApiMetrics metrics, ILogger<PlacedSessions> logger) : IPlacedSessions
 {
     public async Task<IReadOnlyDictionary<string, int>> ActiveCountsAsync(string? agentId, CancellationToken cancellationToken)
     {
@@ -30,7 +31,7 @@ public sealed class PlacedSessions(NpgsqlDataSource dataSource, ILogger<PlacedSe
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
         foreach (var session in sessions)
         {
-            await SessionStateWriter.ApplyAsync(connection, transaction, agentId, session, cancellationToken);
+            await SessionStateWriter.ApplyAsync(connection, transaction, agentId, session, metrics, cancellationToken);
         }
 
         await transaction.CommitAsync(cancellationToken);
@@ -38,7 +39,7 @@ public sealed class PlacedSessions(NpgsqlDataSource dataSource, ILogger<PlacedSe
 
     public Task<bool> ApplyAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string agentId, ReportedSession session,
         CancellationToken cancellationToken) =>
-        SessionStateWriter.ApplyAsync(connection, transaction, agentId, session, cancellationToken);
+        SessionStateWriter.ApplyAsync(connection, transaction, agentId, session, metrics, cancellationToken);
 
     public async Task<IReadOnlyList<string>> FailLostAsync(string agentId, IReadOnlyList<ReportedSession> reported, string reason,
         CancellationToken cancellationToken)
@@ -50,7 +51,7 @@ public sealed class PlacedSessions(NpgsqlDataSource dataSource, ILogger<PlacedSe
             new { agentId, Running = SessionState.Running.ToName(), Hibernated = SessionState.Hibernated.ToName(), reported = reported.Select(s => s.SessionId).ToArray() }, transaction, cancellationToken: cancellationToken))).ToList();
         foreach (var sessionId in lost)
         {
-            await SessionStateWriter.ApplyAsync(connection, transaction, agentId, new ReportedSession(sessionId, SessionState.Failed, reason), cancellationToken);
+            await SessionStateWriter.ApplyAsync(connection, transaction, agentId, new ReportedSession(sessionId, SessionState.Failed, reason), metrics, cancellationToken);
         }
 
         await transaction.CommitAsync(cancellationToken);

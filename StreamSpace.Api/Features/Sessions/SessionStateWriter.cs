@@ -2,6 +2,7 @@ using System.Text.Json;
 using Dapper;
 using Npgsql;
 using StreamSpace.Api.Features.Audit;
+using StreamSpace.Api.Infrastructure.Metrics;
 using StreamSpace.Contracts;
 
 namespace StreamSpace.Api.Features.Sessions;
@@ -16,7 +17,7 @@ public static class SessionStateWriter
 
     /// <summary>Applies a state the agent that runs the session reported; returns false when nothing changed or the report is stale.</summary>
     public static async Task<bool> ApplyAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string agentId,
-        ReportedSession reported, CancellationToken cancellationToken)
+        ReportedSession reported, ApiMetrics metrics, CancellationToken cancellationToken)
     {
         var current = await connection.QuerySingleOrDefaultAsync<(string State, string? FailureReason)?>(new CommandDefinition(
             "SELECT state, failure_reason FROM sessions WHERE id = @SessionId AND agent_id = @agentId FOR UPDATE",
@@ -41,7 +42,7 @@ public static class SessionStateWriter
         }
 
         await ChangeAsync(connection, transaction, new Actor(null, $"agent:{agentId}"), reported.SessionId, from, reported.State,
-            reported.FailureReason, metadata, cancellationToken);
+            reported.FailureReason, metadata, cancellationToken, metrics);
         return true;
     }
 
@@ -62,11 +63,16 @@ public static class SessionStateWriter
         return moved;
     }
 
-    /// <summary>Moves the session to a new state, audits it and notifies live clients on commit.</summary>
+    /// <summary>
+    /// Moves the session to a new state, audits it and notifies live clients on commit. A launch's end (running, or
+    /// failed before it ran) goes into <paramref name="metrics"/> when given; it is recorded before the caller commits,
+    /// so a rolled-back change would still count: none of the callers rolls back after a successful change.
+    /// </summary>
     public static async Task ChangeAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, Actor actor, string sessionId,
-        SessionState from, SessionState to, string? failureReason, string? platformMetadata, CancellationToken cancellationToken)
+        SessionState from, SessionState to, string? failureReason, string? platformMetadata, CancellationToken cancellationToken,
+        ApiMetrics? metrics = null)
     {
-        await connection.ExecuteAsync(new CommandDefinition(
+        var launch = await connection.QuerySingleAsync<(double Seconds, string Platform)>(new CommandDefinition(
             """
             UPDATE sessions SET state = @to, failure_reason = @failureReason,
                 platform_metadata = coalesce(@platformMetadata::jsonb, platform_metadata),
@@ -74,11 +80,24 @@ public static class SessionStateWriter
                 stopped_at = CASE WHEN @ended THEN coalesce(stopped_at, now()) ELSE stopped_at END,
                 updated_at = now()
             WHERE id = @sessionId
+            RETURNING extract(epoch FROM now() - created_at)::float8, coalesce(platform, 'unknown')
             """, new
             {
                 sessionId, to = to.ToName(), failureReason, platformMetadata,
                 started = to == SessionState.Running, ended = to is SessionState.Stopped or SessionState.Failed,
             }, transaction, cancellationToken: cancellationToken));
+        if (metrics is not null && from is SessionState.Pending or SessionState.Starting)
+        {
+            if (to == SessionState.Running)
+            {
+                metrics.SessionStarted(launch.Platform, TimeSpan.FromSeconds(launch.Seconds));
+            }
+            else if (to == SessionState.Failed)
+            {
+                metrics.SessionStartFailed(failureReason);
+            }
+        }
+
         await connection.WriteAsync(actor, "session.state_changed", "session", sessionId,
             new { From = from, To = to, Reason = failureReason }, transaction, cancellationToken);
         await NotifyAsync(connection, transaction, sessionId, cancellationToken);

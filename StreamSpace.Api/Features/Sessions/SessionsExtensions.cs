@@ -24,6 +24,7 @@ public static class SessionsExtensions
         builder.Services.AddSingleton<SessionEventHub>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<SessionEventHub>());
         builder.Services.AddSingleton<IDatabaseNotificationHandler>(sp => sp.GetRequiredService<SessionEventHub>());
+        builder.Services.AddHostedService<SessionCountsMonitor>();
         return builder;
     }
 

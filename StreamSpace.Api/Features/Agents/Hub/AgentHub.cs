@@ -248,9 +248,11 @@ public sealed class AgentHub(
                 break;
             case CommandAckMessage ack:
                 await commands.MarkAckedAsync(connection.AgentId, ack.CommandId, cancellationToken);
+                metrics.CommandAnswered("ack", ack.CommandId);
                 break;
             case CommandResultMessage result:
                 await commands.CompleteAsync(connection.AgentId, result, cancellationToken);
+                metrics.CommandAnswered("result", result.CommandId);
                 break;
             case AgentChecksMessage report:
                 await store.RecordChecksAsync(connection.AgentId, report.Checks, cancellationToken);

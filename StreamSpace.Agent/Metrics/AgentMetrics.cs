@@ -1,0 +1,50 @@
+using System.Diagnostics.Metrics;
+using StreamSpace.Agent.ControlPlane;
+
+namespace StreamSpace.Agent.Metrics;
+
+/// <summary>
+/// Every measurement the agent exports, in one place: served at <c>/metrics</c> on AGENT_HEALTH_PORT (Prometheus) and,
+/// with the service defaults, sent to the Aspire dashboard (OTLP). Units let the exporter append <c>_bytes</c> and
+/// <c>_total</c>; names do not repeat them. No label carries per-user data.
+/// </summary>
+public sealed class AgentMetrics
+{
+    public const string MeterName = "StreamSpace.Agent";
+
+    private readonly UpDownCounter<long> dataConnections;
+    private readonly Counter<long> splicedBytes;
+    private readonly Counter<long> controlReconnects;
+
+    public AgentMetrics(IMeterFactory meters, ControlPlaneClient client)
+    {
+        var meter = meters.Create(MeterName);
+        meter.CreateObservableGauge("streamspace_agent_control_connected", () => client.IsConnected ? 1 : 0, "{connection}",
+            "1 while the agent's control connection to the control plane is up, else 0.");
+        dataConnections = meter.CreateUpDownCounter<long>("streamspace_agent_data_connections", "{connection}",
+            "Viewer data connections open, by path (raw, websocket, mux) and whether splice(2) moves their bytes.");
+        splicedBytes = meter.CreateCounter<long>("streamspace_agent_spliced", "By",
+            "VNC bytes the agent moved between a session and its viewers, to the viewer and from it.");
+        controlReconnects = meter.CreateCounter<long>("streamspace_agent_control_reconnects", "{reconnect}",
+            "Reconnects of the control connection, by cause (e.g. replica_stopping, reset, refused, unauthorized).");
+    }
+
+    /// <summary>A viewer's data connection opened; <paramref name="path"/> is raw, websocket or mux.</summary>
+    public void DataConnectionOpened(string path, bool spliced) => dataConnections.Add(1, Path(path), Splice(spliced));
+
+    /// <summary>A data connection <see cref="DataConnectionOpened"/> counted closed; the same arguments.</summary>
+    public void DataConnectionClosed(string path, bool spliced) => dataConnections.Add(-1, Path(path), Splice(spliced));
+
+    /// <summary>Bytes moved from the session's VNC server to a viewer.</summary>
+    public void BytesToViewer(long bytes) => splicedBytes.Add(bytes, new KeyValuePair<string, object?>("direction", "to_viewer"));
+
+    /// <summary>Bytes moved from a viewer to the session's VNC server.</summary>
+    public void BytesFromViewer(long bytes) => splicedBytes.Add(bytes, new KeyValuePair<string, object?>("direction", "from_viewer"));
+
+    /// <summary>The control connection is being made again; <paramref name="cause"/> is a short fixed word, never a message.</summary>
+    public void ControlReconnected(string cause) => controlReconnects.Add(1, new KeyValuePair<string, object?>("cause", cause));
+
+    private static KeyValuePair<string, object?> Path(string path) => new("path", path);
+
+    private static KeyValuePair<string, object?> Splice(bool spliced) => new("splice", spliced ? "true" : "false");
+}
