@@ -10,7 +10,10 @@ namespace StreamSpace.Tests.Api.Infrastructure;
 /// <summary>
 /// <c>/metrics</c> on the API and on the agent's health port, as Prometheus scrapes them: parsed strictly as the text
 /// exposition format, and moved by what a user does (an agent connects, a session launches).
+/// Alone: OpenTelemetry listens to every meter of a name in the process, whichever host created it, so the API hosts of
+/// other test classes would add their launches and agents to these figures (a process in production has one host).
 /// </summary>
+[Collection(MetricsCollection.Name)]
 public sealed class MetricsTests
 {
     [Fact]
@@ -66,4 +69,10 @@ public sealed class MetricsTests
         Assert.StartsWith("text/plain", response.Content.Headers.ContentType?.MediaType ?? "");
         return PrometheusText.Parse(await response.Content.ReadAsStringAsync());
     }
+}
+
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class MetricsCollection
+{
+    public const string Name = "Metrics (alone in the process)";
 }
