@@ -20,6 +20,7 @@ public sealed class RenderedChart
     public const string ExternalPostgresCase = "external-postgresql";
     public const string NetworkPolicyAndIngressCase = "networkpolicy-ingress";
     public const string NoAgentSectionCase = "no-k8s-agent-section";
+    public const string MetricsCase = "metrics";
 
     private static readonly SemaphoreSlim RenderLock = new(1, 1);
     private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, Task<RenderedChart>> Loaded = new();
@@ -59,7 +60,8 @@ public sealed class RenderedChart
         try
         {
             // strict: a misspelt field (readinessprobe, secretKeyref) fails here instead of being dropped by the API server.
-            var objects = KubernetesYaml.LoadAllFromString(yaml, strict: true)
+            // The Prometheus Operator's kinds beside Kubernetes' own, parsed as strictly.
+            var objects = KubernetesYaml.LoadAllFromString(yaml, new Dictionary<string, Type>(PrometheusMonitor.TypeMap), strict: true)
                 .Select(o => o as IKubernetesObject<V1ObjectMeta>
                     ?? throw new InvalidOperationException($"an object without metadata: {o}"))
                 .ToList();

@@ -284,3 +284,31 @@ affinity:
   {{- toYaml . | nindent 2 }}
 {{- end }}
 {{- end -}}
+
+{{/*
+A Deployment's rollout for a component of several replicas: a new pod is ready before an old one goes, so a rolling
+update never lowers the ready count. (dict "ctx" $ "component" "api")
+*/}}
+{{- define "streamspace.rollingUpdate" -}}
+strategy:
+  type: RollingUpdate
+  rollingUpdate:
+    maxUnavailable: 0
+    maxSurge: 1
+{{- end -}}
+
+{{/*
+Spreads a component's pods over nodes and zones. ScheduleAnyway: a preference, so a single-node cluster still schedules
+every replica. (dict "ctx" $ "component" "api")
+*/}}
+{{- define "streamspace.topologySpread" -}}
+topologySpreadConstraints:
+  {{- range list "kubernetes.io/hostname" "topology.kubernetes.io/zone" }}
+  - maxSkew: 1
+    topologyKey: {{ . }}
+    whenUnsatisfiable: ScheduleAnyway
+    labelSelector:
+      matchLabels:
+        {{- include "streamspace.selectorLabels" (dict "ctx" $.ctx "component" $.component) | nindent 8 }}
+  {{- end }}
+{{- end -}}
