@@ -11,6 +11,13 @@ var agentKey = builder.AddParameter("agent-key", new GenerateParameterDefault { 
 
 const string localAgentId = "local-agent";
 
+// How many API processes run behind Aspire's proxy on the API's port (`./streamspace up --replicas N`); 1 by default.
+var apiReplicas = builder.Configuration["StreamSpace:ApiReplicas"] is { Length: > 0 } configuredReplicas
+    ? int.TryParse(configuredReplicas, out var parsedReplicas) && parsedReplicas is >= 1 and <= 8
+        ? parsedReplicas
+        : throw new InvalidOperationException($"StreamSpace:ApiReplicas is '{configuredReplicas}'; use a whole number from 1 to 8.")
+    : 1;
+
 var api = builder.AddProject<Projects.StreamSpace_Api>("api")
     .WithReference(database)
     .WaitFor(database)
@@ -20,6 +27,10 @@ var api = builder.AddProject<Projects.StreamSpace_Api>("api")
     // The local agent's credential is provisioned, not registered by hand; the key works for this agent id only.
     .WithEnvironment("PROVISIONED_AGENT_ID", localAgentId)
     .WithEnvironment("PROVISIONED_AGENT_KEY", agentKey)
+    // Agents' data connections dial each replica directly, on a port of its own (0: any free one) on loopback.
+    .WithEnvironment("DATA_PORT", "0")
+    .WithEnvironment("REPLICA_ADDRESS", "127.0.0.1")
+    .WithReplicas(apiReplicas)
     .WithHttpHealthCheck("/health");
 
 // The agent's data holds users' homes, which session accounts (other uids) enter, so it may need to live outside the
