@@ -117,6 +117,34 @@ public sealed class WebUiTests(WebFixture fixture) : IClassFixture<WebFixture>
     }
 
     [Fact]
+    public async Task Interactive_pages_run_their_circuit_over_one_websocket_without_a_negotiate_request_so_any_replica_serves_it()
+    {
+        var username = await fixture.NewUserAsync("circuit");
+        var page = await fixture.NewPageAsync();
+        var negotiations = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        var sockets = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        page.Request += (_, request) =>
+        {
+            if (request.Url.Contains("/_blazor/negotiate", StringComparison.Ordinal))
+            {
+                negotiations.Enqueue(request.Url);
+            }
+        };
+        page.WebSocket += (_, socket) => sockets.Enqueue(socket.Url);
+
+        await WebFixture.LogInAsync(page, username, WebFixture.UserPassword);
+        await page.GetByRole(AriaRole.Link, new() { Name = "My sessions" }).ClickAsync();
+        // Live once the circuit runs.
+        await Assertions.Expect(page.Locator(".live-indicator")).ToHaveTextAsync("Live");
+
+        // A negotiated connection is valid only on the replica that answered the negotiate; a circuit that opens its
+        // WebSocket straight away can land on any replica, so the web UI needs no sticky sessions.
+        Assert.Empty(negotiations);
+        Assert.Contains(sockets, url => new Uri(url).AbsolutePath == "/_blazor");
+        await page.Context.CloseAsync();
+    }
+
+    [Fact]
     public async Task My_sessions_shows_a_stop_made_through_the_api_without_a_reload()
     {
         using var session = await NewUserWithRunningSessionAsync("live");
