@@ -16,6 +16,13 @@ public sealed class AppHostTests
 {
     private const string AdminPassword = "apphost-test-admin-password";
 
+    /// <summary>
+    /// API processes behind Aspire's proxy, as `./streamspace up --replicas N` runs them. Two (issue 16's distributed
+    /// test) once commands and tickets reach across replicas: until then a launch through the replica that does not hold
+    /// the agent stays pending (tried: 2 replicas come up healthy and the agent online, then the launch waits).
+    /// </summary>
+    private const int ApiReplicas = 1;
+
     [Fact]
     public async Task Without_containers_the_apphost_runs_local_postgres_and_serves_api_health_and_web_and_a_desktop_through_vnc()
     {
@@ -33,7 +40,7 @@ public sealed class AppHostTests
         {
             // As `./streamspace up` passes them: the agent's data folder, and no per-user accounts unless run as root.
             string[] args = [$"StreamSpace:StateDirectory={state}", $"StreamSpace:AgentDataDirectory={agentData}", "StreamSpace:Postgres=local",
-                $"Parameters:admin-password={AdminPassword}"];
+                $"Parameters:admin-password={AdminPassword}", $"StreamSpace:ApiReplicas={ApiReplicas}"];
             if (Environment.UserName != "root")
             {
                 args = [.. args, "StreamSpace:LocalIsolation=none"];

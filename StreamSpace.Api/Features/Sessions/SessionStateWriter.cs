@@ -72,7 +72,7 @@ public static class SessionStateWriter
         SessionState from, SessionState to, string? failureReason, string? platformMetadata, CancellationToken cancellationToken,
         ApiMetrics? metrics = null)
     {
-        var launch = await connection.QuerySingleAsync<(double Seconds, string Platform)>(new CommandDefinition(
+        var launch = await connection.QuerySingleOrDefaultAsync<(double Seconds, string Platform)?>(new CommandDefinition(
             """
             UPDATE sessions SET state = @to, failure_reason = @failureReason,
                 platform_metadata = coalesce(@platformMetadata::jsonb, platform_metadata),
@@ -86,11 +86,11 @@ public static class SessionStateWriter
                 sessionId, to = to.ToName(), failureReason, platformMetadata,
                 started = to == SessionState.Running, ended = to is SessionState.Stopped or SessionState.Failed,
             }, transaction, cancellationToken: cancellationToken));
-        if (metrics is not null && from is SessionState.Pending or SessionState.Starting)
+        if (metrics is not null && launch is { } started && from is SessionState.Pending or SessionState.Starting)
         {
             if (to == SessionState.Running)
             {
-                metrics.SessionStarted(launch.Platform, TimeSpan.FromSeconds(launch.Seconds));
+                metrics.SessionStarted(started.Platform, TimeSpan.FromSeconds(started.Seconds));
             }
             else if (to == SessionState.Failed)
             {

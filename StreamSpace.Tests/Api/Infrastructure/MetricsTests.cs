@@ -62,6 +62,33 @@ public sealed class MetricsTests
             TimeSpan.FromSeconds(10), "streamspace_agents_connected to drop the stopped agent");
     }
 
+    [Fact]
+    public async Task A_launch_the_agent_reports_failed_counts_under_its_bucketed_reason_and_in_the_sessions_gauge()
+    {
+        await using var api = new ApiFactory(await SharedPostgres.CreateDatabaseAsync()).Start();
+        using var scraper = new HttpClient { BaseAddress = api.BaseAddress };
+        using var agent = await RawAgentSocket.ConnectAcceptedAsync(api.AgentHubUrl, "metrics-raw", await api.RegisterAgentAsync("metrics-raw"));
+        await agent.SendHelloAsync(heartbeatSeconds: 30);
+        Assert.IsType<WelcomeMessage>(await agent.ReceiveAsync(TimeSpan.FromSeconds(10)));
+
+        using var user = await api.NewUserClientAsync();
+        var session = await user.LaunchAsync();
+        // The reason as the kubernetes platform words it; the label is its bucket, never the text (which names images).
+        await agent.SendAsync(new SessionStateMessage(new ReportedSession(session.Id, SessionState.Failed,
+            "image pull failed: Back-off pulling image \"registry.example.com/private/desktop:1\"")));
+        await user.WaitForStateAsync(session.Id, SessionState.Failed);
+
+        var scrape = await ScrapeAsync(scraper);
+        Assert.Equal(1, scrape.Sum("streamspace_session_start_failures_total", ("reason", "image_pull")));
+        Assert.Equal(1, scrape.Sum("streamspace_session_start_failures_total"));
+        Assert.Equal(0, scrape.Sum("streamspace_session_start_duration_seconds_count"));
+        Assert.DoesNotContain(scrape.Samples, s => s.Labels.Values.Any(v => v.Contains("registry.example.com", StringComparison.Ordinal)));
+
+        // The sessions gauge follows within its 15 s count.
+        await Eventually.TrueAsync(async () => (await ScrapeAsync(scraper)).Sum("streamspace_sessions", ("state", "failed"), ("platform", "local")) == 1,
+            TimeSpan.FromSeconds(20), "streamspace_sessions to count the failed session");
+    }
+
     private static async Task<PrometheusText> ScrapeAsync(HttpClient scraper)
     {
         var response = await scraper.GetAsync("/metrics");
