@@ -1,5 +1,4 @@
 using System.Diagnostics.Metrics;
-using StreamSpace.Agent.ControlPlane;
 
 namespace StreamSpace.Agent.Metrics;
 
@@ -15,11 +14,12 @@ public sealed class AgentMetrics
     private readonly UpDownCounter<long> dataConnections;
     private readonly Counter<long> splicedBytes;
     private readonly Counter<long> controlReconnects;
+    private Func<bool> controlConnected = () => false;
 
-    public AgentMetrics(IMeterFactory meters, ControlPlaneClient client)
+    public AgentMetrics(IMeterFactory meters)
     {
         var meter = meters.Create(MeterName);
-        meter.CreateObservableGauge("streamspace_agent_control_connected", () => client.IsConnected ? 1 : 0, "{connection}",
+        meter.CreateObservableGauge("streamspace_agent_control_connected", () => controlConnected() ? 1 : 0, "{connection}",
             "1 while the agent's control connection to the control plane is up, else 0.");
         dataConnections = meter.CreateUpDownCounter<long>("streamspace_agent_data_connections", "{connection}",
             "Viewer data connections open, by path (raw, websocket, mux) and whether splice(2) moves their bytes.");
@@ -28,6 +28,9 @@ public sealed class AgentMetrics
         controlReconnects = meter.CreateCounter<long>("streamspace_agent_control_reconnects", "{reconnect}",
             "Reconnects of the control connection, by cause (e.g. replica_stopping, reset, refused, unauthorized).");
     }
+
+    /// <summary>Where <c>streamspace_agent_control_connected</c> reads whether the control connection is up, at each scrape.</summary>
+    public void ObserveControlConnection(Func<bool> connected) => controlConnected = connected;
 
     /// <summary>A viewer's data connection opened; <paramref name="path"/> is raw, websocket or mux.</summary>
     public void DataConnectionOpened(string path, bool spliced) => dataConnections.Add(1, Path(path), Splice(spliced));

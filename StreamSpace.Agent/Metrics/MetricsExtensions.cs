@@ -1,4 +1,5 @@
 using OpenTelemetry.Metrics;
+using StreamSpace.Agent.ControlPlane;
 
 namespace StreamSpace.Agent.Metrics;
 
@@ -15,7 +16,13 @@ public static class MetricsExtensions
         services.AddSingleton<AgentMetrics>();
         // As instrumentation, so the instruments exist from the first scrape on, whoever uses them first.
         var builder = services.AddOpenTelemetry().WithMetrics(metrics => metrics.AddMeter(AgentMetrics.MeterName)
-            .AddInstrumentation(sp => sp.GetRequiredService<AgentMetrics>()));
+            .AddInstrumentation(sp =>
+            {
+                var agentMetrics = sp.GetRequiredService<AgentMetrics>();
+                var client = sp.GetRequiredService<ControlPlaneClient>();
+                agentMetrics.ObserveControlConnection(() => client.IsConnected);
+                return agentMetrics;
+            }));
         if (settings.HealthPort != 0)
         {
             builder.WithMetrics(metrics => metrics.AddPrometheusHttpListener(listener =>

@@ -1,7 +1,9 @@
+using System.Diagnostics.Metrics;
 using System.Text.Json;
 using System.Text.RegularExpressions;
 using k8s;
 using k8s.Models;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace StreamSpace.Tests.Chart;
 
@@ -137,6 +139,10 @@ public sealed partial class ChartAvailabilityTests
         var expressions = json.GetProperty("panels").EnumerateArray()
             .SelectMany(p => p.GetProperty("targets").EnumerateArray()).Select(t => t.GetProperty("expr").GetString()!).ToList();
         var metrics = expressions.SelectMany(e => MetricName().Matches(e).Select(m => m.Value)).ToHashSet();
+        // Every metric the dashboard queries is one the API or the agent exports, under the name the exporter gives it.
+        var exported = ExportedMetricNames();
+        Assert.All(metrics, name => Assert.True(exported.Any(e => name == e || SeriesSuffixes.Any(suffix => name == e + suffix)),
+            $"the dashboard queries {name}, which neither the API nor the agent exports ({string.Join(", ", exported)})"));
         foreach (var shown in new[]
         {
             "streamspace_sessions", "streamspace_session_start_duration_seconds_bucket", "streamspace_session_start_failures_total",
@@ -146,6 +152,38 @@ public sealed partial class ChartAvailabilityTests
         {
             Assert.Contains(shown, metrics);
         }
+    }
+
+    private static readonly string[] SeriesSuffixes = ["_bucket", "_sum", "_count"];
+
+    /// <summary>
+    /// The Prometheus names of ApiMetrics' and AgentMetrics' instruments, as OpenTelemetry's exporter spells them: the
+    /// unit's suffix (s → _seconds, By → _bytes; {…} annotations add none), then _total for counters.
+    /// </summary>
+    private static HashSet<string> ExportedMetricNames()
+    {
+        var names = new HashSet<string>(StringComparer.Ordinal);
+        using var listener = new MeterListener();
+        listener.InstrumentPublished = (instrument, _) =>
+        {
+            if (instrument.Meter.Name is StreamSpace.Api.Infrastructure.Metrics.ApiMetrics.MeterName or StreamSpace.Agent.Metrics.AgentMetrics.MeterName)
+            {
+                var unit = instrument.Unit switch { "s" => "_seconds", "By" => "_bytes", _ => "" };
+                var total = instrument.GetType().Name.StartsWith("Counter", StringComparison.Ordinal) ? "_total" : "";
+                lock (names)
+                {
+                    names.Add(instrument.Name + unit + total);
+                }
+            }
+        };
+        listener.Start();
+        var services = new ServiceCollection().AddMetrics()
+            .AddSingleton<StreamSpace.Api.Infrastructure.Metrics.ApiMetrics>()
+            .AddSingleton<StreamSpace.Agent.Metrics.AgentMetrics>();
+        using var provider = services.BuildServiceProvider();
+        provider.GetRequiredService<StreamSpace.Api.Infrastructure.Metrics.ApiMetrics>();
+        provider.GetRequiredService<StreamSpace.Agent.Metrics.AgentMetrics>();
+        return names;
     }
 
     [GeneratedRegex(@"\bstreamspace_[a-z_]+\b")]
