@@ -335,15 +335,17 @@ public sealed class ReplicaCluster : IAsyncLifetime
     }
 
     /// <summary>Terminates the replica's connection that LISTENs for notifications, as a network blip or a PostgreSQL restart would.</summary>
-    public async Task KillListeningConnectionAsync(ApiReplica replica)
+    public async Task KillListeningConnectionAsync(ApiReplica replica) => Assert.Equal(1, await KillListeningConnectionsAsync(replica));
+
+    /// <summary>Terminates the replica's listening connection if it has one now; how many were terminated.</summary>
+    public async Task<int> KillListeningConnectionsAsync(ApiReplica replica)
     {
         await using var connection = new NpgsqlConnection(ConnectionString);
-        var killed = await connection.ExecuteScalarAsync<int>(
+        return await connection.ExecuteScalarAsync<int>(
             """
             SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity
                 WHERE datname = current_database() AND application_name = @name AND query LIKE 'LISTEN%') t
             """, new { name = ApplicationName(replica.Name) });
-        Assert.Equal(1, killed);
     }
 
     public async Task<HttpClient> AdminClientAsync(Uri baseAddress) =>

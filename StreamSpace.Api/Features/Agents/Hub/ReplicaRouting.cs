@@ -118,11 +118,13 @@ public sealed class AgentRelay(AgentHub hub, ReplicaIdentity identity, ILogger<A
 
 /// <summary>
 /// Every <see cref="Every"/>, sends the agents held here their commands pending for more than <see cref="Overdue"/>:
-/// NOTIFY is best-effort (lost while a listening connection re-opens), so it must not be the only path.
+/// NOTIFY is best-effort (lost while a listening connection re-opens), so it must not be the only path. A lost
+/// notification therefore delays a command by at most Every + Overdue, 3 s; the query, on the open-commands index, runs
+/// only while this replica holds agents.
 /// </summary>
 public sealed class CommandSweep(AgentHub hub, AgentCommandQueue commands, ILogger<CommandSweep> logger) : BackgroundService
 {
-    public static readonly TimeSpan Every = TimeSpan.FromSeconds(5);
+    public static readonly TimeSpan Every = TimeSpan.FromSeconds(1);
     public static readonly TimeSpan Overdue = TimeSpan.FromSeconds(2);
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)

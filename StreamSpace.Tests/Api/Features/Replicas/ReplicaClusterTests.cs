@@ -79,6 +79,49 @@ public sealed class ReplicaClusterTests(ReplicaCluster cluster) : IClassFixture<
         Assert.InRange(await SendDelayAsync(id, CommandTypes.StartSession), TimeSpan.Zero, TimeSpan.FromSeconds(5));
     }
 
+    [Fact]
+    public async Task Live_session_events_on_both_replicas_see_a_launch_made_through_one_also_after_the_other_lost_its_notifications()
+    {
+        var (a, b) = (cluster.Replicas[0], cluster.Replicas[1]);
+        using var viaA = await cluster.AdminClientAsync(a.BaseAddress);
+        await using var eventsOnA = await SessionEvents.OpenAsync(a.BaseAddress, viaA);
+        await using var eventsOnB = await SessionEvents.OpenAsync(b.BaseAddress, viaA);
+
+        var first = (await viaA.LaunchAsync()).Id;
+        await eventsOnA.WaitForAsync(first, SessionState.Running);
+        await eventsOnB.WaitForAsync(first, SessionState.Running);
+        SessionState[] lifecycle = [SessionState.Pending, SessionState.Starting, SessionState.Running];
+        foreach (var seen in new[] { eventsOnA.StatesOf(first), eventsOnB.StatesOf(first) })
+        {
+            // A quick step can fold into the next one (each event is the session as read), but none goes backwards.
+            Assert.Equal(seen.OrderBy(state => Array.IndexOf(lifecycle, state)), seen);
+        }
+
+        // B loses its listening connection for the whole of the next launch, and every notification of it with it.
+        var second = (await viaA.LaunchAsync()).Id;
+        using (var keepKilling = new CancellationTokenSource())
+        {
+            var killer = Task.Run(async () =>
+            {
+                while (!keepKilling.IsCancellationRequested)
+                {
+                    await cluster.KillListeningConnectionsAsync(b);
+                    await Task.Delay(20);
+                }
+            });
+            await cluster.KillListeningConnectionsAsync(b);
+            await eventsOnA.WaitForAsync(second, SessionState.Running);
+            await keepKilling.CancelAsync();
+            await killer;
+        }
+
+        // Listening again, B catches up: its client is told the session runs, and B's session list says so at once.
+        await eventsOnB.WaitForAsync(second, SessionState.Running, TimeSpan.FromSeconds(10));
+        using var viaB = await cluster.AdminClientAsync(b.BaseAddress);
+        var listed = await (await viaB.GetAsync("/api/v1/sessions")).AssertJsonAsync<List<SessionResponse>>(HttpStatusCode.OK);
+        Assert.Equal(SessionState.Running, listed.Single(s => s.Id == second).State);
+    }
+
     /// <summary>How long after its commit the session's command of that type was sent to the agent.</summary>
     private async Task<TimeSpan> SendDelayAsync(string sessionId, string commandType)
     {
@@ -94,5 +137,80 @@ public sealed class ReplicaClusterTests(ReplicaCluster cluster) : IClassFixture<
     {
         await using var connection = new NpgsqlConnection(cluster.ConnectionString);
         return [.. await connection.QueryAsync<Guid>("SELECT id FROM api_replicas WHERE seen_at > now() - interval '15 seconds' AND NOT draining")];
+    }
+}
+
+/// <summary>A client of <c>/api/v1/sessions/events</c> that records every session state it is told, in order.</summary>
+public sealed class SessionEvents : IAsyncDisposable
+{
+    private readonly HttpClient client;
+    private readonly HttpResponseMessage response;
+    private readonly CancellationTokenSource stop = new();
+    private readonly List<SessionResponse> received = [];
+    private readonly Task reading;
+
+    private SessionEvents(HttpClient client, HttpResponseMessage response, StreamReader reader)
+    {
+        this.client = client;
+        this.response = response;
+        reading = ReadAsync(reader);
+    }
+
+    public static async Task<SessionEvents> OpenAsync(Uri baseAddress, HttpClient signedIn)
+    {
+        var client = new HttpClient { BaseAddress = baseAddress, Timeout = Timeout.InfiniteTimeSpan };
+        client.DefaultRequestHeaders.Authorization = signedIn.DefaultRequestHeaders.Authorization;
+        var response = await client.GetAsync("/api/v1/sessions/events", HttpCompletionOption.ResponseHeadersRead);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var reader = new StreamReader(await response.Content.ReadAsStreamAsync());
+        Assert.Equal(": connected", await reader.ReadLineAsync());
+        return new SessionEvents(client, response, reader);
+    }
+
+    public List<SessionState> StatesOf(string id)
+    {
+        lock (received)
+        {
+            return [.. received.Where(s => s.Id == id).Select(s => s.State)];
+        }
+    }
+
+    public Task WaitForAsync(string id, SessionState state, TimeSpan? timeout = null) =>
+        Eventually.TrueAsync(() => Task.FromResult(StatesOf(id).Contains(state) || reading.IsCompleted), timeout ?? TimeSpan.FromSeconds(30),
+            $"an event of session {id} in state {state.ToName()}").ContinueWith(t =>
+            {
+                t.GetAwaiter().GetResult();
+                Assert.True(StatesOf(id).Contains(state), $"the event stream ended before session {id} was {state.ToName()}: {reading.Exception?.GetBaseException().Message}");
+            }, TaskScheduler.Default);
+
+    private async Task ReadAsync(StreamReader reader)
+    {
+        while (await reader.ReadLineAsync(stop.Token) is { } line)
+        {
+            if (line.StartsWith("data: ", StringComparison.Ordinal))
+            {
+                var session = System.Text.Json.JsonSerializer.Deserialize<SessionResponse>(line["data: ".Length..], ApiJson.Options)!;
+                lock (received)
+                {
+                    received.Add(session);
+                }
+            }
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await stop.CancelAsync();
+        try
+        {
+            await reading;
+        }
+        catch (Exception e) when (e is OperationCanceledException or IOException or HttpRequestException)
+        {
+            // Closed by the test.
+        }
+
+        response.Dispose();
+        client.Dispose();
     }
 }
