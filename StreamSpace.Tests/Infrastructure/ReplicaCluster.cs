@@ -278,7 +278,9 @@ public sealed class ReplicaCluster : IAsyncLifetime
         Balancer = await HaproxyBalancer.StartAsync(ports);
         using var admin = await AdminClientAsync(Balancer.BaseAddress);
         var created = await (await admin.PostAsJsonAsync("/api/v1/agents", new { id = AgentId })).AssertJsonAsync(System.Net.HttpStatusCode.Created);
-        Agent = await AgentHost.StartAsync(new Uri($"ws://127.0.0.1:{Balancer.Port}/agent/ws"), AgentId, created.GetProperty("key").GetString()!);
+        // Room for the sessions a whole test class leaves running (the concurrent-launch test alone starts 10).
+        Agent = await AgentHost.StartAsync(new Uri($"ws://127.0.0.1:{Balancer.Port}/agent/ws"), AgentId, created.GetProperty("key").GetString()!,
+            settings: new Dictionary<string, string?> { ["MAX_SESSIONS"] = "30" });
         await Agent.WaitUntilConnectedAsync();
     }
 
@@ -328,10 +330,14 @@ public sealed class ReplicaCluster : IAsyncLifetime
         return (holder!, replicas.First(r => r != holder)!);
     }
 
-    public async Task<Guid?> AgentReplicaIdAsync()
+    public async Task<Guid?> AgentReplicaIdAsync() => (await AgentConnectionAsync())?.ReplicaId;
+
+    /// <summary>The agent's current connection as the database records it: which replica, and when its hello was accepted.</summary>
+    public async Task<(Guid ReplicaId, DateTime ConnectedAt)?> AgentConnectionAsync()
     {
         await using var connection = new NpgsqlConnection(ConnectionString);
-        return await connection.ExecuteScalarAsync<Guid?>("SELECT replica_id FROM agents WHERE id = @AgentId AND status = 'online'", new { AgentId });
+        return await connection.QuerySingleOrDefaultAsync<(Guid ReplicaId, DateTime ConnectedAt)?>(
+            "SELECT replica_id, connected_at FROM agents WHERE id = @AgentId AND status = 'online' AND replica_id IS NOT NULL", new { AgentId });
     }
 
     /// <summary>Terminates the replica's connection that LISTENs for notifications, as a network blip or a PostgreSQL restart would.</summary>

@@ -122,6 +122,74 @@ public sealed class ReplicaClusterTests(ReplicaCluster cluster) : IClassFixture<
         Assert.Equal(SessionState.Running, listed.Single(s => s.Id == second).State);
     }
 
+    [Fact]
+    public async Task When_the_replica_holding_the_agent_is_killed_the_agent_is_back_on_the_other_within_5_seconds_and_its_session_runs_on()
+    {
+        var (holder, other) = await cluster.AgentHolderAsync();
+        using var admin = await cluster.AdminClientAsync(other.BaseAddress);
+        var id = (await admin.LaunchAsync()).Id;
+        await admin.WaitForStateAsync(id, SessionState.Running);
+        var statesBefore = await admin.StateChangesAsync(id);
+
+        var killedAt = DateTime.UtcNow;
+        await holder.KillAsync();
+        var otherId = await other.IdAsync();
+        await Eventually.TrueAsync(async () => await cluster.AgentConnectionAsync() is { } now && now.ReplicaId == otherId,
+            TimeSpan.FromSeconds(5), "the agent's hello to be accepted by the surviving replica");
+        Assert.True(await cluster.AgentConnectionAsync() is { } moved && moved.ConnectedAt >= killedAt.AddSeconds(-1), "the hello predates the kill");
+
+        // The session never noticed: still running, with no state change in the audit log.
+        Assert.Equal(SessionState.Running, (await admin.WaitForStateAsync(id, SessionState.Running)).State);
+        Assert.Equal(statesBefore, await admin.StateChangesAsync(id));
+
+        // And it still takes commands, now through the survivor.
+        Assert.Equal(HttpStatusCode.Accepted, (await admin.DeleteAsync($"/api/v1/sessions/{id}")).StatusCode);
+        await admin.WaitForStateAsync(id, SessionState.Stopped);
+    }
+
+    [Fact]
+    public async Task A_replica_stopped_with_SIGTERM_during_10_concurrent_launches_fails_none_and_runs_no_command_twice()
+    {
+        var (holder, other) = await cluster.AgentHolderAsync();
+        using var admin = await cluster.AdminClientAsync(cluster.Balancer.BaseAddress);
+        var executedBefore = cluster.Agent.Commands.Executed;
+
+        var launches = Enumerable.Range(0, 10).Select(_ => admin.LaunchAsync()).ToList();
+        await Task.WhenAny(launches);
+        await holder.TerminateAsync();
+
+        // Draining: its health check fails at once, so the balancer stops sending it new work.
+        using (var direct = holder.CreateClient())
+        {
+            await Eventually.TrueAsync(async () => await direct.GetAsync("/health") is { StatusCode: HttpStatusCode.ServiceUnavailable } health
+                && (await health.Content.ReadAsStringAsync()).Contains("draining"), TimeSpan.FromSeconds(1), "the stopping replica's /health to say draining");
+        }
+
+        var ids = (await Task.WhenAll(launches)).Select(s => s.Id).ToList();
+
+        // It moves the agent (4005) before it exits, by itself and cleanly; the agent is then on the other one.
+        Assert.Equal(0, await holder.WaitForExitAsync(TimeSpan.FromSeconds(20)));
+        Assert.Contains("All 1 agents said hello elsewhere", holder.Output);
+        Assert.Equal(await other.IdAsync(), await cluster.AgentReplicaIdAsync());
+
+        using var viaOther = await cluster.AdminClientAsync(other.BaseAddress);
+        foreach (var id in ids)
+        {
+            await viaOther.WaitForStateAsync(id, SessionState.Running, TimeSpan.FromSeconds(60));
+        }
+
+        await using var connection = new NpgsqlConnection(cluster.ConnectionString);
+        var commands = (await connection.QueryAsync<(string SessionId, string Status)>(
+            "SELECT session_id, status FROM agent_commands WHERE session_id = ANY(@ids)", new { ids = ids.ToArray() })).ToList();
+        Assert.Equal(ids.Order(), commands.Select(c => c.SessionId).Order());
+        Assert.All(commands, c => Assert.Equal("completed", c.Status));
+        Assert.Equal(10, cluster.Agent.Commands.Executed - executedBefore);
+        foreach (var id in ids)
+        {
+            Assert.DoesNotContain(SessionState.Failed, await viaOther.StateChangesAsync(id));
+        }
+    }
+
     /// <summary>How long after its commit the session's command of that type was sent to the agent.</summary>
     private async Task<TimeSpan> SendDelayAsync(string sessionId, string commandType)
     {
