@@ -30,7 +30,6 @@ CREATE TABLE failure_windows (
     subject     text NOT NULL,
     window_ends timestamptz NOT NULL,
     failures    integer NOT NULL DEFAULT 0,
-    reported    boolean NOT NULL DEFAULT false,
     PRIMARY KEY (limit_name, subject)
 );
 CREATE INDEX failure_windows_ends_idx ON failure_windows (window_ends);

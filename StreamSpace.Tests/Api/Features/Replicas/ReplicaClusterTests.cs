@@ -190,6 +190,27 @@ public sealed class ReplicaClusterTests(ReplicaCluster cluster) : IClassFixture<
         }
     }
 
+    [Fact]
+    public async Task Ten_failed_logins_spread_over_both_replicas_lock_the_username_on_both()
+    {
+        // LOGIN_ATTEMPTS_PER_MINUTE keeps its default of 10 in the cluster; every test client is the same loopback address.
+        var username = "victim-" + Guid.NewGuid().ToString("N")[..8];
+        var clients = cluster.Replicas.Select(r => r.CreateClient()).ToList();
+        for (var i = 0; i < 10; i++)
+        {
+            var answer = await clients[i % 2].PostAsJsonAsync("/api/v1/auth/login", new { username, password = $"guess-{i}" });
+            Assert.Equal(HttpStatusCode.Unauthorized, answer.StatusCode);
+        }
+
+        foreach (var client in clients)
+        {
+            var refused = await client.PostAsJsonAsync("/api/v1/auth/login", new { username, password = "guess-11" });
+            await refused.AssertProblemAsync(HttpStatusCode.TooManyRequests);
+            Assert.True(refused.Headers.RetryAfter?.Delta is { TotalSeconds: > 0 and <= 60 }, $"Retry-After: {refused.Headers.RetryAfter}");
+            client.Dispose();
+        }
+    }
+
     /// <summary>How long after its commit the session's command of that type was sent to the agent.</summary>
     private async Task<TimeSpan> SendDelayAsync(string sessionId, string commandType)
     {
