@@ -240,7 +240,7 @@ public sealed class AgentHub(
                     var supported = string.Join(", ", AgentProtocol.SupportedVersions);
                     logger.LogWarning("Refused agent {AgentId}: protocol version {Version} is not supported (supported: {Supported})",
                         connection.AgentId, hello.ProtocolVersion, supported);
-                    refusals.Record(connection.AgentId, $"protocol version {hello.ProtocolVersion} is not supported (supported: {supported})");
+                    await refusals.RecordAsync(connection.AgentId, $"protocol version {hello.ProtocolVersion} is not supported (supported: {supported})", stop.Token);
                     await connection.Socket.CloseAsync(AgentCloseCodes.UnsupportedProtocol,
                         $"protocol version {hello.ProtocolVersion} is not supported; supported: {supported}");
                     return;
@@ -317,7 +317,7 @@ public sealed class AgentHub(
                 new { channel = ConnectionsChannel, payload = $"{connection.AgentId} {connection.Id}" }, cancellationToken: cancellationToken));
         }
 
-        refusals.Forget(connection.AgentId);
+        await refusals.ForgetAsync(connection.AgentId, cancellationToken);
         await sessions.ApplyAsync(connection.AgentId, hello.Sessions, cancellationToken);
         await FailLostSessionsAsync(connection.AgentId, hello, cancellationToken);
         var unowned = await sessions.UnownedAsync(connection.AgentId, hello.Sessions, cancellationToken);
@@ -370,7 +370,7 @@ public sealed class AgentHub(
     private async Task CloseRevokedAsync(AgentConnection connection)
     {
         logger.LogWarning("Closing agent {AgentId}'s connection: its credential was revoked or replaced", connection.AgentId);
-        refusals.Record(connection.AgentId, "its credential was revoked or replaced while it was connected");
+        await refusals.RecordAsync(connection.AgentId, "its credential was revoked or replaced while it was connected", CancellationToken.None);
         // The connection's own end (AcceptAsync's finally) removes it from the live set and marks the agent offline.
         await connection.Socket.CloseAsync(AgentCloseCodes.Revoked, "the agent's credential was revoked");
     }
