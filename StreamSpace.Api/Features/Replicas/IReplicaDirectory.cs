@@ -11,4 +11,7 @@ public interface IReplicaDirectory
 
     /// <summary>True while the replica refreshed its row within <see cref="ReplicaRegistry.AliveFor"/>.</summary>
     Task<bool> IsAliveAsync(Guid replicaId, CancellationToken cancellationToken);
+
+    /// <summary>True when another replica is alive and not draining: somewhere for this one's agents and viewers to go.</summary>
+    Task<bool> OthersAliveAsync(CancellationToken cancellationToken);
 }

@@ -55,6 +55,14 @@ public sealed class ReplicaDrain(ApiSettings settings, ReplicaRegistry registry,
             logger.LogWarning("Could not mark this replica draining in the database: {Reason}", e.Message);
         }
 
+        if (!await OthersAliveAsync(cancellationToken))
+        {
+            // The only replica (development, a single-replica install): nowhere to move anything, so no reason to wait.
+            logger.LogInformation("No other replica is alive; stopping without a drain");
+            await closing.CancelAsync();
+            return;
+        }
+
         await Task.Delay(settings.ShutdownDrainDelay, cancellationToken);
         // Resolved now, not at construction: the steps' features (the hub) depend on IReplicaDrain themselves.
         foreach (var step in services.GetServices<IReplicaDrainStep>())
@@ -71,6 +79,20 @@ public sealed class ReplicaDrain(ApiSettings settings, ReplicaRegistry registry,
         }
 
         await closing.CancelAsync();
+    }
+
+    private async Task<bool> OthersAliveAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await registry.OthersAliveAsync(cancellationToken);
+        }
+        catch (Exception e) when (e is NpgsqlException or TimeoutException)
+        {
+            // Without the database, assume the others run: draining costs a few seconds, a skipped drain drops agents.
+            logger.LogWarning("Could not tell whether other replicas run ({Reason}); draining anyway", e.Message);
+            return true;
+        }
     }
 
     public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default) =>

@@ -76,6 +76,14 @@ public sealed class ReplicaRegistry(NpgsqlDataSource dataSource, ReplicaIdentity
     public async Task<bool> IsAliveAsync(Guid replicaId, CancellationToken cancellationToken) =>
         await FindAsync(replicaId, cancellationToken) is { Alive: true };
 
+    public async Task<bool> OthersAliveAsync(CancellationToken cancellationToken)
+    {
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        return await connection.ExecuteScalarAsync<bool>(new CommandDefinition(
+            "SELECT EXISTS (SELECT 1 FROM api_replicas WHERE id <> @Id AND NOT draining AND seen_at > now() - make_interval(secs => @alive))",
+            new { identity.Id, alive = AliveFor.TotalSeconds }, cancellationToken: cancellationToken));
+    }
+
     private async Task RefreshAsync(CancellationToken cancellationToken)
     {
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
