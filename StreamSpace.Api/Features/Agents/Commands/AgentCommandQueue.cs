@@ -21,7 +21,11 @@ public static class CommandStatus
 /// </summary>
 public sealed class AgentCommandQueue(NpgsqlDataSource dataSource, IPlacedSessions sessions, ApiSettings settings, ILogger<AgentCommandQueue> logger)
 {
-    /// <summary>NOTIFYed with the agent id when a command for it commits, so the replica holding the agent sends it.</summary>
+    /// <summary>
+    /// NOTIFYed with "agent id[ origin replica id]" when a command for the agent commits, so the replica holding the
+    /// agent sends it. The origin replica sends its own commands after commit itself (<see cref="ISessionAgents.DeliverAsync"/>),
+    /// once it has read what the request answers, so it ignores its own notifications.
+    /// </summary>
     public const string NotifyChannel = "agent_commands";
 
     private sealed record OpenCommand(Guid Id, string CommandType, string? SessionId, string Payload, DateTime CreatedAt);
@@ -31,8 +35,9 @@ public sealed class AgentCommandQueue(NpgsqlDataSource dataSource, IPlacedSessio
     /// whichever replica holds the agent sends it. The caller's own replica may deliver it at once with
     /// <see cref="DeliverAsync"/> after commit; the two attempts are harmless, as delivery takes only pending rows.
     /// </summary>
+    /// <param name="origin">The replica writing the command, which delivers it itself after commit; null: any replica holding the agent does.</param>
     public static async Task<Guid> EnqueueAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string agentId, string? sessionId,
-        string commandType, object payload, CancellationToken cancellationToken)
+        string commandType, object payload, CancellationToken cancellationToken, Guid? origin = null)
     {
         var id = Guid.CreateVersion7();
         await connection.ExecuteAsync(new CommandDefinition(
@@ -43,7 +48,7 @@ public sealed class AgentCommandQueue(NpgsqlDataSource dataSource, IPlacedSessio
             new { id, agentId, sessionId, commandType, payload = JsonSerializer.Serialize(payload, AgentProtocol.Json) },
             transaction, cancellationToken: cancellationToken));
         await connection.ExecuteAsync(new CommandDefinition("SELECT pg_notify(@channel, @agentId)",
-            new { channel = NotifyChannel, agentId }, transaction, cancellationToken: cancellationToken));
+            new { channel = NotifyChannel, agentId = origin is { } replica ? $"{agentId} {replica}" : agentId }, transaction, cancellationToken: cancellationToken));
         return id;
     }
 

@@ -132,12 +132,15 @@ public sealed class AgentHub(
     }
 
     /// <summary>
-    /// Another replica accepted a hello of the agent: a connection of it here is an older one (half-open, or left by
-    /// an agent that moved), so it closes with 4001. The agents row already names the new one, so nothing goes offline.
+    /// A replica accepted a hello of the agent: a connection of it here that is no longer the agent's current one
+    /// (half-open, or left by an agent that moved) closes with 4001. The database decides, not the notification: one
+    /// delayed past a newer hello here must not close that newer connection. A connection still in its handshake is
+    /// left alone, since its own hello supersedes the notified one. Nothing goes offline: the row names the new one.
     /// </summary>
-    public async Task CloseIfReplacedAsync(string agentId, Guid currentConnectionId)
+    public async Task CloseIfReplacedAsync(string agentId, Guid notifiedConnectionId)
     {
-        if (live.TryGetValue(agentId, out var connection) && connection.Id != currentConnectionId
+        if (live.TryGetValue(agentId, out var connection) && connection.Id != notifiedConnectionId && connection.Welcomed
+            && !await store.IsCurrentAsync(agentId, connection.Id, CancellationToken.None)
             && live.TryRemove(new KeyValuePair<string, AgentConnection>(agentId, connection)))
         {
             logger.LogInformation("Agent {AgentId} connected to another replica; closing its connection here", agentId);
@@ -310,6 +313,7 @@ public sealed class AgentHub(
             return false;
         }
 
+        connection.Welcomed = true;
         await using (var db = await dataSource.OpenConnectionAsync(cancellationToken))
         {
             // Another replica still holding an older connection of this agent closes it (CloseIfReplacedAsync).

@@ -15,7 +15,7 @@ public sealed class SessionAgents(AgentHub hub, AgentStore store, IReplicaDirect
 {
     public Task EnqueueAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string agentId, string sessionId,
         string commandType, SessionCommandPayload payload, CancellationToken cancellationToken) =>
-        AgentCommandQueue.EnqueueAsync(connection, transaction, agentId, sessionId, commandType, payload, cancellationToken);
+        AgentCommandQueue.EnqueueAsync(connection, transaction, agentId, sessionId, commandType, payload, cancellationToken, origin: identity.Id);
 
     public async Task DeliverAsync(string agentId)
     {

@@ -48,8 +48,14 @@ public sealed class ReplicaClusterTests(ReplicaCluster cluster) : IClassFixture<
         }
     }
 
+    /// <summary>
+    /// Sent sooner than this, a command went by its NOTIFY: the sweep takes only commands pending for longer
+    /// (<see cref="StreamSpace.Api.Features.Agents.Hub.CommandSweep.Overdue"/>, 2 s). Measured, it takes milliseconds.
+    /// </summary>
+    private static readonly TimeSpan ByNotification = TimeSpan.FromSeconds(1.5);
+
     [Fact]
-    public async Task Commands_made_on_either_replica_reach_the_agent_within_a_second()
+    public async Task Commands_made_on_either_replica_reach_the_agent_by_notification_not_by_the_sweep()
     {
         var (holder, other) = await cluster.AgentHolderAsync();
         using var viaOther = await cluster.AdminClientAsync(other.BaseAddress);
@@ -58,12 +64,12 @@ public sealed class ReplicaClusterTests(ReplicaCluster cluster) : IClassFixture<
         // The start is committed on the replica without the agent: only the NOTIFY takes it to the holder.
         var id = (await viaOther.LaunchAsync()).Id;
         await viaOther.WaitForStateAsync(id, SessionState.Running);
-        Assert.InRange(await SendDelayAsync(id, CommandTypes.StartSession), TimeSpan.Zero, TimeSpan.FromSeconds(1));
+        Assert.InRange(await SendDelayAsync(id, CommandTypes.StartSession), TimeSpan.Zero, ByNotification);
 
         var stopped = await viaHolder.DeleteAsync($"/api/v1/sessions/{id}");
         Assert.Equal(HttpStatusCode.Accepted, stopped.StatusCode);
         await viaOther.WaitForStateAsync(id, SessionState.Stopped);
-        Assert.InRange(await SendDelayAsync(id, CommandTypes.StopSession), TimeSpan.Zero, TimeSpan.FromSeconds(1));
+        Assert.InRange(await SendDelayAsync(id, CommandTypes.StopSession), TimeSpan.Zero, ByNotification);
     }
 
     [Fact]
