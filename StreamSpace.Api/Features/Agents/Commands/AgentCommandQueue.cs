@@ -22,22 +22,22 @@ public static class CommandStatus
 public sealed class AgentCommandQueue(NpgsqlDataSource dataSource, IPlacedSessions sessions, ApiSettings settings, ILogger<AgentCommandQueue> logger)
 {
     /// <summary>
-    /// NOTIFYed with "agent id[ origin replica id]" when a command for the agent commits, so the replica holding the
-    /// agent sends it. The origin replica sends its own commands after commit itself (<see cref="ISessionAgents.DeliverAsync"/>),
-    /// once it has read what the request answers, so it ignores its own notifications.
+    /// NOTIFYed with "agent id origin-replica-id" once a command for the agent has committed and its request has read
+    /// what it answers (<see cref="NotifyAsync"/>), so the replica holding the agent sends it. Not in the command's own
+    /// transaction: a holder elsewhere could then have the agent acknowledge a start before the request read the new
+    /// session, and a launch's 202 would say starting instead of pending. A notification lost (or never sent, the
+    /// origin died after its commit) is made up for by <see cref="Hub.CommandSweep"/>.
     /// </summary>
     public const string NotifyChannel = "agent_commands";
 
     private sealed record OpenCommand(Guid Id, string CommandType, string? SessionId, string Payload, DateTime CreatedAt);
 
     /// <summary>
-    /// Writes a command in the caller's transaction, and NOTIFYs <see cref="NotifyChannel"/> in it, so that on commit
-    /// whichever replica holds the agent sends it. The caller's own replica may deliver it at once with
-    /// <see cref="DeliverAsync"/> after commit; the two attempts are harmless, as delivery takes only pending rows.
+    /// Writes a command in the caller's transaction. After commit, deliver it (<see cref="ISessionAgents.DeliverAsync"/>):
+    /// here if this replica holds the agent, and through <see cref="NotifyAsync"/> wherever it is held.
     /// </summary>
-    /// <param name="origin">The replica writing the command, which delivers it itself after commit; null: any replica holding the agent does.</param>
     public static async Task<Guid> EnqueueAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string agentId, string? sessionId,
-        string commandType, object payload, CancellationToken cancellationToken, Guid? origin = null)
+        string commandType, object payload, CancellationToken cancellationToken)
     {
         var id = Guid.CreateVersion7();
         await connection.ExecuteAsync(new CommandDefinition(
@@ -47,9 +47,15 @@ public sealed class AgentCommandQueue(NpgsqlDataSource dataSource, IPlacedSessio
             """,
             new { id, agentId, sessionId, commandType, payload = JsonSerializer.Serialize(payload, AgentProtocol.Json) },
             transaction, cancellationToken: cancellationToken));
-        await connection.ExecuteAsync(new CommandDefinition("SELECT pg_notify(@channel, @agentId)",
-            new { channel = NotifyChannel, agentId = origin is { } replica ? $"{agentId} {replica}" : agentId }, transaction, cancellationToken: cancellationToken));
         return id;
+    }
+
+    /// <summary>Tells every replica that the agent has new commands; the one holding it sends them (the origin ignores its own).</summary>
+    public async Task NotifyAsync(string agentId, Guid origin, CancellationToken cancellationToken)
+    {
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        await connection.ExecuteAsync(new CommandDefinition("SELECT pg_notify(@channel, @payload)",
+            new { channel = NotifyChannel, payload = $"{agentId} {origin}" }, cancellationToken: cancellationToken));
     }
 
     /// <summary>

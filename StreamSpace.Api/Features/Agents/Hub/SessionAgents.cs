@@ -10,13 +10,17 @@ namespace StreamSpace.Api.Features.Agents.Hub;
 /// The agents as the Sessions feature reaches them: commands through the queue (and its NOTIFY, which reaches the
 /// replica holding the agent), messages through this replica's hub or, for an agent held elsewhere, through the relay.
 /// </summary>
-public sealed class SessionAgents(AgentHub hub, AgentStore store, IReplicaDirectory replicas, ReplicaIdentity identity,
+public sealed class SessionAgents(AgentHub hub, AgentStore store, AgentCommandQueue commands, IReplicaDirectory replicas, ReplicaIdentity identity,
     NpgsqlDataSource dataSource, ILogger<SessionAgents> logger) : ISessionAgents
 {
     public Task EnqueueAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string agentId, string sessionId,
         string commandType, SessionCommandPayload payload, CancellationToken cancellationToken) =>
-        AgentCommandQueue.EnqueueAsync(connection, transaction, agentId, sessionId, commandType, payload, cancellationToken, origin: identity.Id);
+        AgentCommandQueue.EnqueueAsync(connection, transaction, agentId, sessionId, commandType, payload, cancellationToken);
 
+    /// <summary>
+    /// Sends the agent its new commands: here if this replica holds it, and through the NOTIFY wherever it is held
+    /// (also when a connection here is stale and the agent is current elsewhere).
+    /// </summary>
     public async Task DeliverAsync(string agentId)
     {
         try
@@ -25,7 +29,16 @@ public sealed class SessionAgents(AgentHub hub, AgentStore store, IReplicaDirect
         }
         catch (Exception e)
         {
-            logger.LogWarning("Agent {AgentId}'s new commands could not be sent now ({Reason}); they go when it next connects", agentId, e.Message);
+            logger.LogWarning("Agent {AgentId}'s new commands could not be sent from here now ({Reason})", agentId, e.Message);
+        }
+
+        try
+        {
+            await commands.NotifyAsync(agentId, identity.Id, CancellationToken.None);
+        }
+        catch (Exception e) when (e is NpgsqlException or TimeoutException)
+        {
+            logger.LogWarning("Could not notify the replicas of agent {AgentId}'s new commands ({Reason}); the sweep sends them", agentId, e.Message);
         }
     }
 
