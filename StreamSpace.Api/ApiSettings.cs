@@ -54,6 +54,9 @@ public sealed class ApiSettings : IValidatedSettings
     [Setting("PROVISIONED_AGENT_KEY", Secret = true, Help = "the provisioned agent's key; it authenticates that agent id only")]
     public string? ProvisionedAgentKey { get; set; }
 
+    [Setting("SHUTDOWN_DRAIN_DELAY", Help = "on SIGTERM, how long this replica answers /health with 503 before it moves its agents, so balancers stop sending it work")]
+    public TimeSpan ShutdownDrainDelay { get; set; } = TimeSpan.FromSeconds(2);
+
     [Setting("PUBLIC_URL", Help = "where users and agents outside the cluster reach StreamSpace, e.g. https://streamspace.example.com; empty: not advertised")]
     public string PublicUrl { get; set; } = "";
 
@@ -101,6 +104,11 @@ public sealed class ApiSettings : IValidatedSettings
         if (AdminPassword is { Length: > 0 and < Features.Users.PasswordRules.MinimumLength })
         {
             throw new InvalidSettingException("ADMIN_PASSWORD", $"is too short: it needs at least {Features.Users.PasswordRules.MinimumLength} characters.");
+        }
+
+        if (ShutdownDrainDelay < TimeSpan.Zero || ShutdownDrainDelay > TimeSpan.FromMinutes(1))
+        {
+            throw new InvalidSettingException("SHUTDOWN_DRAIN_DELAY", "must be between 0s and 1m.");
         }
 
         if (AgentMissedHeartbeats < 1)

@@ -24,7 +24,19 @@ public sealed class ControlPlaneClient(
     private static readonly string AgentVersion =
         typeof(ControlPlaneClient).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "dev";
 
+    /// <summary>A dead replica (node loss) is noticed within KeepAliveInterval + KeepAliveTimeout, 10 s.</summary>
+    public static readonly TimeSpan KeepAlive = TimeSpan.FromSeconds(5);
+
+    /// <summary>Short, so a dial to a dead replica's address gives way to the next pick soon.</summary>
+    public static readonly TimeSpan ConnectTimeout = TimeSpan.FromSeconds(3);
+
+    /// <summary>After a replica said it is stopping (4005): a random wait up to this, with no backoff growth.</summary>
+    public static readonly TimeSpan MoveJitter = TimeSpan.FromSeconds(1);
+
     private volatile AgentSocket? current;
+
+    /// <summary>The connection whose hello was welcomed; answers go on it, whichever connection the command came on.</summary>
+    private volatile AgentSocket? welcomed;
 
     /// <summary>True while a hello has been welcomed; the agent's readiness probe reports this.</summary>
     public bool IsConnected { get; private set; }
@@ -53,20 +65,31 @@ public sealed class ControlPlaneClient(
             socket.Options.SetRequestHeader(AgentProtocol.AgentIdHeader, settings.AgentId);
             socket.Options.SetRequestHeader("Authorization", $"Bearer {settings.AgentKey}");
             socket.Options.CollectHttpResponseDetails = true;
-            socket.Options.KeepAliveInterval = TimeSpan.FromSeconds(20);
+            socket.Options.KeepAliveInterval = KeepAlive;
+            socket.Options.KeepAliveTimeout = KeepAlive;
+            var moving = false;
             try
             {
                 using (var connectTimeout = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken))
                 {
-                    connectTimeout.CancelAfter(TimeSpan.FromSeconds(15));
+                    connectTimeout.CancelAfter(ConnectTimeout);
                     await socket.ConnectAsync(url, connectTimeout.Token);
                 }
 
                 attempt = 0;
                 var ended = await RunConnectionAsync(socket, stoppingToken);
-                lastProblem = $"connection closed: {ended}";
-                LastProblem = lastProblem;
-                logger.LogWarning("Lost the connection to the control plane at {Url}: {Reason}. Reconnecting.", url, ended);
+                moving = socket.CloseStatus == AgentCloseCodes.ReplicaStopping;
+                if (moving)
+                {
+                    // A rolling update, not a problem: the balancer sends the next connection to another replica.
+                    logger.LogInformation("The control plane replica is stopping ({Reason}); connecting again", ended);
+                }
+                else
+                {
+                    lastProblem = $"connection closed: {ended}";
+                    LastProblem = lastProblem;
+                    logger.LogWarning("Lost the connection to the control plane at {Url}: {Reason}. Reconnecting.", url, ended);
+                }
             }
             catch (Exception e) when (!stoppingToken.IsCancellationRequested)
             {
@@ -83,11 +106,13 @@ public sealed class ControlPlaneClient(
             {
                 IsConnected = false;
                 current = null;
+                welcomed = null;
             }
 
             if (!stoppingToken.IsCancellationRequested)
             {
-                await Task.Delay(Backoff.Delay(attempt++, random), stoppingToken).ContinueWith(_ => { }, TaskScheduler.Default);
+                var delay = moving ? TimeSpan.FromMilliseconds(random.NextDouble() * MoveJitter.TotalMilliseconds) : Backoff.Delay(attempt++, random);
+                await Task.Delay(delay, stoppingToken).ContinueWith(_ => { }, TaskScheduler.Default);
             }
         }
 
@@ -114,6 +139,7 @@ public sealed class ControlPlaneClient(
                     case WelcomeMessage welcome:
                         IsConnected = true;
                         LastProblem = null;
+                        welcomed = socket;
                         logger.LogInformation("Connected to the control plane as {AgentId}; {Sessions} sessions reported", settings.AgentId, sessions.Count);
                         orphans.Schedule(welcome.UnownedSessionIds ?? []);
                         heartbeats = SendHeartbeatsAsync(socket, stop.Token);
@@ -170,13 +196,21 @@ public sealed class ControlPlaneClient(
         }
     }
 
+    /// <summary>
+    /// Acks on the connection the command came on, then answers on the connection welcomed when the work is done: a
+    /// command that outlives its connection (the replica stopped) answers on the next one, at once, rather than
+    /// waiting for the control plane to send it again.
+    /// </summary>
     private async Task CarryOutAsync(AgentSocket socket, CommandMessage command, CancellationToken cancellationToken)
     {
         try
         {
             await socket.SendAsync(new CommandAckMessage(command.CommandId), cancellationToken);
             var result = await executor.ExecuteAsync(command);
-            await socket.SendAsync(result, cancellationToken);
+            if ((welcomed ?? socket) is { } answerOn)
+            {
+                await answerOn.SendAsync(result, answerOn == socket ? cancellationToken : CancellationToken.None);
+            }
         }
         catch (Exception e) when (e is ChannelClosedException or OperationCanceledException)
         {

@@ -11,11 +11,25 @@ public sealed record FailureLimit(string Name, int Failures, TimeSpan Window);
 public readonly record struct FailureVerdict(bool Limited, TimeSpan RetryAfter, bool FirstRefusal);
 
 /// <summary>
+/// Failure limits as their users see them: <see cref="FailureWindows"/> in this process's memory (the agent hub's,
+/// which must answer before any database work), or <see cref="PostgresFailureWindows"/>, shared by every replica
+/// (sign-ins, so that N replicas do not give N times the guesses).
+/// </summary>
+public interface IFailureWindows
+{
+    /// <summary>Check and count in one step; see <see cref="FailureWindows.Reserve"/>.</summary>
+    Task<FailureVerdict> ReserveAsync(FailureLimit limit, string subject, CancellationToken cancellationToken);
+
+    /// <summary>Takes back a reservation of an attempt that succeeded (or was refused by another limit).</summary>
+    Task RefundAsync(FailureLimit limit, string subject, CancellationToken cancellationToken);
+}
+
+/// <summary>
 /// Counts failures (wrong passwords, bad agent keys) per key in fixed windows. Only failures count, so honest traffic
 /// (a successful login, 10,000 agents reconnecting from one address after a restart) never uses up a limit, and a
 /// lock ends with its window. The one place the API's failure limits are kept.
 /// </summary>
-public sealed class FailureWindows(TimeProvider time)
+public sealed class FailureWindows(TimeProvider time) : IFailureWindows
 {
     /// <summary>Keys held at most: a flood of new keys (addresses, usernames) cannot grow memory without bound.</summary>
     public const int MaximumKeys = 100_000;
@@ -102,6 +116,15 @@ public sealed class FailureWindows(TimeProvider time)
                 }
             }
         }
+    }
+
+    public Task<FailureVerdict> ReserveAsync(FailureLimit limit, string subject, CancellationToken cancellationToken) =>
+        Task.FromResult(Reserve(limit, subject));
+
+    public Task RefundAsync(FailureLimit limit, string subject, CancellationToken cancellationToken)
+    {
+        Refund(limit, subject);
+        return Task.CompletedTask;
     }
 
     /// <summary>The key's window, started afresh when the last one ended; null when the table is full of live windows.</summary>

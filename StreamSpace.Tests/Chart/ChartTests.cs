@@ -54,6 +54,12 @@ public sealed partial class ChartTests(AspireManifest manifest) : IClassFixture<
     private static readonly HashSet<string> AgentSettingsNotForKubernetes = ["AGENT_DATA_DIR", "LOCAL_ISOLATION", "LOCAL_UID_RANGE"];
 
     /// <summary>
+    /// API settings the chart does not set yet, with a default that is right until it does. SHUTDOWN_DRAIN_DELAY: the
+    /// chart's step of issue 16 sets it to 5s (design doc §2.2, "Chart"); remove it from here in that change.
+    /// </summary>
+    private static readonly HashSet<string> NotYetInTheChart = ["SHUTDOWN_DRAIN_DELAY"];
+
+    /// <summary>
     /// Manifest env vars the chart spells differently. HTTP_PORTS → ASPNETCORE_HTTP_PORTS: the same Kestrel setting,
     /// under the name the aspnet base image sets (to 8080), so the chart's value replaces the image's.
     /// </summary>
@@ -570,7 +576,8 @@ public sealed partial class ChartTests(AspireManifest manifest) : IClassFixture<
                 var expected = settings.SelectMany(SettingsOf).Select(s => s.Name)
                     // The provisioned agent exists only with the chart's own agent.
                     .Where(n => agentEnabled || !n.StartsWith("PROVISIONED_AGENT_", StringComparison.Ordinal))
-                    .Where(n => deployment != AgentName || !AgentSettingsNotForKubernetes.Contains(n));
+                    .Where(n => deployment != AgentName || !AgentSettingsNotForKubernetes.Contains(n))
+                    .Where(n => !NotYetInTheChart.Contains(n));
                 AssertAllSet(chart.Case, deployment, expected, EnvNames(chart.Container(deployment)));
             }
         }

@@ -13,7 +13,8 @@ public sealed class AgentHealthReader(AgentStore store, AgentHub hub, RefusedAge
 
     public AgentSocket? Socket(string agentId) => hub.Find(agentId)?.Socket;
 
-    public IReadOnlyList<AgentRefusal> RecentRefusals(TimeSpan within) => refusals.Recent(within);
+    public Task<IReadOnlyList<AgentRefusal>> RecentRefusalsAsync(TimeSpan within, CancellationToken cancellationToken) =>
+        refusals.RecentAsync(within, cancellationToken);
 
     public Task<IReadOnlyList<UnansweredCommand>> UnansweredCommandsAsync(CancellationToken cancellationToken) => commands.UnansweredAsync(cancellationToken);
 }

@@ -2,6 +2,7 @@ using System.Text.Json;
 using Dapper;
 using Npgsql;
 using StreamSpace.Api.Features.Audit;
+using StreamSpace.Api.Features.Replicas;
 using StreamSpace.Api.Features.Sessions;
 using StreamSpace.Contracts;
 
@@ -34,7 +35,7 @@ public enum AgentProvisioning
 }
 
 /// <summary>Agent credentials and liveness in <c>agents</c>. Changes made by admins are audited in the same transaction.</summary>
-public sealed class AgentStore(NpgsqlDataSource dataSource, IPlacedSessions sessions, ApiSettings settings)
+public sealed class AgentStore(NpgsqlDataSource dataSource, IPlacedSessions sessions, ApiSettings settings, ReplicaIdentity replica)
 {
     private sealed record Credential(string KeyHash, DateTime? RevokedAt);
 
@@ -214,12 +215,13 @@ public sealed class AgentStore(NpgsqlDataSource dataSource, IPlacedSessions sess
             UPDATE agents SET status = 'online', platform = @Platform, region = @Region, version = @Version,
                 protocol_version = @ProtocolVersion, capacity = @Capacity::jsonb, heartbeat_interval_seconds = @HeartbeatIntervalSeconds,
                 control_plane_url = @ControlPlaneUrl, reached_url = @reachedUrl, checks = '[]'::jsonb,
-                connected_at = now(), last_heartbeat = now(), updated_at = now(), connection_id = @connectionId
+                connected_at = now(), last_heartbeat = now(), updated_at = now(), connection_id = @connectionId, replica_id = @replicaId
             WHERE id = @id AND key_hash = @keyHash AND revoked_at IS NULL
             """,
             new
             {
                 id,
+                replicaId = replica.Id,
                 keyHash,
                 connectionId,
                 reachedUrl,
@@ -256,6 +258,29 @@ public sealed class AgentStore(NpgsqlDataSource dataSource, IPlacedSessions sess
         await connection.ExecuteAsync(new CommandDefinition(
             "UPDATE agents SET checks = @Checks::jsonb WHERE id = @id",
             new { id, Checks = JsonSerializer.Serialize(checks, AgentProtocol.Json) }, cancellationToken: cancellationToken));
+    }
+
+    /// <summary>
+    /// The replica holding the agent's current connection, and that connection, while the agent is online and not
+    /// revoked; null otherwise. Whether that replica is still alive is <see cref="IReplicaDirectory"/>'s to say.
+    /// </summary>
+    public async Task<(Guid ReplicaId, Guid ConnectionId)?> HolderAsync(string id, CancellationToken cancellationToken)
+    {
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        return await connection.QuerySingleOrDefaultAsync<(Guid ReplicaId, Guid ConnectionId)?>(new CommandDefinition(
+            """
+            SELECT replica_id, connection_id FROM agents
+            WHERE id = @id AND status = 'online' AND revoked_at IS NULL AND replica_id IS NOT NULL AND connection_id IS NOT NULL
+            """, new { id }, cancellationToken: cancellationToken));
+    }
+
+    /// <summary>True while <paramref name="connectionId"/> is the agent's current connection, on whichever replica.</summary>
+    public async Task<bool> IsCurrentAsync(string id, Guid connectionId, CancellationToken cancellationToken)
+    {
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        return await connection.ExecuteScalarAsync<bool>(new CommandDefinition(
+            "SELECT EXISTS (SELECT 1 FROM agents WHERE id = @id AND connection_id = @connectionId)",
+            new { id, connectionId }, cancellationToken: cancellationToken));
     }
 
     /// <summary>

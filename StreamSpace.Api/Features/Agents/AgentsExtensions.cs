@@ -1,5 +1,6 @@
 using StreamSpace.Api.Features.Agents.Commands;
 using StreamSpace.Api.Features.Agents.Hub;
+using StreamSpace.Api.Features.Replicas;
 using StreamSpace.Api.Features.Sessions;
 using StreamSpace.Api.Infrastructure.Database;
 using StreamSpace.Api.Infrastructure.Metrics;
@@ -21,6 +22,11 @@ public static class AgentsExtensions
         builder.Services.AddSingleton<ISessionAgents, SessionAgents>();
         builder.Services.AddSingleton<IAgentHealth, AgentHealthReader>();
         builder.Services.AddSingleton<IDatabaseNotificationHandler, AgentRevocations>();
+        builder.Services.AddSingleton<IDatabaseNotificationHandler, AgentCommandNotifications>();
+        builder.Services.AddSingleton<IDatabaseNotificationHandler, AgentConnectionNotifications>();
+        builder.Services.AddSingleton<IDatabaseNotificationHandler, AgentRelay>();
+        builder.Services.AddSingleton<IReplicaDrainStep, AgentHubDrain>();
+        builder.Services.AddHostedService<CommandSweep>();
         builder.Services.AddSingleton<IAfterMigration, ProvisionedAgent>();
         builder.Services.AddHostedService<AgentLivenessMonitor>();
         builder.Services.AddHostedService<CommandTimeoutMonitor>();
@@ -29,7 +35,7 @@ public static class AgentsExtensions
 
     public static WebApplication MapStreamSpaceAgents(this WebApplication app)
     {
-        app.UseWebSockets(new WebSocketOptions { KeepAliveInterval = TimeSpan.FromSeconds(20) });
+        app.UseWebSockets(new WebSocketOptions { KeepAliveInterval = TimeSpan.FromSeconds(5) });
         var hub = app.Services.GetRequiredService<AgentHub>();
         app.Services.GetRequiredService<ApiMetrics>().ObserveAgentsConnected(() => hub.Connections.Count());
         app.Map(HubPath, hub.AcceptAsync);

@@ -32,7 +32,8 @@ public interface IAgentHealth
     /// <summary>The agent's socket, if it is connected to this instance: a probe opens tunnels through it.</summary>
     AgentSocket? Socket(string agentId);
 
-    IReadOnlyList<AgentRefusal> RecentRefusals(TimeSpan within);
+    /// <summary>Registered agents refused within the period, by any replica.</summary>
+    Task<IReadOnlyList<AgentRefusal>> RecentRefusalsAsync(TimeSpan within, CancellationToken cancellationToken);
 
     /// <summary>Up to 20 commands sent more than 30 seconds ago and not acknowledged, oldest first.</summary>
     Task<IReadOnlyList<UnansweredCommand>> UnansweredCommandsAsync(CancellationToken cancellationToken);

@@ -109,5 +109,17 @@ public sealed class ActiveUserCheck(NpgsqlDataSource dataSource, IMemoryCache ca
         }
     }
 
-    private static string CacheKey(Guid userId) => $"user-status:{userId}";
+    /// <summary>
+    /// A token change NOTIFYed while this instance was re-listening was missed: every cached status is forgotten, by
+    /// moving to a new generation of keys (the old entries expire on their own within <see cref="CacheFor"/>).
+    /// </summary>
+    void IDatabaseNotificationHandler.OnListening()
+    {
+        Interlocked.Increment(ref forgets);
+        Interlocked.Increment(ref generation);
+    }
+
+    private long generation;
+
+    private string CacheKey(Guid userId) => $"user-status:{Interlocked.Read(ref generation)}:{userId}";
 }

@@ -13,6 +13,7 @@ public static class AuthExtensions
         builder.Services.AddSingleton(TimeProvider.System);
         builder.Services.AddSingleton<TokenIssuer>();
         builder.Services.AddSingleton<FailureWindows>();
+        builder.Services.AddSingleton<IFailureWindows, PostgresFailureWindows>();
         builder.Services.AddSingleton<LoginThrottle>();
         builder.Services.AddMemoryCache();
         builder.Services.AddSingleton<ActiveUserCheck>();

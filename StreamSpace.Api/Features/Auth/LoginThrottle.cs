@@ -11,9 +11,10 @@ namespace StreamSpace.Api.Features.Auth;
 /// more slowly, per username from all addresses, so many addresses guessing one password are slow too, while that lock
 /// lasts one 5-minute window at most. Password changes are limited per user. The client address is the one the
 /// trusted-proxy middleware resolved (X-Forwarded-For from trusted proxies only). Each lockout writes one audit row
-/// (its window's first refusal), so a flood of attempts cannot fill the audit log.
+/// (its window's first refusal), so a flood of attempts cannot fill the audit log. The counts are kept in PostgreSQL
+/// (<see cref="PostgresFailureWindows"/>), so they hold across replicas.
 /// </summary>
-public sealed class LoginThrottle(FailureWindows windows, ApiSettings settings, NpgsqlDataSource dataSource, ILogger<LoginThrottle> logger)
+public sealed class LoginThrottle(IFailureWindows windows, ApiSettings settings, NpgsqlDataSource dataSource, ILogger<LoginThrottle> logger)
 {
     private readonly FailureLimit perUsernameAndAddress = new("login.user_address", settings.LoginAttemptsPerMinute, TimeSpan.FromMinutes(1));
     private readonly FailureLimit perAddress = new("login.address", settings.LoginFailuresPerAddress, TimeSpan.FromMinutes(1));
@@ -22,11 +23,16 @@ public sealed class LoginThrottle(FailureWindows windows, ApiSettings settings, 
 
     /// <summary>
     /// The 429 to answer when the username or the address is locked; null when the attempt may go ahead, in which case
-    /// it is already counted as a failure (see <see cref="FailureWindows.Reserve"/>) until <see cref="LoginSucceeded"/>.
+    /// it is already counted as a failure (see <see cref="IFailureWindows.ReserveAsync"/>) until <see cref="LoginSucceededAsync"/>.
     /// </summary>
     public async Task<IResult?> LoginRefusalAsync(string username, IPAddress? address, CancellationToken cancellationToken)
     {
-        var attempts = LoginLimits(username, address).Select(l => (l.Limit, l.Subject, Verdict: windows.Reserve(l.Limit, l.Subject))).ToList();
+        var attempts = new List<(FailureLimit Limit, string Subject, FailureVerdict Verdict)>(3);
+        foreach (var (limit, subject) in LoginLimits(username, address))
+        {
+            attempts.Add((limit, subject, await windows.ReserveAsync(limit, subject, cancellationToken)));
+        }
+
         var refusals = attempts.Where(a => a.Verdict.Limited).ToList();
         if (refusals.Count == 0)
         {
@@ -36,7 +42,7 @@ public sealed class LoginThrottle(FailureWindows windows, ApiSettings settings, 
         // A refused attempt is no failure of its own: only the attempts that ran count.
         foreach (var (limit, subject, _) in attempts.Where(a => !a.Verdict.Limited))
         {
-            windows.Refund(limit, subject);
+            await windows.RefundAsync(limit, subject, cancellationToken);
         }
 
         // One row per lockout, for each limit that locked (a username attacked from many addresses shows as such).
@@ -51,11 +57,11 @@ public sealed class LoginThrottle(FailureWindows windows, ApiSettings settings, 
     }
 
     /// <summary>Takes back the failure <see cref="LoginRefusalAsync"/> counted in advance: only failures count.</summary>
-    public void LoginSucceeded(string username, IPAddress? address)
+    public async Task LoginSucceededAsync(string username, IPAddress? address, CancellationToken cancellationToken)
     {
         foreach (var (limit, subject) in LoginLimits(username, address))
         {
-            windows.Refund(limit, subject);
+            await windows.RefundAsync(limit, subject, cancellationToken);
         }
     }
 
@@ -69,11 +75,11 @@ public sealed class LoginThrottle(FailureWindows windows, ApiSettings settings, 
 
     /// <summary>
     /// The 429 to answer when the user gave too many wrong current passwords; null when the change may go ahead, counted
-    /// as a failure in advance until <see cref="PasswordChangeSucceeded"/>.
+    /// as a failure in advance until <see cref="PasswordChangeSucceededAsync"/>.
     /// </summary>
     public async Task<IResult?> PasswordChangeRefusalAsync(Guid userId, string username, CancellationToken cancellationToken)
     {
-        var verdict = windows.Reserve(passwordChange, userId.ToString());
+        var verdict = await windows.ReserveAsync(passwordChange, userId.ToString(), cancellationToken);
         if (!verdict.Limited)
         {
             return null;
@@ -89,7 +95,8 @@ public sealed class LoginThrottle(FailureWindows windows, ApiSettings settings, 
     }
 
     /// <summary>The current password was right: the attempt counted in advance was no failure.</summary>
-    public void PasswordChangeSucceeded(Guid userId) => windows.Refund(passwordChange, userId.ToString());
+    public Task PasswordChangeSucceededAsync(Guid userId, CancellationToken cancellationToken) =>
+        windows.RefundAsync(passwordChange, userId.ToString(), cancellationToken);
 
     private static (string User, string Client) Subjects(string username, IPAddress? address) =>
         (username.ToLowerInvariant(), FailureWindows.ClientSubject(address));

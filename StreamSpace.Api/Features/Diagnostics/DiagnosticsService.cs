@@ -44,7 +44,7 @@ public sealed class DiagnosticsService(NpgsqlDataSource dataSource, ApiSettings 
             checks.Add(JwtSecret());
             checks.Add(TokenLifetime());
             checks.AddRange(await AgentsAsync(cancellationToken));
-            checks.Add(Refusals());
+            checks.Add(await RefusalsAsync(cancellationToken));
             checks.AddRange(await SessionsAsync(cancellationToken));
             if (probeVnc)
             {
@@ -205,9 +205,9 @@ public sealed class DiagnosticsService(NpgsqlDataSource dataSource, ApiSettings 
             .Select(check => new DiagnosticCheck($"{check.Id}:{agent.Id}", $"Agent {agent.Id}: {check.Title}",
                 check.Status is CheckStatus.Ok or CheckStatus.Warn or CheckStatus.Fail ? check.Status : CheckStatus.Warn, check.Evidence, check.Fix));
 
-    private DiagnosticCheck Refusals()
+    private async Task<DiagnosticCheck> RefusalsAsync(CancellationToken cancellationToken)
     {
-        var recent = agents.RecentRefusals(TimeSpan.FromMinutes(15));
+        var recent = await agents.RecentRefusalsAsync(TimeSpan.FromMinutes(15), cancellationToken);
         return recent.Count == 0
             ? DiagnosticCheck.Ok("agents.refused", "No agent is being refused", "no refused agent connection in the last 15 minutes")
             : DiagnosticCheck.Warn("agents.refused", "No agent is being refused",

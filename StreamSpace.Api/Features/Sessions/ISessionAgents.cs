@@ -15,7 +15,8 @@ public interface ISessionAgents
         string commandType, SessionCommandPayload payload, CancellationToken cancellationToken);
 
     /// <summary>
-    /// Sends the agent its committed commands: now, if it is connected here; otherwise they wait for its next connect.
+    /// Sends the agent its committed commands now, wherever it is connected: from here, or (NOTIFY) from the replica
+    /// holding it; an agent connected nowhere gets them at its next connect.
     /// It comes after the caller's commit, so it takes no cancellation and never throws: a client that goes away
     /// mid-send must not leave a command marked sent but never sent, and a failed send must not turn a change that
     /// was made into an error. What is not sent goes when the agent next connects.

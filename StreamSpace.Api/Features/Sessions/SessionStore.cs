@@ -38,6 +38,15 @@ public sealed class SessionStore(NpgsqlDataSource dataSource, ApiSettings settin
         return row?.ToView();
     }
 
+    /// <summary>The sessions changed since <paramref name="since"/>, for live updates that may have missed their notifications.</summary>
+    public async Task<IReadOnlyList<Events.SessionChanged>> ChangedSinceAsync(DateTimeOffset since, CancellationToken cancellationToken)
+    {
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        return [.. await connection.QueryAsync<Events.SessionChanged>(new CommandDefinition(
+            "SELECT id, user_id FROM sessions WHERE updated_at >= @since ORDER BY updated_at",
+            new { since = since.UtcDateTime }, cancellationToken: cancellationToken))];
+    }
+
     public async Task<IReadOnlyList<SessionResponse>> ListAsync(Guid? userId, string? username, string? state, CancellationToken cancellationToken)
     {
         // Only the filters given become predicates: "@x IS NULL OR …" would give PostgreSQL one generic plan for every

@@ -9,6 +9,14 @@ public interface IDatabaseNotificationHandler
 
     /// <summary>Runs on the one listening connection, so it must not block: hand slow work off.</summary>
     void OnNotification(string payload);
+
+    /// <summary>
+    /// Called after every (re)LISTEN, also the first: notifications sent while the connection was being re-opened are
+    /// lost, so a handler that keeps state derived from them catches up here (re-reads, forgets caches). Must not block.
+    /// </summary>
+    void OnListening()
+    {
+    }
 }
 
 /// <summary>
@@ -21,6 +29,7 @@ public sealed class DatabaseNotifications(NpgsqlDataSource dataSource, IEnumerab
     ILogger<DatabaseNotifications> logger) : BackgroundService
 {
     private readonly ILookup<string, IDatabaseNotificationHandler> byChannel = handlers.ToLookup(h => h.Channel);
+    private readonly IDatabaseNotificationHandler[] handlers = [.. handlers];
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -38,6 +47,18 @@ public sealed class DatabaseNotifications(NpgsqlDataSource dataSource, IEnumerab
                 await using (var listen = new NpgsqlCommand(string.Join("; ", byChannel.Select(g => $"LISTEN {g.Key}")), connection))
                 {
                     await listen.ExecuteNonQueryAsync(stoppingToken);
+                }
+
+                foreach (var handler in handlers)
+                {
+                    try
+                    {
+                        handler.OnListening();
+                    }
+                    catch (Exception e) when (e is not OutOfMemoryException)
+                    {
+                        logger.LogError(e, "Catching up after listening again failed in {Handler}", handler.GetType().Name);
+                    }
                 }
 
                 while (!stoppingToken.IsCancellationRequested)

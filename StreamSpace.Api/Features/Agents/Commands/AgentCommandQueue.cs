@@ -21,9 +21,21 @@ public static class CommandStatus
 /// </summary>
 public sealed class AgentCommandQueue(NpgsqlDataSource dataSource, IPlacedSessions sessions, ApiSettings settings, ILogger<AgentCommandQueue> logger)
 {
+    /// <summary>
+    /// NOTIFYed with "agent id origin-replica-id" once a command for the agent has committed and its request has read
+    /// what it answers (<see cref="NotifyAsync"/>), so the replica holding the agent sends it. Not in the command's own
+    /// transaction: a holder elsewhere could then have the agent acknowledge a start before the request read the new
+    /// session, and a launch's 202 would say starting instead of pending. A notification lost (or never sent, the
+    /// origin died after its commit) is made up for by <see cref="Hub.CommandSweep"/>.
+    /// </summary>
+    public const string NotifyChannel = "agent_commands";
+
     private sealed record OpenCommand(Guid Id, string CommandType, string? SessionId, string Payload, DateTime CreatedAt);
 
-    /// <summary>Writes a command in the caller's transaction. Deliver it with <see cref="DeliverAsync"/> after commit.</summary>
+    /// <summary>
+    /// Writes a command in the caller's transaction. After commit, deliver it (<see cref="ISessionAgents.DeliverAsync"/>):
+    /// here if this replica holds the agent, and through <see cref="NotifyAsync"/> wherever it is held.
+    /// </summary>
     public static async Task<Guid> EnqueueAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string agentId, string? sessionId,
         string commandType, object payload, CancellationToken cancellationToken)
     {
@@ -38,12 +50,24 @@ public sealed class AgentCommandQueue(NpgsqlDataSource dataSource, IPlacedSessio
         return id;
     }
 
+    /// <summary>Tells every replica that the agent has new commands; the one holding it sends them (the origin ignores its own).</summary>
+    public async Task NotifyAsync(string agentId, Guid origin, CancellationToken cancellationToken)
+    {
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        await connection.ExecuteAsync(new CommandDefinition("SELECT pg_notify(@channel, @payload)",
+            new { channel = NotifyChannel, payload = $"{agentId} {origin}" }, cancellationToken: cancellationToken));
+    }
+
     /// <summary>
     /// Sends the agent its commands: new ones only, or after a reconnect every unfinished one (the agent may have
     /// missed them, or their answers may have been lost). The caller serialises deliveries to one agent.
     /// </summary>
-    /// <param name="send">Sends one message to the agent, wherever its socket is.</param>
-    public async Task DeliverAsync(string agentId, Func<AgentMessage, CancellationToken, ValueTask> send, bool includeUnfinished,
+    /// <param name="connectionId">
+    /// The connection <paramref name="send"/> writes to. Nothing is taken unless it is still the agent's current one,
+    /// so a replica holding a stale, half-open connection sends nothing and marks nothing sent.
+    /// </param>
+    /// <param name="send">Sends one message to the agent on that connection.</param>
+    public async Task DeliverAsync(string agentId, Guid connectionId, Func<AgentMessage, CancellationToken, ValueTask> send, bool includeUnfinished,
         CancellationToken cancellationToken)
     {
         string[] statuses = includeUnfinished ? [CommandStatus.Pending, CommandStatus.Sent, CommandStatus.Acked] : [CommandStatus.Pending];
@@ -53,9 +77,9 @@ public sealed class AgentCommandQueue(NpgsqlDataSource dataSource, IPlacedSessio
             UPDATE agent_commands c SET status = CASE WHEN c.status = 'pending' THEN 'sent' ELSE c.status END,
                 attempts = c.attempts + 1, sent_at = now()
             FROM (SELECT id FROM agent_commands WHERE agent_id = @agentId AND status = ANY(@statuses) ORDER BY created_at FOR UPDATE) open
-            WHERE c.id = open.id
+            WHERE c.id = open.id AND EXISTS (SELECT 1 FROM agents WHERE id = @agentId AND connection_id = @connectionId)
             RETURNING c.id, c.command_type, c.session_id, c.payload::text AS payload, c.created_at
-            """, new { agentId, statuses }, cancellationToken: cancellationToken));
+            """, new { agentId, connectionId, statuses }, cancellationToken: cancellationToken));
 
         foreach (var command in commands.OrderBy(c => c.CreatedAt))
         {
@@ -64,6 +88,26 @@ public sealed class AgentCommandQueue(NpgsqlDataSource dataSource, IPlacedSessio
             logger.LogInformation("Sent {CommandType} {CommandId} for session {SessionId} to agent {AgentId}",
                 command.CommandType, command.Id, command.SessionId, agentId);
         }
+    }
+
+    /// <summary>
+    /// Which of <paramref name="agentIds"/> have a command pending for longer than <paramref name="olderThan"/>: its
+    /// NOTIFY was lost (the holder was re-opening its listening connection), so the sweep sends it.
+    /// </summary>
+    public async Task<IReadOnlyList<string>> AgentsWithOverdueCommandsAsync(IReadOnlyCollection<string> agentIds, TimeSpan olderThan,
+        CancellationToken cancellationToken)
+    {
+        if (agentIds.Count == 0)
+        {
+            return [];
+        }
+
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        return [.. await connection.QueryAsync<string>(new CommandDefinition(
+            """
+            SELECT DISTINCT agent_id FROM agent_commands
+            WHERE status = 'pending' AND agent_id = ANY(@ids) AND created_at < now() - make_interval(secs => @seconds)
+            """, new { ids = agentIds.ToArray(), seconds = olderThan.TotalSeconds }, cancellationToken: cancellationToken))];
     }
 
     /// <summary>Up to 20 commands sent more than 30 seconds ago that their agent has not acknowledged, oldest first.</summary>

@@ -61,13 +61,13 @@ public sealed class AgentAdmission(
         {
             case AgentAuthentication.Rejected:
                 logger.LogWarning("Refused agent connection from {Remote}: unknown agent id {AgentId} or wrong key", context.Connection.RemoteIpAddress, agentId);
-                refusals.Record(agentId, "unknown agent id or wrong key (401)");
+                await refusals.RecordAsync(agentId, "unknown agent id or wrong key (401)", context.RequestAborted);
                 failures.Fail(refusedPerAddress, address);
                 await RefuseAsync(context, "Unknown agent id or wrong key.");
                 return null;
             case AgentAuthentication.Revoked:
                 logger.LogWarning("Refused agent {AgentId} from {Remote}: its credential is revoked", agentId, context.Connection.RemoteIpAddress);
-                refusals.Record(agentId, "its credential is revoked (401)");
+                await refusals.RecordAsync(agentId, "its credential is revoked (401)", context.RequestAborted);
                 failures.Fail(refusedPerAddress, address);
                 await RefuseAsync(context, "This agent's credential is revoked; register it again with POST /api/v1/agents.");
                 return null;

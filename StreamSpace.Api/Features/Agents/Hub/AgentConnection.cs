@@ -18,6 +18,18 @@ public sealed class AgentConnection(string agentId, string keyHash, WebSocket so
 
     public TimeSpan HeartbeatInterval { get; set; } = TimeSpan.FromSeconds(30);
 
+    /// <summary>
+    /// Set once this connection's hello is recorded as the agent's current connection. Until then another replica's
+    /// notification of a hello must not close it: this connection's own hello is about to supersede that one.
+    /// </summary>
+    public bool Welcomed
+    {
+        get => Volatile.Read(ref welcomed);
+        set => Volatile.Write(ref welcomed, value);
+    }
+
+    private bool welcomed;
+
     /// <summary>Serialises command delivery, so a reconnect's re-send and a new command's send do not race.</summary>
     public SemaphoreSlim DeliveryLock { get; } = new(1, 1);
 }

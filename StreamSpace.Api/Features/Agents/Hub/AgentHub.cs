@@ -1,7 +1,10 @@
 using System.Collections.Concurrent;
 using System.Net.WebSockets;
 using System.Threading.Channels;
+using Dapper;
+using Npgsql;
 using StreamSpace.Api.Features.Agents.Commands;
+using StreamSpace.Api.Features.Replicas;
 using StreamSpace.Api.Features.Sessions;
 using StreamSpace.Contracts;
 
@@ -20,9 +23,16 @@ public sealed class AgentHub(
     RefusedAgentLog refusals,
     TimeProvider time,
     AgentHubMetrics metrics,
+    IReplicaDrain drain,
+    NpgsqlDataSource dataSource,
     ILogger<AgentHub> logger)
 {
+    /// <summary>NOTIFYed with the agent id and connection id at each accepted hello, so another replica's older connection of that agent closes.</summary>
+    public const string ConnectionsChannel = "agent_connections";
+
     private static readonly TimeSpan HelloTimeout = TimeSpan.FromSeconds(10);
+    /// <summary>How long a stopping replica waits for its agents' hellos elsewhere before it lets the process exit.</summary>
+    private static readonly TimeSpan MoveTimeout = TimeSpan.FromSeconds(3);
 
     private readonly ConcurrentDictionary<string, AgentConnection> live = new();
 
@@ -38,6 +48,14 @@ public sealed class AgentHub(
         {
             await TypedResults.Problem(title: "This is the agent hub.", detail: "Agents connect here with a WebSocket upgrade.",
                 statusCode: StatusCodes.Status400BadRequest).ExecuteAsync(context);
+            return;
+        }
+
+        if (drain.IsDraining)
+        {
+            // Before any database work: the balancer sends the agent's retry to another replica.
+            await TypedResults.Problem(title: "This API replica is stopping.", detail: "Connect again; the balancer sends you to another replica.",
+                statusCode: StatusCodes.Status503ServiceUnavailable).ExecuteAsync(context);
             return;
         }
 
@@ -62,7 +80,10 @@ public sealed class AgentHub(
         }
     }
 
-    /// <summary>Sends the agent its new commands now, if it is connected here; otherwise they wait for its next connect.</summary>
+    /// <summary>
+    /// Sends the agent its new commands now, if it is connected here; otherwise nothing: the replica holding it sends
+    /// them on their NOTIFY (<see cref="AgentCommandQueue.NotifyChannel"/>), or at the latest on its sweep.
+    /// </summary>
     public async Task DeliverCommandsAsync(string agentId, CancellationToken cancellationToken)
     {
         if (live.TryGetValue(agentId, out var connection))
@@ -77,7 +98,7 @@ public sealed class AgentHub(
         await connection.DeliveryLock.WaitAsync(cancellationToken);
         try
         {
-            await commands.DeliverAsync(connection.AgentId, connection.Socket.SendAsync, includeUnfinished, cancellationToken);
+            await commands.DeliverAsync(connection.AgentId, connection.Id, connection.Socket.SendAsync, includeUnfinished, cancellationToken);
         }
         catch (ChannelClosedException)
         {
@@ -108,6 +129,79 @@ public sealed class AgentHub(
             await connection.Socket.CloseAsync(status, reason);
             logger.LogInformation("Disconnected agent {AgentId}: {Reason}", connection.AgentId, reason);
         }
+    }
+
+    /// <summary>
+    /// A replica accepted a hello of the agent: a connection of it here that is no longer the agent's current one
+    /// (half-open, or left by an agent that moved) closes with 4001. The database decides, not the notification: one
+    /// delayed past a newer hello here must not close that newer connection. A connection still in its handshake is
+    /// left alone, since its own hello supersedes the notified one. Nothing goes offline: the row names the new one.
+    /// </summary>
+    public async Task CloseIfReplacedAsync(string agentId, Guid notifiedConnectionId)
+    {
+        if (live.TryGetValue(agentId, out var connection) && connection.Id != notifiedConnectionId && connection.Welcomed
+            && !await store.IsCurrentAsync(agentId, connection.Id, CancellationToken.None)
+            && live.TryRemove(new KeyValuePair<string, AgentConnection>(agentId, connection)))
+        {
+            logger.LogInformation("Agent {AgentId} connected to another replica; closing its connection here", agentId);
+            await connection.Socket.CloseAsync(AgentCloseCodes.Replaced, "replaced by a newer connection of the same agent id");
+        }
+    }
+
+    /// <summary>Sends a message another replica relayed, if <paramref name="connectionId"/> is the agent's connection here; false otherwise.</summary>
+    public async Task<bool> SendIfHeldAsync(string agentId, Guid connectionId, AgentMessage message, CancellationToken cancellationToken)
+    {
+        if (!live.TryGetValue(agentId, out var connection) || connection.Id != connectionId)
+        {
+            return false;
+        }
+
+        await connection.Socket.SendAsync(message, cancellationToken);
+        return true;
+    }
+
+    /// <summary>
+    /// The hub's part of a graceful stop: closes every agent with 4005 (reconnect now, elsewhere) and waits until
+    /// their hellos on other replicas have moved the agents' rows away from these connections, or
+    /// <see cref="MoveTimeout"/>. The closed connections do not mark their agents offline: the agents are moving.
+    /// </summary>
+    public async Task MoveAgentsAsync(CancellationToken cancellationToken)
+    {
+        var moving = new List<AgentConnection>();
+        foreach (var connection in live.Values)
+        {
+            if (live.TryRemove(new KeyValuePair<string, AgentConnection>(connection.AgentId, connection)))
+            {
+                moving.Add(connection);
+            }
+        }
+
+        if (moving.Count == 0)
+        {
+            return;
+        }
+
+        logger.LogInformation("Moving {Count} agents to other replicas (close code 4005)", moving.Count);
+        await Task.WhenAll(moving.Select(c => c.Socket.CloseAsync(AgentCloseCodes.ReplicaStopping, "this API replica is stopping; connect again")));
+        var deadline = time.GetTimestamp();
+        var ids = moving.Select(c => c.Id).ToArray();
+        while (time.GetElapsedTime(deadline) < MoveTimeout)
+        {
+            await using (var db = await dataSource.OpenConnectionAsync(cancellationToken))
+            {
+                var stayed = await db.ExecuteScalarAsync<int>(new CommandDefinition(
+                    "SELECT count(*) FROM agents WHERE connection_id = ANY(@ids)", new { ids }, cancellationToken: cancellationToken));
+                if (stayed == 0)
+                {
+                    logger.LogInformation("All {Count} agents said hello elsewhere", moving.Count);
+                    return;
+                }
+            }
+
+            await Task.Delay(100, cancellationToken);
+        }
+
+        logger.LogWarning("Not every agent said hello elsewhere within {Seconds}s; stopping all the same", MoveTimeout.TotalSeconds);
     }
 
     private async Task ReplaceAsync(string agentId, AgentConnection connection)
@@ -149,7 +243,7 @@ public sealed class AgentHub(
                     var supported = string.Join(", ", AgentProtocol.SupportedVersions);
                     logger.LogWarning("Refused agent {AgentId}: protocol version {Version} is not supported (supported: {Supported})",
                         connection.AgentId, hello.ProtocolVersion, supported);
-                    refusals.Record(connection.AgentId, $"protocol version {hello.ProtocolVersion} is not supported (supported: {supported})");
+                    await refusals.RecordAsync(connection.AgentId, $"protocol version {hello.ProtocolVersion} is not supported (supported: {supported})", stop.Token);
                     await connection.Socket.CloseAsync(AgentCloseCodes.UnsupportedProtocol,
                         $"protocol version {hello.ProtocolVersion} is not supported; supported: {supported}");
                     return;
@@ -219,7 +313,15 @@ public sealed class AgentHub(
             return false;
         }
 
-        refusals.Forget(connection.AgentId);
+        connection.Welcomed = true;
+        await using (var db = await dataSource.OpenConnectionAsync(cancellationToken))
+        {
+            // Another replica still holding an older connection of this agent closes it (CloseIfReplacedAsync).
+            await db.ExecuteAsync(new CommandDefinition("SELECT pg_notify(@channel, @payload)",
+                new { channel = ConnectionsChannel, payload = $"{connection.AgentId} {connection.Id}" }, cancellationToken: cancellationToken));
+        }
+
+        await refusals.ForgetAsync(connection.AgentId, cancellationToken);
         await sessions.ApplyAsync(connection.AgentId, hello.Sessions, cancellationToken);
         await FailLostSessionsAsync(connection.AgentId, hello, cancellationToken);
         var unowned = await sessions.UnownedAsync(connection.AgentId, hello.Sessions, cancellationToken);
@@ -274,7 +376,7 @@ public sealed class AgentHub(
     private async Task CloseRevokedAsync(AgentConnection connection)
     {
         logger.LogWarning("Closing agent {AgentId}'s connection: its credential was revoked or replaced", connection.AgentId);
-        refusals.Record(connection.AgentId, "its credential was revoked or replaced while it was connected");
+        await refusals.RecordAsync(connection.AgentId, "its credential was revoked or replaced while it was connected", CancellationToken.None);
         // The connection's own end (AcceptAsync's finally) removes it from the live set and marks the agent offline.
         await connection.Socket.CloseAsync(AgentCloseCodes.Revoked, "the agent's credential was revoked");
     }

@@ -1,3 +1,5 @@
+using StreamSpace.Contracts;
+
 namespace StreamSpace.Api.Features.Agents.Hub;
 
 /// <summary>

@@ -1,3 +1,4 @@
+using StreamSpace.Contracts;
 using Dapper;
 using Npgsql;
 using StreamSpace.Api.Infrastructure.Database;

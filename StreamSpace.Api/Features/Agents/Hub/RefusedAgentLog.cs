@@ -1,56 +1,55 @@
-using System.Collections.Concurrent;
+using Dapper;
+using Npgsql;
 
 namespace StreamSpace.Api.Features.Agents.Hub;
 
 /// <summary>
-/// Agent connections the hub refused in the last hour, by agent id: how often, when last, and why (a revoked or
-/// unknown key, a protocol mismatch, too many attempts), so the admin sees why an agent reads offline. Bounded: an attacker cycling through ids cannot grow it, and old entries give way to new ones.
+/// Agent connections the hub refused in the last hour, by agent id: how often, when last, and why (a revoked or wrong
+/// key, a protocol mismatch), so the admin sees why an agent reads offline, whichever replica refused it. Kept in
+/// <c>agent_refusals</c>, for registered agent ids only: ids an attacker makes up are not recorded, so they cannot grow
+/// it (and the per-address limit stops a flood before it reaches here).
 /// </summary>
-public sealed class RefusedAgentLog(TimeProvider time)
+public sealed class RefusedAgentLog(NpgsqlDataSource dataSource, ILogger<RefusedAgentLog> logger)
 {
-    public const int MaximumEntries = 1000;
     public static readonly TimeSpan Kept = TimeSpan.FromHours(1);
 
-    private readonly ConcurrentDictionary<string, AgentRefusal> refusals = new();
-
-    public void Record(string agentId, string reason)
+    /// <summary>Records a refusal of a registered agent id; nothing for an unknown one. Never fails the caller: it is a diagnostic.</summary>
+    public async Task RecordAsync(string agentId, string reason, CancellationToken cancellationToken)
     {
-        var now = time.GetUtcNow();
-        if (refusals.Count >= MaximumEntries && !refusals.ContainsKey(agentId))
+        try
         {
-            MakeRoom(now);
+            await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+            await connection.ExecuteAsync(new CommandDefinition(
+                """
+                INSERT INTO agent_refusals AS r (agent_id, count, last_at, reason)
+                SELECT @agentId, 1, now(), @reason WHERE EXISTS (SELECT 1 FROM agents WHERE id = @agentId)
+                ON CONFLICT (agent_id) DO UPDATE SET
+                    count = CASE WHEN r.last_at < now() - make_interval(secs => @kept) THEN 1 ELSE r.count + 1 END,
+                    last_at = now(), reason = excluded.reason
+                """, new { agentId, reason, kept = Kept.TotalSeconds }, cancellationToken: cancellationToken));
         }
-
-        refusals.AddOrUpdate(agentId, id => new AgentRefusal(id, 1, now, reason),
-            (_, old) => now - old.LastAt > Kept ? new AgentRefusal(old.AgentId, 1, now, reason) : new AgentRefusal(old.AgentId, old.Count + 1, now, reason));
+        catch (Exception e) when (e is NpgsqlException or TimeoutException or OperationCanceledException)
+        {
+            logger.LogInformation("Could not record the refusal of agent {AgentId}: {Reason}", agentId, e.Message);
+        }
     }
 
-    public void Forget(string agentId) => refusals.TryRemove(agentId, out _);
-
-    public IReadOnlyList<AgentRefusal> Recent(TimeSpan within) =>
-        [.. refusals.Values.Where(r => time.GetUtcNow() - r.LastAt <= within).OrderBy(r => r.AgentId)];
-
-    public int Count => refusals.Count;
-
-    /// <summary>Drops what is older than an hour; when the last hour alone fills the log, the oldest tenth, so that the
-    /// newest refusals (the ones an admin is looking into) are always kept. Runs only when full, so it costs nothing
-    /// while refusals are few.</summary>
-    private void MakeRoom(DateTimeOffset now)
+    /// <summary>The agent connected: its earlier refusals are history.</summary>
+    public async Task ForgetAsync(string agentId, CancellationToken cancellationToken)
     {
-        foreach (var (id, refusal) in refusals)
-        {
-            if (now - refusal.LastAt > Kept)
-            {
-                refusals.TryRemove(id, out _);
-            }
-        }
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        await connection.ExecuteAsync(new CommandDefinition("DELETE FROM agent_refusals WHERE agent_id = @agentId", new { agentId },
+            cancellationToken: cancellationToken));
+    }
 
-        if (refusals.Count >= MaximumEntries)
-        {
-            foreach (var oldest in refusals.Values.OrderBy(r => r.LastAt).Take(MaximumEntries / 10))
-            {
-                refusals.TryRemove(oldest.AgentId, out _);
-            }
-        }
+    public async Task<IReadOnlyList<AgentRefusal>> RecentAsync(TimeSpan within, CancellationToken cancellationToken)
+    {
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        var rows = await connection.QueryAsync<(string AgentId, int Count, DateTime LastAt, string Reason)>(new CommandDefinition(
+            """
+            DELETE FROM agent_refusals WHERE last_at < now() - make_interval(secs => @kept);
+            SELECT agent_id, count, last_at, reason FROM agent_refusals WHERE last_at > now() - make_interval(secs => @within) ORDER BY agent_id
+            """, new { kept = Kept.TotalSeconds, within = within.TotalSeconds }, cancellationToken: cancellationToken));
+        return [.. rows.Select(r => new AgentRefusal(r.AgentId, r.Count, new DateTimeOffset(DateTime.SpecifyKind(r.LastAt, DateTimeKind.Utc)), r.Reason))];
     }
 }

@@ -1,17 +1,26 @@
 using Npgsql;
 using StreamSpace.Api.Features.Agents.Commands;
+using StreamSpace.Api.Features.Replicas;
 using StreamSpace.Api.Features.Sessions;
 using StreamSpace.Contracts;
 
 namespace StreamSpace.Api.Features.Agents.Hub;
 
-/// <summary>The agents as the Sessions feature reaches them: commands through the queue, sockets from this instance's hub.</summary>
-public sealed class SessionAgents(AgentHub hub, ILogger<SessionAgents> logger) : ISessionAgents
+/// <summary>
+/// The agents as the Sessions feature reaches them: commands through the queue (and its NOTIFY, which reaches the
+/// replica holding the agent), messages through this replica's hub or, for an agent held elsewhere, through the relay.
+/// </summary>
+public sealed class SessionAgents(AgentHub hub, AgentStore store, AgentCommandQueue commands, IReplicaDirectory replicas, ReplicaIdentity identity,
+    NpgsqlDataSource dataSource, ILogger<SessionAgents> logger) : ISessionAgents
 {
     public Task EnqueueAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string agentId, string sessionId,
         string commandType, SessionCommandPayload payload, CancellationToken cancellationToken) =>
         AgentCommandQueue.EnqueueAsync(connection, transaction, agentId, sessionId, commandType, payload, cancellationToken);
 
+    /// <summary>
+    /// Sends the agent its new commands: here if this replica holds it, and through the NOTIFY wherever it is held
+    /// (also when a connection here is stale and the agent is current elsewhere).
+    /// </summary>
     public async Task DeliverAsync(string agentId)
     {
         try
@@ -20,16 +29,35 @@ public sealed class SessionAgents(AgentHub hub, ILogger<SessionAgents> logger) :
         }
         catch (Exception e)
         {
-            logger.LogWarning("Agent {AgentId}'s new commands could not be sent now ({Reason}); they go when it next connects", agentId, e.Message);
+            logger.LogWarning("Agent {AgentId}'s new commands could not be sent from here now ({Reason})", agentId, e.Message);
+        }
+
+        try
+        {
+            await commands.NotifyAsync(agentId, identity.Id, CancellationToken.None);
+        }
+        catch (Exception e) when (e is NpgsqlException or TimeoutException)
+        {
+            logger.LogWarning("Could not notify the replicas of agent {AgentId}'s new commands ({Reason}); the sweep sends them", agentId, e.Message);
         }
     }
 
     public async Task<bool> OpenStreamAsync(string agentId, StreamOpenMessage open, CancellationToken cancellationToken)
     {
-        // This replica only, for now; the relay to the replica that holds the agent comes with issue 16.
-        if (hub.Find(agentId) is not { } connection)
+        if (hub.Find(agentId) is { } connection)
+        {
+            await connection.Socket.SendAsync(open, cancellationToken);
+            return true;
+        }
+
+        if (await store.HolderAsync(agentId, cancellationToken) is not { } holder || holder.ReplicaId == identity.Id
+            || !await replicas.IsAliveAsync(holder.ReplicaId, cancellationToken))
+        {
+            // Offline, or its replica died (or this one lost it) before the agent said hello elsewhere.
             return false;
-        await connection.Socket.SendAsync(open, cancellationToken);
+        }
+
+        await AgentRelay.SendAsync(dataSource, holder.ReplicaId, agentId, holder.ConnectionId, open, cancellationToken);
         return true;
     }
 

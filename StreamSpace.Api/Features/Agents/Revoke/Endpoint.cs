@@ -1,3 +1,4 @@
+using StreamSpace.Contracts;
 using FastEndpoints;
 using StreamSpace.Api.Infrastructure;
 using StreamSpace.Api.Features.Agents.Hub;

@@ -51,7 +51,7 @@ public sealed class ChangePasswordEndpoint(IUserAccounts users, ApiSettings sett
             return;
         }
 
-        throttle.PasswordChangeSucceeded(user.Id);
+        await throttle.PasswordChangeSucceededAsync(user.Id, cancellationToken);
         await users.ChangePasswordAsync(Actor.From(User), user.Id, request.NewPassword, cancellationToken);
         await Send.NoContentAsync(cancellationToken);
     }

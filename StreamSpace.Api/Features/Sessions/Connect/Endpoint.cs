@@ -31,7 +31,7 @@ public sealed class ConnectSessionEndpoint(SessionStore sessions, VncTickets tic
             return;
         }
 
-        var ticket = tickets.Issue(session.Id, User);
+        var ticket = await tickets.IssueAsync(session.Id, User, cancellationToken);
         await Send.OkAsync(new ConnectResponse(ticket.Value, $"/vnc/{session.Id}?ticket={ticket.Value}", ticket.ExpiresAt), cancellationToken);
     }
 }

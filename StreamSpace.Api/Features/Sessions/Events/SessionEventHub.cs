@@ -15,9 +15,15 @@ public sealed record SessionChanged(string Id, Guid UserId);
 /// session once, and fans it out to live subscribers (server-sent events), who keep what they may see.
 /// Notifications come from committed transactions only, from any API instance.
 /// </summary>
-public sealed class SessionEventHub(SessionStore sessions, SessionListCache lists, ILogger<SessionEventHub> logger)
+public sealed class SessionEventHub(SessionStore sessions, SessionListCache lists, TimeProvider time, ILogger<SessionEventHub> logger)
     : BackgroundService, IDatabaseNotificationHandler
 {
+    /// <summary>How far before the last notification heard a catch-up looks, for clock differences and commits in flight.</summary>
+    private static readonly TimeSpan CatchUpMargin = TimeSpan.FromSeconds(5);
+
+    /// <summary>When this instance last heard a session notification (or began listening), as unix milliseconds.</summary>
+    private long lastHeard = long.MinValue;
+
     private readonly ConcurrentDictionary<Guid, Channel<SessionResponse>> subscribers = new();
     private readonly Channel<SessionChanged> notifications = Channel.CreateUnbounded<SessionChanged>(new UnboundedChannelOptions { SingleReader = true });
 
@@ -79,6 +85,37 @@ public sealed class SessionEventHub(SessionStore sessions, SessionListCache list
 
         // Before the change is fanned out: a client told of it never lists the old state.
         lists.Invalidate();
+        Interlocked.Exchange(ref lastHeard, time.GetUtcNow().ToUnixTimeMilliseconds());
         notifications.Writer.TryWrite(change);
+    }
+
+    /// <summary>
+    /// Listening again after a lost connection: changes NOTIFYed meanwhile were missed, so the list cache is dropped
+    /// and every session changed since shortly before the last notification heard is fanned out again.
+    /// </summary>
+    public void OnListening()
+    {
+        lists.Invalidate();
+        var heard = Interlocked.Exchange(ref lastHeard, time.GetUtcNow().ToUnixTimeMilliseconds());
+        if (heard != long.MinValue && !subscribers.IsEmpty)
+        {
+            _ = CatchUpAsync(DateTimeOffset.FromUnixTimeMilliseconds(heard) - CatchUpMargin);
+        }
+    }
+
+    private async Task CatchUpAsync(DateTimeOffset since)
+    {
+        try
+        {
+            await Task.Yield();
+            foreach (var change in await sessions.ChangedSinceAsync(since, CancellationToken.None))
+            {
+                notifications.Writer.TryWrite(change);
+            }
+        }
+        catch (Exception e) when (e is NpgsqlException or TimeoutException)
+        {
+            logger.LogWarning("Could not catch up on session changes after listening again: {Reason}", e.Message);
+        }
     }
 }

@@ -1,7 +1,12 @@
 using System.Buffers.Text;
-using System.Collections.Concurrent;
 using System.Security.Claims;
 using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using Dapper;
+using Npgsql;
+using StreamSpace.Api.Features.Auth;
+using StreamSpace.Api.Features.Replicas;
 
 namespace StreamSpace.Api.Features.Sessions.Vnc;
 
@@ -10,40 +15,98 @@ public sealed record VncTicket(string Value, DateTimeOffset ExpiresAt);
 /// <summary>
 /// Single-use tickets for /vnc, bound to one session and one user, valid for 30 seconds. A browser cannot set
 /// headers on a WebSocket, so the ticket rides in the query string; being short-lived and single-use, a leaked
-/// URL is worthless. Kept in memory: the tunnel runs on the API instance that holds the agent's socket anyway.
-/// A ticket keeps the principal it was issued to, so the viewer it opens is checked against that sign-in for as
-/// long as it stays open (<see cref="Auth.ActiveUserCheck"/>).
+/// URL is worthless. Kept in <c>vnc_tickets</c>, keyed by the ticket's SHA-256, so a ticket issued by one replica is
+/// redeemed on any other, once: redeeming is one <c>DELETE … RETURNING</c>, and PostgreSQL's clock alone decides expiry.
+/// A ticket keeps the claims of the principal it was issued to, so the viewer it opens is checked against that
+/// sign-in for as long as it stays open (<see cref="ActiveUserCheck"/>).
 /// </summary>
-public sealed class VncTickets(TimeProvider time)
+public sealed class VncTickets(NpgsqlDataSource dataSource, ReplicaIdentity replica)
 {
     public static readonly TimeSpan Lifetime = TimeSpan.FromSeconds(30);
-    private readonly ConcurrentDictionary<string, (string SessionId, ClaimsPrincipal User, DateTimeOffset ExpiresAt)> tickets = new();
 
-    public VncTicket Issue(string sessionId, ClaimsPrincipal user)
+    /// <summary>Tickets start with this, so /vnc refuses anything else (an agent's data token) before any lookup.</summary>
+    public const string Prefix = "vt1.";
+
+    /// <summary>Expired tickets are deleted this long after their expiry, by whichever replica issues the next one.</summary>
+    private static readonly TimeSpan KeptAfterExpiry = TimeSpan.FromMinutes(1);
+
+    private sealed record StoredClaims(string AuthenticationType, string NameType, string RoleType, ClaimRow[] Claims);
+
+    private sealed record ClaimRow(string Type, string Value);
+
+    private sealed record Redeemed(string SessionId, string Claims, bool Valid);
+
+    private long nextSweep;
+
+    public async Task<VncTicket> IssueAsync(string sessionId, ClaimsPrincipal user, CancellationToken cancellationToken)
     {
-        Forget();
-        var value = Base64Url.EncodeToString(RandomNumberGenerator.GetBytes(32));
-        var expires = time.GetUtcNow() + Lifetime;
-        tickets[value] = (sessionId, user, expires);
-        return new VncTicket(value, expires);
+        var value = Prefix + Base64Url.EncodeToString(RandomNumberGenerator.GetBytes(32));
+        var identity = user.Identities.First();
+        var claims = JsonSerializer.Serialize(new StoredClaims(identity.AuthenticationType ?? "ticket", identity.NameClaimType, identity.RoleClaimType,
+            [.. user.Claims.Select(c => new ClaimRow(c.Type, c.Value))]));
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        var expires = await connection.ExecuteScalarAsync<DateTime>(new CommandDefinition(
+            $"""
+            INSERT INTO vnc_tickets (ticket_hash, session_id, user_id, claims, issued_by, expires_at)
+            VALUES (@hash, @sessionId, @userId, @claims::jsonb, @issuedBy, now() + make_interval(secs => @lifetime))
+            RETURNING expires_at;
+            {SweepSql()}
+            """,
+            new { hash = Hash(value), sessionId, userId = user.RequiredUserId(), claims, issuedBy = replica.Id, lifetime = Lifetime.TotalSeconds, kept = KeptAfterExpiry.TotalSeconds },
+            cancellationToken: cancellationToken));
+        return new VncTicket(value, new DateTimeOffset(DateTime.SpecifyKind(expires, DateTimeKind.Utc)));
     }
 
-    /// <summary>Takes the ticket (it cannot be used again); the principal it was issued to when it opens this session, else null.</summary>
+    /// <summary>Takes the ticket (it cannot be used again, on any replica); the principal it was issued to when it opens this session, else null.</summary>
+    public async Task<ClaimsPrincipal?> RedeemAsync(string? value, string sessionId, CancellationToken cancellationToken)
+    {
+        if (!IsWellFormed(value))
+        {
+            return null;
+        }
+
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        return Principal(await connection.QuerySingleOrDefaultAsync<Redeemed>(new CommandDefinition(RedeemSql, new { hash = Hash(value!) },
+            cancellationToken: cancellationToken)), sessionId);
+    }
+
+    /// <summary><see cref="RedeemAsync"/> for callers that cannot await; blocks on one short query.</summary>
     public ClaimsPrincipal? Redeem(string? value, string sessionId)
     {
-        return value is not null && tickets.TryRemove(value, out var ticket)
-            && ticket.SessionId == sessionId && ticket.ExpiresAt > time.GetUtcNow() ? ticket.User : null;
+        if (!IsWellFormed(value))
+        {
+            return null;
+        }
+
+        using var connection = dataSource.OpenConnection();
+        return Principal(connection.QuerySingleOrDefault<Redeemed>(RedeemSql, new { hash = Hash(value!) }), sessionId);
     }
 
-    private void Forget()
+    // A ticket presented for another session is consumed all the same, and refused.
+    private const string RedeemSql = "DELETE FROM vnc_tickets WHERE ticket_hash = @hash RETURNING session_id, claims::text AS claims, expires_at > now() AS valid";
+
+    private static bool IsWellFormed(string? value) => value is { Length: < 128 } && value.StartsWith(Prefix, StringComparison.Ordinal);
+
+    private static ClaimsPrincipal? Principal(Redeemed? ticket, string sessionId)
     {
-        var now = time.GetUtcNow();
-        foreach (var (key, ticket) in tickets)
+        if (ticket is not { Valid: true } || ticket.SessionId != sessionId)
         {
-            if (ticket.ExpiresAt <= now)
-            {
-                tickets.TryRemove(key, out _);
-            }
+            return null;
         }
+
+        var stored = JsonSerializer.Deserialize<StoredClaims>(ticket.Claims)!;
+        return new ClaimsPrincipal(new ClaimsIdentity(stored.Claims.Select(c => new Claim(c.Type, c.Value)), stored.AuthenticationType, stored.NameType, stored.RoleType));
     }
+
+    /// <summary>About once a minute per replica, the issue also deletes tickets that expired a minute ago; otherwise nothing.</summary>
+    private string SweepSql()
+    {
+        var now = Environment.TickCount64;
+        var due = Interlocked.Read(ref nextSweep);
+        return now >= due && Interlocked.CompareExchange(ref nextSweep, now + 60_000, due) == due
+            ? "DELETE FROM vnc_tickets WHERE expires_at < now() - make_interval(secs => @kept);"
+            : "";
+    }
+
+    private static byte[] Hash(string value) => SHA256.HashData(Encoding.UTF8.GetBytes(value));
 }

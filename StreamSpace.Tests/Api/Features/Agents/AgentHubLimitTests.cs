@@ -49,6 +49,18 @@ public sealed class AgentHubLimitTests : IAsyncLifetime
         }
     }
 
+    [Fact]
+    public async Task Refusals_are_recorded_for_registered_agent_ids_only_so_made_up_ids_cannot_grow_the_record()
+    {
+        await api.RegisterAgentAsync("refused-real");
+        Assert.Equal(HttpStatusCode.Unauthorized, (await ConnectFromAsync(FromAddress.Third, "refused-real", "ssak_wrong")).Status);
+        Assert.Equal(HttpStatusCode.Unauthorized, (await ConnectFromAsync(FromAddress.Third, "made-up-id", "ssak_wrong")).Status);
+
+        await using var connection = new Npgsql.NpgsqlConnection(api.ConnectionString);
+        var recorded = (await Dapper.SqlMapper.QueryAsync<(string AgentId, int Count)>(connection, "SELECT agent_id, count FROM agent_refusals")).ToList();
+        Assert.Equal([("refused-real", 1)], recorded);
+    }
+
     private async Task<(HttpStatusCode Status, int? RetryAfter)> ConnectFromAsync(IPAddress from, string agentId, string key)
     {
         using var client = new ClientWebSocket();
@@ -100,24 +112,6 @@ public sealed class FailureRecordsTests
         windows.Fail(limit, "a");
         windows.Fail(limit, "a");
         Assert.True(windows.Check(limit, "a").FirstRefusal);
-    }
-
-    [Fact]
-    public void The_refused_agents_record_keeps_the_last_hour_and_at_most_its_cap()
-    {
-        var clock = new ManualClock();
-        var log = new RefusedAgentLog(clock);
-        log.Record("old", "wrong key");
-        clock.Now += TimeSpan.FromMinutes(61);
-        for (var i = 0; i < RefusedAgentLog.MaximumEntries * 3; i++)
-        {
-            log.Record($"flood-{i}", "wrong key");
-            clock.Now += TimeSpan.FromMilliseconds(10);
-        }
-
-        Assert.True(log.Count <= RefusedAgentLog.MaximumEntries, $"{log.Count} entries");
-        Assert.DoesNotContain(log.Recent(TimeSpan.FromDays(1)), r => r.AgentId == "old");
-        Assert.Contains(log.Recent(TimeSpan.FromHours(1)), r => r.AgentId == $"flood-{(RefusedAgentLog.MaximumEntries * 3) - 1}");
     }
 
     [Theory]
