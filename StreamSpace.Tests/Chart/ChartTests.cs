@@ -44,20 +44,8 @@ public sealed partial class ChartTests(AspireManifest manifest) : IClassFixture<
     /// </summary>
     private static readonly HashSet<string> ExpansionOnly = ["POSTGRES_PASSWORD", "POD_IP"];
 
-    /// <summary>
-    /// API settings of the replicas work (issue 16) that the chart sets ahead of their code: SHUTDOWN_DRAIN_DELAY is read
-    /// by the drain on SIGTERM. Remove an entry once a settings class declares it.
-    /// </summary>
-    private static readonly HashSet<string> ArrivingApiSettings = ["SHUTDOWN_DRAIN_DELAY"];
-
     /// <summary>Agent settings the chart's kubernetes agent leaves alone. AGENT_DATA_DIR: the local platform's folder.</summary>
     private static readonly HashSet<string> AgentSettingsNotForKubernetes = ["AGENT_DATA_DIR", "LOCAL_ISOLATION", "LOCAL_UID_RANGE"];
-
-    /// <summary>
-    /// API settings the chart does not set yet, with a default that is right until it does. SHUTDOWN_DRAIN_DELAY: the
-    /// chart's step of issue 16 sets it to 5s (design doc §2.2, "Chart"); remove it from here in that change.
-    /// </summary>
-    private static readonly HashSet<string> NotYetInTheChart = ["SHUTDOWN_DRAIN_DELAY"];
 
     /// <summary>
     /// Manifest env vars the chart spells differently. HTTP_PORTS → ASPNETCORE_HTTP_PORTS: the same Kestrel setting,
@@ -576,8 +564,7 @@ public sealed partial class ChartTests(AspireManifest manifest) : IClassFixture<
                 var expected = settings.SelectMany(SettingsOf).Select(s => s.Name)
                     // The provisioned agent exists only with the chart's own agent.
                     .Where(n => agentEnabled || !n.StartsWith("PROVISIONED_AGENT_", StringComparison.Ordinal))
-                    .Where(n => deployment != AgentName || !AgentSettingsNotForKubernetes.Contains(n))
-                    .Where(n => !NotYetInTheChart.Contains(n));
+                    .Where(n => deployment != AgentName || !AgentSettingsNotForKubernetes.Contains(n));
                 AssertAllSet(chart.Case, deployment, expected, EnvNames(chart.Container(deployment)));
             }
         }
@@ -600,8 +587,7 @@ public sealed partial class ChartTests(AspireManifest manifest) : IClassFixture<
                 known.UnionWith(manifest.EnvironmentOf(resource).Select(InChart));
                 known.UnionWith(resource switch
                 {
-                    "api" => [.. ExpansionOnly, .. ArrivingApiSettings],
-                    "web" => ExpansionOnly,
+                    "api" or "web" => ExpansionOnly,
                     _ => [],
                 });
 
