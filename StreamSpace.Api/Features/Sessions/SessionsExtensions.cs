@@ -19,6 +19,10 @@ public static class SessionsExtensions
         builder.Services.AddSingleton<SessionListCache>();
         builder.Services.AddSingleton<VncTickets>();
         builder.Services.AddSingleton<VncProxy>();
+        builder.Services.AddSingleton<ViewerDrain>();
+        builder.Services.AddSingleton<PendingStreams>();
+        builder.Services.AddSingleton<DataListener>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<DataListener>());
         builder.Services.AddSingleton<SessionViewers>();
         builder.Services.AddSingleton<IDatabaseNotificationHandler>(sp => sp.GetRequiredService<SessionViewers>());
         builder.Services.AddSingleton<SessionEventHub>();
@@ -27,11 +31,13 @@ public static class SessionsExtensions
         return builder;
     }
 
-    /// <summary>Maps the two streaming endpoints that are not request/response: VNC and live session events.</summary>
+    /// <summary>Maps the streaming endpoints that are not request/response: VNC, agents' data connections and live session events.</summary>
     public static WebApplication MapStreamSpaceSessions(this WebApplication app)
     {
         var proxy = app.Services.GetRequiredService<VncProxy>();
         app.Map(VncPath, (HttpContext context, string sessionId) => proxy.HandleAsync(context, sessionId));
+        var streams = app.Services.GetRequiredService<PendingStreams>();
+        app.Map(StreamSpace.Contracts.Tunnel.DataConnection.Path, (HttpContext context) => DataConnectionEndpoint.HandleAsync(context, streams));
         app.MapGet(SessionEventStream.Path, SessionEventStream.HandleAsync).RequireAuthorization();
         return app;
     }

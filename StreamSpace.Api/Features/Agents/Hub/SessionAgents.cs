@@ -6,7 +6,7 @@ using StreamSpace.Contracts;
 namespace StreamSpace.Api.Features.Agents.Hub;
 
 /// <summary>The agents as the Sessions feature reaches them: commands through the queue, sockets from this instance's hub.</summary>
-public sealed class SessionAgents(AgentHub hub, ILogger<SessionAgents> logger) : ISessionAgents
+public sealed class SessionAgents(AgentHub hub, AgentStore store, ILogger<SessionAgents> logger) : ISessionAgents
 {
     public Task EnqueueAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string agentId, string sessionId,
         string commandType, SessionCommandPayload payload, CancellationToken cancellationToken) =>
@@ -32,6 +32,8 @@ public sealed class SessionAgents(AgentHub hub, ILogger<SessionAgents> logger) :
         await connection.Socket.SendAsync(open, cancellationToken);
         return true;
     }
+
+    public Task<AgentLink?> LinkAsync(string agentId, CancellationToken cancellationToken) => store.FindLinkAsync(agentId, cancellationToken);
 
     public AgentSocket? Socket(string agentId) => hub.Find(agentId)?.Socket;
 }

@@ -1,0 +1,56 @@
+using System.Collections.Concurrent;
+using StreamSpace.Api.Features.Sessions.Viewers;
+
+namespace StreamSpace.Api.Features.Sessions.Vnc;
+
+/// <summary>
+/// The viewers open on this replica, so that a replica going away can send each of them 4307 "replica stopping",
+/// which the web viewer answers by reconnecting at once (through the balancer, to a replica that stays).
+/// </summary>
+public sealed class ViewerDrain(ILogger<ViewerDrain> logger)
+{
+    private readonly ConcurrentDictionary<Guid, LiveViewer> open = new();
+    private volatile bool draining;
+
+    /// <summary>True once <see cref="CloseAllAsync"/> began: new viewers are refused with 503 before the upgrade.</summary>
+    public bool IsDraining => draining;
+
+    public int Count => open.Count;
+
+    /// <summary>Tracks a viewer until the returned handle is disposed; a viewer that opens during a drain is closed at once.</summary>
+    public IDisposable Track(LiveViewer viewer)
+    {
+        open[viewer.Id] = viewer;
+        if (draining)
+        {
+            viewer.Close(VncCloseCodes.ReplicaStopping, "replica stopping");
+        }
+
+        return new Tracked(this, viewer.Id);
+    }
+
+    /// <summary>
+    /// Closes every viewer open here with 4307 "replica stopping" and refuses new ones, then waits until they have
+    /// closed (their rows and audit entries are written) or <paramref name="cancellationToken"/> ends the wait.
+    /// </summary>
+    public async Task CloseAllAsync(CancellationToken cancellationToken)
+    {
+        draining = true;
+        var viewers = open.Values.ToList();
+        logger.LogInformation("Replica stopping: closing {Count} viewers with 4307", viewers.Count);
+        foreach (var viewer in viewers)
+        {
+            viewer.Close(VncCloseCodes.ReplicaStopping, "replica stopping");
+        }
+
+        while (!open.IsEmpty && !cancellationToken.IsCancellationRequested)
+        {
+            await Task.Delay(50, cancellationToken).ContinueWith(_ => { }, TaskScheduler.Default);
+        }
+    }
+
+    private sealed class Tracked(ViewerDrain owner, Guid id) : IDisposable
+    {
+        public void Dispose() => owner.open.TryRemove(id, out _);
+    }
+}
