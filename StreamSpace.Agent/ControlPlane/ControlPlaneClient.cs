@@ -18,6 +18,7 @@ public sealed class ControlPlaneClient(
     CommandExecutor executor,
     OrphanReaper orphans,
     AgentTunnels tunnels,
+    DataConnections dataConnections,
     TimeProvider time,
     ILogger<ControlPlaneClient> logger) : BackgroundService
 {
@@ -105,7 +106,7 @@ public sealed class ControlPlaneClient(
         try
         {
             var sessions = await platform.ListSessionsAsync(stop.Token);
-            await socket.SendAsync(new HelloMessage(AgentProtocol.Version, platform.Name, settings.Region, AgentVersion,
+            await socket.SendAsync(new HelloMessage(settings.ProtocolVersion, platform.Name, settings.Region, AgentVersion,
                 Capacity(sessions), (int)Math.Ceiling(settings.HeartbeatInterval.TotalSeconds), sessions, new UriBuilder(settings.HubUrl) { UserName = "", Password = "" }.Uri.ToString()), stop.Token);
             while (await socket.ReceiveAsync(stop.Token) is { } message)
             {
@@ -123,6 +124,10 @@ public sealed class ControlPlaneClient(
                         break;
                     case TunnelOpenMessage open:
                         _ = tunnels.RunAsync(socket, open, stop.Token);
+                        break;
+                    case StreamOpenMessage open:
+                        // The host's token, not this connection's: the viewer's data connection outlives the control socket.
+                        _ = dataConnections.RunAsync(open, stoppingToken);
                         break;
                     default:
                         logger.LogWarning("Ignoring an unexpected {Type} from the control plane", message.GetType().Name);

@@ -30,7 +30,7 @@ public sealed class AgentTunnels(ISessionPlatform platform, ILogger<AgentTunnels
 
             await socket.SendAsync(new TunnelOpenedMessage(open.StreamId), cancellationToken);
             await RfbBridge.GreetViewerAsync(stream, cancellationToken);
-            logger.LogInformation("VNC tunnel initialized for session {SessionId} (stream {StreamId})", open.SessionId, open.StreamId);
+            logger.LogInformation("VNC tunnel initialized for session {SessionId} (stream {StreamId}); the viewer takes the mux path", open.SessionId, open.StreamId);
 
             // Both directions move bytes without an intermediate buffer: the server's bytes are read straight into
             // the tunnel frame, and the viewer's frames are written to the server as they arrived (noting activity
