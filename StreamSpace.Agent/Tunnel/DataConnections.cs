@@ -11,7 +11,7 @@ namespace StreamSpace.Agent.Tunnel;
 /// sockets, else a user-space copy). A viewer's data connection does not depend on the control socket: it runs until
 /// either end closes or the agent stops.
 /// </summary>
-public sealed class DataConnections(ISessionPlatform platform, DataDialer dialer, AgentSettings settings, ILogger<DataConnections> logger)
+public sealed class DataConnections(ISessionPlatform platform, DataDialer dialer, VncDialGate gate, AgentSettings settings, ILogger<DataConnections> logger)
 {
     private static readonly TimeSpan DialTimeout = TimeSpan.FromSeconds(5);
     private const int CopyBufferBytes = 64 * 1024;
@@ -30,6 +30,7 @@ public sealed class DataConnections(ISessionPlatform platform, DataDialer dialer
                 dial.CancelAfter(DialTimeout);
                 try
                 {
+                    using var slot = await gate.EnterAsync(open.SessionId, dial.Token);
                     server = await endpoint.OpenAsync(dial.Token);
                     await RfbBridge.AuthenticateToServerAsync(server, endpoint.Password, dial.Token);
                 }
