@@ -20,6 +20,9 @@ var api = builder.AddProject<Projects.StreamSpace_Api>("api")
     // The local agent's credential is provisioned, not registered by hand; the key works for this agent id only.
     .WithEnvironment("PROVISIONED_AGENT_ID", localAgentId)
     .WithEnvironment("PROVISIONED_AGENT_KEY", agentKey)
+    // Agents' data connections (one per viewer) arrive on a port of the replica's own, beside Aspire's proxy.
+    .WithEnvironment("DATA_PORT", "0")
+    .WithEnvironment("REPLICA_ADDRESS", "127.0.0.1")
     .WithHttpHealthCheck("/health");
 
 // The agent's data holds users' homes, which session accounts (other uids) enter, so it may need to live outside the
@@ -60,6 +63,8 @@ builder.AddProject<Projects.StreamSpace_Web>("web")
     .WithReference(api)
     .WaitFor(api)
     .WithExternalHttpEndpoints()
+    // The browser opens the viewer's WebSocket on the API's port directly; the web relays no VNC.
+    .WithEnvironment("VIEWER_VNC_PORT", api.GetEndpoint("http").Property(EndpointProperty.Port))
     .WithHttpHealthCheck("/health");
 
 builder.Build().Run();
