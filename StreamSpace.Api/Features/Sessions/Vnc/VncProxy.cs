@@ -207,6 +207,7 @@ public sealed class VncProxy(
         CancellationToken aborted)
     {
         LiveViewer? live = null;
+        IDisposable? tracked = null;
         var reason = "the viewer closed";
         try
         {
@@ -218,7 +219,7 @@ public sealed class VncProxy(
                 return reason;
             }
 
-            using var tracked = drain.Track(live);
+            tracked = drain.Track(live);
             logger.LogInformation("VNC connection established for session {SessionId}: UI -> Control Plane -> Agent {AgentId} -> session (viewer {ViewerId}, {User}, path {Path})",
                 opened.SessionId, opened.AgentId, live.Id, opened.User.Identity?.Name, path);
             using var stop = CancellationTokenSource.CreateLinkedTokenSource(aborted);
@@ -232,6 +233,9 @@ public sealed class VncProxy(
             {
                 await viewers.ClosedAsync(live, reason);
             }
+
+            // Last: a drain waits for this, and by then the viewer's row and audit entry are written.
+            tracked?.Dispose();
         }
     }
 

@@ -157,6 +157,40 @@ public sealed class DataConnectionTests(PatternSessionFixture fixture) : IClassF
     }
 
     [Fact]
+    public async Task An_agent_that_cannot_reach_the_replicas_data_port_falls_back_to_agent_data_on_the_api_port()
+    {
+        await using var server = new PatternVncServer();
+        // A data URL no agent can reach: every data connection must come through /agent/data on the API's own port.
+        await using var api = new ApiFactory(await SharedPostgres.CreateDatabaseAsync(), new Dictionary<string, string?> { ["REPLICA_ADDRESS"] = "replica.invalid" }).Start();
+        await using var agent = await PatternSessionFixture.PatternAgentAsync(api, "fallback-url-agent", server);
+        using var admin = await api.AdminClientAsync();
+        var id = (await admin.LaunchAsync()).Id;
+        await admin.WaitForStateAsync(id, SessionState.Running);
+        Assert.StartsWith("http://replica.invalid:", api.Services.GetRequiredService<ReplicaIdentity>().DataUrl);
+        await AssertPatternsAsync(api, admin, id, viewers: 5, bytes: 256 * 1024);
+    }
+
+    [Fact]
+    public async Task A_stopping_replica_closes_its_viewers_with_4307_and_refuses_new_ones()
+    {
+        await using var server = new PatternVncServer();
+        await using var api = new ApiFactory(await SharedPostgres.CreateDatabaseAsync()).Start();
+        await using var agent = await PatternSessionFixture.PatternAgentAsync(api, "drain-agent", server);
+        using var admin = await api.AdminClientAsync();
+        var id = (await admin.LaunchAsync()).Id;
+        await admin.WaitForStateAsync(id, SessionState.Running);
+        using var viewer = await PatternViewer.OpenAsync(api, admin, id);
+
+        await api.Services.GetRequiredService<ViewerDrain>().CloseAllAsync(new CancellationTokenSource(TimeSpan.FromSeconds(10)).Token);
+        var (status, reason) = await viewer.WaitForCloseAsync();
+        Assert.Equal(4307, status);
+        Assert.Equal("replica stopping", reason);
+        Assert.Empty(await (await admin.GetAsync($"/api/v1/sessions/{id}/viewers")).Content.ReadFromJsonAsync<List<ViewerBytes>>() ?? []);
+        var refused = await Assert.ThrowsAsync<WebSocketException>(() => RfbViewer.ConnectAsync(api.BaseAddress, $"/vnc/{id}?ticket=any"));
+        Assert.Contains("503", refused.Message);
+    }
+
+    [Fact]
     public async Task An_agent_restart_closes_its_viewers_with_4503()
     {
         await using var api = new ApiFactory(await SharedPostgres.CreateDatabaseAsync()).Start();
@@ -319,6 +353,16 @@ public sealed class DataConnectionTests(PatternSessionFixture fixture) : IClassF
                 Assert.True(mismatch == result.Count, $"byte {offset + mismatch} is not this viewer's");
                 offset += result.Count;
             }
+        }
+
+        public async Task<(int? Status, string? Reason)> WaitForCloseAsync()
+        {
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(15));
+            while ((await socket.ReceiveAsync(buffer, timeout.Token)).MessageType != WebSocketMessageType.Close)
+            {
+            }
+
+            return ((int?)socket.CloseStatus, socket.CloseStatusDescription);
         }
 
         public void Dispose() => socket.Dispose();
