@@ -60,8 +60,9 @@ public sealed class DataConnections(ISessionPlatform platform, DataDialer dialer
                 await CopyAsync(server, data, activity.Moved, stoppingToken);
             }
         }
-        catch (Exception e) when (e is IOException or SocketException or InvalidDataException or OperationCanceledException or ObjectDisposedException)
+        catch (Exception e)
         {
+            // Nobody awaits this task: whatever ended the stream is logged here or nowhere.
             if (!stoppingToken.IsCancellationRequested)
             {
                 logger.LogWarning("The data connection of session {SessionId} (stream {StreamId}) ended: {Reason}", open.SessionId, open.StreamId, e.Message);
