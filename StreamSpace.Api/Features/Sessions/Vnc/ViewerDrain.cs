@@ -10,6 +10,7 @@ namespace StreamSpace.Api.Features.Sessions.Vnc;
 public sealed class ViewerDrain(ILogger<ViewerDrain> logger)
 {
     private readonly ConcurrentDictionary<Guid, LiveViewer> open = new();
+    private readonly TaskCompletionSource emptied = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private volatile bool draining;
 
     /// <summary>True once <see cref="CloseAllAsync"/> began: new viewers are refused with 503 before the upgrade.</summary>
@@ -43,14 +44,29 @@ public sealed class ViewerDrain(ILogger<ViewerDrain> logger)
             viewer.Close(VncCloseCodes.ReplicaStopping, "replica stopping");
         }
 
-        while (!open.IsEmpty && !cancellationToken.IsCancellationRequested)
+        if (open.IsEmpty)
         {
-            await Task.Delay(50, cancellationToken).ContinueWith(_ => { }, TaskScheduler.Default);
+            return;
+        }
+
+        try
+        {
+            await emptied.Task.WaitAsync(cancellationToken);
+        }
+        catch (OperationCanceledException)
+        {
+            logger.LogWarning("Replica stopping: {Count} viewers had not closed when the wait ended", open.Count);
         }
     }
 
     private sealed class Tracked(ViewerDrain owner, Guid id) : IDisposable
     {
-        public void Dispose() => owner.open.TryRemove(id, out _);
+        public void Dispose()
+        {
+            if (owner.open.TryRemove(id, out _) && owner.draining && owner.open.IsEmpty)
+            {
+                owner.emptied.TrySetResult();
+            }
+        }
     }
 }
