@@ -191,6 +191,30 @@ public sealed class DataConnectionTests(PatternSessionFixture fixture) : IClassF
     }
 
     [Fact]
+    public async Task A_viewer_keeps_streaming_while_the_agents_control_connection_drops_and_comes_back()
+    {
+        await using var server = new PatternVncServer();
+        await using var api = new ApiFactory(await SharedPostgres.CreateDatabaseAsync()).Start();
+        await using var agent = await PatternSessionFixture.PatternAgentAsync(api, "moving-agent", server);
+        using var admin = await api.AdminClientAsync();
+        var id = (await admin.LaunchAsync()).Id;
+        await admin.WaitForStateAsync(id, SessionState.Running);
+        using var viewer = await PatternViewer.OpenAsync(api, admin, id);
+        // More than every socket buffer on the way holds, so most of it must cross after the control socket is gone.
+        await viewer.AskAsync(64 * 1024 * 1024);
+        await viewer.ReadPatternAsync(1024 * 1024);
+
+        // The control socket closes, as when its replica goes away; the viewer's bytes never depended on it.
+        await api.Services.GetRequiredService<StreamSpace.Api.Features.Agents.Hub.AgentHub>()
+            .DisconnectAsync("moving-agent", StreamSpace.Api.Features.Agents.Hub.AgentCloseCodes.HeartbeatsMissed, "the test closed it");
+        Assert.NotEqual("online", (await api.GetAgentAsync("moving-agent")).GetProperty("status").GetString());
+        await Eventually.TrueAsync(async () => (await api.GetAgentAsync("moving-agent")).GetProperty("status").GetString() == "online",
+            TimeSpan.FromSeconds(40), "the agent to reconnect");
+        await viewer.ReadPatternAsync(63 * 1024 * 1024);
+        Assert.Equal(1, server.Connections);
+    }
+
+    [Fact]
     public async Task An_agent_restart_closes_its_viewers_with_4503()
     {
         await using var api = new ApiFactory(await SharedPostgres.CreateDatabaseAsync()).Start();
