@@ -18,6 +18,9 @@ public static class AgentExtensions
         builder.Services.AddSingleton<OrphanReaper>();
         builder.Services.AddSingleton<CommandExecutor>();
         builder.Services.AddSingleton<StreamSpace.Agent.Tunnel.AgentTunnels>();
+        builder.Services.AddSingleton<StreamSpace.Agent.Tunnel.VncDialGate>();
+        builder.Services.AddSingleton<StreamSpace.Agent.Tunnel.DataDialer>();
+        builder.Services.AddSingleton<StreamSpace.Agent.Tunnel.DataConnections>();
         builder.Services.AddSingleton<ControlPlaneClient>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<ControlPlaneClient>());
         builder.Services.AddHostedService<Health.AgentHealthEndpoint>();

@@ -18,6 +18,22 @@ public enum LocalIsolation
     None,
 }
 
+/// <summary>How viewers' bytes travel between the agent and the control plane.</summary>
+public enum DataPath
+{
+    /// <summary>A data connection per viewer (protocol version 2).</summary>
+    Data,
+
+    /// <summary>The credit mux on the control socket (the agent then says hello with protocol version 1).</summary>
+    Mux,
+}
+
+public enum SpliceMode
+{
+    On,
+    Off,
+}
+
 /// <summary>Everything the agent reads from its environment. Every optional value has a default, so none is ever unset.</summary>
 public sealed class AgentSettings : IValidatedSettings
 {
@@ -89,6 +105,15 @@ public sealed class AgentSettings : IValidatedSettings
 
     [Setting("ORPHAN_GRACE_PERIOD", Help = "how long a session the control plane does not own keeps running before the agent stops it")]
     public TimeSpan OrphanGracePeriod { get; set; } = TimeSpan.FromMinutes(5);
+
+    [Setting("AGENT_DATA_PATH", Help = "how viewers' bytes travel: data (a connection per viewer) or mux (on the control socket, as protocol version 1)")]
+    public DataPath DataPath { get; set; } = DataPath.Data;
+
+    [Setting("AGENT_SPLICE", Help = "on: move viewers' bytes with splice(2) where both ends are plain sockets; off: always copy in user space")]
+    public SpliceMode Splice { get; set; } = SpliceMode.On;
+
+    /// <summary>The protocol version the agent says hello with: <see cref="DataPath"/> chooses it.</summary>
+    public int ProtocolVersion => DataPath == DataPath.Mux ? StreamSpace.Contracts.AgentProtocol.MuxVersion : StreamSpace.Contracts.AgentProtocol.Version;
 
     /// <summary>The hub URL as the agent dials it, after <see cref="NormalizeControlPlaneUrl"/>.</summary>
     public Uri HubUrl => NormalizeControlPlaneUrl(ControlPlaneUrl).Url;

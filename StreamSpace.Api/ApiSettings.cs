@@ -60,6 +60,15 @@ public sealed class ApiSettings : IValidatedSettings
     [Setting("PUBLIC_URL", Help = "where users and agents outside the cluster reach StreamSpace, e.g. https://streamspace.example.com; empty: not advertised")]
     public string PublicUrl { get; set; } = "";
 
+    [Setting("DATA_PORT", Help = "where agents' data connections (one per viewer) arrive; 0 picks a free port")]
+    public int DataPort { get; set; } = 8001;
+
+    [Setting("REPLICA_ADDRESS", Help = "the address agents dial this replica's DATA_PORT at (in Kubernetes the pod IP)")]
+    public string ReplicaAddress { get; set; } = "127.0.0.1";
+
+    [Setting("VNC_RELAY_BUFFER", Help = "bytes the VNC relay receives from a data connection at once, 4096 to 1048576")]
+    public int VncRelayBuffer { get; set; } = 64 * 1024;
+
     /// <summary>The agent hub's URL under <see cref="PublicUrl"/>, as agents outside the cluster should dial it; null when none is advertised.</summary>
     public Uri? PublicAgentHubUrl
     {
@@ -135,6 +144,21 @@ public sealed class ApiSettings : IValidatedSettings
         if (PublicUrl is { Length: > 0 } && !(Uri.TryCreate(PublicUrl, UriKind.Absolute, out var publicUrl) && publicUrl.Scheme is "http" or "https"))
         {
             throw new InvalidSettingException("PUBLIC_URL", $"has an invalid value '{PublicUrl}': expected an http:// or https:// URL such as https://streamspace.example.com.");
+        }
+
+        if (DataPort is < 0 or > 65535)
+        {
+            throw new InvalidSettingException("DATA_PORT", "must be a port number from 0 to 65535 (0: any free port).");
+        }
+
+        if (Uri.CheckHostName(ReplicaAddress) == UriHostNameType.Unknown)
+        {
+            throw new InvalidSettingException("REPLICA_ADDRESS", $"has an invalid value '{ReplicaAddress}': expected an IP address or host name agents can dial.");
+        }
+
+        if (VncRelayBuffer is < 4096 or > 1024 * 1024)
+        {
+            throw new InvalidSettingException("VNC_RELAY_BUFFER", "must be from 4096 to 1048576 bytes.");
         }
 
         foreach (var (name, value) in new[]

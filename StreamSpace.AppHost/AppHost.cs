@@ -71,6 +71,8 @@ builder.AddProject<Projects.StreamSpace_Web>("web")
     .WithReference(api)
     .WaitFor(api)
     .WithExternalHttpEndpoints()
+    // The browser opens the viewer's WebSocket on the API's port directly; the web relays no VNC.
+    .WithEnvironment("VIEWER_VNC_PORT", api.GetEndpoint("http").Property(EndpointProperty.Port))
     .WithHttpHealthCheck("/health");
 
 builder.Build().Run();

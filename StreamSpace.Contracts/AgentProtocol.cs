@@ -9,10 +9,17 @@ namespace StreamSpace.Contracts;
 /// </summary>
 public static class AgentProtocol
 {
-    /// <summary>The version this build speaks. A hello with another version is refused with the supported list.</summary>
-    public const int Version = 1;
+    /// <summary>
+    /// The version this build speaks. Version 2 opens a data connection per viewer (<see cref="StreamOpenMessage"/>);
+    /// version 1 carries viewers in the credit mux on the control socket. A hello with another version is refused
+    /// with the supported list.
+    /// </summary>
+    public const int Version = 2;
 
-    public static readonly IReadOnlyList<int> SupportedVersions = [Version];
+    /// <summary>The version whose viewers ride the credit mux (<see cref="TunnelOpenMessage"/>) on the control socket.</summary>
+    public const int MuxVersion = 1;
+
+    public static readonly IReadOnlyList<int> SupportedVersions = [MuxVersion, Version];
 
     /// <summary>The largest text frame either side accepts; a larger one closes the socket with 1008.</summary>
     public const int MaxTextFrameBytes = 256 * 1024;

@@ -17,6 +17,7 @@ return await StartupGuard.RunAsync(async () =>
     builder.AddServiceDefaults();
     builder.AddTrustedProxies();
     var settings = SettingsBinder.Bind<WebSettings>(builder.Configuration);
+    builder.Services.AddSingleton(settings);
     builder.AddStreamSpaceDataProtection(settings);
     builder.AddStreamSpaceApi();
     builder.AddStreamSpaceAuth(settings);

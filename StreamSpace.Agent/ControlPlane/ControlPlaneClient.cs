@@ -1,3 +1,4 @@
+using StreamSpace.Agent.Metrics;
 using System.Net.WebSockets;
 using System.Reflection;
 using System.Threading.Channels;
@@ -18,6 +19,8 @@ public sealed class ControlPlaneClient(
     CommandExecutor executor,
     OrphanReaper orphans,
     AgentTunnels tunnels,
+    DataConnections dataConnections,
+    AgentMetrics metrics,
     TimeProvider time,
     ILogger<ControlPlaneClient> logger) : BackgroundService
 {
@@ -79,6 +82,7 @@ public sealed class ControlPlaneClient(
                 attempt = 0;
                 var ended = await RunConnectionAsync(socket, stoppingToken);
                 moving = socket.CloseStatus == AgentCloseCodes.ReplicaStopping;
+                metrics.ControlReconnected(moving ? "replica_stopping" : "connection_lost");
                 if (moving)
                 {
                     // A rolling update, not a problem: the balancer sends the next connection to another replica.
@@ -94,6 +98,7 @@ public sealed class ControlPlaneClient(
             catch (Exception e) when (!stoppingToken.IsCancellationRequested)
             {
                 var problem = ConnectionFailure.Describe(e, socket.HttpStatusCode == 0 ? null : socket.HttpStatusCode, url);
+                metrics.ControlReconnected("connect_failed");
                 if (problem != lastProblem)
                 {
                     // Logged once per change of cause, not at every retry.
@@ -130,7 +135,7 @@ public sealed class ControlPlaneClient(
         try
         {
             var sessions = await platform.ListSessionsAsync(stop.Token);
-            await socket.SendAsync(new HelloMessage(AgentProtocol.Version, platform.Name, settings.Region, AgentVersion,
+            await socket.SendAsync(new HelloMessage(settings.ProtocolVersion, platform.Name, settings.Region, AgentVersion,
                 Capacity(sessions), (int)Math.Ceiling(settings.HeartbeatInterval.TotalSeconds), sessions, new UriBuilder(settings.HubUrl) { UserName = "", Password = "" }.Uri.ToString()), stop.Token);
             while (await socket.ReceiveAsync(stop.Token) is { } message)
             {
@@ -149,6 +154,10 @@ public sealed class ControlPlaneClient(
                         break;
                     case TunnelOpenMessage open:
                         _ = tunnels.RunAsync(socket, open, stop.Token);
+                        break;
+                    case StreamOpenMessage open:
+                        // The host's token, not this connection's: the viewer's data connection outlives the control socket.
+                        _ = dataConnections.RunAsync(open, stoppingToken);
                         break;
                     default:
                         logger.LogWarning("Ignoring an unexpected {Type} from the control plane", message.GetType().Name);

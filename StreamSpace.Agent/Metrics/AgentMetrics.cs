@@ -11,8 +11,11 @@ public sealed class AgentMetrics
 {
     public const string MeterName = "StreamSpace.Agent";
 
+    /// <summary>The <c>path</c> label of a per-viewer data connection (tunnel v2).</summary>
+    public const string RawPath = "raw";
+
     private readonly UpDownCounter<long> dataConnections;
-    private readonly Counter<long> splicedBytes;
+    private readonly Counter<long> relayedBytes;
     private readonly Counter<long> controlReconnects;
     private Func<bool> controlConnected = () => false;
 
@@ -23,8 +26,8 @@ public sealed class AgentMetrics
             "1 while the agent's control connection to the control plane is up, else 0.");
         dataConnections = meter.CreateUpDownCounter<long>("streamspace_agent_data_connections", "{connection}",
             "Viewer data connections open, by path (raw, websocket, mux) and whether splice(2) moves their bytes.");
-        splicedBytes = meter.CreateCounter<long>("streamspace_agent_spliced", "By",
-            "VNC bytes the agent moved between a session and its viewers, to the viewer and from it.");
+        relayedBytes = meter.CreateCounter<long>("streamspace_agent_relayed", "By",
+            "VNC bytes the agent moved (spliced or copied) between a session and its viewers, to the viewer and from it.");
         controlReconnects = meter.CreateCounter<long>("streamspace_agent_control_reconnects", "{reconnect}",
             "Reconnects of the control connection, by cause (e.g. replica_stopping, reset, refused, unauthorized).");
     }
@@ -39,10 +42,10 @@ public sealed class AgentMetrics
     public void DataConnectionClosed(string path, bool spliced) => dataConnections.Add(-1, Path(path), Splice(spliced));
 
     /// <summary>Bytes moved from the session's VNC server to a viewer.</summary>
-    public void BytesToViewer(long bytes) => splicedBytes.Add(bytes, new KeyValuePair<string, object?>("direction", "to_viewer"));
+    public void BytesToViewer(long bytes) => relayedBytes.Add(bytes, new KeyValuePair<string, object?>("direction", "to_viewer"));
 
     /// <summary>Bytes moved from a viewer to the session's VNC server.</summary>
-    public void BytesFromViewer(long bytes) => splicedBytes.Add(bytes, new KeyValuePair<string, object?>("direction", "from_viewer"));
+    public void BytesFromViewer(long bytes) => relayedBytes.Add(bytes, new KeyValuePair<string, object?>("direction", "from_viewer"));
 
     /// <summary>The control connection is being made again; <paramref name="cause"/> is a short fixed word, never a message.</summary>
     public void ControlReconnected(string cause) => controlReconnects.Add(1, new KeyValuePair<string, object?>("cause", cause));

@@ -8,7 +8,7 @@ namespace StreamSpace.Agent.Tunnel;
 /// The agent's end of each VNC tunnel: dial the session's VNC server, authenticate with the session password,
 /// greet the viewer, then carry bytes both ways until either end closes.
 /// </summary>
-public sealed class AgentTunnels(ISessionPlatform platform, ILogger<AgentTunnels> logger)
+public sealed class AgentTunnels(ISessionPlatform platform, VncDialGate gate, ILogger<AgentTunnels> logger)
 {
     private static readonly TimeSpan DialTimeout = TimeSpan.FromSeconds(5);
 
@@ -24,13 +24,14 @@ public sealed class AgentTunnels(ISessionPlatform platform, ILogger<AgentTunnels
             using (var dial = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
             {
                 dial.CancelAfter(DialTimeout);
+                using var slot = await gate.EnterAsync(open.SessionId, dial.Token);
                 server = await endpoint.OpenAsync(dial.Token);
                 await RfbBridge.AuthenticateToServerAsync(server, endpoint.Password, dial.Token);
             }
 
             await socket.SendAsync(new TunnelOpenedMessage(open.StreamId), cancellationToken);
             await RfbBridge.GreetViewerAsync(stream, cancellationToken);
-            logger.LogInformation("VNC tunnel initialized for session {SessionId} (stream {StreamId})", open.SessionId, open.StreamId);
+            logger.LogInformation("VNC tunnel initialized for session {SessionId} (stream {StreamId}); the viewer takes the mux path", open.SessionId, open.StreamId);
 
             // Both directions move bytes without an intermediate buffer: the server's bytes are read straight into
             // the tunnel frame, and the viewer's frames are written to the server as they arrived (noting activity

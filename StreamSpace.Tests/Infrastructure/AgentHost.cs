@@ -33,8 +33,9 @@ public sealed class AgentHost : IAsyncDisposable
 
     public LocalPlatform Platform => host.Services.GetRequiredService<LocalPlatform>();
 
+    /// <param name="services">Changes to the agent's services after its own, e.g. a VNC server standing in for the sessions'.</param>
     public static async Task<AgentHost> StartAsync(Uri hubUrl, string agentId, string agentKey, string? dataDirectory = null,
-        IReadOnlyDictionary<string, string?>? settings = null)
+        IReadOnlyDictionary<string, string?>? settings = null, Action<IServiceCollection>? services = null)
     {
         dataDirectory ??= Directory.CreateTempSubdirectory("streamspace-agent-").FullName;
         var host = await StartHostAsync(hubUrl, agentId, agentKey, new Dictionary<string, string?>
@@ -43,7 +44,7 @@ public sealed class AgentHost : IAsyncDisposable
             ["AGENT_DATA_DIR"] = dataDirectory,
             // CI runs as root, so the isolated mode is the one tested; a developer's run as themselves cannot create accounts.
             ["LOCAL_ISOLATION"] = Environment.IsPrivilegedProcess ? "accounts" : "none",
-        }, settings);
+        }, settings, services);
         return new AgentHost(host, dataDirectory);
     }
 
@@ -52,7 +53,8 @@ public sealed class AgentHost : IAsyncDisposable
     /// heartbeat, then the platform's settings, then the test's own.
     /// </summary>
     public static async Task<IHost> StartHostAsync(Uri hubUrl, string agentId, string agentKey,
-        IReadOnlyDictionary<string, string?> platformSettings, IReadOnlyDictionary<string, string?>? settings)
+        IReadOnlyDictionary<string, string?> platformSettings, IReadOnlyDictionary<string, string?>? settings,
+        Action<IServiceCollection>? services = null)
     {
         var values = new Dictionary<string, string?>
         {
@@ -69,6 +71,7 @@ public sealed class AgentHost : IAsyncDisposable
         var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { EnvironmentName = "Testing" });
         builder.Configuration.AddInMemoryCollection(values);
         builder.AddStreamSpaceAgent();
+        services?.Invoke(builder.Services);
         var host = builder.Build();
         await host.StartAsync();
         return host;

@@ -36,6 +36,8 @@ public sealed class ApiFactory(string connectionString, IReadOnlyDictionary<stri
         ["LOGIN_FAILURES_PER_USERNAME"] = "1000",
         ["AGENT_AUTH_FAILURES_PER_MINUTE"] = "1000",
         ["AGENT_MISSED_HEARTBEATS"] = "3",
+        // Several APIs run side by side in one test run: each takes a free port for its agents' data connections.
+        ["DATA_PORT"] = "0",
     };
 
     /// <summary>Starts Kestrel (on a free port unless one is given) and waits until the API has migrated and serves.</summary>

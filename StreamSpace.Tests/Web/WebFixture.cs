@@ -135,6 +135,8 @@ public sealed class WebFixture : IAsyncLifetime
         start.Environment["ASPNETCORE_ENVIRONMENT"] = "Testing";
         start.Environment["services__api__http__0"] = Api.BaseAddress.ToString().TrimEnd('/');
         start.Environment["ConnectionStrings__streamspace"] = Api.ConnectionString;
+        // As `./streamspace up` does: the browser opens the viewer's WebSocket on the API itself.
+        start.Environment["VIEWER_VNC_PORT"] = Api.BaseAddress.Port.ToString(System.Globalization.CultureInfo.InvariantCulture);
         // A fresh home for each start, as a new pod would have: ASP.NET's default key folder (~/.aspnet) cannot carry
         // the sign-in cookies' keys over a restart, only the database can.
         var home = Directory.CreateTempSubdirectory("streamspace-web-home-").FullName;

@@ -111,6 +111,9 @@ public sealed class WebUiTests(WebFixture fixture) : IClassFixture<WebFixture>
         }
 
         Assert.True(vncSockets.Length >= 2, $"expected a reconnection, saw {vncSockets.Length} VNC connection(s)");
+        // The browser opened each on the API itself, cross-origin from the page, with the ticket as its credential.
+        Assert.All(vncSockets, url => Assert.Equal(fixture.Api.BaseAddress.Port, new Uri(url).Port));
+        Assert.NotEqual(fixture.WebAddress.Port, fixture.Api.BaseAddress.Port);
         // Tickets are single-use: each connection came with a fresh one.
         Assert.Equal(vncSockets.Length, vncSockets.Select(Ticket).Distinct().Count());
         await page.Context.CloseAsync();

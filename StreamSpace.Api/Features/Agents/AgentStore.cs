@@ -260,6 +260,18 @@ public sealed class AgentStore(NpgsqlDataSource dataSource, IPlacedSessions sess
             new { id, Checks = JsonSerializer.Serialize(checks, AgentProtocol.Json) }, cancellationToken: cancellationToken));
     }
 
+    /// <summary>The agent's live connection and the protocol version it said hello with; null while it is offline.</summary>
+    public async Task<AgentLink?> FindLinkAsync(string id, CancellationToken cancellationToken)
+    {
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        return await connection.QuerySingleOrDefaultAsync<AgentLink>(new CommandDefinition(
+            """
+            SELECT connection_id AS "ConnectionId", protocol_version AS "ProtocolVersion" FROM agents
+            WHERE id = @id AND status = 'online' AND connection_id IS NOT NULL AND protocol_version IS NOT NULL
+            """,
+            new { id }, cancellationToken: cancellationToken));
+    }
+
     /// <summary>
     /// The replica holding the agent's current connection, and that connection, while the agent is online and not
     /// revoked; null otherwise. Whether that replica is still alive is <see cref="IReplicaDirectory"/>'s to say.

@@ -164,7 +164,8 @@ public sealed class DiagnosticsService(NpgsqlDataSource dataSource, ApiSettings 
             if (agent.ProtocolVersion is { } version && version != AgentProtocol.Version)
             {
                 checks.Add(DiagnosticCheck.Warn($"agents.protocol:{agent.Id}", $"Agent {agent.Id} speaks the current protocol",
-                    $"protocol {version}, the control plane speaks {AgentProtocol.Version}", "Upgrade the agent to this release."));
+                    $"protocol {version}, the control plane speaks {AgentProtocol.Version}" + (version == AgentProtocol.MuxVersion ? "; its viewers ride the control socket's mux" : ""),
+                    "Upgrade the agent to this release, and leave AGENT_DATA_PATH unset (data) unless a proxy refuses its data connections."));
             }
 
             if (online)

@@ -3,6 +3,9 @@ using StreamSpace.Contracts;
 
 namespace StreamSpace.Api.Features.Sessions;
 
+/// <summary>An agent's live control connection: <see cref="ConnectionId"/> tells it from the agent's earlier and later ones.</summary>
+public sealed record AgentLink(Guid ConnectionId, int ProtocolVersion);
+
 /// <summary>
 /// What sessions need of the agents that run them: their commands, and the socket their VNC streams run through.
 /// The Sessions feature defines it; the Agents feature, which owns the commands' table and the agents' sockets,
@@ -28,6 +31,12 @@ public interface ISessionAgents
     /// False when no live replica holds it (the agent is offline, or its replica died before the agent moved).
     /// </summary>
     Task<bool> OpenStreamAsync(string agentId, StreamOpenMessage open, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// The agent's live control connection, on whichever replica holds it: its id (which changes when the agent
+    /// reconnects) and the protocol version it said hello with. Null while the agent is offline.
+    /// </summary>
+    Task<AgentLink?> LinkAsync(string agentId, CancellationToken cancellationToken);
 
     /// <summary>The agent's socket, if the agent is connected here.</summary>
     AgentSocket? Socket(string agentId);

@@ -1,3 +1,4 @@
+using StreamSpace.Api.Features.Replicas;
 using StreamSpace.Api.Features.Sessions.Events;
 using StreamSpace.Api.Features.Sessions.List;
 using StreamSpace.Api.Features.Sessions.Viewers;
@@ -19,6 +20,12 @@ public static class SessionsExtensions
         builder.Services.AddSingleton<SessionListCache>();
         builder.Services.AddSingleton<VncTickets>();
         builder.Services.AddSingleton<VncProxy>();
+        builder.Services.AddSingleton<ViewerDrain>();
+        // After the hub's step (Agents registers first): viewers close once their agents have moved.
+        builder.Services.AddSingleton<IReplicaDrainStep>(sp => sp.GetRequiredService<ViewerDrain>());
+        builder.Services.AddSingleton<PendingStreams>();
+        builder.Services.AddSingleton<DataListener>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<DataListener>());
         builder.Services.AddSingleton<SessionViewers>();
         builder.Services.AddSingleton<IDatabaseNotificationHandler>(sp => sp.GetRequiredService<SessionViewers>());
         builder.Services.AddSingleton<SessionEventHub>();
@@ -28,11 +35,13 @@ public static class SessionsExtensions
         return builder;
     }
 
-    /// <summary>Maps the two streaming endpoints that are not request/response: VNC and live session events.</summary>
+    /// <summary>Maps the streaming endpoints that are not request/response: VNC, agents' data connections and live session events.</summary>
     public static WebApplication MapStreamSpaceSessions(this WebApplication app)
     {
         var proxy = app.Services.GetRequiredService<VncProxy>();
         app.Map(VncPath, (HttpContext context, string sessionId) => proxy.HandleAsync(context, sessionId));
+        var streams = app.Services.GetRequiredService<PendingStreams>();
+        app.Map(StreamSpace.Contracts.Tunnel.DataConnection.Path, (HttpContext context) => DataConnectionEndpoint.HandleAsync(context, streams));
         app.MapGet(SessionEventStream.Path, SessionEventStream.HandleAsync).RequireAuthorization();
         return app;
     }

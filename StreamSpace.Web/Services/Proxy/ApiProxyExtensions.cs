@@ -9,8 +9,9 @@ using Yarp.ReverseProxy.Transforms;
 namespace StreamSpace.Web.Services.Proxy;
 
 /// <summary>
-/// Forwards <c>/api/*</c> and <c>/vnc/*</c> (WebSockets) to the API with YARP, so the browser talks to one origin and
-/// needs no CORS. The browser never holds the JWT: for a signed-in user the proxy adds <c>Authorization: Bearer</c>
+/// Forwards <c>/api/*</c> to the API with YARP, so the browser talks to one origin and needs no CORS. The viewer's
+/// <c>/vnc</c> WebSocket does not pass through here: the browser opens it on the API itself (<c>VIEWER_VNC_PORT</c>, or
+/// the ingress's <c>/vnc</c> route), since its single-use ticket is its credential and a relay here would cost a hop. The browser never holds the JWT: for a signed-in user the proxy adds <c>Authorization: Bearer</c>
 /// from the encrypted auth cookie, and strips the cookie itself, which is the web's and not the API's business.
 /// </summary>
 public static class ApiProxyExtensions
@@ -23,7 +24,6 @@ public static class ApiProxyExtensions
     public const string CsrfHeader = "X-StreamSpace-Request";
 
     private const string ApiRoute = "api";
-    private const string VncRoute = "vnc";
     private const string Cluster = "api";
 
     public static IHostApplicationBuilder AddStreamSpaceProxy(this IHostApplicationBuilder builder)
@@ -34,7 +34,6 @@ public static class ApiProxyExtensions
         RouteConfig[] routes =
         [
             new() { RouteId = ApiRoute, ClusterId = Cluster, Match = new() { Path = "/api/{**rest}" } },
-            new() { RouteId = VncRoute, ClusterId = Cluster, Match = new() { Path = "/vnc/{**rest}" } },
         ];
         ClusterConfig[] clusters =
         [
@@ -42,7 +41,7 @@ public static class ApiProxyExtensions
             {
                 ClusterId = Cluster,
                 Destinations = new Dictionary<string, DestinationConfig> { ["api"] = new() { Address = address } },
-                // Server-sent events and VNC streams stay open for as long as the user watches.
+                // Server-sent events stay open for as long as the user watches.
                 HttpRequest = new() { ActivityTimeout = Timeout.InfiniteTimeSpan },
             },
         ];

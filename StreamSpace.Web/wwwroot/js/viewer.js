@@ -1,10 +1,12 @@
-// The session viewer: noVNC's RFB client over the same-origin /vnc/{id} WebSocket, which the web proxies to the API.
-// Each connection takes a fresh single-use ticket from the web server (POST /viewer/{id}/ticket, cookie-authenticated):
-// the API's token never reaches this script.
+// The session viewer: noVNC's RFB client over the API's /vnc/{id} WebSocket, opened on the API directly: on the page's
+// host at data-vnc-port when the page names one (`./streamspace up`), else on the page's own origin (an ingress routes
+// /vnc to the API). Each connection takes a fresh single-use ticket from the web server (POST /viewer/{id}/ticket,
+// cookie-authenticated); the ticket is the WebSocket's only credential, and the API's token never reaches this script.
 import RFB from '../lib/novnc/core/rfb.js';
 
 const root = document.getElementById('viewer');
 const sessionId = root.dataset.sessionId;
+const vncPort = root.dataset.vncPort;
 const screen = document.getElementById('viewer-screen');
 const status = document.getElementById('viewer-status');
 const clipboardPanel = document.getElementById('viewer-clipboard');
@@ -22,6 +24,8 @@ function setStatus(text) {
 
 // The API's close code for a viewer its session's owner or an admin revoked (README: Sessions and the VNC tunnel).
 const REVOKED = 4403;
+// The API replica that held this viewer is stopping: connect again at once, through the balancer, to one that stays.
+const REPLICA_STOPPING = 4307;
 
 async function fetchTicket() {
     const response = await fetch(`viewer/${encodeURIComponent(sessionId)}/ticket`, {
@@ -57,9 +61,13 @@ async function connect() {
 
     const url = new URL(ticket.url, location.href);
     url.protocol = location.protocol === 'https:' ? 'wss:' : 'ws:';
+    if (vncPort) {
+        url.port = vncPort;
+    }
     // Our own socket, handed to noVNC, so the close code and reason are ours to read: noVNC's disconnect event has neither.
     const socket = new WebSocket(url.toString(), ['binary']);
     let closed = null;
+    let worked = false;
     socket.addEventListener('close', (event) => { closed = event; });
     rfb = new RFB(screen, socket);
     rfb.scaleViewport = true;
@@ -67,6 +75,7 @@ async function connect() {
     rfb.focusOnClick = true;
     rfb.addEventListener('connect', () => {
         attempt = 0;
+        worked = true;
         setStatus('Connected');
         rfb.focus();
     });
@@ -80,8 +89,15 @@ async function connect() {
             setStatus(`Disconnected: ${closed.reason}`);
             return;
         }
+        if (closed?.code === REPLICA_STOPPING) {
+            // Not a failure: a fresh ticket at once, spread over 250 ms so a replica's viewers do not arrive together.
+            attempt = 0;
+            setStatus('Reconnecting…');
+            setTimeout(connect, Math.random() * 250);
+            return;
+        }
         scheduleReconnect(closed?.code >= 4000 && closed.reason ? `Disconnected: ${closed.reason}`
-            : event.detail.clean ? 'Disconnected' : 'Connection lost');
+            : event.detail.clean ? 'Disconnected' : 'Connection lost', worked);
     });
     rfb.addEventListener('clipboard', (event) => {
         clipboardText.value = event.detail.text;
@@ -91,9 +107,11 @@ async function connect() {
     });
 }
 
-function scheduleReconnect(reason) {
+function scheduleReconnect(reason, afterWorking = false) {
     attempt += 1;
-    const delay = Math.min(10, attempt) * 1000;
+    // A connection that had worked is most often back at once (a restarted replica, a dropped network): the first
+    // retry after it comes sooner.
+    const delay = afterWorking && attempt === 1 ? 250 : Math.min(10, attempt) * 1000;
     setStatus(`${reason}; reconnecting in ${delay / 1000} s…`);
     setTimeout(connect, delay);
 }

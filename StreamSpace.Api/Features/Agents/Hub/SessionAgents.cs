@@ -61,5 +61,7 @@ public sealed class SessionAgents(AgentHub hub, AgentStore store, AgentCommandQu
         return true;
     }
 
+    public Task<AgentLink?> LinkAsync(string agentId, CancellationToken cancellationToken) => store.FindLinkAsync(agentId, cancellationToken);
+
     public AgentSocket? Socket(string agentId) => hub.Find(agentId)?.Socket;
 }

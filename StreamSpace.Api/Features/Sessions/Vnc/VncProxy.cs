@@ -1,4 +1,8 @@
+using System.Buffers;
+using System.Diagnostics;
 using System.Net.WebSockets;
+using StreamSpace.Api.Features.Replicas;
+using StreamSpace.Api.Infrastructure.Metrics;
 using StreamSpace.Api.Features.Sessions.Viewers;
 using StreamSpace.Contracts;
 using StreamSpace.Contracts.Tunnel;
@@ -20,15 +24,32 @@ public static class VncCloseCodes
     public const WebSocketCloseStatus Revoked = (WebSocketCloseStatus)4403;
     /// <summary>The session left <c>running</c> (stopping, hibernating, failed).</summary>
     public const WebSocketCloseStatus SessionEnded = (WebSocketCloseStatus)4410;
+    /// <summary>This replica is going away; the viewer reconnects at once with a fresh ticket (307: go again, elsewhere).</summary>
+    public const WebSocketCloseStatus ReplicaStopping = (WebSocketCloseStatus)4307;
 }
 
 /// <summary>
-/// /vnc/{sessionId}: the browser's binary WebSocket, joined to a stream on the session's agent, which joins it
-/// to the session's VNC server. The browser never learns the VNC password or where the session runs.
+/// /vnc/{sessionId}: the browser's binary WebSocket, joined to the session's VNC server through its agent. With a
+/// version-2 agent the agent dials a data connection per viewer (<see cref="PendingStreams"/>) and this relay copies
+/// bytes between it and the WebSocket; a version-1 agent carries the viewer in the credit mux of its control socket.
+/// The browser never learns the VNC password or where the session runs.
 /// </summary>
-public sealed class VncProxy(VncTickets tickets, SessionStore sessions, ISessionAgents agents, SessionViewers viewers, ILogger<VncProxy> logger)
+public sealed class VncProxy(
+    VncTickets tickets,
+    SessionStore sessions,
+    ISessionAgents agents,
+    SessionViewers viewers,
+    PendingStreams streams,
+    ReplicaIdentity replica,
+    ViewerDrain drain,
+    ApiSettings settings,
+    ApiMetrics metrics,
+    ILogger<VncProxy> logger)
 {
-    private static readonly TimeSpan OpenTimeout = TimeSpan.FromSeconds(10);
+    private static readonly TimeSpan OpenTimeout = DataConnection.TokenLifetime;
+    private static readonly TimeSpan EndCheckTime = TimeSpan.FromSeconds(2);
+    // Input messages are 6 to 20 bytes; a clipboard paste is the largest a viewer sends.
+    private const int ViewerReceiveBuffer = 16 * 1024;
 
     public async Task HandleAsync(HttpContext context, string sessionId)
     {
@@ -39,13 +60,23 @@ public sealed class VncProxy(VncTickets tickets, SessionStore sessions, ISession
             return;
         }
 
-        if (tickets.Redeem(context.Request.Query["ticket"], sessionId) is not { } user)
+        if (drain.IsDraining)
+        {
+            await TypedResults.Problem(title: "This replica is stopping.", detail: "Ask for a new ticket and connect again.",
+                statusCode: StatusCodes.Status503ServiceUnavailable).ExecuteAsync(context);
+            return;
+        }
+
+        // A data token is the agent's and never a viewer's credential: refused before any lookup.
+        var ticket = context.Request.Query["ticket"].ToString();
+        if (ticket.StartsWith(DataConnection.TokenPrefix, StringComparison.Ordinal) || await tickets.RedeemAsync(ticket, sessionId, context.RequestAborted) is not { } user)
         {
             await TypedResults.Problem(title: "Invalid VNC ticket.", detail: "The ticket is missing, used, expired or for another session; ask POST /api/v1/sessions/{id}/connect for a new one.",
                 statusCode: StatusCodes.Status401Unauthorized).ExecuteAsync(context);
             return;
         }
 
+        var redeemedAt = Stopwatch.GetTimestamp();
         var subProtocol = context.WebSockets.WebSocketRequestedProtocols.Contains("binary") ? "binary" : null;
         using var viewer = await context.WebSockets.AcceptWebSocketAsync(subProtocol);
         var session = await sessions.FindPlacementAsync(sessionId, context.RequestAborted);
@@ -61,13 +92,90 @@ public sealed class VncProxy(VncTickets tickets, SessionStore sessions, ISession
             return;
         }
 
-        if (session.Value.AgentId is not { } agentId || agents.Socket(agentId) is not { } agent)
+        if (session.Value.AgentId is not { } agentId || await agents.LinkAsync(agentId, context.RequestAborted) is not { } link)
         {
             await RefuseAsync(viewer, sessionId, VncCloseCodes.AgentOffline, "agent not online");
             return;
         }
 
-        var (stream, failure) = await agent.OpenTunnelAsync(sessionId, OpenTimeout, context.RequestAborted);
+        var opened = new OpenedViewer(viewer, sessionId, agentId, user, context.Connection.RemoteIpAddress?.ToString(), redeemedAt);
+        if (link.ProtocolVersion == AgentProtocol.MuxVersion)
+        {
+            await RunMuxAsync(opened, context.RequestAborted);
+        }
+        else
+        {
+            await RunDataAsync(opened, link, context.RequestAborted);
+        }
+    }
+
+    /// <summary>Asks the agent for a data connection, waits for it, and relays the viewer over it.</summary>
+    private async Task RunDataAsync(OpenedViewer opened, AgentLink link, CancellationToken aborted)
+    {
+        var (viewer, sessionId, agentId) = (opened.Viewer, opened.SessionId, opened.AgentId);
+        var pending = streams.Expect(sessionId, agentId);
+        DataLink? data = null;
+        try
+        {
+            var dataUrl = replica.DataUrl ?? throw new InvalidOperationException("the data listener has not started");
+            if (!await agents.OpenStreamAsync(agentId, new StreamOpenMessage(pending.StreamId, sessionId, pending.Token, dataUrl, pending.ExpiresAt), aborted))
+            {
+                await RefuseAsync(viewer, sessionId, VncCloseCodes.AgentOffline, "agent not online");
+                return;
+            }
+
+            using var wait = CancellationTokenSource.CreateLinkedTokenSource(aborted);
+            wait.CancelAfter(OpenTimeout);
+            data = await pending.Arrival.WaitAsync(wait.Token);
+        }
+        catch (DataConnectionFailedException e)
+        {
+            await RefuseAsync(viewer, sessionId, VncCloseCodes.VncUnreachable, e.Message);
+            return;
+        }
+        catch (OperationCanceledException) when (!aborted.IsCancellationRequested)
+        {
+            await RefuseAsync(viewer, sessionId, VncCloseCodes.VncUnreachable,
+                $"could not reach the session's VNC server: the agent's data connection did not arrive within {OpenTimeout.TotalSeconds:0}s");
+            return;
+        }
+        finally
+        {
+            streams.Forget(pending);
+            if (data is null)
+            {
+                // A connection that arrives after this viewer gave up is closed, not left waiting for a relay.
+                pending.Fail("the viewer is gone");
+                _ = pending.Arrival.ContinueWith(t => t.Result.Finish(), CancellationToken.None, TaskContinuationOptions.OnlyOnRanToCompletion, TaskScheduler.Default);
+            }
+        }
+
+        try
+        {
+            await ViewAsync(opened, ApiMetrics.ViewerPaths.Raw, (live, stop) =>
+            {
+                var fromViewer = FromViewerAsync(viewer, data.Stream, live, metrics, stop.Token);
+                var toViewer = ToViewerAsync(data.Stream, viewer, live, metrics, settings.VncRelayBuffer, stop.Token);
+                return (fromViewer, toViewer, token => ClassifyEndAsync(live, agentId, link.ConnectionId, token));
+            }, aborted);
+        }
+        finally
+        {
+            data.Finish();
+        }
+    }
+
+    /// <summary>The version-1 path: the viewer rides the credit mux on the agent's control socket, which must be held here.</summary>
+    private async Task RunMuxAsync(OpenedViewer opened, CancellationToken aborted)
+    {
+        var (viewer, sessionId, agentId) = (opened.Viewer, opened.SessionId, opened.AgentId);
+        if (agents.Socket(agentId) is not { } agent)
+        {
+            await RefuseAsync(viewer, sessionId, VncCloseCodes.AgentOffline, "agent not online");
+            return;
+        }
+
+        var (stream, failure) = await agent.OpenTunnelAsync(sessionId, OpenTimeout, aborted);
         if (stream is null)
         {
             await RefuseAsync(viewer, sessionId, VncCloseCodes.VncUnreachable, $"could not reach the session's VNC server: {failure}");
@@ -75,42 +183,128 @@ public sealed class VncProxy(VncTickets tickets, SessionStore sessions, ISession
         }
 
         // From here on the tunnel is the agent's as much as ours: however this ends (the viewer's tab closes during the
-        // insert, the agent goes away mid-view), the agent is told and the viewer's row and audit are closed.
-        LiveViewer? live = null;
+        // insert, the agent goes away mid-view), the agent is told.
         var reason = "the viewer closed";
         try
         {
-            live = await viewers.OpenAsync(sessionId, user, context.Connection.RemoteIpAddress?.ToString(), context.RequestAborted);
-            if (live is null)
-            {
-                reason = "the session is gone";
-                await RefuseAsync(viewer, sessionId, VncCloseCodes.SessionNotFound, "session not found");
-                return;
-            }
-
-            logger.LogInformation("VNC connection established for session {SessionId}: UI -> Control Plane -> Agent {AgentId} -> session (viewer {ViewerId}, {User})",
-                sessionId, agentId, live.Id, user.Identity?.Name);
             using (stream)
             {
-                reason = await PumpAsync(viewer, stream, live, context.RequestAborted);
+                reason = await ViewAsync(opened, ApiMetrics.ViewerPaths.Mux, (live, stop) =>
+                {
+                    var (fromViewer, toViewer) = MuxPumps(viewer, stream, live, metrics, stop.Token);
+                    return (fromViewer, toViewer, async token => await CheckQuietlyAsync(live, token) ?? (WebSocketCloseStatus.NormalClosure, stream.CloseReason ?? "closed"));
+                }, aborted);
             }
         }
         finally
         {
             await agent.CloseTunnelAsync(stream.Id, reason);
+        }
+    }
+
+    /// <summary>
+    /// Records the viewer (its row and audit), runs the pumps until either side ends or the viewer must close, and
+    /// closes the row however that ends. Returns why the viewer closed.
+    /// </summary>
+    private async Task<string> ViewAsync(OpenedViewer opened, string path,
+        Func<LiveViewer, CancellationTokenSource, (Task FromViewer, Task ToViewer, Func<CancellationToken, Task<(WebSocketCloseStatus, string)>> StreamEnded)> pumps,
+        CancellationToken aborted)
+    {
+        LiveViewer? live = null;
+        IDisposable? tracked = null;
+        var reason = "the viewer closed";
+        try
+        {
+            live = await viewers.OpenAsync(opened.SessionId, opened.User, opened.Address, aborted);
+            if (live is null)
+            {
+                reason = "the session is gone";
+                await RefuseAsync(opened.Viewer, opened.SessionId, VncCloseCodes.SessionNotFound, "session not found");
+                return reason;
+            }
+
+            tracked = drain.Track(live);
+            metrics.ViewerOpened(path, Stopwatch.GetElapsedTime(opened.RedeemedAt));
+            logger.LogInformation("VNC connection established for session {SessionId}: UI -> Control Plane -> Agent {AgentId} -> session (viewer {ViewerId}, {User}, path {Path})",
+                opened.SessionId, opened.AgentId, live.Id, opened.User.Identity?.Name, path);
+            using var stop = CancellationTokenSource.CreateLinkedTokenSource(aborted);
+            var (fromViewer, toViewer, streamEnded) = pumps(live, stop);
+            reason = await PumpAsync(opened.Viewer, live, fromViewer, toViewer, streamEnded, stop);
+            return reason;
+        }
+        finally
+        {
             if (live is not null)
             {
                 await viewers.ClosedAsync(live, reason);
             }
+
+            if (tracked is not null)
+            {
+                metrics.ViewerClosed(path);
+            }
+
+            // Last: a drain waits for this, and by then the viewer's row and audit entry are written.
+            tracked?.Dispose();
         }
     }
 
-    /// <summary>Joins the viewer to the stream until either side ends or the viewer must close; returns why it closed.</summary>
-    private async Task<string> PumpAsync(WebSocket viewer, TunnelStream stream, LiveViewer live, CancellationToken aborted)
+    /// <summary>Viewer → data connection: ManagedWebSocket unmasks in place, and the bytes go on as they came.</summary>
+    private static async Task FromViewerAsync(WebSocket viewer, Stream data, LiveViewer live, ApiMetrics metrics, CancellationToken cancellationToken)
     {
-        using var stop = CancellationTokenSource.CreateLinkedTokenSource(aborted);
-        var watch = viewers.WatchAsync(live, stop.Token);
-        var mustClose = Task.Delay(Timeout.Infinite, live.Closing);
+        var buffer = ArrayPool<byte>.Shared.Rent(ViewerReceiveBuffer);
+        try
+        {
+            while (true)
+            {
+                var result = await viewer.ReceiveAsync(buffer.AsMemory(0, ViewerReceiveBuffer), cancellationToken);
+                // A viewer that must close sends nothing more into the session, not even while its close is under way.
+                if (result.MessageType == WebSocketMessageType.Close || live.Closing.IsCancellationRequested)
+                {
+                    return;
+                }
+
+                if (result.Count > 0)
+                {
+                    await data.WriteAsync(buffer.AsMemory(0, result.Count), cancellationToken);
+                    live.Count(result.Count);
+                    metrics.TunnelBytesFromViewer(result.Count);
+                }
+            }
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    /// <summary>
+    /// Data connection → viewer: one receive of up to <paramref name="bufferSize"/> bytes, sent as one binary message
+    /// (RFB is a byte stream; noVNC does not care where messages split). A stalled viewer stops this loop in SendAsync,
+    /// so the data connection's TCP window closes and the agent stops reading that viewer's VNC socket.
+    /// </summary>
+    private static async Task ToViewerAsync(Stream data, WebSocket viewer, LiveViewer live, ApiMetrics metrics, int bufferSize, CancellationToken cancellationToken)
+    {
+        var buffer = ArrayPool<byte>.Shared.Rent(bufferSize);
+        try
+        {
+            while (await data.ReadAsync(buffer.AsMemory(0, bufferSize), cancellationToken) is var read and > 0)
+            {
+                // A viewer that must close sees nothing more of the session.
+                live.Closing.ThrowIfCancellationRequested();
+                await viewer.SendAsync(buffer.AsMemory(0, read), WebSocketMessageType.Binary, true, cancellationToken);
+                live.Count(read);
+                metrics.TunnelBytesToViewer(read);
+            }
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    private static (Task FromViewer, Task ToViewer) MuxPumps(WebSocket viewer, TunnelStream stream, LiveViewer live, ApiMetrics metrics, CancellationToken cancellationToken)
+    {
         // The viewer's messages are received straight into tunnel frames, and the agent's frames are sent to the
         // viewer as they arrived: no buffer in between, and credit flows back only as the viewer takes the bytes.
         var fromViewer = stream.CopyFromAsync(async (frame, token) =>
@@ -118,7 +312,6 @@ public sealed class VncProxy(VncTickets tickets, SessionStore sessions, ISession
             while (true)
             {
                 var result = await viewer.ReceiveAsync(frame, token);
-                // A viewer that must close sends nothing more into the session, not even while its close is under way.
                 if (result.MessageType == WebSocketMessageType.Close || live.Closing.IsCancellationRequested)
                 {
                     return 0;
@@ -127,28 +320,36 @@ public sealed class VncProxy(VncTickets tickets, SessionStore sessions, ISession
                 if (result.Count > 0)
                 {
                     live.Count(result.Count);
+                    metrics.TunnelBytesFromViewer(result.Count);
                     return result.Count;
                 }
             }
-        }, stop.Token);
+        }, cancellationToken);
         var toViewer = stream.CopyToAsync(async (chunk, token) =>
         {
-            // ...and sees nothing more of it.
             live.Closing.ThrowIfCancellationRequested();
             await viewer.SendAsync(chunk, WebSocketMessageType.Binary, true, token);
             live.Count(chunk.Length);
-        }, stop.Token);
+            metrics.TunnelBytesToViewer(chunk.Length);
+        }, cancellationToken);
+        return (fromViewer, toViewer);
+    }
 
+    /// <summary>Runs the pumps until either side ends or the viewer must close; returns why it closed.</summary>
+    private async Task<string> PumpAsync(WebSocket viewer, LiveViewer live, Task fromViewer, Task toViewer,
+        Func<CancellationToken, Task<(WebSocketCloseStatus, string)>> streamEnded, CancellationTokenSource stop)
+    {
+        var watch = viewers.WatchAsync(live, stop.Token);
+        var mustClose = Task.Delay(Timeout.Infinite, live.Closing);
         await Task.WhenAny(fromViewer, toViewer, mustClose);
         string reason;
         if (viewer.State is WebSocketState.Open or WebSocketState.CloseReceived)
         {
             // Closed with a code before the pumps are cancelled: cancelling a WebSocket's receive aborts it, and the
-            // viewer would learn nothing. A tunnel that ended by itself most often means the session is stopping.
-            using var check = new CancellationTokenSource(TimeSpan.FromSeconds(2));
+            // viewer would learn nothing.
+            using var check = new CancellationTokenSource(EndCheckTime);
             (var status, reason) = live.CloseStatus
-                ?? (toViewer.IsCompleted ? await CheckQuietlyAsync(live, check.Token) : null)
-                ?? (WebSocketCloseStatus.NormalClosure, stream.CloseReason ?? "closed");
+                ?? (toViewer.IsCompleted ? await streamEnded(check.Token) : (WebSocketCloseStatus.NormalClosure, "closed"));
             if (status != WebSocketCloseStatus.NormalClosure)
             {
                 logger.LogInformation("Closing viewer {ViewerId} of session {SessionId}: {Reason}", live.Id, live.SessionId, reason);
@@ -184,6 +385,37 @@ public sealed class VncProxy(VncTickets tickets, SessionStore sessions, ISession
         return reason;
     }
 
+    /// <summary>
+    /// Why a data connection ended without the viewer closing. The agent's control connection ends at about the same
+    /// moment as its data connections when the agent stops, so the answer is awaited for up to 2 s: the session left
+    /// running (4410 and the like), the agent's connection is not the one the stream was opened on (4503), else the
+    /// VNC server closed (1000).
+    /// </summary>
+    private async Task<(WebSocketCloseStatus, string)> ClassifyEndAsync(LiveViewer live, string agentId, Guid connectionId, CancellationToken cancellationToken)
+    {
+        try
+        {
+            while (true)
+            {
+                if (await viewers.CheckAsync(live, touch: false, cancellationToken) is { } mustClose)
+                {
+                    return mustClose;
+                }
+
+                if (await agents.LinkAsync(agentId, cancellationToken) is not { } link || link.ConnectionId != connectionId)
+                {
+                    return (VncCloseCodes.AgentOffline, "the agent's connection closed");
+                }
+
+                await Task.Delay(TimeSpan.FromMilliseconds(100), cancellationToken);
+            }
+        }
+        catch (Exception e) when (e is OperationCanceledException or Npgsql.NpgsqlException)
+        {
+            return (WebSocketCloseStatus.NormalClosure, "the VNC server closed");
+        }
+    }
+
     /// <summary>Why a viewer whose tunnel ended must close (the session stopped, its right ended), if the check answers in time.</summary>
     private async Task<(WebSocketCloseStatus Status, string Reason)?> CheckQuietlyAsync(LiveViewer live, CancellationToken cancellationToken)
     {
@@ -210,4 +442,7 @@ public sealed class VncProxy(VncTickets tickets, SessionStore sessions, ISession
             viewer.Abort();
         }
     }
+
+    /// <param name="RedeemedAt">When the ticket was taken (a <see cref="Stopwatch"/> timestamp), for the open-time metric.</param>
+    private sealed record OpenedViewer(WebSocket Viewer, string SessionId, string AgentId, System.Security.Claims.ClaimsPrincipal User, string? Address, long RedeemedAt);
 }

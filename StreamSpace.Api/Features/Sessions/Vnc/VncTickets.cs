@@ -70,18 +70,6 @@ public sealed class VncTickets(NpgsqlDataSource dataSource, ReplicaIdentity repl
             cancellationToken: cancellationToken)), sessionId);
     }
 
-    /// <summary><see cref="RedeemAsync"/> for callers that cannot await; blocks on one short query.</summary>
-    public ClaimsPrincipal? Redeem(string? value, string sessionId)
-    {
-        if (!IsWellFormed(value))
-        {
-            return null;
-        }
-
-        using var connection = dataSource.OpenConnection();
-        return Principal(connection.QuerySingleOrDefault<Redeemed>(RedeemSql, new { hash = Hash(value!) }), sessionId);
-    }
-
     // A ticket presented for another session is consumed all the same, and refused.
     private const string RedeemSql = "DELETE FROM vnc_tickets WHERE ticket_hash = @hash RETURNING session_id, claims::text AS claims, expires_at > now() AS valid";
 

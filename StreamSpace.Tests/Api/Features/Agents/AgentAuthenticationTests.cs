@@ -16,7 +16,7 @@ public sealed class AgentAuthenticationTests(ApiFixture fixture) : IClassFixture
         var view = await fixture.Api.GetAgentAsync("auth-good");
         Assert.Equal("online", view.GetProperty("status").GetString());
         Assert.Equal("local", view.GetProperty("platform").GetString());
-        Assert.Equal(1, view.GetProperty("protocol_version").GetInt32());
+        Assert.Equal(StreamSpace.Contracts.AgentProtocol.Version, view.GetProperty("protocol_version").GetInt32());
         Assert.Equal(10, view.GetProperty("capacity").GetProperty("max_sessions").GetInt32());
         Assert.Equal(1, view.GetProperty("heartbeat_interval_seconds").GetInt32());
         Assert.False(view.GetProperty("draining").GetBoolean());
