@@ -1,0 +1,173 @@
+using System.Threading.Channels;
+using StreamSpace.Contracts;
+
+namespace StreamSpace.Api.Features.Agents.Hub;
+
+/// <summary>
+/// Handles one agent connection's messages on parallel lanes, so one session's database writes do not wait behind
+/// another's (ten launches at once used to queue their acks and results one after another). Messages about one
+/// session share a lane, picked by hash of the session id, and so keep the order the agent sent them in. Heartbeats
+/// and check reports run on a lane of their own; a heartbeat that reports sessions is also a fence on every session
+/// lane: it runs once everything received before it has been handled, and nothing received after it runs before it,
+/// so its snapshot of the sessions can never overwrite a newer report.
+/// </summary>
+/// <remarks>
+/// An ack carries only its command id, so it takes the lane of that id. Its order against its session's other
+/// messages does not matter: an ack after its command's result matches no row (results finish the command), and the
+/// "starting" it would write after "running" is refused by <see cref="Sessions.SessionStateMachine"/>.
+/// </remarks>
+public sealed class AgentMessageLanes
+{
+    /// <summary>Session lanes; the control lane (heartbeats, checks) comes on top.</summary>
+    public const int SessionLanes = 8;
+
+    /// <summary>Messages a lane holds before the receive loop waits, so a slow database slows the agent's socket, not memory.</summary>
+    private const int LaneCapacity = 256;
+
+    private readonly Func<AgentMessage, CancellationToken, Task<bool>> handle;
+    private readonly Func<Task> refused;
+    private readonly CancellationTokenSource stop;
+    private readonly Channel<Func<Task>>[] lanes;
+    private readonly Task[] readers;
+    private Exception? failure;
+    private int closed;
+
+    /// <param name="handle">Handles one message; false when the agent's credential no longer holds.</param>
+    /// <param name="refused">Closes the connection after <paramref name="handle"/> said false; called once, after which no message is handled.</param>
+    /// <param name="stop">Cancelled when a handler fails, which ends the connection as an unhandled message always has.</param>
+    public AgentMessageLanes(Func<AgentMessage, CancellationToken, Task<bool>> handle, Func<Task> refused, CancellationTokenSource stop)
+    {
+        this.handle = handle;
+        this.refused = refused;
+        this.stop = stop;
+        lanes = [.. Enumerable.Range(0, SessionLanes + 1).Select(_ => Channel.CreateBounded<Func<Task>>(
+            new BoundedChannelOptions(LaneCapacity) { SingleReader = true, SingleWriter = true, FullMode = BoundedChannelFullMode.Wait }))];
+        readers = [.. lanes.Select(lane => Task.Run(() => ReadAsync(lane.Reader)))];
+    }
+
+    private ChannelWriter<Func<Task>> Control => lanes[SessionLanes].Writer;
+
+    /// <summary>Queues a message on its lane; waits while that lane is full.</summary>
+    /// <exception cref="ProtocolViolationException">Agents may not send this kind of message.</exception>
+    public async ValueTask PostAsync(AgentMessage message, CancellationToken cancellationToken)
+    {
+        switch (message)
+        {
+            case HeartbeatMessage { Sessions.Count: > 0 }:
+                var fence = new Fence(SessionLanes);
+                for (var lane = 0; lane < SessionLanes; lane++)
+                {
+                    await lanes[lane].Writer.WriteAsync(() => fence.ArriveAsync(stop.Token), cancellationToken);
+                }
+
+                await Control.WriteAsync(() => fence.RunAsync(() => HandleAsync(message), stop.Token), cancellationToken);
+                break;
+            case HeartbeatMessage or AgentChecksMessage:
+                await Control.WriteAsync(() => HandleAsync(message), cancellationToken);
+                break;
+            case CommandAckMessage ack:
+                await SessionLane(ack.CommandId.ToString()).WriteAsync(() => HandleAsync(message), cancellationToken);
+                break;
+            case CommandResultMessage result:
+                await SessionLane(result.Session?.SessionId ?? result.CommandId.ToString()).WriteAsync(() => HandleAsync(message), cancellationToken);
+                break;
+            case SessionStateMessage state:
+                await SessionLane(state.Session.SessionId).WriteAsync(() => HandleAsync(message), cancellationToken);
+                break;
+            default:
+                throw new ProtocolViolationException($"agents may not send {message.GetType().Name}");
+        }
+    }
+
+    /// <summary>
+    /// Lets the lanes finish what they hold (nothing more may be posted), then rethrows the first handler's failure,
+    /// as the connection would have thrown it had it handled the message itself.
+    /// </summary>
+    public async Task CompleteAsync()
+    {
+        foreach (var lane in lanes)
+        {
+            lane.Writer.TryComplete();
+        }
+
+        await Task.WhenAll(readers);
+        if (failure is not null)
+        {
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(failure);
+        }
+    }
+
+    private ChannelWriter<Func<Task>> SessionLane(string key) => lanes[(int)((uint)StringComparer.Ordinal.GetHashCode(key) % SessionLanes)].Writer;
+
+    private async Task HandleAsync(AgentMessage message)
+    {
+        if (Volatile.Read(ref closed) == 1)
+        {
+            return;
+        }
+
+        if (!await handle(message, stop.Token) && Interlocked.Exchange(ref closed, 1) == 0)
+        {
+            await refused();
+        }
+    }
+
+    private async Task ReadAsync(ChannelReader<Func<Task>> lane)
+    {
+        await foreach (var work in lane.ReadAllAsync(CancellationToken.None))
+        {
+            if (stop.IsCancellationRequested)
+            {
+                // The connection is ending: what is left goes again, or is reported again, after the agent reconnects.
+                continue;
+            }
+
+            try
+            {
+                await work();
+            }
+            catch (OperationCanceledException) when (stop.IsCancellationRequested)
+            {
+                // Ended with the connection.
+            }
+            catch (Exception e)
+            {
+                Interlocked.CompareExchange(ref failure, e, null);
+                await stop.CancelAsync();
+            }
+        }
+    }
+
+    /// <summary>Holds every session lane while a heartbeat's snapshot of the sessions is applied.</summary>
+    private sealed class Fence(int lanes)
+    {
+        private readonly TaskCompletionSource arrived = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private readonly TaskCompletionSource done = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private int waiting = lanes;
+
+        /// <summary>A session lane reached the fence: it waits until the heartbeat was handled.</summary>
+        public async Task ArriveAsync(CancellationToken cancellationToken)
+        {
+            if (Interlocked.Decrement(ref waiting) == 0)
+            {
+                arrived.TrySetResult();
+            }
+
+            await done.Task.WaitAsync(cancellationToken);
+        }
+
+        /// <summary>The control lane: waits for every session lane, then handles the heartbeat and lets them go on.</summary>
+        public async Task RunAsync(Func<Task> work, CancellationToken cancellationToken)
+        {
+            try
+            {
+                await arrived.Task.WaitAsync(cancellationToken);
+                await work();
+            }
+            finally
+            {
+                done.TrySetResult();
+            }
+        }
+    }
+}
