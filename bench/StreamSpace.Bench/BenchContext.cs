@@ -86,7 +86,7 @@ public sealed class BenchContext(
         }
 
         var key = (await created.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("key").GetString()!;
-        var started = BenchAgent.Start(id, key, api, Path.Combine(work, id), environment, settings, work);
+        var started = BenchAgent.Start(id, key, api, environment, settings, work);
         agents.Add(started);
         await WaitOnlineAsync(id);
         return started;
@@ -296,9 +296,21 @@ public sealed class BenchAgent(string id, BenchProcess process, string dataDirec
     /// <summary>The settings that set it apart from the main agent (empty for the main agent).</summary>
     public IReadOnlyDictionary<string, string> Settings => settings;
 
-    public static BenchAgent Start(string id, string key, Uri api, string dataDirectory, IReadOnlyDictionary<string, string> environment,
+    /// <summary>
+    /// The agents' data folders: outside the run's folder (mode 0700, it holds the logs), in one of mode 0711, since a
+    /// root agent's session accounts must pass through the parents of their homes (the agent refuses to start otherwise).
+    /// </summary>
+    private static readonly Lazy<string> DataRoot = new(() =>
+    {
+        var folder = Directory.CreateTempSubdirectory("streamspace-bench-agents-").FullName;
+        File.SetUnixFileMode(folder, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute);
+        return folder;
+    });
+
+    public static BenchAgent Start(string id, string key, Uri api, IReadOnlyDictionary<string, string> environment,
         IReadOnlyDictionary<string, string> settings, string work)
     {
+        var dataDirectory = Path.Combine(DataRoot.Value, id);
         var healthPort = BenchContext.FreePort();
         var variables = new Dictionary<string, string>(environment)
         {

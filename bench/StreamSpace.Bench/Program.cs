@@ -104,7 +104,7 @@ using var apiProcess = BenchProcess.Start("api", "dotnet", [BenchPaths.Built("St
 using var http = new HttpClient { BaseAddress = api, Timeout = TimeSpan.FromSeconds(60) };
 await BenchContext.Until(async () => (await BenchContext.Try(() => http.GetAsync("/health")))?.IsSuccessStatusCode == true, "the API to answer /health as healthy");
 
-var mainAgent = BenchAgent.Start("bench-agent", agentKey, api, Path.Combine(work, "agent"), common, new Dictionary<string, string>(), work);
+var mainAgent = BenchAgent.Start("bench-agent", agentKey, api, common, new Dictionary<string, string>(), work);
 using var mainAgentProcess = mainAgent.Process;
 var login = await (await http.PostAsJsonAsync("/api/v1/auth/login", new { username = "admin", password = adminPassword })).Content.ReadFromJsonAsync<JsonElement>();
 var token = login.GetProperty("token").GetString()!;

@@ -27,7 +27,8 @@ public static class RealSessionBench
         try
         {
             var vncPort = session.GetProperty("platform_metadata").GetProperty("vnc_port").GetInt32();
-            var password = await File.ReadAllTextAsync(Path.Combine(bench.AgentData, "sessions", sessionId, "password"));
+            // The agent's copy of the session's VNC password: 8 arbitrary bytes, which the tunnel reads as Latin-1.
+            var password = System.Text.Encoding.Latin1.GetString(await File.ReadAllBytesAsync(Path.Combine(bench.AgentData, "sessions", sessionId, "password")));
             var seconds = bench.Quick ? 3 : 10;
 
             // Before measuring: the screen must change at all, or every figure below would be a wait.
@@ -54,7 +55,7 @@ public static class RealSessionBench
 
                 List<double> directRates = [.. direct.Select(d => d.Rate)], tunnelRates = [.. tunnel.Select(t => t.Rate)];
                 List<double> directUpdates = [.. direct.Select(d => d.Updates)], tunnelUpdates = [.. tunnel.Select(t => t.Updates)];
-                bench.Line($"| {label} | {Figure(directRates, "0.0")} | {Figure(tunnelRates, "0.0")} | {Figure(directUpdates, "0.0")} | {Figure(tunnelUpdates, "0.0")} | " +
+                bench.Line($"| {label} | {Figure(directRates, "0.00")} | {Figure(tunnelRates, "0.00")} | {Figure(directUpdates, "0.0")} | {Figure(tunnelUpdates, "0.0")} | " +
                     $"{Median(tunnelRates) / Median(directRates):0.00} | {Median(tunnelUpdates) / Median(directUpdates):0.00} |");
             }
 
