@@ -307,6 +307,15 @@ public sealed class BenchAgent(string id, BenchProcess process, string dataDirec
         return folder;
     });
 
+    /// <summary>A folder that session accounts can read (the synthetic server's fake Xvnc and its copy of the bench).</summary>
+    public static string SessionReadableFolder(string name)
+    {
+        var folder = Path.Combine(DataRoot.Value, name);
+        Directory.CreateDirectory(folder);
+        File.SetUnixFileMode(folder, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute | UnixFileMode.GroupRead | UnixFileMode.GroupExecute | UnixFileMode.OtherRead | UnixFileMode.OtherExecute);
+        return folder;
+    }
+
     public static BenchAgent Start(string id, string key, Uri api, IReadOnlyDictionary<string, string> environment,
         IReadOnlyDictionary<string, string> settings, string work)
     {

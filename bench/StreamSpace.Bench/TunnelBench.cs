@@ -27,7 +27,9 @@ public static class TunnelBench
 
     public static async Task RunAsync(BenchContext bench)
     {
-        var fakeXvncFolder = SyntheticVncServer.WriteXvncScript(Path.Combine(bench.Work, "synthetic-vnc"));
+        // Where a session's account can run it: with LOCAL_ISOLATION=accounts (the agent runs as root) sessions run as
+        // an account of their own, which cannot enter the run's folder and would silently find the real Xvnc instead.
+        var fakeXvncFolder = SyntheticVncServer.WriteXvncScript(BenchAgent.SessionReadableFolder("synthetic-vnc"));
         await bench.CreateTemplateAsync(SyntheticTemplate, "sleep infinity", new() { ["PATH"] = $"{fakeXvncFolder}:{bench.Environment["PATH"]}" });
 
         // Each variant of (c) runs on an agent of its own with its setting; the default path is the main agent's.
@@ -48,7 +50,7 @@ public static class TunnelBench
             var (muxSession, _) = await SessionOnAsync(mux);
             var (copySession, _) = await SessionOnAsync(copy);
             var websockifyPort = BenchContext.FreePort();
-            using var websockify = BenchProcess.Start("websockify", "websockify", [$"127.0.0.1:{websockifyPort}", $"127.0.0.1:{vncPort}"], bench.Environment, Path.Combine(bench.Work, "websockify.log"));
+            using var websockify = BenchProcess.Start("websockify", "websockify", [$"127.0.0.1:{websockifyPort}", $"127.0.0.1:{vncPort}"], bench.Environment, Path.Combine(bench.Work, "websockify.log"), forksPerConnection: true);
             await BenchContext.UntilListening(websockifyPort, "websockify to listen");
             var websockifyUrl = new Uri($"ws://127.0.0.1:{websockifyPort}/");
 
