@@ -41,7 +41,7 @@ public static class HubBench
         var simulations = new List<(BenchProcess Process, string Log)>();
         long Welcomed() => simulations.Sum(s => Status(s.Log).Welcomed);
 
-        bench.Line($"## 5. Agent hub (simulated agents, heartbeat every {HeartbeatInterval.TotalSeconds:0} s, {window.TotalSeconds:0}-s steady window)");
+        bench.Line($"## 7. Agent hub (simulated agents, heartbeat every {HeartbeatInterval.TotalSeconds:0} s, {window.TotalSeconds:0}-s steady window)");
         bench.Line("");
         bench.Line("| Agents connected | API CPU % of a core | API RSS MiB | Agents whose heartbeat the API recorded in the window | Heartbeats recorded/s | Heartbeat handling p50 / p99 ms |");
         bench.Line("|---|---|---|---|---|---|");

@@ -29,7 +29,7 @@ public static class RealSessionBench
             var vncPort = session.GetProperty("platform_metadata").GetProperty("vnc_port").GetInt32();
             // The agent's copy of the session's VNC password: 8 arbitrary bytes, which the tunnel reads as Latin-1.
             var password = System.Text.Encoding.Latin1.GetString(await File.ReadAllBytesAsync(Path.Combine(bench.AgentData, "sessions", sessionId, "password")));
-            var seconds = bench.Quick ? 3 : 10;
+            var seconds = bench.Quick ? 3 : 6;
 
             // Before measuring: the screen must change at all, or every figure below would be a wait.
             await using (var probe = await BenchContext.Within(RfbClient.DirectAsync(vncPort, password), UpdateLimit, "the RFB handshake with the session's Xvnc"))
