@@ -7,9 +7,10 @@ namespace StreamSpace.Api.Features.Agents.Hub;
 /// Handles one agent connection's messages on parallel lanes, so one session's database writes do not wait behind
 /// another's (ten launches at once used to queue their acks and results one after another). Messages about one
 /// session share a lane, picked by hash of the session id, and so keep the order the agent sent them in. Heartbeats
-/// and check reports run on a lane of their own; a heartbeat that reports sessions is also a fence on every session
-/// lane: it runs once everything received before it has been handled, and nothing received after it runs before it,
-/// so its snapshot of the sessions can never overwrite a newer report.
+/// and check reports run on a lane of their own. A heartbeat that reports sessions is a fence: the receive loop waits
+/// until the lanes have handled everything received before it, handles it itself, and only then reads on, so
+/// its snapshot of the sessions can never overwrite a newer report, nor an older one a newer snapshot.
+/// Lanes start at their first message, so an agent that only heartbeats (most of 10,000 idle ones) costs one lane.
 /// </summary>
 /// <remarks>
 /// An ack carries only its command id, so it takes the lane of that id. Its order against its session's other
@@ -27,8 +28,7 @@ public sealed class AgentMessageLanes
     private readonly Func<AgentMessage, CancellationToken, Task<bool>> handle;
     private readonly Func<Task> refused;
     private readonly CancellationTokenSource stop;
-    private readonly Channel<Func<Task>>[] lanes;
-    private readonly Task[] readers;
+    private readonly Lane?[] lanes = new Lane?[SessionLanes + 1];
     private Exception? failure;
     private int closed;
 
@@ -40,12 +40,11 @@ public sealed class AgentMessageLanes
         this.handle = handle;
         this.refused = refused;
         this.stop = stop;
-        lanes = [.. Enumerable.Range(0, SessionLanes + 1).Select(_ => Channel.CreateBounded<Func<Task>>(
-            new BoundedChannelOptions(LaneCapacity) { SingleReader = true, SingleWriter = true, FullMode = BoundedChannelFullMode.Wait }))];
-        readers = [.. lanes.Select(lane => Task.Run(() => ReadAsync(lane.Reader)))];
     }
 
-    private ChannelWriter<Func<Task>> Control => lanes[SessionLanes].Writer;
+    private sealed record Lane(Channel<Func<Task>> Channel, Task Reader);
+
+    private ChannelWriter<Func<Task>> Control => LaneAt(SessionLanes);
 
     /// <summary>Queues a message on its lane; waits while that lane is full.</summary>
     /// <exception cref="ProtocolViolationException">Agents may not send this kind of message.</exception>
@@ -54,13 +53,8 @@ public sealed class AgentMessageLanes
         switch (message)
         {
             case HeartbeatMessage { Sessions.Count: > 0 }:
-                var fence = new Fence(SessionLanes);
-                for (var lane = 0; lane < SessionLanes; lane++)
-                {
-                    await lanes[lane].Writer.WriteAsync(() => fence.ArriveAsync(stop.Token), cancellationToken);
-                }
-
-                await Control.WriteAsync(() => fence.RunAsync(() => HandleAsync(message), stop.Token), cancellationToken);
+                await DrainAsync(cancellationToken);
+                await HandleAsync(message);
                 break;
             case HeartbeatMessage or AgentChecksMessage:
                 await Control.WriteAsync(() => HandleAsync(message), cancellationToken);
@@ -85,19 +79,54 @@ public sealed class AgentMessageLanes
     /// </summary>
     public async Task CompleteAsync()
     {
-        foreach (var lane in lanes)
+        var started = lanes.OfType<Lane>().ToList();
+        foreach (var lane in started)
         {
-            lane.Writer.TryComplete();
+            lane.Channel.Writer.TryComplete();
         }
 
-        await Task.WhenAll(readers);
+        await Task.WhenAll(started.Select(lane => lane.Reader));
         if (failure is not null)
         {
             System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(failure);
         }
     }
 
-    private ChannelWriter<Func<Task>> SessionLane(string key) => lanes[(int)((uint)StringComparer.Ordinal.GetHashCode(key) % SessionLanes)].Writer;
+    private ChannelWriter<Func<Task>> SessionLane(string key) => LaneAt((int)((uint)StringComparer.Ordinal.GetHashCode(key) % SessionLanes));
+
+    /// <summary>The lane, started at its first use (only the receive loop calls this, so no two callers race).</summary>
+    private ChannelWriter<Func<Task>> LaneAt(int index)
+    {
+        if (lanes[index] is not { } lane)
+        {
+            var channel = Channel.CreateBounded<Func<Task>>(
+                new BoundedChannelOptions(LaneCapacity) { SingleReader = true, SingleWriter = true, FullMode = BoundedChannelFullMode.Wait });
+            lanes[index] = lane = new Lane(channel, Task.Run(() => ReadAsync(channel.Reader)));
+        }
+
+        return lane.Channel.Writer;
+    }
+
+    /// <summary>Waits until every started lane has handled what it held (the control lane too: heartbeats stay in order).</summary>
+    private async Task DrainAsync(CancellationToken cancellationToken)
+    {
+        var drained = new List<Task>();
+        for (var index = 0; index < lanes.Length; index++)
+        {
+            if (lanes[index] is { } lane)
+            {
+                var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                await lane.Channel.Writer.WriteAsync(() =>
+                {
+                    done.TrySetResult();
+                    return Task.CompletedTask;
+                }, cancellationToken);
+                drained.Add(done.Task);
+            }
+        }
+
+        await Task.WhenAll(drained).WaitAsync(cancellationToken);
+    }
 
     private async Task HandleAsync(AgentMessage message)
     {
@@ -134,39 +163,6 @@ public sealed class AgentMessageLanes
             {
                 Interlocked.CompareExchange(ref failure, e, null);
                 await stop.CancelAsync();
-            }
-        }
-    }
-
-    /// <summary>Holds every session lane while a heartbeat's snapshot of the sessions is applied.</summary>
-    private sealed class Fence(int lanes)
-    {
-        private readonly TaskCompletionSource arrived = new(TaskCreationOptions.RunContinuationsAsynchronously);
-        private readonly TaskCompletionSource done = new(TaskCreationOptions.RunContinuationsAsynchronously);
-        private int waiting = lanes;
-
-        /// <summary>A session lane reached the fence: it waits until the heartbeat was handled.</summary>
-        public async Task ArriveAsync(CancellationToken cancellationToken)
-        {
-            if (Interlocked.Decrement(ref waiting) == 0)
-            {
-                arrived.TrySetResult();
-            }
-
-            await done.Task.WaitAsync(cancellationToken);
-        }
-
-        /// <summary>The control lane: waits for every session lane, then handles the heartbeat and lets them go on.</summary>
-        public async Task RunAsync(Func<Task> work, CancellationToken cancellationToken)
-        {
-            try
-            {
-                await arrived.Task.WaitAsync(cancellationToken);
-                await work();
-            }
-            finally
-            {
-                done.TrySetResult();
             }
         }
     }
