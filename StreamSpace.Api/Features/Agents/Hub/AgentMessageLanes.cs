@@ -92,7 +92,10 @@ public sealed class AgentMessageLanes
         }
     }
 
-    private ChannelWriter<Func<Task>> SessionLane(string key) => LaneAt((int)((uint)StringComparer.Ordinal.GetHashCode(key) % SessionLanes));
+    private ChannelWriter<Func<Task>> SessionLane(string key) => LaneAt(SessionLaneOf(key));
+
+    /// <summary>The session lane of a session id (or of a command id, for messages that carry no session).</summary>
+    internal static int SessionLaneOf(string key) => (int)((uint)StringComparer.Ordinal.GetHashCode(key) % SessionLanes);
 
     /// <summary>The lane, started at its first use (only the receive loop calls this, so no two callers race).</summary>
     private ChannelWriter<Func<Task>> LaneAt(int index)
