@@ -92,6 +92,14 @@ public sealed class BenchContext(
         return started;
     }
 
+    /// <summary>Drains an extra agent, so no later launch lands on it, and stops its process.</summary>
+    public async Task StopAgentAsync(BenchAgent extra)
+    {
+        (await http.PostAsync($"/api/v1/agents/{extra.Id}/drain", null)).EnsureSuccessStatusCode();
+        agents.Remove(extra);
+        extra.Process.Dispose();
+    }
+
     public Task WaitOnlineAsync(string agentId) =>
         Until(async () => (await http.GetStringAsync($"/api/v1/agents/{agentId}")).Contains("\"status\":\"online\"", StringComparison.Ordinal),
             $"agent {agentId} to come online");

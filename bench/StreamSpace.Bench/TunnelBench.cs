@@ -77,6 +77,10 @@ public static class TunnelBench
             {
                 await bench.StopAsync(id);
             }
+
+            // Later sections measure the main agent alone.
+            await bench.StopAgentAsync(mux);
+            await bench.StopAgentAsync(copy);
         }
     }
 
