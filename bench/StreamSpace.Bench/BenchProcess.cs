@@ -10,6 +10,11 @@ public sealed class BenchProcess(Process process, string name, bool forksPerConn
 
     public int Id => process.Id;
 
+    /// <summary>The process ended (a crash at start, for one), with its exit code.</summary>
+    public bool HasExited => process.HasExited;
+
+    public int ExitCode => process.ExitCode;
+
     /// <param name="forksPerConnection">
     /// The process serves each connection from a forked child (websockify): the CPU of children that have ended and been
     /// reaped counts too. Not for the agent, whose reaped children are ended sessions, not relay work.

@@ -101,7 +101,9 @@ public static class HubBench
                 // dotnet-counters attaches as the runtime starts, before the first hello.
                 var histogram = CollectAsync(counters, api.Process.Id, TimeSpan.FromSeconds(60));
                 var healthy = api.WaitUntilHealthyAsync().ContinueWith(_ => clock.Elapsed.TotalSeconds, TaskScheduler.Default);
-                await BenchContext.Until(() => Task.FromResult(Welcomed() >= total), $"{total} simulated agents to reconnect", TimeSpan.FromMinutes(5));
+                await BenchContext.Until(() => Task.FromResult(api.Process.HasExited
+                    ? throw new InvalidOperationException($"the restarted API exited with {api.Process.ExitCode}; see {api.LogFile}")
+                    : Welcomed() >= total), $"{total} simulated agents to reconnect (log: {api.LogFile})", TimeSpan.FromMinutes(5));
                 fromStart.Add(clock.Elapsed.TotalSeconds);
                 fromReady.Add(await healthy);
                 helloP99.Add((await histogram).GetValueOrDefault(("hello", 99), double.NaN));
@@ -303,6 +305,8 @@ public static class HubBench
 
         public BenchProcess Process { get; private set; } = null!;
 
+        public string LogFile { get; private set; } = "";
+
         public HttpClient Http { get; } = new();
 
         public Uri HubUrl => new($"ws://127.0.0.1:{port}/agent/ws");
@@ -325,8 +329,11 @@ public static class HubBench
                 ["JWT_SECRET"] = "bench-hub-secret-that-is-long-enough-for-hmac-sha256",
                 ["ADMIN_PASSWORD"] = AdminPassword,
                 ["ASPNETCORE_URLS"] = $"http://127.0.0.1:{port}",
+                // Tunnel v2's data listener on a free port, as for the main API (ignored by an API before it).
+                ["DATA_PORT"] = "0",
+                ["REPLICA_ADDRESS"] = "127.0.0.1",
                 ["Logging__LogLevel__Default"] = "Warning",
-            }, Path.Combine(bench.Work, $"hub-api-{++starts}.log"));
+            }, LogFile = Path.Combine(bench.Work, $"hub-api-{++starts}.log"));
             running = true;
         }
 

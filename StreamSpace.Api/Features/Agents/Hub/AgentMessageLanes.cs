@@ -13,9 +13,9 @@ namespace StreamSpace.Api.Features.Agents.Hub;
 /// Lanes start at their first message, so an agent that only heartbeats (most of 10,000 idle ones) costs one lane.
 /// </summary>
 /// <remarks>
-/// An ack carries only its command id, so it takes the lane of that id. Its order against its session's other
-/// messages does not matter: an ack after its command's result matches no row (results finish the command), and the
-/// "starting" it would write after "running" is refused by <see cref="Sessions.SessionStateMachine"/>.
+/// An ack carries only its command id, so it takes the lane of that id, and the command's result (on its session's
+/// lane) waits until the ack was handled: the agent sends ack, result and the session's later reports in that order,
+/// and each session's changes are recorded in that order ("starting" from the ack, then what the result says).
 /// </remarks>
 public sealed class AgentMessageLanes
 {
@@ -29,6 +29,9 @@ public sealed class AgentMessageLanes
     private readonly Func<Task> refused;
     private readonly CancellationTokenSource stop;
     private readonly Lane?[] lanes = new Lane?[SessionLanes + 1];
+
+    /// <summary>Acks posted and not yet matched by their command's result; only the receive loop touches it.</summary>
+    private readonly Dictionary<Guid, Task> acks = [];
     private Exception? failure;
     private int closed;
 
@@ -60,10 +63,28 @@ public sealed class AgentMessageLanes
                 await Control.WriteAsync(() => HandleAsync(message), cancellationToken);
                 break;
             case CommandAckMessage ack:
-                await SessionLane(ack.CommandId.ToString()).WriteAsync(() => HandleAsync(message), cancellationToken);
+                var acked = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                ForgetHandledAcks();
+                acks[ack.CommandId] = acked.Task;
+                await SessionLane(ack.CommandId.ToString()).WriteAsync(async () =>
+                {
+                    try
+                    {
+                        await HandleAsync(message);
+                    }
+                    finally
+                    {
+                        acked.TrySetResult();
+                    }
+                }, cancellationToken);
                 break;
             case CommandResultMessage result:
-                await SessionLane(result.Session?.SessionId ?? result.CommandId.ToString()).WriteAsync(() => HandleAsync(message), cancellationToken);
+                var ackFirst = acks.Remove(result.CommandId, out var pending) ? pending : Task.CompletedTask;
+                await SessionLane(result.Session?.SessionId ?? result.CommandId.ToString()).WriteAsync(async () =>
+                {
+                    await ackFirst.WaitAsync(stop.Token);
+                    await HandleAsync(message);
+                }, cancellationToken);
                 break;
             case SessionStateMessage state:
                 await SessionLane(state.Session.SessionId).WriteAsync(() => HandleAsync(message), cancellationToken);
@@ -93,6 +114,18 @@ public sealed class AgentMessageLanes
     }
 
     private ChannelWriter<Func<Task>> SessionLane(string key) => LaneAt(SessionLaneOf(key));
+
+    /// <summary>Drops handled acks whose result never came (a command the agent dropped), so the map stays small.</summary>
+    private void ForgetHandledAcks()
+    {
+        if (acks.Count >= 1024)
+        {
+            foreach (var (id, _) in acks.Where(a => a.Value.IsCompleted).ToList())
+            {
+                acks.Remove(id);
+            }
+        }
+    }
 
     /// <summary>The session lane of a session id (or of a command id, for messages that carry no session).</summary>
     internal static int SessionLaneOf(string key) => (int)((uint)StringComparer.Ordinal.GetHashCode(key) % SessionLanes);

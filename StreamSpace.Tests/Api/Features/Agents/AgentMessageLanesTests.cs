@@ -86,6 +86,33 @@ public sealed class AgentMessageLanesTests
     }
 
     [Fact]
+    public async Task A_commands_result_is_handled_after_its_ack_though_they_take_different_lanes()
+    {
+        var sessionId = "sess-000000000001";
+        var command = Enumerable.Range(0, 1000).Select(_ => Guid.NewGuid())
+            .First(id => AgentMessageLanes.SessionLaneOf(id.ToString()) != AgentMessageLanes.SessionLaneOf(sessionId));
+        var order = new ConcurrentQueue<string>();
+        using var stop = new CancellationTokenSource();
+        var lanes = new AgentMessageLanes(async (message, _) =>
+        {
+            if (message is CommandAckMessage)
+            {
+                // Slow enough that the result, alone on its lane, would be handled first.
+                await Task.Delay(200);
+            }
+
+            order.Enqueue(message.GetType().Name);
+            return true;
+        }, () => Task.CompletedTask, stop);
+
+        await lanes.PostAsync(new CommandAckMessage(command), CancellationToken.None);
+        await lanes.PostAsync(new CommandResultMessage(command, true, Session: new ReportedSession(sessionId, SessionState.Running)), CancellationToken.None);
+        await lanes.CompleteAsync().WaitAsync(Limit);
+
+        Assert.Equal([nameof(CommandAckMessage), nameof(CommandResultMessage)], order);
+    }
+
+    [Fact]
     public async Task A_heartbeat_refused_for_a_revoked_credential_closes_once_and_nothing_after_it_is_handled()
     {
         var handled = new ConcurrentQueue<AgentMessage>();
