@@ -45,8 +45,9 @@ public static class HubBench
         bench.Line("");
         bench.Line("| Agents connected | API CPU % of a core | API RSS MiB | Agents whose heartbeat the API recorded in the window | Heartbeats recorded/s | Heartbeat handling p50 / p99 ms |");
         bench.Line("|---|---|---|---|---|---|");
-        double tenThousandP99 = double.NaN;
-        long tenThousandRecorded = 0;
+        // The figures of the largest level (10,000 agents in a full run), which the targets judge.
+        double largestP99 = double.NaN;
+        long largestRecorded = 0;
         try
         {
             var connected = 0;
@@ -72,11 +73,7 @@ public static class HubBench
                 var rate = recorded / seconds;
                 var p50 = histogram.GetValueOrDefault(("heartbeat", 50), double.NaN);
                 var p99 = histogram.GetValueOrDefault(("heartbeat", 99), double.NaN);
-                if (level == 10_000)
-                {
-                    tenThousandP99 = p99;
-                    tenThousandRecorded = recorded;
-                }
+                (largestP99, largestRecorded) = (p99, recorded);
 
                 bench.Line($"| {level:N0} ({Welcomed():N0} welcomed) | {cpu:0} | {api.Process.MemoryMiB:0} | {recorded:N0} of {level:N0} | {rate:0} | {p50:0.0} / {p99:0.0} |");
             }
@@ -126,12 +123,11 @@ public static class HubBench
 
         if (window >= HeartbeatInterval)
         {
-            bench.Target("agent hub: 10,000 agents, every heartbeat recorded by the API within its interval",
-                $"{tenThousandRecorded:N0} of 10,000", tenThousandRecorded == 10_000);
+            bench.Target($"agent hub: {levels[^1]:N0} agents, every heartbeat recorded by the API within its interval",
+                $"{largestRecorded:N0} of {levels[^1]:N0}", largestRecorded == levels[^1]);
         }
 
-        bench.Target($"agent hub: {levels[^1]:N0} agents connected, heartbeat p99 < 50 ms",
-            $"p99 {(levels[^1] == 10_000 ? tenThousandP99 : double.NaN):0.0} ms", tenThousandP99 < 50);
+        bench.Target($"agent hub: {levels[^1]:N0} agents connected, heartbeat p99 < 50 ms", $"p99 {largestP99:0.0} ms", largestP99 < 50);
     }
 
     /// <summary>

@@ -17,7 +17,10 @@ namespace StreamSpace.Api.Features.Agents.Hub;
 /// lane) waits until the ack was handled: the agent sends ack, result and the session's later reports in that order,
 /// and each session's changes are recorded in that order ("starting" from the ack, then what the result says).
 /// </remarks>
-public sealed class AgentMessageLanes
+/// <param name="handle">Handles one message; false when the agent's credential no longer holds.</param>
+/// <param name="refused">Closes the connection after <paramref name="handle"/> said false; called once, after which no message is handled.</param>
+/// <param name="stop">Cancelled when a handler fails, which ends the connection as an unhandled message always has.</param>
+public sealed class AgentMessageLanes(Func<AgentMessage, CancellationToken, Task<bool>> handle, Func<Task> refused, CancellationTokenSource stop)
 {
     /// <summary>Session lanes; the control lane (heartbeats, checks) comes on top.</summary>
     public const int SessionLanes = 8;
@@ -25,25 +28,12 @@ public sealed class AgentMessageLanes
     /// <summary>Messages a lane holds before the receive loop waits, so a slow database slows the agent's socket, not memory.</summary>
     private const int LaneCapacity = 256;
 
-    private readonly Func<AgentMessage, CancellationToken, Task<bool>> handle;
-    private readonly Func<Task> refused;
-    private readonly CancellationTokenSource stop;
     private readonly Lane?[] lanes = new Lane?[SessionLanes + 1];
 
     /// <summary>Acks posted and not yet matched by their command's result; only the receive loop touches it.</summary>
     private readonly Dictionary<Guid, Task> acks = [];
     private Exception? failure;
     private int closed;
-
-    /// <param name="handle">Handles one message; false when the agent's credential no longer holds.</param>
-    /// <param name="refused">Closes the connection after <paramref name="handle"/> said false; called once, after which no message is handled.</param>
-    /// <param name="stop">Cancelled when a handler fails, which ends the connection as an unhandled message always has.</param>
-    public AgentMessageLanes(Func<AgentMessage, CancellationToken, Task<bool>> handle, Func<Task> refused, CancellationTokenSource stop)
-    {
-        this.handle = handle;
-        this.refused = refused;
-        this.stop = stop;
-    }
 
     private sealed record Lane(Channel<Func<Task>> Channel, Task Reader);
 
