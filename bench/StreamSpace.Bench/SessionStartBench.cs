@@ -155,8 +155,16 @@ public static class SessionStartBench
             {
                 if (!server.HasExited)
                 {
-                    server.Kill();
-                    server.WaitForExit(5_000);
+                    // SIGTERM, so Xvnc removes its /tmp/.X*-lock and socket (a killed one leaves them, taking the display).
+                    using (var term = Process.Start("kill", ["-TERM", server.Id.ToString(CultureInfo.InvariantCulture)]))
+                    {
+                        term.WaitForExit(5_000);
+                    }
+
+                    if (!server.WaitForExit(5_000))
+                    {
+                        server.Kill();
+                    }
                 }
 
                 server.Dispose();

@@ -130,6 +130,10 @@ public sealed class SessionStore(NpgsqlDataSource dataSource, ApiSettings settin
             new SessionCommandPayload(id, ownerId, owner, template.ToSessionTemplate()), cancellationToken);
         await connection.WriteAsync(actor, "session.created", "session", id, new { Template = templateName, Owner = owner, Agent = agent.Value.AgentId }, transaction, cancellationToken);
         await SessionStateWriter.NotifyAsync(connection, transaction, id, cancellationToken);
+        // The session as created, read before commit: once committed, another launch's delivery can send its command
+        // and the agent's ack can move it on before a read after commit.
+        var created = (await connection.QuerySingleAsync<SessionRow>(new CommandDefinition(
+            $"{SessionRow.Select} WHERE s.id = @id", new { id }, transaction, cancellationToken: cancellationToken))).ToView();
 
         // The locked part. Each count is its own statement after its lock, so it sees every launch committed while this
         // one waited (under READ COMMITTED a statement's snapshot is taken when it starts). The counts include this session.
@@ -154,8 +158,6 @@ public sealed class SessionStore(NpgsqlDataSource dataSource, ApiSettings settin
         await transaction.CommitAsync(cancellationToken);
         // At once, not when the NOTIFY comes back: the caller's next list shows the new session.
         lists.Invalidate();
-        // The session as created, before its agent can have answered the command.
-        var created = await GetAsync(id, ownerId, true, cancellationToken);
         await agents.DeliverAsync(agent.Value.AgentId);
         return new(SessionChange.Done, created, AgentId: agent.Value.AgentId);
     }
