@@ -4,13 +4,23 @@ using System.Globalization;
 namespace StreamSpace.Bench;
 
 /// <summary>A process of the system under test, whose CPU time is read from /proc so every process on a path counts.</summary>
-public sealed class BenchProcess(Process process, string name) : IDisposable
+public sealed class BenchProcess(Process process, string name, bool forksPerConnection) : IDisposable
 {
     public string Name => name;
 
     public int Id => process.Id;
 
-    public static BenchProcess Start(string name, string fileName, IEnumerable<string> arguments, IReadOnlyDictionary<string, string> environment, string logFile)
+    /// <summary>The process ended (a crash at start, for one), with its exit code.</summary>
+    public bool HasExited => process.HasExited;
+
+    public int ExitCode => process.ExitCode;
+
+    /// <param name="forksPerConnection">
+    /// The process serves each connection from a forked child (websockify): the CPU of children that have ended and been
+    /// reaped counts too. Not for the agent, whose reaped children are ended sessions, not relay work.
+    /// </param>
+    public static BenchProcess Start(string name, string fileName, IEnumerable<string> arguments, IReadOnlyDictionary<string, string> environment, string logFile,
+        bool forksPerConnection = false)
     {
         var start = new ProcessStartInfo(fileName, arguments) { RedirectStandardOutput = true, RedirectStandardError = true };
         foreach (var (key, value) in environment)
@@ -24,7 +34,7 @@ public sealed class BenchProcess(Process process, string name) : IDisposable
         process.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (log) log.WriteLine(e.Data); };
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
-        return new BenchProcess(process, name);
+        return new BenchProcess(process, name, forksPerConnection);
     }
 
     /// <summary>
@@ -33,7 +43,15 @@ public sealed class BenchProcess(Process process, string name) : IDisposable
     /// exits). A local agent's sessions run in sessions of their own (setsid), so the VNC server's work is not
     /// counted as the relay's.
     /// </summary>
-    public double CpuSeconds => Tree(process.Id, SessionOf(process.Id)).Sum(CpuSecondsOf);
+    public double CpuSeconds => Tree(process.Id, SessionOf(process.Id)).Sum(CpuSecondsOf) + (forksPerConnection ? ReapedChildrenCpuSecondsOf(process.Id) : 0);
+
+    /// <summary>The CPU seconds of the process's children that ended and were waited for (cutime + cstime).</summary>
+    private static double ReapedChildrenCpuSecondsOf(int pid)
+    {
+        var stat = File.ReadAllText($"/proc/{pid}/stat");
+        var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+        return (long.Parse(fields[13], CultureInfo.InvariantCulture) + long.Parse(fields[14], CultureInfo.InvariantCulture)) / 100.0;
+    }
 
     private static IEnumerable<int> Tree(int pid, int session)
     {

@@ -40,13 +40,14 @@ public static class HubBench
         var agentsDll = Path.Combine(AppContext.BaseDirectory, "StreamSpace.Bench.Agents.dll");
         var simulations = new List<(BenchProcess Process, string Log)>();
         long Welcomed() => simulations.Sum(s => Status(s.Log).Welcomed);
-        long Heartbeats() => simulations.Sum(s => Status(s.Log).Heartbeats);
 
-        bench.Line($"## 5. Agent hub (simulated agents, heartbeat every {HeartbeatInterval.TotalSeconds:0} s, {window.TotalSeconds:0}-s steady window)");
+        bench.Line($"## 7. Agent hub (simulated agents, heartbeat every {HeartbeatInterval.TotalSeconds:0} s, {window.TotalSeconds:0}-s steady window)");
         bench.Line("");
-        bench.Line("| Agents connected | API CPU % of a core | API RSS MiB | Heartbeats handled/s | Heartbeat handling p50 / p99 ms |");
-        bench.Line("|---|---|---|---|---|");
-        double tenThousandP99 = double.NaN;
+        bench.Line("| Agents connected | API CPU % of a core | API RSS MiB | Agents whose heartbeat the API recorded in the window | Heartbeats recorded/s | Heartbeat handling p50 / p99 ms |");
+        bench.Line("|---|---|---|---|---|---|");
+        // The figures of the largest level (10,000 agents in a full run), which the targets judge.
+        double largestP99 = double.NaN;
+        long largestRecorded = 0;
         try
         {
             var connected = 0;
@@ -63,22 +64,25 @@ public static class HubBench
                 await Task.Delay(TimeSpan.FromSeconds(bench.Quick ? 2 : 5));
 
                 var cpuBefore = api.Process.CpuSeconds;
-                var heartbeatsBefore = Heartbeats();
+                var windowStart = await DatabaseNowAsync(api.ConnectionString);
                 var clock = Stopwatch.StartNew();
                 var histogram = await CollectAsync(counters, api.Process.Id, window);
                 var seconds = clock.Elapsed.TotalSeconds;
                 var cpu = (api.Process.CpuSeconds - cpuBefore) / seconds * 100;
-                var rate = (Heartbeats() - heartbeatsBefore) / seconds;
+                var recorded = await HeartbeatsRecordedSinceAsync(api.ConnectionString, windowStart);
+                var rate = recorded / seconds;
                 var p50 = histogram.GetValueOrDefault(("heartbeat", 50), double.NaN);
                 var p99 = histogram.GetValueOrDefault(("heartbeat", 99), double.NaN);
-                if (level == 10_000)
-                {
-                    tenThousandP99 = p99;
-                }
+                (largestP99, largestRecorded) = (p99, recorded);
 
-                bench.Line($"| {level:N0} ({Welcomed():N0} welcomed) | {cpu:0} | {api.Process.MemoryMiB:0} | {rate:0} | {p50:0.0} / {p99:0.0} |");
+                bench.Line($"| {level:N0} ({Welcomed():N0} welcomed) | {cpu:0} | {api.Process.MemoryMiB:0} | {recorded:N0} of {level:N0} | {rate:0} | {p50:0.0} / {p99:0.0} |");
             }
 
+            bench.Line("");
+            bench.Line($"Heartbeats are counted where the API records them: the agents whose `last_heartbeat` the API committed during the window " +
+                $"(read from PostgreSQL, on the database's clock). The window lasts {window.TotalSeconds:0} s of the {HeartbeatInterval.TotalSeconds:0}-s interval, " +
+                $"so about {window / HeartbeatInterval:P0} of the agents heartbeat in it; in a full run that is every agent, and a count below the agents " +
+                "connected means heartbeats the API did not handle in time.");
             bench.Line("");
             var total = levels[^1];
             var fromStart = new List<double>();
@@ -94,7 +98,9 @@ public static class HubBench
                 // dotnet-counters attaches as the runtime starts, before the first hello.
                 var histogram = CollectAsync(counters, api.Process.Id, TimeSpan.FromSeconds(60));
                 var healthy = api.WaitUntilHealthyAsync().ContinueWith(_ => clock.Elapsed.TotalSeconds, TaskScheduler.Default);
-                await BenchContext.Until(() => Task.FromResult(Welcomed() >= total), $"{total} simulated agents to reconnect", TimeSpan.FromMinutes(5));
+                await BenchContext.Until(() => Task.FromResult(api.Process.HasExited
+                    ? throw new InvalidOperationException($"the restarted API exited with {api.Process.ExitCode}; see {api.LogFile}")
+                    : Welcomed() >= total), $"{total} simulated agents to reconnect (log: {api.LogFile})", TimeSpan.FromMinutes(5));
                 fromStart.Add(clock.Elapsed.TotalSeconds);
                 fromReady.Add(await healthy);
                 helloP99.Add((await histogram).GetValueOrDefault(("hello", 99), double.NaN));
@@ -115,8 +121,13 @@ public static class HubBench
             api.Dispose();
         }
 
-        bench.Target($"agent hub: {levels[^1]:N0} agents connected, heartbeat p99 < 50 ms",
-            $"p99 {(levels[^1] == 10_000 ? tenThousandP99 : double.NaN):0.0} ms", tenThousandP99 < 50);
+        if (window >= HeartbeatInterval)
+        {
+            bench.Target($"agent hub: {levels[^1]:N0} agents, every heartbeat recorded by the API within its interval",
+                $"{largestRecorded:N0} of {levels[^1]:N0}", largestRecorded == levels[^1]);
+        }
+
+        bench.Target($"agent hub: {levels[^1]:N0} agents connected, heartbeat p99 < 50 ms", $"p99 {largestP99:0.0} ms", largestP99 < 50);
     }
 
     /// <summary>
@@ -168,7 +179,15 @@ public static class HubBench
         {
             _ = collect.StandardOutput.ReadToEndAsync();
             _ = collect.StandardError.ReadToEndAsync();
-            await collect.WaitForExitAsync();
+            try
+            {
+                await BenchContext.Within(collect.WaitForExitAsync(), window + TimeSpan.FromSeconds(60), "dotnet-counters to finish its window");
+            }
+            catch (TimeoutException)
+            {
+                collect.Kill();
+                throw;
+            }
         }
 
         if (!File.Exists(output))
@@ -218,7 +237,7 @@ public static class HubBench
         { RedirectStandardOutput = true, RedirectStandardError = true })!;
         var error = install.StandardError.ReadToEndAsync();
         await install.StandardOutput.ReadToEndAsync();
-        await install.WaitForExitAsync();
+        await BenchContext.Within(install.WaitForExitAsync(), TimeSpan.FromMinutes(5), "dotnet tool install dotnet-counters");
         if (install.ExitCode == 0 && File.Exists(installed))
         {
             return installed;
@@ -228,7 +247,24 @@ public static class HubBench
         return null;
     }
 
-    private readonly record struct AgentsStatus(long Welcomed, long Heartbeats);
+    private static async Task<DateTime> DatabaseNowAsync(string connectionString)
+    {
+        await using var connection = new NpgsqlConnection(connectionString);
+        await connection.OpenAsync();
+        return (DateTime)(await new NpgsqlCommand("SELECT now()", connection).ExecuteScalarAsync())!;
+    }
+
+    /// <summary>Agents whose heartbeat the API wrote since the given database time (a simulated agent's hello was earlier).</summary>
+    private static async Task<long> HeartbeatsRecordedSinceAsync(string connectionString, DateTime since)
+    {
+        await using var connection = new NpgsqlConnection(connectionString);
+        await connection.OpenAsync();
+        await using var count = new NpgsqlCommand("SELECT count(*) FROM agents WHERE id LIKE 'sim-%' AND last_heartbeat > @since", connection);
+        count.Parameters.AddWithValue("since", since);
+        return (long)(await count.ExecuteScalarAsync())!;
+    }
+
+    private readonly record struct AgentsStatus(long Welcomed);
 
     /// <summary>The last status line a simulated-agents process wrote to its log.</summary>
     private static AgentsStatus Status(string log)
@@ -251,7 +287,7 @@ public static class HubBench
         }
 
         var fields = last.Split(' ').Skip(1).Select(f => f.Split('=')).ToDictionary(f => f[0], f => long.Parse(f[1], CultureInfo.InvariantCulture));
-        return new AgentsStatus(fields["welcomed"], fields["heartbeats"]);
+        return new AgentsStatus(fields["welcomed"]);
     }
 
     /// <summary>The section's own API process, which it kills and starts again on the same port and database.</summary>
@@ -264,6 +300,8 @@ public static class HubBench
         private int starts;
 
         public BenchProcess Process { get; private set; } = null!;
+
+        public string LogFile { get; private set; } = "";
 
         public HttpClient Http { get; } = new();
 
@@ -287,8 +325,11 @@ public static class HubBench
                 ["JWT_SECRET"] = "bench-hub-secret-that-is-long-enough-for-hmac-sha256",
                 ["ADMIN_PASSWORD"] = AdminPassword,
                 ["ASPNETCORE_URLS"] = $"http://127.0.0.1:{port}",
+                // Tunnel v2's data listener on a free port, as for the main API (ignored by an API before it).
+                ["DATA_PORT"] = "0",
+                ["REPLICA_ADDRESS"] = "127.0.0.1",
                 ["Logging__LogLevel__Default"] = "Warning",
-            }, Path.Combine(bench.Work, $"hub-api-{++starts}.log"));
+            }, LogFile = Path.Combine(bench.Work, $"hub-api-{++starts}.log"));
             running = true;
         }
 

@@ -1,41 +1,77 @@
 using System.Diagnostics;
-using System.Globalization;
 using System.Net.Http.Headers;
 using System.Net.Http.Json;
+using System.Text;
 using System.Text.Json;
 using Npgsql;
 using StreamSpace.Bench;
 
-// ./streamspace bench [--quick] [--only tunnel|session-start|api]: runs the system under test as real processes on
-// loopback and measures side by side. Each section lives in its own file; this file starts the API and the agent,
-// runs the sections in order and writes docs/benchmarks.md (only after a full run of every section).
-// Benchmarks assert nothing; they print a table and write the report.
+// ./streamspace bench [--quick] [--only SECTION[,SECTION…]]: runs the system under test as real processes on loopback
+// and measures each figure beside its anchor (raw TCP, websockify, a bare Xvnc, the server's /alive) in the same run.
+// Each section lives in its own file; this file starts the API and the agent, runs the sections in order, each under
+// a time limit, and writes docs/benchmarks.md after a full run. Benchmarks assert nothing: a section fails only when
+// something it waits for does not happen in time, and the report says so.
 if (args is ["--synthetic-vnc", .. var syntheticArguments])
 {
     // The tunnel section's stand-in VNC server, run by the fake Xvnc a bench template puts on a session's PATH.
     return await SyntheticVncServer.RunAsync(syntheticArguments);
 }
 
-var root = FindRoot();
-var quick = args.Contains("--quick");
-var onlyIndex = Array.IndexOf(args, "--only");
-var only = onlyIndex >= 0 && onlyIndex + 1 < args.Length ? args[onlyIndex + 1] : null;
-var postgres = Environment.GetEnvironmentVariable("STREAMSPACE_BENCH_POSTGRES") ?? throw new InvalidOperationException("Run through ./streamspace bench.");
-var work = Directory.CreateTempSubdirectory("streamspace-bench-").FullName;
+if (args is ["--paced-client", var specification])
+{
+    // One of the processes that receive the 50 paced streams.
+    return await PacedClient.RunAsync(specification);
+}
 
-var sections = new (string Name, Func<BenchContext, Task> Run)[]
+var sections = new Section[]
 {
-    ("tunnel", TunnelBench.RunAsync),
-    ("session-start", SessionStartBench.RunAsync),
-    ("api", ApiBench.RunAsync),
-    ("hub", bench => HubBench.RunAsync(bench, Built)),
+    new("tunnel", "paths (a) raw TCP, (b) websockify, (c) API /vnc → agent and its variants; 50 paced viewers", TimeSpan.FromMinutes(8), TunnelBench.RunAsync),
+    new("real-session", "a real Xvnc whose screen changes colour, direct and through (c)", TimeSpan.FromMinutes(3), RealSessionBench.RunAsync),
+    new("session-start", "sequential local launches", TimeSpan.FromMinutes(3), SessionStartBench.SequentialAsync),
+    new("concurrent-starts", "10 local launches at once, beside 10 bare Xvnc at once", TimeSpan.FromMinutes(4), SessionStartBench.ConcurrentAsync),
+    new("density", "idle local sessions in steps up to 50: memory per session, the 50th launch", TimeSpan.FromMinutes(6), DensityBench.RunAsync),
+    new("api", "GET /api/v1/sessions under wrk, cached and for 100 users, beside /alive", TimeSpan.FromMinutes(4), ApiBench.RunAsync),
+    new("hub", "1,000 to 10,000 simulated agents; heartbeats counted where the API records them; restart", TimeSpan.FromMinutes(12), bench => HubBench.RunAsync(bench, BenchPaths.Built)),
 };
-if (only is not null && sections.All(s => s.Name != only))
+
+if (args.Contains("--help") || args.Contains("-h"))
 {
-    Console.Error.WriteLine($"--only takes one of: {string.Join(", ", sections.Select(s => s.Name))}");
+    Console.WriteLine(Usage(sections));
+    return 0;
+}
+
+var quick = false;
+string[]? only = null;
+for (var i = 0; i < args.Length; i++)
+{
+    switch (args[i])
+    {
+        case "--quick":
+            quick = true;
+            break;
+        case "--only" when i + 1 < args.Length:
+            only = args[++i].Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+            break;
+        default:
+            Console.Error.WriteLine($"unknown argument '{args[i]}'\n\n{Usage(sections)}");
+            return 2;
+    }
+}
+
+if (only?.FirstOrDefault(name => sections.All(s => s.Name != name)) is { } unknown)
+{
+    Console.Error.WriteLine($"--only: no section is named '{unknown}'\n\n{Usage(sections)}");
     return 2;
 }
 
+var postgres = Environment.GetEnvironmentVariable("STREAMSPACE_BENCH_POSTGRES");
+if (string.IsNullOrEmpty(postgres))
+{
+    Console.Error.WriteLine("STREAMSPACE_BENCH_POSTGRES is not set: run the benchmarks through ./streamspace bench.");
+    return 2;
+}
+
+var work = Directory.CreateTempSubdirectory("streamspace-bench-").FullName;
 var database = $"bench_{Guid.NewGuid():N}";
 await using (var admin = new NpgsqlConnection(postgres))
 {
@@ -49,7 +85,7 @@ var api = new Uri($"http://127.0.0.1:{apiPort}");
 const string adminPassword = "bench-admin-password";
 const string agentKey = "bench-agent-key-0123456789abcdefghijklmnopqrstuvwxyz";
 var common = new Dictionary<string, string> { ["PATH"] = Environment.GetEnvironmentVariable("PATH")!, ["HOME"] = Environment.GetEnvironmentVariable("HOME")!, ["DOTNET_gcServer"] = "0" };
-using var apiProcess = BenchProcess.Start("api", "dotnet", [Built("StreamSpace.Api")], new Dictionary<string, string>(common)
+using var apiProcess = BenchProcess.Start("api", "dotnet", [BenchPaths.Built("StreamSpace.Api")], new Dictionary<string, string>(common)
 {
     ["ConnectionStrings__streamspace"] = connectionString,
     ["JWT_SECRET"] = "bench-secret-that-is-long-enough-for-hmac-sha256-signing",
@@ -59,92 +95,154 @@ using var apiProcess = BenchProcess.Start("api", "dotnet", [Built("StreamSpace.A
     ["SESSION_QUOTA"] = "100",
     ["LOGIN_ATTEMPTS_PER_MINUTE"] = "1000",
     ["ASPNETCORE_URLS"] = api.ToString(),
+    // Tunnel v2's data listener on a free port, reached by the agents at the loopback address (an API before tunnel
+    // v2 ignores both, as every process ignores settings it does not know).
+    ["DATA_PORT"] = "0",
+    ["REPLICA_ADDRESS"] = "127.0.0.1",
     ["Logging__LogLevel__Default"] = "Warning",
 }, Path.Combine(work, "api.log"));
-using var http = new HttpClient { BaseAddress = api };
-await BenchContext.Until(async () => (await BenchContext.Try(() => http.GetAsync("/health")))?.IsSuccessStatusCode == true, "the API");
+using var http = new HttpClient { BaseAddress = api, Timeout = TimeSpan.FromSeconds(60) };
+await BenchContext.Until(async () => (await BenchContext.Try(() => http.GetAsync("/health")))?.IsSuccessStatusCode == true, "the API to answer /health as healthy");
 
-var agentData = Path.Combine(work, "agent");
-using var agentProcess = BenchProcess.Start("agent", "dotnet", [Built("StreamSpace.Agent")], new Dictionary<string, string>(common)
-{
-    ["CONTROL_PLANE_URL"] = new UriBuilder(api) { Scheme = "ws", Path = "/agent/ws" }.ToString(),
-    ["AGENT_ID"] = "bench-agent",
-    ["AGENT_KEY"] = agentKey,
-    ["PLATFORM"] = "local",
-    ["MAX_SESSIONS"] = "100",
-    ["AGENT_DATA_DIR"] = agentData,
-    ["Logging__LogLevel__Default"] = "Warning",
-}, Path.Combine(work, "agent.log"));
-
+var mainAgent = BenchAgent.Start("bench-agent", agentKey, api, common, new Dictionary<string, string>(), work);
+using var mainAgentProcess = mainAgent.Process;
 var login = await (await http.PostAsJsonAsync("/api/v1/auth/login", new { username = "admin", password = adminPassword })).Content.ReadFromJsonAsync<JsonElement>();
 var token = login.GetProperty("token").GetString()!;
 http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token);
-await BenchContext.Until(async () => (await http.GetStringAsync("/api/v1/agents/bench-agent")).Contains("\"status\":\"online\""), "the agent");
 
-var bench = new BenchContext(quick, work, api, http, token, connectionString, apiProcess, agentProcess, agentData, common);
-bench.Line($"# StreamSpace benchmarks");
-bench.Line("");
-bench.Line($"- Date: {DateTimeOffset.UtcNow:yyyy-MM-dd HH:mm} UTC; commit {Git("rev-parse --short HEAD")}");
-bench.Line($"- Machine: {Environment.ProcessorCount} cores ({CpuModel()}), {MemoryGiB():0} GiB, {Environment.OSVersion}, .NET {Environment.Version}");
-bench.Line($"- Repetitions: {bench.Repetitions}; figures are medians with [min–max]. MB = 10^6 bytes. All traffic on loopback.");
-bench.Line("");
-
-foreach (var (name, run) in sections)
+var bench = new BenchContext(quick, work, api, http, token, connectionString, apiProcess, mainAgent, common);
+await bench.WaitOnlineAsync(mainAgent.Id);
+var failures = new List<string>();
+try
 {
-    if (only is null || only == name)
+    foreach (var section in sections.Where(s => only is null || only.Contains(s.Name)))
     {
-        await run(bench);
+        Console.WriteLine($"\n==> {section.Name} (at most {section.Limit.TotalMinutes:0} min)\n");
+        var clock = Stopwatch.StartNew();
+        try
+        {
+            await BenchContext.Within(section.Run(bench), section.Limit, $"the {section.Name} section's end");
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            var failure = $"**The {section.Name} section failed after {clock.Elapsed.TotalSeconds:0} s:** {e.GetType().Name}: {e.Message}";
+            failures.Add(failure);
+            bench.Line("");
+            bench.Line(failure);
+            bench.Line("");
+            Console.Error.WriteLine(e);
+        }
     }
 }
-
-bench.Line("## Against the targets");
-bench.Line("");
-bench.Line("| Target | Measured | Met |");
-bench.Line("|---|---|---|");
-foreach (var row in bench.Targets)
+finally
 {
-    bench.Line(row);
+    bench.StopExtraAgents();
 }
 
-bench.Line("");
-bench.Line($"API resident memory after the run: {apiProcess.MemoryMiB:0} MiB; agent: {agentProcess.MemoryMiB:0} MiB.");
+var header = new StringBuilder();
+header.AppendLine("# StreamSpace benchmarks");
+header.AppendLine();
+header.AppendLine("Written by `./streamspace bench`; every figure below comes from the run named here. Do not edit it by hand: the " +
+    "analysis of these figures, and of earlier runs, is in [benchmarks-analysis.md](benchmarks-analysis.md), which names the run each figure it quotes came from.");
+header.AppendLine();
+header.AppendLine($"- Run: commit {Git("rev-parse --short HEAD")}{(Git("status --porcelain --untracked-files=no").Length > 0 ? " with uncommitted changes" : "")}, " +
+    $"{DateTimeOffset.UtcNow:yyyy-MM-dd HH:mm} UTC{(quick ? ", --quick" : "")}{(only is null ? "" : $", only {string.Join(", ", only)}")}");
+header.AppendLine($"- Machine: {Environment.ProcessorCount} cores ({CpuModel()}), {MemoryGiB():0} GiB, {Environment.OSVersion}, .NET {Environment.Version}");
+header.AppendLine($"- Repetitions: {bench.Repetitions}; figures are medians with [min–max]. MB = 10^6 bytes. All traffic on loopback.");
+if (Environment.GetEnvironmentVariable("STREAMSPACE_BENCH_SYSTEM_ROOT") is { } systemRoot)
+{
+    header.AppendLine($"- System under test: the API and agent built in {systemRoot}");
+}
+
+header.AppendLine();
+header.AppendLine("## Issue 15's goals");
+header.AppendLine();
+header.AppendLine("| Goal | Measured | Anchor (same run) | Ratio | Met |");
+header.AppendLine("|---|---|---|---|---|");
+foreach (var (goal, target) in IssueGoals())
+{
+    header.AppendLine(bench.Goals.TryGetValue(goal, out var result)
+        ? $"| {target} | {result.Measured} | {result.Anchor} | {result.Ratio} | {(result.Met ? "met" : "missed")} |"
+        : $"| {target} | not measured in this run | | | |");
+}
+
+header.AppendLine();
+if (bench.Targets.Count > 0)
+{
+    header.AppendLine("## Other targets");
+    header.AppendLine();
+    header.AppendLine("| Target | Measured | Met |");
+    header.AppendLine("|---|---|---|");
+    foreach (var row in bench.Targets)
+    {
+        header.AppendLine(row);
+    }
+
+    header.AppendLine();
+}
+
+var footer = new StringBuilder();
+footer.AppendLine($"API resident memory after the run: {apiProcess.MemoryMiB:0} MiB; agent: {mainAgentProcess.MemoryMiB:0} MiB.");
 foreach (var note in bench.Notes)
 {
-    bench.Line("");
-    bench.Line(note);
+    footer.AppendLine();
+    footer.AppendLine(note);
 }
 
+var report = header.ToString() + bench.Report + footer;
+Console.WriteLine();
+Console.WriteLine(header.ToString());
+Console.WriteLine(footer.ToString());
+await File.WriteAllTextAsync(Path.Combine(work, "benchmarks.md"), report);
 if (!quick && only is null)
 {
-    await File.WriteAllTextAsync(Path.Combine(root, "docs", "benchmarks.md"), bench.Report);
-    Console.WriteLine($"\nWrote docs/benchmarks.md");
+    await File.WriteAllTextAsync(Path.Combine(BenchPaths.Root, "docs", "benchmarks.md"), report);
+    Console.WriteLine("Wrote docs/benchmarks.md");
+}
+else
+{
+    Console.WriteLine($"A --quick or --only run leaves docs/benchmarks.md alone; this run's report: {Path.Combine(work, "benchmarks.md")}");
 }
 
-return 0;
+foreach (var failure in failures)
+{
+    Console.Error.WriteLine(failure);
+}
 
-// STREAMSPACE_BENCH_SYSTEM_ROOT runs the API and agent of another checkout (e.g. `git archive` of an older commit,
-// built in Release) under the same harness, for before-and-after figures.
-string Built(string project) => Path.Combine(Environment.GetEnvironmentVariable("STREAMSPACE_BENCH_SYSTEM_ROOT") ?? root, project, "bin", "Release", "net10.0", project + ".dll");
+return failures.Count == 0 ? 0 : 1;
+
+static IEnumerable<(Goal Goal, string Target)> IssueGoals() =>
+[
+    (Goal.Throughput, "single-stream throughput ≥ 1.0× websockify"),
+    (Goal.CpuPerGiB, "relay CPU s per GiB (every StreamSpace process on the path) ≤ 1.5× websockify"),
+    (Goal.RoundTrip, "64-byte round trip p50 ≤ 1.2×, p99 ≤ 1.0× websockify"),
+    (Goal.PacedStreams, "50 viewers paced at 3 MB/s: all 50 hold their rate, relay CPU under one core"),
+    (Goal.ConcurrentStarts, "10 concurrent local starts: POST → running p95 < 2 s"),
+];
+
+static string Usage(IEnumerable<Section> sections) =>
+    "usage: ./streamspace bench [--quick] [--only SECTION[,SECTION...]] [--help]\n\n" +
+    "Runs the API, agents and every anchor (raw TCP, websockify, bare Xvnc, /alive) as real processes on loopback and\n" +
+    "measures side by side. A full run (about 20 minutes on 2 cores; keep the machine otherwise idle) writes\n" +
+    "docs/benchmarks.md; --quick (short runs, one repetition) and --only print the report and keep it in the run's\n" +
+    "temporary folder. Every wait has a time limit: a section that exceeds one fails with a message, the others still run,\n" +
+    "and the exit code is 1.\n\n" +
+    "sections:\n" + string.Join("\n", sections.Select(s => $"  {s.Name,-18} {s.Description}")) + "\n\n" +
+    "environment:\n" +
+    "  STREAMSPACE_BENCH_SYSTEM_ROOT  measure the API and agent of another checkout, built in Release (before/after)\n" +
+    "  STREAMSPACE_BENCH_TUNNEL_MIB   MiB per single-stream throughput run (default 1024, --quick 128)";
 
 string Git(string arguments)
 {
-    using var git = Process.Start(new ProcessStartInfo("git", arguments) { RedirectStandardOutput = true, WorkingDirectory = root })!;
-    return git.StandardOutput.ReadToEnd().Trim();
+    using var git = Process.Start(new ProcessStartInfo("git", arguments) { RedirectStandardOutput = true, WorkingDirectory = BenchPaths.Root })!;
+    var output = git.StandardOutput.ReadToEnd().Trim();
+    git.WaitForExit(10_000);
+    return output;
 }
 
 static string CpuModel() => File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name", StringComparison.Ordinal))?.Split(':')[1].Trim() ?? "unknown CPU";
 
-static double MemoryGiB() => double.Parse(File.ReadLines("/proc/meminfo").First().Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture) / 1024 / 1024;
+static double MemoryGiB() => double.Parse(File.ReadLines("/proc/meminfo").First().Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], System.Globalization.CultureInfo.InvariantCulture) / 1024 / 1024;
 
-static string FindRoot()
-{
-    for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-    {
-        if (File.Exists(Path.Combine(dir.FullName, "StreamSpace.sln")))
-        {
-            return dir.FullName;
-        }
-    }
-
-    throw new InvalidOperationException("Run the benchmarks inside the StreamSpace repository.");
-}
+/// <summary>One part of the run: its name for --only, what it measures, and the time it may take at most.</summary>
+internal sealed record Section(string Name, string Description, TimeSpan Limit, Func<BenchContext, Task> Run);

@@ -81,6 +81,28 @@ public sealed class SessionStore(NpgsqlDataSource dataSource, ApiSettings settin
 
     public async Task<SessionResult> CreateAsync(Actor actor, Guid ownerId, string templateName, CancellationToken cancellationToken)
     {
+        // A launch that lost its agent to a concurrent one (it filled up, went away) picks again; the pick that comes
+        // back empty answers "no agent".
+        for (var attempt = 1; ; attempt++)
+        {
+            var result = await TryCreateAsync(actor, ownerId, templateName, lastAttempt: attempt == 3, cancellationToken);
+            if (result is not null)
+            {
+                return result;
+            }
+        }
+    }
+
+    /// <summary>
+    /// One try at a launch. The rows that serialise launches are locked last, each for a statement and the commit:
+    /// the owner's row (their quota) and then the agent's (its capacity). Everything else (the session, its command,
+    /// the audit row, the notification) is written before, so concurrent launches queue only on those few statements.
+    /// The locks are FOR NO KEY UPDATE: the session's foreign keys already hold KEY SHARE locks on both rows, which a
+    /// FOR UPDATE would have to wait out (two launches doing that would deadlock). Null when the agent picked without
+    /// a lock is full or gone by the time it is locked.
+    /// </summary>
+    private async Task<SessionResult?> TryCreateAsync(Actor actor, Guid ownerId, string templateName, bool lastAttempt, CancellationToken cancellationToken)
+    {
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
         var template = await templates.GetAsync(connection, transaction, templateName, cancellationToken);
@@ -89,26 +111,24 @@ public sealed class SessionStore(NpgsqlDataSource dataSource, ApiSettings settin
             return new(SessionChange.UnknownTemplate, Detail: $"No template is named '{templateName}'.");
         }
 
-        // Locking the owner's row serialises their concurrent launches, so the quota cannot be overrun.
         var owner = await connection.QuerySingleOrDefaultAsync<string>(new CommandDefinition(
-            "SELECT username FROM users WHERE id = @ownerId AND NOT disabled FOR UPDATE", new { ownerId }, transaction, cancellationToken: cancellationToken));
+            "SELECT username FROM users WHERE id = @ownerId AND NOT disabled", new { ownerId }, transaction, cancellationToken: cancellationToken));
         if (owner is null)
         {
             return new(SessionChange.UnknownUser, Detail: "The session's owner does not exist or is disabled.");
         }
 
-        var active = await connection.ExecuteScalarAsync<int>(new CommandDefinition(
-            "SELECT count(*) FROM sessions WHERE user_id = @ownerId AND state = ANY(@Active)",
-            new { ownerId, Active = SessionStateMachine.ActiveNames }, transaction, cancellationToken: cancellationToken));
+        // Checked here without a lock to answer at once; checked again below under the lock, which is what counts.
+        var active = await CountActiveAsync(connection, transaction, ownerId, cancellationToken);
         if (active >= settings.SessionQuota)
         {
-            return new(SessionChange.QuotaReached, Detail: $"{owner} already has {active} active sessions, the most allowed (SESSION_QUOTA={settings.SessionQuota}); stop one first.");
+            return QuotaReached(owner, active);
         }
 
         var agent = await PickAgentAsync(connection, transaction, template.Platforms, cancellationToken);
         if (agent is null)
         {
-            return new(SessionChange.NoAgent, Detail: $"No online, non-draining agent with free capacity runs a platform this template supports ({string.Join(", ", template.Platforms)}).");
+            return NoAgent(template.Platforms);
         }
 
         var id = "sess-" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(6));
@@ -119,14 +139,48 @@ public sealed class SessionStore(NpgsqlDataSource dataSource, ApiSettings settin
             new SessionCommandPayload(id, ownerId, owner, template.ToSessionTemplate()), cancellationToken);
         await connection.WriteAsync(actor, "session.created", "session", id, new { Template = templateName, Owner = owner, Agent = agent.Value.AgentId }, transaction, cancellationToken);
         await SessionStateWriter.NotifyAsync(connection, transaction, id, cancellationToken);
+        // The session as created, read before commit: once committed, another launch's delivery can send its command
+        // and the agent's ack can move it on before a read after commit.
+        var created = (await connection.QuerySingleAsync<SessionRow>(new CommandDefinition(
+            $"{SessionRow.Select} WHERE s.id = @id", new { id }, transaction, cancellationToken: cancellationToken))).ToView();
+
+        // The locked part. Each count is its own statement after its lock, so it sees every launch committed while this
+        // one waited (under READ COMMITTED a statement's snapshot is taken when it starts). The counts include this session.
+        var lockedOwner = await connection.ExecuteScalarAsync<int>(new CommandDefinition(
+            "SELECT 1 FROM users WHERE id = @ownerId AND NOT disabled FOR NO KEY UPDATE", new { ownerId }, transaction, cancellationToken: cancellationToken));
+        if (lockedOwner != 1)
+        {
+            return new(SessionChange.UnknownUser, Detail: "The session's owner does not exist or is disabled.");
+        }
+
+        active = await CountActiveAsync(connection, transaction, ownerId, cancellationToken);
+        if (active > settings.SessionQuota)
+        {
+            return QuotaReached(owner, active - 1);
+        }
+
+        if (!await LockAgentAsync(connection, transaction, agent.Value.AgentId, cancellationToken))
+        {
+            return lastAttempt ? NoAgent(template.Platforms) : null;
+        }
+
         await transaction.CommitAsync(cancellationToken);
         // At once, not when the NOTIFY comes back: the caller's next list shows the new session.
         lists.Invalidate();
-        // The session as created, before its agent can have answered the command.
-        var created = await GetAsync(id, ownerId, true, cancellationToken);
         await agents.DeliverAsync(agent.Value.AgentId);
         return new(SessionChange.Done, created, AgentId: agent.Value.AgentId);
     }
+
+    private SessionResult QuotaReached(string owner, int active) =>
+        new(SessionChange.QuotaReached, Detail: $"{owner} already has {active} active sessions, the most allowed (SESSION_QUOTA={settings.SessionQuota}); stop one first.");
+
+    private static SessionResult NoAgent(IReadOnlyList<string> platforms) =>
+        new(SessionChange.NoAgent, Detail: $"No online, non-draining agent with free capacity runs a platform this template supports ({string.Join(", ", platforms)}).");
+
+    private static Task<int> CountActiveAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, Guid ownerId, CancellationToken cancellationToken) =>
+        connection.ExecuteScalarAsync<int>(new CommandDefinition(
+            "SELECT count(*) FROM sessions WHERE user_id = @ownerId AND state = ANY(@Active)",
+            new { ownerId, Active = SessionStateMachine.ActiveNames }, transaction, cancellationToken: cancellationToken));
 
     /// <summary>Stops, hibernates or wakes a session: moves its state and sends its agent the command.</summary>
     public async Task<SessionResult> RequestAsync(Actor actor, SessionAction action, string id, Guid viewerId, bool viewerIsAdmin, CancellationToken cancellationToken)
@@ -262,18 +316,45 @@ public sealed class SessionStore(NpgsqlDataSource dataSource, ApiSettings settin
             new { Active = SessionStateMachine.ActiveNames, Running = SessionState.Running.ToName() }, cancellationToken: cancellationToken))];
     }
 
-    /// <summary>The online, non-draining agent of a fitting platform with free capacity and the fewest active sessions.</summary>
+    /// <summary>
+    /// The online, non-draining agent of a fitting platform with free capacity and the fewest active sessions, read
+    /// without a lock: <see cref="LockAgentAsync"/> confirms it at the end of the launch.
+    /// </summary>
     private async Task<(string AgentId, string Platform)?> PickAgentAsync(NpgsqlConnection connection, NpgsqlTransaction transaction,
         IReadOnlyList<string> platforms, CancellationToken cancellationToken) =>
         await connection.QuerySingleOrDefaultAsync<(string, string)?>(new CommandDefinition(
-            """
+            $"""
             SELECT a.id, a.platform FROM agents a
             CROSS JOIN LATERAL (SELECT count(*) AS active FROM sessions s WHERE s.agent_id = a.id AND s.state = ANY(@Active)) load
-            WHERE a.status = 'online' AND a.revoked_at IS NULL AND NOT a.draining AND a.platform = ANY(@platforms)
-              AND a.last_heartbeat > now() - make_interval(secs => a.heartbeat_interval_seconds * @missed)
+            WHERE {PlaceableAgent} AND a.platform = ANY(@platforms)
               AND load.active < coalesce((a.capacity ->> 'max_sessions')::int, 0)
             ORDER BY load.active, a.id
             LIMIT 1
-            FOR UPDATE OF a
             """, new { Active = SessionStateMachine.ActiveNames, platforms = platforms.ToArray(), missed = settings.AgentMissedHeartbeats }, transaction, cancellationToken: cancellationToken));
+
+    /// <summary>
+    /// Locks the picked agent's row until commit, if it may still take sessions, then counts its active sessions
+    /// (this launch's among them) in a statement of its own, which sees every launch committed while this one waited
+    /// for the lock. False when it went away or filled up meanwhile.
+    /// </summary>
+    private async Task<bool> LockAgentAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string agentId, CancellationToken cancellationToken)
+    {
+        var capacity = await connection.QuerySingleOrDefaultAsync<int?>(new CommandDefinition(
+            $"SELECT coalesce((a.capacity ->> 'max_sessions')::int, 0) FROM agents a WHERE a.id = @agentId AND {PlaceableAgent} FOR NO KEY UPDATE",
+            new { agentId, missed = settings.AgentMissedHeartbeats }, transaction, cancellationToken: cancellationToken));
+        if (capacity is null)
+        {
+            return false;
+        }
+
+        var active = await connection.ExecuteScalarAsync<int>(new CommandDefinition(
+            "SELECT count(*) FROM sessions WHERE agent_id = @agentId AND state = ANY(@Active)",
+            new { agentId, Active = SessionStateMachine.ActiveNames }, transaction, cancellationToken: cancellationToken));
+        return active <= capacity;
+    }
+
+    /// <summary>An agent that may take new sessions: online (by its heartbeat too), not revoked, not draining.</summary>
+    private const string PlaceableAgent =
+        "a.status = 'online' AND a.revoked_at IS NULL AND NOT a.draining " +
+        "AND a.last_heartbeat > now() - make_interval(secs => a.heartbeat_interval_seconds * @missed)";
 }

@@ -270,13 +270,18 @@ public sealed class AgentHub(
                 }
             }
 
-            while (await connection.Socket.ReceiveAsync(stop.Token) is { } message)
+            // Different sessions' messages are handled in parallel, each session's in order (AgentMessageLanes).
+            var lanes = new AgentMessageLanes((message, ct) => HandleAsync(connection, message, ct), () => CloseRevokedAsync(connection), stop);
+            try
             {
-                if (!await HandleAsync(connection, message, stop.Token))
+                while (await connection.Socket.ReceiveAsync(stop.Token) is { } message)
                 {
-                    await CloseRevokedAsync(connection);
-                    return;
+                    await lanes.PostAsync(message, stop.Token);
                 }
+            }
+            finally
+            {
+                await lanes.CompleteAsync();
             }
         }
         catch (ProtocolViolationException e)
