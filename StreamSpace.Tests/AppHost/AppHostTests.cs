@@ -17,11 +17,10 @@ public sealed class AppHostTests
     private const string AdminPassword = "apphost-test-admin-password";
 
     /// <summary>
-    /// API processes behind Aspire's proxy, as `./streamspace up --replicas N` runs them. Two (issue 16's distributed
-    /// test) once commands and tickets reach across replicas: until then a launch through the replica that does not hold
-    /// the agent stays pending (tried: 2 replicas come up healthy and the agent online, then the launch waits).
+    /// API processes behind Aspire's proxy, as `./streamspace up --replicas 2` runs them: the launch, the ticket and the
+    /// viewer each land on either replica, so this tests the distribution (issue 16).
     /// </summary>
-    private const int ApiReplicas = 1;
+    private const int ApiReplicas = 2;
 
     [Fact]
     public async Task Without_containers_the_apphost_runs_local_postgres_and_serves_api_health_and_web_and_a_desktop_through_vnc()

@@ -240,7 +240,7 @@ public static class LocalSessionProcess
     }
 
     /// <summary>
-    /// An X display number nobody uses: no socket and no lock file. The search starts at a random display, so
+    /// An X display number nobody uses: no live X server holds its lock file. The search starts at a random display, so
     /// several agents on one machine rarely race for the same free number.
     /// </summary>
     public static int FreeDisplay(IEnumerable<int> taken)
@@ -251,12 +251,39 @@ public static class LocalSessionProcess
         for (var i = 0; i < count; i++)
         {
             var display = first + (start + i) % count;
-            if (!used.Contains(display) && !File.Exists($"/tmp/.X11-unix/X{display}") && !File.Exists($"/tmp/.X{display}-lock"))
+            if (!used.Contains(display) && IsDisplayFree(display))
             {
                 return display;
             }
         }
 
         throw new InvalidOperationException($"no free X display between :{first} and :{first + count - 1}");
+    }
+
+    /// <summary>
+    /// True when no X server holds <paramref name="display"/>. An X server that was killed (SIGKILL, a crash, a lost
+    /// machine) leaves its lock file and socket behind; the lock names its process, and when that process is gone the
+    /// display is free again, as X servers themselves decide when they start (they replace a stale lock).
+    /// </summary>
+    public static bool IsDisplayFree(int display)
+    {
+        var lockFile = $"/tmp/.X{display}-lock";
+        if (!File.Exists(lockFile))
+        {
+            return !File.Exists($"/tmp/.X11-unix/X{display}");
+        }
+
+        try
+        {
+            return int.TryParse(File.ReadAllText(lockFile).Trim(), out var pid) && pid > 0 && !Directory.Exists($"/proc/{pid}");
+        }
+        catch (IOException)
+        {
+            return false;
+        }
+        catch (UnauthorizedAccessException)
+        {
+            return false;
+        }
     }
 }

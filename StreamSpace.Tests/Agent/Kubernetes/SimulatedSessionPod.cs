@@ -30,7 +30,7 @@ public sealed class SimulatedSessionPod : IAsyncDisposable
         var passwordFile = Path.Combine(directory, "vncpasswd");
         await File.WriteAllBytesAsync(passwordFile, passwordFileContent);
 
-        var display = Enumerable.Range(400 + Random.Shared.Next(200), 400).First(d => !File.Exists($"/tmp/.X{d}-lock") && !File.Exists($"/tmp/.X11-unix/X{d}"));
+        var display = Enumerable.Range(400 + Random.Shared.Next(200), 400).First(StreamSpace.Agent.Platforms.Local.LocalSessionProcess.IsDisplayFree);
         var start = new ProcessStartInfo("Xvnc",
         [
             $":{display}", "-interface", podIp, "-rfbport", port.ToString(System.Globalization.CultureInfo.InvariantCulture),
@@ -98,8 +98,18 @@ public sealed class SimulatedSessionPod : IAsyncDisposable
     {
         if (!xvnc.HasExited)
         {
-            xvnc.Kill(entireProcessTree: true);
-            await xvnc.WaitForExitAsync();
+            // SIGTERM first: Xvnc then removes its lock file and socket, which a killed one leaves behind.
+            await ProcessRunner.RunAsync("kill", ["-TERM", xvnc.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)], timeout: TimeSpan.FromSeconds(5));
+            using var stopped = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+            try
+            {
+                await xvnc.WaitForExitAsync(stopped.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                xvnc.Kill(entireProcessTree: true);
+                await xvnc.WaitForExitAsync();
+            }
         }
 
         xvnc.Dispose();
