@@ -261,29 +261,44 @@ public static class LocalSessionProcess
     }
 
     /// <summary>
-    /// True when no X server holds <paramref name="display"/>. An X server that was killed (SIGKILL, a crash, a lost
-    /// machine) leaves its lock file and socket behind; the lock names its process, and when that process is gone the
-    /// display is free again, as X servers themselves decide when they start (they replace a stale lock).
+    /// True when no X server holds <paramref name="display"/>: no lock file and no socket. An X server that was killed
+    /// (SIGKILL, a crash) leaves both behind, and its lock names its process: when that process is gone, the stale
+    /// files are removed here so the display can be used again. In /tmp's sticky folders only their owner (or root)
+    /// may remove them; until someone can, the display stays taken, since an X server could not listen there either.
     /// </summary>
     public static bool IsDisplayFree(int display)
     {
-        var lockFile = $"/tmp/.X{display}-lock";
-        if (!File.Exists(lockFile))
+        string lockFile = $"/tmp/.X{display}-lock", socket = $"/tmp/.X11-unix/X{display}";
+        if (File.Exists(lockFile) && HoldsDeadProcess(lockFile))
         {
-            return !File.Exists($"/tmp/.X11-unix/X{display}");
+            TryDelete(socket);
+            TryDelete(lockFile);
         }
 
+        return !File.Exists(lockFile) && !File.Exists(socket);
+    }
+
+    private static bool HoldsDeadProcess(string lockFile)
+    {
         try
         {
             return int.TryParse(File.ReadAllText(lockFile).Trim(), out var pid) && pid > 0 && !Directory.Exists($"/proc/{pid}");
         }
-        catch (IOException)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             return false;
         }
-        catch (UnauthorizedAccessException)
+    }
+
+    private static void TryDelete(string path)
+    {
+        try
         {
-            return false;
+            File.Delete(path);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // Another user's file in a sticky folder: the display stays taken.
         }
     }
 }

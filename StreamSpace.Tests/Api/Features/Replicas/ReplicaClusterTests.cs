@@ -48,6 +48,49 @@ public sealed class ReplicaClusterTests(ReplicaCluster cluster) : IClassFixture<
         }
     }
 
+    [Fact]
+    public async Task A_viewer_on_the_replica_that_does_not_hold_the_agent_gets_the_desktop()
+    {
+        var (_, other) = await cluster.AgentHolderAsync();
+        using var viaOther = await cluster.AdminClientAsync(other.BaseAddress);
+        var id = (await viaOther.LaunchAsync()).Id;
+        await viaOther.WaitForStateAsync(id, SessionState.Running);
+
+        // The open goes to the holder by NOTIFY; the agent dials its data connection to this replica.
+        using var viewer = await RfbViewer.ConnectAsync(other.BaseAddress, await viaOther.ConnectUrlAsync(id));
+        var desktop = await viewer.HandshakeAsync();
+        var (rectangles, _, _) = await viewer.RequestFullUpdateAsync(desktop);
+        Assert.True(rectangles > 0, "the framebuffer update had no rectangles");
+    }
+
+    [Fact]
+    public async Task Twenty_viewers_opened_through_the_balancer_all_reach_the_desktop()
+    {
+        using var admin = await cluster.AdminClientAsync(cluster.Balancer.BaseAddress);
+        var id = (await admin.LaunchAsync()).Id;
+        await admin.WaitForStateAsync(id, SessionState.Running);
+
+        // Round robin with no stickiness: tickets and viewers land on either replica, about half of them crossed.
+        var viewers = await Task.WhenAll(Enumerable.Range(0, 20).Select(async _ =>
+        {
+            var viewer = await RfbViewer.ConnectAsync(cluster.Balancer.BaseAddress, await admin.ConnectUrlAsync(id));
+            var desktop = await viewer.HandshakeAsync();
+            var (rectangles, _, _) = await viewer.RequestFullUpdateAsync(desktop);
+            return (viewer, rectangles);
+        }));
+        try
+        {
+            Assert.All(viewers, v => Assert.True(v.rectangles > 0, "a viewer's framebuffer update had no rectangles"));
+        }
+        finally
+        {
+            foreach (var (viewer, _) in viewers)
+            {
+                viewer.Dispose();
+            }
+        }
+    }
+
     /// <summary>
     /// Sent sooner than this, a command went by its NOTIFY: the sweep takes only commands pending for longer
     /// (<see cref="StreamSpace.Api.Features.Agents.Hub.CommandSweep.Overdue"/>, 2 s). Measured, it takes milliseconds.
@@ -137,6 +180,10 @@ public sealed class ReplicaClusterTests(ReplicaCluster cluster) : IClassFixture<
         await admin.WaitForStateAsync(id, SessionState.Running);
         var statesBefore = await admin.StateChangesAsync(id);
 
+        // A viewer on the replica about to die.
+        using var doomed = await RfbViewer.ConnectAsync(holder.BaseAddress, await admin.ConnectUrlAsync(id));
+        await doomed.HandshakeAsync();
+
         var killedAt = DateTime.UtcNow;
         await holder.KillAsync();
         var otherId = await other.IdAsync();
@@ -147,6 +194,15 @@ public sealed class ReplicaClusterTests(ReplicaCluster cluster) : IClassFixture<
         // The session never noticed: still running, with no state change in the audit log.
         Assert.Equal(SessionState.Running, (await admin.WaitForStateAsync(id, SessionState.Running)).State);
         Assert.Equal(statesBefore, await admin.StateChangesAsync(id));
+
+        // Its viewer was closed; the reconnect (a fresh ticket, through the balancer) reaches the desktop again.
+        // The kernel resets its connection at once: the read fails, where a viewer left open would time out instead.
+        await Assert.ThrowsAsync<System.Net.WebSockets.WebSocketException>(() => doomed.ReadAsync(1 << 20, TimeSpan.FromSeconds(10)));
+        using (var again = await RfbViewer.ConnectAsync(cluster.Balancer.BaseAddress, await admin.ConnectUrlAsync(id)))
+        {
+            var desktop = await again.HandshakeAsync();
+            Assert.True((await again.RequestFullUpdateAsync(desktop)).Rectangles > 0, "the reconnected viewer's update had no rectangles");
+        }
 
         // And it still takes commands, now through the survivor.
         Assert.Equal(HttpStatusCode.Accepted, (await admin.DeleteAsync($"/api/v1/sessions/{id}")).StatusCode);
