@@ -42,7 +42,8 @@ public sealed class LoginThrottle(IFailureWindows windows, ApiSettings settings,
         // A refused attempt is no failure of its own: only the attempts that ran count.
         foreach (var (limit, subject, _) in attempts.Where(a => !a.Verdict.Limited))
         {
-            await windows.RefundAsync(limit, subject, cancellationToken);
+            // Not the request's token: a client that goes away must not leave an attempt counted that was no failure.
+            await windows.RefundAsync(limit, subject, CancellationToken.None);
         }
 
         // One row per lockout, for each limit that locked (a username attacked from many addresses shows as such).
@@ -57,11 +58,12 @@ public sealed class LoginThrottle(IFailureWindows windows, ApiSettings settings,
     }
 
     /// <summary>Takes back the failure <see cref="LoginRefusalAsync"/> counted in advance: only failures count.</summary>
-    public async Task LoginSucceededAsync(string username, IPAddress? address, CancellationToken cancellationToken)
+    public async Task LoginSucceededAsync(string username, IPAddress? address)
     {
         foreach (var (limit, subject) in LoginLimits(username, address))
         {
-            await windows.RefundAsync(limit, subject, cancellationToken);
+            // Not the request's token: a client that disconnects after a right password must not keep a failure counted.
+            await windows.RefundAsync(limit, subject, CancellationToken.None);
         }
     }
 
@@ -95,8 +97,8 @@ public sealed class LoginThrottle(IFailureWindows windows, ApiSettings settings,
     }
 
     /// <summary>The current password was right: the attempt counted in advance was no failure.</summary>
-    public Task PasswordChangeSucceededAsync(Guid userId, CancellationToken cancellationToken) =>
-        windows.RefundAsync(passwordChange, userId.ToString(), cancellationToken);
+    public Task PasswordChangeSucceededAsync(Guid userId) =>
+        windows.RefundAsync(passwordChange, userId.ToString(), CancellationToken.None);
 
     private static (string User, string Client) Subjects(string username, IPAddress? address) =>
         (username.ToLowerInvariant(), FailureWindows.ClientSubject(address));

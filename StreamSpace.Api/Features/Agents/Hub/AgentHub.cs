@@ -86,11 +86,27 @@ public sealed class AgentHub(
     /// </summary>
     public async Task DeliverCommandsAsync(string agentId, CancellationToken cancellationToken)
     {
-        if (live.TryGetValue(agentId, out var connection))
+        if (!live.TryGetValue(agentId, out var connection))
         {
-            await DeliverAsync(connection, includeUnfinished: false, cancellationToken);
+            return;
+        }
+
+        // A half-open agent stops reading and its outbox fills: the caller (a request, the sweep for every agent) must
+        // not wait for its liveness check. What was not sent stays pending in the same transaction and goes again.
+        using var bounded = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        bounded.CancelAfter(DeliveryTimeout);
+        try
+        {
+            await DeliverAsync(connection, includeUnfinished: false, bounded.Token);
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            logger.LogWarning("Agent {AgentId} took no commands within {Seconds}s (its connection may be half-open); they stay pending",
+                agentId, DeliveryTimeout.TotalSeconds);
         }
     }
+
+    private static readonly TimeSpan DeliveryTimeout = TimeSpan.FromSeconds(5);
 
     /// <summary>One delivery to an agent at a time, so a reconnect's re-send and a new command's send do not race.</summary>
     private async Task DeliverAsync(AgentConnection connection, bool includeUnfinished, CancellationToken cancellationToken)

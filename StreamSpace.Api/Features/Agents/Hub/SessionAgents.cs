@@ -44,16 +44,27 @@ public sealed class SessionAgents(AgentHub hub, AgentStore store, AgentCommandQu
 
     public async Task<bool> OpenStreamAsync(string agentId, StreamOpenMessage open, CancellationToken cancellationToken)
     {
-        if (hub.Find(agentId) is { } connection)
+        // The database says which connection is the agent's current one: a connection here that is not (half-open,
+        // its replacement's notice late or lost) would swallow the open, so it goes to the current holder instead.
+        if (await store.HolderAsync(agentId, cancellationToken) is not { } holder)
         {
+            return false;
+        }
+
+        if (holder.ReplicaId == identity.Id)
+        {
+            if (hub.Find(agentId) is not { } connection || connection.Id != holder.ConnectionId)
+            {
+                return false;
+            }
+
             await connection.Socket.SendAsync(open, cancellationToken);
             return true;
         }
 
-        if (await store.HolderAsync(agentId, cancellationToken) is not { } holder || holder.ReplicaId == identity.Id
-            || !await replicas.IsAliveAsync(holder.ReplicaId, cancellationToken))
+        if (!await replicas.IsAliveAsync(holder.ReplicaId, cancellationToken))
         {
-            // Offline, or its replica died (or this one lost it) before the agent said hello elsewhere.
+            // Its replica died before the agent said hello elsewhere.
             return false;
         }
 

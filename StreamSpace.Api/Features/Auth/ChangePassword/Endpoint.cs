@@ -51,7 +51,7 @@ public sealed class ChangePasswordEndpoint(IUserAccounts users, ApiSettings sett
             return;
         }
 
-        await throttle.PasswordChangeSucceededAsync(user.Id, cancellationToken);
+        await throttle.PasswordChangeSucceededAsync(user.Id);
         await users.ChangePasswordAsync(Actor.From(User), user.Id, request.NewPassword, cancellationToken);
         await Send.NoContentAsync(cancellationToken);
     }

@@ -41,7 +41,7 @@ public sealed class LoginEndpoint(IUserAccounts users, TokenIssuer tokens, Login
             return;
         }
 
-        await throttle.LoginSucceededAsync(request.Username, HttpContext.Connection.RemoteIpAddress, cancellationToken);
+        await throttle.LoginSucceededAsync(request.Username, HttpContext.Connection.RemoteIpAddress);
         var token = tokens.Issue(user.Id, user.Username, user.Role, user.TokenVersion, signedInAt: time.GetUtcNow());
         await signIns.RecordSignInAsync(user.Id, user.Username, cancellationToken);
         await Send.OkAsync(new LoginResponse(token.Token, token.ExpiresAt, new UserSummary(user.Id, user.Username, user.Role)), cancellationToken);

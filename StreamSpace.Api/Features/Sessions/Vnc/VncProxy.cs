@@ -117,8 +117,7 @@ public sealed class VncProxy(
         DataLink? data = null;
         try
         {
-            var dataUrl = replica.DataUrl ?? throw new InvalidOperationException("the data listener has not started");
-            if (!await agents.OpenStreamAsync(agentId, new StreamOpenMessage(pending.StreamId, sessionId, pending.Token, dataUrl, pending.ExpiresAt), aborted))
+            if (!await AskForDataConnectionAsync(agentId, new StreamOpenMessage(pending.StreamId, sessionId, pending.Token, replica.DataUrl ?? "", pending.ExpiresAt), aborted))
             {
                 await RefuseAsync(viewer, sessionId, VncCloseCodes.AgentOffline, "agent not online");
                 return;
@@ -165,13 +164,38 @@ public sealed class VncProxy(
         }
     }
 
+    /// <summary>
+    /// Sends the agent the open, wherever it is held. False when it cannot go: the agent or its replica is gone, its
+    /// outbox closed as it disconnects, or the database cannot be reached; the viewer then retries with a new ticket.
+    /// </summary>
+    private async Task<bool> AskForDataConnectionAsync(string agentId, StreamOpenMessage open, CancellationToken aborted)
+    {
+        if (open.DataUrl.Length == 0)
+        {
+            logger.LogWarning("The data listener has not bound its port yet; refusing the viewer of session {SessionId}", open.SessionId);
+            return false;
+        }
+
+        try
+        {
+            return await agents.OpenStreamAsync(agentId, open, aborted);
+        }
+        catch (Exception e) when (e is System.Threading.Channels.ChannelClosedException or Npgsql.NpgsqlException or TimeoutException or InvalidOperationException
+            && !aborted.IsCancellationRequested)
+        {
+            logger.LogWarning("Could not ask agent {AgentId} for a data connection: {Reason}", agentId, e.Message);
+            return false;
+        }
+    }
+
     /// <summary>The version-1 path: the viewer rides the credit mux on the agent's control socket, which must be held here.</summary>
     private async Task RunMuxAsync(OpenedViewer opened, CancellationToken aborted)
     {
         var (viewer, sessionId, agentId) = (opened.Viewer, opened.SessionId, opened.AgentId);
         if (agents.Socket(agentId) is not { } agent)
         {
-            await RefuseAsync(viewer, sessionId, VncCloseCodes.AgentOffline, "agent not online");
+            // Online (the caller read its link), but held by another replica: the mux rides only the holder's socket.
+            await RefuseAsync(viewer, sessionId, VncCloseCodes.VncUnreachable, "agent version 1 cannot serve viewers on another replica; upgrade the agent");
             return;
         }
 
@@ -358,7 +382,7 @@ public sealed class VncProxy(
             using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(2));
             try
             {
-                await viewer.CloseOutputAsync(status, reason.Length > 120 ? reason[..120] : reason, timeout.Token);
+                await viewer.CloseOutputAsync(status, AgentSocket.TruncateCloseReason(reason), timeout.Token);
                 // The viewer answers with its own close, which ends the receiving side by itself.
                 await Task.WhenAny(fromViewer, Task.Delay(TimeSpan.FromSeconds(2), CancellationToken.None));
             }
@@ -435,7 +459,7 @@ public sealed class VncProxy(
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(2));
         try
         {
-            await viewer.CloseAsync(status, reason.Length > 120 ? reason[..120] : reason, timeout.Token);
+            await viewer.CloseAsync(status, AgentSocket.TruncateCloseReason(reason), timeout.Token);
         }
         catch (Exception e) when (e is OperationCanceledException or WebSocketException)
         {
