@@ -4,17 +4,12 @@ using Npgsql;
 namespace StreamSpace.Api.Features.Replicas;
 
 /// <summary>
-/// This replica's graceful stop, as features see it. <see cref="Draining"/> is cancelled at SIGTERM: refuse new work
-/// (agents, viewers) from then on. <see cref="Closing"/> is cancelled once the balancers had
-/// <c>SHUTDOWN_DRAIN_DELAY</c> to notice and the agents have moved: close what is still open (viewers with 4307).
+/// This replica's graceful stop, as features see it: <see cref="IsDraining"/> from SIGTERM on, when new work (agents,
+/// viewers) is refused. What is still open is closed by each feature's <see cref="IReplicaDrainStep"/>.
 /// </summary>
 public interface IReplicaDrain
 {
     bool IsDraining { get; }
-
-    CancellationToken Draining { get; }
-
-    CancellationToken Closing { get; }
 }
 
 /// <summary>A feature's part of the drain, run after the balancers had time to notice (e.g. the hub moves its agents).</summary>
@@ -25,26 +20,22 @@ public interface IReplicaDrainStep
 
 /// <summary>
 /// Runs the drain when the host begins to stop, before Kestrel stops serving: mark draining (so <c>/health</c> answers
-/// 503 and the balancer stops sending new work), wait <c>SHUTDOWN_DRAIN_DELAY</c>, run every <see cref="IReplicaDrainStep"/>,
-/// then signal <see cref="Closing"/>. Hosted services' StoppingAsync all run before any StopAsync, so the hub, the
-/// listening connection and Kestrel still work throughout.
+/// 503 and the balancer stops sending new work), wait <c>SHUTDOWN_DRAIN_DELAY</c>, then run every
+/// <see cref="IReplicaDrainStep"/> in the order they were registered (the hub moves its agents, then the viewers close).
+/// Hosted services' StoppingAsync all run before any StopAsync, so the hub, the listening connection and Kestrel still
+/// work throughout.
 /// </summary>
 public sealed class ReplicaDrain(ApiSettings settings, ReplicaRegistry registry, IServiceProvider services, ILogger<ReplicaDrain> logger)
     : IReplicaDrain, IHostedLifecycleService, IHealthCheck
 {
-    private readonly CancellationTokenSource draining = new();
-    private readonly CancellationTokenSource closing = new();
+    private volatile bool draining;
 
-    public bool IsDraining => draining.IsCancellationRequested;
-
-    public CancellationToken Draining => draining.Token;
-
-    public CancellationToken Closing => closing.Token;
+    public bool IsDraining => draining;
 
     public async Task StoppingAsync(CancellationToken cancellationToken)
     {
         logger.LogInformation("Stopping: draining for {Delay}s so balancers move new work elsewhere, then moving agents", settings.ShutdownDrainDelay.TotalSeconds);
-        await draining.CancelAsync();
+        draining = true;
         try
         {
             await registry.MarkDrainingAsync(cancellationToken);
@@ -59,7 +50,6 @@ public sealed class ReplicaDrain(ApiSettings settings, ReplicaRegistry registry,
         {
             // The only replica (development, a single-replica install): nowhere to move anything, so no reason to wait.
             logger.LogInformation("No other replica is alive; stopping without a drain");
-            await closing.CancelAsync();
             return;
         }
 
@@ -77,8 +67,6 @@ public sealed class ReplicaDrain(ApiSettings settings, ReplicaRegistry registry,
                 logger.LogWarning("A drain step ({Step}) failed: {Reason}", step.GetType().Name, e.Message);
             }
         }
-
-        await closing.CancelAsync();
     }
 
     private async Task<bool> OthersAliveAsync(CancellationToken cancellationToken)

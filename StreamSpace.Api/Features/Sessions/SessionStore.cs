@@ -39,12 +39,16 @@ public sealed class SessionStore(NpgsqlDataSource dataSource, ApiSettings settin
     }
 
     /// <summary>The sessions changed since <paramref name="since"/>, for live updates that may have missed their notifications.</summary>
-    public async Task<IReadOnlyList<Events.SessionChanged>> ChangedSinceAsync(DateTimeOffset since, CancellationToken cancellationToken)
+    /// <summary>
+    /// The sessions changed within <paramref name="lookBack"/> of now. An age, not an instant: the caller measures it
+    /// on its own clock and PostgreSQL applies it to its own, so a skew between the two clocks cannot hide a change.
+    /// </summary>
+    public async Task<IReadOnlyList<Events.SessionChanged>> ChangedWithinAsync(TimeSpan lookBack, CancellationToken cancellationToken)
     {
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
         return [.. await connection.QueryAsync<Events.SessionChanged>(new CommandDefinition(
-            "SELECT id, user_id FROM sessions WHERE updated_at >= @since ORDER BY updated_at",
-            new { since = since.UtcDateTime }, cancellationToken: cancellationToken))];
+            "SELECT id, user_id FROM sessions WHERE updated_at >= now() - make_interval(secs => @seconds) ORDER BY updated_at",
+            new { seconds = lookBack.TotalSeconds }, cancellationToken: cancellationToken))];
     }
 
     public async Task<IReadOnlyList<SessionResponse>> ListAsync(Guid? userId, string? username, string? state, CancellationToken cancellationToken)

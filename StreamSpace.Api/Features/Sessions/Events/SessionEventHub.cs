@@ -96,19 +96,20 @@ public sealed class SessionEventHub(SessionStore sessions, SessionListCache list
     public void OnListening()
     {
         lists.Invalidate();
-        var heard = Interlocked.Exchange(ref lastHeard, time.GetUtcNow().ToUnixTimeMilliseconds());
+        var now = time.GetUtcNow().ToUnixTimeMilliseconds();
+        var heard = Interlocked.Exchange(ref lastHeard, now);
         if (heard != long.MinValue && !subscribers.IsEmpty)
         {
-            _ = CatchUpAsync(DateTimeOffset.FromUnixTimeMilliseconds(heard) - CatchUpMargin);
+            _ = CatchUpAsync(TimeSpan.FromMilliseconds(now - heard) + CatchUpMargin);
         }
     }
 
-    private async Task CatchUpAsync(DateTimeOffset since)
+    private async Task CatchUpAsync(TimeSpan lookBack)
     {
         try
         {
             await Task.Yield();
-            foreach (var change in await sessions.ChangedSinceAsync(since, CancellationToken.None))
+            foreach (var change in await sessions.ChangedWithinAsync(lookBack, CancellationToken.None))
             {
                 notifications.Writer.TryWrite(change);
             }
