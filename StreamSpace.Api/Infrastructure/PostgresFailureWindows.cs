@@ -11,7 +11,7 @@ namespace StreamSpace.Api.Infrastructure;
 /// </summary>
 public sealed class PostgresFailureWindows(NpgsqlDataSource dataSource) : IFailureWindows
 {
-    private long nextSweep;
+    private readonly OncePer sweep = new(TimeSpan.FromMinutes(1));
 
     private sealed record Counted(int Failures, double Seconds);
 
@@ -44,12 +44,7 @@ public sealed class PostgresFailureWindows(NpgsqlDataSource dataSource) : IFailu
     }
 
     /// <summary>About once a minute per replica, a reservation also deletes windows that ended a minute ago.</summary>
-    private string SweepSql()
-    {
-        var now = Environment.TickCount64;
-        var due = Interlocked.Read(ref nextSweep);
-        return now >= due && Interlocked.CompareExchange(ref nextSweep, now + 60_000, due) == due
-            ? "DELETE FROM failure_windows WHERE window_ends < now() - interval '1 minute';"
-            : "";
-    }
+    private string SweepSql() => sweep.IsDue()
+        ? "DELETE FROM failure_windows WHERE window_ends < now() - interval '1 minute';"
+        : "";
 }

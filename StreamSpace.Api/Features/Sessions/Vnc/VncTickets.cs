@@ -1,3 +1,4 @@
+using StreamSpace.Api.Infrastructure;
 using System.Buffers.Text;
 using System.Security.Claims;
 using System.Security.Cryptography;
@@ -36,7 +37,7 @@ public sealed class VncTickets(NpgsqlDataSource dataSource, ReplicaIdentity repl
 
     private sealed record Redeemed(string SessionId, string Claims, bool Valid);
 
-    private long nextSweep;
+    private readonly OncePer sweep = new(TimeSpan.FromMinutes(1));
 
     public async Task<VncTicket> IssueAsync(string sessionId, ClaimsPrincipal user, CancellationToken cancellationToken)
     {
@@ -87,14 +88,9 @@ public sealed class VncTickets(NpgsqlDataSource dataSource, ReplicaIdentity repl
     }
 
     /// <summary>About once a minute per replica, the issue also deletes tickets that expired a minute ago; otherwise nothing.</summary>
-    private string SweepSql()
-    {
-        var now = Environment.TickCount64;
-        var due = Interlocked.Read(ref nextSweep);
-        return now >= due && Interlocked.CompareExchange(ref nextSweep, now + 60_000, due) == due
-            ? "DELETE FROM vnc_tickets WHERE expires_at < now() - make_interval(secs => @kept);"
-            : "";
-    }
+    private string SweepSql() => sweep.IsDue()
+        ? "DELETE FROM vnc_tickets WHERE expires_at < now() - make_interval(secs => @kept);"
+        : "";
 
     private static byte[] Hash(string value) => SHA256.HashData(Encoding.UTF8.GetBytes(value));
 }
