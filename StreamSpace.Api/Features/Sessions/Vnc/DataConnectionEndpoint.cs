@@ -1,3 +1,4 @@
+using System.Text;
 using Microsoft.AspNetCore.Http.Features;
 using StreamSpace.Contracts;
 using StreamSpace.Contracts.Tunnel;
@@ -10,9 +11,15 @@ namespace StreamSpace.Api.Features.Sessions.Vnc;
 /// </summary>
 public static class DataConnectionEndpoint
 {
-    public static async Task HandleAsync(HttpContext context, PendingStreams streams)
+    public static async Task HandleAsync(HttpContext context, PendingStreams streams, DataForwarder forwarder)
     {
         var request = context.Request;
+        if (forwarder.OtherIssuer(request.Headers.Authorization.FirstOrDefault()) is { } issuer)
+        {
+            await ForwardAsync(context, forwarder, issuer);
+            return;
+        }
+
         var error = request.Headers[DataConnection.StreamErrorHeader].FirstOrDefault();
         var upgrade = context.Features.Get<IHttpUpgradeFeature>();
         if (error is null && (upgrade is not { IsUpgradableRequest: true } ||
@@ -30,7 +37,18 @@ public static class DataConnectionEndpoint
             case DataAdmission.Upgrade:
                 context.Response.Headers.Upgrade = DataConnection.UpgradeProtocol;
                 context.Response.Headers.Connection = "Upgrade";
-                var stream = await upgrade!.UpgradeAsync();
+                Stream stream;
+                try
+                {
+                    stream = await upgrade!.UpgradeAsync();
+                }
+                catch
+                {
+                    // The token is used up: the viewer learns at once instead of waiting out its lifetime.
+                    pending!.Fail("the agent's data connection broke before it was answered");
+                    throw;
+                }
+
                 var link = new DataLink(stream);
                 if (PendingStreams.Attach(pending!, link))
                 {
@@ -49,5 +67,49 @@ public static class DataConnectionEndpoint
                 context.Response.StatusCode = StatusCodes.Status401Unauthorized;
                 return;
         }
+    }
+
+    /// <summary>
+    /// The forward hop on Kestrel: the request head is rebuilt from what Kestrel parsed (it keeps no raw copy), sent to
+    /// the issuing replica, and its status passed on; after a 101 the two connections are joined.
+    /// </summary>
+    private static async Task ForwardAsync(HttpContext context, DataForwarder forwarder, Guid issuer)
+    {
+        var head = new StringBuilder($"GET {DataConnection.Path} HTTP/1.1\r\n");
+        foreach (var (name, values) in context.Request.Headers)
+        {
+            head.Append(name).Append(": ").Append(values.ToString()).Append("\r\n");
+        }
+
+        var aborted = context.RequestAborted;
+        await using var target = await forwarder.OpenAsync(issuer, Encoding.ASCII.GetBytes(head.Append("\r\n").ToString()), aborted);
+        if (target is null)
+        {
+            context.Response.StatusCode = StatusCodes.Status401Unauthorized;
+            return;
+        }
+
+        int status;
+        try
+        {
+            status = await DataConnection.ReadStatusAsync(target, aborted);
+        }
+        catch (IOException)
+        {
+            context.Response.StatusCode = StatusCodes.Status502BadGateway;
+            return;
+        }
+
+        var upgrade = context.Features.Get<IHttpUpgradeFeature>();
+        if (status != StatusCodes.Status101SwitchingProtocols || upgrade is not { IsUpgradableRequest: true })
+        {
+            context.Response.StatusCode = status == StatusCodes.Status101SwitchingProtocols ? StatusCodes.Status502BadGateway : status;
+            return;
+        }
+
+        context.Response.Headers.Upgrade = DataConnection.UpgradeProtocol;
+        context.Response.Headers.Connection = "Upgrade";
+        var agent = await upgrade.UpgradeAsync();
+        await DataForwarder.RelayAsync(agent, target, aborted);
     }
 }

@@ -14,12 +14,16 @@ namespace StreamSpace.Api.Features.Sessions.Vnc;
 /// session's pixels) is received straight into the relay's 64 KiB buffer, not through Kestrel's 4 KiB transport
 /// blocks. Bound before the API serves, so every viewer's open can name it.
 /// </summary>
-public sealed class DataListener(ApiSettings settings, ReplicaIdentity replica, PendingStreams streams, ILogger<DataListener> logger) : BackgroundService
+public sealed class DataListener(ApiSettings settings, ReplicaRegistry registry, PendingStreams streams, DataForwarder forwarder, ILogger<DataListener> logger) : BackgroundService
 {
+    /// <summary>Connections still sending their head (not yet authenticated) at once; one more is closed at accept.</summary>
+    public const int MaxUnansweredConnections = 64;
+
     private static readonly TimeSpan HeadTimeout = TimeSpan.FromSeconds(5);
+    private readonly SemaphoreSlim unanswered = new(MaxUnansweredConnections);
     private Socket? listener;
 
-    public override Task StartAsync(CancellationToken cancellationToken)
+    public override async Task StartAsync(CancellationToken cancellationToken)
     {
         var address = IPAddress.TryParse(settings.ReplicaAddress, out var ip) ? ip : IPAddress.Any;
         var socket = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
@@ -37,9 +41,9 @@ public sealed class DataListener(ApiSettings settings, ReplicaIdentity replica, 
         listener = socket;
         var port = ((IPEndPoint)socket.LocalEndPoint!).Port;
         var url = new UriBuilder(Uri.UriSchemeHttp, settings.ReplicaAddress, port, DataConnection.Path).Uri.ToString();
-        replica.SetDataUrl(url);
+        await registry.PublishDataUrlAsync(url, cancellationToken);
         logger.LogInformation("Data connections from agents are accepted at {DataUrl}", url);
-        return base.StartAsync(cancellationToken);
+        await base.StartAsync(cancellationToken);
     }
 
     public override async Task StopAsync(CancellationToken cancellationToken)
@@ -68,6 +72,13 @@ public sealed class DataListener(ApiSettings settings, ReplicaIdentity replica, 
                 continue;
             }
 
+            if (!unanswered.Wait(0))
+            {
+                // A flood of idle or slow connections must not hold unbounded sockets and buffers before any is authenticated.
+                accepted.Dispose();
+                continue;
+            }
+
             _ = ServeAsync(accepted, stoppingToken);
         }
     }
@@ -76,18 +87,38 @@ public sealed class DataListener(ApiSettings settings, ReplicaIdentity replica, 
     {
         socket.NoDelay = true;
         await using var stream = new NetworkStream(socket, ownsSocket: true);
+        PendingStream? admitted = null;
         try
         {
-            Dictionary<string, string>? headers;
-            using (var timeout = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken))
+            (Dictionary<string, string> Headers, byte[] Raw)? head;
+            try
             {
+                using var timeout = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
                 timeout.CancelAfter(HeadTimeout);
-                headers = await ReadHeadAsync(socket, timeout.Token);
+                head = await ReadHeadAsync(socket, timeout.Token);
+            }
+            finally
+            {
+                unanswered.Release();
             }
 
-            if (headers is null)
+            if (head is not { Headers: var headers, Raw: var raw })
             {
                 await AnswerAsync(stream, "400 Bad Request", stoppingToken);
+                return;
+            }
+
+            if (forwarder.OtherIssuer(headers.GetValueOrDefault("Authorization")) is { } issuer)
+            {
+                await using var target = await forwarder.OpenAsync(issuer, raw, stoppingToken);
+                if (target is null)
+                {
+                    await AnswerAsync(stream, "401 Unauthorized", stoppingToken);
+                    return;
+                }
+
+                // The issuing replica answers the agent itself (101, 204 or 401): this one only carries the bytes.
+                await DataForwarder.RelayAsync(stream, target, stoppingToken);
                 return;
             }
 
@@ -103,8 +134,10 @@ public sealed class DataListener(ApiSettings settings, ReplicaIdentity replica, 
             switch (admission)
             {
                 case DataAdmission.Upgrade:
+                    admitted = pending;
                     await stream.WriteAsync(Encoding.ASCII.GetBytes(
                         $"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: {DataConnection.UpgradeProtocol}\r\n\r\n"), stoppingToken);
+                    admitted = null;
                     var link = new DataLink(stream);
                     if (PendingStreams.Attach(pending!, link))
                     {
@@ -126,15 +159,17 @@ public sealed class DataListener(ApiSettings settings, ReplicaIdentity replica, 
         }
         catch (Exception e) when (e is IOException or SocketException or OperationCanceledException)
         {
+            // The token is used up: without this the viewer would wait out the whole token lifetime for nothing.
+            admitted?.Fail("the agent's data connection broke before it was answered");
             logger.LogDebug("A data connection ended before it was answered: {Reason}", e.Message);
         }
     }
 
     /// <summary>
     /// Reads the request head up to its blank line and returns its headers; null when it is not a GET of the data path,
-    /// is too long, or bytes follow it (the agent speaks only after the 101).
+    /// is too long, or bytes follow it (the agent speaks only after the 101). The head's bytes come with it, for a forward.
     /// </summary>
-    private static async Task<Dictionary<string, string>?> ReadHeadAsync(Socket socket, CancellationToken cancellationToken)
+    private static async Task<(Dictionary<string, string> Headers, byte[] Raw)?> ReadHeadAsync(Socket socket, CancellationToken cancellationToken)
     {
         var buffer = new byte[DataConnection.MaxHeadBytes];
         var length = 0;
@@ -150,7 +185,7 @@ public sealed class DataListener(ApiSettings settings, ReplicaIdentity replica, 
             var end = buffer.AsSpan(0, length).IndexOf("\r\n\r\n"u8);
             if (end >= 0)
             {
-                return end + 4 == length ? ParseHead(Encoding.ASCII.GetString(buffer, 0, end)) : null;
+                return end + 4 == length && ParseHead(Encoding.ASCII.GetString(buffer, 0, end)) is { } headers ? (headers, buffer[..length]) : null;
             }
 
             if (length == buffer.Length)

@@ -89,7 +89,7 @@ public sealed class PendingStreams(ReplicaIdentity replica, ViewerDrain drain, T
     /// </summary>
     public (DataAdmission Admission, PendingStream? Stream) Admit(string? authorization, string? agentId, string? sessionId, string? error)
     {
-        var token = authorization is { } header && header.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase) ? header["Bearer ".Length..].Trim() : null;
+        var token = TokenOf(authorization);
         // Anything but a data token (a VNC ticket, an agent key) is refused before any lookup.
         if (token is null || !token.StartsWith(DataConnection.TokenPrefix, StringComparison.Ordinal) ||
             !pending.TryRemove(Key(token), out var stream))
@@ -118,6 +118,24 @@ public sealed class PendingStreams(ReplicaIdentity replica, ViewerDrain drain, T
         }
 
         return (DataAdmission.Upgrade, stream);
+    }
+
+    /// <summary>The bearer token of an <c>Authorization</c> header, or null.</summary>
+    public static string? TokenOf(string? authorization) =>
+        authorization is { } header && header.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase) ? header["Bearer ".Length..].Trim() : null;
+
+    /// <summary>The replica a data token names as its issuer (the part after <c>dt1.</c>), or null when it is no data token.</summary>
+    public static Guid? IssuerOf(string? token)
+    {
+        if (token is null || !token.StartsWith(DataConnection.TokenPrefix, StringComparison.Ordinal))
+        {
+            return null;
+        }
+
+        var parts = token[DataConnection.TokenPrefix.Length..].Split('.');
+        Span<byte> id = stackalloc byte[16];
+        return parts.Length == 2 && Base64Url.IsValid(parts[0], out var length) && length == 16 &&
+            Base64Url.DecodeFromChars(parts[0], id) == 16 ? new Guid(id) : null;
     }
 
     /// <summary>Gives the upgraded connection to the viewer that waits for it; false when that viewer is gone.</summary>
