@@ -254,9 +254,14 @@ public sealed class HaproxyBalancer : IAsyncDisposable
 /// agent whose <c>CONTROL_PLANE_URL</c> is the balancer. Shared by a test class; a test that stops a replica brings
 /// the cluster back with <see cref="EnsureRunningAsync"/> (the next test calls it too).
 /// </summary>
-public sealed class ReplicaCluster : IAsyncLifetime
+public sealed class ReplicaCluster(IReadOnlyDictionary<string, string?>? agentSettings) : IAsyncLifetime
 {
     public const string AgentId = "cluster-agent";
+
+    public ReplicaCluster()
+        : this(null)
+    {
+    }
 
     private readonly ApiReplica?[] replicas = new ApiReplica?[2];
     private readonly int[] ports = [PostgresServer.FreePort(), PostgresServer.FreePort()];
@@ -280,7 +285,7 @@ public sealed class ReplicaCluster : IAsyncLifetime
         var created = await (await admin.PostAsJsonAsync("/api/v1/agents", new { id = AgentId })).AssertJsonAsync(System.Net.HttpStatusCode.Created);
         // Room for the sessions a whole test class leaves running (the concurrent-launch test alone starts 10).
         Agent = await AgentHost.StartAsync(new Uri($"ws://127.0.0.1:{Balancer.Port}/agent/ws"), AgentId, created.GetProperty("key").GetString()!,
-            settings: new Dictionary<string, string?> { ["MAX_SESSIONS"] = "30" });
+            settings: new Dictionary<string, string?>(agentSettings ?? new Dictionary<string, string?>()) { ["MAX_SESSIONS"] = "30" });
         await Agent.WaitUntilConnectedAsync();
     }
 
@@ -396,19 +401,21 @@ public sealed class ReplicaCluster : IAsyncLifetime
     private Task<ApiReplica> StartReplicaAsync(int index)
     {
         var name = ((char)('a' + index)).ToString();
-        var environment = new Dictionary<string, string>
-        {
-            ["ASPNETCORE_ENVIRONMENT"] = "Testing",
-            ["ConnectionStrings__streamspace"] = new NpgsqlConnectionStringBuilder(ConnectionString) { ApplicationName = ApplicationName(name) }.ConnectionString,
-            ["JWT_SECRET"] = ApiFactory.JwtSecret,
-            ["ADMIN_USERNAME"] = ApiFactory.AdminUsername,
-            ["ADMIN_PASSWORD"] = ApiFactory.AdminPassword,
-            // The sign-in limits keep their defaults: only failures count, and the limit tests count across replicas.
-            ["SESSION_QUOTA"] = "30",
-            ["SHUTDOWN_DRAIN_DELAY"] = "1s",
-            ["DATA_PORT"] = "0",
-            ["REPLICA_ADDRESS"] = "127.0.0.1",
-        };
-        return ApiReplica.StartAsync(name, ports[index], environment);
+        return ApiReplica.StartAsync(name, ports[index], ReplicaEnvironment(name));
     }
+
+    /// <summary>A replica's environment on this cluster's database; a test may start one more replica with it.</summary>
+    public Dictionary<string, string> ReplicaEnvironment(string name) => new()
+    {
+        ["ASPNETCORE_ENVIRONMENT"] = "Testing",
+        ["ConnectionStrings__streamspace"] = new NpgsqlConnectionStringBuilder(ConnectionString) { ApplicationName = ApplicationName(name) }.ConnectionString,
+        ["JWT_SECRET"] = ApiFactory.JwtSecret,
+        ["ADMIN_USERNAME"] = ApiFactory.AdminUsername,
+        ["ADMIN_PASSWORD"] = ApiFactory.AdminPassword,
+        // The sign-in limits keep their defaults: only failures count, and the limit tests count across replicas.
+        ["SESSION_QUOTA"] = "30",
+        ["SHUTDOWN_DRAIN_DELAY"] = "1s",
+        ["DATA_PORT"] = "0",
+        ["REPLICA_ADDRESS"] = "127.0.0.1",
+    };
 }
