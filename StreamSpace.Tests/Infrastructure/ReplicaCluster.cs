@@ -254,17 +254,15 @@ public sealed class HaproxyBalancer : IAsyncDisposable
 /// agent whose <c>CONTROL_PLANE_URL</c> is the balancer. Shared by a test class; a test that stops a replica brings
 /// the cluster back with <see cref="EnsureRunningAsync"/> (the next test calls it too).
 /// </summary>
-public sealed class ReplicaCluster(IReadOnlyDictionary<string, string?>? agentSettings) : IAsyncLifetime
+public sealed class ReplicaCluster : IAsyncLifetime
 {
     public const string AgentId = "cluster-agent";
 
-    public ReplicaCluster()
-        : this(null)
-    {
-    }
-
     private readonly ApiReplica?[] replicas = new ApiReplica?[2];
     private readonly int[] ports = [PostgresServer.FreePort(), PostgresServer.FreePort()];
+
+    /// <summary>Settings for the cluster's agent beyond the defaults (read by <see cref="InitializeAsync"/>).</summary>
+    public IReadOnlyDictionary<string, string?> AgentSettings { get; init; } = new Dictionary<string, string?>();
 
     public string ConnectionString { get; private set; } = "";
 
@@ -285,7 +283,7 @@ public sealed class ReplicaCluster(IReadOnlyDictionary<string, string?>? agentSe
         var created = await (await admin.PostAsJsonAsync("/api/v1/agents", new { id = AgentId })).AssertJsonAsync(System.Net.HttpStatusCode.Created);
         // Room for the sessions a whole test class leaves running (the concurrent-launch test alone starts 10).
         Agent = await AgentHost.StartAsync(new Uri($"ws://127.0.0.1:{Balancer.Port}/agent/ws"), AgentId, created.GetProperty("key").GetString()!,
-            settings: new Dictionary<string, string?>(agentSettings ?? new Dictionary<string, string?>()) { ["MAX_SESSIONS"] = "30" });
+            settings: new Dictionary<string, string?>(AgentSettings) { ["MAX_SESSIONS"] = "30" });
         await Agent.WaitUntilConnectedAsync();
     }
 

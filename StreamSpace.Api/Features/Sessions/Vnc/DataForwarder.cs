@@ -29,7 +29,7 @@ public sealed class DataForwarder(ReplicaIdentity replica, IReplicaDirectory dir
         var target = await directory.FindAsync(issuer, cancellationToken);
         if (target is not { Alive: true, DataUrl: { } dataUrl } || !Uri.TryCreate(dataUrl, UriKind.Absolute, out var url) || url.Scheme != Uri.UriSchemeHttp)
         {
-            logger.LogInformation("Refused a data connection for replica {ReplicaId}: it is not an alive replica with a data URL", issuer);
+            logger.LogDebug("Refused a data connection for replica {ReplicaId}: it is not an alive replica with a data URL", issuer);
             return null;
         }
 

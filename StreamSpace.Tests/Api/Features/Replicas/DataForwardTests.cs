@@ -10,7 +10,7 @@ namespace StreamSpace.Tests.Api.Features.Replicas;
 public sealed class ForwardingReplicaCluster : IAsyncLifetime
 {
     // As an agent outside the cluster: every data connection goes through the balancer to /agent/data.
-    public ReplicaCluster Cluster { get; } = new(new Dictionary<string, string?> { ["AGENT_DIRECT_DATA"] = "off" });
+    public ReplicaCluster Cluster { get; } = new() { AgentSettings = new Dictionary<string, string?> { ["AGENT_DIRECT_DATA"] = "off" } };
 
     public Task InitializeAsync() => Cluster.InitializeAsync();
 
