@@ -8,6 +8,7 @@ namespace StreamSpace.Api.Features.Sessions.Vnc;
 /// <summary>
 /// <c>/agent/data</c> on the API's HTTP port: the same answers as <see cref="DataListener"/>, for agents that reach
 /// only the public URL (through an ingress or balancer). The upgrade is a raw HTTP/1.1 one, so no WebSocket framing.
+/// The balancer picks any replica, so a request whose token another replica issued is forwarded there.
 /// </summary>
 public static class DataConnectionEndpoint
 {

@@ -12,7 +12,9 @@ namespace StreamSpace.Api.Features.Sessions.Vnc;
 /// Agents' data connections on a plain socket at <c>DATA_PORT</c>: it reads the HTTP/1.1 Upgrade head itself and
 /// answers 101, 204, 401, 426 or 503, as <c>/agent/data</c> on Kestrel does. It exists so the bulk direction (the
 /// session's pixels) is received straight into the relay's 64 KiB buffer, not through Kestrel's 4 KiB transport
-/// blocks. Bound before the API serves, so every viewer's open can name it.
+/// blocks. Bound (and its URL written to <c>api_replicas</c>) before the API serves, so every viewer's open can name it
+/// and every other replica can forward to it. A request whose token another replica issued is forwarded there
+/// (<see cref="DataForwarder"/>). At most <see cref="MaxUnansweredConnections"/> connections may be sending their head.
 /// </summary>
 public sealed class DataListener(ApiSettings settings, ReplicaRegistry registry, PendingStreams streams, DataForwarder forwarder, ILogger<DataListener> logger) : BackgroundService
 {
