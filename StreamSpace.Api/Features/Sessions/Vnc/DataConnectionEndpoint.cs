@@ -38,20 +38,8 @@ public static class DataConnectionEndpoint
             case DataAdmission.Upgrade:
                 context.Response.Headers.Upgrade = DataConnection.UpgradeProtocol;
                 context.Response.Headers.Connection = "Upgrade";
-                Stream stream;
-                try
-                {
-                    stream = await upgrade!.UpgradeAsync();
-                }
-                catch
-                {
-                    // The token is used up: the viewer learns at once instead of waiting out its lifetime.
-                    pending!.Fail("the agent's data connection broke before it was answered");
-                    throw;
-                }
-
-                var link = new DataLink(stream);
-                if (PendingStreams.Attach(pending!, link))
+                var link = await PendingStreams.UpgradeAsync(pending!, upgrade!.UpgradeAsync);
+                if (link is not null)
                 {
                     // Returning would end the connection: it stays until the viewer's relay is done with it.
                     await link.Done;

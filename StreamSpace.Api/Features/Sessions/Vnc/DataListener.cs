@@ -89,7 +89,6 @@ public sealed class DataListener(ApiSettings settings, ReplicaRegistry registry,
     {
         socket.NoDelay = true;
         await using var stream = new NetworkStream(socket, ownsSocket: true);
-        PendingStream? admitted = null;
         try
         {
             (Dictionary<string, string> Headers, byte[] Raw)? head;
@@ -136,12 +135,13 @@ public sealed class DataListener(ApiSettings settings, ReplicaRegistry registry,
             switch (admission)
             {
                 case DataAdmission.Upgrade:
-                    admitted = pending;
-                    await stream.WriteAsync(Encoding.ASCII.GetBytes(
-                        $"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: {DataConnection.UpgradeProtocol}\r\n\r\n"), stoppingToken);
-                    admitted = null;
-                    var link = new DataLink(stream);
-                    if (PendingStreams.Attach(pending!, link))
+                    var link = await PendingStreams.UpgradeAsync(pending!, async () =>
+                    {
+                        await stream.WriteAsync(Encoding.ASCII.GetBytes(
+                            $"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: {DataConnection.UpgradeProtocol}\r\n\r\n"), stoppingToken);
+                        return stream;
+                    });
+                    if (link is not null)
                     {
                         // The viewer's relay owns the connection now; it is closed once the relay is done.
                         await link.Done;
@@ -161,8 +161,6 @@ public sealed class DataListener(ApiSettings settings, ReplicaRegistry registry,
         }
         catch (Exception e) when (e is IOException or SocketException or OperationCanceledException)
         {
-            // The token is used up: without this the viewer would wait out the whole token lifetime for nothing.
-            admitted?.Fail("the agent's data connection broke before it was answered");
             logger.LogDebug("A data connection ended before it was answered: {Reason}", e.Message);
         }
     }

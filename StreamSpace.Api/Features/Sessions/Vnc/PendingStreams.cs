@@ -138,8 +138,27 @@ public sealed class PendingStreams(ReplicaIdentity replica, ViewerDrain drain, T
             Base64Url.DecodeFromChars(parts[0], id) == 16 ? new Guid(id) : null;
     }
 
-    /// <summary>Gives the upgraded connection to the viewer that waits for it; false when that viewer is gone.</summary>
-    public static bool Attach(PendingStream stream, DataLink link) => stream.Attach(link);
+    /// <summary>
+    /// After <see cref="DataAdmission.Upgrade"/>: answers 101 with <paramref name="answer"/> and gives the upgraded
+    /// connection to the viewer that waits for it; null when that viewer is gone. When answering fails the viewer is
+    /// failed at once: its token is used up, so nothing else could arrive for it.
+    /// </summary>
+    public static async Task<DataLink?> UpgradeAsync(PendingStream stream, Func<Task<Stream>> answer)
+    {
+        Stream upgraded;
+        try
+        {
+            upgraded = await answer();
+        }
+        catch
+        {
+            stream.Fail("the agent's data connection broke before it was answered");
+            throw;
+        }
+
+        var link = new DataLink(upgraded);
+        return stream.Attach(link) ? link : null;
+    }
 
     private static string Key(string token) => Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(token)));
 }

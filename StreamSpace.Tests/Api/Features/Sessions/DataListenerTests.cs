@@ -43,6 +43,22 @@ public sealed class DataListenerTests
         Assert.StartsWith("HTTP/1.1 401", status);
     }
 
+    [Fact]
+    public async Task A_viewer_whose_agent_connection_breaks_while_answered_101_fails_at_once_not_after_the_token_lifetime()
+    {
+        await using var api = new ApiFactory(await SharedPostgres.CreateDatabaseAsync()).Start();
+        var streams = api.Services.GetRequiredService<PendingStreams>();
+        var pending = streams.Expect("sess-broken", "broken-agent");
+        var (admission, admitted) = streams.Admit($"Bearer {pending.Token}", "broken-agent", "sess-broken", error: null);
+        Assert.Equal(DataAdmission.Upgrade, admission);
+
+        // Both entry points answer through this; the agent's socket reset before the 101 was written.
+        Func<Task<Stream>> resetByAgent = () => throw new IOException("Connection reset by peer");
+        await Assert.ThrowsAsync<IOException>(() => PendingStreams.UpgradeAsync(admitted!, resetByAgent));
+        var failure = await Assert.ThrowsAsync<DataConnectionFailedException>(() => pending.Arrival.WaitAsync(TimeSpan.FromSeconds(1)));
+        Assert.Contains("broke", failure.Message);
+    }
+
     /// <summary>Sends a data request with an unknown token; the answer's status line, or null when the listener closed the connection without one.</summary>
     private static async Task<string?> StatusLineAsync(Uri url)
     {
