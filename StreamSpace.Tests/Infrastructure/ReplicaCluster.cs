@@ -102,8 +102,9 @@ public sealed partial class ApiReplica : IAsyncDisposable
             {
                 return (await client.GetAsync("/health")).IsSuccessStatusCode;
             }
-            catch (HttpRequestException)
+            catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
             {
+                // Refused, or a probe slower than 2 s while the process starts on a busy machine: ask again.
                 return false;
             }
         }, timeout ?? TimeSpan.FromSeconds(60), $"API replica {Name} to be healthy");
