@@ -28,6 +28,15 @@ public enum DataPath
     Mux,
 }
 
+public enum DirectData
+{
+    /// <summary>Dial the replica's own data URL first when it is safe to (<see cref="Tunnel.DataDialer.MayDialDirect"/>).</summary>
+    Auto,
+
+    /// <summary>Always dial the control plane's <c>/agent/data</c>: for agents that cannot reach the replicas' addresses.</summary>
+    Off,
+}
+
 public enum SpliceMode
 {
     On,
@@ -108,6 +117,9 @@ public sealed class AgentSettings : IValidatedSettings
 
     [Setting("AGENT_DATA_PATH", Help = "how viewers' bytes travel: data (a connection per viewer) or mux (on the control socket, as protocol version 1)")]
     public DataPath DataPath { get; set; } = DataPath.Data;
+
+    [Setting("AGENT_DIRECT_DATA", Help = "auto: dial the waiting replica's own data URL first (1 s) when it is safe; off: always the control plane's /agent/data (agents outside the cluster)")]
+    public DirectData DirectData { get; set; } = DirectData.Auto;
 
     [Setting("AGENT_SPLICE", Help = "on: move viewers' bytes with splice(2) where both ends are plain sockets; off: always copy in user space")]
     public SpliceMode Splice { get; set; } = SpliceMode.On;

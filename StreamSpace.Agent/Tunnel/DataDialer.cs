@@ -10,14 +10,19 @@ namespace StreamSpace.Agent.Tunnel;
 /// <summary>
 /// The agent's HTTP/1.1 client for data connections. HttpClient has no general Upgrade, so this writes the request
 /// head itself and reads the answer byte by byte up to its blank line: no RFB byte is ever read into a buffer here.
-/// It dials the replica's direct data URL first (1 s), then the control plane's own URL at <c>/agent/data</c>; a direct
-/// URL that failed is skipped for 5 minutes, so later viewers do not pay the second.
+/// It dials the replica's direct data URL first (1 s) when <see cref="MayDialDirect"/> allows, then the control plane's
+/// own URL at <c>/agent/data</c>; a direct URL that failed is skipped for <see cref="UnreachableFor"/>, so the viewers
+/// right after do not pay the second, yet a replica that comes back is used again soon. The whole dial ends by the
+/// token's expiry: after it the replica refuses the token anyway.
 /// </summary>
 public sealed class DataDialer(AgentSettings settings, TimeProvider time, ILogger<DataDialer> logger)
 {
     private static readonly TimeSpan DirectConnectTimeout = TimeSpan.FromSeconds(1);
     private static readonly TimeSpan ConnectTimeout = TimeSpan.FromSeconds(5);
-    private static readonly TimeSpan UnreachableFor = TimeSpan.FromMinutes(5);
+    public static readonly TimeSpan UnreachableFor = TimeSpan.FromSeconds(30);
+
+    /// <summary>At least this long for a dial, whatever the open's expiry says: the two clocks may disagree by a little.</summary>
+    private static readonly TimeSpan MinimumDial = TimeSpan.FromSeconds(1);
     private readonly ConcurrentDictionary<string, DateTimeOffset> unreachable = new();
 
     /// <summary>The control plane's own data URL: the hub URL with <c>/agent/data</c> for <c>/agent/ws</c>.</summary>
@@ -57,26 +62,82 @@ public sealed class DataDialer(AgentSettings settings, TimeProvider time, ILogge
         }
     }
 
+    /// <summary>
+    /// Whether the agent may dial a replica's direct data URL. Whoever answers there gets the desktop, so not a loopback
+    /// or unspecified address unless the control plane itself is on this host (a replica that registered 127.0.0.1 is
+    /// not here otherwise, and a local user could be listening), and not plain http when the control plane is reached
+    /// over TLS. Otherwise the control plane's own URL is used.
+    /// </summary>
+    public static bool MayDialDirect(Uri direct, Uri controlPlane)
+    {
+        if (direct.Scheme is not ("http" or "https"))
+        {
+            return false;
+        }
+
+        if (controlPlane.Scheme is "wss" or "https" && direct.Scheme != Uri.UriSchemeHttps)
+        {
+            return false;
+        }
+
+        return !IsLocal(direct) || IsLocal(controlPlane);
+    }
+
+    private static bool IsLocal(Uri url) =>
+        url.IsLoopback || System.Net.IPAddress.TryParse(url.DnsSafeHost, out var address) &&
+            (System.Net.IPAddress.IsLoopback(address) || address.Equals(System.Net.IPAddress.Any) || address.Equals(System.Net.IPAddress.IPv6Any));
+
     private async Task<(Stream Stream, int Status)> RequestAsync(StreamOpenMessage open, string? error, CancellationToken cancellationToken)
     {
-        var direct = new Uri(open.DataUrl);
+        var remaining = open.ExpiresAt - time.GetUtcNow();
+        using var deadline = new CancellationTokenSource(
+            remaining < MinimumDial ? MinimumDial : remaining > DataConnection.TokenLifetime ? DataConnection.TokenLifetime : remaining, time);
+        using var dial = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, deadline.Token);
+        try
+        {
+            return await RequestWithinAsync(open, error, dial.Token);
+        }
+        catch (OperationCanceledException) when (deadline.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
+        {
+            throw new TimeoutException("the data connection was not answered before its token expired");
+        }
+    }
+
+    private async Task<(Stream Stream, int Status)> RequestWithinAsync(StreamOpenMessage open, string? error, CancellationToken cancellationToken)
+    {
+        var direct = Uri.TryCreate(open.DataUrl, UriKind.Absolute, out var url) ? url : null;
         var fallback = FallbackUrl;
-        if (direct != fallback && !(unreachable.TryGetValue(direct.Authority, out var until) && until > time.GetUtcNow()))
+        if (settings.DirectData == DirectData.Auto && direct is not null && direct != fallback && MayDialDirect(direct, settings.HubUrl) &&
+            !(unreachable.TryGetValue(direct.Authority, out var until) && until > time.GetUtcNow()))
         {
             try
             {
-                var stream = await DialAsync(direct, DirectConnectTimeout, cancellationToken);
-                return (stream, await SendHeadAsync(stream, direct, open, error, cancellationToken));
+                return await OpenAsync(direct, DirectConnectTimeout, open, error, cancellationToken);
             }
             catch (Exception e) when (e is SocketException or IOException or OperationCanceledException && !cancellationToken.IsCancellationRequested)
             {
                 unreachable[direct.Authority] = time.GetUtcNow() + UnreachableFor;
-                logger.LogWarning("Could not reach the replica's data URL {DataUrl} ({Reason}); using {Fallback} for 5 minutes", direct, e.Message, fallback);
+                logger.LogWarning("Could not reach the replica's data URL {DataUrl} ({Reason}); using {Fallback} for {Seconds}s", direct, e.Message, fallback,
+                    UnreachableFor.TotalSeconds);
             }
         }
 
-        var viaControlPlane = await DialAsync(fallback, ConnectTimeout, cancellationToken);
-        return (viaControlPlane, await SendHeadAsync(viaControlPlane, fallback, open, error, cancellationToken));
+        return await OpenAsync(fallback, ConnectTimeout, open, error, cancellationToken);
+    }
+
+    /// <summary>Dials, sends the head and reads the status; the stream is closed when any of it fails.</summary>
+    private async Task<(Stream Stream, int Status)> OpenAsync(Uri url, TimeSpan connectTimeout, StreamOpenMessage open, string? error, CancellationToken cancellationToken)
+    {
+        var stream = await DialAsync(url, connectTimeout, cancellationToken);
+        try
+        {
+            return (stream, await SendHeadAsync(stream, url, open, error, cancellationToken));
+        }
+        catch
+        {
+            await stream.DisposeAsync();
+            throw;
+        }
     }
 
     private static async Task<Stream> DialAsync(Uri url, TimeSpan timeout, CancellationToken cancellationToken)
@@ -120,32 +181,6 @@ public sealed class DataDialer(AgentSettings settings, TimeProvider time, ILogge
 
         await stream.WriteAsync(Encoding.ASCII.GetBytes(head.Append("\r\n").ToString()), cancellationToken);
         await stream.FlushAsync(cancellationToken);
-        return await ReadStatusAsync(stream, cancellationToken);
-    }
-
-    /// <summary>Reads the response head one byte at a time, so the first RFB byte after it stays in the socket.</summary>
-    private static async Task<int> ReadStatusAsync(Stream stream, CancellationToken cancellationToken)
-    {
-        var head = new byte[DataConnection.MaxHeadBytes];
-        var length = 0;
-        while (length < 4 || !head.AsSpan(length - 4, 4).SequenceEqual("\r\n\r\n"u8))
-        {
-            if (length == head.Length)
-            {
-                throw new IOException("the data connection's answer had no end");
-            }
-
-            if (await stream.ReadAsync(head.AsMemory(length, 1), cancellationToken) == 0)
-            {
-                throw new IOException("the control plane closed the data connection before answering");
-            }
-
-            length++;
-        }
-
-        var statusLine = Encoding.ASCII.GetString(head, 0, head.AsSpan(0, length).IndexOf("\r\n"u8)).Split(' ');
-        return statusLine is [var version, var code, ..] && version.StartsWith("HTTP/1.", StringComparison.Ordinal) && int.TryParse(code, out var status)
-            ? status
-            : throw new IOException("the data connection's answer was not HTTP/1.1");
+        return await DataConnection.ReadStatusAsync(stream, cancellationToken);
     }
 }

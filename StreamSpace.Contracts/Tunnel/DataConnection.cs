@@ -32,6 +32,35 @@ public static class DataConnection
     /// <summary>How long a token stays valid after the open was sent.</summary>
     public static readonly TimeSpan TokenLifetime = TimeSpan.FromSeconds(10);
 
+    /// <summary>
+    /// Reads an HTTP/1.1 response head one byte at a time up to its blank line, so the first RFB byte after it stays in
+    /// the socket, and returns its status code. Used by the agent and by a replica forwarding to another.
+    /// </summary>
+    public static async Task<int> ReadStatusAsync(Stream stream, CancellationToken cancellationToken)
+    {
+        var head = new byte[MaxHeadBytes];
+        var length = 0;
+        while (length < 4 || !head.AsSpan(length - 4, 4).SequenceEqual("\r\n\r\n"u8))
+        {
+            if (length == head.Length)
+            {
+                throw new IOException("the data connection's answer had no end");
+            }
+
+            if (await stream.ReadAsync(head.AsMemory(length, 1), cancellationToken) == 0)
+            {
+                throw new IOException("the replica closed the data connection before answering");
+            }
+
+            length++;
+        }
+
+        var statusLine = System.Text.Encoding.ASCII.GetString(head, 0, head.AsSpan(0, length).IndexOf("\r\n"u8)).Split(' ');
+        return statusLine is [var version, var code, ..] && version.StartsWith("HTTP/1.", StringComparison.Ordinal) && int.TryParse(code, out var status)
+            ? status
+            : throw new IOException("the data connection's answer was not HTTP/1.1");
+    }
+
     /// <summary>Percent-encodes a failure reason for <see cref="StreamErrorHeader"/>, cut to <see cref="MaxErrorBytes"/>.</summary>
     public static string EncodeError(string reason)
     {

@@ -102,8 +102,9 @@ public sealed partial class ApiReplica : IAsyncDisposable
             {
                 return (await client.GetAsync("/health")).IsSuccessStatusCode;
             }
-            catch (HttpRequestException)
+            catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
             {
+                // Refused, or a probe slower than 2 s while the process starts on a busy machine: ask again.
                 return false;
             }
         }, timeout ?? TimeSpan.FromSeconds(60), $"API replica {Name} to be healthy");
@@ -261,6 +262,9 @@ public sealed class ReplicaCluster : IAsyncLifetime
     private readonly ApiReplica?[] replicas = new ApiReplica?[2];
     private readonly int[] ports = [PostgresServer.FreePort(), PostgresServer.FreePort()];
 
+    /// <summary>Settings for the cluster's agent beyond the defaults (read by <see cref="InitializeAsync"/>).</summary>
+    public IReadOnlyDictionary<string, string?> AgentSettings { get; init; } = new Dictionary<string, string?>();
+
     public string ConnectionString { get; private set; } = "";
 
     public HaproxyBalancer Balancer { get; private set; } = null!;
@@ -280,7 +284,7 @@ public sealed class ReplicaCluster : IAsyncLifetime
         var created = await (await admin.PostAsJsonAsync("/api/v1/agents", new { id = AgentId })).AssertJsonAsync(System.Net.HttpStatusCode.Created);
         // Room for the sessions a whole test class leaves running (the concurrent-launch test alone starts 10).
         Agent = await AgentHost.StartAsync(new Uri($"ws://127.0.0.1:{Balancer.Port}/agent/ws"), AgentId, created.GetProperty("key").GetString()!,
-            settings: new Dictionary<string, string?> { ["MAX_SESSIONS"] = "30" });
+            settings: new Dictionary<string, string?>(AgentSettings) { ["MAX_SESSIONS"] = "30" });
         await Agent.WaitUntilConnectedAsync();
     }
 
@@ -396,19 +400,21 @@ public sealed class ReplicaCluster : IAsyncLifetime
     private Task<ApiReplica> StartReplicaAsync(int index)
     {
         var name = ((char)('a' + index)).ToString();
-        var environment = new Dictionary<string, string>
-        {
-            ["ASPNETCORE_ENVIRONMENT"] = "Testing",
-            ["ConnectionStrings__streamspace"] = new NpgsqlConnectionStringBuilder(ConnectionString) { ApplicationName = ApplicationName(name) }.ConnectionString,
-            ["JWT_SECRET"] = ApiFactory.JwtSecret,
-            ["ADMIN_USERNAME"] = ApiFactory.AdminUsername,
-            ["ADMIN_PASSWORD"] = ApiFactory.AdminPassword,
-            // The sign-in limits keep their defaults: only failures count, and the limit tests count across replicas.
-            ["SESSION_QUOTA"] = "30",
-            ["SHUTDOWN_DRAIN_DELAY"] = "1s",
-            ["DATA_PORT"] = "0",
-            ["REPLICA_ADDRESS"] = "127.0.0.1",
-        };
-        return ApiReplica.StartAsync(name, ports[index], environment);
+        return ApiReplica.StartAsync(name, ports[index], ReplicaEnvironment(name));
     }
+
+    /// <summary>A replica's environment on this cluster's database; a test may start one more replica with it.</summary>
+    public Dictionary<string, string> ReplicaEnvironment(string name) => new()
+    {
+        ["ASPNETCORE_ENVIRONMENT"] = "Testing",
+        ["ConnectionStrings__streamspace"] = new NpgsqlConnectionStringBuilder(ConnectionString) { ApplicationName = ApplicationName(name) }.ConnectionString,
+        ["JWT_SECRET"] = ApiFactory.JwtSecret,
+        ["ADMIN_USERNAME"] = ApiFactory.AdminUsername,
+        ["ADMIN_PASSWORD"] = ApiFactory.AdminPassword,
+        // The sign-in limits keep their defaults: only failures count, and the limit tests count across replicas.
+        ["SESSION_QUOTA"] = "30",
+        ["SHUTDOWN_DRAIN_DELAY"] = "1s",
+        ["DATA_PORT"] = "0",
+        ["REPLICA_ADDRESS"] = "127.0.0.1",
+    };
 }

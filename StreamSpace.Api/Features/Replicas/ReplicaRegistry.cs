@@ -58,6 +58,16 @@ public sealed class ReplicaRegistry(NpgsqlDataSource dataSource, ReplicaIdentity
         }
     }
 
+    /// <summary>
+    /// Records where agents dial this replica's data connections and writes it to this replica's row at once, so no
+    /// other replica reads the row without it once this one serves (a forward hop needs it).
+    /// </summary>
+    public async Task PublishDataUrlAsync(string dataUrl, CancellationToken cancellationToken)
+    {
+        identity.SetDataUrl(dataUrl);
+        await RefreshAsync(cancellationToken);
+    }
+
     /// <summary>Marks this replica draining, so no other replica routes new work to it.</summary>
     public async Task MarkDrainingAsync(CancellationToken cancellationToken)
     {

@@ -24,6 +24,7 @@ public static class SessionsExtensions
         // After the hub's step (Agents registers first): viewers close once their agents have moved.
         builder.Services.AddSingleton<IReplicaDrainStep>(sp => sp.GetRequiredService<ViewerDrain>());
         builder.Services.AddSingleton<PendingStreams>();
+        builder.Services.AddSingleton<DataForwarder>();
         builder.Services.AddSingleton<DataListener>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<DataListener>());
         builder.Services.AddSingleton<SessionViewers>();
@@ -41,7 +42,8 @@ public static class SessionsExtensions
         var proxy = app.Services.GetRequiredService<VncProxy>();
         app.Map(VncPath, (HttpContext context, string sessionId) => proxy.HandleAsync(context, sessionId));
         var streams = app.Services.GetRequiredService<PendingStreams>();
-        app.Map(StreamSpace.Contracts.Tunnel.DataConnection.Path, (HttpContext context) => DataConnectionEndpoint.HandleAsync(context, streams));
+        var forwarder = app.Services.GetRequiredService<DataForwarder>();
+        app.Map(StreamSpace.Contracts.Tunnel.DataConnection.Path, (HttpContext context) => DataConnectionEndpoint.HandleAsync(context, streams, forwarder));
         app.MapGet(SessionEventStream.Path, SessionEventStream.HandleAsync).RequireAuthorization();
         return app;
     }

@@ -12,14 +12,20 @@ namespace StreamSpace.Api.Features.Sessions.Vnc;
 /// Agents' data connections on a plain socket at <c>DATA_PORT</c>: it reads the HTTP/1.1 Upgrade head itself and
 /// answers 101, 204, 401, 426 or 503, as <c>/agent/data</c> on Kestrel does. It exists so the bulk direction (the
 /// session's pixels) is received straight into the relay's 64 KiB buffer, not through Kestrel's 4 KiB transport
-/// blocks. Bound before the API serves, so every viewer's open can name it.
+/// blocks. Bound (and its URL written to <c>api_replicas</c>) before the API serves, so every viewer's open can name it
+/// and every other replica can forward to it. A request whose token another replica issued is forwarded there
+/// (<see cref="DataForwarder"/>). At most <see cref="MaxUnansweredConnections"/> connections may be sending their head.
 /// </summary>
-public sealed class DataListener(ApiSettings settings, ReplicaIdentity replica, PendingStreams streams, ILogger<DataListener> logger) : BackgroundService
+public sealed class DataListener(ApiSettings settings, ReplicaRegistry registry, PendingStreams streams, DataForwarder forwarder, ILogger<DataListener> logger) : BackgroundService
 {
+    /// <summary>Connections still sending their head (not yet authenticated) at once; one more is closed at accept.</summary>
+    public const int MaxUnansweredConnections = 64;
+
     private static readonly TimeSpan HeadTimeout = TimeSpan.FromSeconds(5);
+    private readonly SemaphoreSlim unanswered = new(MaxUnansweredConnections);
     private Socket? listener;
 
-    public override Task StartAsync(CancellationToken cancellationToken)
+    public override async Task StartAsync(CancellationToken cancellationToken)
     {
         var address = IPAddress.TryParse(settings.ReplicaAddress, out var ip) ? ip : IPAddress.Any;
         var socket = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
@@ -37,9 +43,9 @@ public sealed class DataListener(ApiSettings settings, ReplicaIdentity replica, 
         listener = socket;
         var port = ((IPEndPoint)socket.LocalEndPoint!).Port;
         var url = new UriBuilder(Uri.UriSchemeHttp, settings.ReplicaAddress, port, DataConnection.Path).Uri.ToString();
-        replica.SetDataUrl(url);
+        await registry.PublishDataUrlAsync(url, cancellationToken);
         logger.LogInformation("Data connections from agents are accepted at {DataUrl}", url);
-        return base.StartAsync(cancellationToken);
+        await base.StartAsync(cancellationToken);
     }
 
     public override async Task StopAsync(CancellationToken cancellationToken)
@@ -68,6 +74,13 @@ public sealed class DataListener(ApiSettings settings, ReplicaIdentity replica, 
                 continue;
             }
 
+            if (!unanswered.Wait(0))
+            {
+                // A flood of idle or slow connections must not hold unbounded sockets and buffers before any is authenticated.
+                accepted.Dispose();
+                continue;
+            }
+
             _ = ServeAsync(accepted, stoppingToken);
         }
     }
@@ -78,16 +91,35 @@ public sealed class DataListener(ApiSettings settings, ReplicaIdentity replica, 
         await using var stream = new NetworkStream(socket, ownsSocket: true);
         try
         {
-            Dictionary<string, string>? headers;
-            using (var timeout = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken))
+            (Dictionary<string, string> Headers, byte[] Raw)? head;
+            try
             {
+                using var timeout = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
                 timeout.CancelAfter(HeadTimeout);
-                headers = await ReadHeadAsync(socket, timeout.Token);
+                head = await ReadHeadAsync(socket, timeout.Token);
+            }
+            finally
+            {
+                unanswered.Release();
             }
 
-            if (headers is null)
+            if (head is not { Headers: var headers, Raw: var raw })
             {
                 await AnswerAsync(stream, "400 Bad Request", stoppingToken);
+                return;
+            }
+
+            if (forwarder.OtherIssuer(headers.GetValueOrDefault("Authorization")) is { } issuer)
+            {
+                await using var target = await forwarder.OpenAsync(issuer, raw, stoppingToken);
+                if (target is null)
+                {
+                    await AnswerAsync(stream, "401 Unauthorized", stoppingToken);
+                    return;
+                }
+
+                // The issuing replica answers the agent itself (101, 204 or 401): this one only carries the bytes.
+                await DataForwarder.RelayAsync(stream, target, stoppingToken);
                 return;
             }
 
@@ -103,10 +135,13 @@ public sealed class DataListener(ApiSettings settings, ReplicaIdentity replica, 
             switch (admission)
             {
                 case DataAdmission.Upgrade:
-                    await stream.WriteAsync(Encoding.ASCII.GetBytes(
-                        $"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: {DataConnection.UpgradeProtocol}\r\n\r\n"), stoppingToken);
-                    var link = new DataLink(stream);
-                    if (PendingStreams.Attach(pending!, link))
+                    var link = await PendingStreams.UpgradeAsync(pending!, async () =>
+                    {
+                        await stream.WriteAsync(Encoding.ASCII.GetBytes(
+                            $"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: {DataConnection.UpgradeProtocol}\r\n\r\n"), stoppingToken);
+                        return stream;
+                    });
+                    if (link is not null)
                     {
                         // The viewer's relay owns the connection now; it is closed once the relay is done.
                         await link.Done;
@@ -132,9 +167,9 @@ public sealed class DataListener(ApiSettings settings, ReplicaIdentity replica, 
 
     /// <summary>
     /// Reads the request head up to its blank line and returns its headers; null when it is not a GET of the data path,
-    /// is too long, or bytes follow it (the agent speaks only after the 101).
+    /// is too long, or bytes follow it (the agent speaks only after the 101). The head's bytes come with it, for a forward.
     /// </summary>
-    private static async Task<Dictionary<string, string>?> ReadHeadAsync(Socket socket, CancellationToken cancellationToken)
+    private static async Task<(Dictionary<string, string> Headers, byte[] Raw)?> ReadHeadAsync(Socket socket, CancellationToken cancellationToken)
     {
         var buffer = new byte[DataConnection.MaxHeadBytes];
         var length = 0;
@@ -150,7 +185,7 @@ public sealed class DataListener(ApiSettings settings, ReplicaIdentity replica, 
             var end = buffer.AsSpan(0, length).IndexOf("\r\n\r\n"u8);
             if (end >= 0)
             {
-                return end + 4 == length ? ParseHead(Encoding.ASCII.GetString(buffer, 0, end)) : null;
+                return end + 4 == length && ParseHead(Encoding.ASCII.GetString(buffer, 0, end)) is { } headers ? (headers, buffer[..length]) : null;
             }
 
             if (length == buffer.Length)

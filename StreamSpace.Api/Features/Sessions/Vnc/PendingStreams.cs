@@ -89,7 +89,7 @@ public sealed class PendingStreams(ReplicaIdentity replica, ViewerDrain drain, T
     /// </summary>
     public (DataAdmission Admission, PendingStream? Stream) Admit(string? authorization, string? agentId, string? sessionId, string? error)
     {
-        var token = authorization is { } header && header.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase) ? header["Bearer ".Length..].Trim() : null;
+        var token = TokenOf(authorization);
         // Anything but a data token (a VNC ticket, an agent key) is refused before any lookup.
         if (token is null || !token.StartsWith(DataConnection.TokenPrefix, StringComparison.Ordinal) ||
             !pending.TryRemove(Key(token), out var stream))
@@ -120,8 +120,45 @@ public sealed class PendingStreams(ReplicaIdentity replica, ViewerDrain drain, T
         return (DataAdmission.Upgrade, stream);
     }
 
-    /// <summary>Gives the upgraded connection to the viewer that waits for it; false when that viewer is gone.</summary>
-    public static bool Attach(PendingStream stream, DataLink link) => stream.Attach(link);
+    /// <summary>The bearer token of an <c>Authorization</c> header, or null.</summary>
+    public static string? TokenOf(string? authorization) =>
+        authorization is { } header && header.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase) ? header["Bearer ".Length..].Trim() : null;
+
+    /// <summary>The replica a data token names as its issuer (the part after <c>dt1.</c>), or null when it is no data token.</summary>
+    public static Guid? IssuerOf(string? token)
+    {
+        if (token is null || !token.StartsWith(DataConnection.TokenPrefix, StringComparison.Ordinal))
+        {
+            return null;
+        }
+
+        var parts = token[DataConnection.TokenPrefix.Length..].Split('.');
+        Span<byte> id = stackalloc byte[16];
+        return parts.Length == 2 && Base64Url.IsValid(parts[0], out var length) && length == 16 &&
+            Base64Url.DecodeFromChars(parts[0], id) == 16 ? new Guid(id) : null;
+    }
+
+    /// <summary>
+    /// After <see cref="DataAdmission.Upgrade"/>: answers 101 with <paramref name="answer"/> and gives the upgraded
+    /// connection to the viewer that waits for it; null when that viewer is gone. When answering fails the viewer is
+    /// failed at once: its token is used up, so nothing else could arrive for it.
+    /// </summary>
+    public static async Task<DataLink?> UpgradeAsync(PendingStream stream, Func<Task<Stream>> answer)
+    {
+        Stream upgraded;
+        try
+        {
+            upgraded = await answer();
+        }
+        catch
+        {
+            stream.Fail("the agent's data connection broke before it was answered");
+            throw;
+        }
+
+        var link = new DataLink(upgraded);
+        return stream.Attach(link) ? link : null;
+    }
 
     private static string Key(string token) => Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(token)));
 }
