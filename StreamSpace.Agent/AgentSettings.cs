@@ -121,8 +121,10 @@ public sealed class AgentSettings : IValidatedSettings
     [Setting("AGENT_DIRECT_DATA", Help = "auto: dial the waiting replica's own data URL first (1 s) when it is safe; off: always the control plane's /agent/data (agents outside the cluster)")]
     public DirectData DirectData { get; set; } = DirectData.Auto;
 
-    [Setting("AGENT_SPLICE", Help = "on: move viewers' bytes with splice(2) where both ends are plain sockets; off: always copy in user space")]
-    public SpliceMode Splice { get; set; } = SpliceMode.On;
+    // Off by default: on loopback the bench measured the user-space copy faster and cheaper than splice(2) with its
+    // poll threads (run of 2026-11-30 04:2x, docs/benchmarks-analysis.md).
+    [Setting("AGENT_SPLICE", Help = "on: move viewers' bytes with splice(2) where both ends are plain sockets; off: copy in user space (the default, measured faster)")]
+    public SpliceMode Splice { get; set; } = SpliceMode.Off;
 
     /// <summary>The protocol version the agent says hello with: <see cref="DataPath"/> chooses it.</summary>
     public int ProtocolVersion => DataPath == DataPath.Mux ? StreamSpace.Contracts.AgentProtocol.MuxVersion : StreamSpace.Contracts.AgentProtocol.Version;

@@ -11,7 +11,7 @@ namespace StreamSpace.Bench;
 
 /// <summary>
 /// The VNC tunnel against the synthetic VNC server: (a) raw TCP, (b) websockify and (c) the browser's path through the
-/// API's /vnc and the agent, with (c)'s variants (the multiplexed tunnel, and a user-space copy instead of splice) each
+/// API's /vnc and the agent, with (c)'s variants (the multiplexed tunnel, and splice(2) instead of the user-space copy) each
 /// on an agent of its own started with that setting. The repetitions of every path are interleaved, so the shared
 /// machine's noise hits all alike. Then 50 paced viewers, received by several client processes, first through
 /// websockify (which shows the harness can hold them) and then through (c).
@@ -34,7 +34,7 @@ public static class TunnelBench
 
         // Each variant of (c) runs on an agent of its own with its setting; the default path is the main agent's.
         var mux = await bench.StartAgentAsync("bench-agent-mux", new Dictionary<string, string> { ["AGENT_DATA_PATH"] = "mux" });
-        var copy = await bench.StartAgentAsync("bench-agent-copy", new Dictionary<string, string> { ["AGENT_SPLICE"] = "off" });
+        var splice = await bench.StartAgentAsync("bench-agent-splice", new Dictionary<string, string> { ["AGENT_SPLICE"] = "on" });
         var sessions = new List<string>();
         async Task<(string Id, int Port)> SessionOnAsync(BenchAgent agent)
         {
@@ -48,7 +48,7 @@ public static class TunnelBench
         {
             var (mainSession, vncPort) = await SessionOnAsync(bench.Agent);
             var (muxSession, _) = await SessionOnAsync(mux);
-            var (copySession, _) = await SessionOnAsync(copy);
+            var (spliceSession, _) = await SessionOnAsync(splice);
             var websockifyPort = BenchContext.FreePort();
             using var websockify = BenchProcess.Start("websockify", "websockify", [$"127.0.0.1:{websockifyPort}", $"127.0.0.1:{vncPort}"], bench.Environment, Path.Combine(bench.Work, "websockify.log"), forksPerConnection: true);
             await BenchContext.UntilListening(websockifyPort, "websockify to listen");
@@ -66,7 +66,7 @@ public static class TunnelBench
                     () => Task.FromResult(new PacedClient.Target(websockifyUrl.ToString(), Authenticate: true)), [websockify], null),
                 Through("(c) WebSocket → API /vnc → agent → TCP", mainSession, bench.Agent),
                 Through("(c-mux) as (c), agent with AGENT_DATA_PATH=mux", muxSession, mux),
-                Through("(c-copy) as (c), agent with AGENT_SPLICE=off", copySession, copy),
+                Through("(c-splice) as (c), agent with AGENT_SPLICE=on", spliceSession, splice),
             ];
             await SinglePathsAsync(bench, paths);
             await PacedStreamsAsync(bench, SyntheticServerPid(vncPort), paths[1], paths[2]);
@@ -80,7 +80,7 @@ public static class TunnelBench
 
             // Later sections measure the main agent alone.
             await bench.StopAgentAsync(mux);
-            await bench.StopAgentAsync(copy);
+            await bench.StopAgentAsync(splice);
         }
     }
 

@@ -143,9 +143,9 @@ public sealed class DataConnectionTests(PatternSessionFixture fixture) : IClassF
     }
 
     [Theory]
-    [InlineData("AGENT_SPLICE", "off")]
+    [InlineData("AGENT_SPLICE", "on")]
     [InlineData("AGENT_DATA_PATH", "mux")]
-    public async Task The_copy_and_mux_fallbacks_carry_every_byte(string setting, string value)
+    public async Task The_splice_and_mux_paths_carry_every_byte(string setting, string value)
     {
         await using var server = new PatternVncServer();
         await using var api = new ApiFactory(await SharedPostgres.CreateDatabaseAsync()).Start();
@@ -241,7 +241,8 @@ public sealed class DataConnectionTests(PatternSessionFixture fixture) : IClassF
     public async Task Two_hundred_viewers_that_close_mid_stream_leave_no_descriptor_or_splice_thread_behind_in_the_agent()
     {
         await using var api = new ApiFactory(await SharedPostgres.CreateDatabaseAsync()).Start();
-        await using var agent = AgentProcess.Start(api.AgentHubUrl, "fd-agent", await api.RegisterAgentAsync("fd-agent"));
+        await using var agent = AgentProcess.Start(api.AgentHubUrl, "fd-agent", await api.RegisterAgentAsync("fd-agent"),
+            new Dictionary<string, string> { ["AGENT_SPLICE"] = "on" });
         await Eventually.TrueAsync(async () => (await api.GetAgentAsync("fd-agent")).GetProperty("status").GetString() == "online",
             TimeSpan.FromSeconds(30), "the agent process to connect");
         using var admin = await api.AdminClientAsync();
