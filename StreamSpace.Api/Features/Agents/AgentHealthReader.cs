@@ -9,8 +9,6 @@ public sealed class AgentHealthReader(AgentStore store, AgentHub hub, RefusedAge
 {
     public Task<IReadOnlyList<AgentHealth>> ListAsync(CancellationToken cancellationToken) => store.ListHealthAsync(cancellationToken);
 
-    public bool IsConnected(string agentId) => hub.IsConnected(agentId);
-
     public AgentSocket? Socket(string agentId) => hub.Find(agentId)?.Socket;
 
     public Task<IReadOnlyList<AgentRefusal>> RecentRefusalsAsync(TimeSpan within, CancellationToken cancellationToken) =>

@@ -26,9 +26,6 @@ public interface IAgentHealth
     /// <summary>Every registered agent, by id.</summary>
     Task<IReadOnlyList<AgentHealth>> ListAsync(CancellationToken cancellationToken);
 
-    /// <summary>Whether the agent has a live connection to this instance.</summary>
-    bool IsConnected(string agentId);
-
     /// <summary>The agent's socket, if it is connected to this instance: a probe opens tunnels through it.</summary>
     AgentSocket? Socket(string agentId);
 
