@@ -13,7 +13,9 @@ public static class MetricsExtensions
         // As instrumentation, so the instruments exist from the first scrape on, whoever uses them first.
         builder.Services.AddOpenTelemetry().WithMetrics(metrics => metrics.AddMeter(ApiMetrics.MeterName)
             .AddInstrumentation(sp => sp.GetRequiredService<ApiMetrics>())
-            .AddPrometheusExporter());
+            // No cached scrape: the exporter's default answers for 300 ms with the previous scrape, so a change (a launch
+            // that just ran) could be missing from the next read. Prometheus scrapes every 15–30 s; a fresh answer is cheap.
+            .AddPrometheusExporter(exporter => exporter.ScrapeResponseCacheDurationMilliseconds = 0));
         return builder;
     }
 
