@@ -15,7 +15,11 @@ public interface IReplicaDrain
 /// <summary>A feature's part of the drain, run after the balancers had time to notice (e.g. the hub moves its agents).</summary>
 public interface IReplicaDrainStep
 {
-    Task DrainAsync(CancellationToken cancellationToken);
+    /// <param name="othersAlive">
+    /// Whether another replica can take over this one's work; when none can (a single-replica install), the step still
+    /// closes what it holds, so the process stops at once instead of waiting out the host's shutdown timeout.
+    /// </param>
+    Task DrainAsync(bool othersAlive, CancellationToken cancellationToken);
 }
 
 /// <summary>
@@ -34,7 +38,7 @@ public sealed class ReplicaDrain(ApiSettings settings, ReplicaRegistry registry,
 
     public async Task StoppingAsync(CancellationToken cancellationToken)
     {
-        logger.LogInformation("Stopping: draining for {Delay}s so balancers move new work elsewhere, then moving agents", settings.ShutdownDrainDelay.TotalSeconds);
+        logger.LogInformation("Stopping: refusing new agents and viewers");
         draining = true;
         try
         {
@@ -46,20 +50,24 @@ public sealed class ReplicaDrain(ApiSettings settings, ReplicaRegistry registry,
             logger.LogWarning("Could not mark this replica draining in the database: {Reason}", e.Message);
         }
 
-        if (!await OthersAliveAsync(cancellationToken))
+        var othersAlive = await OthersAliveAsync(cancellationToken);
+        if (othersAlive)
         {
-            // The only replica (development, a single-replica install): nowhere to move anything, so no reason to wait.
-            logger.LogInformation("No other replica is alive; stopping without a drain");
-            return;
+            await Task.Delay(settings.ShutdownDrainDelay, cancellationToken);
+        }
+        else
+        {
+            // The only replica (development, a single-replica install): nowhere to move anything, so no reason to wait,
+            // but what is open still closes now: left to Kestrel, it would hold the stop for the whole shutdown timeout.
+            logger.LogInformation("No other replica is alive; closing agents and viewers without a drain");
         }
 
-        await Task.Delay(settings.ShutdownDrainDelay, cancellationToken);
         // Resolved now, not at construction: the steps' features (the hub) depend on IReplicaDrain themselves.
         foreach (var step in services.GetServices<IReplicaDrainStep>())
         {
             try
             {
-                await step.DrainAsync(cancellationToken);
+                await step.DrainAsync(othersAlive, cancellationToken);
             }
             catch (Exception e) when (e is not OutOfMemoryException)
             {

@@ -16,6 +16,8 @@ public sealed class ReplicaRegistry(NpgsqlDataSource dataSource, ReplicaIdentity
     public static readonly TimeSpan AliveFor = TimeSpan.FromSeconds(15);
     private static readonly TimeSpan KeptFor = TimeSpan.FromHours(1);
 
+    private int removed;
+
     private static readonly string Version =
         typeof(ReplicaRegistry).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "unknown";
 
@@ -46,12 +48,19 @@ public sealed class ReplicaRegistry(NpgsqlDataSource dataSource, ReplicaIdentity
     public override async Task StopAsync(CancellationToken cancellationToken)
     {
         await base.StopAsync(cancellationToken);
+        // A host can be stopped twice at once (WebApplication.RunAsync stops it when the lifetime ends, and so does
+        // whoever ended it); the second stop may run while the first disposes the container.
+        if (Interlocked.Exchange(ref removed, 1) == 1)
+        {
+            return;
+        }
+
         try
         {
             await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
             await connection.ExecuteAsync(new CommandDefinition("DELETE FROM api_replicas WHERE id = @Id", new { identity.Id }, cancellationToken: cancellationToken));
         }
-        catch (Exception e) when (e is NpgsqlException or TimeoutException or OperationCanceledException)
+        catch (Exception e) when (e is NpgsqlException or TimeoutException or OperationCanceledException or ObjectDisposedException)
         {
             // Its row ages out: 15 s from now nobody counts this replica alive.
             logger.LogInformation("Could not remove this replica's row at stop: {Reason}", e.Message);

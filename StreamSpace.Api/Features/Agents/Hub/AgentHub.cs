@@ -220,6 +220,22 @@ public sealed class AgentHub(
         logger.LogWarning("Not every agent said hello elsewhere within {Seconds}s; stopping all the same", MoveTimeout.TotalSeconds);
     }
 
+    /// <summary>
+    /// The hub's part of stopping the only replica: closes every agent with 1001, so each reconnects with its usual
+    /// backoff until a control plane is back. The connections end as lost ones do, marking their agents offline.
+    /// </summary>
+    public async Task CloseAgentsAsync()
+    {
+        var connections = live.Values.ToList();
+        if (connections.Count == 0)
+        {
+            return;
+        }
+
+        logger.LogInformation("Closing {Count} agents: no other replica is alive to take them", connections.Count);
+        await Task.WhenAll(connections.Select(c => c.Socket.CloseAsync(WebSocketCloseStatus.EndpointUnavailable, "the control plane is stopping")));
+    }
+
     private async Task ReplaceAsync(string agentId, AgentConnection connection)
     {
         AgentConnection? previous = null;

@@ -5,5 +5,6 @@ namespace StreamSpace.Api.Features.Agents.Hub;
 /// <summary>The hub's step of the replica's graceful stop.</summary>
 public sealed class AgentHubDrain(AgentHub hub) : IReplicaDrainStep
 {
-    public Task DrainAsync(CancellationToken cancellationToken) => hub.MoveAgentsAsync(cancellationToken);
+    public Task DrainAsync(bool othersAlive, CancellationToken cancellationToken) =>
+        othersAlive ? hub.MoveAgentsAsync(cancellationToken) : hub.CloseAgentsAsync();
 }

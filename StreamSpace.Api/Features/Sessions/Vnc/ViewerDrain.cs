@@ -61,7 +61,8 @@ public sealed class ViewerDrain(IReplicaDrain replica, ILogger<ViewerDrain> logg
         }
     }
 
-    public Task DrainAsync(CancellationToken cancellationToken) => CloseAllAsync(cancellationToken);
+    /// <summary>4307 either way: the web viewer reconnects at once, and when no replica is left it backs off as usual.</summary>
+    public Task DrainAsync(bool othersAlive, CancellationToken cancellationToken) => CloseAllAsync(cancellationToken);
 
     private sealed class Tracked(ViewerDrain owner, Guid id) : IDisposable
     {
