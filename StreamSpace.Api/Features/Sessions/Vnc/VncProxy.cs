@@ -273,6 +273,13 @@ public sealed class VncProxy(
         }
     }
 
+    /// <summary>
+    /// A send to the viewer is never cancelled: cancelling a WebSocket's send aborts the connection, and an abort right
+    /// after the close frame resets the TCP connection, so the viewer loses that close frame and learns nothing. A
+    /// stalled viewer's send ends when <see cref="PumpAsync"/> gives up on its close and aborts it.
+    /// </summary>
+    private static readonly CancellationToken ViewerSendToken = CancellationToken.None;
+
     /// <summary>Viewer → data connection: ManagedWebSocket unmasks in place, and the bytes go on as they came.</summary>
     private static async Task FromViewerAsync(WebSocket viewer, Stream data, LiveViewer live, ApiMetrics metrics, CancellationToken cancellationToken)
     {
@@ -316,7 +323,8 @@ public sealed class VncProxy(
             {
                 // A viewer that must close sees nothing more of the session.
                 live.Closing.ThrowIfCancellationRequested();
-                await viewer.SendAsync(buffer.AsMemory(0, read), WebSocketMessageType.Binary, true, cancellationToken);
+                cancellationToken.ThrowIfCancellationRequested();
+                await viewer.SendAsync(buffer.AsMemory(0, read), WebSocketMessageType.Binary, true, ViewerSendToken);
                 live.Count(read);
                 metrics.TunnelBytesToViewer(read);
             }
@@ -352,7 +360,8 @@ public sealed class VncProxy(
         var toViewer = stream.CopyToAsync(async (chunk, token) =>
         {
             live.Closing.ThrowIfCancellationRequested();
-            await viewer.SendAsync(chunk, WebSocketMessageType.Binary, true, token);
+            token.ThrowIfCancellationRequested();
+            await viewer.SendAsync(chunk, WebSocketMessageType.Binary, true, ViewerSendToken);
             live.Count(chunk.Length);
             metrics.TunnelBytesToViewer(chunk.Length);
         }, cancellationToken);
@@ -397,9 +406,16 @@ public sealed class VncProxy(
         }
 
         await stop.CancelAsync();
+        var pumps = Task.WhenAll(fromViewer, toViewer, watch);
+        if (await Task.WhenAny(pumps, Task.Delay(EndCheckTime, CancellationToken.None)) != pumps)
+        {
+            // A send the viewer never takes (sends are not cancelled): only an abort ends it.
+            viewer.Abort();
+        }
+
         try
         {
-            await Task.WhenAll(fromViewer, toViewer, watch);
+            await pumps;
         }
         catch (Exception e) when (e is OperationCanceledException or WebSocketException or ObjectDisposedException or IOException)
         {
