@@ -31,8 +31,12 @@ public sealed class AgentHub(
     public const string ConnectionsChannel = "agent_connections";
 
     private static readonly TimeSpan HelloTimeout = TimeSpan.FromSeconds(10);
-    /// <summary>How long a stopping replica waits for its agents' hellos elsewhere before it lets the process exit.</summary>
-    private static readonly TimeSpan MoveTimeout = TimeSpan.FromSeconds(3);
+    /// <summary>
+    /// How long a stopping replica waits for its agents' hellos elsewhere before it lets the process exit. The wait ends
+    /// as soon as all have moved (about a second); the limit only matters on a loaded node, where 3 s proved too short,
+    /// and it stays well inside the pod's 30 s grace period with the drain delay and the viewers' close.
+    /// </summary>
+    private static readonly TimeSpan MoveTimeout = TimeSpan.FromSeconds(10);
 
     private readonly ConcurrentDictionary<string, AgentConnection> live = new();
 
