@@ -128,19 +128,29 @@ public static class SyntheticVncServer
         }
     }
 
-    /// <summary>Sends count bytes; with a rate, in 10 ms slices that catch up when a slice ran late, as a VNC server's frames do.</summary>
+    /// <summary>
+    /// A paced stream's frame interval: a busy session at 25 frames a second. Each frame's bytes go out in one write, so
+    /// the path relays them in a few large pieces, as it does a VNC server's framebuffer updates; 10 ms slices made every
+    /// relay (and the receivers) pay 4 times the per-message overhead a real session costs.
+    /// </summary>
+    public static readonly TimeSpan FrameInterval = TimeSpan.FromMilliseconds(40);
+
+    /// <summary>Sends count bytes; with a rate, one frame's worth every <see cref="FrameInterval"/>, catching up when a frame ran late.</summary>
     private static async Task SendAsync(NetworkStream stream, long count, int bytesPerSecond)
     {
-        var block = new byte[64 * 1024];
+        var block = new byte[256 * 1024];
         Random.Shared.NextBytes(block);
+        var frame = (long)(bytesPerSecond * FrameInterval.TotalSeconds);
         var clock = Stopwatch.StartNew();
         long sent = 0;
         while (sent < count)
         {
-            var allowed = bytesPerSecond == 0 ? count : Math.Min(count, (long)(clock.Elapsed.TotalSeconds * bytesPerSecond) + bytesPerSecond / 100);
+            var allowed = bytesPerSecond == 0 ? count : Math.Min(count, (long)(clock.Elapsed.TotalSeconds * bytesPerSecond) + frame);
             if (sent >= allowed)
             {
-                await Task.Delay(10);
+                // Until the next frame is due: when the allowance is a whole frame beyond what was sent.
+                var due = TimeSpan.FromSeconds((double)sent / bytesPerSecond) - clock.Elapsed;
+                await Task.Delay(due > TimeSpan.FromMilliseconds(1) ? due : TimeSpan.FromMilliseconds(1));
                 continue;
             }
 
@@ -149,5 +159,4 @@ public static class SyntheticVncServer
             sent += n;
         }
     }
-
 }

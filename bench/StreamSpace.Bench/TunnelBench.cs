@@ -25,7 +25,12 @@ public static class TunnelBench
     /// <summary>A way to the synthetic server. Relays are the processes on the path whose CPU is counted.</summary>
     private sealed record TunnelPath(string Name, Func<Task<Stream>> Connect, Func<Task<PacedClient.Target>> Target, BenchProcess[] Relays, BenchAgent? Agent);
 
-    public static async Task RunAsync(BenchContext bench)
+    public static Task RunAsync(BenchContext bench) => RunAsync(bench, singlePaths: true);
+
+    /// <summary>Only the 50 paced viewers through (b) and (c): the section <c>tunnel-paced</c>.</summary>
+    public static Task PacedOnlyAsync(BenchContext bench) => RunAsync(bench, singlePaths: false);
+
+    private static async Task RunAsync(BenchContext bench, bool singlePaths)
     {
         // Where a session's account can run it: with LOCAL_ISOLATION=accounts (the agent runs as root) sessions run as
         // an account of their own, which cannot enter the run's folder and would silently find the real Xvnc instead.
@@ -33,8 +38,8 @@ public static class TunnelBench
         await bench.CreateTemplateAsync(SyntheticTemplate, "sleep infinity", new() { ["PATH"] = $"{fakeXvncFolder}:{bench.Environment["PATH"]}" });
 
         // Each variant of (c) runs on an agent of its own with its setting; the default path is the main agent's.
-        var mux = await bench.StartAgentAsync("bench-agent-mux", new Dictionary<string, string> { ["AGENT_DATA_PATH"] = "mux" });
-        var splice = await bench.StartAgentAsync("bench-agent-splice", new Dictionary<string, string> { ["AGENT_SPLICE"] = "on" });
+        var mux = singlePaths ? await bench.StartAgentAsync("bench-agent-mux", new Dictionary<string, string> { ["AGENT_DATA_PATH"] = "mux" }) : null;
+        var splice = singlePaths ? await bench.StartAgentAsync("bench-agent-splice", new Dictionary<string, string> { ["AGENT_SPLICE"] = "on" }) : null;
         var sessions = new List<string>();
         async Task<(string Id, int Port)> SessionOnAsync(BenchAgent agent)
         {
@@ -47,8 +52,6 @@ public static class TunnelBench
         try
         {
             var (mainSession, vncPort) = await SessionOnAsync(bench.Agent);
-            var (muxSession, _) = await SessionOnAsync(mux);
-            var (spliceSession, _) = await SessionOnAsync(splice);
             var websockifyPort = BenchContext.FreePort();
             using var websockify = BenchProcess.Start("websockify", "websockify", [$"127.0.0.1:{websockifyPort}", $"127.0.0.1:{vncPort}"], bench.Environment, Path.Combine(bench.Work, "websockify.log"), forksPerConnection: true);
             await BenchContext.UntilListening(websockifyPort, "websockify to listen");
@@ -59,17 +62,24 @@ public static class TunnelBench
                 async () => new PacedClient.Target((await bench.VncUrlAsync(sessionId)).ToString(), Authenticate: false),
                 [bench.ApiProcess, agent.Process], agent);
 
-            TunnelPath[] paths =
-            [
-                new("(a) raw TCP", () => DirectAsync(vncPort), () => throw new NotSupportedException(), [], null),
-                new("(b) WebSocket → websockify → TCP", () => WebSocketAsync(websockifyUrl, authenticate: true),
-                    () => Task.FromResult(new PacedClient.Target(websockifyUrl.ToString(), Authenticate: true)), [websockify], null),
-                Through("(c) WebSocket → API /vnc → agent → TCP", mainSession, bench.Agent),
-                Through("(c-mux) as (c), agent with AGENT_DATA_PATH=mux", muxSession, mux),
-                Through("(c-splice) as (c), agent with AGENT_SPLICE=on", spliceSession, splice),
-            ];
-            await SinglePathsAsync(bench, paths);
-            await PacedStreamsAsync(bench, SyntheticServerPid(vncPort), paths[1], paths[2]);
+            var websockifyPath = new TunnelPath("(b) WebSocket → websockify → TCP", () => WebSocketAsync(websockifyUrl, authenticate: true),
+                () => Task.FromResult(new PacedClient.Target(websockifyUrl.ToString(), Authenticate: true)), [websockify], null);
+            var apiPath = Through("(c) WebSocket → API /vnc → agent → TCP", mainSession, bench.Agent);
+            if (mux is not null && splice is not null)
+            {
+                var (muxSession, _) = await SessionOnAsync(mux);
+                var (spliceSession, _) = await SessionOnAsync(splice);
+                await SinglePathsAsync(bench,
+                [
+                    new("(a) raw TCP", () => DirectAsync(vncPort), () => throw new NotSupportedException(), [], null),
+                    websockifyPath,
+                    apiPath,
+                    Through("(c-mux) as (c), agent with AGENT_DATA_PATH=mux", muxSession, mux),
+                    Through("(c-splice) as (c), agent with AGENT_SPLICE=on", spliceSession, splice),
+                ]);
+            }
+
+            await PacedStreamsAsync(bench, SyntheticServerPid(vncPort), websockifyPath, apiPath);
         }
         finally
         {
@@ -79,8 +89,10 @@ public static class TunnelBench
             }
 
             // Later sections measure the main agent alone.
-            await bench.StopAgentAsync(mux);
-            await bench.StopAgentAsync(splice);
+            foreach (var extra in new[] { mux, splice }.OfType<BenchAgent>())
+            {
+                await bench.StopAgentAsync(extra);
+            }
         }
     }
 
@@ -179,8 +191,8 @@ public static class TunnelBench
     }
 
     /// <summary>
-    /// 50 viewers at once, each paced by the server at 3 MB/s (a busy 1920×1080 session in Tight encoding), received
-    /// by 5 client processes of 10 streams each so that no single receiving process is the limit.
+    /// 50 viewers at once, each paced by the server at 3 MB/s (a busy 1920×1080 session in Tight encoding) in 40 ms
+    /// frames, received by 5 client processes of 10 blocking raw-socket viewers each so that the receivers are not the limit.
     /// </summary>
     private static async Task PacedStreamsAsync(BenchContext bench, int? serverPid, params TunnelPath[] paths)
     {
@@ -188,7 +200,7 @@ public static class TunnelBench
         const int clients = 5;
         const int rate = 3_000_000;
         var seconds = bench.Quick ? 5 : 15;
-        bench.Line($"### {streams} viewers, each paced at {rate / MB:0} MB/s for {seconds} s, received by {clients} client processes");
+        bench.Line($"### {streams} viewers, each paced at {rate / MB:0} MB/s in {SyntheticVncServer.FrameInterval.TotalMilliseconds:0} ms frames for {seconds} s, received by {clients} client processes");
         bench.Line("");
         bench.Line("| Path | Viewers holding ≥ 97 % of 3 MB/s | Slowest / median viewer MB/s | Relay CPU (cores) | Relay CPU s per GiB | Peak RSS MiB | Harness CPU (cores): receivers + server |");
         bench.Line("|---|---|---|---|---|---|---|");
@@ -211,8 +223,11 @@ public static class TunnelBench
         }
 
         bench.Line("");
-        bench.Line("A viewer holds its rate when its bytes arrive within 3 % of the time the server took to pace them out. Every viewer " +
-            "connects first; then all are told to start at once. Peak RSS is sampled every 250 ms. The harness is the receiving " +
+        bench.Line("A viewer holds its rate when its bytes arrive within 3 % of the time the server took to pace them out (its rate counts " +
+            "from the viewer's request to its last byte). Every viewer connects first; then all are told to start at once. The server " +
+            $"writes each viewer's next {SyntheticVncServer.FrameInterval.TotalMilliseconds:0} ms of bytes in one go, as a VNC server writes a " +
+            "framebuffer update; each viewer reads on a thread of its own with a blocking socket and a 256 KiB buffer, parsing WebSocket " +
+            "frames in place. Peak RSS is sampled every 250 ms. The harness is the receiving " +
             "processes and the synthetic server (one process serving every viewer), on the same 2 cores as the relays: websockify's " +
             "row shows whether the harness can hold all 50; only then does a shortfall of (c) belong to (c).");
         bench.Line("");
