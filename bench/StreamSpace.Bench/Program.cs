@@ -23,6 +23,12 @@ if (args is ["--paced-client", var specification])
     return await PacedClient.RunAsync(specification);
 }
 
+if (args is ["--fake-cluster", .. var clusterArguments])
+{
+    // The Kubernetes tunnel rows' fake API server and kubelet.
+    return await FakeCluster.RunAsync(clusterArguments);
+}
+
 var sections = new Section[]
 {
     new("tunnel", "paths (a) raw TCP, (b) websockify, (c) API /vnc → agent and its variants; 50 paced viewers", TimeSpan.FromMinutes(8), TunnelBench.RunAsync),

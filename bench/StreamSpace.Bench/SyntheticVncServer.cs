@@ -25,12 +25,15 @@ public static class SyntheticVncServer
     public const byte Echo = (byte)'E';
 
     /// <summary>
-    /// Entry point when the bench runs as <c>--synthetic-vnc PORT [DISPLAY FD]</c> (from the fake Xvnc script). Like
+    /// Entry point when the bench runs as <c>--synthetic-vnc [ADDRESS:]PORT [DISPLAY FD]</c> (from the fake Xvnc script). Like
     /// Xvnc with <c>-displayfd</c>, it writes its display number to that descriptor once it accepts connections.
     /// </summary>
     public static async Task<int> RunAsync(string[] arguments)
     {
-        var listener = new TcpListener(IPAddress.Loopback, int.Parse(arguments[0], CultureInfo.InvariantCulture));
+        // PORT on the loopback address, or ADDRESS:PORT (a Kubernetes row's pod IP).
+        var listener = arguments[0].Split(':') is [var address, var port]
+            ? new TcpListener(IPAddress.Parse(address), int.Parse(port, CultureInfo.InvariantCulture))
+            : new TcpListener(IPAddress.Loopback, int.Parse(arguments[0], CultureInfo.InvariantCulture));
         listener.Start(512);
         if (arguments is [_, var display, var readyFd])
         {
