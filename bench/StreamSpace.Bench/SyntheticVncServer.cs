@@ -149,10 +149,12 @@ public static class SyntheticVncServer
         while (sent < count)
         {
             var allowed = bytesPerSecond == 0 ? count : Math.Min(count, (long)(clock.Elapsed.TotalSeconds * bytesPerSecond) + frame);
-            if (sent >= allowed)
+            var next = Math.Min(frame, count - sent);
+            if (bytesPerSecond > 0 && allowed - sent < next)
             {
-                // Until the next frame is due: when the allowance is a whole frame beyond what was sent.
-                var due = TimeSpan.FromSeconds((double)sent / bytesPerSecond) - clock.Elapsed;
+                // Until a whole frame is due. Sending whatever the allowance grew by meanwhile would trickle out a few
+                // hundred bytes per write, and every relay would pay its per-message cost for each.
+                var due = TimeSpan.FromSeconds((double)(sent + next - frame) / bytesPerSecond) - clock.Elapsed;
                 await Task.Delay(due > TimeSpan.FromMilliseconds(1) ? due : TimeSpan.FromMilliseconds(1));
                 continue;
             }
