@@ -17,6 +17,9 @@ public static partial class TunnelBench
     /// <summary>The processes behind the Kubernetes rows; disposing stops the pod and the cluster (the agents are the bench's).</summary>
     private sealed class KubernetesRig(BenchProcess pod, BenchProcess cluster) : IDisposable
     {
+        /// <summary>The fake API server's kubeconfig; its folder goes with the cluster, which is killed and cannot remove it itself.</summary>
+        public string? Kubeconfig { get; set; }
+
         public BenchProcess Pod => pod;
 
         public BenchProcess Cluster => cluster;
@@ -27,6 +30,10 @@ public static partial class TunnelBench
         {
             cluster.Dispose();
             pod.Dispose();
+            if (Path.GetDirectoryName(Kubeconfig) is { } folder && Directory.Exists(folder))
+            {
+                Directory.Delete(folder, recursive: true);
+            }
         }
     }
 
@@ -60,7 +67,7 @@ public static partial class TunnelBench
         }
 
         await BenchContext.Until(async () => await ListeningAsync(podIp, port), $"the pod's synthetic VNC server to listen on {podIp}:{port}", TimeSpan.FromSeconds(60));
-        var kubeconfig = await File.ReadAllTextAsync(readyFile);
+        var kubeconfig = rig.Kubeconfig = await File.ReadAllTextAsync(readyFile);
 
         using var template = await bench.Http.PostAsJsonAsync("/api/v1/templates", new Dictionary<string, object>
         {
