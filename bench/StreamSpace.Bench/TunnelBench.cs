@@ -115,18 +115,24 @@ public static partial class TunnelBench
         }
         finally
         {
-            foreach (var id in sessions)
+            try
             {
-                await bench.StopAsync(id);
-            }
+                foreach (var id in sessions)
+                {
+                    await bench.StopAsync(id);
+                }
 
-            // Later sections measure the main agent alone.
-            foreach (var extra in new[] { mux, splice }.OfType<BenchAgent>().Concat(kubernetes?.Agents ?? []))
+                // Later sections measure the main agent alone.
+                foreach (var extra in new[] { mux, splice }.OfType<BenchAgent>().Concat(kubernetes?.Agents ?? []))
+                {
+                    await bench.StopAgentAsync(extra);
+                }
+            }
+            finally
             {
-                await bench.StopAgentAsync(extra);
+                // The fake cluster and its pod are no agent's: nothing else would stop them if a session's stop failed.
+                kubernetes?.Dispose();
             }
-
-            kubernetes?.Dispose();
         }
     }
 
