@@ -23,48 +23,107 @@ public static class PacedClient
 
     public sealed record Run(double[] Rates, double Seconds, double RelayCpu, double ReceiverCpu, double? ServerCpu, Dictionary<string, double> PeakRss);
 
-    /// <summary>The child's side.</summary>
+    /// <summary>
+    /// The child's side. Each viewer has a thread of its own with a blocking <see cref="RawWebSocket"/>: no async
+    /// continuations, no thread-pool hand-offs, one receive per up to 256 KiB, so the receivers cost far less than the
+    /// relay they measure.
+    /// </summary>
     public static async Task<int> RunAsync(string specificationFile)
     {
         var specification = JsonSerializer.Deserialize<Specification>(await File.ReadAllTextAsync(specificationFile), TunnelBench.Json)!;
-        try
+        var count = (long)specification.Rate * specification.Seconds;
+        var drainLimit = TimeSpan.FromSeconds(specification.Seconds * 4 + 30);
+        using var connected = new CountdownEvent(specification.Targets.Length);
+        using var go = new ManualResetEventSlim();
+        var rates = new double[specification.Targets.Length];
+        var failures = new System.Collections.Concurrent.ConcurrentQueue<Exception>();
+        var threads = specification.Targets.Select((target, i) => new Thread(() =>
         {
-            var streams = await Task.WhenAll(specification.Targets.Select(t => TunnelBench.WebSocketAsync(new Uri(t.Url), t.Authenticate)))
-                .WaitAsync(TimeSpan.FromSeconds(30));
-            Console.WriteLine("ready");
-            if (await Console.In.ReadLineAsync().WaitAsync(TimeSpan.FromSeconds(120)) != "go")
+            RawWebSocket? viewer = null;
+            try
             {
-                throw new InvalidOperationException("the bench did not say go");
+                viewer = RawWebSocket.Connect(new Uri(target.Url), TimeSpan.FromSeconds(30));
+                // The RFB handshake helpers are async, but every read and write of a RawWebSocket completes at once.
+                (target.Authenticate
+                    ? StreamSpace.Agent.Tunnel.RfbBridge.AuthenticateToServerAsync(viewer, "bench", CancellationToken.None)
+                    : RfbClient.NoneAuthAsync(viewer)).GetAwaiter().GetResult();
+            }
+            catch (Exception e)
+            {
+                failures.Enqueue(e);
+                viewer?.Dispose();
+                viewer = null;
             }
 
-            // The receivers' CPU while the streams flow, not their start-up and connects.
-            var cpuAtStart = Process.GetCurrentProcess().TotalProcessorTime;
-            var count = (long)specification.Rate * specification.Seconds;
-            var rates = await Task.WhenAll(streams.Select(async (stream, i) =>
+            connected.Signal();
+            if (viewer is null || !go.Wait(TimeSpan.FromSeconds(150)))
             {
-                var command = new byte[13];
-                command[0] = SyntheticVncServer.Paced;
-                BinaryPrimitives.WriteInt32BigEndian(command.AsSpan(1), specification.Rate);
-                BinaryPrimitives.WriteInt64BigEndian(command.AsSpan(5), count);
-                var started = Stopwatch.StartNew();
-                await stream.WriteAsync(command);
-                await TunnelBench.DrainAsync(stream, count, TimeSpan.FromSeconds(specification.Seconds * 4 + 30), $"viewer {i}");
-                return count / started.Elapsed.TotalSeconds / MB;
-            }));
-            foreach (var stream in streams)
-            {
-                await stream.DisposeAsync();
+                viewer?.Dispose();
+                return;
             }
 
-            Console.WriteLine("result " + JsonSerializer.Serialize(new Result(rates, (Process.GetCurrentProcess().TotalProcessorTime - cpuAtStart).TotalSeconds), TunnelBench.Json));
-            return 0;
+            using (viewer)
+            {
+                try
+                {
+                    var command = new byte[13];
+                    command[0] = SyntheticVncServer.Paced;
+                    BinaryPrimitives.WriteInt32BigEndian(command.AsSpan(1), specification.Rate);
+                    BinaryPrimitives.WriteInt64BigEndian(command.AsSpan(5), count);
+                    var started = Stopwatch.StartNew();
+                    viewer.Write(command);
+                    viewer.Drain(count, drainLimit, $"viewer {i}");
+                    rates[i] = count / started.Elapsed.TotalSeconds / MB;
+                }
+                catch (Exception e)
+                {
+                    failures.Enqueue(e);
+                }
+            }
+        })
+        { IsBackground = true, Name = $"viewer {i}" }).ToArray();
+        foreach (var thread in threads)
+        {
+            thread.Start();
         }
-        catch (Exception e)
+
+        if (!connected.Wait(TimeSpan.FromSeconds(30)) || !failures.IsEmpty)
         {
-            Console.WriteLine($"error {e.GetType().Name}: {e.Message}");
+            Console.WriteLine(failures.TryPeek(out var failure) ? $"error {failure.GetType().Name}: {failure.Message}" : "error the viewers did not connect within 30 s");
             return 1;
         }
+
+        Console.WriteLine("ready");
+        if (await Console.In.ReadLineAsync().WaitAsync(TimeSpan.FromSeconds(120)) != "go")
+        {
+            Console.WriteLine("error the bench did not say go");
+            return 1;
+        }
+
+        // The receivers' CPU while the streams flow, not their start-up and connects.
+        var cpuAtStart = Process.GetCurrentProcess().TotalProcessorTime;
+        go.Set();
+        var deadline = DateTime.UtcNow + drainLimit + TimeSpan.FromSeconds(5);
+        foreach (var thread in threads)
+        {
+            if (!thread.Join(Max(deadline - DateTime.UtcNow, TimeSpan.Zero)))
+            {
+                Console.WriteLine($"error {thread.Name} was still receiving after {drainLimit.TotalSeconds:0} s");
+                return 1;
+            }
+        }
+
+        if (failures.TryPeek(out var error))
+        {
+            Console.WriteLine($"error {error.GetType().Name}: {error.Message}");
+            return 1;
+        }
+
+        Console.WriteLine("result " + JsonSerializer.Serialize(new Result(rates, (Process.GetCurrentProcess().TotalProcessorTime - cpuAtStart).TotalSeconds), TunnelBench.Json));
+        return 0;
     }
+
+    private static TimeSpan Max(TimeSpan a, TimeSpan b) => a > b ? a : b;
 
     /// <summary>The bench's side: starts one process per group of targets, starts them together, gathers their figures.</summary>
     public static async Task<Run> RunAllAsync(BenchContext bench, string pathName, Target[][] groups, int rate, int seconds, BenchProcess[] relays, int? serverPid)

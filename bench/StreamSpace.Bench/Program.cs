@@ -23,9 +23,16 @@ if (args is ["--paced-client", var specification])
     return await PacedClient.RunAsync(specification);
 }
 
+if (args is ["--fake-cluster", .. var clusterArguments])
+{
+    // The Kubernetes tunnel rows' fake API server and kubelet.
+    return await FakeCluster.RunAsync(clusterArguments);
+}
+
 var sections = new Section[]
 {
     new("tunnel", "paths (a) raw TCP, (b) websockify, (c) API /vnc → agent and its variants; 50 paced viewers", TimeSpan.FromMinutes(8), TunnelBench.RunAsync),
+    new("tunnel-paced", "only the tunnel section's 50 paced viewers, through (b) websockify and (c)", TimeSpan.FromMinutes(4), TunnelBench.PacedOnlyAsync, OnlyWhenNamed: true),
     new("real-session", "a real Xvnc whose screen changes colour, direct and through (c)", TimeSpan.FromMinutes(3), RealSessionBench.RunAsync),
     new("session-start", "sequential local launches", TimeSpan.FromMinutes(3), SessionStartBench.SequentialAsync),
     new("concurrent-starts", "10 local launches at once, beside 10 bare Xvnc at once", TimeSpan.FromMinutes(4), SessionStartBench.ConcurrentAsync),
@@ -115,7 +122,7 @@ await bench.WaitOnlineAsync(mainAgent.Id);
 var failures = new List<string>();
 try
 {
-    foreach (var section in sections.Where(s => only is null || only.Contains(s.Name)))
+    foreach (var section in sections.Where(s => only is null ? !s.OnlyWhenNamed : only.Contains(s.Name)))
     {
         Console.WriteLine($"\n==> {section.Name} (at most {section.Limit.TotalMinutes:0} min)\n");
         var clock = Stopwatch.StartNew();
@@ -244,5 +251,5 @@ static string CpuModel() => File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => 
 
 static double MemoryGiB() => double.Parse(File.ReadLines("/proc/meminfo").First().Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], System.Globalization.CultureInfo.InvariantCulture) / 1024 / 1024;
 
-/// <summary>One part of the run: its name for --only, what it measures, and the time it may take at most.</summary>
-internal sealed record Section(string Name, string Description, TimeSpan Limit, Func<BenchContext, Task> Run);
+/// <summary>One part of the run: its name for --only, what it measures, the time it may take at most, and whether it runs only when named (a part of another section).</summary>
+internal sealed record Section(string Name, string Description, TimeSpan Limit, Func<BenchContext, Task> Run, bool OnlyWhenNamed = false);

@@ -25,12 +25,15 @@ public static class SyntheticVncServer
     public const byte Echo = (byte)'E';
 
     /// <summary>
-    /// Entry point when the bench runs as <c>--synthetic-vnc PORT [DISPLAY FD]</c> (from the fake Xvnc script). Like
+    /// Entry point when the bench runs as <c>--synthetic-vnc [ADDRESS:]PORT [DISPLAY FD]</c> (from the fake Xvnc script). Like
     /// Xvnc with <c>-displayfd</c>, it writes its display number to that descriptor once it accepts connections.
     /// </summary>
     public static async Task<int> RunAsync(string[] arguments)
     {
-        var listener = new TcpListener(IPAddress.Loopback, int.Parse(arguments[0], CultureInfo.InvariantCulture));
+        // PORT on the loopback address, or ADDRESS:PORT (a Kubernetes row's pod IP).
+        var listener = arguments[0].Split(':') is [var address, var port]
+            ? new TcpListener(IPAddress.Parse(address), int.Parse(port, CultureInfo.InvariantCulture))
+            : new TcpListener(IPAddress.Loopback, int.Parse(arguments[0], CultureInfo.InvariantCulture));
         listener.Start(512);
         if (arguments is [_, var display, var readyFd])
         {
@@ -128,19 +131,31 @@ public static class SyntheticVncServer
         }
     }
 
-    /// <summary>Sends count bytes; with a rate, in 10 ms slices that catch up when a slice ran late, as a VNC server's frames do.</summary>
+    /// <summary>
+    /// A paced stream's frame interval: a busy session at 25 frames a second. Each frame's bytes go out in one write, so
+    /// the path relays them in a few large pieces, as it does a VNC server's framebuffer updates; 10 ms slices made every
+    /// relay (and the receivers) pay 4 times the per-message overhead a real session costs.
+    /// </summary>
+    public static readonly TimeSpan FrameInterval = TimeSpan.FromMilliseconds(40);
+
+    /// <summary>Sends count bytes; with a rate, one frame's worth every <see cref="FrameInterval"/>, catching up when a frame ran late.</summary>
     private static async Task SendAsync(NetworkStream stream, long count, int bytesPerSecond)
     {
-        var block = new byte[64 * 1024];
+        var block = new byte[256 * 1024];
         Random.Shared.NextBytes(block);
+        var frame = (long)(bytesPerSecond * FrameInterval.TotalSeconds);
         var clock = Stopwatch.StartNew();
         long sent = 0;
         while (sent < count)
         {
-            var allowed = bytesPerSecond == 0 ? count : Math.Min(count, (long)(clock.Elapsed.TotalSeconds * bytesPerSecond) + bytesPerSecond / 100);
-            if (sent >= allowed)
+            var allowed = bytesPerSecond == 0 ? count : Math.Min(count, (long)(clock.Elapsed.TotalSeconds * bytesPerSecond) + frame);
+            var next = Math.Min(frame, count - sent);
+            if (bytesPerSecond > 0 && allowed - sent < next)
             {
-                await Task.Delay(10);
+                // Until a whole frame is due. Sending whatever the allowance grew by meanwhile would trickle out a few
+                // hundred bytes per write, and every relay would pay its per-message cost for each.
+                var due = TimeSpan.FromSeconds((double)(sent + next - frame) / bytesPerSecond) - clock.Elapsed;
+                await Task.Delay(due > TimeSpan.FromMilliseconds(1) ? due : TimeSpan.FromMilliseconds(1));
                 continue;
             }
 
@@ -149,5 +164,4 @@ public static class SyntheticVncServer
             sent += n;
         }
     }
-
 }

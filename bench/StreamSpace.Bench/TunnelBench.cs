@@ -16,16 +16,26 @@ namespace StreamSpace.Bench;
 /// machine's noise hits all alike. Then 50 paced viewers, received by several client processes, first through
 /// websockify (which shows the harness can hold them) and then through (c).
 /// </summary>
-public static class TunnelBench
+public static partial class TunnelBench
 {
     private const double MB = 1e6;
     private const double GiB = 1024.0 * 1024 * 1024;
     private const string SyntheticTemplate = "bench-synthetic";
 
-    /// <summary>A way to the synthetic server. Relays are the processes on the path whose CPU is counted.</summary>
-    private sealed record TunnelPath(string Name, Func<Task<Stream>> Connect, Func<Task<PacedClient.Target>> Target, BenchProcess[] Relays, BenchAgent? Agent);
+    /// <summary>
+    /// A way to the synthetic server. Relays are the processes on the path whose CPU is counted; Beside, a stand-in for
+    /// someone else's relay on the path (the fake API server's port-forward), whose CPU is reported apart. A row for
+    /// information reports its failure in the table instead of failing the section.
+    /// </summary>
+    private sealed record TunnelPath(string Name, Func<Task<Stream>> Connect, Func<Task<PacedClient.Target>> Target, BenchProcess[] Relays, BenchAgent? Agent,
+        BenchProcess? Beside = null, bool ForInformation = false);
 
-    public static async Task RunAsync(BenchContext bench)
+    public static Task RunAsync(BenchContext bench) => RunAsync(bench, singlePaths: true);
+
+    /// <summary>Only the 50 paced viewers through (b) and (c): the section <c>tunnel-paced</c>.</summary>
+    public static Task PacedOnlyAsync(BenchContext bench) => RunAsync(bench, singlePaths: false);
+
+    private static async Task RunAsync(BenchContext bench, bool singlePaths)
     {
         // Where a session's account can run it: with LOCAL_ISOLATION=accounts (the agent runs as root) sessions run as
         // an account of their own, which cannot enter the run's folder and would silently find the real Xvnc instead.
@@ -33,9 +43,10 @@ public static class TunnelBench
         await bench.CreateTemplateAsync(SyntheticTemplate, "sleep infinity", new() { ["PATH"] = $"{fakeXvncFolder}:{bench.Environment["PATH"]}" });
 
         // Each variant of (c) runs on an agent of its own with its setting; the default path is the main agent's.
-        var mux = await bench.StartAgentAsync("bench-agent-mux", new Dictionary<string, string> { ["AGENT_DATA_PATH"] = "mux" });
-        var splice = await bench.StartAgentAsync("bench-agent-splice", new Dictionary<string, string> { ["AGENT_SPLICE"] = "on" });
+        var mux = singlePaths ? await bench.StartAgentAsync("bench-agent-mux", new Dictionary<string, string> { ["AGENT_DATA_PATH"] = "mux" }) : null;
+        var splice = singlePaths ? await bench.StartAgentAsync("bench-agent-splice", new Dictionary<string, string> { ["AGENT_SPLICE"] = "on" }) : null;
         var sessions = new List<string>();
+        KubernetesRig? kubernetes = null;
         async Task<(string Id, int Port)> SessionOnAsync(BenchAgent agent)
         {
             var session = await bench.LaunchOnAsync(agent, SyntheticTemplate);
@@ -47,8 +58,6 @@ public static class TunnelBench
         try
         {
             var (mainSession, vncPort) = await SessionOnAsync(bench.Agent);
-            var (muxSession, _) = await SessionOnAsync(mux);
-            var (spliceSession, _) = await SessionOnAsync(splice);
             var websockifyPort = BenchContext.FreePort();
             using var websockify = BenchProcess.Start("websockify", "websockify", [$"127.0.0.1:{websockifyPort}", $"127.0.0.1:{vncPort}"], bench.Environment, Path.Combine(bench.Work, "websockify.log"), forksPerConnection: true);
             await BenchContext.UntilListening(websockifyPort, "websockify to listen");
@@ -59,32 +68,75 @@ public static class TunnelBench
                 async () => new PacedClient.Target((await bench.VncUrlAsync(sessionId)).ToString(), Authenticate: false),
                 [bench.ApiProcess, agent.Process], agent);
 
-            TunnelPath[] paths =
-            [
-                new("(a) raw TCP", () => DirectAsync(vncPort), () => throw new NotSupportedException(), [], null),
-                new("(b) WebSocket → websockify → TCP", () => WebSocketAsync(websockifyUrl, authenticate: true),
-                    () => Task.FromResult(new PacedClient.Target(websockifyUrl.ToString(), Authenticate: true)), [websockify], null),
-                Through("(c) WebSocket → API /vnc → agent → TCP", mainSession, bench.Agent),
-                Through("(c-mux) as (c), agent with AGENT_DATA_PATH=mux", muxSession, mux),
-                Through("(c-splice) as (c), agent with AGENT_SPLICE=on", spliceSession, splice),
-            ];
-            await SinglePathsAsync(bench, paths);
-            await PacedStreamsAsync(bench, SyntheticServerPid(vncPort), paths[1], paths[2]);
+            var websockifyPath = new TunnelPath("(b) WebSocket → websockify → TCP", () => WebSocketAsync(websockifyUrl, authenticate: true),
+                () => Task.FromResult(new PacedClient.Target(websockifyUrl.ToString(), Authenticate: true)), [websockify], null);
+            var apiPath = Through("(c) WebSocket → API /vnc → agent → TCP", mainSession, bench.Agent);
+            if (mux is not null && splice is not null)
+            {
+                var (muxSession, _) = await SessionOnAsync(mux);
+                var (spliceSession, _) = await SessionOnAsync(splice);
+                List<TunnelPath> paths =
+                [
+                    new("(a) raw TCP", () => DirectAsync(vncPort), () => throw new NotSupportedException(), [], null),
+                    websockifyPath,
+                    apiPath,
+                    Through("(c-mux) as (c), agent with AGENT_DATA_PATH=mux", muxSession, mux),
+                    Through("(c-splice) as (c), agent with AGENT_SPLICE=on", spliceSession, splice),
+                ];
+                var notMeasured = new List<string>();
+                const string podIpRow = "(c-k8s-podip) as (c), kubernetes agent with SESSION_TUNNEL=podip";
+                const string portForwardRow = "(c-k8s-portforward) as (c), kubernetes agent with SESSION_TUNNEL=portforward, through the fake API server";
+                try
+                {
+                    var rig = await StartKubernetesAsync(bench, started => kubernetes = started);
+                    foreach (var (agent, row) in rig.Agents.Zip([podIpRow, portForwardRow]))
+                    {
+                        try
+                        {
+                            var session = (await bench.LaunchOnAsync(agent, KubernetesTemplate)).GetProperty("id").GetString()!;
+                            sessions.Add(session);
+                            paths.Add(Through(row, session, agent) with { Beside = row == portForwardRow ? rig.Cluster : null, ForInformation = true });
+                        }
+                        catch (Exception e) when (e is not OutOfMemoryException)
+                        {
+                            notMeasured.Add(NotMeasured(row, e));
+                        }
+                    }
+                }
+                catch (Exception e) when (e is not OutOfMemoryException)
+                {
+                    notMeasured.Add(NotMeasured("(c-k8s-podip) and (c-k8s-portforward)", e));
+                }
+
+                await SinglePathsAsync(bench, [.. paths], notMeasured);
+            }
+
+            await PacedStreamsAsync(bench, SyntheticServerPid(vncPort), websockifyPath, apiPath);
         }
         finally
         {
-            foreach (var id in sessions)
+            try
             {
-                await bench.StopAsync(id);
-            }
+                foreach (var id in sessions)
+                {
+                    await bench.StopAsync(id);
+                }
 
-            // Later sections measure the main agent alone.
-            await bench.StopAgentAsync(mux);
-            await bench.StopAgentAsync(splice);
+                // Later sections measure the main agent alone.
+                foreach (var extra in new[] { mux, splice }.OfType<BenchAgent>().Concat(kubernetes?.Agents ?? []))
+                {
+                    await bench.StopAgentAsync(extra);
+                }
+            }
+            finally
+            {
+                // The fake cluster and its pod are no agent's: nothing else would stop them if a session's stop failed.
+                kubernetes?.Dispose();
+            }
         }
     }
 
-    private static async Task SinglePathsAsync(BenchContext bench, TunnelPath[] paths)
+    private static async Task SinglePathsAsync(BenchContext bench, TunnelPath[] paths, IReadOnlyList<string> notMeasured)
     {
         // STREAMSPACE_BENCH_TUNNEL_MIB makes the throughput runs long enough to attach dotnet-trace to the API and agent.
         var volume = (Environment.GetEnvironmentVariable("STREAMSPACE_BENCH_TUNNEL_MIB") is { } mib ? long.Parse(mib, CultureInfo.InvariantCulture) : bench.Quick ? 128 : 1024) << 20;
@@ -94,22 +146,39 @@ public static class TunnelBench
         var p99 = paths.ToDictionary(p => p, _ => new List<double>());
         var cpu = paths.ToDictionary(p => p, _ => new List<double>());
         var reported = paths.ToDictionary(p => p, _ => (string?)null);
+        var beside = paths.ToDictionary(p => p, _ => new List<double>());
+        var failed = new Dictionary<TunnelPath, string>();
         for (var rep = 0; rep < bench.Repetitions; rep++)
         {
-            foreach (var path in paths)
+            foreach (var path in paths.Where(p => !failed.ContainsKey(p)))
             {
+                try
+                {
+                    await MeasureAsync(path);
+                }
+                catch (Exception e) when (path.ForInformation && e is not OutOfMemoryException)
+                {
+                    failed[path] = $"{e.GetType().Name}: {e.Message.Split('\n')[0]}";
+                }
+            }
+        }
+
+        async Task MeasureAsync(TunnelPath path)
+        {
                 await using (var stream = await BenchContext.Within(path.Connect(), TimeSpan.FromSeconds(15), $"{path.Name}: the connection and RFB handshake"))
                 {
                     var command = new byte[9];
                     command[0] = SyntheticVncServer.Stream;
                     BinaryPrimitives.WriteInt64BigEndian(command.AsSpan(1), volume);
                     var cpuBefore = path.Relays.Sum(p => p.CpuSeconds);
+                    var besideBefore = path.Beside?.CpuSeconds ?? 0;
                     var clock = Stopwatch.StartNew();
                     await stream.WriteAsync(command);
                     // At 20 MB/s a path is broken, not slow.
                     await DrainAsync(stream, volume, TimeSpan.FromSeconds(10 + volume / 20e6), path.Name);
                     throughput[path].Add(volume / clock.Elapsed.TotalSeconds / MB);
                     cpu[path].Add((path.Relays.Sum(p => p.CpuSeconds) - cpuBefore) / (volume / GiB));
+                    beside[path].Add(((path.Beside?.CpuSeconds ?? 0) - besideBefore) / (volume / GiB));
                 }
 
                 await using (var stream = await BenchContext.Within(path.Connect(), TimeSpan.FromSeconds(15), $"{path.Name}: the connection and RFB handshake"))
@@ -124,7 +193,6 @@ public static class TunnelBench
                         reported[path] ??= await path.Agent.ReportedPathAsync();
                     }
                 }
-            }
         }
 
         bench.Line("## 1. Tunnel (synthetic VNC server)");
@@ -133,6 +201,12 @@ public static class TunnelBench
         bench.Line("|---|---|---|---|---|");
         foreach (var path in paths)
         {
+            if (failed.TryGetValue(path, out var failure))
+            {
+                bench.Line($"| {path.Name} | not measured: {failure.Replace('|', '/')} | | | |");
+                continue;
+            }
+
             bench.Line($"| {path.Name} | {Figure(throughput[path], "0")} | {Figure(p50[path], "0")} / {Figure(p99[path], "0")} | " +
                 $"{(path.Relays.Length == 0 ? "—" : Figure(cpu[path], "0.00"))} | {(path.Agent is null ? "—" : reported[path] ?? "not reported")} |");
         }
@@ -146,6 +220,25 @@ public static class TunnelBench
             "Each variant of (c) has its own agent process, started with the setting named; \"not reported\" means the agent serves no " +
             "`streamspace_agent_data_connections` metric, i.e. it predates tunnel v2 and every (c) row is the multiplexed tunnel.");
         bench.Line("");
+        if (paths.Any(p => p.ForInformation) || notMeasured.Count > 0)
+        {
+            bench.Line("The (c-k8s-…) rows are for information: an agent with PLATFORM=kubernetes against the tests' fake Kubernetes API server " +
+                "(run as a process of its own, playing the kubelet), whose session pod is the synthetic server listening on a loopback address " +
+                "of its own as the pod IP. By pod IP the agent dials that address itself; by port-forward it goes through the fake API server's " +
+                "pods/portforward WebSocket (v4.channel.k8s.io), which relays in 64 KiB messages. Their CPU column counts the API and the agent; " +
+                "the fake API server's relay is a stand-in for kube-apiserver and the kubelet, whose real costs differ, so it is given apart.");
+            foreach (var path in paths.Where(p => p.Beside is not null && !failed.ContainsKey(p)))
+            {
+                bench.Line($"- {path.Name}: the fake API server's port-forward relay spent {Figure(beside[path], "0.00")} s per GiB more.");
+            }
+
+            foreach (var reason in notMeasured)
+            {
+                bench.Line($"- {reason}");
+            }
+
+            bench.Line("");
+        }
 
         var (b, c) = (paths[1], paths[2]);
         double M(Dictionary<TunnelPath, List<double>> values, TunnelPath path) => Median(values[path]);
@@ -179,8 +272,8 @@ public static class TunnelBench
     }
 
     /// <summary>
-    /// 50 viewers at once, each paced by the server at 3 MB/s (a busy 1920×1080 session in Tight encoding), received
-    /// by 5 client processes of 10 streams each so that no single receiving process is the limit.
+    /// 50 viewers at once, each paced by the server at 3 MB/s (a busy 1920×1080 session in Tight encoding) in 40 ms
+    /// frames, received by 5 client processes of 10 blocking raw-socket viewers each so that the receivers are not the limit.
     /// </summary>
     private static async Task PacedStreamsAsync(BenchContext bench, int? serverPid, params TunnelPath[] paths)
     {
@@ -188,7 +281,7 @@ public static class TunnelBench
         const int clients = 5;
         const int rate = 3_000_000;
         var seconds = bench.Quick ? 5 : 15;
-        bench.Line($"### {streams} viewers, each paced at {rate / MB:0} MB/s for {seconds} s, received by {clients} client processes");
+        bench.Line($"### {streams} viewers, each paced at {rate / MB:0} MB/s in {SyntheticVncServer.FrameInterval.TotalMilliseconds:0} ms frames for {seconds} s, received by {clients} client processes");
         bench.Line("");
         bench.Line("| Path | Viewers holding ≥ 97 % of 3 MB/s | Slowest / median viewer MB/s | Relay CPU (cores) | Relay CPU s per GiB | Peak RSS MiB | Harness CPU (cores): receivers + server |");
         bench.Line("|---|---|---|---|---|---|---|");
@@ -211,8 +304,11 @@ public static class TunnelBench
         }
 
         bench.Line("");
-        bench.Line("A viewer holds its rate when its bytes arrive within 3 % of the time the server took to pace them out. Every viewer " +
-            "connects first; then all are told to start at once. Peak RSS is sampled every 250 ms. The harness is the receiving " +
+        bench.Line("A viewer holds its rate when its bytes arrive within 3 % of the time the server took to pace them out (its rate counts " +
+            "from the viewer's request to its last byte). Every viewer connects first; then all are told to start at once. The server " +
+            $"writes each viewer's next {SyntheticVncServer.FrameInterval.TotalMilliseconds:0} ms of bytes in one go, as a VNC server writes a " +
+            "framebuffer update; each viewer reads on a thread of its own with a blocking socket and a 256 KiB buffer, parsing WebSocket " +
+            "frames in place. Peak RSS is sampled every 250 ms. The harness is the receiving " +
             "processes and the synthetic server (one process serving every viewer), on the same 2 cores as the relays: websockify's " +
             "row shows whether the harness can hold all 50; only then does a shortfall of (c) belong to (c).");
         bench.Line("");

@@ -22,38 +22,28 @@ public sealed class FakeKubelet(FakeKubernetesApi api, string ns)
         return pod!;
     }
 
-    public Task MarkReadyAsync(string sessionId, string podIp) => SetStatusAsync(sessionId, new JsonObject
-    {
-        ["phase"] = "Running",
-        ["podIP"] = podIp,
-        ["conditions"] = new JsonArray(Condition("PodScheduled", "True"), Condition("ContainersReady", "True"), Condition("Ready", "True")),
-        ["containerStatuses"] = new JsonArray(new JsonObject
-        {
-            ["name"] = "session", ["ready"] = true, ["restartCount"] = 0, ["image"] = "session", ["imageID"] = "",
-            ["state"] = new JsonObject { ["running"] = new JsonObject { ["startedAt"] = Now() } },
-        }),
-    });
+    public Task MarkReadyAsync(string sessionId, string podIp) => SetStatusAsync(sessionId, FakePodStatus.Ready(podIp));
 
     public Task FailImagePullAsync(string sessionId, string message) => SetStatusAsync(sessionId, new JsonObject
     {
         ["phase"] = "Pending",
-        ["conditions"] = new JsonArray(Condition("PodScheduled", "True"), Condition("Ready", "False", "ContainersNotReady")),
+        ["conditions"] = new JsonArray(FakePodStatus.Condition("PodScheduled", "True"), FakePodStatus.Condition("Ready", "False", "ContainersNotReady")),
         ["containerStatuses"] = new JsonArray(Waiting("ImagePullBackOff", message)),
     });
 
     public Task MarkUnschedulableAsync(string sessionId, string message) => SetStatusAsync(sessionId, new JsonObject
     {
         ["phase"] = "Pending",
-        ["conditions"] = new JsonArray(Condition("PodScheduled", "False", "Unschedulable", message)),
+        ["conditions"] = new JsonArray(FakePodStatus.Condition("PodScheduled", "False", "Unschedulable", message)),
     });
 
     public Task CrashLoopAsync(string sessionId, string lastMessage) => SetStatusAsync(sessionId, new JsonObject
     {
         ["phase"] = "Running",
-        ["conditions"] = new JsonArray(Condition("PodScheduled", "True"), Condition("Ready", "False", "ContainersNotReady")),
+        ["conditions"] = new JsonArray(FakePodStatus.Condition("PodScheduled", "True"), FakePodStatus.Condition("Ready", "False", "ContainersNotReady")),
         ["containerStatuses"] = new JsonArray(Waiting("CrashLoopBackOff", "back-off 40s restarting failed container", new JsonObject
         {
-            ["terminated"] = new JsonObject { ["exitCode"] = 1, ["reason"] = "Error", ["message"] = lastMessage, ["finishedAt"] = Now() },
+            ["terminated"] = new JsonObject { ["exitCode"] = 1, ["reason"] = "Error", ["message"] = lastMessage, ["finishedAt"] = FakePodStatus.Now() },
         })),
     });
 
@@ -61,7 +51,7 @@ public sealed class FakeKubelet(FakeKubernetesApi api, string ns)
     public Task FailContainerConfigAsync(string sessionId, string message) => SetStatusAsync(sessionId, new JsonObject
     {
         ["phase"] = "Pending",
-        ["conditions"] = new JsonArray(Condition("PodScheduled", "True"), Condition("Ready", "False", "ContainersNotReady")),
+        ["conditions"] = new JsonArray(FakePodStatus.Condition("PodScheduled", "True"), FakePodStatus.Condition("Ready", "False", "ContainersNotReady")),
         ["containerStatuses"] = new JsonArray(Waiting("CreateContainerConfigError", message)),
     });
 
@@ -77,11 +67,4 @@ public sealed class FakeKubelet(FakeKubernetesApi api, string ns)
         ["state"] = new JsonObject { ["waiting"] = new JsonObject { ["reason"] = reason, ["message"] = message } },
         ["lastState"] = lastState ?? new JsonObject(),
     };
-
-    private static JsonObject Condition(string type, string status, string? reason = null, string? message = null) => new()
-    {
-        ["type"] = type, ["status"] = status, ["reason"] = reason, ["message"] = message, ["lastTransitionTime"] = Now(),
-    };
-
-    private static string Now() => DateTime.UtcNow.ToString("yyyy-MM-ddTHH:mm:ssZ");
 }
