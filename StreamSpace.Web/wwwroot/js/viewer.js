@@ -219,9 +219,11 @@ document.getElementById('viewer-clipboard-send').addEventListener('click', () =>
 
 window.addEventListener('pagehide', () => {
     leaving = true;
-    rfb?.disawait loadPreferences();
-connect();
+    rfb?.dis// Connects once the preferences are known, so the first size asked for is the right one (no await at the top level:
+// the page's scripts may run this module where that is not allowed).
+loadPreferences().then(connect);
 });
 
-await loadPreferences();
-connect();
+// Connects once the preferences are known, so the first size asked for is the right one (no await at the top level:
+// the page's scripts may run this module where that is not allowed).
+loadPreferences().then(connect);
