@@ -84,6 +84,7 @@ public sealed partial class ViewerTests(WebFixture fixture, ITestOutputHelper ou
         var saved = page.WaitForResponseAsync(r => r.Url.EndsWith("/api/v1/users/me/viewer-preferences", StringComparison.Ordinal) && r.Request.Method == "PUT");
         await scale.CheckAsync();
         Assert.Equal((int)HttpStatusCode.OK, (await saved).Status);
+        var desktop = await XScreenSizeAsync(id);
         await page.Context.CloseAsync();
 
         // Another browser (a fresh context: no shared storage) of the same user opens scaled: the desktop keeps the size
@@ -94,6 +95,9 @@ public sealed partial class ViewerTests(WebFixture fixture, ITestOutputHelper ou
         await other.GotoAsync($"sessions/{id}/view");
         await Assertions.Expect(other.Locator("#viewer-status")).ToHaveTextAsync("Connected");
         await Assertions.Expect(other.GetByLabel("Scale instead of resizing")).ToBeCheckedAsync();
+        await Eventually.TrueAsync(async () => await CanvasSizeAsync(other) == desktop, FollowTimeout, "the scaled viewer to show the desktop");
+        Assert.NotEqual<(int, int)?>(await ScreenSizeAsync(other), desktop);
+        Assert.Equal<(int, int)?>(desktop, await XScreenSizeAsync(id));
         using var api = await fixture.Api.ClientForAsync(username, WebFixture.UserPassword);
         var preferences = await (await api.GetAsync("/api/v1/users/me/viewer-preferences")).AssertJsonAsync<ViewerPreferences>(HttpStatusCode.OK);
         Assert.True(preferences.ScaleViewport);
