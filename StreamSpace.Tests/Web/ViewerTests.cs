@@ -161,8 +161,10 @@ public sealed partial class ViewerTests(WebFixture fixture, ITestOutputHelper ou
         await page.EvaluateAsync("text => navigator.clipboard.writeText(text)", "before");
 
         await SetSessionClipboardAsync(id, "secret from the session");
+        // xclip takes the selection in the background: once the session's clipboard reads back the text, it was copied.
+        await Eventually.TrueAsync(async () => await SessionClipboardAsync(id) == "secret from the session", FollowTimeout, "the session's clipboard to hold the copied text");
         // A barrier: RFB messages arrive in order, so once the desktop's new size (asked for after the copy) has reached
-        // the viewer, the copied text would have reached it before.
+        // the viewer, the copied text would have reached it before (as it does with the default template, above).
         await page.SetViewportSizeAsync(1000, 700);
         await WaitForDesktopSizeAsync(page, id, await ScreenSizeAsync(page), "the resize after the copy");
 
