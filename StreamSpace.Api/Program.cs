@@ -5,6 +5,7 @@ using StreamSpace.Api.Features.Agents;
 using StreamSpace.Api.Features.Diagnostics;
 using StreamSpace.Api.Features.Replicas;
 using StreamSpace.Api.Features.Sessions;
+using StreamSpace.Api.Features.Preferences;
 using StreamSpace.Api.Features.Templates;
 using StreamSpace.Api.Features.Auth;
 using StreamSpace.Api.Features.Users;
@@ -27,6 +28,7 @@ return await StartupGuard.RunAsync(async () =>
     builder.AddStreamSpaceUsers();
     builder.AddStreamSpaceAgents();
     builder.AddStreamSpaceTemplates();
+    builder.AddStreamSpacePreferences();
     builder.AddStreamSpaceSessions();
     builder.AddStreamSpaceDiagnostics();
     builder.AddStreamSpaceEndpoints();

@@ -145,7 +145,9 @@ public sealed record SessionTemplate(
     bool PersistentHome,
     int IdleTimeoutSeconds,
     int? MaxDurationSeconds,
-    IReadOnlyDictionary<string, SecretKeyRef>? SecretEnv = null);
+    IReadOnlyDictionary<string, SecretKeyRef>? SecretEnv = null,
+    bool ClipboardToBrowser = true,
+    bool ClipboardToSession = true);
 
 /// <summary>
 /// An env variable whose value is a key of a Kubernetes Secret in the session namespace, so the value never passes

@@ -53,7 +53,12 @@ public sealed class TemplateEnvValueConverter : JsonConverter<TemplateEnvValue>
     }
 }
 
-/// <summary>A template as the API shows and takes it. Durations are written like settings: 30m, 8h, 00:30:00.</summary>
+/// <summary>
+/// A template as the API shows and takes it. Durations are written like settings: 30m, 8h, 00:30:00.
+/// <see cref="ClipboardToBrowser"/> and <see cref="ClipboardToSession"/> (default true) let text copied in the session
+/// reach the viewer's browser, and text from the browser reach the session; off, the session's VNC server itself drops
+/// that direction (Xvnc's SendCutText and AcceptCutText), whatever the browser does.
+/// </summary>
 public sealed record TemplateBody(
     string Name,
     string DisplayName,
@@ -67,4 +72,6 @@ public sealed record TemplateBody(
     Dictionary<string, TemplateEnvValue?>? Env,
     bool? PersistentHome,
     string? IdleTimeout,
-    string? MaxDuration);
+    string? MaxDuration,
+    bool? ClipboardToBrowser = null,
+    bool? ClipboardToSession = null);

@@ -58,10 +58,18 @@ public sealed class WebFixture : IAsyncLifetime
         });
     }
 
-    /// <summary>A fresh browser context and page, the viewport big enough for the catalog and the desktop.</summary>
-    public async Task<IPage> NewPageAsync()
+    /// <summary>
+    /// A fresh browser context and page, the viewport big enough for the catalog and the desktop, with the browser
+    /// <paramref name="permissions"/> granted (such as <c>clipboard-read</c>).
+    /// </summary>
+    public async Task<IPage> NewPageAsync(params string[] permissions)
     {
-        var context = await Browser.NewContextAsync(new() { BaseURL = WebAddress.ToString(), ViewportSize = new() { Width = 1366, Height = 900 } });
+        var context = await Browser.NewContextAsync(new()
+        {
+            BaseURL = WebAddress.ToString(),
+            ViewportSize = new() { Width = 1366, Height = 900 },
+            Permissions = permissions,
+        });
         context.SetDefaultTimeout(20_000);
         return await context.NewPageAsync();
     }
@@ -83,6 +91,20 @@ public sealed class WebFixture : IAsyncLifetime
         await page.GetByLabel("Password").FillAsync(password);
         await page.GetByRole(AriaRole.Button, new() { Name = "Log in" }).ClickAsync();
         await page.GetByRole(AriaRole.Heading, new() { Name = "Catalog" }).WaitForAsync();
+    }
+
+    /// <summary>
+    /// Runs an X client against a session's X server, as the agent can (with the display's X authority), in a UTF-8
+    /// locale.
+    /// </summary>
+    public async Task<ProcessResult> RunInSessionDisplayAsync(string sessionId, string program, string[] arguments, TimeSpan? timeout = null)
+    {
+        var records = System.Text.Json.JsonDocument.Parse(await File.ReadAllTextAsync(Path.Combine(Agent.DataDirectory, "sessions.json"))).RootElement;
+        var record = records.EnumerateArray().Single(r => r.GetProperty("SessionId").GetString() == sessionId);
+        var display = ":" + record.GetProperty("Display").GetInt32();
+        var authority = Path.Combine(Agent.DataDirectory, "sessions", sessionId, "run", "Xauthority");
+        return await ProcessRunner.RunAsync(program, arguments,
+            new Dictionary<string, string> { ["DISPLAY"] = display, ["XAUTHORITY"] = authority, ["LANG"] = "C.UTF-8" }, timeout);
     }
 
     /// <summary>

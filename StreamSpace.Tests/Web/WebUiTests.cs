@@ -361,15 +361,8 @@ public sealed class WebUiTests(WebFixture fixture) : IClassFixture<WebFixture>
     }
 
     /// <summary>Runs an X client against the viewed session's X server, as the agent can (with the display's X authority).</summary>
-    private async Task<ProcessResult> XClientAsync(string viewerUrl, string program, string[] arguments)
-    {
-        var sessionId = new Uri(viewerUrl).Segments[^2].TrimEnd('/');
-        var records = JsonDocument.Parse(await File.ReadAllTextAsync(Path.Combine(fixture.Agent.DataDirectory, "sessions.json"))).RootElement;
-        var record = records.EnumerateArray().Single(r => r.GetProperty("SessionId").GetString() == sessionId);
-        var display = ":" + record.GetProperty("Display").GetInt32();
-        var authority = Path.Combine(fixture.Agent.DataDirectory, "sessions", sessionId, "run", "Xauthority");
-        return await ProcessRunner.RunAsync(program, [.. arguments, "-display", display], new Dictionary<string, string> { ["XAUTHORITY"] = authority });
-    }
+    private Task<ProcessResult> XClientAsync(string viewerUrl, string program, string[] arguments) =>
+        fixture.RunInSessionDisplayAsync(new Uri(viewerUrl).Segments[^2].TrimEnd('/'), program, arguments);
 
     /// <summary>Whether <paramref name="condition"/> comes true within <paramref name="timeout"/>.</summary>
     private static async Task<bool> WithinAsync(Func<bool> condition, TimeSpan timeout)

@@ -20,8 +20,11 @@ else
   exit 2
 fi
 
+# The geometry lasts until the first viewer connects: the viewer asks for its own size with SetDesktopSize (RandR).
+# The template's clipboard directions are Xvnc's own settings, so no client can get around them.
 Xvnc "$display" -rfbport "${VNC_PORT:-5900}" -SecurityTypes VncAuth -PasswordFile "$password_file" \
-  -geometry "${VNC_GEOMETRY:-1280x800}" -depth 24 -nolisten tcp -AlwaysShared -desktop "${SESSION_ID:-streamspace}" &
+  -geometry "${VNC_GEOMETRY:-1280x800}" -depth 24 -nolisten tcp -AlwaysShared -desktop "${SESSION_ID:-streamspace}" \
+  -SendCutText="${VNC_SEND_CUT_TEXT:-1}" -AcceptCutText="${VNC_ACCEPT_CUT_TEXT:-1}" &
 xvnc=$!
 for _ in $(seq 1 100); do
   [ -S /tmp/.X11-unix/X1 ] && break

@@ -102,6 +102,9 @@ public static partial class SessionObjects
             new() { Name = "VNC_PASSWORD_FILE", Value = $"{PasswordDirectory}/{PasswordFileKey}" },
             new() { Name = "VNC_PORT", Value = port.ToString(System.Globalization.CultureInfo.InvariantCulture) },
             new() { Name = "STREAMSPACE_SESSION_ID", Value = session.SessionId },
+            // The template's clipboard directions, which the image's Xvnc enforces (SendCutText, AcceptCutText).
+            new() { Name = "VNC_SEND_CUT_TEXT", Value = template.ClipboardToBrowser ? "1" : "0" },
+            new() { Name = "VNC_ACCEPT_CUT_TEXT", Value = template.ClipboardToSession ? "1" : "0" },
         };
         env.AddRange(template.Env.Select(e => new V1EnvVar { Name = e.Key, Value = e.Value }));
         // A Secret reference stays a reference: the kubelet reads the Secret (in the session namespace, where the pod

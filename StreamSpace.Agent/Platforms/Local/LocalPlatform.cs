@@ -179,7 +179,7 @@ public sealed class LocalPlatform : ISessionPlatform, IDisposable
             await accountLock.WaitAsync(CancellationToken.None);
             try
             {
-                var started = await LocalSessionProcess.StartAsync(record, account, accounts.Isolated, template.Command, template.Env, log);
+                var started = await LocalSessionProcess.StartAsync(record, account, accounts.Isolated, template, log);
                 record = record with { ProcessGroup = started.ProcessGroup, StartedAt = time.GetUtcNow() };
                 if (agentStopping.IsCancellationRequested)
                 {

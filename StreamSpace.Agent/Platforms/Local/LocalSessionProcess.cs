@@ -3,6 +3,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
 using System.Text;
+using StreamSpace.Contracts;
 
 namespace StreamSpace.Agent.Platforms.Local;
 
@@ -77,8 +78,9 @@ public static class LocalSessionProcess
     /// with setpriv after opening the log, which the account itself cannot read.
     /// </summary>
     public static async Task<Started> StartAsync(LocalSessionRecord record, SessionAccount account, bool dropPrivileges,
-        string command, IReadOnlyDictionary<string, string> templateEnv, string logFile)
+        SessionTemplate template, string logFile)
     {
+        var command = template.Command ?? throw new ArgumentException($"template '{template.Name}' has no command", nameof(template));
         // Runs as the agent: setsid has given it a process group of its own. It points stdout and stderr at the
         // session's log and keeps the agent's pipe as fd 3 for the ready signal, then becomes the session script.
         const string launcher = """
@@ -93,10 +95,16 @@ public static class LocalSessionProcess
         // in SS_PROGRAM, removed before the program runs. No polling, no sleep processes. When Xvnc exits the script
         // exits, and the group goes with it. A FIFO left by a start whose group was ended before it removed it (a
         // hibernate right after ready, on a busy machine) is removed first, or the wake's mkfifo would fail.
+        // The 1280x800 geometry only lasts until the first viewer connects: the viewer asks for its own size with
+        // SetDesktopSize, which Xvnc grants through RandR. The template's clipboard directions are Xvnc's own settings
+        // (SendCutText: session to viewer; AcceptCutText: viewer to session), so no client can get around them.
         const string script = """
-            display=$1 port=$2 password_file=$3 name=$4 command=$5 ready=$6
+            display=$1 port=$2 password_file=$3 name=$4 command=$5 ready=$6 send_cut_text=$7 accept_cut_text=$8
             rm -f "$ready"; mkfifo -m 600 "$ready" || exit
-            Xvnc ":$display" -rfbport "$port" -localhost -SecurityTypes VncAuth -PasswordFile "$password_file"                  -auth "$XAUTHORITY" -geometry 1280x800 -depth 24 -nolisten tcp -AlwaysShared -desktop "$name"                  -displayfd 4 4>"$ready" 3>&- &
+            Xvnc ":$display" -rfbport "$port" -localhost -SecurityTypes VncAuth -PasswordFile "$password_file" \
+                -auth "$XAUTHORITY" -geometry 1280x800 -depth 24 -nolisten tcp -AlwaysShared -desktop "$name" \
+                -SendCutText="$send_cut_text" -AcceptCutText="$accept_cut_text" \
+                -displayfd 4 4>"$ready" 3>&- &
             xvnc=$!
             if ! read -r _ <"$ready"; then wait $xvnc; exit; fi
             echo ready >&3
@@ -112,6 +120,7 @@ public static class LocalSessionProcess
             record.Display.ToString(System.Globalization.CultureInfo.InvariantCulture),
             record.VncPort.ToString(System.Globalization.CultureInfo.InvariantCulture),
             record.PasswordFile, record.SessionId, command, Path.Combine(record.RuntimeDirectory, "xvnc-ready"),
+            template.ClipboardToBrowser ? "1" : "0", template.ClipboardToSession ? "1" : "0",
         ];
         // setpriv: the account's uid, gid and groups; no capabilities; no_new_privs, so no setuid program (su, sudo)
         // can take the session back up.
@@ -126,7 +135,7 @@ public static class LocalSessionProcess
             WorkingDirectory = record.RuntimeDirectory,
         };
         start.Environment.Clear();
-        foreach (var (key, value) in SessionEnvironment(record, account, templateEnv))
+        foreach (var (key, value) in SessionEnvironment(record, account, template.Env))
         {
             start.Environment[key] = value;
         }

@@ -22,6 +22,8 @@ public sealed class TemplateRow
     public bool PersistentHome { get; init; }
     public TimeSpan IdleTimeout { get; init; }
     public TimeSpan? MaxDuration { get; init; }
+    public bool ClipboardToBrowser { get; init; } = true;
+    public bool ClipboardToSession { get; init; } = true;
 
     public Dictionary<string, TemplateEnvValue?> EnvVariables => JsonSerializer.Deserialize<Dictionary<string, TemplateEnvValue?>>(Env) ?? [];
 
@@ -30,7 +32,8 @@ public sealed class TemplateRow
     public TemplateBody ToBody(bool withEnvValues) => new(Name, DisplayName, Description, Category, Icon, Image, Command, VncPort,
         new TemplateResources(Cpu, Memory),
         withEnvValues ? EnvVariables : EnvVariables.ToDictionary(e => e.Key, _ => (TemplateEnvValue?)null),
-        PersistentHome, Duration.Format(IdleTimeout), MaxDuration is { } max ? Duration.Format(max) : null);
+        PersistentHome, Duration.Format(IdleTimeout), MaxDuration is { } max ? Duration.Format(max) : null,
+        ClipboardToBrowser, ClipboardToSession);
 
     /// <summary>What an agent needs to run a session of this template.</summary>
     public SessionTemplate ToSessionTemplate()
@@ -39,7 +42,8 @@ public sealed class TemplateRow
         var secretEnv = env.Where(e => e.Value?.SecretRef is not null).ToDictionary(e => e.Key, e => e.Value!.SecretRef!);
         return new(Name, Image, Command, VncPort, Cpu, Memory,
             env.Where(e => e.Value?.Value is not null).ToDictionary(e => e.Key, e => e.Value!.Value!), PersistentHome,
-            (int)IdleTimeout.TotalSeconds, MaxDuration is { } max ? (int)max.TotalSeconds : null, secretEnv.Count > 0 ? secretEnv : null);
+            (int)IdleTimeout.TotalSeconds, MaxDuration is { } max ? (int)max.TotalSeconds : null, secretEnv.Count > 0 ? secretEnv : null,
+            ClipboardToBrowser, ClipboardToSession);
     }
 
     /// <summary>The platforms that can run it: local needs a command (and no Secret references, which only Kubernetes

@@ -9,7 +9,7 @@ namespace StreamSpace.Api.Features.Templates;
 /// <summary>The template catalog. Admin changes are audited in the same transaction.</summary>
 public sealed class TemplateStore(NpgsqlDataSource dataSource) : ITemplateCatalog
 {
-    private const string Columns = "name, display_name, description, category, icon, image, command, vnc_port, cpu, memory, env::text AS env, persistent_home, idle_timeout, max_duration";
+    private const string Columns = "name, display_name, description, category, icon, image, command, vnc_port, cpu, memory, env::text AS env, persistent_home, idle_timeout, max_duration, clipboard_to_browser, clipboard_to_session";
 
     public async Task<IReadOnlyList<TemplateRow>> ListAsync(CancellationToken cancellationToken)
     {
@@ -45,19 +45,22 @@ public sealed class TemplateStore(NpgsqlDataSource dataSource) : ITemplateCatalo
             PersistentHome = body.PersistentHome ?? true,
             IdleTimeout = Duration.TryParse(body.IdleTimeout, out var idle) ? idle : TimeSpan.FromMinutes(30),
             MaxDuration = Duration.TryParse(body.MaxDuration, out var max) ? max : (TimeSpan?)null,
+            ClipboardToBrowser = body.ClipboardToBrowser ?? true,
+            ClipboardToSession = body.ClipboardToSession ?? true,
         };
         var sql = replace
             ? """
               UPDATE templates SET display_name = @DisplayName, description = @Description, category = @Category, icon = @Icon,
                   image = @Image, command = @Command, vnc_port = @VncPort, cpu = @Cpu, memory = @Memory, env = @Env::jsonb,
-                  persistent_home = @PersistentHome, idle_timeout = @IdleTimeout, max_duration = @MaxDuration, updated_at = now()
+                  persistent_home = @PersistentHome, idle_timeout = @IdleTimeout, max_duration = @MaxDuration,
+                  clipboard_to_browser = @ClipboardToBrowser, clipboard_to_session = @ClipboardToSession, updated_at = now()
               WHERE name = @Name
               """
             : """
               INSERT INTO templates (name, display_name, description, category, icon, image, command, vnc_port, cpu, memory, env,
-                  persistent_home, idle_timeout, max_duration)
+                  persistent_home, idle_timeout, max_duration, clipboard_to_browser, clipboard_to_session)
               VALUES (@Name, @DisplayName, @Description, @Category, @Icon, @Image, @Command, @VncPort, @Cpu, @Memory, @Env::jsonb,
-                  @PersistentHome, @IdleTimeout, @MaxDuration)
+                  @PersistentHome, @IdleTimeout, @MaxDuration, @ClipboardToBrowser, @ClipboardToSession)
               ON CONFLICT (name) DO NOTHING
               """;
 

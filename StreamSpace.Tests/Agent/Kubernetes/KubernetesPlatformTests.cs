@@ -211,6 +211,22 @@ public sealed class KubernetesPlatformTests(KubernetesFixture fixture) : IClassF
     }
 
     [Fact]
+    public async Task The_templates_clipboard_directions_reach_the_session_images_xvnc_settings()
+    {
+        using var admin = await fixture.Api.AdminClientAsync();
+        var created = await admin.PostAsJsonAsync("/api/v1/templates",
+            new { name = "k8s-no-copy-out", display_name = "No copying out", image = "example/session:1", clipboard_to_browser = false });
+        Assert.Equal(HttpStatusCode.Created, created.StatusCode);
+
+        var id = (await admin.LaunchAsync("k8s-no-copy-out")).Id;
+        await fixture.Kubelet.PodAsync(id);
+        var env = Kube.Get("deployments", Ns, $"session-{id}")!["spec"]!["template"]!["spec"]!["containers"]![0]!["env"]!.AsArray();
+        // session.sh passes them to Xvnc as -SendCutText and -AcceptCutText.
+        Assert.Equal("0", env.Single(e => e!["name"]!.GetValue<string>() == "VNC_SEND_CUT_TEXT")!["value"]!.GetValue<string>());
+        Assert.Equal("1", env.Single(e => e!["name"]!.GetValue<string>() == "VNC_ACCEPT_CUT_TEXT")!["value"]!.GetValue<string>());
+    }
+
+    [Fact]
     public async Task A_repeated_start_makes_one_deployment_and_stopping_a_missing_session_succeeds()
     {
         await StartTwiceAndStopTwiceAsync();

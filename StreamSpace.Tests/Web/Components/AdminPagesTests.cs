@@ -55,24 +55,26 @@ public sealed class AdminPagesTests : BunitContext
     }
 
     [Fact]
-    public void Editing_a_template_changes_what_the_form_shows_and_keeps_its_env_and_resources()
+    public void Editing_a_template_changes_what_the_form_shows_and_keeps_its_env_and_resources_and_sets_its_clipboard_directions()
     {
         var xterm = new TemplateBody("xterm", "XTerm", "A terminal", "tools", "terminal", null, "xterm", 5900, new TemplateResources("1", "1Gi"),
             new() { ["GREETING"] = new TemplateEnvValue("hello", null), ["DB_PASSWORD"] = new TemplateEnvValue(null, new SecretKeyRef("db", "password")) },
-            false, "30m", "8h");
+            false, "30m", "8h", ClipboardToBrowser: true, ClipboardToSession: true);
         api.Answer(HttpMethod.Get, "api/v1/templates", new[] { xterm });
         api.Answer(HttpMethod.Put, "api/v1/templates/xterm", xterm with { DisplayName = "Terminal" });
         var page = Render<TemplatesPage>();
 
+        Assert.Equal("both ways", page.Find("tr[data-template='xterm'] .clipboard-directions").TextContent);
         page.Find("[aria-label='Edit xterm']").Click();
         Assert.Equal("Edit xterm", page.Find("#template-form-title").TextContent);
         page.Find("#template-display").Change("Terminal");
         page.Find("#template-idle").Change("1h");
+        page.Find("#template-clipboard-to-browser").Change(false);
         page.Find("section[aria-labelledby='template-form-title'] form").Submit();
 
         page.WaitForAssertion(() => Assert.Equal("Saved xterm.", page.Find("[role=status]").TextContent.Trim()));
         var sent = api.Body<TemplateBody>(HttpMethod.Put, "api/v1/templates/xterm");
-        Assert.Equal(xterm with { DisplayName = "Terminal", IdleTimeout = "1h" }, sent with { Env = xterm.Env });
+        Assert.Equal(xterm with { DisplayName = "Terminal", IdleTimeout = "1h", ClipboardToBrowser = false }, sent with { Env = xterm.Env });
         Assert.Equal(xterm.Env, sent.Env);
         Assert.All(api.Requests, r => Assert.Equal("the-admins-token", r.Token));
         Assert.Equal("New template", page.Find("#template-form-title").TextContent);

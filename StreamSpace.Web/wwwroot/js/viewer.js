@@ -2,7 +2,10 @@
 // host at data-vnc-port when the page names one (`./streamspace up`), else on the page's own origin (an ingress routes
 // /vnc to the API). Each connection takes a fresh single-use ticket from the web server (POST /viewer/{id}/ticket,
 // cookie-authenticated); the ticket is the WebSocket's only credential, and the API's token never reaches this script.
+// The desktop takes the viewer's size (RFB SetDesktopSize; with several viewers, the last one resized wins) unless the
+// user's "Scale instead" preference, kept by the API, says to scale it. The clipboard passes both ways: see below.
 import RFB from '../lib/novnc/core/rfb.js';
+import KeyTable from '../lib/novnc/core/input/keysym.js';
 
 const root = document.getElementById('viewer');
 const sessionId = root.dataset.sessionId;
@@ -12,6 +15,8 @@ const status = document.getElementById('viewer-status');
 const clipboardPanel = document.getElementById('viewer-clipboard');
 const clipboardToggle = document.getElementById('viewer-clipboard-toggle');
 const clipboardText = document.getElementById('viewer-clipboard-text');
+const clipboardCopy = document.getElementById('viewer-clipboard-copy');
+const scaleToggle = document.getElementById('viewer-scale');
 
 let rfb = null;
 let attempt = 0;
@@ -26,6 +31,39 @@ function setStatus(text) {
 const REVOKED = 4403;
 // The API replica that held this viewer is stopping: connect again at once, through the balancer, to one that stays.
 const REPLICA_STOPPING = 4307;
+
+// The API's route for the signed-in user's viewer preferences, through the web's proxy (which adds the user's token).
+const PREFERENCES = 'api/v1/users/me/viewer-preferences';
+
+// Resizing the session (the default) or scaling its desktop into the viewer, as the user chose.
+function applyScaling() {
+    if (rfb) {
+        rfb.scaleViewport = scaleToggle.checked;
+        rfb.resizeSession = !scaleToggle.checked;
+    }
+}
+
+async function loadPreferences() {
+    try {
+        const response = await fetch(PREFERENCES, { credentials: 'same-origin' });
+        if (response.ok) {
+            scaleToggle.checked = (await response.json()).scale_viewport === true;
+        }
+    } catch {
+        // The defaults serve: a viewer that cannot read its preferences still shows the desktop.
+    }
+}
+
+scaleToggle.addEventListener('change', async () => {
+    applyScaling();
+    await fetch(PREFERENCES, {
+        method: 'PUT',
+        headers: { 'X-StreamSpace-Request': '1', 'Content-Type': 'application/json' },
+        credentials: 'same-origin',
+        body: JSON.stringify({ scale_viewport: scaleToggle.checked }),
+    });
+    rfb?.focus();
+});
 
 async function fetchTicket() {
     const response = await fetch(`viewer/${encodeURIComponent(sessionId)}/ticket`, {
@@ -70,8 +108,7 @@ async function connect() {
     let worked = false;
     socket.addEventListener('close', (event) => { closed = event; });
     rfb = new RFB(screen, socket);
-    rfb.scaleViewport = true;
-    rfb.resizeSession = false;
+    applyScaling();
     rfb.focusOnClick = true;
     rfb.addEventListener('connect', () => {
         attempt = 0;
@@ -99,9 +136,7 @@ async function connect() {
         scheduleReconnect(closed?.code >= 4000 && closed.reason ? `Disconnected: ${closed.reason}`
             : event.detail.clean ? 'Disconnected' : 'Connection lost', worked);
     });
-    rfb.addEventListener('clipboard', (event) => {
-        clipboardText.value = event.detail.text;
-    });
+    rfb.addEventListener('clipboard', (event) => receiveClipboard(event.detail.text));
     rfb.addEventListener('desktopname', (event) => {
         document.title = `${event.detail.name} · StreamSpace`;
     });
@@ -131,6 +166,52 @@ clipboardToggle.addEventListener('click', () => {
     clipboardToggle.setAttribute('aria-expanded', String(!clipboardPanel.hidden));
 });
 
+// Session → browser: what the session copied goes to the browser's clipboard when the page may write it, and always
+// to the panel, whose Copy button (a user gesture, which browsers accept) serves where the page may not.
+async function receiveClipboard(text) {
+    clipboardText.value = text;
+    try {
+        await navigator.clipboard.writeText(text);
+        clipboardToggle.dataset.pending = 'false';
+    } catch {
+        // The Clipboard button's mark says text waits in the panel; the status stays the connection's.
+        clipboardToggle.dataset.pending = 'true';
+    }
+}
+
+clipboardCopy.addEventListener('click', async () => {
+    try {
+        await navigator.clipboard.writeText(clipboardText.value);
+    } catch {
+        clipboardText.select();
+        document.execCommand('copy');
+    }
+    clipboardToggle.dataset.pending = 'false';
+});
+
+// Browser → session on Ctrl+V (⌘V on a Mac) into the viewer: the browser's clipboard (or, where the page may not
+// read it, the panel's text) becomes the session's first, then the V goes on, so the program pastes the new text.
+// The V is held back until then: were it sent at once, the program would paste before the text arrived. noVNC sees
+// neither the V's press (stopped here) nor, therefore, its release.
+screen.addEventListener('keydown', async (event) => {
+    if (!rfb || event.code !== 'KeyV' || !(event.ctrlKey || event.metaKey) || event.altKey || event.shiftKey) {
+        return;
+    }
+
+    event.preventDefault();
+    event.stopPropagation();
+    let text = clipboardText.value;
+    try {
+        text = await navigator.clipboard.readText();
+        clipboardText.value = text;
+    } catch {
+        // No permission to read: the panel's text is what the user offers.
+    }
+
+    rfb?.clipboardPasteFrom(text);
+    rfb?.sendKey(KeyTable.XK_v, 'KeyV');
+}, { capture: true });
+
 document.getElementById('viewer-clipboard-send').addEventListener('click', () => {
     rfb?.clipboardPasteFrom(clipboardText.value);
     rfb?.focus();
@@ -138,7 +219,11 @@ document.getElementById('viewer-clipboard-send').addEventListener('click', () =>
 
 window.addEventListener('pagehide', () => {
     leaving = true;
-    rfb?.disconnect();
+    rfb?.dis// Connects once the preferences are known, so the first size asked for is the right one (no await at the top level:
+// the page's scripts may run this module where that is not allowed).
+loadPreferences().then(connect);
 });
 
-connect();
+// Connects once the preferences are known, so the first size asked for is the right one (no await at the top level:
+// the page's scripts may run this module where that is not allowed).
+loadPreferences().then(connect);

@@ -1,0 +1,8 @@
+namespace StreamSpace.Contracts.Api;
+
+/// <summary>
+/// <c>GET/PUT /api/v1/users/me/viewer-preferences</c>: how the signed-in user's viewer shows a desktop, kept on the
+/// server so it follows the user to another browser. <see cref="ScaleViewport"/> false (the default): the session's
+/// desktop takes the viewer's size; true: the desktop keeps its size and the viewer scales it to fit.
+/// </summary>
+public sealed record ViewerPreferences(bool ScaleViewport);

@@ -1,0 +1,37 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text;
+using StreamSpace.Contracts.Api;
+using StreamSpace.Tests.Infrastructure;
+
+namespace StreamSpace.Tests.Api.Features.Preferences;
+
+public sealed class ViewerPreferencesTests(ApiFixture fixture) : IClassFixture<ApiFixture>
+{
+    private const string Route = "/api/v1/users/me/viewer-preferences";
+
+    [Fact]
+    public async Task Each_user_has_the_defaults_until_they_save_their_own_which_others_do_not_see()
+    {
+        using var first = await fixture.Api.NewUserClientAsync("prefs-a");
+        using var second = await fixture.Api.NewUserClientAsync("prefs-b");
+        Assert.False((await (await first.GetAsync(Route)).AssertJsonAsync<ViewerPreferences>(HttpStatusCode.OK)).ScaleViewport);
+
+        var saved = await first.PutAsJsonAsync(Route, new ViewerPreferences(ScaleViewport: true), ApiJson.Options);
+        Assert.True((await saved.AssertJsonAsync<ViewerPreferences>(HttpStatusCode.OK)).ScaleViewport);
+
+        Assert.True((await (await first.GetAsync(Route)).AssertJsonAsync<ViewerPreferences>(HttpStatusCode.OK)).ScaleViewport);
+        Assert.False((await (await second.GetAsync(Route)).AssertJsonAsync<ViewerPreferences>(HttpStatusCode.OK)).ScaleViewport);
+    }
+
+    [Fact]
+    public async Task A_malformed_body_is_a_400_and_no_token_a_401()
+    {
+        using var user = await fixture.Api.NewUserClientAsync("prefs-bad");
+        var malformed = await user.PutAsync(Route, new StringContent("""{"scale_viewport":"sometimes"}""", Encoding.UTF8, "application/json"));
+        Assert.Equal(HttpStatusCode.BadRequest, malformed.StatusCode);
+
+        using var anonymous = fixture.Api.CreateClient();
+        Assert.Equal(HttpStatusCode.Unauthorized, (await anonymous.GetAsync(Route)).StatusCode);
+    }
+}
