@@ -46,9 +46,11 @@ public static class HubBench
         }
 
         List<LevelFigures> two;
+        IReadOnlyList<string> openFiles;
         await using (var hub = await Hub.StartAsync(bench, apiDll, replicas: 2, levels[^1]))
         {
             two = await MeasureLevelsAsync(bench, counters, hub, levels, window);
+            openFiles = hub.OpenFiles;
         }
 
         bench.Line("");
@@ -57,7 +59,8 @@ public static class HubBench
             $"so about {window / HeartbeatInterval:P0} of the agents heartbeat in it; in a full run that is every agent, and a count below the agents " +
             "connected means heartbeats the API did not handle in time. With two replicas, every agent connects to HAProxy (round robin, no stickiness, " +
             "health checks on /health) and stays on the replica it was given; each replica's figures are its own process's, CPU and RSS are read from /proc, " +
-            "and the percentiles are each replica's own histogram (they cannot be merged).");
+            "and the percentiles are each replica's own histogram (they cannot be merged). " +
+            $"Open-file limits of the two-replica run's processes (`ulimit -n`, read from /proc; each must exceed what it holds): {string.Join(", ", openFiles.Distinct())}.");
         bench.Line("");
         bench.Line($"Time for all {levels[^1]:N0} agents to connect, summed over the steps above (the simulator opens at most {ConnectRate:N0} connections/s, " +
             $"so {levels[^1] / (double)ConnectRate:0} s is the floor): one replica {one.Sum(l => l.ConnectSeconds):0.0} s, " +
@@ -323,14 +326,15 @@ public static class HubBench
         return soft == "unlimited" ? long.MaxValue : long.Parse(soft, CultureInfo.InvariantCulture);
     }
 
-    /// <summary>Fails the section, naming the process and its limit, when it may not open the descriptors it will need.</summary>
-    private static void RequireOpenFiles(BenchProcess process, long needed)
+    /// <summary>
+    /// Fails the section, naming the process and its limit, when it may not open the descriptors it will need; else
+    /// the limit.
+    /// </summary>
+    private static long RequireOpenFiles(BenchProcess process, long needed)
     {
         var limit = OpenFilesLimit(process.Id);
-        if (limit < needed)
-        {
-            throw new InvalidOperationException($"{process.Name} may open {limit:N0} files (ulimit -n), fewer than the {needed:N0} it needs here; raise the limit");
-        }
+        return limit >= needed ? limit
+            : throw new InvalidOperationException($"{process.Name} may open {limit:N0} files (ulimit -n), fewer than the {needed:N0} it needs here; raise the limit");
     }
 
     /// <summary>
@@ -342,6 +346,12 @@ public static class HubBench
     {
         private readonly List<(BenchProcess Process, string Log)> simulations = [];
         private readonly HttpClient scraper = new() { Timeout = TimeSpan.FromSeconds(10) };
+        private readonly List<string> openFiles = [];
+
+        /// <summary>The open-file limits the processes started with, as "name limit" for the report.</summary>
+        public IReadOnlyList<string> OpenFiles => [.. StartLimits, .. openFiles];
+
+        private IReadOnlyList<string> StartLimits { get; init; } = [];
 
         public string ConnectionString => connectionString;
 
@@ -365,6 +375,7 @@ public static class HubBench
 
             var connectionString = new NpgsqlConnectionStringBuilder(bench.ConnectionString) { Database = database }.ConnectionString;
             var apis = new List<HubApi>();
+            var limits = new List<string>();
             HubBalancer? balancer = null;
             try
             {
@@ -375,7 +386,7 @@ public static class HubBench
                     apis.Add(api);
                     await api.StartAsync();
                     // A replica holds its share, but round robin is not exact: room for every agent on each.
-                    RequireOpenFiles(api.Process, most + 1024);
+                    limits.Add($"{api.Process.Name} {RequireOpenFiles(api.Process, most + 1024):N0}");
                 }
 
                 await BenchContext.Until(async () => await ReplicasRegisteredAsync(connectionString) == replicas,
@@ -383,10 +394,11 @@ public static class HubBench
                 if (replicas > 1)
                 {
                     balancer = await HubBalancer.StartAsync(bench, apis.Select(a => a.Port).ToList(), most);
+                    limits.Add($"haproxy {OpenFilesLimit(balancer.Process.Id):N0}");
                 }
 
                 var keys = await RegisterAsync(bench, connectionString, most, name);
-                return new Hub(bench, connectionString, apis, balancer, keys);
+                return new Hub(bench, connectionString, apis, balancer, keys) { StartLimits = limits };
             }
             catch
             {
@@ -417,7 +429,7 @@ public static class HubBench
             await BenchContext.Until(() => Task.FromResult(process.HasExited
                 ? throw new InvalidOperationException($"{process.Name} exited with {process.ExitCode}; see {log}")
                 : File.ReadLines(log).Any(l => l.StartsWith("status ", StringComparison.Ordinal))), $"{process.Name} to start", TimeSpan.FromSeconds(30));
-            RequireOpenFiles(process, count + 1024);
+            openFiles.Add($"simulated agents {RequireOpenFiles(process, count + 1024):N0}");
         }
 
         public Task UntilWelcomedAsync(int agents, TimeSpan timeout) =>
@@ -475,8 +487,10 @@ public static class HubBench
 
     /// <summary>
     /// Debian's HAProxy in front of the replicas, in the shape the replica tests use (round robin, no stickiness,
-    /// health checks on /health every 500 ms), sized for the hub: maxconn and descriptors for twice the agents (each
-    /// agent is one connection in and one out).
+    /// health checks on /health), sized for the hub: maxconn and descriptors for twice the agents (each agent is one
+    /// connection in and one out). Checks get 2 s and three misses, not the tests' 500 ms and two: a replica taking
+    /// thousands of hellos on 2 busy cores answered /health in over 500 ms, was marked down, and the balancer then
+    /// sent every newcomer to the other one.
     /// </summary>
     private sealed class HubBalancer(BenchProcess process, int port) : IDisposable
     {
@@ -505,6 +519,7 @@ public static class HubBench
                   mode http
                   maxconn {connections}
                   timeout connect 1s
+                  timeout check 2s
                   timeout client 1h
                   timeout server 1h
                   timeout tunnel 1h
@@ -517,7 +532,7 @@ public static class HubBench
                 backend api
                   balance roundrobin
                   option httpchk GET /health
-                  default-server check inter 500ms fall 2 rise 2
+                  default-server check inter 1s fall 3 rise 2
                 {string.Join("\n", serverPorts.Select((p, i) => $"  server r{i} 127.0.0.1:{p}"))}
 
                 """);
