@@ -58,7 +58,8 @@ public static class HubBench
             $"(read from PostgreSQL, on the database's clock). The window lasts {window.TotalSeconds:0} s of the {HeartbeatInterval.TotalSeconds:0}-s interval, " +
             $"so about {window / HeartbeatInterval:P0} of the agents heartbeat in it; in a full run that is every agent, and a count below the agents " +
             "connected means heartbeats the API did not handle in time. With two replicas, every agent connects to HAProxy (round robin, no stickiness, " +
-            "health checks on /health) and stays on the replica it was given; each replica's figures are its own process's, CPU and RSS are read from /proc, " +
+            "health checks on /health; as many HAProxy processes on one port, with SO_REUSEPORT, as the open-file hard limit calls for, " +
+            "since each agent holds two of HAProxy's descriptors) and stays on the replica it was given; each replica's figures are its own process's, CPU and RSS are read from /proc, " +
             "and the percentiles are each replica's own histogram (they cannot be merged). " +
             $"Open-file limits of the two-replica run's processes (`ulimit -n`, read from /proc; each must exceed what it holds): {string.Join(", ", openFiles.Distinct())}.");
         bench.Line("");
@@ -357,7 +358,7 @@ public static class HubBench
 
         public IReadOnlyList<HubApi> Replicas => replicas;
 
-        public BenchProcess? Balancer => balancer?.Process;
+        public HubBalancer? Balancer => balancer;
 
         /// <summary>Where agents connect: the one API, or HAProxy.</summary>
         public Uri HubUrl => balancer?.HubUrl ?? replicas[0].HubUrl;
@@ -394,7 +395,7 @@ public static class HubBench
                 if (replicas > 1)
                 {
                     balancer = await HubBalancer.StartAsync(bench, apis.Select(a => a.Port).ToList(), most);
-                    limits.Add($"haproxy {OpenFilesLimit(balancer.Process.Id):N0}");
+                    limits.AddRange(balancer.Processes.Select(p => $"{p.Name} {OpenFilesLimit(p.Id):N0} (maxconn {balancer.MaxConnections:N0})"));
                 }
 
                 var keys = await RegisterAsync(bench, connectionString, most, name);
@@ -487,16 +488,25 @@ public static class HubBench
 
     /// <summary>
     /// Debian's HAProxy in front of the replicas, in the shape the replica tests use (round robin, no stickiness,
-    /// health checks on /health), sized for the hub: maxconn and descriptors for twice the agents (each agent is one
-    /// connection in and one out). Checks get 2 s and three misses, not the tests' 500 ms and two: a replica taking
-    /// thousands of hellos on 2 busy cores answered /health in over 500 ms, was marked down, and the balancer then
-    /// sent every newcomer to the other one.
+    /// health checks on /health), sized for the hub. Each agent costs HAProxy two descriptors (in and out), so 10,000
+    /// agents need just over 20,000, and an unprivileged container cannot raise the hard limit (20,000 here; HAProxy
+    /// refused to start asking for more). So the balancer is as many HAProxy processes as that limit calls for, each
+    /// with the same configuration and maxconn fitted to the limit, bound to one port with SO_REUSEPORT (HAProxy's
+    /// default on Linux; the kernel spreads new connections over them), as a load balancer is scaled out. Each also
+    /// listens on a port of its own, so the bench knows every one of them serves. Checks get 2 s and three misses, not
+    /// the tests' 500 ms and two: a replica taking thousands of hellos on 2 busy cores answered /health in over
+    /// 500 ms, was marked down, and the balancer then sent every newcomer to the other one.
     /// </summary>
-    private sealed class HubBalancer(BenchProcess process, int port) : IDisposable
+    private sealed class HubBalancer(IReadOnlyList<BenchProcess> processes, int port, int maxConnections) : IDisposable
     {
-        public BenchProcess Process => process;
+        public IReadOnlyList<BenchProcess> Processes => processes;
 
         public Uri HubUrl => new($"ws://127.0.0.1:{port}/agent/ws");
+
+        /// <summary>Frontend connections each HAProxy process accepts (its maxconn).</summary>
+        public int MaxConnections => maxConnections;
+
+        public double CpuSeconds => processes.Sum(p => p.CpuSeconds);
 
         public static async Task<HubBalancer> StartAsync(BenchContext bench, IReadOnlyList<int> serverPorts, int agents)
         {
@@ -506,46 +516,58 @@ public static class HubBench
                 throw new InvalidOperationException("HAProxy is not installed: apt-get install -y haproxy");
             }
 
-            var port = BenchContext.FreePort();
-            var connections = 2 * agents;
-            var config = Path.Combine(bench.Work, "hub-haproxy.cfg");
-            // ulimit-n: a descriptor per connection on each side, plus listeners and checks; HAProxy raises its own
-            // limit to it (the bench runs as root) or refuses to start.
-            await File.WriteAllTextAsync(config, $"""
-                global
-                  maxconn {connections}
-                  ulimit-n {2 * connections + 1024}
-                defaults
-                  mode http
-                  maxconn {connections}
-                  timeout connect 1s
-                  timeout check 2s
-                  timeout client 1h
-                  timeout server 1h
-                  timeout tunnel 1h
-                  option redispatch
-                  retries 3
-                  retry-on conn-failure empty-response 503
-                frontend fe
-                  bind 127.0.0.1:{port}
-                  default_backend api
-                backend api
-                  balance roundrobin
-                  option httpchk GET /health
-                  default-server check inter 1s fall 3 rise 2
-                {string.Join("\n", serverPorts.Select((p, i) => $"  server r{i} 127.0.0.1:{p}"))}
+            // Room for listeners, checks, logs and the poller beside the two descriptors of each connection.
+            const int spare = 512;
+            var hardLimit = HardOpenFilesLimit();
+            var maxConnections = (int)Math.Min(2L * agents, (hardLimit - spare) / 2);
+            // One process when it holds every agent; else more, with half again the even share each, for the kernel's
+            // uneven spread of connections over them.
+            var count = agents <= maxConnections ? 1 : (int)Math.Ceiling(1.5 * agents / maxConnections);
 
-                """);
-            var log = Path.Combine(bench.Work, "hub-haproxy.log");
-            var process = BenchProcess.Start("haproxy", haproxy, ["-db", "-f", config], bench.Environment, log);
-            var balancer = new HubBalancer(process, port);
+            var port = BenchContext.FreePort();
+            var processes = new List<BenchProcess>();
+            var balancer = new HubBalancer(processes, port, maxConnections);
             try
             {
-                using var client = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}"), Timeout = TimeSpan.FromSeconds(2) };
-                await BenchContext.Until(async () => process.HasExited
-                    ? throw new InvalidOperationException($"HAProxy exited with {process.ExitCode}; see {log}")
-                    : (await BenchContext.Try(() => client.GetAsync("/health")))?.IsSuccessStatusCode == true, "HAProxy to serve /health", TimeSpan.FromSeconds(20));
-                RequireOpenFiles(process, 2 * connections);
+                for (var i = 0; i < count; i++)
+                {
+                    var ownPort = BenchContext.FreePort();
+                    var config = Path.Combine(bench.Work, $"hub-haproxy-{i}.cfg");
+                    await File.WriteAllTextAsync(config, $"""
+                        global
+                          maxconn {maxConnections}
+                        defaults
+                          mode http
+                          maxconn {maxConnections}
+                          timeout connect 1s
+                          timeout check 2s
+                          timeout client 1h
+                          timeout server 1h
+                          timeout tunnel 1h
+                          option redispatch
+                          retries 3
+                          retry-on conn-failure empty-response 503
+                        frontend fe
+                          bind 127.0.0.1:{port}
+                          bind 127.0.0.1:{ownPort}
+                          default_backend api
+                        backend api
+                          balance roundrobin
+                          option httpchk GET /health
+                          default-server check inter 1s fall 3 rise 2
+                        {string.Join("\n", serverPorts.Select((p, i) => $"  server r{i} 127.0.0.1:{p}"))}
+
+                        """);
+                    var log = Path.Combine(bench.Work, $"hub-haproxy-{i}.log");
+                    var process = BenchProcess.Start($"haproxy {i}", haproxy, ["-db", "-f", config], bench.Environment, log);
+                    processes.Add(process);
+                    using var client = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{ownPort}"), Timeout = TimeSpan.FromSeconds(2) };
+                    await BenchContext.Until(async () => process.HasExited
+                        ? throw new InvalidOperationException($"{process.Name} exited with {process.ExitCode}; see {log}")
+                        : (await BenchContext.Try(() => client.GetAsync("/health")))?.IsSuccessStatusCode == true, $"{process.Name} to serve /health", TimeSpan.FromSeconds(20));
+                    RequireOpenFiles(process, 2L * maxConnections);
+                }
+
                 return balancer;
             }
             catch
@@ -555,7 +577,21 @@ public static class HubBench
             }
         }
 
-        public void Dispose() => process.Dispose();
+        /// <summary>The hard open-file limit this process (and so every process it starts) may raise its own to.</summary>
+        private static long HardOpenFilesLimit()
+        {
+            var line = File.ReadLines("/proc/self/limits").First(l => l.StartsWith("Max open files", StringComparison.Ordinal));
+            var hard = line["Max open files".Length..].Split(' ', StringSplitOptions.RemoveEmptyEntries)[1];
+            return hard == "unlimited" ? 1 << 20 : long.Parse(hard, CultureInfo.InvariantCulture);
+        }
+
+        public void Dispose()
+        {
+            foreach (var process in processes)
+            {
+                process.Dispose();
+            }
+        }
     }
 
     /// <summary>One API process of a hub, which the restart kills and starts again on the same port and database.</summary>
