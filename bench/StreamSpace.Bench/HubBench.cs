@@ -419,7 +419,7 @@ public static class HubBench
         /// <summary>Starts one more simulated-agents process for the registered agents skip..skip+count, once it runs.</summary>
         public async Task StartAgentsAsync(int skip, int count)
         {
-            var log = Path.Combine(bench.Work, $"{Path.GetFileNameWithoutExtension(keys)}-{skip}.log");
+            var log = Path.Combine(bench.Work, $"{Path.GetFileNameWithoutExtension(keys).Replace("-agent-keys", "-agents", StringComparison.Ordinal)}-{skip}.log");
             var agentsDll = Path.Combine(AppContext.BaseDirectory, "StreamSpace.Bench.Agents.dll");
             var process = BenchProcess.Start($"agents {skip}..{skip + count}", "dotnet",
                 [agentsDll, "--url", HubUrl.ToString(), "--keys", keys, "--skip", $"{skip}", "--count", $"{count}",
