@@ -79,6 +79,8 @@ public sealed partial class ViewerTests(WebFixture fixture, ITestOutputHelper ou
         await WebFixture.LogInAsync(page, username, WebFixture.UserPassword);
         await page.GotoAsync($"sessions/{id}/view");
         await Assertions.Expect(page.Locator("#viewer-status")).ToHaveTextAsync("Connected");
+        // "Connected" comes before noVNC asks for its size: the desktop read below must be the size it asked for.
+        await WaitForDesktopSizeAsync(page, id, await ScreenSizeAsync(page), "the first viewer's size");
         var scale = page.GetByLabel("Scale instead of resizing");
         await Assertions.Expect(scale).Not.ToBeCheckedAsync();
         var saved = page.WaitForResponseAsync(r => r.Url.EndsWith("/api/v1/users/me/viewer-preferences", StringComparison.Ordinal) && r.Request.Method == "PUT");
@@ -159,6 +161,12 @@ public sealed partial class ViewerTests(WebFixture fixture, ITestOutputHelper ou
         var (username, id) = await NewUserWithRunningSessionAsync("dlp", template);
         var page = await OpenViewerAsync(username, id, ClipboardPermissions);
         await page.EvaluateAsync("text => navigator.clipboard.writeText(text)", "before");
+
+        // The VNC server enforces it, and nothing in the session can turn it back on (Xvnc lets clients change only
+        // the desktop's name): a program asks Xvnc to send its clipboard again, and Xvnc still says no.
+        await fixture.RunInSessionDisplayAsync(id, "vncconfig", ["-set", "SendCutText=1"], TimeSpan.FromSeconds(10));
+        var setting = await fixture.RunInSessionDisplayAsync(id, "vncconfig", ["-get", "SendCutText"], TimeSpan.FromSeconds(10));
+        Assert.Equal("0", setting.StandardOutput.Trim());
 
         await SetSessionClipboardAsync(id, "secret from the session");
         // xclip takes the selection in the background: once the session's clipboard reads back the text, it was copied.

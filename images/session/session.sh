@@ -21,10 +21,11 @@ else
 fi
 
 # The geometry lasts until the first viewer connects: the viewer asks for its own size with SetDesktopSize (RandR).
-# The template's clipboard directions are Xvnc's own settings, so no client can get around them.
+# The template's clipboard directions are Xvnc's own settings, and -AllowOverride=desktop keeps clients in the session
+# (vncconfig -set SendCutText=1) from changing them back.
 Xvnc "$display" -rfbport "${VNC_PORT:-5900}" -SecurityTypes VncAuth -PasswordFile "$password_file" \
   -geometry "${VNC_GEOMETRY:-1280x800}" -depth 24 -nolisten tcp -AlwaysShared -desktop "${SESSION_ID:-streamspace}" \
-  -SendCutText="${VNC_SEND_CUT_TEXT:-1}" -AcceptCutText="${VNC_ACCEPT_CUT_TEXT:-1}" &
+  -SendCutText="${VNC_SEND_CUT_TEXT:-1}" -AcceptCutText="${VNC_ACCEPT_CUT_TEXT:-1}" -AllowOverride=desktop &
 xvnc=$!
 for _ in $(seq 1 100); do
   [ -S /tmp/.X11-unix/X1 ] && break

@@ -106,7 +106,9 @@ public static partial class SessionObjects
             new() { Name = "VNC_SEND_CUT_TEXT", Value = template.ClipboardToBrowser ? "1" : "0" },
             new() { Name = "VNC_ACCEPT_CUT_TEXT", Value = template.ClipboardToSession ? "1" : "0" },
         };
-        env.AddRange(template.Env.Select(e => new V1EnvVar { Name = e.Key, Value = e.Value }));
+        // A template's entry never replaces the session's own settings above (in a pod the last of two names wins); the
+        // API refuses such names, and a template stored before it did is filtered here.
+        env.AddRange(template.Env.Where(e => env.All(own => own.Name != e.Key)).Select(e => new V1EnvVar { Name = e.Key, Value = e.Value }));
         // A Secret reference stays a reference: the kubelet reads the Secret (in the session namespace, where the pod
         // is), so its value passes through neither the control plane nor this agent.
         env.AddRange((template.SecretEnv ?? new Dictionary<string, SecretKeyRef>()).Select(e => new V1EnvVar

@@ -97,13 +97,14 @@ public static class LocalSessionProcess
         // hibernate right after ready, on a busy machine) is removed first, or the wake's mkfifo would fail.
         // The 1280x800 geometry only lasts until the first viewer connects: the viewer asks for its own size with
         // SetDesktopSize, which Xvnc grants through RandR. The template's clipboard directions are Xvnc's own settings
-        // (SendCutText: session to viewer; AcceptCutText: viewer to session), so no client can get around them.
+        // (SendCutText: session to viewer; AcceptCutText: viewer to session), and -AllowOverride=desktop keeps every
+        // client in the session (vncconfig -set SendCutText=1) from changing them back.
         const string script = """
             display=$1 port=$2 password_file=$3 name=$4 command=$5 ready=$6 send_cut_text=$7 accept_cut_text=$8
             rm -f "$ready"; mkfifo -m 600 "$ready" || exit
             Xvnc ":$display" -rfbport "$port" -localhost -SecurityTypes VncAuth -PasswordFile "$password_file" \
                 -auth "$XAUTHORITY" -geometry 1280x800 -depth 24 -nolisten tcp -AlwaysShared -desktop "$name" \
-                -SendCutText="$send_cut_text" -AcceptCutText="$accept_cut_text" \
+                -SendCutText="$send_cut_text" -AcceptCutText="$accept_cut_text" -AllowOverride=desktop \
                 -displayfd 4 4>"$ready" 3>&- &
             xvnc=$!
             if ! read -r _ <"$ready"; then wait $xvnc; exit; fi

@@ -33,10 +33,24 @@ public sealed class ReplicaDrain(ApiSettings settings, ReplicaRegistry registry,
     : IReplicaDrain, IHostedLifecycleService, IHealthCheck
 {
     private volatile bool draining;
+    private readonly Lock drainGate = new();
+    private Task? drain;
 
     public bool IsDraining => draining;
 
-    public async Task StoppingAsync(CancellationToken cancellationToken)
+    /// <summary>
+    /// Drains once: a host can be stopped twice at once (WebApplication.RunAsync stops it when the lifetime ends, and so
+    /// does whoever ended it), and the second stop waits for the first drain instead of running another after it.
+    /// </summary>
+    public Task StoppingAsync(CancellationToken cancellationToken)
+    {
+        lock (drainGate)
+        {
+            return drain ??= DrainAsync(cancellationToken);
+        }
+    }
+
+    private async Task DrainAsync(CancellationToken cancellationToken)
     {
         logger.LogInformation("Stopping: refusing new agents and viewers");
         draining = true;
@@ -54,6 +68,9 @@ public sealed class ReplicaDrain(ApiSettings settings, ReplicaRegistry registry,
         if (othersAlive)
         {
             await Task.Delay(settings.ShutdownDrainDelay, cancellationToken);
+            // Asked again: the others may have begun to stop meanwhile (a scale to zero), and an agent sent to a
+            // draining replica is refused there.
+            othersAlive = await OthersAliveAsync(cancellationToken);
         }
         else
         {

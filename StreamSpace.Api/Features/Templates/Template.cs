@@ -70,6 +70,10 @@ public sealed class TemplateValidator : FastEndpoints.Validator<TemplateBody>
         RuleFor(x => x.MaxDuration).Must(BeADuration).When(x => x.MaxDuration is not null).WithMessage($"max_duration must be {Duration.AcceptedForms}.");
         RuleForEach(x => x.Env).Must(e => System.Text.RegularExpressions.Regex.IsMatch(e.Key, "^[A-Za-z_][A-Za-z0-9_]*$"))
             .When(x => x.Env is not null).WithMessage("env names are letters, digits and '_'.");
+        // The session's own VNC settings (password, port, clipboard directions) come from the agent after the
+        // template's env; a template's entry of the same name would replace them in a pod, where the last one wins.
+        RuleForEach(x => x.Env).Must(e => !e.Key.StartsWith("VNC_", StringComparison.OrdinalIgnoreCase) && !e.Key.StartsWith("STREAMSPACE_", StringComparison.OrdinalIgnoreCase))
+            .When(x => x.Env is not null).WithMessage("env names starting with VNC_ or STREAMSPACE_ are reserved for StreamSpace's own session settings.");
         RuleForEach(x => x.Env).Must(e => e.Value is { Value: not null } or { SecretRef: not null })
             .When(x => x.Env is not null).WithMessage("each env entry needs a value or a secret_ref.");
         RuleForEach(x => x.Env).Must(e => e.Value?.SecretRef is not { } r

@@ -45,22 +45,25 @@ public sealed class TemplateStore(NpgsqlDataSource dataSource) : ITemplateCatalo
             PersistentHome = body.PersistentHome ?? true,
             IdleTimeout = Duration.TryParse(body.IdleTimeout, out var idle) ? idle : TimeSpan.FromMinutes(30),
             MaxDuration = Duration.TryParse(body.MaxDuration, out var max) ? max : (TimeSpan?)null,
-            ClipboardToBrowser = body.ClipboardToBrowser ?? true,
-            ClipboardToSession = body.ClipboardToSession ?? true,
+            // Left out of a replace, a clipboard direction keeps its stored value: an older client or script that edits a
+            // template must not silently open a direction an admin closed. Left out of a create, the column's default.
+            body.ClipboardToBrowser,
+            body.ClipboardToSession,
         };
         var sql = replace
             ? """
               UPDATE templates SET display_name = @DisplayName, description = @Description, category = @Category, icon = @Icon,
                   image = @Image, command = @Command, vnc_port = @VncPort, cpu = @Cpu, memory = @Memory, env = @Env::jsonb,
                   persistent_home = @PersistentHome, idle_timeout = @IdleTimeout, max_duration = @MaxDuration,
-                  clipboard_to_browser = @ClipboardToBrowser, clipboard_to_session = @ClipboardToSession, updated_at = now()
+                  clipboard_to_browser = COALESCE(@ClipboardToBrowser, clipboard_to_browser),
+                  clipboard_to_session = COALESCE(@ClipboardToSession, clipboard_to_session), updated_at = now()
               WHERE name = @Name
               """
             : """
               INSERT INTO templates (name, display_name, description, category, icon, image, command, vnc_port, cpu, memory, env,
                   persistent_home, idle_timeout, max_duration, clipboard_to_browser, clipboard_to_session)
               VALUES (@Name, @DisplayName, @Description, @Category, @Icon, @Image, @Command, @VncPort, @Cpu, @Memory, @Env::jsonb,
-                  @PersistentHome, @IdleTimeout, @MaxDuration, @ClipboardToBrowser, @ClipboardToSession)
+                  @PersistentHome, @IdleTimeout, @MaxDuration, COALESCE(@ClipboardToBrowser, true), COALESCE(@ClipboardToSession, true))
               ON CONFLICT (name) DO NOTHING
               """;
 

@@ -45,7 +45,8 @@ function applyScaling() {
 
 async function loadPreferences() {
     try {
-        const response = await fetch(PREFERENCES, { credentials: 'same-origin' });
+        // Bounded: the desktop waits for this, and a slow answer must not keep it waiting long.
+        const response = await fetch(PREFERENCES, { credentials: 'same-origin', signal: AbortSignal.timeout(3000) });
         if (response.ok) {
             scaleToggle.checked = (await response.json()).scale_viewport === true;
         }
@@ -56,12 +57,19 @@ async function loadPreferences() {
 
 scaleToggle.addEventListener('change', async () => {
     applyScaling();
-    await fetch(PREFERENCES, {
-        method: 'PUT',
-        headers: { 'X-StreamSpace-Request': '1', 'Content-Type': 'application/json' },
-        credentials: 'same-origin',
-        body: JSON.stringify({ scale_viewport: scaleToggle.checked }),
-    });
+    try {
+        const response = await fetch(PREFERENCES, {
+            method: 'PUT',
+            headers: { 'X-StreamSpace-Request': '1', 'Content-Type': 'application/json' },
+            credentials: 'same-origin',
+            body: JSON.stringify({ scale_viewport: scaleToggle.checked }),
+        });
+        if (!response.ok) {
+            setStatus('Could not save the scaling choice; it applies to this window only');
+        }
+    } catch {
+        setStatus('Could not save the scaling choice; it applies to this window only');
+    }
     rfb?.focus();
 });
 
@@ -219,9 +227,7 @@ document.getElementById('viewer-clipboard-send').addEventListener('click', () =>
 
 window.addEventListener('pagehide', () => {
     leaving = true;
-    rfb?.dis// Connects once the preferences are known, so the first size asked for is the right one (no await at the top level:
-// the page's scripts may run this module where that is not allowed).
-loadPreferences().then(connect);
+    rfb?.disconnect();
 });
 
 // Connects once the preferences are known, so the first size asked for is the right one (no await at the top level:

@@ -30,6 +30,11 @@ public sealed class ViewerPreferencesTests(ApiFixture fixture) : IClassFixture<A
         using var user = await fixture.Api.NewUserClientAsync("prefs-bad");
         var malformed = await user.PutAsync(Route, new StringContent("""{"scale_viewport":"sometimes"}""", Encoding.UTF8, "application/json"));
         Assert.Equal(HttpStatusCode.BadRequest, malformed.StatusCode);
+        // A body without the setting is refused too, not read as "resize".
+        await user.PutAsync(Route, new StringContent("""{"scale_viewport":true}""", Encoding.UTF8, "application/json"));
+        var empty = await user.PutAsync(Route, new StringContent("{}", Encoding.UTF8, "application/json"));
+        Assert.Equal(HttpStatusCode.BadRequest, empty.StatusCode);
+        Assert.Contains("\"scale_viewport\":true", await (await user.GetAsync(Route)).Content.ReadAsStringAsync());
 
         using var anonymous = fixture.Api.CreateClient();
         Assert.Equal(HttpStatusCode.Unauthorized, (await anonymous.GetAsync(Route)).StatusCode);

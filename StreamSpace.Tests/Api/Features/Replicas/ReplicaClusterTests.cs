@@ -226,7 +226,7 @@ public sealed class ReplicaClusterTests(ReplicaCluster cluster, Xunit.Abstractio
         using (var direct = holder.CreateClient())
         {
             await Eventually.TrueAsync(async () => await direct.GetAsync("/health") is { StatusCode: HttpStatusCode.ServiceUnavailable } health
-                && (await health.Content.ReadAsStringAsync()).Contains("draining"), TimeSpan.FromSeconds(1), "the stopping replica's /health to say draining");
+                && (await health.Content.ReadAsStringAsync()).Contains("draining"), TimeSpan.FromSeconds(5), "the stopping replica's /health to say draining");
         }
 
         var ids = (await Task.WhenAll(launches)).Select(s => s.Id).ToList();

@@ -77,11 +77,27 @@ public sealed class TemplatesTests(ApiFixture fixture) : IClassFixture<ApiFixtur
     [InlineData("""{"name":"ref-no-image","display_name":"x","command":"xterm","env":{"A":{"secret_ref":{"name":"s","key":"k"}}}}""", "image")]
     [InlineData("""{"name":"ref-bad-name","display_name":"x","image":"i","env":{"A":{"secret_ref":{"name":"Not A Name","key":"k"}}}}""", "secret_ref")]
     [InlineData("""{"name":"env-number","display_name":"x","command":"xterm","env":{"A":5}}""", "secret_ref")]
+    [InlineData("""{"name":"env-vnc","display_name":"x","command":"xterm","env":{"VNC_SEND_CUT_TEXT":"1"}}""", "reserved")]
     public async Task A_bad_env_entry_is_400(string body, string mentioned)
     {
         using var admin = await fixture.Api.AdminClientAsync();
         var response = await admin.PostAsync("/api/v1/templates", new StringContent(body, System.Text.Encoding.UTF8, "application/json"));
         Assert.Contains(mentioned, (await response.AssertProblemAsync(HttpStatusCode.BadRequest)).ToString(), StringComparison.OrdinalIgnoreCase);
+    }
+
+    [Fact]
+    public async Task A_replace_that_leaves_out_the_clipboard_directions_keeps_them_closed()
+    {
+        using var admin = await fixture.Api.AdminClientAsync();
+        Assert.Equal(HttpStatusCode.Created, (await admin.PostAsJsonAsync("/api/v1/templates",
+            new { name = "dlp-kept", display_name = "DLP", command = "xterm", clipboard_to_browser = false })).StatusCode);
+
+        // An older client's edit knows nothing of the clipboard: the direction the admin closed stays closed.
+        var replaced = await (await admin.PutAsJsonAsync("/api/v1/templates/dlp-kept", new { name = "dlp-kept", display_name = "DLP v2", command = "xterm" }))
+            .AssertJsonAsync<TemplateBody>(HttpStatusCode.OK);
+        Assert.Equal("DLP v2", replaced.DisplayName);
+        Assert.False(replaced.ClipboardToBrowser);
+        Assert.True(replaced.ClipboardToSession);
     }
 
     [Fact]
