@@ -210,10 +210,14 @@ public sealed class SessionFilesTests(SessionFilesFixture fixture) : IClassFixtu
 
     private static async Task<string> OwnerAsync(string path) => (await ProcessRunner.RunCheckedAsync("stat", "-c", "%U", path)).Trim();
 
-    /// <summary>Runs a shell command as the user's session account, with its HOME.</summary>
-    private async Task AsAccountAsync(Guid userId, string command)
+    private Task AsAccountAsync(Guid userId, string command) => SessionAccountShell.RunAsync(fixture.HomeOf(userId), userId, command);
+}
+
+/// <summary>Runs a shell command as a user's session account with its HOME, as a program in the session would.</summary>
+public static class SessionAccountShell
+{
+    public static async Task RunAsync(string home, Guid userId, string command)
     {
-        var home = fixture.HomeOf(userId);
         if (!Environment.IsPrivilegedProcess)
         {
             await ProcessRunner.RunCheckedAsync("env", $"HOME={home}", "bash", "-c", command);
