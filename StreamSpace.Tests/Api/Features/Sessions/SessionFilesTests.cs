@@ -12,11 +12,11 @@ namespace StreamSpace.Tests.Api.Features.Sessions;
 
 /// <summary>
 /// The API in this process and the agent as a process of its own (so its memory can be read), running real Xvnc
-/// sessions as their users' accounts, with uploads limited to <see cref="UploadLimit"/>.
+/// sessions as their users' accounts, with the default upload limit of 1 GiB.
 /// </summary>
 public sealed class SessionFilesFixture : IAsyncLifetime
 {
-    public const long UploadLimit = 300L << 20;
+    public const long UploadLimit = 1L << 30;
     public const string AgentId = "files-agent";
 
     public ApiFactory Api { get; private set; } = null!;
@@ -28,7 +28,6 @@ public sealed class SessionFilesFixture : IAsyncLifetime
         Api = new ApiFactory(await SharedPostgres.CreateDatabaseAsync(), new Dictionary<string, string?>
         {
             ["SESSION_QUOTA"] = "20",
-            ["UPLOAD_MAX_BYTES"] = UploadLimit.ToString(System.Globalization.CultureInfo.InvariantCulture),
         }).Start();
         Agent = AgentProcess.Start(Api.AgentHubUrl, AgentId, await Api.RegisterAgentAsync(AgentId));
         await Eventually.TrueAsync(async () => (await Api.GetAgentAsync(AgentId)).GetProperty("status").GetString() == "online",
@@ -45,13 +44,21 @@ public sealed class SessionFilesFixture : IAsyncLifetime
 }
 
 /// <summary>Uploads into a session's ~/Uploads and downloads from its ~/Downloads, through the API and the agent's data connection (issue 17).</summary>
-public sealed class SessionFilesTests(SessionFilesFixture fixture) : IClassFixture<SessionFilesFixture>
+public sealed class SessionFilesTests(SessionFilesFixture fixture, Xunit.Abstractions.ITestOutputHelper output) : IClassFixture<SessionFilesFixture>
 {
-    private sealed record RunningSession(HttpClient Client, Guid UserId, string Id, string Home) : IDisposable
+    /// <param name="Streaming">
+    /// A plain client with the same sign-in, for large uploads: the test server's client copies a request body into
+    /// memory (to replay it on a redirect), which would measure the test's own buffering.
+    /// </param>
+    private sealed record RunningSession(HttpClient Client, HttpClient Streaming, Guid UserId, string Id, string Home) : IDisposable
     {
         public string Files => $"/api/v1/sessions/{Id}/files";
 
-        public void Dispose() => Client.Dispose();
+        public void Dispose()
+        {
+            Client.Dispose();
+            Streaming.Dispose();
+        }
     }
 
     [Fact]
@@ -60,7 +67,7 @@ public sealed class SessionFilesTests(SessionFilesFixture fixture) : IClassFixtu
         using var session = await StartAsync();
         const long size = 100L << 20;
         var sent = new GeneratedStream(size, seed: 17);
-        var response = await session.Client.PutAsync($"{session.Files}/uploads/report%20final.bin", new StreamContent(sent));
+        var response = await session.Streaming.PutAsync($"{session.Files}/uploads/report%20final.bin", new StreamContent(sent));
         var stored = await response.AssertJsonAsync<UploadedFileResponse>(HttpStatusCode.Created);
 
         Assert.Equal(new UploadedFileResponse("report final.bin", size), stored);
@@ -168,7 +175,7 @@ public sealed class SessionFilesTests(SessionFilesFixture fixture) : IClassFixtu
             request.Headers.ExpectContinue = true;
             request.Content = new StreamContent(new GeneratedStream(SessionFilesFixture.UploadLimit + 1, seed: 1));
             request.Content.Headers.ContentLength = SessionFilesFixture.UploadLimit + 1;
-            var response = await session.Client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+            var response = await session.Streaming.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
             var problem = await response.AssertJsonAsync(HttpStatusCode.RequestEntityTooLarge);
             Assert.Contains("UPLOAD_MAX_BYTES", problem.GetProperty("detail").GetString());
         }
@@ -178,7 +185,7 @@ public sealed class SessionFilesTests(SessionFilesFixture fixture) : IClassFixtu
         {
             request.Content = new StreamContent(new GeneratedStream(SessionFilesFixture.UploadLimit + (1 << 20), seed: 2));
             request.Headers.TransferEncodingChunked = true;
-            var response = await session.Client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+            var response = await session.Streaming.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
             await response.AssertJsonAsync(HttpStatusCode.RequestEntityTooLarge);
         }
 
@@ -188,13 +195,57 @@ public sealed class SessionFilesTests(SessionFilesFixture fixture) : IClassFixtu
         Assert.Empty(await AuditAsync(session.Id, "file.uploaded"));
     }
 
+    [Fact]
+    public async Task During_a_1_GiB_upload_the_APIs_and_the_agents_memory_stay_within_64_MiB_of_where_they_started()
+    {
+        using var session = await StartAsync();
+        // A first upload, so what the first one sets up once (pools, JIT) is in the baseline.
+        (await session.Streaming.PutAsync($"{session.Files}/uploads/warm-up.bin", new StreamContent(new GeneratedStream(8 << 20, seed: 3)))).EnsureSuccessStatusCode();
+        var agentBefore = ResidentBytes(fixture.Agent.Pid);
+        // The API runs in this test process, so this is the process's own RSS: the API's and the test client's together.
+        var apiBefore = ResidentBytes(Environment.ProcessId);
+        long agentPeak = agentBefore, apiPeak = apiBefore;
+        using var sampling = new CancellationTokenSource();
+        var sampler = Task.Run(async () =>
+        {
+            while (!sampling.IsCancellationRequested)
+            {
+                agentPeak = Math.Max(agentPeak, ResidentBytes(fixture.Agent.Pid));
+                apiPeak = Math.Max(apiPeak, ResidentBytes(Environment.ProcessId));
+                await Task.Delay(20, CancellationToken.None);
+            }
+        });
+
+        var sent = new GeneratedStream(SessionFilesFixture.UploadLimit, seed: 4);
+        var stored = await (await session.Streaming.PutAsync($"{session.Files}/uploads/one-gib.bin", new StreamContent(sent))).AssertJsonAsync<UploadedFileResponse>(HttpStatusCode.Created);
+        await sampling.CancelAsync();
+        await sampler;
+
+        output.WriteLine($"agent RSS {agentBefore >> 20} MiB, peak +{(agentPeak - agentBefore) >> 20} MiB; test process (API) RSS {apiBefore >> 20} MiB, peak +{(apiPeak - apiBefore) >> 20} MiB");
+        Assert.Equal(SessionFilesFixture.UploadLimit, stored.Size);
+        Assert.Equal(SessionFilesFixture.UploadLimit, new FileInfo(Path.Combine(session.Home, "Uploads", "one-gib.bin")).Length);
+        const long allowed = 64L << 20;
+        Assert.True(agentPeak - agentBefore < allowed, $"the agent's RSS grew by {(agentPeak - agentBefore) >> 20} MiB (from {agentBefore >> 20} MiB)");
+        Assert.True(apiPeak - apiBefore < allowed, $"the API's (test process's) RSS grew by {(apiPeak - apiBefore) >> 20} MiB (from {apiBefore >> 20} MiB)");
+        File.Delete(Path.Combine(session.Home, "Uploads", "one-gib.bin"));
+    }
+
+    /// <summary>VmRSS of a process, in bytes.</summary>
+    private static long ResidentBytes(int pid)
+    {
+        var line = File.ReadLines($"/proc/{pid}/status").First(l => l.StartsWith("VmRSS:", StringComparison.Ordinal));
+        return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], System.Globalization.CultureInfo.InvariantCulture) * 1024;
+    }
+
     private async Task<RunningSession> StartAsync()
     {
         var client = await fixture.Api.NewUserClientAsync();
         var userId = await client.UserIdAsync();
         var id = (await client.LaunchAsync()).Id;
         await client.WaitForStateAsync(id, SessionState.Running);
-        return new RunningSession(client, userId, id, fixture.HomeOf(userId));
+        var streaming = new HttpClient { BaseAddress = fixture.Api.BaseAddress, Timeout = TimeSpan.FromMinutes(5) };
+        streaming.DefaultRequestHeaders.Authorization = client.DefaultRequestHeaders.Authorization;
+        return new RunningSession(client, streaming, userId, id, fixture.HomeOf(userId));
     }
 
     private async Task<List<AuditEntryResponse>> AuditAsync(string sessionId, string action)
@@ -240,8 +291,10 @@ public sealed class GeneratedStream(long length, int seed) : Stream
     private readonly Random random = new(seed);
     private readonly IncrementalHash hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
     private long position;
+    private byte[]? finalHash;
 
-    public byte[] Hash() => hash.GetCurrentHash();
+    /// <summary>The SHA-256 of what was read so far; it stays readable after the stream is disposed (HttpClient disposes what it sent).</summary>
+    public byte[] Hash() => finalHash ?? hash.GetCurrentHash();
 
     public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
 
@@ -280,8 +333,9 @@ public sealed class GeneratedStream(long length, int seed) : Stream
 
     protected override void Dispose(bool disposing)
     {
-        if (disposing)
+        if (disposing && finalHash is null)
         {
+            finalHash = hash.GetCurrentHash();
             hash.Dispose();
         }
 
