@@ -34,6 +34,18 @@ public sealed class SessionFilesFixture : IAsyncLifetime
             TimeSpan.FromSeconds(30), "the agent process to connect");
     }
 
+    /// <summary>A new user with a running session, and their clients.</summary>
+    public async Task<RunningSession> StartSessionAsync()
+    {
+        var client = await Api.NewUserClientAsync();
+        var userId = await client.UserIdAsync();
+        var id = (await client.LaunchAsync()).Id;
+        await client.WaitForStateAsync(id, SessionState.Running);
+        var streaming = new HttpClient { BaseAddress = Api.BaseAddress, Timeout = TimeSpan.FromMinutes(5) };
+        streaming.DefaultRequestHeaders.Authorization = client.DefaultRequestHeaders.Authorization;
+        return new RunningSession(client, streaming, userId, id, HomeOf(userId));
+    }
+
     public string HomeOf(Guid userId) => Path.Combine(Agent.DataDirectory, "homes", userId.ToString());
 
     public async Task DisposeAsync()
@@ -43,24 +55,25 @@ public sealed class SessionFilesFixture : IAsyncLifetime
     }
 }
 
-/// <summary>Uploads into a session's ~/Uploads and downloads from its ~/Downloads, through the API and the agent's data connection (issue 17).</summary>
-public sealed class SessionFilesTests(SessionFilesFixture fixture, Xunit.Abstractions.ITestOutputHelper output) : IClassFixture<SessionFilesFixture>
+/// <summary>A user's running session in the files tests, with the user's clients.</summary>
+/// <param name="Streaming">
+/// A plain client with the same sign-in, for large uploads: the test server's client copies a request body into
+/// memory (to replay it on a redirect), which would measure the test's own buffering.
+/// </param>
+public sealed record RunningSession(HttpClient Client, HttpClient Streaming, Guid UserId, string Id, string Home) : IDisposable
 {
-    /// <param name="Streaming">
-    /// A plain client with the same sign-in, for large uploads: the test server's client copies a request body into
-    /// memory (to replay it on a redirect), which would measure the test's own buffering.
-    /// </param>
-    private sealed record RunningSession(HttpClient Client, HttpClient Streaming, Guid UserId, string Id, string Home) : IDisposable
+    public string Files => $"/api/v1/sessions/{Id}/files";
+
+    public void Dispose()
     {
-        public string Files => $"/api/v1/sessions/{Id}/files";
-
-        public void Dispose()
-        {
-            Client.Dispose();
-            Streaming.Dispose();
-        }
+        Client.Dispose();
+        Streaming.Dispose();
     }
+}
 
+/// <summary>Uploads into a session's ~/Uploads and downloads from its ~/Downloads, through the API and the agent's data connection (issue 17).</summary>
+public sealed class SessionFilesTests(SessionFilesFixture fixture) : IClassFixture<SessionFilesFixture>
+{
     [Fact]
     public async Task A_100_MiB_upload_lands_in_the_users_Uploads_owned_by_their_account_with_the_same_SHA256_and_is_audited()
     {
@@ -195,10 +208,35 @@ public sealed class SessionFilesTests(SessionFilesFixture fixture, Xunit.Abstrac
         Assert.Empty(await AuditAsync(session.Id, "file.uploaded"));
     }
 
+    private Task<RunningSession> StartAsync() => fixture.StartSessionAsync();
+
+    private async Task<List<AuditEntryResponse>> AuditAsync(string sessionId, string action)
+    {
+        using var admin = await fixture.Api.AdminClientAsync();
+        var page = await (await admin.GetAsync($"/api/v1/audit?target_type=session&target_id={sessionId}&page_size=100")).AssertJsonAsync<AuditPage>(HttpStatusCode.OK);
+        return page.Items.Where(e => e.Action == action).ToList();
+    }
+
+    /// <summary>The account the user's sessions run as: their own under isolation (tests run as root), else this process's.</summary>
+    private static async Task<string> AccountOfAsync(Guid userId) =>
+        Environment.IsPrivilegedProcess ? SessionAccounts.NameFor(userId) : (await ProcessRunner.RunCheckedAsync("id", "-un")).Trim();
+
+    private static async Task<string> OwnerAsync(string path) => (await ProcessRunner.RunCheckedAsync("stat", "-c", "%U", path)).Trim();
+
+    private Task AsAccountAsync(Guid userId, string command) => SessionAccountShell.RunAsync(fixture.HomeOf(userId), userId, command);
+}
+
+/// <summary>
+/// The memory a large upload costs the API and the agent. Alone in the process: the API's RSS is the test process's,
+/// which another test running beside it would change.
+/// </summary>
+[Collection(UploadMemoryCollection.Name)]
+public sealed class UploadMemoryTests(SessionFilesFixture fixture, Xunit.Abstractions.ITestOutputHelper output) : IClassFixture<SessionFilesFixture>
+{
     [Fact]
     public async Task During_a_1_GiB_upload_the_APIs_and_the_agents_memory_stay_within_64_MiB_of_where_they_started()
     {
-        using var session = await StartAsync();
+        using var session = await fixture.StartSessionAsync();
         // A first upload, so what the first one sets up once (pools, JIT) is in the baseline.
         (await session.Streaming.PutAsync($"{session.Files}/uploads/warm-up.bin", new StreamContent(new GeneratedStream(8 << 20, seed: 3)))).EnsureSuccessStatusCode();
         var agentBefore = ResidentBytes(fixture.Agent.Pid);
@@ -236,32 +274,12 @@ public sealed class SessionFilesTests(SessionFilesFixture fixture, Xunit.Abstrac
         var line = File.ReadLines($"/proc/{pid}/status").First(l => l.StartsWith("VmRSS:", StringComparison.Ordinal));
         return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], System.Globalization.CultureInfo.InvariantCulture) * 1024;
     }
+}
 
-    private async Task<RunningSession> StartAsync()
-    {
-        var client = await fixture.Api.NewUserClientAsync();
-        var userId = await client.UserIdAsync();
-        var id = (await client.LaunchAsync()).Id;
-        await client.WaitForStateAsync(id, SessionState.Running);
-        var streaming = new HttpClient { BaseAddress = fixture.Api.BaseAddress, Timeout = TimeSpan.FromMinutes(5) };
-        streaming.DefaultRequestHeaders.Authorization = client.DefaultRequestHeaders.Authorization;
-        return new RunningSession(client, streaming, userId, id, fixture.HomeOf(userId));
-    }
-
-    private async Task<List<AuditEntryResponse>> AuditAsync(string sessionId, string action)
-    {
-        using var admin = await fixture.Api.AdminClientAsync();
-        var page = await (await admin.GetAsync($"/api/v1/audit?target_type=session&target_id={sessionId}&page_size=100")).AssertJsonAsync<AuditPage>(HttpStatusCode.OK);
-        return page.Items.Where(e => e.Action == action).ToList();
-    }
-
-    /// <summary>The account the user's sessions run as: their own under isolation (tests run as root), else this process's.</summary>
-    private static async Task<string> AccountOfAsync(Guid userId) =>
-        Environment.IsPrivilegedProcess ? SessionAccounts.NameFor(userId) : (await ProcessRunner.RunCheckedAsync("id", "-un")).Trim();
-
-    private static async Task<string> OwnerAsync(string path) => (await ProcessRunner.RunCheckedAsync("stat", "-c", "%U", path)).Trim();
-
-    private Task AsAccountAsync(Guid userId, string command) => SessionAccountShell.RunAsync(fixture.HomeOf(userId), userId, command);
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class UploadMemoryCollection
+{
+    public const string Name = "Upload memory (alone in the process)";
 }
 
 /// <summary>Runs a shell command as a user's session account with its HOME, as a program in the session would.</summary>
