@@ -156,7 +156,7 @@ public sealed class ConfinedFolder : IDisposable
 
     public void Delete(string name) => Native.unlinkat(folder, name, 0);
 
-    /// <summary>The regular files directly in the folder (not symlinks, folders or special files), by name.</summary>
+    /// <summary>The account's regular files directly in the folder (not symlinks, folders, special files or others' files: none of them downloads), by name.</summary>
     public IReadOnlyList<FolderEntry> List()
     {
         var entries = new List<FolderEntry>();
@@ -164,7 +164,7 @@ public sealed class ConfinedFolder : IDisposable
         foreach (var path in Directory.EnumerateFileSystemEntries($"/proc/self/fd/{folder.DangerousGetHandle()}"))
         {
             var name = Path.GetFileName(path);
-            if (Stat(folder, name, Native.AtSymlinkNoFollow) is { IsRegular: true } file)
+            if (Stat(folder, name, Native.AtSymlinkNoFollow) is { IsRegular: true } file && file.Uid == Owner.Uid)
             {
                 entries.Add(new FolderEntry(name, file.Size, file.Modified));
             }
