@@ -44,8 +44,20 @@ public sealed class DownloadFileEndpoint(AgentFileStreams files) : EndpointWitho
             response.ContentType = "application/octet-stream";
             response.ContentLength = size;
             response.Headers.ContentDisposition = new ContentDispositionHeaderValue("attachment") { FileNameStar = name }.ToString();
-            if (!await CopyAsync(stream.Stream, response.Body, size, cancellationToken))
+            bool complete;
+            try
             {
+                complete = await CopyAsync(stream.Stream, response.Body, size, cancellationToken);
+            }
+            catch (IOException e) when (!cancellationToken.IsCancellationRequested)
+            {
+                Logger.LogWarning("A download from session {SessionId} broke off on the agent's side: {Reason}", id, e.Message);
+                complete = false;
+            }
+
+            if (!complete)
+            {
+                // The headers promised the whole file: ending the connection short tells the browser the download failed.
                 HttpContext.Abort();
                 return;
             }

@@ -52,14 +52,26 @@ public sealed class UploadFileEndpoint(AgentFileStreams files, ApiSettings setti
                 limit.MaxRequestBodySize = null;
             }
 
-            if (!await CopyAsync(HttpContext.Request.Body, stream.Stream, cancellationToken))
+            FileStreamReply stored;
+            try
             {
-                // No end frame: the agent sees the connection cut and deletes what it received.
-                await Send.ResultAsync(TooLarge());
+                if (!await CopyAsync(HttpContext.Request.Body, stream.Stream, cancellationToken))
+                {
+                    // No end frame: the agent sees the connection cut and deletes what it received.
+                    await Send.ResultAsync(TooLarge());
+                    return;
+                }
+
+                stored = await FileStreams.ReadReplyAsync(stream.Stream, cancellationToken);
+            }
+            catch (Exception e) when (e is IOException or InvalidDataException && !cancellationToken.IsCancellationRequested && !IsFromBody(e))
+            {
+                // The agent's side broke off (its disk full, the agent stopped): it removes what it received.
+                Logger.LogWarning("An upload into session {SessionId} failed on the agent's side: {Reason}", id, e.Message);
+                await Send.ResultAsync(AgentFileStreams.Problem(StatusCodes.Status502BadGateway, "The session's agent could not store the file.", null));
                 return;
             }
 
-            var stored = await FileStreams.ReadReplyAsync(stream.Stream, cancellationToken);
             if (stored is not { Status: StatusCodes.Status200OK, Name: { } storedName, Size: { } size })
             {
                 await Send.ResultAsync(AgentFileStreams.Problem(StatusCodes.Status502BadGateway, "The session's agent could not store the file.", stored.Error));
@@ -70,6 +82,9 @@ public sealed class UploadFileEndpoint(AgentFileStreams files, ApiSettings setti
             await Send.ResultAsync(TypedResults.Created((string?)null, new UploadedFileResponse(storedName, size)));
         }
     }
+
+    /// <summary>A failure reading the browser's body (it went away) is not the agent's: nobody is left to answer.</summary>
+    private static bool IsFromBody(Exception e) => e is Microsoft.AspNetCore.Http.BadHttpRequestException || e.InnerException is Microsoft.AspNetCore.Connections.ConnectionResetException;
 
     private IResult TooLarge() => AgentFileStreams.Problem(StatusCodes.Status413PayloadTooLarge, "The file is too large.",
         $"Uploads may be at most {settings.UploadMaxBytes} bytes (UPLOAD_MAX_BYTES).");
