@@ -47,6 +47,12 @@ public sealed class SessionFileStreams(ISessionPlatform platform, ILogger<Sessio
         {
             await FileStreams.WriteReplyAsync(data, new FileStreamReply(409, e.Message), cancellationToken);
         }
+        catch (IOException e) when (!cancellationToken.IsCancellationRequested)
+        {
+            // The folder or file could not be opened or written (a full disk, say): said to the user, and logged here.
+            logger.LogWarning("A file operation {Purpose} in session {SessionId} failed: {Reason}", open.Purpose, open.SessionId, e.Message);
+            await FileStreams.WriteReplyAsync(data, new FileStreamReply(502, "The session's agent could not do it: " + e.Message), cancellationToken);
+        }
     }
 
     private async Task UploadAsync(SessionHome home, string name, Stream data, CancellationToken cancellationToken)
