@@ -50,6 +50,14 @@ public sealed class ViewerFilesTests(WebFixture fixture, ITestOutputHelper outpu
             Assert.Equal(Convert.ToHexString(expectedHash), Convert.ToHexString(await SHA256.HashDataAsync(stored)));
         }
 
+        // A name the API refuses fails on its own line with the server's reason; the finished upload stays done.
+        var longName = new string('n', 252) + ".txt";
+        await page.Locator("#viewer-files-input").SetInputFilesAsync(new FilePayload { Name = longName, MimeType = "text/plain", Buffer = "x"u8.ToArray() });
+        var refused = page.Locator($"#viewer-uploads li[data-name='{longName}']");
+        await Assertions.Expect(refused).ToHaveAttributeAsync("data-state", "failed");
+        await Assertions.Expect(refused.Locator(".upload-state")).ToHaveTextAsync("Failed: The file name is longer than 255 bytes.");
+        await Assertions.Expect(item).ToHaveAttributeAsync("data-state", "done");
+
         // The session saves a file in ~/Downloads; the panel lists it after a refresh, and its link downloads it.
         await SessionAccountShell.RunAsync(home, userId, "mkdir -p \"$HOME/Downloads\" && head -c 1048577 /dev/urandom >\"$HOME/Downloads/notes.dat\"");
         var expected = await File.ReadAllBytesAsync(Path.Combine(home, "Downloads", "notes.dat"));
