@@ -66,6 +66,9 @@ public sealed class ApiSettings : IValidatedSettings
     [Setting("REPLICA_ADDRESS", Help = "the address agents dial this replica's DATA_PORT at (in Kubernetes the pod IP)")]
     public string ReplicaAddress { get; set; } = "127.0.0.1";
 
+    [Setting("UPLOAD_MAX_BYTES", Help = "the largest file a user may upload into a session, in bytes")]
+    public long UploadMaxBytes { get; set; } = 1L << 30;
+
     [Setting("VNC_RELAY_BUFFER", Help = "bytes the VNC relay receives from a data connection at once, 4096 to 1048576")]
     public int VncRelayBuffer { get; set; } = 64 * 1024;
 
@@ -154,6 +157,11 @@ public sealed class ApiSettings : IValidatedSettings
         if (Uri.CheckHostName(ReplicaAddress) == UriHostNameType.Unknown)
         {
             throw new InvalidSettingException("REPLICA_ADDRESS", $"has an invalid value '{ReplicaAddress}': expected an IP address or host name agents can dial.");
+        }
+
+        if (UploadMaxBytes < 1)
+        {
+            throw new InvalidSettingException("UPLOAD_MAX_BYTES", "must be at least 1 byte.");
         }
 
         if (VncRelayBuffer is < 4096 or > 1024 * 1024)

@@ -118,9 +118,12 @@ public sealed record TunnelClosedMessage(int StreamId, string Reason) : AgentMes
 /// Control plane → agent: a viewer of <see cref="SessionId"/> is waiting on the replica at <see cref="DataUrl"/>. The agent
 /// reaches the session's VNC server, then dials out to <see cref="DataUrl"/> with <see cref="Token"/> and turns that
 /// connection into the viewer's byte stream. There is no reply message: the data connection arriving is the reply.
-/// The token is single-use and expires at <see cref="ExpiresAt"/>.
+/// The token is single-use and expires at <see cref="ExpiresAt"/>. With a <see cref="Purpose"/> (see <see cref="Tunnel.FileStreams"/>)
+/// the connection carries a file operation in the session's home instead of VNC, on <see cref="FileName"/>; an agent
+/// that does not know the purpose refuses it.
 /// </summary>
-public sealed record StreamOpenMessage(Guid StreamId, string SessionId, string Token, string DataUrl, DateTimeOffset ExpiresAt) : AgentMessage;
+public sealed record StreamOpenMessage(Guid StreamId, string SessionId, string Token, string DataUrl, DateTimeOffset ExpiresAt,
+    string? Purpose = null, string? FileName = null) : AgentMessage;
 
 /// <summary>One finding of the agent about its own platform (permissions, storage, images), shown in the admin diagnostics.</summary>
 public sealed record AgentCheck(string Id, string Title, string Status, string Evidence, string? Fix = null)

@@ -1,4 +1,5 @@
 using System.Net.Sockets;
+using StreamSpace.Agent.Platforms.Local;
 using StreamSpace.Contracts;
 
 namespace StreamSpace.Agent.Platforms;
@@ -32,6 +33,9 @@ public sealed record VncEndpoint(string Host, int Port, string Password)
     }
 }
 
+/// <summary>A running session's home on this machine and the account that owns it, for file transfer.</summary>
+public sealed record SessionHome(string SessionId, string Path, SessionAccount Owner);
+
 /// <summary>
 /// Where sessions run. Every operation is idempotent: starting a running session, or stopping a missing one,
 /// succeeds and reports the session's state.
@@ -60,6 +64,13 @@ public interface ISessionPlatform
 
     /// <summary>Where the tunnel reaches a running session's VNC server, and its password; null when it does not run here.</summary>
     Task<VncEndpoint?> FindVncAsync(string sessionId, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// A running session's home, for uploads and downloads; null when the session does not run here. Platforms that
+    /// cannot reach a session's files throw <see cref="NotSupportedException"/> with a message for the user.
+    /// </summary>
+    Task<SessionHome?> FindHomeAsync(string sessionId, CancellationToken cancellationToken) =>
+        throw new NotSupportedException($"Uploading and downloading files is not supported on the {Name} platform yet.");
 
     /// <summary>
     /// What the agent can check about its own platform (permissions, storage, images). Called at every heartbeat, so it

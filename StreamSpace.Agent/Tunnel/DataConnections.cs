@@ -1,7 +1,9 @@
 using StreamSpace.Agent.Metrics;
 using System.Buffers;
 using System.Net.Sockets;
+using StreamSpace.Agent.Files;
 using StreamSpace.Agent.Platforms;
+using StreamSpace.Contracts.Tunnel;
 using StreamSpace.Contracts;
 
 namespace StreamSpace.Agent.Tunnel;
@@ -13,13 +15,19 @@ namespace StreamSpace.Agent.Tunnel;
 /// either end closes or the agent stops.
 /// </summary>
 public sealed class DataConnections(ISessionPlatform platform, DataDialer dialer, VncDialGate gate, AgentSettings settings, AgentMetrics metrics,
-    ILogger<DataConnections> logger)
+    SessionFileStreams files, ILogger<DataConnections> logger)
 {
     private static readonly TimeSpan DialTimeout = TimeSpan.FromSeconds(5);
     private const int CopyBufferBytes = 64 * 1024;
 
     public async Task RunAsync(StreamOpenMessage open, CancellationToken stoppingToken)
     {
+        if (open.Purpose is not null)
+        {
+            await RunFileStreamAsync(open, stoppingToken);
+            return;
+        }
+
         Stream? server = null;
         Stream? data = null;
         try
@@ -94,6 +102,31 @@ public sealed class DataConnections(ISessionPlatform platform, DataDialer dialer
             if (server is not null)
             {
                 await server.DisposeAsync();
+            }
+        }
+    }
+
+    /// <summary>A file operation instead of VNC; a purpose this agent does not know is refused with the failure report.</summary>
+    private async Task RunFileStreamAsync(StreamOpenMessage open, CancellationToken stoppingToken)
+    {
+        try
+        {
+            if (!FileStreams.Purposes.Contains(open.Purpose!))
+            {
+                logger.LogWarning("Refused stream {StreamId} of session {SessionId}: unknown purpose {Purpose}", open.StreamId, open.SessionId, open.Purpose);
+                await dialer.ReportFailureAsync(open, $"this agent does not know the stream purpose {open.Purpose}", stoppingToken);
+                return;
+            }
+
+            await using var data = await dialer.ConnectAsync(open, stoppingToken);
+            await files.RunAsync(open, data, stoppingToken);
+        }
+        catch (Exception e)
+        {
+            // Nobody awaits this task: whatever ended the stream is logged here or nowhere.
+            if (!stoppingToken.IsCancellationRequested)
+            {
+                logger.LogWarning("The file stream {Purpose} of session {SessionId} (stream {StreamId}) ended: {Reason}", open.Purpose, open.SessionId, open.StreamId, e.Message);
             }
         }
     }

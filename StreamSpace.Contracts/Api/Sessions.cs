@@ -35,3 +35,9 @@ public sealed record ConnectResponse(string Ticket, string Url, DateTimeOffset E
 
 /// <summary>An open viewer of a session, as <c>GET /api/v1/sessions/{id}/viewers</c> lists it.</summary>
 public sealed record ViewerResponse(Guid Id, Guid UserId, string Username, string? Address, DateTimeOffset Since, long Bytes);
+
+/// <summary>The answer to an upload: the name the file was stored under in ~/Uploads (with " (1)" and so on when the name was taken) and its size.</summary>
+public sealed record UploadedFileResponse(string Name, long Size);
+
+/// <summary>The files of the session's ~/Downloads.</summary>
+public sealed record SessionFilesResponse(IReadOnlyList<StreamSpace.Contracts.Tunnel.SessionFile> Files);

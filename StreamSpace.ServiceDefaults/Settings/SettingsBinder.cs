@@ -59,6 +59,7 @@ public static class SettingsBinder
         {
             _ when target == typeof(string) => raw,
             _ when target == typeof(int) => int.TryParse(raw, NumberStyles.Integer, CultureInfo.InvariantCulture, out var i) ? i : null,
+            _ when target == typeof(long) => long.TryParse(raw, NumberStyles.Integer, CultureInfo.InvariantCulture, out var l) ? l : null,
             _ when target == typeof(bool) => bool.TryParse(raw, out var b) ? b : null,
             _ when target == typeof(TimeSpan) => Duration.TryParse(raw, out var d) ? d : null,
             _ when target == typeof(Uri) => Uri.TryCreate(raw, UriKind.Absolute, out var u) ? u : null,
@@ -77,7 +78,7 @@ public static class SettingsBinder
 
     private static string Expected(Type type) => type switch
     {
-        _ when type == typeof(int) => "a whole number",
+        _ when type == typeof(int) || type == typeof(long) => "a whole number",
         _ when type == typeof(bool) => "true or false",
         _ when type == typeof(TimeSpan) => Duration.AcceptedForms,
         _ when type == typeof(Uri) => "an absolute URL",

@@ -19,6 +19,8 @@ public sealed class ApiSettingsTests
     [InlineData("ConnectionStrings__streamspace", null, "ConnectionStrings__streamspace is required")]
     [InlineData("JWT_LIFETIME", "forever", "JWT_LIFETIME has an invalid value 'forever'")]
     [InlineData("SESSION_MAX_LIFETIME", "30s", "SESSION_MAX_LIFETIME must be between 1m and 365d")]
+    [InlineData("UPLOAD_MAX_BYTES", "1GiB", "UPLOAD_MAX_BYTES has an invalid value '1GiB'")]
+    [InlineData("UPLOAD_MAX_BYTES", "0", "UPLOAD_MAX_BYTES must be at least 1 byte")]
     public async Task A_missing_or_invalid_setting_exits_with_one_line_that_names_it(string setting, string? value, string expected)
     {
         var result = await StartupErrors.RunWithSettingAsync("StreamSpace.Api", Valid, setting, value);

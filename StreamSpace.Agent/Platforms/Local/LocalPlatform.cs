@@ -79,6 +79,11 @@ public sealed class LocalPlatform : ISessionPlatform, IDisposable
             ? new VncEndpoint("127.0.0.1", record.VncPort, System.Text.Encoding.Latin1.GetString(await File.ReadAllBytesAsync(record.AgentPasswordFile, cancellationToken)))
             : null;
 
+    public Task<SessionHome?> FindHomeAsync(string sessionId, CancellationToken cancellationToken) =>
+        Task.FromResult(sessions.TryGetValue(sessionId, out var record) && record.State == SessionState.Running && record.Account is { } account
+            ? new SessionHome(sessionId, record.Home, account)
+            : null);
+
     public void NoteActivity(string sessionId) => clock.NoteInput(sessionId);
 
     /// <summary>The programs every local session runs: the X server with VNC, and the window manager.</summary>

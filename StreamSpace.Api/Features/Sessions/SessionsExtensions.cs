@@ -24,6 +24,7 @@ public static class SessionsExtensions
         // After the hub's step (Agents registers first): viewers close once their agents have moved.
         builder.Services.AddSingleton<IReplicaDrainStep>(sp => sp.GetRequiredService<ViewerDrain>());
         builder.Services.AddSingleton<PendingStreams>();
+        builder.Services.AddSingleton<Files.AgentFileStreams>();
         builder.Services.AddSingleton<DataForwarder>();
         builder.Services.AddSingleton<DataListener>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<DataListener>());

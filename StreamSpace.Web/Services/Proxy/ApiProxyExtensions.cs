@@ -2,6 +2,7 @@ using System.Net.Http.Headers;
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Authentication.Cookies;
 using Microsoft.AspNetCore.Diagnostics;
+using Microsoft.AspNetCore.Http.Features;
 using StreamSpace.Web.Services.Auth;
 using Yarp.ReverseProxy.Configuration;
 using Yarp.ReverseProxy.Transforms;
@@ -75,6 +76,12 @@ public static class ApiProxyExtensions
                 return;
             }
 
+            if (IsUpload(context.Request) && context.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } limit)
+            {
+                // The API enforces UPLOAD_MAX_BYTES on uploads (a 413 the browser shows); Kestrel's 30 MB default here would cut them first.
+                limit.MaxRequestBodySize = null;
+            }
+
             await next();
         }));
         return app;
@@ -85,6 +92,10 @@ public static class ApiProxyExtensions
         statusCode: StatusCodes.Status400BadRequest,
         title: "Missing request header",
         detail: $"State-changing requests must carry the {CsrfHeader} header.");
+
+    /// <summary>An upload of a file into a session (PUT /api/v1/sessions/{id}/files/uploads/{name}), streamed through as it arrives.</summary>
+    private static bool IsUpload(HttpRequest request) =>
+        HttpMethods.IsPut(request.Method) && request.Path.StartsWithSegments("/api/v1/sessions") && request.Path.Value!.Contains("/files/uploads/", StringComparison.Ordinal);
 
     public static bool IsSafe(string method) => HttpMethods.IsGet(method) || HttpMethods.IsHead(method) || HttpMethods.IsOptions(method);
 

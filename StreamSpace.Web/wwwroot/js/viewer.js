@@ -230,6 +230,129 @@ window.addEventListener('pagehide', () => {
     rfb?.disconnect();
 });
 
+// Files in and out (README "Files in and out"): uploads go to the session's ~/Uploads one request each, the raw file
+// as the body of a PUT through the web's /api proxy, so XMLHttpRequest's upload events give each file's progress and
+// the bytes stream through without being held. ~/Downloads is listed below with links the browser downloads itself.
+const filesPanel = document.getElementById('viewer-files');
+const filesToggle = document.getElementById('viewer-files-toggle');
+const drop = document.getElementById('viewer-drop');
+const filesInput = document.getElementById('viewer-files-input');
+const uploads = document.getElementById('viewer-uploads');
+const downloads = document.getElementById('viewer-downloads');
+const downloadsStatus = document.getElementById('viewer-downloads-status');
+const FILES = `api/v1/sessions/${encodeURIComponent(sessionId)}/files`;
+
+filesToggle.addEventListener('click', () => {
+    filesPanel.hidden = !filesPanel.hidden;
+    filesToggle.setAttribute('aria-expanded', String(!filesPanel.hidden));
+    if (!filesPanel.hidden) {
+        listDownloads();
+    }
+});
+
+function upload(file) {
+    const item = document.createElement('li');
+    item.dataset.name = file.name;
+    item.dataset.state = 'uploading';
+    const name = document.createElement('span');
+    name.textContent = file.name;
+    const progress = document.createElement('progress');
+    progress.max = file.size || 1;
+    progress.value = 0;
+    const state = document.createElement('span');
+    state.className = 'upload-state';
+    state.textContent = 'Uploading…';
+    item.append(name, progress, state);
+    uploads.append(item);
+
+    const request = new XMLHttpRequest();
+    request.open('PUT', `${FILES}/uploads/${encodeURIComponent(file.name)}`);
+    request.setRequestHeader('X-StreamSpace-Request', '1');
+    request.setRequestHeader('Content-Type', 'application/octet-stream');
+    request.upload.addEventListener('progress', (event) => {
+        progress.value = event.loaded;
+        state.textContent = `${Math.floor(100 * event.loaded / (event.total || 1))} %`;
+    });
+    request.addEventListener('load', () => {
+        if (request.status === 201) {
+            const stored = JSON.parse(request.responseText);
+            progress.value = progress.max;
+            item.dataset.state = 'done';
+            state.textContent = stored.name === file.name ? 'Done' : `Done, as ${stored.name}`;
+            return;
+        }
+        let detail = `${request.status}`;
+        try { detail = JSON.parse(request.responseText).detail ?? detail; } catch { /* not JSON */ }
+        item.dataset.state = 'failed';
+        state.textContent = `Failed: ${detail}`;
+    });
+    request.addEventListener('error', () => {
+        item.dataset.state = 'failed';
+        state.textContent = 'Failed: the connection broke';
+    });
+    request.send(file);
+}
+
+function uploadAll(files) {
+    for (const file of files) {
+        upload(file);
+    }
+}
+
+filesInput.addEventListener('change', () => {
+    uploadAll(filesInput.files);
+    filesInput.value = '';
+});
+drop.addEventListener('dragover', (event) => {
+    event.preventDefault();
+    drop.dataset.over = 'true';
+});
+drop.addEventListener('dragleave', () => { drop.dataset.over = 'false'; });
+drop.addEventListener('drop', (event) => {
+    event.preventDefault();
+    drop.dataset.over = 'false';
+    uploadAll(event.dataTransfer.files);
+});
+
+function formatSize(bytes) {
+    const units = ['B', 'KiB', 'MiB', 'GiB'];
+    let value = bytes;
+    let unit = 0;
+    while (value >= 1024 && unit < units.length - 1) {
+        value /= 1024;
+        unit += 1;
+    }
+    return `${unit === 0 ? value : value.toFixed(1)} ${units[unit]}`;
+}
+
+async function listDownloads() {
+    downloadsStatus.textContent = 'Loading…';
+    try {
+        const response = await fetch(`${FILES}/downloads`, { credentials: 'same-origin' });
+        if (!response.ok) {
+            let detail = `${response.status}`;
+            try { detail = (await response.json()).detail ?? detail; } catch { /* not JSON */ }
+            downloadsStatus.textContent = `Cannot list ~/Downloads: ${detail}`;
+            return;
+        }
+        const { files } = await response.json();
+        downloads.replaceChildren(...files.map((file) => {
+            const item = document.createElement('li');
+            const link = document.createElement('a');
+            link.href = `${FILES}/downloads/${encodeURIComponent(file.name)}`;
+            link.download = file.name;
+            link.textContent = file.name;
+            item.append(link, ` (${formatSize(file.size)})`);
+            return item;
+        }));
+        downloadsStatus.textContent = files.length === 0 ? 'Nothing yet: files the session saves in ~/Downloads appear here.' : '';
+    } catch {
+        downloadsStatus.textContent = 'Cannot list ~/Downloads: the connection broke';
+    }
+}
+
+document.getElementById('viewer-downloads-refresh').addEventListener('click', listDownloads);
+
 // Connects once the preferences are known, so the first size asked for is the right one (no await at the top level:
 // the page's scripts may run this module where that is not allowed).
 loadPreferences().then(connect);

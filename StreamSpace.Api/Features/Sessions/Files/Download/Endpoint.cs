@@ -1,0 +1,95 @@
+using System.Buffers;
+using FastEndpoints;
+using Microsoft.Net.Http.Headers;
+using StreamSpace.Contracts.Tunnel;
+
+namespace StreamSpace.Api.Features.Sessions.Files.Download;
+
+/// <summary>
+/// One file of the session's ~/Downloads as an attachment, streamed from the agent as it reads it. A symlink, a
+/// special file or another account's file is refused (403); a file cut short ends the response without its last bytes,
+/// so the browser reports a failed download rather than a short file.
+/// </summary>
+public sealed class DownloadFileEndpoint(AgentFileStreams files) : EndpointWithoutRequest
+{
+    private const int ChunkBytes = 64 * 1024;
+
+    public override void Configure()
+    {
+        Get("sessions/{id}/files/downloads/{name}");
+        Summary(s => s.Summary = "Downloads a file of the session's ~/Downloads.");
+    }
+
+    public override async Task HandleAsync(CancellationToken cancellationToken)
+    {
+        var (id, name) = (Route<string>("id")!, FileRoute.Name(Route<string>("name")));
+        if (FileRoute.Refusal(name) is { } refusal)
+        {
+            await Send.ResultAsync(refusal);
+            return;
+        }
+
+        var (stream, problem) = await files.OpenAsync(id, User, FileStreams.Download, name, cancellationToken);
+        if (stream is null)
+        {
+            await Send.ResultAsync(problem!);
+            return;
+        }
+
+        await using (stream)
+        {
+            var size = stream.Reply.Size ?? 0;
+            var response = HttpContext.Response;
+            response.StatusCode = StatusCodes.Status200OK;
+            response.ContentType = "application/octet-stream";
+            response.ContentLength = size;
+            response.Headers.ContentDisposition = new ContentDispositionHeaderValue("attachment") { FileNameStar = name }.ToString();
+            bool complete;
+            try
+            {
+                complete = await CopyAsync(stream.Stream, response.Body, size, cancellationToken);
+            }
+            catch (IOException e) when (!cancellationToken.IsCancellationRequested)
+            {
+                Logger.LogWarning("A download from session {SessionId} broke off on the agent's side: {Reason}", id, e.Message);
+                complete = false;
+            }
+
+            if (!complete)
+            {
+                // The headers promised the whole file: ending the connection short tells the browser the download failed.
+                HttpContext.Abort();
+                return;
+            }
+
+            await files.AuditAsync(User, "file.downloaded", id, name, size, CancellationToken.None);
+        }
+    }
+
+    /// <summary>Copies exactly <paramref name="size"/> bytes; false when the agent's side ended first.</summary>
+    private static async Task<bool> CopyAsync(Stream data, Stream body, long size, CancellationToken cancellationToken)
+    {
+        var buffer = ArrayPool<byte>.Shared.Rent(ChunkBytes);
+        try
+        {
+            var remaining = size;
+            while (remaining > 0)
+            {
+                var read = await data.ReadAsync(buffer.AsMemory(0, (int)Math.Min(remaining, ChunkBytes)), cancellationToken);
+                if (read == 0)
+                {
+                    return false;
+                }
+
+                await body.WriteAsync(buffer.AsMemory(0, read), cancellationToken);
+                remaining -= read;
+            }
+
+            return true;
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+}
