@@ -129,10 +129,10 @@ public sealed class SessionStore(NpgsqlDataSource dataSource, ApiSettings settin
             return QuotaReached(owner, active);
         }
 
-        var agent = await PickAgentAsync(connection, transaction, template.Platforms, cancellationToken);
+        var agent = await PickAgentAsync(connection, transaction, template.Platforms, template.MinimumAgentProtocol, cancellationToken);
         if (agent is null)
         {
-            return NoAgent(template.Platforms);
+            return NoAgent(template);
         }
 
         var id = "sess-" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(6));
@@ -165,7 +165,7 @@ public sealed class SessionStore(NpgsqlDataSource dataSource, ApiSettings settin
 
         if (!await LockAgentAsync(connection, transaction, agent.Value.AgentId, cancellationToken))
         {
-            return lastAttempt ? NoAgent(template.Platforms) : null;
+            return lastAttempt ? NoAgent(template) : null;
         }
 
         await transaction.CommitAsync(cancellationToken);
@@ -178,8 +178,9 @@ public sealed class SessionStore(NpgsqlDataSource dataSource, ApiSettings settin
     private SessionResult QuotaReached(string owner, int active) =>
         new(SessionChange.QuotaReached, Detail: $"{owner} already has {active} active sessions, the most allowed (SESSION_QUOTA={settings.SessionQuota}); stop one first.");
 
-    private static SessionResult NoAgent(IReadOnlyList<string> platforms) =>
-        new(SessionChange.NoAgent, Detail: $"No online, non-draining agent with free capacity runs a platform this template supports ({string.Join(", ", platforms)}).");
+    private static SessionResult NoAgent(TemplateRow template) =>
+        new(SessionChange.NoAgent, Detail: $"No online, non-draining agent with free capacity runs a platform this template supports ({string.Join(", ", template.Platforms)})" +
+            (template.MinimumAgentProtocol > AgentProtocol.MuxVersion ? $" with agent protocol {template.MinimumAgentProtocol} or later, which its closed clipboard direction needs." : "."));
 
     private static Task<int> CountActiveAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, Guid ownerId, CancellationToken cancellationToken) =>
         connection.ExecuteScalarAsync<int>(new CommandDefinition(
@@ -325,16 +326,16 @@ public sealed class SessionStore(NpgsqlDataSource dataSource, ApiSettings settin
     /// without a lock: <see cref="LockAgentAsync"/> confirms it at the end of the launch.
     /// </summary>
     private async Task<(string AgentId, string Platform)?> PickAgentAsync(NpgsqlConnection connection, NpgsqlTransaction transaction,
-        IReadOnlyList<string> platforms, CancellationToken cancellationToken) =>
+        IReadOnlyList<string> platforms, int minimumProtocol, CancellationToken cancellationToken) =>
         await connection.QuerySingleOrDefaultAsync<(string, string)?>(new CommandDefinition(
             $"""
             SELECT a.id, a.platform FROM agents a
             CROSS JOIN LATERAL (SELECT count(*) AS active FROM sessions s WHERE s.agent_id = a.id AND s.state = ANY(@Active)) load
-            WHERE {PlaceableAgent} AND a.platform = ANY(@platforms)
+            WHERE {PlaceableAgent} AND a.platform = ANY(@platforms) AND a.protocol_version >= @minimumProtocol
               AND load.active < coalesce((a.capacity ->> 'max_sessions')::int, 0)
             ORDER BY load.active, a.id
             LIMIT 1
-            """, new { Active = SessionStateMachine.ActiveNames, platforms = platforms.ToArray(), missed = settings.AgentMissedHeartbeats }, transaction, cancellationToken: cancellationToken));
+            """, new { Active = SessionStateMachine.ActiveNames, platforms = platforms.ToArray(), minimumProtocol, missed = settings.AgentMissedHeartbeats }, transaction, cancellationToken: cancellationToken));
 
     /// <summary>
     /// Locks the picked agent's row until commit, if it may still take sessions, then counts its active sessions

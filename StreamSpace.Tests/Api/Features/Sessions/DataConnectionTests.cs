@@ -157,6 +157,26 @@ public sealed class DataConnectionTests(PatternSessionFixture fixture) : IClassF
     }
 
     [Fact]
+    public async Task A_template_with_a_closed_clipboard_direction_is_never_placed_on_a_version_1_agent()
+    {
+        await using var server = new PatternVncServer();
+        await using var api = new ApiFactory(await SharedPostgres.CreateDatabaseAsync()).Start();
+        // AGENT_DATA_PATH=mux makes the agent speak protocol 1, as an agent from before tunnel v2 does: it would start
+        // Xvnc without the template's clipboard settings.
+        await using var agent = await PatternSessionFixture.PatternAgentAsync(api, "v1-agent", server, new Dictionary<string, string?> { ["AGENT_DATA_PATH"] = "mux" });
+        using var admin = await api.AdminClientAsync();
+        Assert.Equal(HttpStatusCode.Created, (await admin.PostAsJsonAsync("/api/v1/templates",
+            new { name = "no-copy-out", display_name = "No copying out", command = "xterm", clipboard_to_browser = false })).StatusCode);
+
+        var refused = await admin.PostAsJsonAsync("/api/v1/sessions", new { template = "no-copy-out" });
+        Assert.Contains("agent protocol 2", (await refused.AssertProblemAsync(HttpStatusCode.ServiceUnavailable)).ToString());
+
+        // The same agent still runs templates that ask nothing of it.
+        var id = (await admin.LaunchAsync()).Id;
+        await admin.WaitForStateAsync(id, SessionState.Running);
+    }
+
+    [Fact]
     public async Task An_agent_that_cannot_reach_the_replicas_data_port_falls_back_to_agent_data_on_the_api_port()
     {
         await using var server = new PatternVncServer();
