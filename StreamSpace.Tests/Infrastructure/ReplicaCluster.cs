@@ -186,28 +186,7 @@ public sealed class HaproxyBalancer : IAsyncDisposable
         var port = PostgresServer.FreePort();
         var directory = Directory.CreateTempSubdirectory("streamspace-haproxy-").FullName;
         var config = Path.Combine(directory, "haproxy.cfg");
-        await File.WriteAllTextAsync(config, $"""
-            global
-              maxconn 4096
-            defaults
-              mode http
-              timeout connect 1s
-              timeout client 1h
-              timeout server 1h
-              timeout tunnel 1h
-              option redispatch
-              retries 3
-              retry-on conn-failure empty-response 503
-            frontend fe
-              bind 127.0.0.1:{port}
-              default_backend api
-            backend api
-              balance roundrobin
-              option httpchk GET /health
-              default-server check inter 500ms fall 2 rise 2
-            {string.Join("\n", serverPorts.Select((p, i) => $"  server r{i} 127.0.0.1:{p}"))}
-
-            """);
+        await File.WriteAllTextAsync(config, HaproxyConfig.Render([port], serverPorts, maxConnections: 4096, checkInterval: "500ms", downAfter: 2));
         var haproxy = File.Exists("/usr/sbin/haproxy") ? "/usr/sbin/haproxy"
             : throw new InvalidOperationException("HAProxy is not installed; run ./streamspace test, which installs it.");
         var start = new ProcessStartInfo(haproxy, ["-db", "-f", config]) { RedirectStandardOutput = true, RedirectStandardError = true };

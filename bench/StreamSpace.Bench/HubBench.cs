@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Security.Cryptography;
 using System.Text.Json;
 using Npgsql;
+using StreamSpace.Tests.Infrastructure;
 using static StreamSpace.Bench.Figures;
 
 namespace StreamSpace.Bench;
@@ -533,31 +534,7 @@ public static class HubBench
                 {
                     var ownPort = BenchContext.FreePort();
                     var config = Path.Combine(bench.Work, $"hub-haproxy-{i}.cfg");
-                    await File.WriteAllTextAsync(config, $"""
-                        global
-                          maxconn {maxConnections}
-                        defaults
-                          mode http
-                          maxconn {maxConnections}
-                          timeout connect 1s
-                          timeout check 2s
-                          timeout client 1h
-                          timeout server 1h
-                          timeout tunnel 1h
-                          option redispatch
-                          retries 3
-                          retry-on conn-failure empty-response 503
-                        frontend fe
-                          bind 127.0.0.1:{port}
-                          bind 127.0.0.1:{ownPort}
-                          default_backend api
-                        backend api
-                          balance roundrobin
-                          option httpchk GET /health
-                          default-server check inter 1s fall 3 rise 2
-                        {string.Join("\n", serverPorts.Select((p, i) => $"  server r{i} 127.0.0.1:{p}"))}
-
-                        """);
+                    await File.WriteAllTextAsync(config, HaproxyConfig.Render([port, ownPort], serverPorts, maxConnections, checkInterval: "1s", downAfter: 3, checkTimeout: "2s"));
                     var log = Path.Combine(bench.Work, $"hub-haproxy-{i}.log");
                     var process = BenchProcess.Start($"haproxy {i}", haproxy, ["-db", "-f", config], bench.Environment, log);
                     processes.Add(process);
