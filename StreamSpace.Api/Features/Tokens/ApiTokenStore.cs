@@ -5,8 +5,18 @@ using StreamSpace.Api.Features.Audit;
 namespace StreamSpace.Api.Features.Tokens;
 
 /// <summary>A token found by its secret, with what its principal needs of its user.</summary>
-public sealed record ApiTokenMatch(Guid Id, Guid UserId, string Username, string Role, string[] Scopes, int TokenVersion,
-    DateTime ExpiresAt, DateTime? RevokedAt, DateTime? LastUsedAt);
+public sealed class ApiTokenMatch
+{
+    public Guid Id { get; init; }
+    public Guid UserId { get; init; }
+    public string Username { get; init; } = "";
+    public string Role { get; init; } = "";
+    public string[] Scopes { get; init; } = [];
+    public int TokenVersion { get; init; }
+    public DateTime ExpiresAt { get; init; }
+    public DateTime? RevokedAt { get; init; }
+    public DateTime? LastUsedAt { get; init; }
+}
 
 public enum TokenRevocation
 {
@@ -30,8 +40,20 @@ public sealed class ApiTokenStore(NpgsqlDataSource dataSource, TimeProvider time
         t.token_version < u.token_version AS signed_out
         """;
 
-    private sealed record ResponseRow(Guid Id, Guid UserId, string Username, string Name, string Prefix, string[] Scopes, DateTime CreatedAt,
-        DateTime ExpiresAt, DateTime? LastUsedAt, DateTime? RevokedAt, bool SignedOut);
+    private sealed class ResponseRow
+    {
+        public Guid Id { get; init; }
+        public Guid UserId { get; init; }
+        public string Username { get; init; } = "";
+        public string Name { get; init; } = "";
+        public string Prefix { get; init; } = "";
+        public string[] Scopes { get; init; } = [];
+        public DateTime CreatedAt { get; init; }
+        public DateTime ExpiresAt { get; init; }
+        public DateTime? LastUsedAt { get; init; }
+        public DateTime? RevokedAt { get; init; }
+        public bool SignedOut { get; init; }
+    }
 
     public async Task<CreatedApiTokenResponse> CreateAsync(Actor actor, Guid userId, CreateApiTokenRequest request, CancellationToken cancellationToken)
     {
@@ -72,14 +94,16 @@ public sealed class ApiTokenStore(NpgsqlDataSource dataSource, TimeProvider time
             parameters, cancellationToken: cancellationToken));
         var now = time.GetUtcNow();
         return [.. rows.Select(r => new ApiTokenResponse(r.Id, r.UserId, r.Username, r.Name, r.Prefix, r.Scopes, Utc(r.CreatedAt), Utc(r.ExpiresAt),
-            Utc(r.LastUsedAt), Utc(r.RevokedAt), r switch
-            {
-                { RevokedAt: not null } => "revoked",
-                _ when Utc(r.ExpiresAt) <= now => "expired",
-                { SignedOut: true } => "signed_out",
-                _ => "active",
-            }))];
+            Utc(r.LastUsedAt), Utc(r.RevokedAt), State(r, now)))];
     }
+
+    private static string State(ResponseRow row, DateTimeOffset now) => row switch
+    {
+        { RevokedAt: not null } => "revoked",
+        _ when Utc(row.ExpiresAt) <= now => "expired",
+        { SignedOut: true } => "signed_out",
+        _ => "active",
+    };
 
     /// <summary>Revokes a token; with <paramref name="ownerId"/>, only if it is that user's (else NotFound, so ids reveal nothing).</summary>
     public async Task<TokenRevocation> RevokeAsync(Actor actor, Guid id, Guid? ownerId, CancellationToken cancellationToken)
