@@ -34,4 +34,29 @@ public sealed class ApiTokenExpiryTests : IAsyncLifetime
         var refused = await (await script.GetAsync("/api/v1/templates")).AssertProblemAsync(HttpStatusCode.Unauthorized);
         Assert.Equal("The API token expired.", refused.GetProperty("detail").GetString());
     }
+
+    [Fact]
+    public async Task The_last_use_is_written_at_most_once_a_minute()
+    {
+        using var user = await api.NewUserClientAsync();
+        var created = await (await user.PostAsync("/api/v1/users/me/tokens",
+            System.Net.Http.Json.JsonContent.Create(new CreateApiTokenRequest("poller", 30, [ApiTokenScopes.Read]), options: ApiJson.Options)))
+            .AssertJsonAsync<CreatedApiTokenResponse>(HttpStatusCode.Created);
+        using var script = api.TokenClient(created.Token);
+
+        await (await script.GetAsync("/api/v1/templates")).AssertJsonAsync(HttpStatusCode.OK);
+        var first = await LastUsedAsync(user, created.Details.Id);
+        Assert.Equal(clock.GetUtcNow().ToUnixTimeSeconds(), first?.ToUnixTimeSeconds());
+
+        clock.Advance(TimeSpan.FromSeconds(59));
+        await (await script.GetAsync("/api/v1/templates")).AssertJsonAsync(HttpStatusCode.OK);
+        Assert.Equal(first, await LastUsedAsync(user, created.Details.Id));
+
+        clock.Advance(TimeSpan.FromSeconds(1));
+        await (await script.GetAsync("/api/v1/templates")).AssertJsonAsync(HttpStatusCode.OK);
+        Assert.Equal(clock.GetUtcNow().ToUnixTimeSeconds(), (await LastUsedAsync(user, created.Details.Id))?.ToUnixTimeSeconds());
+    }
+
+    private static async Task<DateTimeOffset?> LastUsedAsync(HttpClient user, Guid id) =>
+        (await (await user.GetAsync("/api/v1/users/me/tokens")).AssertJsonAsync<List<ApiTokenResponse>>(HttpStatusCode.OK)).Single(t => t.Id == id).LastUsedAt;
 }

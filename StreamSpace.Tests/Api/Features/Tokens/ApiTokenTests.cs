@@ -107,6 +107,23 @@ public sealed class ApiTokenTests(SessionFixture fixture) : IClassFixture<Sessio
     }
 
     [Fact]
+    public async Task A_password_change_ends_the_users_tokens_as_it_ends_their_other_sign_ins()
+    {
+        using var user = await Api.NewUserClientAsync();
+        var created = await user.CreateTokenAsync(ApiTokenScopes.Read);
+        using var script = Api.TokenClient(created.Token);
+        await (await script.GetAsync("/api/v1/sessions")).AssertJsonAsync(HttpStatusCode.OK);
+
+        (await user.PutAsJsonAsync("/api/v1/users/me/password", new ChangePasswordRequest("user-password-123", "a-new-password-456"), ApiJson.Options))
+            .EnsureSuccessStatusCode();
+
+        await (await script.GetAsync("/api/v1/sessions")).AssertProblemAsync(HttpStatusCode.Unauthorized);
+        using var admin = await Api.AdminClientAsync();
+        var all = await (await admin.GetAsync("/api/v1/admin/tokens")).AssertJsonAsync<List<ApiTokenResponse>>(HttpStatusCode.OK);
+        Assert.Equal("signed_out", Assert.Single(all, t => t.Id == created.Details.Id).State);
+    }
+
+    [Fact]
     public async Task A_token_cannot_create_list_or_revoke_tokens_change_the_password_or_refresh_into_a_jwt()
     {
         using var admin = await Api.AdminClientAsync();
