@@ -11,8 +11,8 @@ namespace StreamSpace.Api.Features.Auth;
 /// Rejects a still-valid token whose user was since disabled, deleted or given another role, whose user's token
 /// version moved on (password change, sign-out everywhere), or which was itself logged out, so each of these takes
 /// effect within seconds instead of at the token's expiry. One query per user (status, version and that user's
-/// logged-out token ids) is cached (a personal API token's own row is read each time, see <see cref="IApiTokens"/>) for <see cref="CacheFor"/>; a change forgets it at once on the instance that made it
-/// and, through NOTIFY, on every other instance.
+/// logged-out token ids) is cached for <see cref="CacheFor"/>; a change forgets it at once on the instance that made it
+/// and, through NOTIFY, on every other instance. A personal API token's own row is read each time (<see cref="IApiTokens"/>).
 /// </summary>
 public sealed class ActiveUserCheck(NpgsqlDataSource dataSource, IMemoryCache cache, TimeProvider time, IApiTokens apiTokens) : IDatabaseNotificationHandler
 {
