@@ -69,6 +69,7 @@ public sealed class ApiTokenWebTests(WebFixture fixture) : IClassFixture<WebFixt
         var row = page.Locator("tr[data-token='nightly backup']");
         await Assertions.Expect(row).ToContainTextAsync("read, sessions");
         await Assertions.Expect(row.Locator(".token-last-used")).ToHaveTextAsync("never");
+        await WebFixture.ScreenshotAsync(page, "api-tokens.png");
 
         using (var script = fixture.Api.TokenClient(token))
         {
@@ -111,6 +112,7 @@ public sealed class ApiTokenWebTests(WebFixture fixture) : IClassFixture<WebFixt
         await page.GetByRole(AriaRole.Link, new() { Name = "Usage" }).ClickAsync();
         var row = page.Locator($"tr[data-key='{username}']");
         await Assertions.Expect(row.Locator("td").Nth(2)).ToHaveTextAsync("1");
+        await WebFixture.ScreenshotAsync(page, "admin-usage.png");
 
         var download = await page.RunAndWaitForDownloadAsync(() => page.GetByRole(AriaRole.Link, new() { Name = "Export CSV" }).ClickAsync());
         var csv = await File.ReadAllTextAsync(await download.PathAsync());
