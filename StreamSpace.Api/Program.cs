@@ -7,6 +7,7 @@ using StreamSpace.Api.Features.Replicas;
 using StreamSpace.Api.Features.Sessions;
 using StreamSpace.Api.Features.Preferences;
 using StreamSpace.Api.Features.Templates;
+using StreamSpace.Api.Features.Tokens;
 using StreamSpace.Api.Features.Auth;
 using StreamSpace.Api.Features.Users;
 using StreamSpace.Api.Infrastructure;
@@ -25,6 +26,7 @@ return await StartupGuard.RunAsync(async () =>
     builder.AddStreamSpaceDatabase(settings);
     builder.AddStreamSpaceReplicas();
     builder.AddStreamSpaceAuth(settings);
+    builder.AddStreamSpaceTokens();
     builder.AddStreamSpaceUsers();
     builder.AddStreamSpaceAgents();
     builder.AddStreamSpaceTemplates();
@@ -38,6 +40,7 @@ return await StartupGuard.RunAsync(async () =>
     app.UseTrustedProxies();
     app.UseStreamSpaceErrors();
     app.UseStreamSpaceAuth();
+    app.UseStreamSpaceTokens();
     app.MapStreamSpaceEndpoints();
     app.MapStreamSpaceAgents();
     app.MapStreamSpaceSessions();

@@ -1,6 +1,7 @@
 using System.Text.Json;
 using FastEndpoints;
 using FastEndpoints.Swagger;
+using StreamSpace.Api.Features.Tokens;
 
 namespace StreamSpace.Api.Infrastructure;
 
@@ -17,6 +18,7 @@ public static class EndpointsExtensions
             {
                 s.Title = "StreamSpace API";
                 s.Version = "v1";
+                s.DescribeApiTokens();
             };
             doc.ShortSchemaNames = true;
         });

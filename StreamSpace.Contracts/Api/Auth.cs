@@ -23,6 +23,10 @@ public static class ClaimNames
     public const string TokenVersion = "ver";
     /// <summary>When the user signed in with their password (unix seconds), carried unchanged through refreshes.</summary>
     public const string AuthTime = "auth_time";
+    /// <summary>On a personal API token's principal: the token's id (the <c>api_tokens</c> row).</summary>
+    public const string ApiTokenId = "api_token";
+    /// <summary>On a personal API token's principal: one claim per scope (<see cref="ApiTokenScopes"/>).</summary>
+    public const string Scope = "scope";
 }
 
 /// <summary>Who a principal is, read from <see cref="ClaimNames"/>: in the API from its token, in the web from its cookie.</summary>

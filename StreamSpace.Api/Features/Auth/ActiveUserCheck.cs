@@ -2,6 +2,7 @@ using System.Security.Claims;
 using Dapper;
 using Microsoft.Extensions.Caching.Memory;
 using Npgsql;
+using StreamSpace.Api.Features.Tokens;
 using StreamSpace.Api.Infrastructure.Database;
 
 namespace StreamSpace.Api.Features.Auth;
@@ -11,9 +12,9 @@ namespace StreamSpace.Api.Features.Auth;
 /// version moved on (password change, sign-out everywhere), or which was itself logged out, so each of these takes
 /// effect within seconds instead of at the token's expiry. One query per user (status, version and that user's
 /// logged-out token ids) is cached for <see cref="CacheFor"/>; a change forgets it at once on the instance that made it
-/// and, through NOTIFY, on every other instance.
+/// and, through NOTIFY, on every other instance. A personal API token's own row is read each time (<see cref="IApiTokens"/>).
 /// </summary>
-public sealed class ActiveUserCheck(NpgsqlDataSource dataSource, IMemoryCache cache, TimeProvider time) : IDatabaseNotificationHandler
+public sealed class ActiveUserCheck(NpgsqlDataSource dataSource, IMemoryCache cache, TimeProvider time, IApiTokens apiTokens) : IDatabaseNotificationHandler
 {
     public const string NotifyChannel = "user_tokens";
 
@@ -43,6 +44,12 @@ public sealed class ActiveUserCheck(NpgsqlDataSource dataSource, IMemoryCache ca
         {
             // The same allowance for clock skew as the token's validation at the start of the request.
             return "the token expired";
+        }
+
+        // A personal API token's principal: its token must still stand too (revoked, expired), checked uncached.
+        if (principal.ApiTokenId() is { } apiTokenId && await apiTokens.RejectionAsync(apiTokenId, cancellationToken) is { } tokenRejection)
+        {
+            return tokenRejection;
         }
 
         var status = await StatusAsync(id, cancellationToken);

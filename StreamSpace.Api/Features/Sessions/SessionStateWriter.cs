@@ -9,7 +9,7 @@ namespace StreamSpace.Api.Features.Sessions;
 
 /// <summary>
 /// Every session state change goes through here, inside the caller's transaction: the state machine's check,
-/// the audit row, and a NOTIFY that reaches live clients when (and only if) the transaction commits.
+/// the history row (for usage), the audit row, and a NOTIFY that reaches live clients when (and only if) the transaction commits.
 /// </summary>
 public static class SessionStateWriter
 {
@@ -98,6 +98,7 @@ public static class SessionStateWriter
             }
         }
 
+        await SessionStateHistory.RecordAsync(connection, transaction, sessionId, to, at: null, cancellationToken);
         await connection.WriteAsync(actor, "session.state_changed", "session", sessionId,
             new { From = from, To = to, Reason = failureReason }, transaction, cancellationToken);
         await NotifyAsync(connection, transaction, sessionId, cancellationToken);

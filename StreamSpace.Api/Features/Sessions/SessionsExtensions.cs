@@ -34,6 +34,7 @@ public static class SessionsExtensions
         builder.Services.AddHostedService(sp => sp.GetRequiredService<SessionEventHub>());
         builder.Services.AddSingleton<IDatabaseNotificationHandler>(sp => sp.GetRequiredService<SessionEventHub>());
         builder.Services.AddHostedService<SessionCountsMonitor>();
+        builder.Services.AddSingleton<ISessionUsage, SessionUsage>();
         return builder;
     }
 

@@ -13,6 +13,10 @@ public static class ApiRoutes
     public const string Users = "api/v1/users";
     public const string Audit = "api/v1/audit";
     public const string Diagnostics = "api/v1/admin/diagnostics";
+    public const string MyTokens = "api/v1/users/me/tokens";
+    public const string Usage = "api/v1/admin/usage";
+
+    public static string MyToken(Guid id) => $"{MyTokens}/{id}";
 
     public static string Template(string name) => $"{Templates}/{Uri.EscapeDataString(name)}";
 

@@ -52,6 +52,9 @@ public static class ApiProxyExtensions
             .AddTransforms(context =>
             {
                 context.AddRequestHeaderRemove("Cookie");
+                // The web's /api is the signed-in browser's, authenticated by its cookie alone: a bearer the client sends
+                // (a personal API token, a JWT) is dropped, so it gets nothing here; scripts call the API itself.
+                context.AddRequestHeaderRemove("Authorization");
                 if (context.Route.RouteId == ApiRoute)
                 {
                     context.AddRequestTransform(AddBearerAsync);

@@ -1,3 +1,4 @@
+using StreamSpace.Api.Features.Tokens;
 using FastEndpoints;
 using StreamSpace.Api.Features.Auth;
 using StreamSpace.Api.Features.Sessions.Get;
@@ -13,6 +14,7 @@ public sealed class ConnectSessionEndpoint(SessionStore sessions, VncTickets tic
     public override void Configure()
     {
         Post("sessions/{id}/connect");
+        Options(x => x.WithMetadata(ApiTokenAccess.SessionControl));
         Summary(s => s.Summary = "Returns a single-use, 30-second ticket and the WebSocket URL of the session's VNC stream.");
     }
 

@@ -1,3 +1,4 @@
+using StreamSpace.Api.Features.Tokens;
 using FastEndpoints;
 using StreamSpace.Api.Features.Audit;
 using StreamSpace.Api.Features.Auth;
@@ -17,6 +18,7 @@ public sealed class CreateSessionEndpoint(SessionStore sessions, IUserAccounts u
     public override void Configure()
     {
         Post("sessions");
+        Options(x => x.WithMetadata(ApiTokenAccess.SessionControl));
         Summary(s => s.Summary = "Launches a session of a template; answers 202 with the pending session.");
     }
 

@@ -1,3 +1,4 @@
+using StreamSpace.Api.Features.Tokens;
 using StreamSpace.Contracts;
 
 namespace StreamSpace.Api.Features.Sessions.Hibernate;
@@ -7,6 +8,7 @@ public sealed class HibernateSessionEndpoint(SessionStore sessions) : SessionAct
     public override void Configure()
     {
         Post("sessions/{id}/hibernate");
+        Options(x => x.WithMetadata(ApiTokenAccess.SessionControl));
         Summary(s => s.Summary = "Hibernates a running session: its processes end, its home folder stays, wake starts it again.");
     }
 }

@@ -1,3 +1,4 @@
+using StreamSpace.Api.Features.Tokens;
 using StreamSpace.Contracts;
 
 namespace StreamSpace.Api.Features.Sessions.Stop;
@@ -7,6 +8,7 @@ public sealed class StopSessionEndpoint(SessionStore sessions) : SessionActionEn
     public override void Configure()
     {
         Delete("sessions/{id}");
+        Options(x => x.WithMetadata(ApiTokenAccess.SessionControl));
         Summary(s => s.Summary = "Stops a session; its processes end, the user's home folder stays.");
     }
 }

@@ -1,3 +1,4 @@
+using StreamSpace.Api.Features.Tokens;
 using StreamSpace.Contracts;
 
 namespace StreamSpace.Api.Features.Sessions.Wake;
@@ -7,6 +8,7 @@ public sealed class WakeSessionEndpoint(SessionStore sessions) : SessionActionEn
     public override void Configure()
     {
         Post("sessions/{id}/wake");
+        Options(x => x.WithMetadata(ApiTokenAccess.SessionControl));
         Summary(s => s.Summary = "Wakes a hibernated session.");
     }
 }

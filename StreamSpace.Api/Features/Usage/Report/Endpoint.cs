@@ -1,0 +1,92 @@
+using System.Globalization;
+using System.Text;
+using FastEndpoints;
+using StreamSpace.Api.Features.Sessions;
+
+namespace StreamSpace.Api.Features.Usage.Report;
+
+public sealed class UsageRequest
+{
+    [QueryParam] public DateTimeOffset? From { get; set; }
+    [QueryParam] public DateTimeOffset? To { get; set; }
+    [QueryParam, BindFrom("group_by")] public string GroupBy { get; set; } = "user";
+    [QueryParam] public string Format { get; set; } = "json";
+}
+
+public sealed class UsageValidator : Validator<UsageRequest>
+{
+    public UsageValidator()
+    {
+        RuleFor(x => x.GroupBy).Must(g => UsageEndpoint.Groupings.ContainsKey(g))
+            .WithMessage("group_by must be 'user' or 'template'.");
+        RuleFor(x => x.Format).Must(f => f is "json" or "csv").WithMessage("format must be 'json' or 'csv'.");
+        RuleFor(x => x).Must(x => x.From is not { } from || x.To is not { } to || from < to)
+            .WithName("from").WithMessage("from must be before to.");
+    }
+}
+
+/// <summary>
+/// Session-hours and sessions per user or template in [from, to): only time in the running state counts, so a
+/// hibernated session costs nothing. By default the last 30 days up to now (the injected clock).
+/// </summary>
+public sealed class UsageEndpoint(ISessionUsage usage, TimeProvider time) : Endpoint<UsageRequest, UsageReport>
+{
+    private static readonly TimeSpan DefaultWindow = TimeSpan.FromDays(30);
+
+    internal static readonly IReadOnlyDictionary<string, UsageGrouping> Groupings = new Dictionary<string, UsageGrouping>
+    {
+        ["user"] = UsageGrouping.User,
+        ["template"] = UsageGrouping.Template,
+    };
+
+    public override void Configure()
+    {
+        Get("admin/usage");
+        Roles(UserRoles.Admin);
+        Summary(s => s.Summary = "Session-hours (running time only) and session counts per user or template; format=csv for a spreadsheet (admin only).");
+    }
+
+    public override async Task HandleAsync(UsageRequest request, CancellationToken cancellationToken)
+    {
+        var now = time.GetUtcNow();
+        var to = request.To ?? now;
+        var from = request.From ?? to - DefaultWindow;
+        if (from >= to)
+        {
+            AddError(x => x.From!, "from must be before to.");
+            await Send.ErrorsAsync(cancellation: cancellationToken);
+            return;
+        }
+
+        var rows = await usage.RunningHoursAsync(from, to, now, Groupings[request.GroupBy], cancellationToken);
+        if (request.Format == "csv")
+        {
+            HttpContext.Response.Headers.ContentDisposition = $"attachment; filename=\"usage-{request.GroupBy}-{from:yyyyMMdd}-{to:yyyyMMdd}.csv\"";
+            await Send.StringAsync(UsageCsv.Write(request.GroupBy, rows), contentType: "text/csv; charset=utf-8", cancellation: cancellationToken);
+            return;
+        }
+
+        await Send.OkAsync(new UsageReport(from, to, request.GroupBy, rows), cancellationToken);
+    }
+}
+
+/// <summary>RFC 4180 CSV: a header row, CRLF line ends, and fields with a comma, quote or line break quoted (quotes doubled).</summary>
+public static class UsageCsv
+{
+    public static string Write(string groupBy, IReadOnlyList<UsageRow> rows)
+    {
+        var csv = new StringBuilder();
+        csv.Append(Field(groupBy)).Append(",session_hours,sessions\r\n");
+        foreach (var row in rows)
+        {
+            csv.Append(Field(row.Key)).Append(',')
+                .Append(row.SessionHours.ToString("0.####", CultureInfo.InvariantCulture)).Append(',')
+                .Append(row.Sessions.ToString(CultureInfo.InvariantCulture)).Append("\r\n");
+        }
+
+        return csv.ToString();
+    }
+
+    private static string Field(string value) =>
+        value.AsSpan().IndexOfAny(",\"\r\n") >= 0 ? "\"" + value.Replace("\"", "\"\"", StringComparison.Ordinal) + "\"" : value;
+}
