@@ -284,10 +284,15 @@ public sealed class SessionStore(NpgsqlDataSource dataSource, ApiSettings settin
         else
         {
             var template = await templates.GetAsync(connection, transaction, found.Template, cancellationToken);
-            // A wake may have to start the session again: it gets the owner's resource caps as they are now.
-            var limits = await groups.LimitsAsync(connection, transaction, found.UserId, cancellationToken);
-            var sessionTemplate = limits.Cap(template?.ToSessionTemplate()
-                ?? new SessionTemplate(found.Template, null, null, 5900, null, null, new Dictionary<string, string>(), true, 0, null));
+            var sessionTemplate = template?.ToSessionTemplate()
+                ?? new SessionTemplate(found.Template, null, null, 5900, null, null, new Dictionary<string, string>(), true, 0, null);
+            // A wake may have to create the session's pod again: it gets the owner's resource caps as they are now.
+            // A stop or a hibernate creates nothing, so it reads no limits (and a user's deletion, which stops their
+            // sessions while it holds the user's row, does no more work than before).
+            if (action == SessionAction.Wake)
+            {
+                sessionTemplate = (await groups.LimitsAsync(connection, transaction, found.UserId, cancellationToken)).Cap(sessionTemplate);
+            }
             var commandType = action switch
             {
                 SessionAction.Stop => CommandTypes.StopSession,
