@@ -3,6 +3,7 @@ using FastEndpoints.Swagger;
 using StreamSpace.Api;
 using StreamSpace.Api.Features.Agents;
 using StreamSpace.Api.Features.Diagnostics;
+using StreamSpace.Api.Features.Groups;
 using StreamSpace.Api.Features.Replicas;
 using StreamSpace.Api.Features.Sessions;
 using StreamSpace.Api.Features.Preferences;
@@ -30,6 +31,7 @@ return await StartupGuard.RunAsync(async () =>
     builder.AddStreamSpaceUsers();
     builder.AddStreamSpaceAgents();
     builder.AddStreamSpaceTemplates();
+    builder.AddStreamSpaceGroups();
     builder.AddStreamSpacePreferences();
     builder.AddStreamSpaceSessions();
     builder.AddStreamSpaceDiagnostics();

@@ -1,4 +1,5 @@
 using System.Net;
+using System.Net.Http.Json;
 using System.Text.Json;
 using Microsoft.Playwright;
 using StreamSpace.Contracts;
@@ -232,6 +233,46 @@ public sealed class WebUiTests(WebFixture fixture) : IClassFixture<WebFixture>
     }
 
     [Fact]
+    public async Task An_admin_limits_a_template_to_a_new_group_on_the_groups_page_and_only_its_member_sees_it_in_the_catalog()
+    {
+        var template = "team-" + Guid.NewGuid().ToString("N")[..6];
+        using (var api = await fixture.Api.AdminClientAsync())
+        {
+            Assert.Equal(HttpStatusCode.Created, (await api.PostAsJsonAsync("/api/v1/templates", new { name = template, display_name = "Team tool", command = "xterm" })).StatusCode);
+        }
+
+        var (member, outsider) = (await fixture.NewUserAsync("member"), await fixture.NewUserAsync("outsider"));
+        var group = "Team " + template;
+        var admin = await fixture.NewPageAsync();
+        await WebFixture.LogInAsync(admin, ApiFactory.AdminUsername, ApiFactory.AdminPassword);
+        await admin.GetByRole(AriaRole.Link, new() { Name = "Groups" }).ClickAsync();
+        await admin.GetByLabel("Name", new() { Exact = true }).FillAsync(group);
+        await admin.GetByRole(AriaRole.Button, new() { Name = "Create group" }).ClickAsync();
+        var section = admin.Locator($"section[data-group='{group}']");
+        await section.GetByLabel("Sessions at once").FillAsync("3");
+        await section.GetByRole(AriaRole.Button, new() { Name = "Save quotas" }).ClickAsync();
+        await Assertions.Expect(admin.GetByRole(AriaRole.Status)).ToHaveTextAsync($"Saved the quotas of {group}.");
+        await section.GetByLabel("Username").FillAsync(member);
+        await section.GetByRole(AriaRole.Button, new() { Name = "Add member" }).ClickAsync();
+        await Assertions.Expect(section.Locator(".group-members")).ToContainTextAsync(member);
+        await section.GetByLabel("Template", new() { Exact = true }).SelectOptionAsync(template);
+        await section.GetByRole(AriaRole.Button, new() { Name = "Limit to this group" }).ClickAsync();
+        await Assertions.Expect(section.Locator(".group-templates")).ToContainTextAsync(template);
+        await Assertions.Expect(section.GetByLabel("Sessions at once")).ToHaveValueAsync("3");
+        await WebFixture.ScreenshotAsync(admin, "admin-groups.png");
+        await admin.Context.CloseAsync();
+
+        foreach (var (username, sees) in new[] { (member, 1), (outsider, 0) })
+        {
+            var page = await fixture.NewPageAsync();
+            await WebFixture.LogInAsync(page, username, WebFixture.UserPassword);
+            await Assertions.Expect(page.Locator("[data-template='xterm']")).ToHaveCountAsync(1);
+            await Assertions.Expect(page.Locator($"[data-template='{template}']")).ToHaveCountAsync(sees);
+            await page.Context.CloseAsync();
+        }
+    }
+
+    [Fact]
     public async Task The_health_page_shows_the_diagnostics_with_failures_first_and_probes_vnc_on_request()
     {
         using var user = await fixture.Api.NewUserClientAsync();
@@ -267,6 +308,7 @@ public sealed class WebUiTests(WebFixture fixture) : IClassFixture<WebFixture>
     [InlineData("admin/sessions")]
     [InlineData("admin/audit")]
     [InlineData("admin/health")]
+    [InlineData("admin/groups")]
     public async Task A_plain_user_is_refused_the_admin_pages(string path)
     {
         var username = await fixture.NewUserAsync("plain");

@@ -2,6 +2,7 @@ using System.Security.Cryptography;
 using Dapper;
 using Npgsql;
 using StreamSpace.Api.Features.Audit;
+using StreamSpace.Api.Features.Groups;
 using StreamSpace.Api.Features.Sessions.List;
 using StreamSpace.Api.Features.Templates;
 using StreamSpace.Contracts;
@@ -15,6 +16,7 @@ public enum SessionChange
     IllegalTransition,
     UnknownTemplate,
     UnknownUser,
+    NotAllowed,
     QuotaReached,
     NoAgent,
 }
@@ -26,7 +28,8 @@ public sealed record SessionResult(SessionChange Change, SessionResponse? Sessio
 /// writes its command and its audit row in one transaction, so none is ever half done; the command is delivered
 /// once that transaction has committed.
 /// </summary>
-public sealed class SessionStore(NpgsqlDataSource dataSource, ApiSettings settings, SessionListCache lists, ISessionAgents agents, ITemplateCatalog templates) : ISessionHealth, IUserSessions
+public sealed class SessionStore(NpgsqlDataSource dataSource, ApiSettings settings, SessionListCache lists, ISessionAgents agents, ITemplateCatalog templates,
+    IUserGroups groups) : ISessionHealth, IUserSessions
 {
     /// <summary>A session of the owner's, or any session for an admin; another user's session does not exist for them.</summary>
     public async Task<SessionResponse?> GetAsync(string id, Guid viewerId, bool viewerIsAdmin, CancellationToken cancellationToken)
@@ -122,11 +125,20 @@ public sealed class SessionStore(NpgsqlDataSource dataSource, ApiSettings settin
             return new(SessionChange.UnknownUser, Detail: "The session's owner does not exist or is disabled.");
         }
 
+        if (await groups.LaunchRefusalAsync(connection, transaction, ownerId, templateName, cancellationToken) is { } refusal)
+        {
+            return new(SessionChange.NotAllowed, Detail: refusal);
+        }
+
+        // The owner's groups set the quota and the resource caps, read in this launch's transaction.
+        var limits = await groups.LimitsAsync(connection, transaction, ownerId, cancellationToken);
+        var quota = limits.SessionQuota(settings.SessionQuota);
+
         // Checked here without a lock to answer at once; checked again below under the lock, which is what counts.
         var active = await CountActiveAsync(connection, transaction, ownerId, cancellationToken);
-        if (active >= settings.SessionQuota)
+        if (active >= quota)
         {
-            return QuotaReached(owner, active);
+            return QuotaReached(owner, active, limits);
         }
 
         var agent = await PickAgentAsync(connection, transaction, template.Platforms, template.MinimumAgentProtocol, cancellationToken);
@@ -140,7 +152,7 @@ public sealed class SessionStore(NpgsqlDataSource dataSource, ApiSettings settin
             "INSERT INTO sessions (id, user_id, template, state, agent_id, platform) VALUES (@id, @ownerId, @templateName, @Pending, @AgentId, @Platform)",
             new { id, ownerId, templateName, Pending = SessionState.Pending.ToName(), agent.Value.AgentId, agent.Value.Platform }, transaction, cancellationToken: cancellationToken));
         await agents.EnqueueAsync(connection, transaction, agent.Value.AgentId, id, CommandTypes.StartSession,
-            new SessionCommandPayload(id, ownerId, owner, template.ToSessionTemplate()), cancellationToken);
+            new SessionCommandPayload(id, ownerId, owner, limits.Cap(template.ToSessionTemplate())), cancellationToken);
         await connection.WriteAsync(actor, "session.created", "session", id, new { Template = templateName, Owner = owner, Agent = agent.Value.AgentId }, transaction, cancellationToken);
         await SessionStateWriter.NotifyAsync(connection, transaction, id, cancellationToken);
         // The session as created, read before commit: once committed, another launch's delivery can send its command
@@ -158,9 +170,9 @@ public sealed class SessionStore(NpgsqlDataSource dataSource, ApiSettings settin
         }
 
         active = await CountActiveAsync(connection, transaction, ownerId, cancellationToken);
-        if (active > settings.SessionQuota)
+        if (active > quota)
         {
-            return QuotaReached(owner, active - 1);
+            return QuotaReached(owner, active - 1, limits);
         }
 
         if (!await LockAgentAsync(connection, transaction, agent.Value.AgentId, cancellationToken))
@@ -175,8 +187,8 @@ public sealed class SessionStore(NpgsqlDataSource dataSource, ApiSettings settin
         return new(SessionChange.Done, created, AgentId: agent.Value.AgentId);
     }
 
-    private SessionResult QuotaReached(string owner, int active) =>
-        new(SessionChange.QuotaReached, Detail: $"{owner} already has {active} active sessions, the most allowed (SESSION_QUOTA={settings.SessionQuota}); stop one first.");
+    private SessionResult QuotaReached(string owner, int active, UserLimits limits) =>
+        new(SessionChange.QuotaReached, Detail: $"{owner} already has {active} active sessions, the most allowed ({limits.SessionQuotaSource(settings.SessionQuota)}); stop one first.");
 
     private static SessionResult NoAgent(TemplateRow template) =>
         new(SessionChange.NoAgent, Detail: $"No online, non-draining agent with free capacity runs a platform this template supports ({string.Join(", ", template.Platforms)})" +
@@ -274,6 +286,13 @@ public sealed class SessionStore(NpgsqlDataSource dataSource, ApiSettings settin
             var template = await templates.GetAsync(connection, transaction, found.Template, cancellationToken);
             var sessionTemplate = template?.ToSessionTemplate()
                 ?? new SessionTemplate(found.Template, null, null, 5900, null, null, new Dictionary<string, string>(), true, 0, null);
+            // A wake may have to create the session's pod again: it gets the owner's resource caps as they are now.
+            // A stop or a hibernate creates nothing, so it reads no limits (and a user's deletion, which stops their
+            // sessions while it holds the user's row, does no more work than before).
+            if (action == SessionAction.Wake)
+            {
+                sessionTemplate = (await groups.LimitsAsync(connection, transaction, found.UserId, cancellationToken)).Cap(sessionTemplate);
+            }
             var commandType = action switch
             {
                 SessionAction.Stop => CommandTypes.StopSession,

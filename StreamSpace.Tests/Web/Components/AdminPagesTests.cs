@@ -11,6 +11,7 @@ using StreamSpace.Contracts.Api;
 using StreamSpace.Web.Services.Api;
 using StreamSpace.Web.Services.Auth;
 using AuditLogPage = StreamSpace.Web.Components.Pages.Admin.Audit;
+using GroupsPage = StreamSpace.Web.Components.Pages.Admin.Groups;
 using TemplatesPage = StreamSpace.Web.Components.Pages.Admin.Templates;
 using UsersPage = StreamSpace.Web.Components.Pages.Admin.Users;
 
@@ -111,6 +112,31 @@ public sealed class AdminPagesTests : BunitContext
         page.WaitForAssertion(() => Assert.Equal("Updated dana.", page.Find("[role=status]").TextContent.Trim()));
         // A PATCH names only what changes, so the role and the password stay as they are.
         Assert.Equal("""{"disabled":true}""", api.Requests.Single(r => r.Method == HttpMethod.Patch).Body);
+    }
+
+    [Fact]
+    public void A_groups_quotas_are_saved_as_entered_with_an_emptied_one_as_not_set_and_a_template_is_limited_to_it()
+    {
+        var design = new GroupResponse(Guid.NewGuid(), "design", "", false, new GroupQuotas(MaxSessions: 2, MaxMemoryMib: 1024),
+            [new GroupMemberResponse(Guid.NewGuid(), "dana", GroupMemberSources.Provider)], [], DateTimeOffset.UtcNow);
+        api.Answer(HttpMethod.Get, "api/v1/admin/groups", new[] { design });
+        api.Answer(HttpMethod.Get, "api/v1/templates", new[] { new TemplateBody("xterm", "XTerm", null, null, null, null, "xterm", 5900, null, null, null, null, null) });
+        api.Answer(HttpMethod.Put, $"api/v1/admin/groups/{design.Id}/quotas", design);
+        api.Answer(HttpMethod.Put, $"api/v1/admin/groups/{design.Id}/templates/xterm", design with { Templates = ["xterm"] });
+        var page = Render<GroupsPage>();
+
+        Assert.Contains("dana (from the provider)", page.Find("section[data-group='design'] .group-members").TextContent);
+        page.Find($"#sessions-{design.Id}").Change("5");
+        page.Find($"#memory-{design.Id}").Change("");
+        page.Find($"#cpu-{design.Id}").Change("1500");
+        page.Find("form[aria-label='Quotas of design']").Submit();
+        page.WaitForAssertion(() => Assert.Equal("Saved the quotas of design.", page.Find("[role=status]").TextContent.Trim()));
+        Assert.Equal(new GroupQuotas(5, 1500, null), api.Body<GroupQuotas>(HttpMethod.Put, $"api/v1/admin/groups/{design.Id}/quotas"));
+
+        page.Find($"#template-{design.Id}").Change("xterm");
+        page.Find("form[aria-label='Allow a template to design']").Submit();
+        page.WaitForAssertion(() => Assert.Equal("Limited xterm to design.", page.Find("[role=status]").TextContent.Trim()));
+        Assert.Contains(api.Requests, r => r.Method == HttpMethod.Put && r.Path == $"api/v1/admin/groups/{design.Id}/templates/xterm");
     }
 
     private static DefaultHttpContext SignedIn(string token)

@@ -15,6 +15,7 @@ public static class ApiRoutes
     public const string Diagnostics = "api/v1/admin/diagnostics";
     public const string MyTokens = "api/v1/users/me/tokens";
     public const string Usage = "api/v1/admin/usage";
+    public const string Groups = "api/v1/admin/groups";
 
     public static string MyToken(Guid id) => $"{MyTokens}/{id}";
 
@@ -28,4 +29,18 @@ public static class ApiRoutes
     public static string Agent(string id) => $"{Agents}/{Uri.EscapeDataString(id)}";
 
     public static string User(Guid id) => $"{Users}/{id}";
+
+    public static string Group(Guid id) => $"{Groups}/{id}";
+
+    /// <summary>PUT: replaces the group's quotas.</summary>
+    public static string GroupQuotas(Guid id) => $"{Group(id)}/quotas";
+
+    /// <summary>POST: adds a member by username.</summary>
+    public static string GroupMembers(Guid id) => $"{Group(id)}/members";
+
+    /// <summary>DELETE: removes the member.</summary>
+    public static string GroupMember(Guid id, Guid userId) => $"{GroupMembers(id)}/{userId}";
+
+    /// <summary>PUT: limits the template to the group; DELETE: takes it from the group.</summary>
+    public static string GroupTemplate(Guid id, string template) => $"{Group(id)}/templates/{Uri.EscapeDataString(template)}";
 }

@@ -51,6 +51,9 @@ public sealed class CreateSessionEndpoint(SessionStore sessions, IUserAccounts u
                 AddError(x => x.Template, result.Detail!);
                 await Send.ErrorsAsync(cancellation: cancellationToken);
                 return;
+            case SessionChange.NotAllowed:
+                await Send.ResultAsync(TypedResults.Problem(title: "Not in the template's groups.", detail: result.Detail, statusCode: StatusCodes.Status403Forbidden));
+                return;
             case SessionChange.QuotaReached:
                 await Send.ResultAsync(ApiProblem.Conflict(result.Detail!));
                 return;
