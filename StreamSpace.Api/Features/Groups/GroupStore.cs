@@ -58,6 +58,15 @@ public sealed class GroupStore(NpgsqlDataSource dataSource) : IUserGroups
         return rows.ToHashSet(StringComparer.Ordinal);
     }
 
+    public async Task<IReadOnlyDictionary<Guid, IReadOnlyList<string>>> GroupNamesAsync(IReadOnlyCollection<Guid> userIds, CancellationToken cancellationToken)
+    {
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        var rows = await connection.QueryAsync<(Guid UserId, string Name)>(new CommandDefinition(
+            "SELECT m.user_id, g.name FROM group_members m JOIN groups g ON g.id = m.group_id WHERE m.user_id = ANY(@userIds) ORDER BY g.name",
+            new { userIds = userIds.ToArray() }, cancellationToken: cancellationToken));
+        return rows.GroupBy(r => r.UserId).ToDictionary(g => g.Key, g => (IReadOnlyList<string>)[.. g.Select(r => r.Name)]);
+    }
+
     public async Task<string?> LaunchRefusalAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, Guid userId, string template,
         CancellationToken cancellationToken)
     {

@@ -21,6 +21,9 @@ public interface IUserGroups
     /// <summary>The most generous of each quota the user's groups set.</summary>
     Task<UserLimits> LimitsAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, Guid userId, CancellationToken cancellationToken);
 
+    /// <summary>The names of the groups each of <paramref name="userIds"/> is in now; a user in none is absent.</summary>
+    Task<IReadOnlyDictionary<Guid, IReadOnlyList<string>>> GroupNamesAsync(IReadOnlyCollection<Guid> userIds, CancellationToken cancellationToken);
+
     /// <summary>
     /// Makes the user a member of exactly those of <paramref name="groupNames"/> (matched without case) that exist and are
     /// provider-managed, and of no other group through the provider. Memberships an admin made by hand stay as they are.

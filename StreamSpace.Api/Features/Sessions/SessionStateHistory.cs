@@ -21,7 +21,12 @@ public static class SessionStateHistory
 /// <summary>How usage is grouped.</summary>
 public enum UsageGrouping
 {
+    /// <summary>Keyed by username (a deleted user's by its id).</summary>
     User,
+
+    /// <summary>Keyed by the user's id, for features that group users further (groups).</summary>
+    UserId,
+
     Template,
 }
 
@@ -45,6 +50,7 @@ public sealed class SessionUsage(NpgsqlDataSource dataSource) : ISessionUsage
         var key = groupBy switch
         {
             UsageGrouping.Template => "s.template",
+            UsageGrouping.UserId => "s.user_id::text",
             _ => "coalesce(u.username, s.user_id::text)",
         };
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);

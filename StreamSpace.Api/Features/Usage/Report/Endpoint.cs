@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text;
 using FastEndpoints;
+using StreamSpace.Api.Features.Groups;
 using StreamSpace.Api.Features.Sessions;
 
 namespace StreamSpace.Api.Features.Usage.Report;
@@ -17,8 +18,8 @@ public sealed class UsageValidator : Validator<UsageRequest>
 {
     public UsageValidator()
     {
-        RuleFor(x => x.GroupBy).Must(g => UsageEndpoint.Groupings.ContainsKey(g))
-            .WithMessage("group_by must be 'user' or 'template'.");
+        RuleFor(x => x.GroupBy).Must(g => g is "user" or "template" or "group")
+            .WithMessage("group_by must be 'user', 'template' or 'group'.");
         RuleFor(x => x.Format).Must(f => f is "json" or "csv").WithMessage("format must be 'json' or 'csv'.");
         RuleFor(x => x).Must(x => x.From is not { } from || x.To is not { } to || from < to)
             .WithName("from").WithMessage("from must be before to.");
@@ -26,24 +27,21 @@ public sealed class UsageValidator : Validator<UsageRequest>
 }
 
 /// <summary>
-/// Session-hours and sessions per user or template in [from, to): only time in the running state counts, so a
+/// Session-hours and sessions per user, template or group in [from, to): only time in the running state counts, so a
 /// hibernated session costs nothing. By default the last 30 days up to now (the injected clock).
 /// </summary>
-public sealed class UsageEndpoint(ISessionUsage usage, TimeProvider time) : Endpoint<UsageRequest, UsageReport>
+public sealed class UsageEndpoint(ISessionUsage usage, IUserGroups groups, TimeProvider time) : Endpoint<UsageRequest, UsageReport>
 {
     private static readonly TimeSpan DefaultWindow = TimeSpan.FromDays(30);
 
-    internal static readonly IReadOnlyDictionary<string, UsageGrouping> Groupings = new Dictionary<string, UsageGrouping>
-    {
-        ["user"] = UsageGrouping.User,
-        ["template"] = UsageGrouping.Template,
-    };
+    /// <summary>The key of users in no group when usage is grouped by group (parentheses: no group name is a bare word like it).</summary>
+    public const string NoGroup = "(no group)";
 
     public override void Configure()
     {
         Get("admin/usage");
         Roles(UserRoles.Admin);
-        Summary(s => s.Summary = "Session-hours (running time only) and session counts per user or template; format=csv for a spreadsheet (admin only).");
+        Summary(s => s.Summary = "Session-hours (running time only) and session counts per user, template or group (a user's sessions count in each of the groups the user is in now); format=csv for a spreadsheet (admin only).");
     }
 
     public override async Task HandleAsync(UsageRequest request, CancellationToken cancellationToken)
@@ -58,7 +56,12 @@ public sealed class UsageEndpoint(ISessionUsage usage, TimeProvider time) : Endp
             return;
         }
 
-        var rows = await usage.RunningHoursAsync(from, to, now, Groupings[request.GroupBy], cancellationToken);
+        var rows = request.GroupBy switch
+        {
+            "template" => await usage.RunningHoursAsync(from, to, now, UsageGrouping.Template, cancellationToken),
+            "group" => await PerGroupAsync(from, to, now, cancellationToken),
+            _ => await usage.RunningHoursAsync(from, to, now, UsageGrouping.User, cancellationToken),
+        };
         if (request.Format == "csv")
         {
             HttpContext.Response.Headers.ContentDisposition = $"attachment; filename=\"usage-{request.GroupBy}-{from:yyyyMMdd}-{to:yyyyMMdd}.csv\"";
@@ -67,6 +70,21 @@ public sealed class UsageEndpoint(ISessionUsage usage, TimeProvider time) : Endp
         }
 
         await Send.OkAsync(new UsageReport(from, to, request.GroupBy, rows), cancellationToken);
+    }
+
+    /// <summary>
+    /// Each user's hours counted in every group the user is in now (membership has no history), so the groups' hours can
+    /// add up to more than the total; users in no group under <see cref="NoGroup"/>.
+    /// </summary>
+    private async Task<IReadOnlyList<UsageRow>> PerGroupAsync(DateTimeOffset from, DateTimeOffset to, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        var perUser = await usage.RunningHoursAsync(from, to, now, UsageGrouping.UserId, cancellationToken);
+        var names = await groups.GroupNamesAsync([.. perUser.Select(r => Guid.Parse(r.Key))], cancellationToken);
+        return [.. perUser
+            .SelectMany(row => (names.GetValueOrDefault(Guid.Parse(row.Key)) ?? [NoGroup]).Select(group => (Group: group, Row: row)))
+            .GroupBy(x => x.Group, StringComparer.Ordinal)
+            .Select(g => new UsageRow(g.Key, g.Sum(x => x.Row.SessionHours), g.Sum(x => x.Row.Sessions)))
+            .OrderByDescending(r => r.SessionHours).ThenBy(r => r.Key, StringComparer.Ordinal)];
     }
 }
 

@@ -7,6 +7,7 @@ using StreamSpace.Api.Features.Sessions;
 using StreamSpace.Api.Features.Usage.Report;
 using StreamSpace.Contracts;
 using StreamSpace.Contracts.Api;
+using StreamSpace.Tests.Api.Features.Groups;
 using StreamSpace.Tests.Infrastructure;
 
 namespace StreamSpace.Tests.Api.Features.Usage;
@@ -25,6 +26,8 @@ public sealed class UsageFixture : IAsyncLifetime
     public HttpClient Admin { get; private set; } = null!;
     public string Alice { get; private set; } = null!;
     public string Bob { get; private set; } = null!;
+    public string Engineering { get; } = GroupClient.UniqueName("engineering");
+    public string Operations { get; } = GroupClient.UniqueName("operations");
 
     public async Task InitializeAsync()
     {
@@ -34,6 +37,9 @@ public sealed class UsageFixture : IAsyncLifetime
         Bob = "bob-" + Guid.NewGuid().ToString("N")[..6];
         var aliceId = await NewUserAsync(Alice);
         var bobId = await NewUserAsync(Bob);
+        // Alice is in two groups, Bob in none.
+        await Admin.AddMemberAsync(await Admin.CreateGroupAsync(Engineering), Alice);
+        await Admin.AddMemberAsync(await Admin.CreateGroupAsync(Operations), Alice);
 
         // Running 01:00-03:00, hibernated until 05:00 (not counted), running 05:00-06:00: 3 hours.
         await SessionAsync("usage-a", aliceId, "xterm",
@@ -94,6 +100,16 @@ public sealed class UsageTests(UsageFixture fixture) : IClassFixture<UsageFixtur
     }
 
     [Fact]
+    public async Task Session_hours_per_group_count_a_user_in_each_of_the_users_groups_and_the_rest_under_no_group()
+    {
+        var report = await ReportAsync($"from={Iso(Day)}&to={Iso(Day.AddDays(1))}&group_by=group");
+        Assert.Equal(
+            [.. new[] { new UsageRow(fixture.Engineering, 5, 2), new UsageRow(fixture.Operations, 5, 2) }.OrderBy(r => r.Key, StringComparer.Ordinal),
+                new UsageRow(UsageEndpoint.NoGroup, 0.5, 1)],
+            Rounded(report.Rows));
+    }
+
+    [Fact]
     public async Task Session_hours_per_template()
     {
         var report = await ReportAsync($"from={Iso(Day)}&to={Iso(Day.AddDays(1))}&group_by=template");
@@ -136,7 +152,7 @@ public sealed class UsageTests(UsageFixture fixture) : IClassFixture<UsageFixtur
     }
 
     [Theory]
-    [InlineData("group_by=group", "group_by must be 'user' or 'template'.")]
+    [InlineData("group_by=department", "group_by must be 'user', 'template' or 'group'.")]
     [InlineData("group_by=user&format=xml", "format must be 'json' or 'csv'.")]
     [InlineData("from=2026-01-10T00:00:00Z&to=2026-01-09T00:00:00Z", "from must be before to.")]
     public async Task Bad_parameters_get_400_saying_what_is_wrong(string query, string message)
