@@ -1,0 +1,138 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Security.Cryptography;
+using System.Text.Json;
+using StreamSpace.Agent.Platforms;
+using StreamSpace.Agent.Platforms.Local;
+using StreamSpace.Contracts;
+using StreamSpace.Contracts.Tunnel;
+using StreamSpace.Settings;
+
+namespace StreamSpace.Agent.Files;
+
+/// <summary>
+/// The agent's <c>files-serve</c> mode: the file service of a Kubernetes session pod, run there as the session's user
+/// (uid 1000, no capabilities) beside Xvnc. It speaks <see cref="FileStreams"/> to the agent, which relays the API's
+/// file streams to it, and does the operations with the agent's own confinement (<see cref="HomeFiles"/>,
+/// <see cref="ConfinedFolder"/>) on the pod's home. It answers only a connection whose first frame is the session's
+/// files key (from the session's Secret, which the agent reads as it reads the VNC password), compared in constant
+/// time; any other is closed without a word.
+/// </summary>
+public sealed class FileService(FileServiceSettings settings, byte[] key, ILogger<FileService> logger) : BackgroundService
+{
+    /// <summary>How long a connection has to prove the key and say what it wants: nobody holds a connection open unproven.</summary>
+    private static readonly TimeSpan HelloTimeout = TimeSpan.FromSeconds(10);
+    private const int MaxRequestBytes = 4096;
+
+    private readonly HomeFiles files = new(logger);
+    private readonly SessionHome home = new(settings.SessionId, settings.HomePath,
+        new SessionAccount(Environment.UserName, UnixFiles.EffectiveUid(), UnixFiles.EffectiveGid()));
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        var address = settings.Address.Length > 0 ? IPAddress.Parse(settings.Address) : IPAddress.IPv6Any;
+        using var listener = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+        if (address.Equals(IPAddress.IPv6Any))
+        {
+            // Every address of the pod, IPv4 and IPv6 alike.
+            listener.DualMode = true;
+        }
+
+        listener.Bind(new IPEndPoint(address, settings.Port));
+        listener.Listen(16);
+        logger.LogInformation("File service of session {SessionId}: serving ~/{Uploads} and ~/{Downloads} of {Home} as uid {Uid} on {Endpoint}",
+            settings.SessionId, FileStreams.UploadsFolder, FileStreams.DownloadsFolder, home.Path, home.Owner.Uid, listener.LocalEndPoint);
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            Socket connection;
+            try
+            {
+                connection = await listener.AcceptAsync(stoppingToken);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+
+            _ = ServeAsync(connection, stoppingToken);
+        }
+    }
+
+    private async Task ServeAsync(Socket connection, CancellationToken stoppingToken)
+    {
+        var remote = connection.RemoteEndPoint;
+        await using var stream = new NetworkStream(connection, ownsSocket: true);
+        try
+        {
+            FileStreamRequest request;
+            using (var hello = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken))
+            {
+                hello.CancelAfter(HelloTimeout);
+                if (!await KeyMatchesAsync(stream, hello.Token))
+                {
+                    logger.LogWarning("File service: refused a connection from {Remote}: it did not prove the session's files key", remote);
+                    return;
+                }
+
+                request = await ReadRequestAsync(stream, hello.Token);
+            }
+
+            await files.ServeAsync(home, request.Purpose, request.Name, stream, stoppingToken);
+        }
+        catch (Exception e) when (!stoppingToken.IsCancellationRequested)
+        {
+            // Nobody awaits this task: whatever ended the connection is logged here or nowhere.
+            logger.LogWarning("File service: the connection from {Remote} ended: {Reason}", remote, e.Message);
+        }
+    }
+
+    /// <summary>The first frame must be the key: its length is checked before anything is read, its bytes in constant time.</summary>
+    private async Task<bool> KeyMatchesAsync(Stream stream, CancellationToken cancellationToken)
+    {
+        var length = new byte[4];
+        await stream.ReadExactlyAsync(length, cancellationToken);
+        if (System.Buffers.Binary.BinaryPrimitives.ReadInt32BigEndian(length) != key.Length)
+        {
+            return false;
+        }
+
+        var offered = new byte[key.Length];
+        await stream.ReadExactlyAsync(offered, cancellationToken);
+        return CryptographicOperations.FixedTimeEquals(offered, key);
+    }
+
+    private static async Task<FileStreamRequest> ReadRequestAsync(Stream stream, CancellationToken cancellationToken)
+    {
+        var length = await FileStreams.ReadFrameLengthAsync(stream, cancellationToken);
+        if (length > MaxRequestBytes)
+        {
+            throw new InvalidDataException($"the request frame has {length} bytes, more than {MaxRequestBytes}");
+        }
+
+        var payload = new byte[length];
+        await stream.ReadExactlyAsync(payload, cancellationToken);
+        try
+        {
+            return JsonSerializer.Deserialize<FileStreamRequest>(payload, AgentProtocol.Json) is { Purpose: not null } request
+                ? request
+                : throw new InvalidDataException("the request names no purpose");
+        }
+        catch (JsonException e)
+        {
+            throw new InvalidDataException("the request is not JSON: " + e.Message);
+        }
+    }
+}
+
+public static class FileServiceExtensions
+{
+    /// <summary>The <c>files-serve</c> mode's services: the settings and key, checked at start, and the listener.</summary>
+    public static IHostApplicationBuilder AddFileService(this IHostApplicationBuilder builder)
+    {
+        var settings = SettingsBinder.Bind<FileServiceSettings>(builder.Configuration);
+        var key = settings.ReadKey();
+        builder.Services.AddSingleton(settings);
+        builder.Services.AddHostedService(sp => new FileService(settings, key, sp.GetRequiredService<ILogger<FileService>>()));
+        return builder;
+    }
+}
