@@ -19,10 +19,19 @@ public sealed record VncEndpoint(string Host, int Port, string Password)
             return await Connect(cancellationToken);
         }
 
+        return await TcpDial.ConnectAsync(Host, Port, cancellationToken);
+    }
+}
+
+/// <summary>A TCP connection to a session's server (its VNC server, its file service), with Nagle off for interactive bytes.</summary>
+public static class TcpDial
+{
+    public static async Task<Stream> ConnectAsync(string host, int port, CancellationToken cancellationToken)
+    {
         var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
         try
         {
-            await socket.ConnectAsync(Host, Port, cancellationToken);
+            await socket.ConnectAsync(host, port, cancellationToken);
             return new NetworkStream(socket, ownsSocket: true);
         }
         catch

@@ -174,6 +174,31 @@ public sealed class KubernetesPlatform : ISessionPlatform, IDisposable
             : new VncEndpoint(address.PodIp, address.Port, password) { Connect = token => PortForwardAsync(address.PodName, address.Port, token) };
     }
 
+    /// <summary>A pod's home is not on this machine: its files go through <see cref="FindFileServiceAsync"/>; no service there means the session does not run here.</summary>
+    public Task<SessionHome?> FindHomeAsync(string sessionId, CancellationToken cancellationToken) => Task.FromResult<SessionHome?>(null);
+
+    /// <summary>
+    /// The session pod's file service, reached as its VNC server is (the pod IP, or pods/portforward), with the files
+    /// key from the Secret the VNC password comes from: no verb beyond those the tunnel already has.
+    /// </summary>
+    public async Task<SessionFileService?> FindFileServiceAsync(string sessionId, CancellationToken cancellationToken)
+    {
+        if (watch.RunningAt(sessionId) is not { } address)
+        {
+            return null;
+        }
+
+        var secret = await client.CoreV1.ReadNamespacedSecretAsync(SessionObjects.SecretName(sessionId), Namespace, cancellationToken: cancellationToken);
+        if (address.FilesPort is not { } port || SessionObjects.FilesKey(secret) is not { } key)
+        {
+            throw new Files.FileRefusedException(409, "This session was started before files worked on Kubernetes; stop it and start it again to upload and download files.");
+        }
+
+        return Tunnel == SessionTunnel.PodIp
+            ? new SessionFileService(token => TcpDial.ConnectAsync(address.PodIp, port, token), key)
+            : new SessionFileService(token => PortForwardAsync(address.PodName, port, token), key);
+    }
+
     /// <summary>A stream to the pod's port through the API server, for an agent outside the cluster network.</summary>
     private async Task<Stream> PortForwardAsync(string podName, int port, CancellationToken cancellationToken)
     {
