@@ -68,13 +68,17 @@ public sealed class FileService(FileServiceSettings settings, byte[] key, ILogge
             using (var hello = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken))
             {
                 hello.CancelAfter(HelloTimeout);
-                if (!await KeyMatchesAsync(stream, hello.Token))
+                // The request frame is read (bounded, not parsed) before a wrong key closes the connection: closing with
+                // bytes unread would reset it, and the agent could then not tell a refused key from a cut connection.
+                var offered = await ReadKeyAsync(stream, hello.Token);
+                var requestFrame = offered is null ? null : await ReadRequestFrameAsync(stream, hello.Token);
+                if (offered is null || requestFrame is null || !CryptographicOperations.FixedTimeEquals(offered, key))
                 {
                     logger.LogWarning("File service: refused a connection from {Remote}: it did not prove the session's files key", remote);
                     return;
                 }
 
-                request = await ReadRequestAsync(stream, hello.Token);
+                request = ParseRequest(requestFrame);
             }
 
             await files.ServeAsync(home, request.Purpose, request.Name, stream, stoppingToken);
@@ -86,22 +90,22 @@ public sealed class FileService(FileServiceSettings settings, byte[] key, ILogge
         }
     }
 
-    /// <summary>The first frame must be the key: its length is checked before anything is read, its bytes in constant time.</summary>
-    private async Task<bool> KeyMatchesAsync(Stream stream, CancellationToken cancellationToken)
+    /// <summary>The first frame, which must be the key; null when its length is not the key's (its bytes are then not read).</summary>
+    private async Task<byte[]?> ReadKeyAsync(Stream stream, CancellationToken cancellationToken)
     {
         var length = new byte[4];
         await stream.ReadExactlyAsync(length, cancellationToken);
         if (System.Buffers.Binary.BinaryPrimitives.ReadInt32BigEndian(length) != key.Length)
         {
-            return false;
+            return null;
         }
 
         var offered = new byte[key.Length];
         await stream.ReadExactlyAsync(offered, cancellationToken);
-        return CryptographicOperations.FixedTimeEquals(offered, key);
+        return offered;
     }
 
-    private static async Task<FileStreamRequest> ReadRequestAsync(Stream stream, CancellationToken cancellationToken)
+    private static async Task<byte[]> ReadRequestFrameAsync(Stream stream, CancellationToken cancellationToken)
     {
         var length = await FileStreams.ReadFrameLengthAsync(stream, cancellationToken);
         if (length > MaxRequestBytes)
@@ -111,6 +115,11 @@ public sealed class FileService(FileServiceSettings settings, byte[] key, ILogge
 
         var payload = new byte[length];
         await stream.ReadExactlyAsync(payload, cancellationToken);
+        return payload;
+    }
+
+    private static FileStreamRequest ParseRequest(byte[] payload)
+    {
         try
         {
             return JsonSerializer.Deserialize<FileStreamRequest>(payload, AgentProtocol.Json) is { Purpose: not null } request

@@ -65,10 +65,23 @@ public sealed class FileServiceTests : IAsyncLifetime
         wrong[^1] ^= 1;
         foreach (var key in new[] { wrong, service.Key[..16], Array.Empty<byte>() })
         {
-            await using var stream = await service.RequestAsync(FileStreams.Upload, "planted.txt", key);
-            await FileStreams.WriteFrameAsync(stream, "planted"u8.ToArray(), CancellationToken.None).ContinueWith(_ => { }, TaskScheduler.Default);
-            // The service closes the connection: no reply, no file.
-            Assert.Equal(0, await stream.ReadAsync(new byte[1]).AsTask().WaitAsync(TimeSpan.FromSeconds(10)));
+            using var tcp = new System.Net.Sockets.TcpClient();
+            await tcp.ConnectAsync(service.Address, service.Port);
+            var stream = tcp.GetStream();
+            try
+            {
+                // The rest of an upload after the key; the service may have closed already, which cuts these writes.
+                await FileStreams.WriteFrameAsync(stream, key, CancellationToken.None);
+                await FileStreams.WriteFrameAsync(stream, System.Text.Json.JsonSerializer.SerializeToUtf8Bytes(
+                    new FileStreamRequest(FileStreams.Upload, "planted.txt"), StreamSpace.Contracts.AgentProtocol.Json), CancellationToken.None);
+                await FileStreams.WriteFrameAsync(stream, "planted"u8.ToArray(), CancellationToken.None);
+            }
+            catch (IOException)
+            {
+            }
+
+            // The service closes the connection (a reset, when it had bytes left unread): no reply, no file.
+            Assert.Equal(0, await ReadOrResetAsync(stream).WaitAsync(TimeSpan.FromSeconds(10)));
         }
 
         Assert.False(Directory.Exists(Path.Combine(service.Home, "Uploads")));
@@ -117,6 +130,19 @@ public sealed class FileServiceTests : IAsyncLifetime
         var result = await ProcessRunner.RunAsync("dotnet", [Repository.BuiltAssembly("StreamSpace.Agent"), "files-serve"],
             new Dictionary<string, string> { ["STREAMSPACE_FILES_KEY_FILE"] = "/nonexistent/files-key" });
         StartupErrors.AssertOneLine(result, "STREAMSPACE_FILES_KEY_FILE");
+    }
+
+    /// <summary>The bytes a read returns, or 0 when the connection was reset.</summary>
+    private static async Task<int> ReadOrResetAsync(Stream stream)
+    {
+        try
+        {
+            return await stream.ReadAsync(new byte[1]);
+        }
+        catch (IOException)
+        {
+            return 0;
+        }
     }
 
     private async Task<FileStreamReply> UploadAsync(string name, byte[] content)
