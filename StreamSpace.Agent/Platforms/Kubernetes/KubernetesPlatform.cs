@@ -9,7 +9,7 @@ using StreamSpace.Contracts;
 namespace StreamSpace.Agent.Platforms.Kubernetes;
 
 /// <summary>
-/// Runs each session as a Deployment of one pod in the session namespace, with its VNC password in a Secret the
+/// Runs each session as a Deployment of one pod in the session namespace, with its VNC password and files key in a Secret the
 /// Deployment owns and, for persistent homes, the user's PVC. This class carries out the commands; the session states
 /// come from <see cref="KubernetesSessionWatch"/>, and the time limits from a <see cref="SessionClock"/>. Idle timeouts
 /// and maximum durations travel on the pod as annotations, so an agent that restarts still enforces them. The tunnel
