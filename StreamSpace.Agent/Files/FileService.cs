@@ -30,16 +30,7 @@ public sealed class FileService(FileServiceSettings settings, byte[] key, ILogge
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        var address = settings.Address.Length > 0 ? IPAddress.Parse(settings.Address) : IPAddress.IPv6Any;
-        using var listener = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
-        if (address.Equals(IPAddress.IPv6Any))
-        {
-            // Every address of the pod, IPv4 and IPv6 alike.
-            listener.DualMode = true;
-        }
-
-        listener.Bind(new IPEndPoint(address, settings.Port));
-        listener.Listen(16);
+        using var listener = Listen();
         logger.LogInformation("File service of session {SessionId}: serving ~/{Uploads} and ~/{Downloads} of {Home} as uid {Uid} on {Endpoint}",
             settings.SessionId, FileStreams.UploadsFolder, FileStreams.DownloadsFolder, home.Path, home.Owner.Uid, listener.LocalEndPoint);
         while (!stoppingToken.IsCancellationRequested)
@@ -55,6 +46,40 @@ public sealed class FileService(FileServiceSettings settings, byte[] key, ILogge
             }
 
             _ = ServeAsync(connection, stoppingToken);
+        }
+    }
+
+    /// <summary>STREAMSPACE_FILES_ADDRESS, or every address of the pod: IPv6 and IPv4 on one socket, or IPv4 alone where the kernel has no IPv6.</summary>
+    private Socket Listen()
+    {
+        Socket listener;
+        IPAddress address;
+        if (settings.Address.Length > 0)
+        {
+            address = IPAddress.Parse(settings.Address);
+            listener = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+        }
+        else if (Socket.OSSupportsIPv6)
+        {
+            address = IPAddress.IPv6Any;
+            listener = new Socket(AddressFamily.InterNetworkV6, SocketType.Stream, ProtocolType.Tcp) { DualMode = true };
+        }
+        else
+        {
+            address = IPAddress.Any;
+            listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        }
+
+        try
+        {
+            listener.Bind(new IPEndPoint(address, settings.Port));
+            listener.Listen(16);
+            return listener;
+        }
+        catch
+        {
+            listener.Dispose();
+            throw;
         }
     }
 

@@ -64,7 +64,7 @@ public sealed class HomeFiles(ILogger logger)
         {
             // The folder or file could not be opened or written (a full disk, say): said to the user, and logged here.
             logger.LogWarning("A file operation {Purpose} in session {SessionId} failed: {Reason}", purpose, sessionId, e.Message);
-            await FileStreams.WriteReplyAsync(data, new FileStreamReply(502, "The session's agent could not do it: " + e.Message), cancellationToken);
+            await FileStreams.WriteReplyAsync(data, new FileStreamReply(502, "It could not be done in the session's home: " + e.Message), cancellationToken);
         }
     }
 
