@@ -49,6 +49,18 @@ public sealed class KubernetesFilesTests(KubernetesFixture fixture) : IClassFixt
         Assert.Equal(expected, await download.Content.ReadAsByteArrayAsync());
 
         Assert.Contains(Kube.Calls, c => c == new KubernetesCall("create", "", "pods/portforward"));
+
+        // Audited as on the local platform: the API does not care where the session runs.
+        // The download's entry is written once its last byte is sent, which the client may have read a moment before.
+        using var admin = await fixture.Api.AdminClientAsync();
+        IReadOnlyList<AuditEntryResponse> audit = [];
+        await Eventually.TrueAsync(async () =>
+        {
+            audit = (await (await admin.GetAsync($"/api/v1/audit?target_type=session&target_id={id}&page_size=100")).AssertJsonAsync<AuditPage>(HttpStatusCode.OK)).Items;
+            return audit.Any(e => e.Action == "file.downloaded");
+        }, TimeSpan.FromSeconds(10), "the download's audit entry");
+        Assert.Contains(audit, e => e.Action == "file.uploaded" && e.Details.GetProperty("name").GetString() == "report final.bin" && e.Details.GetProperty("size").GetInt64() == content.Length);
+        Assert.Contains(audit, e => e.Action == "file.downloaded" && e.Details.GetProperty("name").GetString() == "photo é.raw");
     }
 
     [Fact]
