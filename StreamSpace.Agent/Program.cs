@@ -1,5 +1,6 @@
 using StreamSpace.Agent;
 using StreamSpace.Agent.Doctor;
+using StreamSpace.Agent.Files;
 using StreamSpace.Settings;
 
 return await StartupGuard.RunAsync(async () =>
@@ -8,6 +9,14 @@ return await StartupGuard.RunAsync(async () =>
     if (args is ["doctor", ..])
     {
         Environment.ExitCode = await AgentDoctor.RunAsync(SettingsBinder.Bind<AgentSettings>(builder.Configuration), Console.Out);
+        return;
+    }
+
+    if (args is ["files-serve", ..])
+    {
+        // In a Kubernetes session pod, as the session's user: no control plane, no telemetry, only the file service.
+        builder.AddFileService();
+        await builder.Build().RunAsync();
         return;
     }
 

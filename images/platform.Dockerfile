@@ -3,7 +3,9 @@
 #   docker build -f images/platform.Dockerfile --target api   -t ghcr.io/streamspace-dev/streamspace-api:0.1.0 .
 #   docker build -f images/platform.Dockerfile --target web   -t ghcr.io/streamspace-dev/streamspace-web:0.1.0 .
 #   docker build -f images/platform.Dockerfile --target agent -t ghcr.io/streamspace-dev/streamspace-agent:0.1.0 .
-# They share the restore and source layers, so building all three restores once.
+# They share the restore and source layers, so building all three restores once. A fourth target is no image to run but
+# what session images copy (images/session/Dockerfile): the agent and its runtime, for the pod's file service.
+#   docker build -f images/platform.Dockerfile --target session-files -t ghcr.io/streamspace-dev/streamspace-session-files:0.1.0 .
 
 # noVNC comes from npm, pinned by the web app's package-lock.json; the SDK image has no npm.
 FROM node:22-bookworm-slim AS novnc
@@ -59,3 +61,10 @@ FROM runtime AS agent
 COPY --from=publish-agent /app ./
 EXPOSE 8081
 ENTRYPOINT ["dotnet", "StreamSpace.Agent.dll"]
+
+# The file service of a session pod is the agent itself in its files-serve mode (the same code confines the local
+# platform's files), so session images take the published agent and the runtime it needs from here, under
+# /opt/streamspace, rather than a second implementation. Built FROM scratch: only these two folders.
+FROM scratch AS session-files
+COPY --from=runtime /usr/share/dotnet /opt/streamspace/dotnet
+COPY --from=publish-agent /app /opt/streamspace/agent

@@ -26,6 +26,8 @@ public sealed record FolderEntry(string Name, long Size, DateTimeOffset Modified
 /// a file read must be a regular file owned by the account, so a hard link to a file the account could not read
 /// (say /etc/shadow) is refused, as are FIFOs and devices (opened O_NONBLOCK, so even their open does not block);
 /// and the final rename is renameat2 with RENAME_NOREPLACE inside the same descriptor, so it replaces nothing.
+/// Run as the account itself (the file service in a Kubernetes session pod, uid 1000 with no capabilities), what it
+/// creates is the account's already and no fchown is made: the same rules hold without any privilege.
 /// </summary>
 public sealed class ConfinedFolder : IDisposable
 {
@@ -65,7 +67,7 @@ public sealed class ConfinedFolder : IDisposable
             }
 
             fd = Native.openat(homeHandle, folderName, Flags.Directory | Flags.NoFollow | Flags.CloseOnExec, 0);
-            if (fd >= 0 && Native.fchown(fd, owner.Uid, owner.Gid) != 0)
+            if (fd >= 0 && !RunsAs(owner) && Native.fchown(fd, owner.Uid, owner.Gid) != 0)
             {
                 Native.close(fd);
                 throw new IOException($"could not give {display} to {owner.Name}: errno {Marshal.GetLastPInvokeError()}");
@@ -93,7 +95,7 @@ public sealed class ConfinedFolder : IDisposable
         }
 
         var handle = new SafeFileHandle(fd, ownsHandle: true);
-        if (Native.fchown(handle, Owner.Uid, Owner.Gid) != 0)
+        if (!RunsAs(Owner) && Native.fchown(handle, Owner.Uid, Owner.Gid) != 0)
         {
             var errno = Marshal.GetLastPInvokeError();
             handle.Dispose();
@@ -182,6 +184,9 @@ public sealed class ConfinedFolder : IDisposable
         var dot = name.LastIndexOf('.');
         return dot > 0 ? $"{name[..dot]} ({number}){name[dot..]}" : $"{name} ({number})";
     }
+
+    /// <summary>True when this process is the account: what it creates is the account's, with nothing to give.</summary>
+    private static bool RunsAs(SessionAccount owner) => UnixFiles.EffectiveUid() == owner.Uid && UnixFiles.EffectiveGid() == owner.Gid;
 
     private readonly record struct FileStatus(bool IsRegular, int Uid, long Size, DateTimeOffset Modified);
 

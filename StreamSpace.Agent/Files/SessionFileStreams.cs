@@ -1,155 +1,82 @@
-using System.Buffers;
+using System.Text.Json;
 using StreamSpace.Agent.Platforms;
+using StreamSpace.Agent.Tunnel;
 using StreamSpace.Contracts;
 using StreamSpace.Contracts.Tunnel;
 
 namespace StreamSpace.Agent.Files;
 
 /// <summary>
-/// The agent's end of a file stream (<see cref="FileStreams"/>): an upload into the session's ~/Uploads, a download from
-/// its ~/Downloads, or the list of ~/Downloads, carried on a data connection the agent dialed out. Bytes move through
-/// one pooled buffer at a time, so TCP's window holds the sender back and nothing of a file is held in memory.
+/// The agent's end of a file stream (<see cref="FileStreams"/>), carried on a data connection the agent dialed out. On
+/// a platform whose sessions' homes the agent opens itself (local), it does the operation (<see cref="HomeFiles"/>); on
+/// one whose sessions run elsewhere (a Kubernetes pod), it proves the session's files key to the session's file service
+/// and relays the stream, as it relays a viewer's.
 /// </summary>
 public sealed class SessionFileStreams(ISessionPlatform platform, ILogger<SessionFileStreams> logger)
 {
-    private const int CopyBufferBytes = 64 * 1024;
+    private static readonly TimeSpan DialTimeout = TimeSpan.FromSeconds(5);
+    private readonly HomeFiles files = new(logger);
 
     /// <summary>Runs the operation <paramref name="open"/> asks for on the open <paramref name="data"/> connection.</summary>
-    public async Task RunAsync(StreamOpenMessage open, Stream data, CancellationToken cancellationToken)
-    {
-        try
+    public Task RunAsync(StreamOpenMessage open, Stream data, CancellationToken cancellationToken) =>
+        files.AnswerRefusalsAsync(open.Purpose!, open.SessionId, data, async () =>
         {
-            if (FileStreams.NameProblem(open.FileName) is { } problem && open.Purpose != FileStreams.ListDownloads)
+            HomeFiles.CheckName(open.Purpose!, open.FileName);
+            if (await platform.FindFileServiceAsync(open.SessionId, cancellationToken) is { } service)
             {
-                throw new FileRefusedException(400, problem);
+                await RelayAsync(service, open, data, cancellationToken);
+                return;
             }
 
             var home = await platform.FindHomeAsync(open.SessionId, cancellationToken)
                 ?? throw new FileRefusedException(409, "The session is not running on its agent.");
-            switch (open.Purpose)
-            {
-                case FileStreams.Upload:
-                    await UploadAsync(home, open.FileName!, data, cancellationToken);
-                    break;
-                case FileStreams.Download:
-                    await DownloadAsync(home, open.FileName!, data, cancellationToken);
-                    break;
-                default:
-                    await ListAsync(home, data, cancellationToken);
-                    break;
-            }
-        }
-        catch (FileRefusedException e)
-        {
-            await FileStreams.WriteReplyAsync(data, new FileStreamReply(e.Status, e.Message), cancellationToken);
-        }
-        catch (NotSupportedException e)
-        {
-            await FileStreams.WriteReplyAsync(data, new FileStreamReply(409, e.Message), cancellationToken);
-        }
-        catch (IOException e) when (!cancellationToken.IsCancellationRequested)
-        {
-            // The folder or file could not be opened or written (a full disk, say): said to the user, and logged here.
-            logger.LogWarning("A file operation {Purpose} in session {SessionId} failed: {Reason}", open.Purpose, open.SessionId, e.Message);
-            await FileStreams.WriteReplyAsync(data, new FileStreamReply(502, "The session's agent could not do it: " + e.Message), cancellationToken);
-        }
-    }
+            await files.ServeAsync(home, open.Purpose!, open.FileName, data, cancellationToken);
+        }, cancellationToken);
 
-    private async Task UploadAsync(SessionHome home, string name, Stream data, CancellationToken cancellationToken)
+    /// <summary>
+    /// Opens the session's file service, proves the key and asks for the operation, passes its first reply on (so a
+    /// service that cannot be reached or refuses the key is a refusal with a reason, not a cut stream), then moves the
+    /// bytes both ways until either side ends.
+    /// </summary>
+    private async Task RelayAsync(SessionFileService service, StreamOpenMessage open, Stream data, CancellationToken cancellationToken)
     {
-        using var folder = ConfinedFolder.Open(home.Path, FileStreams.UploadsFolder, home.Owner, create: true)!;
-        // A hidden, unique name while it arrives: a cut upload never stands under the real name.
-        var temporary = $".streamspace-upload-{Guid.NewGuid():N}.part";
-        var published = false;
-        var file = folder.CreateNew(temporary);
+        Stream? pod = null;
         try
         {
-            long size;
-            await using (file)
-            {
-                await FileStreams.WriteReplyAsync(data, new FileStreamReply(200), cancellationToken);
-                size = await ReceiveAsync(data, file, cancellationToken);
-                await file.FlushAsync(cancellationToken);
-            }
-
-            var stored = folder.Publish(temporary, name);
-            published = true;
-            logger.LogInformation("Stored an upload of {Bytes} bytes as {Name} in {Folder} of session {SessionId}'s account {Account}", size, stored, folder.Name,
-                home.SessionId, home.Owner.Name);
-            await FileStreams.WriteReplyAsync(data, new FileStreamReply(200, Name: stored, Size: size), cancellationToken);
-        }
-        finally
-        {
-            if (!published)
-            {
-                folder.Delete(temporary);
-            }
-        }
-    }
-
-    /// <summary>Copies the upload's frames into the file until the empty frame that ends it; the file's length.</summary>
-    private static async Task<long> ReceiveAsync(Stream data, Stream file, CancellationToken cancellationToken)
-    {
-        var buffer = ArrayPool<byte>.Shared.Rent(CopyBufferBytes);
-        long total = 0;
-        try
-        {
-            while (await FileStreams.ReadFrameLengthAsync(data, cancellationToken) is var length and > 0)
-            {
-                while (length > 0)
-                {
-                    var read = await data.ReadAsync(buffer.AsMemory(0, Math.Min(length, CopyBufferBytes)), cancellationToken);
-                    if (read == 0)
-                    {
-                        throw new EndOfStreamException("the upload was cut off");
-                    }
-
-                    await file.WriteAsync(buffer.AsMemory(0, read), cancellationToken);
-                    length -= read;
-                    total += read;
-                }
-            }
-
-            return total;
-        }
-        finally
-        {
-            ArrayPool<byte>.Shared.Return(buffer);
-        }
-    }
-
-    private static async Task DownloadAsync(SessionHome home, string name, Stream data, CancellationToken cancellationToken)
-    {
-        using var folder = ConfinedFolder.Open(home.Path, FileStreams.DownloadsFolder, home.Owner, create: false)
-            ?? throw new FileRefusedException(404, $"The session has no ~/{FileStreams.DownloadsFolder} folder.");
-        var (file, size) = folder.OpenRead(name);
-        await using (file)
-        {
-            await FileStreams.WriteReplyAsync(data, new FileStreamReply(200, Name: name, Size: size), cancellationToken);
-            var buffer = ArrayPool<byte>.Shared.Rent(CopyBufferBytes);
+            byte[] reply;
             try
             {
-                // Exactly the announced size: a file that shrinks meanwhile ends the connection short, which the API sees as a cut.
-                var remaining = size;
-                while (remaining > 0 && await file.ReadAsync(buffer.AsMemory(0, (int)Math.Min(remaining, CopyBufferBytes)), cancellationToken) is var read and > 0)
+                using (var dial = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
                 {
-                    await data.WriteAsync(buffer.AsMemory(0, read), cancellationToken);
-                    remaining -= read;
+                    dial.CancelAfter(DialTimeout);
+                    pod = await service.Connect(dial.Token);
                 }
+
+                await FileStreams.WriteFrameAsync(pod, service.Key, cancellationToken);
+                await FileStreams.WriteFrameAsync(pod, JsonSerializer.SerializeToUtf8Bytes(new FileStreamRequest(open.Purpose!, open.FileName), AgentProtocol.Json), cancellationToken);
+                reply = new byte[await FileStreams.ReadFrameLengthAsync(pod, cancellationToken)];
+                await pod.ReadExactlyAsync(reply, cancellationToken);
             }
-            finally
+            catch (EndOfStreamException)
             {
-                ArrayPool<byte>.Shared.Return(buffer);
+                throw new FileRefusedException(502, "The session's file service closed the connection without an answer (it refused the session's files key).");
+            }
+            catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException or OperationCanceledException or InvalidDataException
+                && !cancellationToken.IsCancellationRequested)
+            {
+                logger.LogWarning("Could not reach the file service of session {SessionId} (stream {StreamId}): {Reason}", open.SessionId, open.StreamId, e.Message);
+                throw new FileRefusedException(502, $"The session's file service cannot be reached ({e.Message}); its image must run it (see images/session).");
             }
 
-            await data.FlushAsync(cancellationToken);
+            await FileStreams.WriteFrameAsync(data, reply, cancellationToken);
+            await DataConnections.CopyAsync(pod, data, _ => { }, _ => { }, cancellationToken);
         }
-    }
-
-    private static async Task ListAsync(SessionHome home, Stream data, CancellationToken cancellationToken)
-    {
-        using var folder = ConfinedFolder.Open(home.Path, FileStreams.DownloadsFolder, home.Owner, create: false);
-        var files = folder?.List().Select(f => new SessionFile(f.Name, f.Size, f.Modified)).ToList() ?? [];
-        await FileStreams.WriteReplyAsync(data, new FileStreamReply(200, Files: files), cancellationToken);
+        finally
+        {
+            if (pod is not null)
+            {
+                await pod.DisposeAsync();
+            }
+        }
     }
 }

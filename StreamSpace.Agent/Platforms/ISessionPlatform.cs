@@ -19,10 +19,19 @@ public sealed record VncEndpoint(string Host, int Port, string Password)
             return await Connect(cancellationToken);
         }
 
+        return await TcpDial.ConnectAsync(Host, Port, cancellationToken);
+    }
+}
+
+/// <summary>A TCP connection to a session's server (its VNC server, its file service), with Nagle off for interactive bytes.</summary>
+public static class TcpDial
+{
+    public static async Task<Stream> ConnectAsync(string host, int port, CancellationToken cancellationToken)
+    {
         var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
         try
         {
-            await socket.ConnectAsync(Host, Port, cancellationToken);
+            await socket.ConnectAsync(host, port, cancellationToken);
             return new NetworkStream(socket, ownsSocket: true);
         }
         catch
@@ -35,6 +44,12 @@ public sealed record VncEndpoint(string Host, int Port, string Password)
 
 /// <summary>A running session's home on this machine and the account that owns it, for file transfer.</summary>
 public sealed record SessionHome(string SessionId, string Path, SessionAccount Owner);
+
+/// <summary>
+/// A running session's file service, for a platform whose sessions' homes are out of the agent's reach (a pod): how to
+/// open a connection to it, and the key that proves the connection is the agent's.
+/// </summary>
+public sealed record SessionFileService(Func<CancellationToken, Task<Stream>> Connect, byte[] Key);
 
 /// <summary>
 /// Where sessions run. Every operation is idempotent: starting a running session, or stopping a missing one,
@@ -66,11 +81,17 @@ public interface ISessionPlatform
     Task<VncEndpoint?> FindVncAsync(string sessionId, CancellationToken cancellationToken);
 
     /// <summary>
-    /// A running session's home, for uploads and downloads; null when the session does not run here. Platforms that
-    /// cannot reach a session's files throw <see cref="NotSupportedException"/> with a message for the user.
+    /// A running session's home on this machine, for uploads and downloads; null when the session does not run here.
+    /// Platforms that cannot reach a session's files throw <see cref="NotSupportedException"/> with a message for the user.
     /// </summary>
     Task<SessionHome?> FindHomeAsync(string sessionId, CancellationToken cancellationToken) =>
-        throw new NotSupportedException($"Uploading and downloading files is not supported on the {Name} platform yet.");
+        throw new NotSupportedException($"Uploading and downloading files is not supported on the {Name} platform.");
+
+    /// <summary>
+    /// The file service of a running session whose home is not on this machine; uploads and downloads are relayed to
+    /// it. Null when the platform opens its sessions' homes itself (<see cref="FindHomeAsync"/>), or the session does not run here.
+    /// </summary>
+    Task<SessionFileService?> FindFileServiceAsync(string sessionId, CancellationToken cancellationToken) => Task.FromResult<SessionFileService?>(null);
 
     /// <summary>
     /// What the agent can check about its own platform (permissions, storage, images). Called at every heartbeat, so it

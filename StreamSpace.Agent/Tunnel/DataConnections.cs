@@ -131,8 +131,8 @@ public sealed class DataConnections(ISessionPlatform platform, DataDialer dialer
         }
     }
 
-    /// <summary>The user-space fallback: two loops through pooled buffers, until either side ends.</summary>
-    private static async Task CopyAsync(Stream server, Stream data, Action<int> input, Action<int> output, CancellationToken cancellationToken)
+    /// <summary>The user-space fallback: two loops through pooled buffers, until either side ends. Also relays a file stream to a session pod.</summary>
+    internal static async Task CopyAsync(Stream server, Stream data, Action<int> input, Action<int> output, CancellationToken cancellationToken)
     {
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var toServer = PumpAsync(data, server, input, stop.Token);

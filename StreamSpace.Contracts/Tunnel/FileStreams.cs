@@ -14,11 +14,20 @@ public sealed record SessionFile(string Name, long Size, DateTimeOffset Modified
 public sealed record FileStreamReply(int Status, string? Error = null, string? Name = null, long? Size = null, IReadOnlyList<SessionFile>? Files = null);
 
 /// <summary>
+/// What a connection to a session pod's file service asks for, sent as its second frame (after the key): the purpose
+/// and file name that a data connection carries in its <see cref="DataConnection"/> open message.
+/// </summary>
+public sealed record FileStreamRequest(string Purpose, string? Name);
+
+/// <summary>
 /// File operations over a data connection (the connection of <see cref="DataConnection"/>, opened with a purpose).
 /// Frames are a 4-byte big-endian length and that many bytes. The agent sends a <see cref="FileStreamReply"/> frame
 /// first. For an upload the API then sends the file as frames of bytes, an empty frame ends it, and the agent answers
 /// a second reply with the name it was stored under. For a download the file's <see cref="FileStreamReply.Size"/> raw
 /// bytes follow the reply. Frames keep the end of an upload explicit, so a cut connection is never a complete file.
+/// On Kubernetes the agent relays the same stream to the session pod's file service (the agent's <c>files-serve</c>
+/// mode, run in the pod as the session's user), after two frames of its own: the session's files key, which the
+/// service checks before anything else, and a <see cref="FileStreamRequest"/>.
 /// </summary>
 public static class FileStreams
 {
@@ -35,6 +44,9 @@ public static class FileStreams
     public const int MaxFrameBytes = 1024 * 1024;
 
     public const int MaxNameBytes = 255;
+
+    /// <summary>The length of a session's files key, the random bytes that prove a connection to its pod's file service is the agent's.</summary>
+    public const int FilesKeyBytes = 32;
 
     /// <summary>Why a file name is refused, or null when it names one file inside the folder.</summary>
     public static string? NameProblem(string? name)

@@ -464,6 +464,9 @@ public sealed partial class ChartTests(AspireManifest manifest) : IClassFixture<
 
         Assert.False(Allows(stranger, session, 5900), "stranger → session");
         Assert.False(Allows(api, session, 5900), "api → session");
+        Assert.True(Allows(agent, session, SessionObjects.FilesPort), "agent → session's file service");
+        Assert.False(Allows(stranger, session, SessionObjects.FilesPort), "stranger → session's file service");
+        Assert.False(Allows(api, session, SessionObjects.FilesPort), "api → session's file service");
 
         // The site's own cluster range and allowlist: its proxy inside 10.0.0.0/8 is reachable, the rest of it is not,
         // and private ranges it did not list are; the metadata service stays out of reach whatever the site lists.
@@ -497,7 +500,7 @@ public sealed partial class ChartTests(AspireManifest manifest) : IClassFixture<
         Assert.True(NetworkPolicies.Matches(sessionPolicy.Spec.PodSelector, session.Labels));
         Assert.Equal(["Ingress", "Egress"], sessionPolicy.Spec.PolicyTypes);
         var from = Assert.Single(sessionPolicy.Spec.Ingress);
-        Assert.Equal(["5900"], from.Ports.Select(p => p.Port.Value));
+        Assert.Equal(["5900", SessionObjects.FilesPort.ToString(System.Globalization.CultureInfo.InvariantCulture)], from.Ports.Select(p => p.Port.Value));
         var agentPeer = Assert.Single(from.FromProperty);
         Assert.Equal(Namespace, agentPeer.NamespaceSelector.MatchLabels["kubernetes.io/metadata.name"]);
         Assert.Equal("k8s-agent", agentPeer.PodSelector.MatchLabels["app.kubernetes.io/component"]);
@@ -505,10 +508,12 @@ public sealed partial class ChartTests(AspireManifest manifest) : IClassFixture<
         // In: the agent on the VNC port, nobody else, on no other port.
         bool Allows(PodIdentity from, PodIdentity to, int port) => NetworkPolicies.Allows(policies, Namespace, from, to, port);
         Assert.True(Allows(agent, session, SessionObjects.DefaultVncPort), "agent → session:5900");
+        Assert.True(Allows(agent, session, SessionObjects.FilesPort), "agent → session's file service");
         Assert.False(Allows(agent, session, 22), "agent → session:22");
         foreach (var other in new[] { api, web, postgres, otherSession })
         {
             Assert.False(Allows(other, session, SessionObjects.DefaultVncPort), $"{other} → session:5900");
+            Assert.False(Allows(other, session, SessionObjects.FilesPort), $"{other} → session's file service");
         }
 
         // Out: the cluster DNS on 53, the internet; not the pod and service ranges, the platform, other sessions, or metadata.

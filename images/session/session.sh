@@ -20,6 +20,16 @@ else
   exit 2
 fi
 
+# The file service: ~/Uploads and ~/Downloads for the agent, which must prove the session's files key (the file
+# STREAMSPACE_FILES_KEY_FILE names, from the session's Secret) first. It is the agent's own files-serve mode, run as
+# this user; run from its own folder so that no appsettings.json in the home configures it. A session whose pod names
+# no key has none, and an image without /opt/streamspace gets the agent's "cannot be reached" for files, nothing worse.
+files_service=/opt/streamspace/agent/StreamSpace.Agent.dll
+if [ -n "${STREAMSPACE_FILES_KEY_FILE:-}" ] && [ -f "$files_service" ]; then
+  (cd /opt/streamspace/agent && exec env DOTNET_SYSTEM_GLOBALIZATION_INVARIANT=1 DOTNET_EnableDiagnostics=0 DOTNET_NOLOGO=1 \
+    /opt/streamspace/dotnet/dotnet "$files_service" files-serve) &
+fi
+
 # The geometry lasts until the first viewer connects: the viewer asks for its own size with SetDesktopSize (RandR).
 # The template's clipboard directions are Xvnc's own settings, and -AllowOverride=desktop keeps clients in the session
 # (vncconfig -set SendCutText=1) from changing them back.

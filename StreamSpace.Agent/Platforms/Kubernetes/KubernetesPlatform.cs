@@ -9,7 +9,7 @@ using StreamSpace.Contracts;
 namespace StreamSpace.Agent.Platforms.Kubernetes;
 
 /// <summary>
-/// Runs each session as a Deployment of one pod in the session namespace, with its VNC password in a Secret the
+/// Runs each session as a Deployment of one pod in the session namespace, with its VNC password and files key in a Secret the
 /// Deployment owns and, for persistent homes, the user's PVC. This class carries out the commands; the session states
 /// come from <see cref="KubernetesSessionWatch"/>, and the time limits from a <see cref="SessionClock"/>. Idle timeouts
 /// and maximum durations travel on the pod as annotations, so an agent that restarts still enforces them. The tunnel
@@ -172,6 +172,31 @@ public sealed class KubernetesPlatform : ISessionPlatform, IDisposable
         return Tunnel == SessionTunnel.PodIp
             ? new VncEndpoint(address.PodIp, address.Port, password)
             : new VncEndpoint(address.PodIp, address.Port, password) { Connect = token => PortForwardAsync(address.PodName, address.Port, token) };
+    }
+
+    /// <summary>A pod's home is not on this machine: its files go through <see cref="FindFileServiceAsync"/>; no service there means the session does not run here.</summary>
+    public Task<SessionHome?> FindHomeAsync(string sessionId, CancellationToken cancellationToken) => Task.FromResult<SessionHome?>(null);
+
+    /// <summary>
+    /// The session pod's file service, reached as its VNC server is (the pod IP, or pods/portforward), with the files
+    /// key from the Secret the VNC password comes from: no verb beyond those the tunnel already has.
+    /// </summary>
+    public async Task<SessionFileService?> FindFileServiceAsync(string sessionId, CancellationToken cancellationToken)
+    {
+        if (watch.RunningAt(sessionId) is not { } address)
+        {
+            return null;
+        }
+
+        var secret = await client.CoreV1.ReadNamespacedSecretAsync(SessionObjects.SecretName(sessionId), Namespace, cancellationToken: cancellationToken);
+        if (address.FilesPort is not { } port || SessionObjects.FilesKey(secret) is not { } key)
+        {
+            throw new Files.FileRefusedException(409, "This session was started before files worked on Kubernetes; stop it and start it again to upload and download files.");
+        }
+
+        return Tunnel == SessionTunnel.PodIp
+            ? new SessionFileService(token => TcpDial.ConnectAsync(address.PodIp, port, token), key)
+            : new SessionFileService(token => PortForwardAsync(address.PodName, port, token), key);
     }
 
     /// <summary>A stream to the pod's port through the API server, for an agent outside the cluster network.</summary>

@@ -8,7 +8,8 @@ using StreamSpace.Contracts;
 namespace StreamSpace.Agent.Platforms.Kubernetes;
 
 /// <summary>Where a running session's VNC server listens: its pod's IP and container port, and the pod's name for pods/portforward.</summary>
-public sealed record PodAddress(string PodIp, int Port, string PodName);
+/// <param name="FilesPort">The file service's port; null on a pod of an agent from before the file service.</param>
+public sealed record PodAddress(string PodIp, int Port, string PodName, int? FilesPort = null);
 
 /// <summary>
 /// What the cluster says about each session, kept from watches (not polling) on the session pods, the home PVCs and
@@ -456,8 +457,10 @@ public sealed class KubernetesSessionWatch(IKubernetes client, string ns, AgentS
         ReportedSession next;
         if (state.State == SessionState.Running)
         {
-            var port = pod.Spec?.Containers?.FirstOrDefault()?.Ports?.FirstOrDefault()?.ContainerPort ?? SessionObjects.DefaultVncPort;
-            addresses[id] = new PodAddress(pod.Status!.PodIP, port, pod.Metadata.Name);
+            var ports = pod.Spec?.Containers?.FirstOrDefault()?.Ports;
+            var port = ports?.FirstOrDefault()?.ContainerPort ?? SessionObjects.DefaultVncPort;
+            var filesPort = ports?.FirstOrDefault(p => p.Name == SessionObjects.FilesPortName)?.ContainerPort;
+            addresses[id] = new PodAddress(pod.Status!.PodIP, port, pod.Metadata.Name, filesPort);
             if (pod.Spec?.Containers?.FirstOrDefault()?.Image is { } image)
             {
                 checks.NoteImagePulled(image);

@@ -55,7 +55,17 @@ public sealed class PortForwardStream(WebSocket socket, int port) : Stream
     /// <summary>Receives one frame; data for the port becomes pending. False at the end of the stream.</summary>
     private async Task<bool> ReceiveAsync(CancellationToken cancellationToken)
     {
-        var result = await socket.ReceiveAsync(receiveBuffer.AsMemory(), cancellationToken);
+        ValueWebSocketReceiveResult result;
+        try
+        {
+            result = await socket.ReceiveAsync(receiveBuffer.AsMemory(), cancellationToken);
+        }
+        catch (WebSocketException e)
+        {
+            // A stream's readers expect IOException for a cut connection (the relays end on it), not the WebSocket's own.
+            throw new IOException($"port-forward to port {port} was cut: {e.Message}", e);
+        }
+
         if (result.MessageType == WebSocketMessageType.Close)
         {
             // The kubelet reports a failure (e.g. nothing listens on the port) on the error channel, then closes.
@@ -127,6 +137,10 @@ public sealed class PortForwardStream(WebSocket socket, int port) : Stream
                 chunk.CopyTo(frame.AsMemory(1));
                 await socket.SendAsync(frame.AsMemory(0, chunk.Length + 1), WebSocketMessageType.Binary, endOfMessage: true, cancellationToken);
             }
+        }
+        catch (WebSocketException e)
+        {
+            throw new IOException($"port-forward to port {port} was cut: {e.Message}", e);
         }
         finally
         {

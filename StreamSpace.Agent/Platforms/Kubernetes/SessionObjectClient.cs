@@ -51,7 +51,8 @@ public sealed class SessionObjectClient(IKubernetes client, string ns, AgentSett
         {
             try
             {
-                await client.CoreV1.CreateNamespacedSecretAsync(SessionObjects.PasswordSecret(session, deployment, VncPasswordFile.NewPassword()), ns,
+                await client.CoreV1.CreateNamespacedSecretAsync(SessionObjects.PasswordSecret(session, deployment, VncPasswordFile.NewPassword(),
+                        System.Security.Cryptography.RandomNumberGenerator.GetBytes(Contracts.Tunnel.FileStreams.FilesKeyBytes)), ns,
                     cancellationToken: cancellationToken);
                 return;
             }

@@ -32,6 +32,16 @@ public static partial class SessionObjects
     /// </summary>
     public const string PasswordKey = "password";
 
+    /// <summary>
+    /// The Secret's key for the session's files key, which the session image's file service (the agent's files-serve)
+    /// reads from its file (STREAMSPACE_FILES_KEY_FILE) and the agent from the Secret, so it is never in env or args.
+    /// </summary>
+    public const string FilesKeyKey = "files-key";
+
+    /// <summary>The container port of the session's file service, named so the agent finds it on the pod.</summary>
+    public const string FilesPortName = "files";
+    public const int FilesPort = Files.FileServiceSettings.DefaultPort;
+
     /// <summary>Where the session's container sees the Secret; the password file is VNC_PASSWORD_FILE in it.</summary>
     public const string PasswordDirectory = "/var/run/secrets/streamspace-vnc";
     public const string HomePath = "/home/streamspace";
@@ -102,6 +112,9 @@ public static partial class SessionObjects
             new() { Name = "VNC_PASSWORD_FILE", Value = $"{PasswordDirectory}/{PasswordFileKey}" },
             new() { Name = "VNC_PORT", Value = port.ToString(System.Globalization.CultureInfo.InvariantCulture) },
             new() { Name = "STREAMSPACE_SESSION_ID", Value = session.SessionId },
+            // The file service's key by its file's path: the key itself stays in the Secret's volume.
+            new() { Name = "STREAMSPACE_FILES_KEY_FILE", Value = $"{PasswordDirectory}/{FilesKeyKey}" },
+            new() { Name = "STREAMSPACE_FILES_PORT", Value = FilesPort.ToString(System.Globalization.CultureInfo.InvariantCulture) },
             // The template's clipboard directions, which the image's Xvnc enforces (SendCutText, AcceptCutText).
             new() { Name = "VNC_SEND_CUT_TEXT", Value = template.ClipboardToBrowser ? "1" : "0" },
             new() { Name = "VNC_ACCEPT_CUT_TEXT", Value = template.ClipboardToSession ? "1" : "0" },
@@ -121,7 +134,12 @@ public static partial class SessionObjects
         {
             Name = "session",
             Image = template.Image,
-            Ports = [new V1ContainerPort { ContainerPort = port, Name = "vnc", Protocol = "TCP" }],
+            // The VNC port first: the agent takes the first port as VNC's, as agents before the file service did.
+            Ports =
+            [
+                new V1ContainerPort { ContainerPort = port, Name = "vnc", Protocol = "TCP" },
+                new V1ContainerPort { ContainerPort = FilesPort, Name = FilesPortName, Protocol = "TCP" },
+            ],
             Env = env,
             Resources = new V1ResourceRequirements { Requests = resources, Limits = new Dictionary<string, ResourceQuantity>(resources) },
             ReadinessProbe = new V1Probe { TcpSocket = new V1TCPSocketAction { Port = port }, PeriodSeconds = 2, FailureThreshold = 3 },
@@ -144,7 +162,7 @@ public static partial class SessionObjects
             Secret = new V1SecretVolumeSource
             {
                 SecretName = SecretName(session.SessionId),
-                Items = [new V1KeyToPath { Key = PasswordFileKey, Path = PasswordFileKey }],
+                Items = [new V1KeyToPath { Key = PasswordFileKey, Path = PasswordFileKey }, new V1KeyToPath { Key = FilesKeyKey, Path = FilesKeyKey }],
                 DefaultMode = Convert.ToInt32("440", 8),
             },
         };
@@ -196,10 +214,10 @@ public static partial class SessionObjects
     }
 
     /// <summary>
-    /// The session's VNC password as TigerVNC's password file, owned by its Deployment so that deleting the Deployment
-    /// collects it.
+    /// The session's VNC password as TigerVNC's password file, and its files key, owned by its Deployment so that
+    /// deleting the Deployment collects it.
     /// </summary>
-    public static V1Secret PasswordSecret(SessionCommandPayload session, V1Deployment owner, byte[] password) => new()
+    public static V1Secret PasswordSecret(SessionCommandPayload session, V1Deployment owner, byte[] password, byte[] filesKey) => new()
     {
         ApiVersion = "v1",
         Kind = "Secret",
@@ -210,7 +228,7 @@ public static partial class SessionObjects
             Labels = Labels(session),
             OwnerReferences = [new V1OwnerReference { ApiVersion = "apps/v1", Kind = "Deployment", Name = owner.Metadata.Name, Uid = owner.Metadata.Uid, Controller = true }],
         },
-        Data = new Dictionary<string, byte[]> { [PasswordFileKey] = VncPasswordFile.Write(password) },
+        Data = new Dictionary<string, byte[]> { [PasswordFileKey] = VncPasswordFile.Write(password), [FilesKeyKey] = filesKey },
     };
 
     /// <summary>
@@ -229,6 +247,10 @@ public static partial class SessionObjects
             ? Encoding.UTF8.GetString(text)
             : throw new InvalidOperationException($"Secret {secret.Metadata?.Name} has neither '{PasswordFileKey}' nor '{PasswordKey}'");
     }
+
+    /// <summary>The key the agent proves to the session's file service; null in the Secret of a session started before files worked on Kubernetes.</summary>
+    public static byte[]? FilesKey(V1Secret secret) =>
+        secret.Data?.TryGetValue(FilesKeyKey, out var key) is true && key.Length == Contracts.Tunnel.FileStreams.FilesKeyBytes ? key : null;
 
     /// <summary>The user's home volume: no owner, so no session's deletion ever collects it.</summary>
     public static V1PersistentVolumeClaim HomeClaim(SessionCommandPayload session, AgentSettings settings) => new()

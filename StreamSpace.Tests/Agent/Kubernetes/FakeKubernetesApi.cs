@@ -372,6 +372,7 @@ public sealed class FakeKubernetesApi : IAsyncDisposable
         var toPod = Task.Run(async () =>
         {
             var buffer = new byte[64 * 1024];
+            var channel = -1;
             while (true)
             {
                 var result = await socket.ReceiveAsync(buffer, done.Token);
@@ -380,10 +381,23 @@ public sealed class FakeKubernetesApi : IAsyncDisposable
                     return;
                 }
 
-                // Every client message starts with its channel; only the data channel carries bytes for the pod.
-                if (result.Count > 1 && buffer[0] == 0)
+                // Every client message starts with its channel, and a receive may return part of a message: the byte
+                // is read at a message's start only. Only the data channel carries bytes for the pod.
+                var offset = 0;
+                if (channel < 0 && result.Count > 0)
                 {
-                    await server.WriteAsync(buffer.AsMemory(1, result.Count - 1), done.Token);
+                    channel = buffer[0];
+                    offset = 1;
+                }
+
+                if (channel == 0 && result.Count > offset)
+                {
+                    await server.WriteAsync(buffer.AsMemory(offset, result.Count - offset), done.Token);
+                }
+
+                if (result.EndOfMessage)
+                {
+                    channel = -1;
                 }
             }
         });
@@ -397,7 +411,14 @@ public sealed class FakeKubernetesApi : IAsyncDisposable
                 await socket.SendAsync(buffer.AsMemory(0, read + 1), WebSocketMessageType.Binary, true, done.Token);
             }
         });
-        await Task.WhenAny(toPod, fromPod);
+        if (await Task.WhenAny(toPod, fromPod) == fromPod && socket.State == WebSocketState.Open)
+        {
+            // The pod closed its end: the API server closes the WebSocket cleanly, after everything the pod sent, and
+            // waits (a while) for the client's close, as a real one does rather than cutting the connection.
+            await socket.CloseOutputAsync(WebSocketCloseStatus.NormalClosure, null, CancellationToken.None).ContinueWith(_ => { }, TaskScheduler.Default);
+            await toPod.WaitAsync(TimeSpan.FromSeconds(5)).ContinueWith(_ => { }, TaskScheduler.Default);
+        }
+
         await done.CancelAsync();
         await Task.WhenAll(toPod, fromPod).ContinueWith(_ => { }, TaskScheduler.Default);
         if (socket.State == WebSocketState.Open)

@@ -62,7 +62,7 @@ public sealed class KubernetesPlatformTests(KubernetesFixture fixture) : IClassF
         Assert.True(passwordMount["readOnly"]!.GetValue<bool>());
         var passwordVolume = volumes[passwordMount["name"]!.GetValue<string>()]["secret"]!;
         Assert.Equal($"session-{id}-vnc", passwordVolume["secretName"]!.GetValue<string>());
-        var item = Assert.Single(passwordVolume["items"]!.AsArray())!;
+        var item = passwordVolume["items"]!.AsArray().Single(i => i!["key"]!.GetValue<string>() == "passwd")!;
         Assert.Equal($"{passwordMount["mountPath"]!.GetValue<string>()}/{item["path"]!.GetValue<string>()}", passwordFile);
         Assert.Equal("/home/streamspace", mounts["home"]["mountPath"]!.GetValue<string>());
         Assert.Equal($"home-{safeUser}", volumes["home"]["persistentVolumeClaim"]!["claimName"]!.GetValue<string>());

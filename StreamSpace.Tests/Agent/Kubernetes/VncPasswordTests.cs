@@ -14,6 +14,8 @@ namespace StreamSpace.Tests.Agent.Kubernetes;
 /// </summary>
 public sealed class VncPasswordTests
 {
+    private static readonly byte[] FilesKey = System.Security.Cryptography.RandomNumberGenerator.GetBytes(StreamSpace.Contracts.Tunnel.FileStreams.FilesKeyBytes);
+
     [Fact]
     public void Session_passwords_use_all_eight_bytes_with_any_value_and_never_repeat()
     {
@@ -49,7 +51,7 @@ public sealed class VncPasswordTests
         byte[] password = [0xFF, 0x0A, 0x80, 0x01, 0xC3, 0x7F, 0x20, 0xFE];
         var session = new SessionCommandPayload("sess-vncpw", Guid.NewGuid(), "alice", Templates.Xterm);
         var owner = new V1Deployment { Metadata = new V1ObjectMeta { Name = SessionObjects.DeploymentName(session.SessionId), Uid = Guid.NewGuid().ToString() } };
-        var secret = SessionObjects.PasswordSecret(session, owner, password);
+        var secret = SessionObjects.PasswordSecret(session, owner, password, FilesKey);
 
         var port = FreePort();
         await using var xvnc = await SimulatedSessionPod.StartAsync("127.0.0.1", port, secret.Data[SessionObjects.PasswordFileKey], session.SessionId);
@@ -67,7 +69,7 @@ public sealed class VncPasswordTests
         {
             await tcp.ConnectAsync(IPAddress.Loopback, port);
             var refused = await Assert.ThrowsAsync<InvalidDataException>(() =>
-                RfbBridge.AuthenticateToServerAsync(tcp.GetStream(), SessionObjects.TunnelPassword(SessionObjects.PasswordSecret(session, owner, wrong)), CancellationToken.None));
+                RfbBridge.AuthenticateToServerAsync(tcp.GetStream(), SessionObjects.TunnelPassword(SessionObjects.PasswordSecret(session, owner, wrong, FilesKey)), CancellationToken.None));
             Assert.Contains("rejected the session password", refused.Message, StringComparison.Ordinal);
         }
     }
