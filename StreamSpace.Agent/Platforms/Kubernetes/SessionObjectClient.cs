@@ -51,7 +51,8 @@ public sealed class SessionObjectClient(IKubernetes client, string ns, AgentSett
         {
             try
             {
-                await client.CoreV1.CreateNamespacedSecretAsync(SessionObjects.PasswordSecret(session, deployment, VncPasswordFile.NewPassword()), ns,
+                var password = VncPasswordFile.NewPassword();
+                await client.CoreV1.CreateNamespacedSecretAsync(SessionObjects.PasswordSecret(session, deployment, password, VncPasswordFile.NewViewOnlyPassword(password)), ns,
                     cancellationToken: cancellationToken);
                 return;
             }

@@ -199,7 +199,7 @@ public static partial class SessionObjects
     /// The session's VNC password as TigerVNC's password file, owned by its Deployment so that deleting the Deployment
     /// collects it.
     /// </summary>
-    public static V1Secret PasswordSecret(SessionCommandPayload session, V1Deployment owner, byte[] password) => new()
+    public static V1Secret PasswordSecret(SessionCommandPayload session, V1Deployment owner, byte[] password, byte[]? viewOnlyPassword = null) => new()
     {
         ApiVersion = "v1",
         Kind = "Secret",
@@ -210,7 +210,7 @@ public static partial class SessionObjects
             Labels = Labels(session),
             OwnerReferences = [new V1OwnerReference { ApiVersion = "apps/v1", Kind = "Deployment", Name = owner.Metadata.Name, Uid = owner.Metadata.Uid, Controller = true }],
         },
-        Data = new Dictionary<string, byte[]> { [PasswordFileKey] = VncPasswordFile.Write(password) },
+        Data = new Dictionary<string, byte[]> { [PasswordFileKey] = VncPasswordFile.Write(password, viewOnlyPassword) },
     };
 
     /// <summary>
@@ -229,6 +229,12 @@ public static partial class SessionObjects
             ? Encoding.UTF8.GetString(text)
             : throw new InvalidOperationException($"Secret {secret.Metadata?.Name} has neither '{PasswordFileKey}' nor '{PasswordKey}'");
     }
+
+    /// <summary>The view-only password (see <see cref="TunnelPassword"/>); null for a Secret written before sharing existed.</summary>
+    public static string? TunnelViewOnlyPassword(V1Secret secret) =>
+        secret.Data?.TryGetValue(PasswordFileKey, out var file) is true && VncPasswordFile.ReadViewOnly(file) is { } viewOnly
+            ? Encoding.Latin1.GetString(viewOnly)
+            : null;
 
     /// <summary>The user's home volume: no owner, so no session's deletion ever collects it.</summary>
     public static V1PersistentVolumeClaim HomeClaim(SessionCommandPayload session, AgentSettings settings) => new()

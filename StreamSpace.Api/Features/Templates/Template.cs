@@ -50,7 +50,7 @@ public sealed class TemplateRow
     /// The oldest agent protocol that honours everything the template asks for. A closed clipboard direction needs an
     /// agent that hands it to Xvnc (protocol 2); a version-1 agent would ignore it and leave both directions open.
     /// </summary>
-    public int MinimumAgentProtocol => ClipboardToBrowser && ClipboardToSession ? AgentProtocol.MuxVersion : AgentProtocol.Version;
+    public int MinimumAgentProtocol => ClipboardToBrowser && ClipboardToSession ? AgentProtocol.MuxVersion : AgentProtocol.DataVersion;
 
     /// <summary>The platforms that can run it: local needs a command (and no Secret references, which only Kubernetes
     /// resolves), kubernetes an image.</summary>
