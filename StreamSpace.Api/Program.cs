@@ -5,6 +5,7 @@ using StreamSpace.Api.Features.Agents;
 using StreamSpace.Api.Features.Diagnostics;
 using StreamSpace.Api.Features.Replicas;
 using StreamSpace.Api.Features.Sessions;
+using StreamSpace.Api.Features.Shares;
 using StreamSpace.Api.Features.Preferences;
 using StreamSpace.Api.Features.Templates;
 using StreamSpace.Api.Features.Auth;
@@ -30,6 +31,7 @@ return await StartupGuard.RunAsync(async () =>
     builder.AddStreamSpaceTemplates();
     builder.AddStreamSpacePreferences();
     builder.AddStreamSpaceSessions();
+    builder.AddStreamSpaceShares();
     builder.AddStreamSpaceDiagnostics();
     builder.AddStreamSpaceEndpoints();
 

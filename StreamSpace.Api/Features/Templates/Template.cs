@@ -24,6 +24,8 @@ public sealed class TemplateRow
     public TimeSpan? MaxDuration { get; init; }
     public bool ClipboardToBrowser { get; init; } = true;
     public bool ClipboardToSession { get; init; } = true;
+    /// <summary>Whether the owner of a session of this template may share it (and new viewers may join its shares).</summary>
+    public bool Sharing { get; init; } = true;
 
     public Dictionary<string, TemplateEnvValue?> EnvVariables => JsonSerializer.Deserialize<Dictionary<string, TemplateEnvValue?>>(Env) ?? [];
 
@@ -33,7 +35,7 @@ public sealed class TemplateRow
         new TemplateResources(Cpu, Memory),
         withEnvValues ? EnvVariables : EnvVariables.ToDictionary(e => e.Key, _ => (TemplateEnvValue?)null),
         PersistentHome, Duration.Format(IdleTimeout), MaxDuration is { } max ? Duration.Format(max) : null,
-        ClipboardToBrowser, ClipboardToSession);
+        ClipboardToBrowser, ClipboardToSession, Sharing);
 
     /// <summary>What an agent needs to run a session of this template.</summary>
     public SessionTemplate ToSessionTemplate()
