@@ -8,20 +8,21 @@ using StreamSpace.Api.Features.Sessions.Viewers;
 namespace StreamSpace.Api.Features.Shares;
 
 /// <summary>A row of <c>session_shares</c>, with whether it has expired by the database's clock.</summary>
-public sealed record ShareRow(
-    string Id,
-    string SessionId,
-    Guid CreatedBy,
-    string CreatedByName,
-    string Mode,
-    Guid[]? AllowedUserIds,
-    string[]? AllowedUsernames,
-    DateTime ExpiresAt,
-    DateTime? EndedAt,
-    string? EndedBy,
-    DateTime CreatedAt,
-    bool Expired)
+public sealed class ShareRow
 {
+    public string Id { get; init; } = "";
+    public string SessionId { get; init; } = "";
+    public Guid CreatedBy { get; init; }
+    public string CreatedByName { get; init; } = "";
+    public string Mode { get; init; } = ShareModes.ViewOnly;
+    public Guid[]? AllowedUserIds { get; init; }
+    public string[]? AllowedUsernames { get; init; }
+    public DateTime ExpiresAt { get; init; }
+    public DateTime? EndedAt { get; init; }
+    public string? EndedBy { get; init; }
+    public DateTime CreatedAt { get; init; }
+    public bool Expired { get; init; }
+
     public bool ViewOnly => Mode == ShareModes.ViewOnly;
 
     /// <summary>Why the share no longer lets anyone in, or null while it does.</summary>
