@@ -20,7 +20,7 @@ public sealed record VncEndpoint(string Host, int Port, string Password)
     /// without a view-only one refuses it.
     /// </summary>
     public string PasswordFor(bool viewOnly) => !viewOnly ? Password
-        : ViewOnlyPassword ?? throw new InvalidOperationException("the session was started before view-only sharing existed: restart the session to share it view-only");
+        : ViewOnlyPassword ?? throw new InvalidOperationException("restart the session to share it view-only (it has no view-only password)");
 
     public async Task<Stream> OpenAsync(CancellationToken cancellationToken)
     {

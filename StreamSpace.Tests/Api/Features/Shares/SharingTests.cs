@@ -179,6 +179,56 @@ public sealed class SharingTests(SessionFixture fixture) : IClassFixture<Session
         Assert.StartsWith("SHARING is disabled", sharing.GetProperty("evidence").GetString());
     }
 
+    [Fact]
+    public async Task A_session_started_before_view_only_sharing_refuses_a_view_only_viewer_and_never_signs_it_in_with_the_full_password()
+    {
+        var (owner, _, id) = await RunningSessionAsync();
+        using var recipient = await fixture.Api.NewUserClientAsync();
+        // As an agent before sharing wrote it: the agent's copy holds the full password's 8 bytes only.
+        var passwords = Path.Combine(fixture.Agent.DataDirectory, "sessions", id, "password");
+        await File.WriteAllBytesAsync(passwords, (await File.ReadAllBytesAsync(passwords))[..8]);
+
+        var share = await CreateShareAsync(owner, id, new CreateShareRequest());
+        using var viewer = await RfbViewer.ConnectAsync(fixture.Api.BaseAddress, await ShareConnectUrlAsync(recipient, share.Id));
+        var (status, reason) = await viewer.WaitForCloseAsync();
+        Assert.Equal(4502, status);
+        Assert.Contains("restart the session to share it view-only", reason, StringComparison.Ordinal);
+
+        // An interactive share of the same session still works: it uses the full password, as the owner's viewer does.
+        var interactive = await CreateShareAsync(owner, id, new CreateShareRequest(ShareModes.Interactive));
+        using var typist = await RfbViewer.ConnectAsync(fixture.Api.BaseAddress, await ShareConnectUrlAsync(recipient, interactive.Id));
+        await typist.HandshakeAsync();
+    }
+
+    [Fact]
+    public async Task A_view_only_share_is_refused_with_409_while_the_sessions_agent_speaks_a_protocol_older_than_view_only()
+    {
+        var (owner, _, id) = await RunningSessionAsync();
+        using var recipient = await fixture.Api.NewUserClientAsync();
+        var share = await CreateShareAsync(owner, id, new CreateShareRequest());
+        await SetAgentProtocolAsync(AgentProtocol.DataVersion);
+        try
+        {
+            var refused = await (await owner.PostAsJsonAsync($"/api/v1/sessions/{id}/shares", new CreateShareRequest(), ApiJson.Options)).AssertJsonAsync(HttpStatusCode.Conflict);
+            Assert.Contains("too old to share view-only", refused.GetProperty("detail").GetString());
+            refused = await (await recipient.PostAsync($"/api/v1/shares/{share.Id}/connect", null)).AssertJsonAsync(HttpStatusCode.Conflict);
+            Assert.Contains("too old to share view-only", refused.GetProperty("detail").GetString());
+            // Interactive needs nothing new of the agent.
+            await CreateShareAsync(owner, id, new CreateShareRequest(ShareModes.Interactive));
+        }
+        finally
+        {
+            await SetAgentProtocolAsync(AgentProtocol.Version);
+        }
+    }
+
+    /// <summary>What the agent said hello with, as every replica reads it; the agent itself is unchanged.</summary>
+    private async Task SetAgentProtocolAsync(int version)
+    {
+        await using var connection = new Npgsql.NpgsqlConnection(fixture.Api.ConnectionString);
+        await Dapper.SqlMapper.ExecuteAsync(connection, "UPDATE agents SET protocol_version = @version WHERE id = @id", new { version, id = SessionFixture.AgentId });
+    }
+
     private async Task<(HttpClient Owner, string OwnerName, string SessionId)> RunningSessionAsync()
     {
         var name = "sharer-" + Guid.NewGuid().ToString("N")[..8];
