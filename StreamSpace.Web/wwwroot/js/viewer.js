@@ -209,7 +209,7 @@ document.getElementById('viewer-fullscreen').addEventListener('click', async () 
     }
 });
 
-document.getElementById('viewer-cad').addEventListener('click', () => rfb?.sendCtrlAltDel());
+document.getElementById('viewer-cad')?.addEventListener('click', () => rfb?.sendCtrlAltDel());
 
 clipboardToggle?.addEventListener('click', () => {
     clipboardPanel.hidden = !clipboardPanel.hidden;
