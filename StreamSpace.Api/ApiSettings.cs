@@ -72,6 +72,9 @@ public sealed class ApiSettings : IValidatedSettings
     [Setting("VNC_RELAY_BUFFER", Help = "bytes the VNC relay receives from a data connection at once, 4096 to 1048576")]
     public int VncRelayBuffer { get; set; } = 64 * 1024;
 
+    [Setting("SHARING", Help = "whether owners may share their running sessions with other signed-in users: enabled or disabled")]
+    public SharingSwitch Sharing { get; set; } = SharingSwitch.Enabled;
+
     /// <summary>The agent hub's URL under <see cref="PublicUrl"/>, as agents outside the cluster should dial it; null when none is advertised.</summary>
     public Uri? PublicAgentHubUrl
     {
@@ -181,6 +184,13 @@ public sealed class ApiSettings : IValidatedSettings
             }
         }
     }
+}
+
+/// <summary>The global switch for sharing sessions (SHARING); each template has its own as well.</summary>
+public enum SharingSwitch
+{
+    Enabled,
+    Disabled,
 }
 
 public static class ApiSettingsExtensions

@@ -6,6 +6,7 @@ using StreamSpace.Api.Features.Diagnostics;
 using StreamSpace.Api.Features.Groups;
 using StreamSpace.Api.Features.Replicas;
 using StreamSpace.Api.Features.Sessions;
+using StreamSpace.Api.Features.Shares;
 using StreamSpace.Api.Features.Preferences;
 using StreamSpace.Api.Features.Templates;
 using StreamSpace.Api.Features.Tokens;
@@ -34,6 +35,7 @@ return await StartupGuard.RunAsync(async () =>
     builder.AddStreamSpaceGroups();
     builder.AddStreamSpacePreferences();
     builder.AddStreamSpaceSessions();
+    builder.AddStreamSpaceShares();
     builder.AddStreamSpaceDiagnostics();
     builder.AddStreamSpaceEndpoints();
 

@@ -10,16 +10,26 @@ namespace StreamSpace.Contracts;
 public static class AgentProtocol
 {
     /// <summary>
-    /// The version this build speaks. Version 2 opens a data connection per viewer (<see cref="StreamOpenMessage"/>);
+    /// The version this build speaks. Version 3 signs view-only viewers in with the session's view-only VNC password
+    /// (<see cref="StreamOpenMessage.ViewOnly"/>); version 2 opens a data connection per viewer (<see cref="StreamOpenMessage"/>);
     /// version 1 carries viewers in the credit mux on the control socket. A hello with another version is refused
     /// with the supported list.
     /// </summary>
-    public const int Version = 2;
+    public const int Version = ViewOnlyVersion;
 
     /// <summary>The version whose viewers ride the credit mux (<see cref="TunnelOpenMessage"/>) on the control socket.</summary>
     public const int MuxVersion = 1;
 
-    public static readonly IReadOnlyList<int> SupportedVersions = [MuxVersion, Version];
+    /// <summary>The first version with a data connection per viewer, and with the per-template clipboard settings.</summary>
+    public const int DataVersion = 2;
+
+    /// <summary>
+    /// The first version that knows <see cref="StreamOpenMessage.ViewOnly"/>. An older agent would ignore the flag and
+    /// sign the viewer in with the full password, so the control plane never sends it a view-only stream.
+    /// </summary>
+    public const int ViewOnlyVersion = 3;
+
+    public static readonly IReadOnlyList<int> SupportedVersions = [MuxVersion, DataVersion, ViewOnlyVersion];
 
     /// <summary>The largest text frame either side accepts; a larger one closes the socket with 1008.</summary>
     public const int MaxTextFrameBytes = 256 * 1024;
@@ -120,10 +130,11 @@ public sealed record TunnelClosedMessage(int StreamId, string Reason) : AgentMes
 /// connection into the viewer's byte stream. There is no reply message: the data connection arriving is the reply.
 /// The token is single-use and expires at <see cref="ExpiresAt"/>. With a <see cref="Purpose"/> (see <see cref="Tunnel.FileStreams"/>)
 /// the connection carries a file operation in the session's home instead of VNC, on <see cref="FileName"/>; an agent
-/// that does not know the purpose refuses it.
+/// that does not know the purpose refuses it. With <see cref="ViewOnly"/> (version 3) the agent answers the VNC server
+/// with the session's view-only password, or refuses the stream when the session has none.
 /// </summary>
 public sealed record StreamOpenMessage(Guid StreamId, string SessionId, string Token, string DataUrl, DateTimeOffset ExpiresAt,
-    string? Purpose = null, string? FileName = null) : AgentMessage;
+    string? Purpose = null, string? FileName = null, bool ViewOnly = false) : AgentMessage;
 
 /// <summary>One finding of the agent about its own platform (permissions, storage, images), shown in the admin diagnostics.</summary>
 public sealed record AgentCheck(string Id, string Title, string Status, string Evidence, string? Fix = null)

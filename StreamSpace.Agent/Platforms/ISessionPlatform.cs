@@ -5,12 +5,22 @@ using StreamSpace.Contracts;
 namespace StreamSpace.Agent.Platforms;
 
 /// <summary>
-/// A session's VNC server: where it listens, its password, and how to reach it. The tunnel dials Host:Port unless the
+/// A session's VNC server: where it listens, its passwords, and how to reach it. The tunnel dials Host:Port unless the
 /// platform supplies <see cref="Connect"/>, for servers the agent cannot dial directly (a pod seen from outside its cluster).
 /// </summary>
 public sealed record VncEndpoint(string Host, int Port, string Password)
 {
     public Func<CancellationToken, Task<Stream>>? Connect { get; init; }
+
+    /// <summary>The password Xvnc grants view only; null for a session started before sharing existed.</summary>
+    public string? ViewOnlyPassword { get; init; }
+
+    /// <summary>
+    /// The password a viewer is signed in with. A view-only viewer never falls back to the full password: a session
+    /// without a view-only one refuses it.
+    /// </summary>
+    public string PasswordFor(bool viewOnly) => !viewOnly ? Password
+        : ViewOnlyPassword ?? throw new InvalidOperationException("restart the session to share it view-only (it has no view-only password)");
 
     public async Task<Stream> OpenAsync(CancellationToken cancellationToken)
     {

@@ -36,13 +36,15 @@ public sealed class DataConnections(ISessionPlatform platform, DataDialer dialer
             {
                 var endpoint = await platform.FindVncAsync(open.SessionId, stoppingToken)
                     ?? throw new InvalidOperationException("the session is not running on this agent");
+                // Chosen before dialling: a view-only viewer of a session without a view-only password is refused, never given the full one.
+                var password = endpoint.PasswordFor(open.ViewOnly);
                 using var dial = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
                 dial.CancelAfter(DialTimeout);
                 try
                 {
                     using var slot = await gate.EnterAsync(open.SessionId, dial.Token);
                     server = await endpoint.OpenAsync(dial.Token);
-                    await RfbBridge.AuthenticateToServerAsync(server, endpoint.Password, dial.Token);
+                    await RfbBridge.AuthenticateToServerAsync(server, password, dial.Token);
                 }
                 catch (OperationCanceledException) when (!stoppingToken.IsCancellationRequested)
                 {

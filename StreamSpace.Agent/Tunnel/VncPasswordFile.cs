@@ -3,8 +3,9 @@ using System.Security.Cryptography;
 namespace StreamSpace.Agent.Tunnel;
 
 /// <summary>
-/// A session's VNC password and TigerVNC's password file for it (what <c>-PasswordFile</c> reads and <c>vncpasswd -f</c>
-/// writes): the 8 password bytes DES-encrypted under a key every VNC implementation knows. That hides nothing; the
+/// A session's VNC passwords and TigerVNC's password file for them (what <c>-PasswordFile</c> reads and <c>vncpasswd -f</c>
+/// writes): the 8 bytes of the full password, then the 8 of the view-only one (a viewer signed in with it sees the
+/// desktop, and Xvnc ignores its keys, pointer, clipboard and resizes), each DES-encrypted under a key every VNC implementation knows. That hides nothing; the
 /// Secret's RBAC protects it. The agent writes the file itself because a password typed through vncpasswd is text
 /// cut at 8 characters, and VNC authentication can use 8 arbitrary bytes.
 /// </summary>
@@ -43,19 +44,34 @@ public static class VncPasswordFile
         }
     }
 
-    /// <summary>The password file's content for a password of exactly 8 bytes.</summary>
-    public static byte[] Write(ReadOnlySpan<byte> password)
+    /// <summary>A view-only password other than <paramref name="password"/>: with the same bytes Xvnc would grant full control.</summary>
+    public static byte[] NewViewOnlyPassword(ReadOnlySpan<byte> password)
     {
-        if (password.Length != PasswordLength)
+        while (true)
         {
-            throw new ArgumentException($"a VNC password file holds exactly {PasswordLength} bytes, not {password.Length}", nameof(password));
+            var viewOnly = NewPassword();
+            if (!viewOnly.AsSpan().SequenceEqual(password))
+            {
+                return viewOnly;
+            }
         }
-
-        using var des = Obfuscator();
-        return des.EncryptEcb(password, PaddingMode.None);
     }
 
-    /// <summary>The password in a password file; bytes after the first 8 (a view-only password) are not the session's.</summary>
+    /// <summary>The password file's content for a password of exactly 8 bytes and, when given, a view-only password of 8.</summary>
+    public static byte[] Write(ReadOnlySpan<byte> password, ReadOnlySpan<byte> viewOnlyPassword = default)
+    {
+        CheckLength(password, nameof(password));
+        using var des = Obfuscator();
+        if (viewOnlyPassword.IsEmpty)
+        {
+            return des.EncryptEcb(password, PaddingMode.None);
+        }
+
+        CheckLength(viewOnlyPassword, nameof(viewOnlyPassword));
+        return [.. des.EncryptEcb(password, PaddingMode.None), .. des.EncryptEcb(viewOnlyPassword, PaddingMode.None)];
+    }
+
+    /// <summary>The full password in a password file.</summary>
     public static byte[] Read(ReadOnlySpan<byte> file)
     {
         if (file.Length < PasswordLength)
@@ -65,6 +81,26 @@ public static class VncPasswordFile
 
         using var des = Obfuscator();
         return des.DecryptEcb(file[..PasswordLength], PaddingMode.None);
+    }
+
+    /// <summary>The view-only password in a password file; null for a file with none (written before sharing existed).</summary>
+    public static byte[]? ReadViewOnly(ReadOnlySpan<byte> file)
+    {
+        if (file.Length < 2 * PasswordLength)
+        {
+            return null;
+        }
+
+        using var des = Obfuscator();
+        return des.DecryptEcb(file[PasswordLength..(2 * PasswordLength)], PaddingMode.None);
+    }
+
+    private static void CheckLength(ReadOnlySpan<byte> password, string name)
+    {
+        if (password.Length != PasswordLength)
+        {
+            throw new ArgumentException($"a VNC password is exactly {PasswordLength} bytes, not {password.Length}", name);
+        }
     }
 
     private static DES Obfuscator()

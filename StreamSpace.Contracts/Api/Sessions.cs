@@ -33,8 +33,12 @@ public sealed record CreateSessionRequest(string Template, string? User = null);
 /// <summary>The answer to <c>POST /api/v1/sessions/{id}/connect</c>: a single-use ticket for the VNC WebSocket.</summary>
 public sealed record ConnectResponse(string Ticket, string Url, DateTimeOffset ExpiresAt);
 
-/// <summary>An open viewer of a session, as <c>GET /api/v1/sessions/{id}/viewers</c> lists it.</summary>
-public sealed record ViewerResponse(Guid Id, Guid UserId, string Username, string? Address, DateTimeOffset Since, long Bytes);
+/// <summary>
+/// An open viewer of a session, as <c>GET /api/v1/sessions/{id}/viewers</c> lists it; one that came through a share
+/// names it (<see cref="ShareId"/>) and whether it only watches.
+/// </summary>
+public sealed record ViewerResponse(Guid Id, Guid UserId, string Username, string? Address, DateTimeOffset Since, long Bytes,
+    string? ShareId = null, bool ViewOnly = false);
 
 /// <summary>The answer to an upload: the name the file was stored under in ~/Uploads (with " (1)" and so on when the name was taken) and its size.</summary>
 public sealed record UploadedFileResponse(string Name, long Size);

@@ -57,7 +57,8 @@ public sealed class TemplateEnvValueConverter : JsonConverter<TemplateEnvValue>
 /// A template as the API shows and takes it. Durations are written like settings: 30m, 8h, 00:30:00.
 /// <see cref="ClipboardToBrowser"/> and <see cref="ClipboardToSession"/> (default true) let text copied in the session
 /// reach the viewer's browser, and text from the browser reach the session; off, the session's VNC server itself drops
-/// that direction (Xvnc's SendCutText and AcceptCutText), whatever the browser does.
+/// that direction (Xvnc's SendCutText and AcceptCutText), whatever the browser does. <see cref="Sharing"/> (default true)
+/// lets owners share its sessions; off, no share can be created and no new viewer joins an existing one.
 /// </summary>
 public sealed record TemplateBody(
     string Name,
@@ -74,4 +75,5 @@ public sealed record TemplateBody(
     string? IdleTimeout,
     string? MaxDuration,
     bool? ClipboardToBrowser = null,
-    bool? ClipboardToSession = null);
+    bool? ClipboardToSession = null,
+    bool? Sharing = null);

@@ -108,6 +108,26 @@ public sealed class RfbViewer(ClientWebSocket socket) : IDisposable
         }
     }
 
+    /// <summary>
+    /// Types <paramref name="text"/> as RFB KeyEvents, a press and a release per character ('\n' is Return); printable
+    /// ASCII characters are their own keysyms, and Xvnc adds the Shift a character needs.
+    /// </summary>
+    public async Task TypeAsync(string text)
+    {
+        foreach (var character in text)
+        {
+            var keysym = character == '\n' ? 0xff0du : character;
+            foreach (var down in new[] { true, false })
+            {
+                var message = new byte[8];
+                message[0] = 4; // KeyEvent
+                message[1] = down ? (byte)1 : (byte)0;
+                BinaryPrimitives.WriteUInt32BigEndian(message.AsSpan(4), keysym);
+                await SendAsync(message);
+            }
+        }
+    }
+
     public Task SendAsync(byte[] bytes) => socket.SendAsync(bytes, WebSocketMessageType.Binary, true, CancellationToken.None);
 
     public async Task<byte[]> ReadAsync(int count, TimeSpan? timeout = null)

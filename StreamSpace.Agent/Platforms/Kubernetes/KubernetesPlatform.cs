@@ -168,10 +168,10 @@ public sealed class KubernetesPlatform : ISessionPlatform, IDisposable
         }
 
         var secret = await client.CoreV1.ReadNamespacedSecretAsync(SessionObjects.SecretName(sessionId), Namespace, cancellationToken: cancellationToken);
-        var password = SessionObjects.TunnelPassword(secret);
+        var endpoint = new VncEndpoint(address.PodIp, address.Port, SessionObjects.TunnelPassword(secret)) { ViewOnlyPassword = SessionObjects.TunnelViewOnlyPassword(secret) };
         return Tunnel == SessionTunnel.PodIp
-            ? new VncEndpoint(address.PodIp, address.Port, password)
-            : new VncEndpoint(address.PodIp, address.Port, password) { Connect = token => PortForwardAsync(address.PodName, address.Port, token) };
+            ? endpoint
+            : endpoint with { Connect = token => PortForwardAsync(address.PodName, address.Port, token) };
     }
 
     /// <summary>A pod's home is not on this machine: its files go through <see cref="FindFileServiceAsync"/>; no service there means the session does not run here.</summary>

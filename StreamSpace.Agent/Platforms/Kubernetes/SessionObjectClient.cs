@@ -51,7 +51,8 @@ public sealed class SessionObjectClient(IKubernetes client, string ns, AgentSett
         {
             try
             {
-                await client.CoreV1.CreateNamespacedSecretAsync(SessionObjects.PasswordSecret(session, deployment, VncPasswordFile.NewPassword(),
+                var password = VncPasswordFile.NewPassword();
+                await client.CoreV1.CreateNamespacedSecretAsync(SessionObjects.PasswordSecret(session, deployment, password, VncPasswordFile.NewViewOnlyPassword(password),
                         System.Security.Cryptography.RandomNumberGenerator.GetBytes(Contracts.Tunnel.FileStreams.FilesKeyBytes)), ns,
                     cancellationToken: cancellationToken);
                 return;

@@ -217,7 +217,7 @@ public static partial class SessionObjects
     /// The session's VNC password as TigerVNC's password file, and its files key, owned by its Deployment so that
     /// deleting the Deployment collects it.
     /// </summary>
-    public static V1Secret PasswordSecret(SessionCommandPayload session, V1Deployment owner, byte[] password, byte[] filesKey) => new()
+    public static V1Secret PasswordSecret(SessionCommandPayload session, V1Deployment owner, byte[] password, byte[]? viewOnlyPassword, byte[] filesKey) => new()
     {
         ApiVersion = "v1",
         Kind = "Secret",
@@ -228,7 +228,7 @@ public static partial class SessionObjects
             Labels = Labels(session),
             OwnerReferences = [new V1OwnerReference { ApiVersion = "apps/v1", Kind = "Deployment", Name = owner.Metadata.Name, Uid = owner.Metadata.Uid, Controller = true }],
         },
-        Data = new Dictionary<string, byte[]> { [PasswordFileKey] = VncPasswordFile.Write(password), [FilesKeyKey] = filesKey },
+        Data = new Dictionary<string, byte[]> { [PasswordFileKey] = VncPasswordFile.Write(password, viewOnlyPassword), [FilesKeyKey] = filesKey },
     };
 
     /// <summary>
@@ -251,6 +251,12 @@ public static partial class SessionObjects
     /// <summary>The key the agent proves to the session's file service; null in the Secret of a session started before files worked on Kubernetes.</summary>
     public static byte[]? FilesKey(V1Secret secret) =>
         secret.Data?.TryGetValue(FilesKeyKey, out var key) is true && key.Length == Contracts.Tunnel.FileStreams.FilesKeyBytes ? key : null;
+
+    /// <summary>The view-only password (see <see cref="TunnelPassword"/>); null for a Secret written before sharing existed.</summary>
+    public static string? TunnelViewOnlyPassword(V1Secret secret) =>
+        secret.Data?.TryGetValue(PasswordFileKey, out var file) is true && VncPasswordFile.ReadViewOnly(file) is { } viewOnly
+            ? Encoding.Latin1.GetString(viewOnly)
+            : null;
 
     /// <summary>The user's home volume: no owner, so no session's deletion ever collects it.</summary>
     public static V1PersistentVolumeClaim HomeClaim(SessionCommandPayload session, AgentSettings settings) => new()

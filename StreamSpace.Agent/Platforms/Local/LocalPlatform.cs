@@ -76,8 +76,20 @@ public sealed class LocalPlatform : ISessionPlatform, IDisposable
 
     public async Task<VncEndpoint?> FindVncAsync(string sessionId, CancellationToken cancellationToken) =>
         sessions.TryGetValue(sessionId, out var record) && record.State == SessionState.Running
-            ? new VncEndpoint("127.0.0.1", record.VncPort, System.Text.Encoding.Latin1.GetString(await File.ReadAllBytesAsync(record.AgentPasswordFile, cancellationToken)))
+            ? Endpoint(record.VncPort, await File.ReadAllBytesAsync(record.AgentPasswordFile, cancellationToken))
             : null;
+
+    /// <summary>
+    /// The agent's copy holds the full password's 8 bytes, then the view-only password's 8; a session started before
+    /// sharing existed has the first 8 only. Latin-1 carries each byte as one character (see RfbBridge).
+    /// </summary>
+    private static VncEndpoint Endpoint(int port, byte[] passwords) =>
+        new("127.0.0.1", port, System.Text.Encoding.Latin1.GetString(passwords, 0, VncPasswordFile.PasswordLength))
+        {
+            ViewOnlyPassword = passwords.Length >= 2 * VncPasswordFile.PasswordLength
+                ? System.Text.Encoding.Latin1.GetString(passwords, VncPasswordFile.PasswordLength, VncPasswordFile.PasswordLength)
+                : null,
+        };
 
     public Task<SessionHome?> FindHomeAsync(string sessionId, CancellationToken cancellationToken) =>
         Task.FromResult(sessions.TryGetValue(sessionId, out var record) && record.State == SessionState.Running && record.Account is { } account
@@ -327,15 +339,16 @@ public sealed class LocalPlatform : ISessionPlatform, IDisposable
         });
 
     /// <summary>
-    /// Writes what the session's account needs to start Xvnc (its password file and X authority, in run/ of mode 0700)
-    /// and the agent's own copy of the password, which the account cannot read.
+    /// Writes what the session's account needs to start Xvnc (its password file, with the full and the view-only
+    /// password, and X authority, in run/ of mode 0700) and the agent's own copy of the passwords, which the account cannot read.
     /// </summary>
     private static async Task WriteSessionSecretsAsync(LocalSessionRecord record, SessionAccount account, CancellationToken cancellationToken)
     {
         UnixFiles.CreateDirectory(record.RuntimeDirectory, UnixFiles.OwnerOnly, account);
         var password = VncPasswordFile.NewPassword();
-        await UnixFiles.WriteAsync(record.AgentPasswordFile, password, UnixFiles.OwnerReadWrite, owner: null, cancellationToken);
-        await UnixFiles.WriteAsync(record.PasswordFile, VncPasswordFile.Write(password), UnixFiles.OwnerReadWrite, account, cancellationToken);
+        var viewOnly = VncPasswordFile.NewViewOnlyPassword(password);
+        await UnixFiles.WriteAsync(record.AgentPasswordFile, password.Concat(viewOnly).ToArray(), UnixFiles.OwnerReadWrite, owner: null, cancellationToken);
+        await UnixFiles.WriteAsync(record.PasswordFile, VncPasswordFile.Write(password, viewOnly), UnixFiles.OwnerReadWrite, account, cancellationToken);
         var cookie = RandomNumberGenerator.GetBytes(16);
         await UnixFiles.WriteAsync(record.XAuthorityFile, LocalSessionProcess.XAuthority(record.Display, cookie), UnixFiles.OwnerReadWrite, account, cancellationToken);
     }

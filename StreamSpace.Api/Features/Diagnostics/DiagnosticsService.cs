@@ -43,6 +43,7 @@ public sealed class DiagnosticsService(NpgsqlDataSource dataSource, ApiSettings 
             checks.Add(await AdminAsync(cancellationToken));
             checks.Add(JwtSecret());
             checks.Add(TokenLifetime());
+            checks.Add(Sharing());
             checks.AddRange(await AgentsAsync(cancellationToken));
             checks.Add(await RefusalsAsync(cancellationToken));
             checks.AddRange(await SessionsAsync(cancellationToken));
@@ -120,6 +121,11 @@ public sealed class DiagnosticsService(NpgsqlDataSource dataSource, ApiSettings 
             : DiagnosticCheck.Warn("auth.jwt_secret", "JWT_SECRET is strong", $"{bytes} bytes, {distinct} distinct characters",
                 "Use a random secret of at least 48 bytes, e.g. `openssl rand -base64 48`, in the streamspace-secrets secret.");
     }
+
+    /// <summary>Shown either way: whether owners can share sessions is the operator's choice, not a fault.</summary>
+    private DiagnosticCheck Sharing() => DiagnosticCheck.Ok("sharing.enabled", "Sharing sessions (SHARING)", settings.Sharing == SharingSwitch.Enabled
+        ? "SHARING is enabled; a template's own switch can still turn it off for its sessions"
+        : "SHARING is disabled: no session can be shared and no new viewer joins an existing share");
 
     private DiagnosticCheck TokenLifetime()
     {

@@ -24,6 +24,8 @@ public sealed class TemplateRow
     public TimeSpan? MaxDuration { get; init; }
     public bool ClipboardToBrowser { get; init; } = true;
     public bool ClipboardToSession { get; init; } = true;
+    /// <summary>Whether the owner of a session of this template may share it (and new viewers may join its shares).</summary>
+    public bool Sharing { get; init; } = true;
 
     public Dictionary<string, TemplateEnvValue?> EnvVariables => JsonSerializer.Deserialize<Dictionary<string, TemplateEnvValue?>>(Env) ?? [];
 
@@ -33,7 +35,7 @@ public sealed class TemplateRow
         new TemplateResources(Cpu, Memory),
         withEnvValues ? EnvVariables : EnvVariables.ToDictionary(e => e.Key, _ => (TemplateEnvValue?)null),
         PersistentHome, Duration.Format(IdleTimeout), MaxDuration is { } max ? Duration.Format(max) : null,
-        ClipboardToBrowser, ClipboardToSession);
+        ClipboardToBrowser, ClipboardToSession, Sharing);
 
     /// <summary>What an agent needs to run a session of this template.</summary>
     public SessionTemplate ToSessionTemplate()
@@ -50,7 +52,7 @@ public sealed class TemplateRow
     /// The oldest agent protocol that honours everything the template asks for. A closed clipboard direction needs an
     /// agent that hands it to Xvnc (protocol 2); a version-1 agent would ignore it and leave both directions open.
     /// </summary>
-    public int MinimumAgentProtocol => ClipboardToBrowser && ClipboardToSession ? AgentProtocol.MuxVersion : AgentProtocol.Version;
+    public int MinimumAgentProtocol => ClipboardToBrowser && ClipboardToSession ? AgentProtocol.MuxVersion : AgentProtocol.DataVersion;
 
     /// <summary>The platforms that can run it: local needs a command (and no Secret references, which only Kubernetes
     /// resolves), kubernetes an image.</summary>

@@ -9,7 +9,7 @@ namespace StreamSpace.Api.Features.Templates;
 /// <summary>The template catalog. Admin changes are audited in the same transaction.</summary>
 public sealed class TemplateStore(NpgsqlDataSource dataSource) : ITemplateCatalog
 {
-    private const string Columns = "name, display_name, description, category, icon, image, command, vnc_port, cpu, memory, env::text AS env, persistent_home, idle_timeout, max_duration, clipboard_to_browser, clipboard_to_session";
+    private const string Columns = "name, display_name, description, category, icon, image, command, vnc_port, cpu, memory, env::text AS env, persistent_home, idle_timeout, max_duration, clipboard_to_browser, clipboard_to_session, sharing";
 
     public async Task<IReadOnlyList<TemplateRow>> ListAsync(CancellationToken cancellationToken)
     {
@@ -49,6 +49,7 @@ public sealed class TemplateStore(NpgsqlDataSource dataSource) : ITemplateCatalo
             // template must not silently open a direction an admin closed. Left out of a create, the column's default.
             body.ClipboardToBrowser,
             body.ClipboardToSession,
+            body.Sharing,
         };
         var sql = replace
             ? """
@@ -56,14 +57,16 @@ public sealed class TemplateStore(NpgsqlDataSource dataSource) : ITemplateCatalo
                   image = @Image, command = @Command, vnc_port = @VncPort, cpu = @Cpu, memory = @Memory, env = @Env::jsonb,
                   persistent_home = @PersistentHome, idle_timeout = @IdleTimeout, max_duration = @MaxDuration,
                   clipboard_to_browser = COALESCE(@ClipboardToBrowser, clipboard_to_browser),
-                  clipboard_to_session = COALESCE(@ClipboardToSession, clipboard_to_session), updated_at = now()
+                  clipboard_to_session = COALESCE(@ClipboardToSession, clipboard_to_session),
+                  sharing = COALESCE(@Sharing, sharing), updated_at = now()
               WHERE name = @Name
               """
             : """
               INSERT INTO templates (name, display_name, description, category, icon, image, command, vnc_port, cpu, memory, env,
-                  persistent_home, idle_timeout, max_duration, clipboard_to_browser, clipboard_to_session)
+                  persistent_home, idle_timeout, max_duration, clipboard_to_browser, clipboard_to_session, sharing)
               VALUES (@Name, @DisplayName, @Description, @Category, @Icon, @Image, @Command, @VncPort, @Cpu, @Memory, @Env::jsonb,
-                  @PersistentHome, @IdleTimeout, @MaxDuration, COALESCE(@ClipboardToBrowser, true), COALESCE(@ClipboardToSession, true))
+                  @PersistentHome, @IdleTimeout, @MaxDuration, COALESCE(@ClipboardToBrowser, true), COALESCE(@ClipboardToSession, true),
+                  COALESCE(@Sharing, true))
               ON CONFLICT (name) DO NOTHING
               """;
 

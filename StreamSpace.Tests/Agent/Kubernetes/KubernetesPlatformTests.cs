@@ -4,6 +4,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using k8s.Models;
 using StreamSpace.Agent.Platforms.Kubernetes;
+using StreamSpace.Agent.Tunnel;
 using StreamSpace.Contracts;
 using StreamSpace.Contracts.Api;
 using StreamSpace.Tests.Api.Features.Sessions;
@@ -74,7 +75,10 @@ public sealed class KubernetesPlatformTests(KubernetesFixture fixture) : IClassF
 
         var secret = await SecretAsync(id);
         Assert.Equal(deployment["metadata"]!["uid"]!.GetValue<string>(), secret["metadata"]!["ownerReferences"]![0]!["uid"]!.GetValue<string>());
-        Assert.Equal(8, SecretPasswordFile(secret, item["key"]!.GetValue<string>()).Length);
+        // Two passwords: the full one the tunnel answers with, then the view-only one for shared viewers, different.
+        var passwords = SecretPasswordFile(secret, item["key"]!.GetValue<string>());
+        Assert.Equal(16, passwords.Length);
+        Assert.NotEqual(VncPasswordFile.Read(passwords), VncPasswordFile.ReadViewOnly(passwords));
 
         var podIp = NextPodAddress();
         await fixture.Kubelet.MarkReadyAsync(id, podIp);

@@ -51,7 +51,7 @@ public sealed class VncPasswordTests
         byte[] password = [0xFF, 0x0A, 0x80, 0x01, 0xC3, 0x7F, 0x20, 0xFE];
         var session = new SessionCommandPayload("sess-vncpw", Guid.NewGuid(), "alice", Templates.Xterm);
         var owner = new V1Deployment { Metadata = new V1ObjectMeta { Name = SessionObjects.DeploymentName(session.SessionId), Uid = Guid.NewGuid().ToString() } };
-        var secret = SessionObjects.PasswordSecret(session, owner, password, FilesKey);
+        var secret = SessionObjects.PasswordSecret(session, owner, password, null, FilesKey);
 
         var port = FreePort();
         await using var xvnc = await SimulatedSessionPod.StartAsync("127.0.0.1", port, secret.Data[SessionObjects.PasswordFileKey], session.SessionId);
@@ -69,7 +69,7 @@ public sealed class VncPasswordTests
         {
             await tcp.ConnectAsync(IPAddress.Loopback, port);
             var refused = await Assert.ThrowsAsync<InvalidDataException>(() =>
-                RfbBridge.AuthenticateToServerAsync(tcp.GetStream(), SessionObjects.TunnelPassword(SessionObjects.PasswordSecret(session, owner, wrong, FilesKey)), CancellationToken.None));
+                RfbBridge.AuthenticateToServerAsync(tcp.GetStream(), SessionObjects.TunnelPassword(SessionObjects.PasswordSecret(session, owner, wrong, null, FilesKey)), CancellationToken.None));
             Assert.Contains("rejected the session password", refused.Message, StringComparison.Ordinal);
         }
     }
@@ -80,6 +80,60 @@ public sealed class VncPasswordTests
         // Sessions started before an upgrade keep their Secret, with the password as text under "password".
         var secret = new V1Secret { Data = new Dictionary<string, byte[]> { [SessionObjects.PasswordKey] = "0a1b2c3d"u8.ToArray() } };
         Assert.Equal("0a1b2c3d", SessionObjects.TunnelPassword(secret));
+    }
+
+    [Fact]
+    public async Task The_file_with_a_view_only_password_is_the_one_vncpasswd_writes_for_two_lines_and_Xvnc_takes_both_passwords()
+    {
+        var (password, viewOnly) = ("full-pw1"u8.ToArray(), "view-pw2"u8.ToArray());
+        var file = VncPasswordFile.Write(password, viewOnly);
+        Assert.Equal(await VncPasswdAsync("full-pw1\nview-pw2\n"), file);
+        Assert.Equal(password, VncPasswordFile.Read(file));
+        Assert.Equal(viewOnly, VncPasswordFile.ReadViewOnly(file));
+
+        var session = new SessionCommandPayload("sess-viewonly", Guid.NewGuid(), "alice", Templates.Xterm);
+        var owner = new V1Deployment { Metadata = new V1ObjectMeta { Name = SessionObjects.DeploymentName(session.SessionId), Uid = Guid.NewGuid().ToString() } };
+        var full = VncPasswordFile.NewPassword();
+        var secret = SessionObjects.PasswordSecret(session, owner, full, VncPasswordFile.NewViewOnlyPassword(full), FilesKey);
+        var port = FreePort();
+        await using var xvnc = await SimulatedSessionPod.StartAsync("127.0.0.1", port, secret.Data[SessionObjects.PasswordFileKey], session.SessionId);
+        foreach (var answer in new[] { SessionObjects.TunnelPassword(secret), SessionObjects.TunnelViewOnlyPassword(secret)! })
+        {
+            using var tcp = new TcpClient();
+            await tcp.ConnectAsync(IPAddress.Loopback, port);
+            await RfbBridge.AuthenticateToServerAsync(tcp.GetStream(), answer, CancellationToken.None);
+        }
+
+        Assert.NotEqual(SessionObjects.TunnelPassword(secret), SessionObjects.TunnelViewOnlyPassword(secret));
+    }
+
+    [Fact]
+    public void A_session_without_a_view_only_password_refuses_a_view_only_viewer_and_never_gives_it_the_full_password()
+    {
+        // A Secret (or local session) from before sharing: the password file holds the full password only.
+        var secret = new V1Secret { Data = new Dictionary<string, byte[]> { [SessionObjects.PasswordFileKey] = VncPasswordFile.Write("full-pw1"u8) } };
+        var endpoint = new StreamSpace.Agent.Platforms.VncEndpoint("127.0.0.1", 5900, SessionObjects.TunnelPassword(secret))
+        {
+            ViewOnlyPassword = SessionObjects.TunnelViewOnlyPassword(secret),
+        };
+
+        Assert.Null(endpoint.ViewOnlyPassword);
+        Assert.Equal("full-pw1", endpoint.PasswordFor(viewOnly: false));
+        var refused = Assert.Throws<InvalidOperationException>(() => endpoint.PasswordFor(viewOnly: true));
+        Assert.Contains("restart the session to share it view-only", refused.Message, StringComparison.Ordinal);
+    }
+
+    /// <summary>TigerVNC's vncpasswd -f, fed <paramref name="input"/> as typed (one password a line).</summary>
+    private static async Task<byte[]> VncPasswdAsync(string input)
+    {
+        using var vncpasswd = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo("vncpasswd", ["-f"]) { RedirectStandardInput = true, RedirectStandardOutput = true })
+            ?? throw new InvalidOperationException("vncpasswd did not start; install tigervnc-tools");
+        await vncpasswd.StandardInput.WriteAsync(input);
+        vncpasswd.StandardInput.Close();
+        using var output = new MemoryStream();
+        await vncpasswd.StandardOutput.BaseStream.CopyToAsync(output);
+        await vncpasswd.WaitForExitAsync();
+        return output.ToArray();
     }
 
     private static int FreePort()

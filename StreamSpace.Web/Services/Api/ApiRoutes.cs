@@ -26,6 +26,9 @@ public static class ApiRoutes
     /// <summary>POST: hibernate, wake or connect.</summary>
     public static string SessionAction(string id, string action) => $"{Session(id)}/{action}";
 
+    /// <summary>A share as its recipient sees it; POST <c>/connect</c> under it for a VNC ticket.</summary>
+    public static string Share(string id) => $"api/v1/shares/{Uri.EscapeDataString(id)}";
+
     public static string Agent(string id) => $"{Agents}/{Uri.EscapeDataString(id)}";
 
     public static string User(Guid id) => $"{Users}/{id}";

@@ -4,11 +4,15 @@
 // cookie-authenticated); the ticket is the WebSocket's only credential, and the API's token never reaches this script.
 // The desktop takes the viewer's size (RFB SetDesktopSize; with several viewers, the last one resized wins) unless the
 // user's "Scale instead" preference, kept by the API, says to scale it. The clipboard passes both ways: see below.
+// A share's viewer (data-share-id) takes its tickets through the share; a view-only one always scales (it may not
+// resize another's desktop), sends no input (Xvnc ignores it anyway) and has no clipboard panel.
 import RFB from '../lib/novnc/core/rfb.js';
 import KeyTable from '../lib/novnc/core/input/keysym.js';
 
 const root = document.getElementById('viewer');
 const sessionId = root.dataset.sessionId;
+const shareId = root.dataset.shareId;
+const viewOnly = root.dataset.viewOnly === 'true';
 const vncPort = root.dataset.vncPort;
 const screen = document.getElementById('viewer-screen');
 const status = document.getElementById('viewer-status');
@@ -29,6 +33,8 @@ function setStatus(text) {
 
 // The API's close code for a viewer its session's owner or an admin revoked (README: Sessions and the VNC tunnel).
 const REVOKED = 4403;
+// The share this viewer came through ended or expired: reconnecting cannot help.
+const SHARE_ENDED = 4411;
 // The API replica that held this viewer is stopping: connect again at once, through the balancer, to one that stays.
 const REPLICA_STOPPING = 4307;
 
@@ -38,12 +44,31 @@ const PREFERENCES = 'api/v1/users/me/viewer-preferences';
 // Resizing the session (the default) or scaling its desktop into the viewer, as the user chose.
 function applyScaling() {
     if (rfb) {
-        rfb.scaleViewport = scaleToggle.checked;
-        rfb.resizeSession = !scaleToggle.checked;
+        const scale = viewOnly || scaleToggle.checked;
+        rfb.scaleViewport = scale;
+        rfb.resizeSession = !scale;
+        rfb.viewOnly = viewOnly;
     }
 }
 
+// Ends the viewer for good with a page that says why (an ended, expired or withdrawn share), instead of a blank desktop.
+function showEnded(title, detail) {
+    setStatus('Disconnected');
+    const notice = document.createElement('section');
+    notice.className = 'share-refused';
+    notice.id = 'share-refused';
+    const heading = document.createElement('h2');
+    heading.textContent = title;
+    const text = document.createElement('p');
+    text.textContent = detail ?? '';
+    notice.append(heading, text);
+    screen.replaceChildren(notice);
+}
+
 async function loadPreferences() {
+    if (!scaleToggle) {
+        return;
+    }
     try {
         // Bounded: the desktop waits for this, and a slow answer must not keep it waiting long.
         const response = await fetch(PREFERENCES, { credentials: 'same-origin', signal: AbortSignal.timeout(3000) });
@@ -55,7 +80,7 @@ async function loadPreferences() {
     }
 }
 
-scaleToggle.addEventListener('change', async () => {
+scaleToggle?.addEventListener('change', async () => {
     applyScaling();
     try {
         const response = await fetch(PREFERENCES, {
@@ -74,7 +99,8 @@ scaleToggle.addEventListener('change', async () => {
 });
 
 async function fetchTicket() {
-    const response = await fetch(`viewer/${encodeURIComponent(sessionId)}/ticket`, {
+    const path = shareId ? `shares/${encodeURIComponent(shareId)}/ticket` : `viewer/${encodeURIComponent(sessionId)}/ticket`;
+    const response = await fetch(path, {
         method: 'POST',
         // The custom header is the CSRF guard: another site cannot send it without a CORS preflight we never grant.
         headers: { 'X-StreamSpace-Request': '1' },
@@ -82,9 +108,15 @@ async function fetchTicket() {
     });
     if (!response.ok) {
         let detail = `${response.status}`;
-        try { detail = (await response.json()).detail ?? detail; } catch { /* not JSON */ }
+        let title = null;
+        try {
+            const problem = await response.json();
+            detail = problem.detail ?? detail;
+            title = problem.title ?? null;
+        } catch { /* not JSON */ }
         const error = new Error(detail);
         error.status = response.status;
+        error.title = title;
         throw error;
     }
     return response.json();
@@ -98,6 +130,12 @@ async function connect() {
     } catch (error) {
         if (error.status === 401) {
             location.href = `login?returnUrl=${encodeURIComponent(location.pathname)}`;
+            return;
+        }
+        if (shareId && [403, 404, 410].includes(error.status)) {
+            // The share ended, expired, is not for this user, or sharing was turned off: waiting will not change that.
+            showEnded(error.status === 410 ? (error.title ?? 'This share has ended.') : error.status === 404 ? 'This session is not shared with you.'
+                : 'Sharing is turned off.', error.message);
             return;
         }
         // 404 and 409 (not running) will not heal by retrying fast; keep trying slowly, since a session may be waking.
@@ -127,6 +165,10 @@ async function connect() {
     rfb.addEventListener('disconnect', (event) => {
         rfb = null;
         if (leaving) {
+            return;
+        }
+        if (closed?.code === SHARE_ENDED) {
+            showEnded(/expired/i.test(closed.reason) ? 'This share has expired.' : 'This share has ended.', closed.reason);
             return;
         }
         if (closed?.code === REVOKED) {
@@ -167,9 +209,9 @@ document.getElementById('viewer-fullscreen').addEventListener('click', async () 
     }
 });
 
-document.getElementById('viewer-cad').addEventListener('click', () => rfb?.sendCtrlAltDel());
+document.getElementById('viewer-cad')?.addEventListener('click', () => rfb?.sendCtrlAltDel());
 
-clipboardToggle.addEventListener('click', () => {
+clipboardToggle?.addEventListener('click', () => {
     clipboardPanel.hidden = !clipboardPanel.hidden;
     clipboardToggle.setAttribute('aria-expanded', String(!clipboardPanel.hidden));
 });
@@ -177,6 +219,9 @@ clipboardToggle.addEventListener('click', () => {
 // Session → browser: what the session copied goes to the browser's clipboard when the page may write it, and always
 // to the panel, whose Copy button (a user gesture, which browsers accept) serves where the page may not.
 async function receiveClipboard(text) {
+    if (!clipboardText) {
+        return;
+    }
     clipboardText.value = text;
     try {
         await navigator.clipboard.writeText(text);
@@ -187,7 +232,7 @@ async function receiveClipboard(text) {
     }
 }
 
-clipboardCopy.addEventListener('click', async () => {
+clipboardCopy?.addEventListener('click', async () => {
     try {
         await navigator.clipboard.writeText(clipboardText.value);
     } catch {
@@ -202,7 +247,7 @@ clipboardCopy.addEventListener('click', async () => {
 // The V is held back until then: were it sent at once, the program would paste before the text arrived. noVNC sees
 // neither the V's press (stopped here) nor, therefore, its release.
 screen.addEventListener('keydown', async (event) => {
-    if (!rfb || event.code !== 'KeyV' || !(event.ctrlKey || event.metaKey) || event.altKey || event.shiftKey) {
+    if (!rfb || !clipboardText || event.code !== 'KeyV' || !(event.ctrlKey || event.metaKey) || event.altKey || event.shiftKey) {
         return;
     }
 
@@ -220,7 +265,7 @@ screen.addEventListener('keydown', async (event) => {
     rfb?.sendKey(KeyTable.XK_v, 'KeyV');
 }, { capture: true });
 
-document.getElementById('viewer-clipboard-send').addEventListener('click', () => {
+document.getElementById('viewer-clipboard-send')?.addEventListener('click', () => {
     rfb?.clipboardPasteFrom(clipboardText.value);
     rfb?.focus();
 });
@@ -233,125 +278,128 @@ window.addEventListener('pagehide', () => {
 // Files in and out (README "Files in and out"): uploads go to the session's ~/Uploads one request each, the raw file
 // as the body of a PUT through the web's /api proxy, so XMLHttpRequest's upload events give each file's progress and
 // the bytes stream through without being held. ~/Downloads is listed below with links the browser downloads itself.
-const filesPanel = document.getElementById('viewer-files');
-const filesToggle = document.getElementById('viewer-files-toggle');
-const drop = document.getElementById('viewer-drop');
-const filesInput = document.getElementById('viewer-files-input');
-const uploads = document.getElementById('viewer-uploads');
-const downloads = document.getElementById('viewer-downloads');
-const downloadsStatus = document.getElementById('viewer-downloads-status');
-const FILES = `api/v1/sessions/${encodeURIComponent(sessionId)}/files`;
+// Absent from a share's viewer.
+if (document.getElementById('viewer-files')) {
+    const filesPanel = document.getElementById('viewer-files');
+    const filesToggle = document.getElementById('viewer-files-toggle');
+    const drop = document.getElementById('viewer-drop');
+    const filesInput = document.getElementById('viewer-files-input');
+    const uploads = document.getElementById('viewer-uploads');
+    const downloads = document.getElementById('viewer-downloads');
+    const downloadsStatus = document.getElementById('viewer-downloads-status');
+    const FILES = `api/v1/sessions/${encodeURIComponent(sessionId)}/files`;
 
-filesToggle.addEventListener('click', () => {
-    filesPanel.hidden = !filesPanel.hidden;
-    filesToggle.setAttribute('aria-expanded', String(!filesPanel.hidden));
-    if (!filesPanel.hidden) {
-        listDownloads();
-    }
-});
-
-function upload(file) {
-    const item = document.createElement('li');
-    item.dataset.name = file.name;
-    item.dataset.state = 'uploading';
-    const name = document.createElement('span');
-    name.textContent = file.name;
-    const progress = document.createElement('progress');
-    progress.max = file.size || 1;
-    progress.value = 0;
-    const state = document.createElement('span');
-    state.className = 'upload-state';
-    state.textContent = 'Uploading…';
-    item.append(name, progress, state);
-    uploads.append(item);
-
-    const request = new XMLHttpRequest();
-    request.open('PUT', `${FILES}/uploads/${encodeURIComponent(file.name)}`);
-    request.setRequestHeader('X-StreamSpace-Request', '1');
-    request.setRequestHeader('Content-Type', 'application/octet-stream');
-    request.upload.addEventListener('progress', (event) => {
-        progress.value = event.loaded;
-        state.textContent = `${Math.floor(100 * event.loaded / (event.total || 1))} %`;
-    });
-    request.addEventListener('load', () => {
-        if (request.status === 201) {
-            const stored = JSON.parse(request.responseText);
-            progress.value = progress.max;
-            item.dataset.state = 'done';
-            state.textContent = stored.name === file.name ? 'Done' : `Done, as ${stored.name}`;
-            return;
+    filesToggle.addEventListener('click', () => {
+        filesPanel.hidden = !filesPanel.hidden;
+        filesToggle.setAttribute('aria-expanded', String(!filesPanel.hidden));
+        if (!filesPanel.hidden) {
+            listDownloads();
         }
-        let detail = `${request.status}`;
-        try { detail = JSON.parse(request.responseText).detail ?? detail; } catch { /* not JSON */ }
-        item.dataset.state = 'failed';
-        state.textContent = `Failed: ${detail}`;
     });
-    request.addEventListener('error', () => {
-        item.dataset.state = 'failed';
-        state.textContent = 'Failed: the connection broke';
-    });
-    request.send(file);
-}
 
-function uploadAll(files) {
-    for (const file of files) {
-        upload(file);
+    function upload(file) {
+        const item = document.createElement('li');
+        item.dataset.name = file.name;
+        item.dataset.state = 'uploading';
+        const name = document.createElement('span');
+        name.textContent = file.name;
+        const progress = document.createElement('progress');
+        progress.max = file.size || 1;
+        progress.value = 0;
+        const state = document.createElement('span');
+        state.className = 'upload-state';
+        state.textContent = 'Uploading…';
+        item.append(name, progress, state);
+        uploads.append(item);
+
+        const request = new XMLHttpRequest();
+        request.open('PUT', `${FILES}/uploads/${encodeURIComponent(file.name)}`);
+        request.setRequestHeader('X-StreamSpace-Request', '1');
+        request.setRequestHeader('Content-Type', 'application/octet-stream');
+        request.upload.addEventListener('progress', (event) => {
+            progress.value = event.loaded;
+            state.textContent = `${Math.floor(100 * event.loaded / (event.total || 1))} %`;
+        });
+        request.addEventListener('load', () => {
+            if (request.status === 201) {
+                const stored = JSON.parse(request.responseText);
+                progress.value = progress.max;
+                item.dataset.state = 'done';
+                state.textContent = stored.name === file.name ? 'Done' : `Done, as ${stored.name}`;
+                return;
+            }
+            let detail = `${request.status}`;
+            try { detail = JSON.parse(request.responseText).detail ?? detail; } catch { /* not JSON */ }
+            item.dataset.state = 'failed';
+            state.textContent = `Failed: ${detail}`;
+        });
+        request.addEventListener('error', () => {
+            item.dataset.state = 'failed';
+            state.textContent = 'Failed: the connection broke';
+        });
+        request.send(file);
     }
-}
 
-filesInput.addEventListener('change', () => {
-    uploadAll(filesInput.files);
-    filesInput.value = '';
-});
-drop.addEventListener('dragover', (event) => {
-    event.preventDefault();
-    drop.dataset.over = 'true';
-});
-drop.addEventListener('dragleave', () => { drop.dataset.over = 'false'; });
-drop.addEventListener('drop', (event) => {
-    event.preventDefault();
-    drop.dataset.over = 'false';
-    uploadAll(event.dataTransfer.files);
-});
-
-function formatSize(bytes) {
-    const units = ['B', 'KiB', 'MiB', 'GiB'];
-    let value = bytes;
-    let unit = 0;
-    while (value >= 1024 && unit < units.length - 1) {
-        value /= 1024;
-        unit += 1;
-    }
-    return `${unit === 0 ? value : value.toFixed(1)} ${units[unit]}`;
-}
-
-async function listDownloads() {
-    downloadsStatus.textContent = 'Loading…';
-    try {
-        const response = await fetch(`${FILES}/downloads`, { credentials: 'same-origin' });
-        if (!response.ok) {
-            let detail = `${response.status}`;
-            try { detail = (await response.json()).detail ?? detail; } catch { /* not JSON */ }
-            downloadsStatus.textContent = `Cannot list ~/Downloads: ${detail}`;
-            return;
+    function uploadAll(files) {
+        for (const file of files) {
+            upload(file);
         }
-        const { files } = await response.json();
-        downloads.replaceChildren(...files.map((file) => {
-            const item = document.createElement('li');
-            const link = document.createElement('a');
-            link.href = `${FILES}/downloads/${encodeURIComponent(file.name)}`;
-            link.download = file.name;
-            link.textContent = file.name;
-            item.append(link, ` (${formatSize(file.size)})`);
-            return item;
-        }));
-        downloadsStatus.textContent = files.length === 0 ? 'Nothing yet: files the session saves in ~/Downloads appear here.' : '';
-    } catch {
-        downloadsStatus.textContent = 'Cannot list ~/Downloads: the connection broke';
     }
-}
 
-document.getElementById('viewer-downloads-refresh').addEventListener('click', listDownloads);
+    filesInput.addEventListener('change', () => {
+        uploadAll(filesInput.files);
+        filesInput.value = '';
+    });
+    drop.addEventListener('dragover', (event) => {
+        event.preventDefault();
+        drop.dataset.over = 'true';
+    });
+    drop.addEventListener('dragleave', () => { drop.dataset.over = 'false'; });
+    drop.addEventListener('drop', (event) => {
+        event.preventDefault();
+        drop.dataset.over = 'false';
+        uploadAll(event.dataTransfer.files);
+    });
+
+    function formatSize(bytes) {
+        const units = ['B', 'KiB', 'MiB', 'GiB'];
+        let value = bytes;
+        let unit = 0;
+        while (value >= 1024 && unit < units.length - 1) {
+            value /= 1024;
+            unit += 1;
+        }
+        return `${unit === 0 ? value : value.toFixed(1)} ${units[unit]}`;
+    }
+
+    async function listDownloads() {
+        downloadsStatus.textContent = 'Loading…';
+        try {
+            const response = await fetch(`${FILES}/downloads`, { credentials: 'same-origin' });
+            if (!response.ok) {
+                let detail = `${response.status}`;
+                try { detail = (await response.json()).detail ?? detail; } catch { /* not JSON */ }
+                downloadsStatus.textContent = `Cannot list ~/Downloads: ${detail}`;
+                return;
+            }
+            const { files } = await response.json();
+            downloads.replaceChildren(...files.map((file) => {
+                const item = document.createElement('li');
+                const link = document.createElement('a');
+                link.href = `${FILES}/downloads/${encodeURIComponent(file.name)}`;
+                link.download = file.name;
+                link.textContent = file.name;
+                item.append(link, ` (${formatSize(file.size)})`);
+                return item;
+            }));
+            downloadsStatus.textContent = files.length === 0 ? 'Nothing yet: files the session saves in ~/Downloads appear here.' : '';
+        } catch {
+            downloadsStatus.textContent = 'Cannot list ~/Downloads: the connection broke';
+        }
+    }
+
+    document.getElementById('viewer-downloads-refresh').addEventListener('click', listDownloads);
+}
 
 // Connects once the preferences are known, so the first size asked for is the right one (no await at the top level:
 // the page's scripts may run this module where that is not allowed).

@@ -12,8 +12,17 @@ using StreamSpace.Contracts;
 
 namespace StreamSpace.Api.Features.Sessions.Viewers;
 
+/// <summary>
+/// What viewers need of shares: why the share a viewer came through no longer stands (ended, expired), or null
+/// while it does. The Shares feature, which owns the shares' table, implements it.
+/// </summary>
+public interface IShareStatus
+{
+    Task<string?> EndedAsync(string shareId, CancellationToken cancellationToken);
+}
+
 /// <summary>One open VNC viewer on this instance: who opened it, what it carried, and why it must close, once it must.</summary>
-public sealed class LiveViewer(Guid id, string sessionId, ClaimsPrincipal user, string? address, string? owner, DateTimeOffset since)
+public sealed class LiveViewer(Guid id, string sessionId, ClaimsPrincipal user, string? address, string? owner, DateTimeOffset since, ShareGrant? share = null)
 {
     private readonly CancellationTokenSource closing = new();
     private long bytes;
@@ -25,6 +34,8 @@ public sealed class LiveViewer(Guid id, string sessionId, ClaimsPrincipal user, 
     public string? Address => address;
     public string? Owner => owner;
     public DateTimeOffset Since => since;
+    /// <summary>The share the viewer came through; null for the owner's and admins' own viewers.</summary>
+    public ShareGrant? Share => share;
     public long Bytes => Interlocked.Read(ref bytes);
 
     /// <summary>Cancelled once the viewer must close; <see cref="CloseStatus"/> then says why.</summary>
@@ -57,7 +68,7 @@ public sealed class LiveViewer(Guid id, string sessionId, ClaimsPrincipal user, 
 /// revocation whose NOTIFY was missed (its row is gone), the session leaving <c>running</c>, and the viewer's
 /// sign-in no longer standing (<see cref="ActiveUserCheck"/>, on the principal its ticket was issued to).
 /// </summary>
-public sealed class SessionViewers(NpgsqlDataSource dataSource, ActiveUserCheck check, TimeProvider time, ILogger<SessionViewers> logger)
+public sealed class SessionViewers(NpgsqlDataSource dataSource, ActiveUserCheck check, IShareStatus shares, TimeProvider time, ILogger<SessionViewers> logger)
     : IDatabaseNotificationHandler
 {
     public const string NotifyChannel = "session_viewer_revocations";
@@ -74,12 +85,13 @@ public sealed class SessionViewers(NpgsqlDataSource dataSource, ActiveUserCheck 
 
     private readonly ConcurrentDictionary<Guid, LiveViewer> open = new();
 
-    private sealed record Revocation(Guid ViewerId, string By);
+    /// <param name="ShareEnded">Set when the viewer closes because its share ended: the reason it is told.</param>
+    private sealed record Revocation(Guid ViewerId, string By, string? ShareEnded = null);
 
     string IDatabaseNotificationHandler.Channel => NotifyChannel;
 
-    /// <summary>Registers and audits a viewer that just reached the session; null when the session is gone.</summary>
-    public async Task<LiveViewer?> OpenAsync(string sessionId, ClaimsPrincipal user, string? address, CancellationToken cancellationToken)
+    /// <summary>Registers and audits a viewer that just reached the session (through <paramref name="share"/>, if given); null when the session is gone.</summary>
+    public async Task<LiveViewer?> OpenAsync(string sessionId, ClaimsPrincipal user, string? address, ShareGrant? share, CancellationToken cancellationToken)
     {
         var userId = user.RequiredUserId();
         var username = user.Identity?.Name ?? "unknown";
@@ -93,12 +105,21 @@ public sealed class SessionViewers(NpgsqlDataSource dataSource, ActiveUserCheck 
             return null;
         }
 
-        var viewer = new LiveViewer(Guid.NewGuid(), sessionId, user, address, found.Username, time.GetUtcNow());
+        var viewer = new LiveViewer(Guid.NewGuid(), sessionId, user, address, found.Username, time.GetUtcNow(), share);
         await connection.ExecuteAsync(new CommandDefinition(
             $"""
-            INSERT INTO session_viewers (id, session_id, user_id, username, address) VALUES (@Id, @sessionId, @userId, @username, @address);
+            INSERT INTO session_viewers (id, session_id, user_id, username, address, share_id, view_only)
+            VALUES (@Id, @sessionId, @userId, @username, @address, @shareId, @viewOnly);
             {SweepSql};
-            """, new { viewer.Id, sessionId, userId, username, address, kept = KeptFor.TotalSeconds }, transaction, cancellationToken: cancellationToken));
+            """, new { viewer.Id, sessionId, userId, username, address, shareId = share?.ShareId, viewOnly = share?.ViewOnly ?? false, kept = KeptFor.TotalSeconds },
+            transaction, cancellationToken: cancellationToken));
+        if (share is not null)
+        {
+            await connection.WriteAsync(Actor.From(user), "share.joined", "session", sessionId,
+                new { ViewerId = viewer.Id, share.ShareId, Mode = share.ViewOnly ? "view_only" : "interactive", Owner = found.Username, Address = address },
+                transaction, cancellationToken);
+        }
+
         var adminOfAnother = user.IsAdmin() && userId != found.UserId;
         await connection.WriteAsync(Actor.From(user), "session.viewer_connected", "session", sessionId,
             new { ViewerId = viewer.Id, Owner = found.Username, Address = address, Admin = adminOfAnother }, transaction, cancellationToken);
@@ -180,6 +201,12 @@ public sealed class SessionViewers(NpgsqlDataSource dataSource, ActiveUserCheck 
                 return (VncCloseCodes.SignInEnded, $"the viewer's sign-in no longer stands: {rejection}");
             }
 
+            // Checked every second, so a share's expiry closes its viewers within seconds, on every instance.
+            if (viewer.Share is { } share && await shares.EndedAsync(share.ShareId, cancellationToken) is { } ended)
+            {
+                return (VncCloseCodes.ShareEnded, ended);
+            }
+
             await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
             if (touch)
             {
@@ -211,15 +238,15 @@ public sealed class SessionViewers(NpgsqlDataSource dataSource, ActiveUserCheck 
     public async Task<IReadOnlyList<ViewerResponse>> ListAsync(string sessionId, CancellationToken cancellationToken)
     {
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
-        var rows = await connection.QueryAsync<(Guid Id, Guid UserId, string Username, string? Address, DateTime Since, long Bytes)>(new CommandDefinition(
+        var rows = await connection.QueryAsync<(Guid Id, Guid UserId, string Username, string? Address, DateTime Since, long Bytes, string? ShareId, bool ViewOnly)>(new CommandDefinition(
             """
-            SELECT id, user_id, username, address, connected_at, bytes FROM session_viewers
+            SELECT id, user_id, username, address, connected_at, bytes, share_id, view_only FROM session_viewers
             WHERE session_id = @sessionId AND seen_at > now() - make_interval(secs => @listed)
             ORDER BY connected_at, id
             """, new { sessionId, listed = ListedFor.TotalSeconds }, cancellationToken: cancellationToken));
         // This instance's viewers count their bytes to the moment; the rows, to their last refresh.
         return [.. rows.Select(r => new ViewerResponse(r.Id, r.UserId, r.Username, r.Address,
-            new DateTimeOffset(DateTime.SpecifyKind(r.Since, DateTimeKind.Utc)), open.TryGetValue(r.Id, out var live) ? live.Bytes : r.Bytes))];
+            new DateTimeOffset(DateTime.SpecifyKind(r.Since, DateTimeKind.Utc)), open.TryGetValue(r.Id, out var live) ? live.Bytes : r.Bytes, r.ShareId, r.ViewOnly))];
     }
 
     /// <summary>Closes one viewer of the session, on whichever instance holds it; false when it is not open.</summary>
@@ -244,12 +271,41 @@ public sealed class SessionViewers(NpgsqlDataSource dataSource, ActiveUserCheck 
         return true;
     }
 
+    /// <summary>
+    /// Closes every viewer that came through the share, on whichever instance holds it, telling each <paramref name="reason"/>.
+    /// Called once the share has ended; a viewer whose NOTIFY is missed finds its share ended at its next check.
+    /// </summary>
+    public async Task CloseShareAsync(Actor actor, string shareId, string reason, CancellationToken cancellationToken)
+    {
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        var closed = await connection.QueryAsync<Guid>(new CommandDefinition(
+            "DELETE FROM session_viewers WHERE share_id = @shareId RETURNING id", new { shareId }, transaction, cancellationToken: cancellationToken));
+        foreach (var viewerId in closed)
+        {
+            await connection.ExecuteAsync(new CommandDefinition("SELECT pg_notify(@channel, @payload)",
+                new { channel = NotifyChannel, payload = JsonSerializer.Serialize(new Revocation(viewerId, actor.Name, reason), Json) }, transaction, cancellationToken: cancellationToken));
+        }
+
+        await transaction.CommitAsync(cancellationToken);
+    }
+
     public void OnNotification(string payload)
     {
         if (JsonSerializer.Deserialize<Revocation>(payload, Json) is { } revocation && open.TryGetValue(revocation.ViewerId, out var viewer))
         {
             // Off the listening connection: cancelling runs the viewer's continuations.
-            _ = Task.Run(() => viewer.Close(VncCloseCodes.Revoked, $"the viewer was revoked by {revocation.By}"));
+            _ = Task.Run(() =>
+            {
+                if (revocation.ShareEnded is { } reason)
+                {
+                    viewer.Close(VncCloseCodes.ShareEnded, reason);
+                }
+                else
+                {
+                    viewer.Close(VncCloseCodes.Revoked, $"the viewer was revoked by {revocation.By}");
+                }
+            });
         }
     }
 }

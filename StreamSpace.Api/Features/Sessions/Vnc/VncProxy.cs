@@ -22,6 +22,8 @@ public static class VncCloseCodes
     public const WebSocketCloseStatus SignInEnded = (WebSocketCloseStatus)4401;
     /// <summary>The session's owner or an admin revoked this viewer.</summary>
     public const WebSocketCloseStatus Revoked = (WebSocketCloseStatus)4403;
+    /// <summary>The share the viewer came through ended or expired.</summary>
+    public const WebSocketCloseStatus ShareEnded = (WebSocketCloseStatus)4411;
     /// <summary>The session left <c>running</c> (stopping, hibernating, failed).</summary>
     public const WebSocketCloseStatus SessionEnded = (WebSocketCloseStatus)4410;
     /// <summary>This replica is going away; the viewer reconnects at once with a fresh ticket (307: go again, elsewhere).</summary>
@@ -46,6 +48,8 @@ public sealed class VncProxy(
     ApiMetrics metrics,
     ILogger<VncProxy> logger)
 {
+    public const string ViewOnlyAgentTooOld = "the session's agent is too old to share view-only; upgrade the agent";
+
     private static readonly TimeSpan OpenTimeout = DataConnection.TokenLifetime;
     private static readonly TimeSpan EndCheckTime = TimeSpan.FromSeconds(2);
     // Input messages are 6 to 20 bytes; a clipboard paste is the largest a viewer sends.
@@ -69,7 +73,7 @@ public sealed class VncProxy(
 
         // A data token is the agent's and never a viewer's credential: refused before any lookup.
         var ticket = context.Request.Query["ticket"].ToString();
-        if (ticket.StartsWith(DataConnection.TokenPrefix, StringComparison.Ordinal) || await tickets.RedeemAsync(ticket, sessionId, context.RequestAborted) is not { } user)
+        if (ticket.StartsWith(DataConnection.TokenPrefix, StringComparison.Ordinal) || await tickets.RedeemAsync(ticket, sessionId, context.RequestAborted) is not { } redeemed)
         {
             await TypedResults.Problem(title: "Invalid VNC ticket.", detail: "The ticket is missing, used, expired or for another session; ask POST /api/v1/sessions/{id}/connect for a new one.",
                 statusCode: StatusCodes.Status401Unauthorized).ExecuteAsync(context);
@@ -98,7 +102,14 @@ public sealed class VncProxy(
             return;
         }
 
-        var opened = new OpenedViewer(viewer, sessionId, agentId, user, context.Connection.RemoteIpAddress?.ToString(), redeemedAt);
+        // An older agent would ignore the flag and sign the viewer in with the full password: never sent one.
+        if (redeemed.Share is { ViewOnly: true } && link.ProtocolVersion < AgentProtocol.ViewOnlyVersion)
+        {
+            await RefuseAsync(viewer, sessionId, VncCloseCodes.VncUnreachable, ViewOnlyAgentTooOld);
+            return;
+        }
+
+        var opened = new OpenedViewer(viewer, sessionId, agentId, redeemed.User, context.Connection.RemoteIpAddress?.ToString(), redeemedAt, redeemed.Share);
         if (link.ProtocolVersion == AgentProtocol.MuxVersion)
         {
             await RunMuxAsync(opened, context.RequestAborted);
@@ -117,7 +128,8 @@ public sealed class VncProxy(
         DataLink? data = null;
         try
         {
-            if (!await AskForDataConnectionAsync(agentId, new StreamOpenMessage(pending.StreamId, sessionId, pending.Token, replica.DataUrl ?? "", pending.ExpiresAt), aborted))
+            if (!await AskForDataConnectionAsync(agentId, new StreamOpenMessage(pending.StreamId, sessionId, pending.Token, replica.DataUrl ?? "", pending.ExpiresAt,
+                ViewOnly: opened.Share?.ViewOnly ?? false), aborted))
             {
                 await RefuseAsync(viewer, sessionId, VncCloseCodes.AgentOffline, "agent not online");
                 return;
@@ -239,7 +251,7 @@ public sealed class VncProxy(
         var reason = "the viewer closed";
         try
         {
-            live = await viewers.OpenAsync(opened.SessionId, opened.User, opened.Address, aborted);
+            live = await viewers.OpenAsync(opened.SessionId, opened.User, opened.Address, opened.Share, aborted);
             if (live is null)
             {
                 reason = "the session is gone";
@@ -484,5 +496,7 @@ public sealed class VncProxy(
     }
 
     /// <param name="RedeemedAt">When the ticket was taken (a <see cref="Stopwatch"/> timestamp), for the open-time metric.</param>
-    private sealed record OpenedViewer(WebSocket Viewer, string SessionId, string AgentId, System.Security.Claims.ClaimsPrincipal User, string? Address, long RedeemedAt);
+    /// <param name="Share">The share the viewer came through, if any.</param>
+    private sealed record OpenedViewer(WebSocket Viewer, string SessionId, string AgentId, System.Security.Claims.ClaimsPrincipal User, string? Address, long RedeemedAt,
+        ShareGrant? Share);
 }

@@ -13,6 +13,12 @@ namespace StreamSpace.Api.Features.Sessions.Vnc;
 
 public sealed record VncTicket(string Value, DateTimeOffset ExpiresAt);
 
+/// <summary>A viewer admitted through a share rather than as the session's owner or an admin: which share, and whether it only watches.</summary>
+public sealed record ShareGrant(string ShareId, bool ViewOnly);
+
+/// <summary>A redeemed ticket: the principal it was issued to and, for a shared viewer, the share it came through.</summary>
+public sealed record RedeemedTicket(ClaimsPrincipal User, ShareGrant? Share);
+
 /// <summary>
 /// Single-use tickets for /vnc, bound to one session and one user, valid for 30 seconds. A browser cannot set
 /// headers on a WebSocket, so the ticket rides in the query string; being short-lived and single-use, a leaked
@@ -35,11 +41,12 @@ public sealed class VncTickets(NpgsqlDataSource dataSource, ReplicaIdentity repl
 
     private sealed record ClaimRow(string Type, string Value);
 
-    private sealed record Redeemed(string SessionId, string Claims, bool Valid);
+    private sealed record Redeemed(string SessionId, string Claims, bool Valid, string? ShareId, bool ViewOnly);
 
     private readonly OncePer sweep = new(TimeSpan.FromMinutes(1));
 
-    public async Task<VncTicket> IssueAsync(string sessionId, ClaimsPrincipal user, CancellationToken cancellationToken)
+    /// <param name="share">For a viewer admitted through a share: the share, kept in the ticket, so the viewer is bound to it.</param>
+    public async Task<VncTicket> IssueAsync(string sessionId, ClaimsPrincipal user, CancellationToken cancellationToken, ShareGrant? share = null)
     {
         var value = Prefix + Base64Url.EncodeToString(RandomNumberGenerator.GetBytes(32));
         var identity = user.Identities.First();
@@ -48,18 +55,19 @@ public sealed class VncTickets(NpgsqlDataSource dataSource, ReplicaIdentity repl
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
         var expires = await connection.ExecuteScalarAsync<DateTime>(new CommandDefinition(
             $"""
-            INSERT INTO vnc_tickets (ticket_hash, session_id, user_id, claims, issued_by, expires_at)
-            VALUES (@hash, @sessionId, @userId, @claims::jsonb, @issuedBy, now() + make_interval(secs => @lifetime))
+            INSERT INTO vnc_tickets (ticket_hash, session_id, user_id, claims, issued_by, expires_at, share_id, view_only)
+            VALUES (@hash, @sessionId, @userId, @claims::jsonb, @issuedBy, now() + make_interval(secs => @lifetime), @shareId, @viewOnly)
             RETURNING expires_at;
             {SweepSql()}
             """,
-            new { hash = Hash(value), sessionId, userId = user.RequiredUserId(), claims, issuedBy = replica.Id, lifetime = Lifetime.TotalSeconds, kept = KeptAfterExpiry.TotalSeconds },
+            new { hash = Hash(value), sessionId, userId = user.RequiredUserId(), claims, issuedBy = replica.Id, lifetime = Lifetime.TotalSeconds, kept = KeptAfterExpiry.TotalSeconds,
+                shareId = share?.ShareId, viewOnly = share?.ViewOnly ?? false },
             cancellationToken: cancellationToken));
         return new VncTicket(value, new DateTimeOffset(DateTime.SpecifyKind(expires, DateTimeKind.Utc)));
     }
 
-    /// <summary>Takes the ticket (it cannot be used again, on any replica); the principal it was issued to when it opens this session, else null.</summary>
-    public async Task<ClaimsPrincipal?> RedeemAsync(string? value, string sessionId, CancellationToken cancellationToken)
+    /// <summary>Takes the ticket (it cannot be used again, on any replica); the principal it was issued to (and its share) when it opens this session, else null.</summary>
+    public async Task<RedeemedTicket?> RedeemAsync(string? value, string sessionId, CancellationToken cancellationToken)
     {
         if (!IsWellFormed(value))
         {
@@ -72,11 +80,11 @@ public sealed class VncTickets(NpgsqlDataSource dataSource, ReplicaIdentity repl
     }
 
     // A ticket presented for another session is consumed all the same, and refused.
-    private const string RedeemSql = "DELETE FROM vnc_tickets WHERE ticket_hash = @hash RETURNING session_id, claims::text AS claims, expires_at > now() AS valid";
+    private const string RedeemSql = "DELETE FROM vnc_tickets WHERE ticket_hash = @hash RETURNING session_id, claims::text AS claims, expires_at > now() AS valid, share_id, view_only";
 
     private static bool IsWellFormed(string? value) => value is { Length: < 128 } && value.StartsWith(Prefix, StringComparison.Ordinal);
 
-    private static ClaimsPrincipal? Principal(Redeemed? ticket, string sessionId)
+    private static RedeemedTicket? Principal(Redeemed? ticket, string sessionId)
     {
         if (ticket is not { Valid: true } || ticket.SessionId != sessionId)
         {
@@ -84,7 +92,9 @@ public sealed class VncTickets(NpgsqlDataSource dataSource, ReplicaIdentity repl
         }
 
         var stored = JsonSerializer.Deserialize<StoredClaims>(ticket.Claims)!;
-        return new ClaimsPrincipal(new ClaimsIdentity(stored.Claims.Select(c => new Claim(c.Type, c.Value)), stored.AuthenticationType, stored.NameType, stored.RoleType));
+        return new RedeemedTicket(
+            new ClaimsPrincipal(new ClaimsIdentity(stored.Claims.Select(c => new Claim(c.Type, c.Value)), stored.AuthenticationType, stored.NameType, stored.RoleType)),
+            ticket.ShareId is { } shareId ? new ShareGrant(shareId, ticket.ViewOnly) : null);
     }
 
     /// <summary>About once a minute per replica, the issue also deletes tickets that expired a minute ago; otherwise nothing.</summary>
