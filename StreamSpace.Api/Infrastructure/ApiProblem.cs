@@ -9,6 +9,9 @@ public static class ApiProblem
     public static IResult Conflict(string detail) =>
         TypedResults.Problem(title: "Conflict.", detail: detail, statusCode: StatusCodes.Status409Conflict);
 
+    public static IResult Forbidden(string title) =>
+        TypedResults.Problem(title: title, statusCode: StatusCodes.Status403Forbidden);
+
     public static IResult Unauthorized(string title) =>
         TypedResults.Problem(title: title, statusCode: StatusCodes.Status401Unauthorized);
 
