@@ -4,11 +4,13 @@
 //             "accounts": { "<sub>": { "preferred_username": …, "name": …, "email": …, "groups": [ … ] } } }
 // Prints "listening <issuer>" once it serves. Its own login page (devInteractions) signs in any account of CONFIG by
 // its sub, with any password; consent is granted at once, as a company's provider configured for the app would.
+// Accounts are read from CONFIG at each sign-in, so a test can change a user's groups between two sign-ins.
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import Provider from 'oidc-provider';
 
-const config = JSON.parse(readFileSync(process.argv[2], 'utf8'));
+const readConfig = () => JSON.parse(readFileSync(process.argv[2], 'utf8'));
+const config = readConfig();
 const server = createServer();
 await new Promise((resolve) => server.listen(config.port ?? 0, '127.0.0.1', resolve));
 const issuer = `http://127.0.0.1:${server.address().port}`;
@@ -32,7 +34,7 @@ const provider = new Provider(issuer, {
   // reads the user from the ID token.
   conformIdTokenClaims: false,
   findAccount: async (_ctx, sub) => {
-    const account = config.accounts[sub];
+    const account = readConfig().accounts[sub];
     return account && { accountId: sub, claims: async () => ({ sub, ...account }) };
   },
   // Consent is the provider admin's business: grant every requested scope and claim at once.
@@ -45,6 +47,9 @@ const provider = new Provider(issuer, {
   },
   features: {
     devInteractions: { enabled: true },
+    // Not every provider offers pushed authorization requests (Entra ID does not); without them the authorization
+    // request travels in the browser's URL, where a test can tamper with it as an attacker would.
+    pushedAuthorizationRequests: { enabled: false },
     rpInitiatedLogout: {
       enabled: true,
       // The default page loads a web font; this machine has no network.

@@ -69,9 +69,10 @@ public static class OidcSignIn
             oidc.CallbackPath = CallbackPath;
             oidc.SignedOutCallbackPath = SignedOutCallbackPath;
             oidc.MapInboundClaims = false;
-            // The API reads the user from the ID token; the provider's tokens are kept only for the end-session request.
+            // The API reads the user from the ID token. Saved in the ticket only until the exchange, which keeps just the
+            // API's token (and the ID token with OIDC_END_SESSION, for the end-session request).
             oidc.GetClaimsFromUserInfoEndpoint = false;
-            oidc.SaveTokens = false;
+            oidc.SaveTokens = true;
             oidc.DisableTelemetry = true;
             foreach (var cookie in new[] { oidc.CorrelationCookie, oidc.NonceCookie })
             {
@@ -81,7 +82,9 @@ public static class OidcSignIn
 
             oidc.Events = new OpenIdConnectEvents
             {
-                OnTokenValidated = ExchangeForApiTokenAsync,
+                // Not OnTokenValidated: in the code flow the handler checks the nonce after that event, and the API
+                // must only see a sign-in the handler has fully validated.
+                OnTicketReceived = ExchangeForApiTokenAsync,
                 OnRemoteFailure = context =>
                 {
                     // A wrong state, a wrong nonce, the user cancelling at the provider: back to the login page, saying so.
@@ -96,14 +99,15 @@ public static class OidcSignIn
     }
 
     /// <summary>
-    /// The handler has validated the provider's answer (state, nonce, the code exchange with PKCE). The API now
-    /// validates the ID token itself and answers with its own token, which becomes the auth cookie.
+    /// The handler has validated the provider's answer (state, the code exchange with PKCE, the ID token and its
+    /// nonce). The API now validates the ID token itself and answers with its own token, which becomes the auth cookie.
     /// </summary>
-    private static async Task ExchangeForApiTokenAsync(TokenValidatedContext context)
+    private static async Task ExchangeForApiTokenAsync(TicketReceivedContext context)
     {
         var services = context.HttpContext.RequestServices;
         var settings = services.GetRequiredService<WebSettings>();
-        var idToken = context.TokenEndpointResponse?.IdToken ?? context.ProtocolMessage.IdToken;
+        var properties = context.Properties ?? new AuthenticationProperties();
+        var idToken = properties.GetTokenValue(OpenIdConnectParameterNames.IdToken) ?? "";
         var result = await services.GetRequiredService<ApiSignIn>().ExchangeIdTokenAsync(idToken, context.HttpContext.RequestAborted);
         if (!result.Succeeded || result.Value is not { } login)
         {
@@ -121,7 +125,8 @@ public static class OidcSignIn
             return;
         }
 
-        var (principal, properties) = ApiSignIn.CookieFor(login, context.Properties);
+        // CookieFor replaces the provider's tokens with the API's.
+        var (principal, _) = ApiSignIn.CookieFor(login, properties);
         if (settings.OidcEndSession)
         {
             // The provider's end-session request names the sign-in by this ID token (id_token_hint).
@@ -129,7 +134,7 @@ public static class OidcSignIn
         }
 
         // Back to a page of this site only (the handler keeps the RedirectUri it was challenged with).
-        properties.RedirectUri = LocalUrl.OrHome(properties.RedirectUri);
+        context.ReturnUri = properties.RedirectUri = LocalUrl.OrHome(properties.RedirectUri);
         context.Principal = principal;
         context.Properties = properties;
     }
