@@ -130,7 +130,8 @@ public sealed class DiagnosticsService(NpgsqlDataSource dataSource, ApiSettings 
             using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
             timeout.CancelAfter(TimeSpan.FromSeconds(5));
             var configuration = await providerTokens.Configuration.GetConfigurationAsync(timeout.Token);
-            return DiagnosticCheck.Ok(id, title, $"{evidence}: {configuration.SigningKeys.Count} signing keys");
+            var keys = configuration.SigningKeys.Count;
+            return DiagnosticCheck.Ok(id, title, $"{evidence}: {keys} signing key{(keys == 1 ? "" : "s")}");
         }
         catch (Exception e) when (e is InvalidOperationException or IOException or HttpRequestException or OperationCanceledException)
         {

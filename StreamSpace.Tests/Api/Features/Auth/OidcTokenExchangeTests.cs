@@ -65,6 +65,17 @@ public sealed class OidcTokenExchangeTests(OidcTokenExchangeFixture fixture) : I
     }
 
     [Fact]
+    public async Task The_health_report_shows_the_sign_in_mode_with_the_provider_and_its_keys()
+    {
+        using var admin = await fixture.Api.AdminClientAsync();
+        var report = await (await admin.GetAsync("/api/v1/admin/diagnostics")).AssertJsonAsync<DiagnosticsReport>(HttpStatusCode.OK);
+
+        var check = Assert.Single(report.Checks, c => c.Id == "auth.sign_in");
+        Assert.Equal(CheckStatus.Ok, check.Status);
+        Assert.StartsWith($"passwords and the OpenID provider {fixture.Provider.IssuerText} (client {OidcProvider.ClientId}): 1 signing key", check.Evidence, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task An_id_token_signed_with_another_key_is_refused_and_creates_no_user()
     {
         var username = "mallory" + Guid.NewGuid().ToString("N")[..6];
