@@ -90,7 +90,7 @@ public sealed class ApiSettings : IValidatedSettings
     [Setting("OIDC_GROUPS_CLAIM", Help = "the ID token claim that lists the user's groups (or roles) at the provider")]
     public string OidcGroupsClaim { get; set; } = "groups";
 
-    [Setting("OIDC_ADMIN_GROUPS", Help = "comma-separated values of the groups claim that make a user admin at each sign-in; empty: nobody")]
+    [Setting("OIDC_ADMIN_GROUPS", Help = "comma-separated values of the groups claim that make a user admin at each sign-in (and anyone else a plain user); empty: roles are set in StreamSpace only")]
     public string OidcAdminGroups { get; set; } = "";
 
     [Setting("LOCAL_LOGIN", Help = "false refuses password sign-in to everyone but the bootstrap admin (ADMIN_USERNAME)")]

@@ -2,10 +2,11 @@ namespace StreamSpace.Api.Features.Users;
 
 /// <summary>
 /// Who an OpenID provider says signed in, read from an ID token the API has validated. <paramref name="Role"/> is
-/// already mapped from the groups claim (OIDC_ADMIN_GROUPS).
+/// already mapped from the groups claim (OIDC_ADMIN_GROUPS); null when no mapping is configured, so the role stays
+/// what an admin made it (a new user is a plain user).
 /// </summary>
 public sealed record ProviderIdentity(string Issuer, string Subject, string Username, string? DisplayName, string? Email,
-    IReadOnlyList<string> Groups, string Role);
+    IReadOnlyList<string> Groups, string? Role);
 
 public enum ProviderSignInResult
 {

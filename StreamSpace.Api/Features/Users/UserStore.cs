@@ -130,7 +130,7 @@ public sealed class UserStore(NpgsqlDataSource dataSource, IPasswordHasher<UserA
                     VALUES (@id, @Username, '', @Role, @Issuer, @Subject, @DisplayName, @Email, @groups)
                     RETURNING {Columns}
                     """,
-                    new { id = Guid.CreateVersion7(), identity.Username, identity.Role, identity.Issuer, identity.Subject, identity.DisplayName, identity.Email, groups },
+                    new { id = Guid.CreateVersion7(), identity.Username, Role = identity.Role ?? UserRoles.User, identity.Issuer, identity.Subject, identity.DisplayName, identity.Email, groups },
                     transaction, cancellationToken: cancellationToken));
             }
             catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.UniqueViolation && e.ConstraintName == "users_username_key")
@@ -151,7 +151,7 @@ public sealed class UserStore(NpgsqlDataSource dataSource, IPasswordHasher<UserA
 
         // The claim decides the role at each sign-in, except that it cannot take away the last active admin (as an
         // admin could not either): the site must keep someone who can manage it.
-        var role = identity.Role;
+        var role = identity.Role ?? current.Role;
         var keptLastAdmin = current.Role == UserRoles.Admin && role == UserRoles.User
             && !await OtherActiveAdminExistsAsync(connection, transaction, current.Id, cancellationToken);
         if (keptLastAdmin)

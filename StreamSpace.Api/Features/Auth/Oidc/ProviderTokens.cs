@@ -89,7 +89,9 @@ public sealed class ProviderTokens
         }
 
         var groups = token.Claims.Where(c => c.Type == settings.OidcGroupsClaim).Select(c => c.Value).Where(g => g.Length > 0).Distinct(StringComparer.Ordinal).ToList();
-        var role = groups.Any(settings.OidcAdminGroupSet.Contains) ? UserRoles.Admin : UserRoles.User;
+        // Without OIDC_ADMIN_GROUPS the claim decides no role: admins set roles in StreamSpace, and sign-ins keep them.
+        var adminGroups = settings.OidcAdminGroupSet;
+        string? role = adminGroups.Count == 0 ? null : groups.Any(adminGroups.Contains) ? UserRoles.Admin : UserRoles.User;
         var identity = new ProviderIdentity(token.Issuer, token.Subject, username, Claim(token, settings.OidcNameClaim),
             Claim(token, settings.OidcEmailClaim), groups, role);
         return (identity, nonce, null);
