@@ -75,6 +75,36 @@ public sealed class ApiSettings : IValidatedSettings
     [Setting("SHARING", Help = "whether owners may share their running sessions with other signed-in users: enabled or disabled")]
     public SharingSwitch Sharing { get; set; } = SharingSwitch.Enabled;
 
+    [Setting("OIDC_ISSUER", Help = "the OpenID provider's issuer URL; set, users may sign in through it (see README, Identity)")]
+    public string OidcIssuer { get; set; } = "";
+
+    [Setting("OIDC_CLIENT_ID", Help = "the client id StreamSpace is registered under at the provider: the audience of its ID tokens")]
+    public string OidcClientId { get; set; } = "";
+
+    [Setting("OIDC_USERNAME_CLAIM", Help = "the ID token claim a new user's username comes from")]
+    public string OidcUsernameClaim { get; set; } = "preferred_username";
+
+    [Setting("OIDC_EMAIL_CLAIM", Help = "the ID token claim the user's email comes from")]
+    public string OidcEmailClaim { get; set; } = "email";
+
+    [Setting("OIDC_NAME_CLAIM", Help = "the ID token claim the user's display name comes from")]
+    public string OidcNameClaim { get; set; } = "name";
+
+    [Setting("OIDC_GROUPS_CLAIM", Help = "the ID token claim that lists the user's groups (or roles) at the provider")]
+    public string OidcGroupsClaim { get; set; } = "groups";
+
+    [Setting("OIDC_ADMIN_GROUPS", Help = "comma-separated values of the groups claim that make a user admin at each sign-in (and anyone else a plain user); empty: roles are set in StreamSpace only")]
+    public string OidcAdminGroups { get; set; } = "";
+
+    [Setting("LOCAL_LOGIN", Help = "false refuses password sign-in to everyone but the bootstrap admin (ADMIN_USERNAME)")]
+    public bool LocalLogin { get; set; } = true;
+
+    public bool OidcEnabled => OidcIssuer.Length > 0;
+
+    /// <summary>The values of <see cref="OidcAdminGroups"/>, compared exactly, as the provider sends them.</summary>
+    public IReadOnlySet<string> OidcAdminGroupSet =>
+        OidcAdminGroups.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).ToHashSet(StringComparer.Ordinal);
+
     /// <summary>The agent hub's URL under <see cref="PublicUrl"/>, as agents outside the cluster should dial it; null when none is advertised.</summary>
     public Uri? PublicAgentHubUrl
     {
@@ -170,6 +200,16 @@ public sealed class ApiSettings : IValidatedSettings
         if (VncRelayBuffer is < 4096 or > 1024 * 1024)
         {
             throw new InvalidSettingException("VNC_RELAY_BUFFER", "must be from 4096 to 1048576 bytes.");
+        }
+
+        SignInSettings.Validate(OidcIssuer, OidcClientId, LocalLogin);
+        foreach (var (name, value) in new[] { ("OIDC_USERNAME_CLAIM", OidcUsernameClaim), ("OIDC_EMAIL_CLAIM", OidcEmailClaim),
+            ("OIDC_NAME_CLAIM", OidcNameClaim), ("OIDC_GROUPS_CLAIM", OidcGroupsClaim) })
+        {
+            if (value.Trim().Length == 0)
+            {
+                throw new InvalidSettingException(name, "must name a claim of the provider's ID tokens.");
+            }
         }
 
         foreach (var (name, value) in new[]

@@ -9,14 +9,14 @@ public static class ApiProblem
     public static IResult Conflict(string detail) =>
         TypedResults.Problem(title: "Conflict.", detail: detail, statusCode: StatusCodes.Status409Conflict);
 
+    public static IResult Forbidden(string title, string? detail = null) =>
+        TypedResults.Problem(title: title, detail: detail, statusCode: StatusCodes.Status403Forbidden);
+
     public static IResult Unauthorized(string title) =>
         TypedResults.Problem(title: title, statusCode: StatusCodes.Status401Unauthorized);
 
     public static IResult BadRequest(string detail) =>
         TypedResults.Problem(title: "Bad request.", detail: detail, statusCode: StatusCodes.Status400BadRequest);
-
-    public static IResult Forbidden(string detail) =>
-        TypedResults.Problem(title: "Forbidden.", detail: detail, statusCode: StatusCodes.Status403Forbidden);
 
     public static IResult Gone(string title, string detail) =>
         TypedResults.Problem(title: title, detail: detail, statusCode: StatusCodes.Status410Gone);

@@ -46,3 +46,10 @@ public sealed record LoginResponse(string Token, DateTimeOffset ExpiresAt, UserS
 
 /// <summary>Who signed in.</summary>
 public sealed record UserSummary(Guid Id, string Username, string Role);
+
+/// <summary>
+/// The body of <c>POST /api/v1/auth/oidc</c>: the ID token the web UI received from the OpenID provider at the end
+/// of an authorization code flow. The API validates it itself (signature from the provider's keys, issuer, audience,
+/// expiry, a single-use nonce) before it signs anyone in.
+/// </summary>
+public sealed record OidcSignInRequest(string IdToken);

@@ -21,6 +21,9 @@ public sealed class ApiSettingsTests
     [InlineData("SESSION_MAX_LIFETIME", "30s", "SESSION_MAX_LIFETIME must be between 1m and 365d")]
     [InlineData("UPLOAD_MAX_BYTES", "1GiB", "UPLOAD_MAX_BYTES has an invalid value '1GiB'")]
     [InlineData("UPLOAD_MAX_BYTES", "0", "UPLOAD_MAX_BYTES must be at least 1 byte")]
+    [InlineData("OIDC_ISSUER", "http://id.example.com", "OIDC_ISSUER must be an https:// URL")]
+    [InlineData("OIDC_ISSUER", "https://id.example.com", "OIDC_CLIENT_ID is required with OIDC_ISSUER")]
+    [InlineData("LOCAL_LOGIN", "false", "LOCAL_LOGIN can be false only with OIDC_ISSUER set")]
     public async Task A_missing_or_invalid_setting_exits_with_one_line_that_names_it(string setting, string? value, string expected)
     {
         var result = await StartupErrors.RunWithSettingAsync("StreamSpace.Api", Valid, setting, value);

@@ -398,7 +398,12 @@ public sealed partial class ChartTests(AspireManifest manifest) : IClassFixture<
                 .Select(e => (e.ValueFrom.SecretKeyRef.Name, e.ValueFrom.SecretKeyRef.Key))
                 .ToHashSet();
             var external = references.Where(r => !rendered.Contains(r)).ToList();
-            var expectedExternal = chart.Case == RenderedChart.ExternalPostgresCase ? [("streamspace-db", "postgres-password")] : Array.Empty<(string, string)>();
+            var expectedExternal = chart.Case switch
+            {
+                RenderedChart.ExternalPostgresCase => [("streamspace-db", "postgres-password")],
+                RenderedChart.OidcCase => [("streamspace-oidc", "client-secret")],
+                _ => Array.Empty<(string, string)>(),
+            };
             Assert.Equal(expectedExternal, external);
         }
 
@@ -407,6 +412,29 @@ public sealed partial class ChartTests(AspireManifest manifest) : IClassFixture<
             ["streamspace-admin-credentials/password", "streamspace-admin-credentials/username",
              "streamspace-secrets/agent-key", "streamspace-secrets/jwt-secret", "streamspace-secrets/postgres-password"],
             secrets);
+    }
+
+    [Fact]
+    public async Task Single_sign_on_values_reach_the_api_and_the_ui_alike_and_the_client_secret_only_by_reference()
+    {
+        var chart = await RenderedChart.LoadAsync(RenderedChart.OidcCase);
+        var api = chart.Container(ApiName).Env.ToDictionary(e => e.Name);
+        var web = chart.Container(WebName).Env.ToDictionary(e => e.Name);
+        foreach (var (name, value) in new[] { ("OIDC_ISSUER", "https://id.example.com/realms/staff"), ("OIDC_CLIENT_ID", "streamspace"), ("LOCAL_LOGIN", "false") })
+        {
+            Assert.Equal(value, api[name].Value);
+            Assert.Equal(value, web[name].Value);
+        }
+
+        Assert.Equal("streamspace-admins,it-ops", api["OIDC_ADMIN_GROUPS"].Value);
+        Assert.Equal("true", web["OIDC_END_SESSION"].Value);
+        Assert.Null(web["OIDC_CLIENT_SECRET"].Value);
+        Assert.Equal(("streamspace-oidc", "client-secret"), (web["OIDC_CLIENT_SECRET"].ValueFrom.SecretKeyRef.Name, web["OIDC_CLIENT_SECRET"].ValueFrom.SecretKeyRef.Key));
+        Assert.DoesNotContain("OIDC_CLIENT_SECRET", api.Keys);
+
+        // By default: passwords, no provider, and so a public client with no secret at all.
+        var defaults = (await RenderedChart.LoadAsync(RenderedChart.DefaultCase)).Container(WebName).Env.ToDictionary(e => e.Name);
+        Assert.Equal(("", "true", ""), (defaults["OIDC_ISSUER"].Value, defaults["LOCAL_LOGIN"].Value, defaults["OIDC_CLIENT_SECRET"].Value));
     }
 
     [Fact]

@@ -20,6 +20,8 @@ public sealed class RenderedChart
     public const string ExternalPostgresCase = "external-postgresql";
     public const string NetworkPolicyAndIngressCase = "networkpolicy-ingress";
     public const string NoAgentSectionCase = "no-k8s-agent-section";
+    /// <summary>chart/ci/oidc-values.yaml: single sign-on, its client secret in the operator's own Secret.</summary>
+    public const string OidcCase = "oidc";
     public const string MetricsCase = "metrics";
 
     private static readonly SemaphoreSlim RenderLock = new(1, 1);

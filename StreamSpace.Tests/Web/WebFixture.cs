@@ -17,6 +17,16 @@ public sealed class WebFixture : IAsyncLifetime
     public const string AgentId = "web-agent";
     public const string UserPassword = "user-password-123";
 
+    private readonly WebStackOptions options;
+
+    public WebFixture()
+        : this(new WebStackOptions())
+    {
+    }
+
+    /// <summary>A stack with other settings, for fixtures that wrap this one (xunit builds fixtures with the public constructor).</summary>
+    internal WebFixture(WebStackOptions options) => this.options = options;
+
     private readonly StringBuilder webOutput = new();
     private Process? web;
     private readonly List<string> homes = [];
@@ -24,6 +34,7 @@ public sealed class WebFixture : IAsyncLifetime
 
     public ApiFactory Api { get; private set; } = null!;
 
+    /// <summary>The local agent; null in a stack started without one (<see cref="WebStackOptions.WithAgent"/>).</summary>
     public AgentHost Agent { get; private set; } = null!;
 
     public IBrowser Browser { get; private set; } = null!;
@@ -44,10 +55,25 @@ public sealed class WebFixture : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
-        Api = new ApiFactory(await SharedPostgres.CreateDatabaseAsync(), new Dictionary<string, string?> { ["SESSION_QUOTA"] = "20" }).Start();
-        Agent = await AgentHost.StartAsync(Api.AgentHubUrl, AgentId, await Api.RegisterAgentAsync(AgentId));
-        await Agent.WaitUntilConnectedAsync();
-        web = await StartWebAsync();
+        var apiSettings = new Dictionary<string, string?> { ["SESSION_QUOTA"] = "20" };
+        foreach (var (name, value) in options.ApiSettings)
+        {
+            apiSettings[name] = value;
+        }
+
+        Api = new ApiFactory(await SharedPostgres.CreateDatabaseAsync(), apiSettings).Start();
+        if (options.WithAgent)
+        {
+            Agent = await AgentHost.StartAsync(Api.AgentHubUrl, AgentId, await Api.RegisterAgentAsync(AgentId));
+            await Agent.WaitUntilConnectedAsync();
+        }
+
+        if (options.WebAddress is { } address)
+        {
+            WebAddress = address;
+        }
+
+        web = await StartWebAsync(environment: null);
         playwright = await Playwright.CreateAsync();
         Browser = await playwright.Chromium.LaunchAsync(new()
         {
@@ -122,7 +148,7 @@ public sealed class WebFixture : IAsyncLifetime
 
     /// <summary>
     /// Stops the web process and starts a new one on the same address, as a redeploy would, with
-    /// <paramref name="environment"/> added to its settings (until the next restart).
+    /// <paramref name="environment"/> added to its settings and the fixture's (until the next restart).
     /// </summary>
     public async Task RestartWebAsync(IReadOnlyDictionary<string, string>? environment = null)
     {
@@ -136,7 +162,7 @@ public sealed class WebFixture : IAsyncLifetime
         web = await StartWebAsync(environment);
     }
 
-    private async Task<Process> StartWebAsync(IReadOnlyDictionary<string, string>? environment = null)
+    private async Task<Process> StartWebAsync(IReadOnlyDictionary<string, string>? environment)
     {
         var assembly = Repository.BuiltAssembly("StreamSpace.Web");
         if (!File.Exists(assembly))
@@ -164,7 +190,7 @@ public sealed class WebFixture : IAsyncLifetime
         var home = Directory.CreateTempSubdirectory("streamspace-web-home-").FullName;
         homes.Add(home);
         start.Environment["HOME"] = home;
-        foreach (var (name, value) in environment ?? new Dictionary<string, string>())
+        foreach (var (name, value) in options.WebEnvironment.Concat(environment ?? new Dictionary<string, string>()))
         {
             start.Environment[name] = value;
         }
@@ -238,4 +264,20 @@ public sealed class WebFixture : IAsyncLifetime
             await Api.DisposeAsync();
         }
     }
+}
+
+/// <summary>
+/// What a <see cref="WebFixture"/> starts besides its defaults: settings for the API, environment for the web
+/// process, the web's address (when something else must know it first, as an OpenID provider's redirect URIs do),
+/// and whether a local agent runs.
+/// </summary>
+internal sealed record WebStackOptions
+{
+    public IReadOnlyDictionary<string, string?> ApiSettings { get; init; } = new Dictionary<string, string?>();
+
+    public IReadOnlyDictionary<string, string> WebEnvironment { get; init; } = new Dictionary<string, string>();
+
+    public Uri? WebAddress { get; init; }
+
+    public bool WithAgent { get; init; } = true;
 }

@@ -14,10 +14,22 @@ public sealed class WebSettingsTests
     [Theory]
     [InlineData("ConnectionStrings__streamspace", null, "ConnectionStrings__streamspace is required")]
     [InlineData("PUBLIC_URL", "ftp://example.com", "PUBLIC_URL has an invalid value 'ftp://example.com'")]
+    [InlineData("OIDC_ISSUER", "id.example.com", "OIDC_ISSUER has an invalid value 'id.example.com'")]
+    [InlineData("OIDC_CLIENT_ID", "streamspace", "OIDC_ISSUER is required with OIDC_CLIENT_ID")]
     public async Task A_missing_or_invalid_setting_exits_with_one_line_that_names_it(string setting, string? value, string expected)
     {
         var result = await StartupErrors.RunWithSettingAsync("StreamSpace.Web", Valid, setting, value);
         StartupErrors.AssertOneLine(result, expected);
+    }
+
+    [Theory]
+    [InlineData("profile email", "OIDC_SCOPES")]
+    [InlineData("openid", null)]
+    public void Single_sign_on_needs_the_openid_scope(string scopes, string? refused)
+    {
+        var settings = new WebSettings { OidcIssuer = "https://id.example.com", OidcClientId = "streamspace", OidcScopes = scopes };
+        var error = Record.Exception(settings.Validate);
+        Assert.Equal(refused, (error as StreamSpace.Settings.InvalidSettingException)?.Setting);
     }
 
     [Theory]

@@ -312,3 +312,16 @@ topologySpreadConstraints:
         {{- include "streamspace.selectorLabels" (dict "ctx" $.ctx "component" $.component) | nindent 8 }}
   {{- end }}
 {{- end -}}
+
+{{/*
+The sign-in settings the API and the UI both read (README.md, Identity): they must agree.
+*/}}
+{{- define "streamspace.identity.sharedEnv" -}}
+{{- $oidc := .Values.identity.oidc -}}
+- name: OIDC_ISSUER
+  value: {{ $oidc.issuer | quote }}
+- name: OIDC_CLIENT_ID
+  value: {{ $oidc.clientId | quote }}
+- name: LOCAL_LOGIN
+  value: {{ .Values.identity.localLogin | toString | quote }}
+{{- end }}

@@ -1,5 +1,6 @@
 using System.Globalization;
 using Microsoft.AspNetCore.Authentication.JwtBearer;
+using StreamSpace.Api.Features.Auth.Oidc;
 using StreamSpace.Api.Features.Users;
 using StreamSpace.Api.Infrastructure;
 using StreamSpace.Api.Infrastructure.Database;
@@ -20,6 +21,7 @@ public static class AuthExtensions
         builder.Services.AddSingleton<IDatabaseNotificationHandler>(sp => sp.GetRequiredService<ActiveUserCheck>());
         builder.Services.AddSingleton<SignIns>();
         builder.Services.AddSingleton<IUserAccessChanges, UserAccessChanges>();
+        builder.AddStreamSpaceOidc();
 
         builder.Services.AddAuthentication(JwtBearerDefaults.AuthenticationScheme)
             .AddJwtBearer(JwtBearerDefaults.AuthenticationScheme, _ => { });

@@ -5,16 +5,24 @@ using StreamSpace.Api.Features.Audit;
 
 namespace StreamSpace.Api.Features.Auth;
 
+/// <summary>How a user signed in, as the audit trail records it.</summary>
+public static class SignInMethods
+{
+    public const string Password = "password";
+    public const string Oidc = "oidc";
+}
+
 /// <summary>
 /// Records sign-ins and takes tokens back: one token (logout), or all of a user's (a token version bump). Each change
 /// and its audit row commit together, NOTIFY every API instance, and take effect at once on this one.
 /// </summary>
 public sealed class SignIns(NpgsqlDataSource dataSource, ActiveUserCheck activeUsers)
 {
-    public async Task RecordSignInAsync(Guid userId, string username, CancellationToken cancellationToken)
+    /// <summary>Audits a sign-in; <paramref name="method"/> is one of <see cref="SignInMethods"/>.</summary>
+    public async Task RecordSignInAsync(Guid userId, string username, string method, CancellationToken cancellationToken)
     {
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
-        await connection.WriteAsync(new Actor(userId, username), "auth.signed_in", "user", userId.ToString(), cancellationToken: cancellationToken);
+        await connection.WriteAsync(new Actor(userId, username), "auth.signed_in", "user", userId.ToString(), new { Method = method }, cancellationToken: cancellationToken);
     }
 
     /// <summary>Ends the principal's own token, kept on the denylist until it would have expired anyway.</summary>

@@ -3,6 +3,7 @@ using Dapper;
 using Npgsql;
 using StreamSpace.Api.Features.Agents;
 using StreamSpace.Api.Features.Auth;
+using StreamSpace.Api.Features.Auth.Oidc;
 using StreamSpace.Api.Features.Sessions;
 using StreamSpace.Api.Features.Users;
 using StreamSpace.Api.Infrastructure.Database;
@@ -15,7 +16,7 @@ namespace StreamSpace.Api.Features.Diagnostics;
 /// what to do. One check or more per section of the guide; docs/troubleshooting.md maps symptoms to check ids.
 /// </summary>
 public sealed class DiagnosticsService(NpgsqlDataSource dataSource, ApiSettings settings, TimeProvider time,
-    IUserAccounts users, IAgentHealth agents, ISessionHealth sessions)
+    IUserAccounts users, IAgentHealth agents, ISessionHealth sessions, ProviderTokens providerTokens)
 {
     /// <summary>Agent clocks further off than this make tokens look expired or not yet valid.</summary>
     public static readonly TimeSpan MaxClockSkew = TimeSpan.FromSeconds(5);
@@ -41,6 +42,7 @@ public sealed class DiagnosticsService(NpgsqlDataSource dataSource, ApiSettings 
             checks.Add(await SchemaAsync(connection, cancellationToken));
             checks.Add(await PoolAsync(connection, cancellationToken));
             checks.Add(await AdminAsync(cancellationToken));
+            checks.Add(await SignInModeAsync(cancellationToken));
             checks.Add(JwtSecret());
             checks.Add(TokenLifetime());
             checks.Add(Sharing());
@@ -110,6 +112,33 @@ public sealed class DiagnosticsService(NpgsqlDataSource dataSource, ApiSettings 
         return DiagnosticCheck.Ok(id, title, string.IsNullOrEmpty(settings.AdminPassword)
             ? $"'{admin.Username}' exists (ADMIN_PASSWORD is not set, so it is not compared)"
             : $"'{admin.Username}' signs in with ADMIN_PASSWORD");
+    }
+
+    /// <summary>How users sign in, and, with an OpenID provider, that its discovery document and keys can be fetched.</summary>
+    private async Task<DiagnosticCheck> SignInModeAsync(CancellationToken cancellationToken)
+    {
+        const string id = "auth.sign_in";
+        const string title = "Users can sign in";
+        var passwords = settings.LocalLogin ? "passwords" : $"passwords for '{settings.AdminUsername}' only (LOCAL_LOGIN=false)";
+        if (!settings.OidcEnabled)
+        {
+            return DiagnosticCheck.Ok(id, title, $"{passwords}; no OpenID provider (OIDC_ISSUER is not set)");
+        }
+
+        var evidence = $"{passwords} and the OpenID provider {settings.OidcIssuer} (client {settings.OidcClientId})";
+        try
+        {
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            timeout.CancelAfter(TimeSpan.FromSeconds(5));
+            var configuration = await providerTokens.Configuration.GetConfigurationAsync(timeout.Token);
+            var keys = configuration.SigningKeys.Count;
+            return DiagnosticCheck.Ok(id, title, $"{evidence}: {keys} signing key{(keys == 1 ? "" : "s")}");
+        }
+        catch (Exception e) when (e is InvalidOperationException or IOException or HttpRequestException or OperationCanceledException)
+        {
+            return DiagnosticCheck.Fail(id, title, $"{evidence}: its discovery document cannot be read ({e.GetBaseException().Message})",
+                "Check OIDC_ISSUER (the provider's issuer URL, whose /.well-known/openid-configuration must answer) and that the API can reach the provider.");
+        }
     }
 
     private DiagnosticCheck JwtSecret()

@@ -22,9 +22,9 @@ public sealed class ShareAccess(ApiSettings settings, ShareStore shares, Session
     /// <summary>403 naming the switch that turns sharing off for the session, or null while sharing is on.</summary>
     public IResult? SwitchedOff(SessionResponse session, TemplateRow? template) =>
         settings.Sharing == SharingSwitch.Disabled
-            ? ApiProblem.Forbidden("Sharing is turned off on this StreamSpace (SHARING=disabled).")
+            ? ApiProblem.Forbidden("Sharing is turned off.", "Sharing is turned off on this StreamSpace (SHARING=disabled).")
             : template is { Sharing: false }
-                ? ApiProblem.Forbidden($"Sharing is turned off for the template '{session.Template}'.")
+                ? ApiProblem.Forbidden("Sharing is turned off.", $"Sharing is turned off for the template '{session.Template}'.")
                 : null;
 
     /// <summary>409 when a view-only viewer cannot be signed in through the session's agent (protocol older than view-only), else null.</summary>

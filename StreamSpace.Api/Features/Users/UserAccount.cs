@@ -12,8 +12,16 @@ public sealed class UserAccount
     public int TokenVersion { get; init; }
     public DateTime CreatedAt { get; init; }
     public DateTime UpdatedAt { get; init; }
+    /// <summary>The OpenID provider the user signs in through, with <see cref="OidcSubject"/>; null for a local user.</summary>
+    public string? OidcIssuer { get; init; }
+    public string? OidcSubject { get; init; }
+    public string? DisplayName { get; init; }
+    public string? Email { get; init; }
+    /// <summary>The provider's groups claim at the user's last sign-in through it.</summary>
+    public string[] ProviderGroups { get; init; } = [];
 
-    public UserResponse ToResponse() => new(Id, Username, Role, Disabled, new DateTimeOffset(CreatedAt, TimeSpan.Zero));
+    public UserResponse ToResponse() => new(Id, Username, Role, Disabled, new DateTimeOffset(CreatedAt, TimeSpan.Zero),
+        OidcIssuer is null ? UserSources.Local : UserSources.Oidc, DisplayName, Email, ProviderGroups);
 }
 
 public static class PasswordRules

@@ -29,7 +29,7 @@ public static class UserChanges
 
 /// <summary>Reads and changes users. Every change writes its audit row in the same transaction.</summary>
 public sealed class UserStore(NpgsqlDataSource dataSource, IPasswordHasher<UserAccount> hasher, IUserAccessChanges access, IUserSessions sessions)
-    : IUserAccounts
+    : IUserAccounts, IProviderUsers
 {
     // Serialises changes that could leave no active admin, so two concurrent demotions cannot both pass.
     private const long AdminChangeLockKey = 0x5354_524D_4144;
@@ -39,7 +39,8 @@ public sealed class UserStore(NpgsqlDataSource dataSource, IPasswordHasher<UserA
 
     public const string LastAdminProblem = "This is the last active admin; make another user admin first.";
 
-    private const string Columns = "id, username, password_hash, role, disabled, token_version, created_at, updated_at";
+    private const string Columns = "id, username, password_hash, role, disabled, token_version, created_at, updated_at, " +
+        "oidc_issuer, oidc_subject, display_name, email, provider_groups";
 
     public async Task<UserAccount?> FindByUsernameAsync(string username, CancellationToken cancellationToken)
     {
@@ -103,6 +104,87 @@ public sealed class UserStore(NpgsqlDataSource dataSource, IPasswordHasher<UserA
         await connection.WriteAsync(actor, "user.created", "user", user.Id.ToString(), new { user.Username, user.Role }, transaction, cancellationToken);
         await transaction.CommitAsync(cancellationToken);
         return (UserChange.Done, user);
+    }
+
+    public async Task<(ProviderSignInResult Result, UserAccount? User)> SignInAsync(ProviderIdentity identity, CancellationToken cancellationToken)
+    {
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        // The admin-change lock, as every change of role takes it, so a sign-in that takes admin away cannot race another.
+        await connection.ExecuteAsync(new CommandDefinition("SELECT pg_advisory_xact_lock(@AdminChangeLockKey)", new { AdminChangeLockKey }, transaction, cancellationToken: cancellationToken));
+        var current = await connection.QuerySingleOrDefaultAsync<UserAccount>(new CommandDefinition(
+            $"SELECT {Columns} FROM users WHERE oidc_issuer = @Issuer AND oidc_subject = @Subject FOR UPDATE",
+            identity, transaction, cancellationToken: cancellationToken));
+        var actor = new Actor(current?.Id, identity.Username);
+        var groups = identity.Groups.ToArray();
+
+        if (current is null)
+        {
+            UserAccount created;
+            try
+            {
+                // No password: such a user signs in only through the provider (an empty hash never verifies).
+                created = await connection.QuerySingleAsync<UserAccount>(new CommandDefinition(
+                    $"""
+                    INSERT INTO users (id, username, password_hash, role, oidc_issuer, oidc_subject, display_name, email, provider_groups)
+                    VALUES (@id, @Username, '', @Role, @Issuer, @Subject, @DisplayName, @Email, @groups)
+                    RETURNING {Columns}
+                    """,
+                    new { id = Guid.CreateVersion7(), identity.Username, Role = identity.Role ?? UserRoles.User, identity.Issuer, identity.Subject, identity.DisplayName, identity.Email, groups },
+                    transaction, cancellationToken: cancellationToken));
+            }
+            catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.UniqueViolation && e.ConstraintName == "users_username_key")
+            {
+                return (ProviderSignInResult.UsernameTaken, null);
+            }
+
+            await connection.WriteAsync(actor with { Id = created.Id }, "user.created", "user", created.Id.ToString(),
+                new { created.Username, created.Role, Source = UserSources.Oidc, identity.Issuer, Groups = groups }, transaction, cancellationToken);
+            await transaction.CommitAsync(cancellationToken);
+            return (ProviderSignInResult.SignedIn, created);
+        }
+
+        if (current.Disabled)
+        {
+            return (ProviderSignInResult.Disabled, current);
+        }
+
+        // The claim decides the role at each sign-in, except that it cannot take away the last active admin (as an
+        // admin could not either): the site must keep someone who can manage it.
+        var role = identity.Role ?? current.Role;
+        var keptLastAdmin = current.Role == UserRoles.Admin && role == UserRoles.User
+            && !await OtherActiveAdminExistsAsync(connection, transaction, current.Id, cancellationToken);
+        if (keptLastAdmin)
+        {
+            role = UserRoles.Admin;
+        }
+
+        var roleChanged = role != current.Role;
+        if (roleChanged)
+        {
+            // As for an admin's change of role: the user's other sign-ins end, so none keeps the old role.
+            await access.EndTokensAsync(connection, transaction, current.Id, cancellationToken);
+        }
+
+        var updated = await connection.QuerySingleAsync<UserAccount>(new CommandDefinition(
+            $"""
+            UPDATE users SET role = @role, display_name = @DisplayName, email = @Email, provider_groups = @groups, updated_at = now()
+            WHERE id = @Id
+            RETURNING {Columns}
+            """, new { role, identity.DisplayName, identity.Email, groups, current.Id }, transaction, cancellationToken: cancellationToken));
+        if (roleChanged || keptLastAdmin || !current.ProviderGroups.SequenceEqual(groups))
+        {
+            await connection.WriteAsync(actor, "user.updated", "user", current.Id.ToString(),
+                new { Role = roleChanged ? role : null, Source = UserSources.Oidc, Groups = groups, KeptLastAdmin = keptLastAdmin }, transaction, cancellationToken);
+        }
+
+        await transaction.CommitAsync(cancellationToken);
+        if (roleChanged)
+        {
+            access.Forget(current.Id);
+        }
+
+        return (ProviderSignInResult.SignedIn, updated);
     }
 
     /// <summary>Applies the given changes; null leaves a field as it is.</summary>

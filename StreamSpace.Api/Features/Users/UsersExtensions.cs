@@ -10,6 +10,7 @@ public static class UsersExtensions
         builder.Services.AddSingleton<IPasswordHasher<UserAccount>, PasswordHasher<UserAccount>>();
         builder.Services.AddSingleton<UserStore>();
         builder.Services.AddSingleton<IUserAccounts>(sp => sp.GetRequiredService<UserStore>());
+        builder.Services.AddSingleton<IProviderUsers>(sp => sp.GetRequiredService<UserStore>());
         builder.Services.AddSingleton<IAfterMigration, AdminBootstrap>();
         return builder;
     }

@@ -4,6 +4,7 @@ namespace StreamSpace.Web.Services.Api;
 public static class ApiRoutes
 {
     public const string Login = "api/v1/auth/login";
+    public const string OidcSignIn = "api/v1/auth/oidc";
     public const string Logout = "api/v1/auth/logout";
     public const string Me = "api/v1/auth/me";
     public const string Templates = "api/v1/templates";

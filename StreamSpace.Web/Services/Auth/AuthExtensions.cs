@@ -27,7 +27,8 @@ public static class AuthExtensions
                 cookie.LoginPath = LoginPath;
                 cookie.AccessDeniedPath = AccessDeniedPath;
                 cookie.ReturnUrlParameter = "returnUrl";
-            });
+            })
+            .AddStreamSpaceOidc(settings);
         builder.Services.AddAuthorization();
         builder.Services.AddCascadingAuthenticationState();
         builder.Services.AddSingleton<ApiSignIn>();
@@ -44,10 +45,15 @@ public static class AuthExtensions
     public static WebApplication MapStreamSpaceAuth(this WebApplication app)
     {
         app.MapPost(LogoutPath, LogOutAsync);
+        if (app.Services.GetRequiredService<WebSettings>().OidcEnabled)
+        {
+            app.MapGet(OidcSignIn.StartPath, (string? returnUrl) => OidcSignIn.Start(returnUrl));
+        }
+
         return app;
     }
 
-    private static async Task<IResult> LogOutAsync(HttpContext httpContext, IAntiforgery antiforgery, ApiSession api)
+    private static async Task<IResult> LogOutAsync(HttpContext httpContext, IAntiforgery antiforgery, ApiSession api, WebSettings settings)
     {
         // A form on another site must not be able to log the user out.
         if (!await antiforgery.IsRequestValidAsync(httpContext))
@@ -59,7 +65,9 @@ public static class AuthExtensions
         // here either way: a token the API already refuses (401) or an API that does not answer must not keep the
         // user signed in on this browser.
         await api.PostAsync<System.Text.Json.JsonElement>(ApiRoutes.Logout, body: null, httpContext.RequestAborted);
+        // Read before the cookie goes: with OIDC_END_SESSION, the provider is told to end its sign-in too.
+        var endSession = await OidcSignIn.EndSessionAsync(httpContext, settings);
         await httpContext.SignOutAsync(CookieAuthenticationDefaults.AuthenticationScheme);
-        return TypedResults.LocalRedirect(LoginPath);
+        return endSession ?? TypedResults.LocalRedirect(LoginPath);
     }
 }

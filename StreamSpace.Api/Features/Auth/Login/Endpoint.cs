@@ -17,7 +17,7 @@ public sealed class LoginValidator : Validator<LoginRequest>
 /// Exchanges a username and password for a JWT. An unknown user, a wrong password and a disabled account
 /// all get the same 401, in about the same time, so the answer reveals nothing about which accounts exist.
 /// </summary>
-public sealed class LoginEndpoint(IUserAccounts users, TokenIssuer tokens, LoginThrottle throttle, SignIns signIns, TimeProvider time) : Endpoint<LoginRequest, LoginResponse>
+public sealed class LoginEndpoint(IUserAccounts users, TokenIssuer tokens, LoginThrottle throttle, SignIns signIns, TimeProvider time, ApiSettings settings) : Endpoint<LoginRequest, LoginResponse>
 {
     public override void Configure()
     {
@@ -34,6 +34,14 @@ public sealed class LoginEndpoint(IUserAccounts users, TokenIssuer tokens, Login
             return;
         }
 
+        // LOCAL_LOGIN=false: passwords are for the bootstrap admin only, so the site can always be recovered. Refused
+        // by the name alone, before any password is checked, so the answer says nothing about the account.
+        if (!settings.LocalLogin && !string.Equals(request.Username, settings.AdminUsername, StringComparison.OrdinalIgnoreCase))
+        {
+            await Send.ResultAsync(ApiProblem.Forbidden("Password sign-in is turned off (LOCAL_LOGIN=false); sign in through the identity provider."));
+            return;
+        }
+
         var user = await users.FindByUsernameAsync(request.Username, cancellationToken);
         if (!users.VerifyPassword(user, request.Password) || user!.Disabled)
         {
@@ -43,7 +51,7 @@ public sealed class LoginEndpoint(IUserAccounts users, TokenIssuer tokens, Login
 
         await throttle.LoginSucceededAsync(request.Username, HttpContext.Connection.RemoteIpAddress);
         var token = tokens.Issue(user.Id, user.Username, user.Role, user.TokenVersion, signedInAt: time.GetUtcNow());
-        await signIns.RecordSignInAsync(user.Id, user.Username, cancellationToken);
+        await signIns.RecordSignInAsync(user.Id, user.Username, SignInMethods.Password, cancellationToken);
         await Send.OkAsync(new LoginResponse(token.Token, token.ExpiresAt, new UserSummary(user.Id, user.Username, user.Role)), cancellationToken);
     }
 }

@@ -25,6 +25,14 @@ public sealed class LoginTests(ApiFixture fixture) : IClassFixture<ApiFixture>
     }
 
     [Fact]
+    public async Task Without_oidc_issuer_the_id_token_exchange_answers_404()
+    {
+        using var client = fixture.Api.CreateClient();
+        var response = await client.PostAsJsonAsync("/api/v1/auth/oidc", new { id_token = "a.b.c" });
+        Assert.Equal(HttpStatusCode.NotFound, response.StatusCode);
+    }
+
+    [Fact]
     public async Task Usernames_are_matched_without_regard_to_case()
     {
         using var client = fixture.Api.CreateClient();

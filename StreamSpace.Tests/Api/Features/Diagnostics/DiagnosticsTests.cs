@@ -194,6 +194,25 @@ public sealed class DiagnosticsTests
     }
 
     [Fact]
+    public async Task An_openid_provider_the_api_cannot_reach_fails_the_sign_in_check_and_names_oidc_issuer()
+    {
+        // Nothing listens there: the provider is down, or OIDC_ISSUER is mistyped.
+        var issuer = $"http://127.0.0.1:{PostgresServer.FreePort()}";
+        await using var api = new ApiFactory(await SharedPostgres.CreateDatabaseAsync(), new Dictionary<string, string?>
+        {
+            ["OIDC_ISSUER"] = issuer,
+            ["OIDC_CLIENT_ID"] = "streamspace",
+            ["LOCAL_LOGIN"] = "false",
+        }).Start();
+
+        var check = Assert.Single((await DiagnoseAsync(api)).Checks, c => c.Id == "auth.sign_in");
+
+        Assert.Equal(CheckStatus.Fail, check.Status);
+        Assert.Contains($"passwords for '{ApiFactory.AdminUsername}' only (LOCAL_LOGIN=false) and the OpenID provider {issuer}", check.Evidence, StringComparison.Ordinal);
+        Assert.Contains("OIDC_ISSUER", check.Fix, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Only_admins_run_diagnostics()
     {
         await using var api = new ApiFactory(await SharedPostgres.CreateDatabaseAsync()).Start();
