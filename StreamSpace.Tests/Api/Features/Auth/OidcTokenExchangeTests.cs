@@ -5,6 +5,7 @@ using System.Security.Cryptography;
 using Microsoft.IdentityModel.JsonWebTokens;
 using Microsoft.IdentityModel.Tokens;
 using StreamSpace.Contracts.Api;
+using StreamSpace.Tests.Api.Features.Groups;
 using StreamSpace.Tests.Infrastructure;
 
 namespace StreamSpace.Tests.Api.Features.Auth;
@@ -63,6 +64,35 @@ public sealed class OidcTokenExchangeTests(OidcTokenExchangeFixture fixture) : I
         Assert.Equal(HttpStatusCode.Unauthorized, again.StatusCode);
         Assert.Contains("already used", await again.Content.ReadAsStringAsync(), StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task Each_sign_in_makes_the_user_a_member_of_the_provider_managed_groups_its_claim_names_and_of_no_other_through_the_provider()
+    {
+        var username = "gus" + Guid.NewGuid().ToString("N")[..6];
+        using var admin = await fixture.Api.AdminClientAsync();
+        var engineering = await admin.CreateGroupAsync(GroupClient.UniqueName("engineering"), providerManaged: true);
+        var unmanaged = await admin.CreateGroupAsync(GroupClient.UniqueName("unmanaged"));
+
+        await SignInAsync(username, [engineering.Name, unmanaged.Name, "not-a-group"]);
+        Assert.Equal([(username, GroupMemberSources.Provider)], await MembersAsync(admin, engineering));
+        Assert.Empty(await MembersAsync(admin, unmanaged));
+
+        // The claim no longer names the group: the next sign-in takes the user out of it.
+        await SignInAsync(username, []);
+        Assert.Empty(await MembersAsync(admin, engineering));
+    }
+
+    private async Task SignInAsync(string username, string[] groups)
+    {
+        await fixture.Provider.SetAccountAsync("sub-" + username, new(username, Groups: groups));
+        using var client = fixture.Api.CreateClient();
+        var idToken = await fixture.Provider.IssueIdTokenAsync("sub-" + username, nonce: Guid.NewGuid().ToString("N"));
+        await (await client.PostAsJsonAsync("/api/v1/auth/oidc", new { id_token = idToken })).AssertJsonAsync(HttpStatusCode.OK);
+    }
+
+    private static async Task<List<(string, string)>> MembersAsync(HttpClient admin, GroupResponse group) =>
+        [.. (await (await admin.GetAsync($"/api/v1/admin/groups/{group.Id}")).AssertJsonAsync<GroupResponse>(HttpStatusCode.OK)).Members
+            .Select(m => (m.Username, m.Source))];
 
     [Fact]
     public async Task The_health_report_shows_the_sign_in_mode_with_the_provider_and_its_keys()

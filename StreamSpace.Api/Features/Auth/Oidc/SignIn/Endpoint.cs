@@ -1,4 +1,5 @@
 using FastEndpoints;
+using StreamSpace.Api.Features.Groups;
 using StreamSpace.Api.Features.Users;
 using StreamSpace.Api.Infrastructure;
 
@@ -15,7 +16,7 @@ public sealed class OidcSignInValidator : Validator<OidcSignInRequest>
 /// linked to the provider's (issuer, subject).
 /// </summary>
 public sealed class OidcSignInEndpoint(ApiSettings settings, ProviderTokens providerTokens, UsedNonces nonces, IProviderUsers users,
-    TokenIssuer tokens, SignIns signIns, TimeProvider time) : Endpoint<OidcSignInRequest, LoginResponse>
+    IUserGroups groups, TokenIssuer tokens, SignIns signIns, TimeProvider time) : Endpoint<OidcSignInRequest, LoginResponse>
 {
     public override void Configure()
     {
@@ -57,7 +58,9 @@ public sealed class OidcSignInEndpoint(ApiSettings settings, ProviderTokens prov
                 return;
         }
 
-        var token = tokens.Issue(user!.Id, user.Username, user.Role, user.TokenVersion, signedInAt: time.GetUtcNow());
+        // The provider's groups claim decides the user's memberships of provider-managed groups at every sign-in.
+        await groups.SetProviderGroupsAsync(user!.Id, identity.Groups, cancellationToken);
+        var token = tokens.Issue(user.Id, user.Username, user.Role, user.TokenVersion, signedInAt: time.GetUtcNow());
         await signIns.RecordSignInAsync(user.Id, user.Username, SignInMethods.Oidc, cancellationToken);
         await Send.OkAsync(new LoginResponse(token.Token, token.ExpiresAt, new UserSummary(user.Id, user.Username, user.Role)), cancellationToken);
     }
