@@ -35,7 +35,13 @@ public static class UserClaims
     public static Guid? UserId(this ClaimsPrincipal user) =>
         Guid.TryParse(user.FindFirst(ClaimNames.Subject)?.Value, out var id) ? id : null;
 
-    public static bool IsAdmin(this ClaimsPrincipal user) => user.IsInRole(UserRoles.Admin);
+    /// <summary>Whether the principal acts as an admin: an admin's sign-in, or an admin's personal API token with the <c>admin</c> scope.</summary>
+    /// <remarks>An admin's <c>read</c> or <c>sessions</c> token acts as a plain user: it reaches only the admin's own sessions.</remarks>
+    public static bool IsAdmin(this ClaimsPrincipal user) =>
+        user.IsInRole(UserRoles.Admin) && (!user.IsApiToken() || user.HasClaim(ClaimNames.Scope, ApiTokenScopes.Admin));
+
+    /// <summary>Whether the principal is a personal API token rather than a sign-in.</summary>
+    public static bool IsApiToken(this ClaimsPrincipal user) => user.FindFirst(ClaimNames.ApiTokenId) is not null;
 }
 
 /// <summary>The body of <c>POST /api/v1/auth/login</c>.</summary>

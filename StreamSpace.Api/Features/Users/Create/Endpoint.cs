@@ -1,5 +1,6 @@
 using FastEndpoints;
 using StreamSpace.Api.Features.Audit;
+using StreamSpace.Api.Features.Tokens;
 using StreamSpace.Api.Infrastructure;
 
 namespace StreamSpace.Api.Features.Users.Create;
@@ -20,7 +21,9 @@ public sealed class CreateUserEndpoint(UserStore users) : Endpoint<CreateUserReq
     {
         Post("users");
         Roles(UserRoles.Admin);
-        Summary(s => s.Summary = "Creates a user (admin only).");
+        // A user made with a password could sign in and create tokens: a token would outlive its own revocation.
+        Options(x => x.WithMetadata(ApiTokenAccess.Refused));
+        Summary(s => s.Summary = "Creates a user (admin only; not with a personal API token).");
     }
 
     public override async Task HandleAsync(CreateUserRequest request, CancellationToken cancellationToken)

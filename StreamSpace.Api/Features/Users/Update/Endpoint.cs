@@ -25,6 +25,13 @@ public sealed class UpdateUserEndpoint(UserStore users, ApiSettings settings) : 
     public override async Task HandleAsync(UpdateUserRequest request, CancellationToken cancellationToken)
     {
         var id = Route<Guid>("id");
+        if (request.Password is not null && User.IsApiToken())
+        {
+            // A password set by a token would be a way back in after the token is revoked.
+            await Send.ResultAsync(ApiProblem.Forbidden("A personal API token cannot set passwords.", "Reset the password signed in as an admin."));
+            return;
+        }
+
         if (request.Password is not null && await ManagedByEnvironmentAsync(id, cancellationToken))
         {
             await Send.ResultAsync(ApiProblem.Conflict($"The password of '{settings.AdminUsername}' is managed by ADMIN_PASSWORD; change the secret instead."));

@@ -168,6 +168,42 @@ public sealed class ApiTokenTests(SessionFixture fixture) : IClassFixture<Sessio
     }
 
     [Fact]
+    public async Task An_admins_token_without_the_admin_scope_reaches_only_the_admins_own_sessions()
+    {
+        using var user = await Api.NewUserClientAsync();
+        var theirs = await user.LaunchAsync();
+        using var admin = await Api.AdminClientAsync();
+        using var adminSessions = Api.TokenClient((await admin.CreateTokenAsync(ApiTokenScopes.Read, ApiTokenScopes.Sessions)).Token);
+        using var adminAdmin = Api.TokenClient((await admin.CreateTokenAsync(ApiTokenScopes.Read, ApiTokenScopes.Sessions, ApiTokenScopes.Admin)).Token);
+
+        var listed = await (await adminSessions.GetAsync("/api/v1/sessions")).AssertJsonAsync<List<SessionResponse>>(HttpStatusCode.OK);
+        Assert.DoesNotContain(listed, s => s.Id == theirs.Id);
+        await (await adminSessions.GetAsync($"/api/v1/sessions/{theirs.Id}")).AssertProblemAsync(HttpStatusCode.NotFound);
+        await (await adminSessions.DeleteAsync($"/api/v1/sessions/{theirs.Id}")).AssertProblemAsync(HttpStatusCode.NotFound);
+
+        // With the admin scope the same admin's token acts as the admin does.
+        Assert.Contains(await (await adminAdmin.GetAsync("/api/v1/sessions")).AssertJsonAsync<List<SessionResponse>>(HttpStatusCode.OK), s => s.Id == theirs.Id);
+        Assert.Equal(HttpStatusCode.Accepted, (await adminAdmin.DeleteAsync($"/api/v1/sessions/{theirs.Id}")).StatusCode);
+    }
+
+    [Fact]
+    public async Task An_admin_token_cannot_create_users_or_set_passwords_which_would_outlive_its_revocation()
+    {
+        using var admin = await Api.AdminClientAsync();
+        using var adminAdmin = Api.TokenClient((await admin.CreateTokenAsync(ApiTokenScopes.Admin)).Token);
+        await (await adminAdmin.PostAsJsonAsync("/api/v1/users", new CreateUserRequest("tok" + Guid.NewGuid().ToString("N")[..6], "user-password-123", UserRoles.Admin), ApiJson.Options))
+            .AssertProblemAsync(HttpStatusCode.Forbidden);
+
+        using var user = await Api.NewUserClientAsync();
+        var userId = await user.UserIdAsync();
+        var refused = await (await adminAdmin.PatchAsJsonAsync($"/api/v1/users/{userId}", new { password = "another-password-123" }))
+            .AssertProblemAsync(HttpStatusCode.Forbidden);
+        Assert.Contains("cannot set passwords", refused.GetProperty("title").GetString());
+        // Roles are an admin token's to change.
+        await (await adminAdmin.PatchAsJsonAsync($"/api/v1/users/{userId}", new { disabled = true })).AssertJsonAsync(HttpStatusCode.OK);
+    }
+
+    [Fact]
     public async Task Bad_requests_to_create_a_token_get_400()
     {
         using var user = await Api.NewUserClientAsync();
