@@ -47,8 +47,9 @@ public sealed class UsageEndpoint(ISessionUsage usage, IUserGroups groups, TimeP
     public override async Task HandleAsync(UsageRequest request, CancellationToken cancellationToken)
     {
         var now = time.GetUtcNow();
-        var to = request.To ?? now;
-        var from = request.From ?? to - DefaultWindow;
+        // PostgreSQL's timestamptz takes UTC only; a time given with an offset is the same instant in UTC.
+        var to = request.To?.ToUniversalTime() ?? now;
+        var from = request.From?.ToUniversalTime() ?? (to > DateTimeOffset.MinValue + DefaultWindow ? to - DefaultWindow : DateTimeOffset.MinValue);
         if (from >= to)
         {
             AddError(x => x.From!, "from must be before to.");
@@ -105,6 +106,10 @@ public static class UsageCsv
         return csv.ToString();
     }
 
-    private static string Field(string value) =>
-        value.AsSpan().IndexOfAny(",\"\r\n") >= 0 ? "\"" + value.Replace("\"", "\"\"", StringComparison.Ordinal) + "\"" : value;
+    private static string Field(string value)
+    {
+        // A spreadsheet runs a cell that starts with = + - or @ as a formula: a group or template name must stay text.
+        var text = value.Length > 0 && value[0] is '=' or '+' or '-' or '@' ? "'" + value : value;
+        return text.AsSpan().IndexOfAny(",\"\r\n") >= 0 ? "\"" + text.Replace("\"", "\"\"", StringComparison.Ordinal) + "\"" : text;
+    }
 }

@@ -110,6 +110,13 @@ public sealed class UsageTests(UsageFixture fixture) : IClassFixture<UsageFixtur
     }
 
     [Fact]
+    public async Task A_window_given_with_an_offset_is_the_same_instants_in_utc()
+    {
+        var report = await ReportAsync($"from={Iso(Day.ToOffset(TimeSpan.FromHours(2)))}&to={Iso(Day.AddDays(1).ToOffset(TimeSpan.FromHours(-5)))}&group_by=user");
+        Assert.Equal([new UsageRow(Alice, 5, 2), new UsageRow(Bob, 0.5, 1)], Rounded(report.Rows));
+    }
+
+    [Fact]
     public async Task Session_hours_per_template()
     {
         var report = await ReportAsync($"from={Iso(Day)}&to={Iso(Day.AddDays(1))}&group_by=template");
@@ -149,6 +156,13 @@ public sealed class UsageTests(UsageFixture fixture) : IClassFixture<UsageFixtur
     {
         var csv = UsageCsv.Write("template", [new UsageRow("a,b", 1.25, 1), new UsageRow("say \"hi\"", 0.5, 2), new UsageRow("two\nlines", 2, 3)]);
         Assert.Equal("template,session_hours,sessions\r\n\"a,b\",1.25,1\r\n\"say \"\"hi\"\"\",0.5,2\r\n\"two\nlines\",2,3\r\n", csv);
+    }
+
+    [Fact]
+    public void Csv_fields_a_spreadsheet_would_run_as_formulas_stay_text()
+    {
+        var csv = UsageCsv.Write("group", [new UsageRow("=HYPERLINK(\"x\")", 1, 1), new UsageRow("@sum", 1, 1), new UsageRow("-1", 1, 1)]);
+        Assert.Equal("group,session_hours,sessions\r\n\"'=HYPERLINK(\"\"x\"\")\",1,1\r\n'@sum,1,1\r\n'-1,1,1\r\n", csv);
     }
 
     [Theory]
