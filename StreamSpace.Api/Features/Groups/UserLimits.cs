@@ -57,10 +57,22 @@ public static class ResourceQuantities
         ("k", 1e3m), ("M", 1e6m), ("G", 1e9m), ("T", 1e12m), ("P", 1e15m), ("E", 1e18m),
     ];
 
-    /// <summary>CPU in millicores; null when the text is not a quantity.</summary>
-    public static decimal? CpuMillicores(string quantity) => Parse(quantity) * 1000;
+    /// <summary>CPU in millicores; null when the text is not a quantity or is beyond any number (then any cap applies).</summary>
+    public static decimal? CpuMillicores(string quantity) => Times(Parse(quantity), 1000);
 
     public static decimal? MemoryBytes(string quantity) => Parse(quantity);
+
+    private static decimal? Times(decimal? value, decimal factor)
+    {
+        try
+        {
+            return value * factor;
+        }
+        catch (OverflowException)
+        {
+            return null;
+        }
+    }
 
     private static decimal? Parse(string quantity)
     {
@@ -70,7 +82,7 @@ public static class ResourceQuantities
             .DefaultIfEmpty((text, 1m))
             .First();
         return decimal.TryParse(number, NumberStyles.AllowDecimalPoint | NumberStyles.AllowExponent, CultureInfo.InvariantCulture, out var value) && value >= 0
-            ? value * factor
+            ? Times(value, factor)
             : null;
     }
 }

@@ -21,6 +21,9 @@ public abstract class SessionActionEndpoint(SessionStore sessions, SessionAction
             case SessionChange.IllegalTransition:
                 await Send.ResultAsync(ApiProblem.Conflict(result.Detail!));
                 return;
+            case SessionChange.NotAllowed:
+                await Send.ResultAsync(ApiProblem.Forbidden("Not in the template's groups.", result.Detail));
+                return;
         }
 
         await Send.ResultAsync(TypedResults.Accepted($"/api/v1/sessions/{request.Id}", result.Session));

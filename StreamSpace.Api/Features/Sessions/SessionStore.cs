@@ -276,6 +276,13 @@ public sealed class SessionStore(NpgsqlDataSource dataSource, ApiSettings settin
             return new(SessionChange.IllegalTransition, Detail: $"Cannot {action.ToName()} a session that is {found.State}.");
         }
 
+        // A wake runs the template again, so it is a launch as far as the template's groups go: a user taken out of them
+        // (or a template limited since) cannot resume it. Stopping it stays allowed.
+        if (action == SessionAction.Wake && await groups.LaunchRefusalAsync(connection, transaction, found.UserId, found.Template, cancellationToken) is { } refusal)
+        {
+            return new(SessionChange.NotAllowed, Detail: refusal);
+        }
+
         // A session whose agent is gone, or that already failed, has nothing left to run: it stops at once.
         if (found.AgentId is null || (action == SessionAction.Stop && current == SessionState.Failed))
         {

@@ -52,7 +52,7 @@ public sealed class CreateSessionEndpoint(SessionStore sessions, IUserAccounts u
                 await Send.ErrorsAsync(cancellation: cancellationToken);
                 return;
             case SessionChange.NotAllowed:
-                await Send.ResultAsync(TypedResults.Problem(title: "Not in the template's groups.", detail: result.Detail, statusCode: StatusCodes.Status403Forbidden));
+                await Send.ResultAsync(ApiProblem.Forbidden("Not in the template's groups.", result.Detail));
                 return;
             case SessionChange.QuotaReached:
                 await Send.ResultAsync(ApiProblem.Conflict(result.Detail!));

@@ -104,6 +104,29 @@ public sealed class GroupsTests(GroupsFixture fixture) : IClassFixture<GroupsFix
     }
 
     [Fact]
+    public async Task A_hibernated_session_of_a_template_its_owner_was_taken_out_of_cannot_be_woken_but_can_be_stopped()
+    {
+        using var admin = await fixture.Api.AdminClientAsync();
+        var template = GroupClient.UniqueName("wake-app");
+        Assert.Equal(HttpStatusCode.Created, (await admin.PostAsJsonAsync("/api/v1/templates", new { name = template, display_name = "Wake app", command = "xterm" })).StatusCode);
+        var group = await admin.CreateGroupAsync(GroupClient.UniqueName("wakers"));
+        var name = GroupClient.UniqueName("carol");
+        using var carol = await fixture.Api.NewUserClientAsync(name);
+        await admin.AddMemberAsync(group, name);
+        await admin.AllowTemplateAsync(group, template);
+        var session = await carol.LaunchAsync(template);
+        await carol.WaitForStateAsync(session.Id, SessionState.Running);
+        Assert.Equal(HttpStatusCode.Accepted, (await carol.PostAsync($"/api/v1/sessions/{session.Id}/hibernate", null)).StatusCode);
+        await carol.WaitForStateAsync(session.Id, SessionState.Hibernated);
+
+        Assert.Equal(HttpStatusCode.OK, (await admin.DeleteAsync($"/api/v1/admin/groups/{group.Id}/members/{await carol.UserIdAsync()}")).StatusCode);
+        var refused = await (await carol.PostAsync($"/api/v1/sessions/{session.Id}/wake", null)).AssertProblemAsync(HttpStatusCode.Forbidden);
+        Assert.Contains(group.Name, refused.GetProperty("detail").GetString());
+        Assert.Equal(HttpStatusCode.Accepted, (await carol.DeleteAsync($"/api/v1/sessions/{session.Id}")).StatusCode);
+        await carol.WaitForStateAsync(session.Id, SessionState.Stopped);
+    }
+
+    [Fact]
     public async Task A_user_in_groups_allowing_1_and_3_sessions_gets_the_most_generous_3()
     {
         using var admin = await fixture.Api.AdminClientAsync();
