@@ -6,6 +6,12 @@ namespace StreamSpace.Settings;
 /// </summary>
 public static class SignInSettings
 {
+    /// <summary>
+    /// Whether the provider is reached over plain http (allowed only on this machine, see <see cref="Validate"/>); the
+    /// one test both processes use to decide whether its metadata must come over https.
+    /// </summary>
+    public static bool IsPlainHttp(string issuer) => Uri.TryCreate(issuer, UriKind.Absolute, out var url) && url.Scheme == Uri.UriSchemeHttp;
+
     /// <summary>Stops the process at start, naming the setting, when the three do not make a working sign-in.</summary>
     public static void Validate(string issuer, string clientId, bool localLogin)
     {

@@ -50,7 +50,7 @@ public static class OidcSignIn
         {
             oidc.Authority = settings.OidcIssuer;
             // WebSettings allows plain http only for a provider on this machine.
-            oidc.RequireHttpsMetadata = settings.OidcIssuer.StartsWith("https://", StringComparison.OrdinalIgnoreCase);
+            oidc.RequireHttpsMetadata = !StreamSpace.Settings.SignInSettings.IsPlainHttp(settings.OidcIssuer);
             oidc.ClientId = settings.OidcClientId;
             oidc.ClientSecret = settings.OidcClientSecret is { Length: > 0 } secret ? secret : null;
             oidc.ResponseType = OpenIdConnectResponseType.Code;

@@ -33,7 +33,7 @@ public sealed class ProviderTokens
             issuer + "/.well-known/openid-configuration",
             new OpenIdConnectConfigurationRetriever(),
             // SignInSettings allows plain http only for a provider on this machine.
-            new HttpDocumentRetriever(httpClients.CreateClient(nameof(ProviderTokens))) { RequireHttps = issuer.StartsWith("https://", StringComparison.Ordinal) });
+            new HttpDocumentRetriever(httpClients.CreateClient(nameof(ProviderTokens))) { RequireHttps = !StreamSpace.Settings.SignInSettings.IsPlainHttp(issuer) });
     }
 
     /// <summary>The provider's discovery document and keys, for diagnostics too.</summary>
