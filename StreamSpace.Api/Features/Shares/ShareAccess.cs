@@ -2,7 +2,9 @@ using System.Security.Claims;
 using StreamSpace.Api.Features.Auth;
 using StreamSpace.Api.Features.Sessions;
 using StreamSpace.Api.Features.Sessions.Vnc;
+using StreamSpace.Api.Features.Sessions.Viewers;
 using StreamSpace.Api.Features.Templates;
+using StreamSpace.Api.Features.Users;
 using StreamSpace.Api.Infrastructure;
 using StreamSpace.Contracts;
 
@@ -15,7 +17,8 @@ public sealed record OpenableShare(ShareRow Share, SessionResponse Session, Temp
 /// Who may share and open shares, in one place: the global switch (SHARING) and the template's, the share's users,
 /// its end and expiry, and whether the session's agent can sign a viewer in view-only.
 /// </summary>
-public sealed class ShareAccess(ApiSettings settings, ShareStore shares, SessionStore sessions, ITemplateCatalog templates, ISessionAgents agents)
+public sealed class ShareAccess(ApiSettings settings, ShareStore shares, SessionStore sessions, ITemplateCatalog templates, ISessionAgents agents,
+    IUserAccounts users) : IShareStatus
 {
     public const string AgentTooOld = "The session's agent is too old to share view-only; upgrade the agent.";
 
@@ -48,15 +51,10 @@ public sealed class ShareAccess(ApiSettings settings, ShareStore shares, Session
             return (null, ApiProblem.NotFound("No such share, or it is not shared with you."));
         }
 
-        if (share.EndedReason is { } ended)
+        var (session, title, detail) = await StandingAsync(share, cancellationToken);
+        if (session is null)
         {
-            return (null, ApiProblem.Gone(ended, share.EndedAt is null ? "Ask its owner for a new link." : $"It was ended by {share.EndedBy}."));
-        }
-
-        // The share admits the user, so the session is read as its owner or an admin would read it.
-        if (await sessions.GetAsync(share.SessionId, share.CreatedBy, viewerIsAdmin: true, cancellationToken) is not { } session)
-        {
-            return (null, ApiProblem.Gone("This share has ended.", "The session is gone."));
+            return (null, ApiProblem.Gone(title!, detail!));
         }
 
         return (new OpenableShare(share, session, await TemplateAsync(session, cancellationToken)), null);
@@ -79,4 +77,35 @@ public sealed class ShareAccess(ApiSettings settings, ShareStore shares, Session
     }
 
     public static ShareGrant Grant(ShareRow share) => new(share.Id, share.ViewOnly);
+
+    /// <summary>Why the share no longer stands, for viewers that came through it (checked every second), or null while it does.</summary>
+    public async Task<string?> EndedAsync(string shareId, CancellationToken cancellationToken) =>
+        await shares.FindAsync(shareId, cancellationToken) is { } share
+            ? (await StandingAsync(share, cancellationToken)) is { Session: null } ended
+                ? share.EndedReason ?? $"{ended.Title} {ended.Detail}"
+                : null
+            : "This share has ended.";
+
+    /// <summary>
+    /// The shared session while the share stands; otherwise why not. A share stands until it ends or expires, while its
+    /// session has not stopped, and only while whoever created it may still share the session: a disabled or deleted
+    /// creator, or an admin who is one no longer, takes their shares with them.
+    /// </summary>
+    private async Task<(SessionResponse? Session, string? Title, string? Detail)> StandingAsync(ShareRow share, CancellationToken cancellationToken)
+    {
+        if (share.EndedReason is { } ended)
+        {
+            return (null, ended, share.EndedAt is null ? "Ask its owner for a new link." : $"It was ended by {share.EndedBy}.");
+        }
+
+        if (await users.FindByIdAsync(share.CreatedBy, cancellationToken) is not { Disabled: false } creator
+            || await sessions.GetAsync(share.SessionId, creator.Id, creator.Role == UserRoles.Admin, cancellationToken) is not { } session)
+        {
+            return (null, "This share has ended.", "Whoever shared the session can no longer share it.");
+        }
+
+        return session.State is SessionState.Stopping or SessionState.Stopped or SessionState.Failed
+            ? (null, "This share has ended.", "The session has stopped.")
+            : (session, null, null);
+    }
 }

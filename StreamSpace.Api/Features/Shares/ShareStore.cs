@@ -46,7 +46,7 @@ public static class ShareLinks
 /// The shares of running sessions, in <c>session_shares</c>. A share's id is the link's secret part: 32 random bytes,
 /// so it cannot be guessed or enumerated. Creating and ending are audited in the same transaction.
 /// </summary>
-public sealed class ShareStore(NpgsqlDataSource dataSource) : IShareStatus
+public sealed class ShareStore(NpgsqlDataSource dataSource)
 {
     private const string Columns = """
         id, session_id, created_by, created_by_name, mode, allowed_user_ids, allowed_usernames, expires_at, ended_at, ended_by, created_at,
@@ -119,7 +119,4 @@ public sealed class ShareStore(NpgsqlDataSource dataSource) : IShareStatus
         await transaction.CommitAsync(cancellationToken);
         return true;
     }
-
-    public async Task<string?> EndedAsync(string shareId, CancellationToken cancellationToken) =>
-        await FindAsync(shareId, cancellationToken) is { } share ? share.EndedReason : "This share has ended.";
 }

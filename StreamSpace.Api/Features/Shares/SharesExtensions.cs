@@ -7,8 +7,8 @@ public static class SharesExtensions
     public static IHostApplicationBuilder AddStreamSpaceShares(this IHostApplicationBuilder builder)
     {
         builder.Services.AddSingleton<ShareStore>();
-        builder.Services.AddSingleton<IShareStatus>(sp => sp.GetRequiredService<ShareStore>());
         builder.Services.AddSingleton<ShareAccess>();
+        builder.Services.AddSingleton<IShareStatus>(sp => sp.GetRequiredService<ShareAccess>());
         return builder;
     }
 }

@@ -41,6 +41,7 @@ public sealed class VncProxy(
     SessionStore sessions,
     ISessionAgents agents,
     SessionViewers viewers,
+    IShareStatus shares,
     PendingStreams streams,
     ReplicaIdentity replica,
     ViewerDrain drain,
@@ -81,12 +82,20 @@ public sealed class VncProxy(
         }
 
         var redeemedAt = Stopwatch.GetTimestamp();
+        // A ticket lives 30 s: a share that ended or expired since it was issued lets no one in with it.
+        var shareEnded = redeemed.Share is { } grant ? await shares.EndedAsync(grant.ShareId, context.RequestAborted) : null;
         var subProtocol = context.WebSockets.WebSocketRequestedProtocols.Contains("binary") ? "binary" : null;
         using var viewer = await context.WebSockets.AcceptWebSocketAsync(subProtocol);
         var session = await sessions.FindPlacementAsync(sessionId, context.RequestAborted);
         if (session is null)
         {
             await RefuseAsync(viewer, sessionId, VncCloseCodes.SessionNotFound, "session not found");
+            return;
+        }
+
+        if (shareEnded is not null)
+        {
+            await RefuseAsync(viewer, sessionId, VncCloseCodes.ShareEnded, shareEnded);
             return;
         }
 

@@ -21,6 +21,11 @@ public sealed class CreateShareValidator : Validator<CreateShareRequest>
             .WithMessage($"expires_in_minutes must be from 1 to {MaxMinutes} (7 days).");
         RuleFor(x => x.Users).Must(users => users!.Count <= MaxUsers).When(x => x.Users is not null)
             .WithMessage($"A share names at most {MaxUsers} users.");
+        // An empty list is not "anyone": leaving users out is.
+        RuleFor(x => x.Users).Must(users => users!.Count > 0).When(x => x.Users is not null)
+            .WithMessage("users names at least one user; leave it out to share with anyone signed in who has the link.");
+        RuleForEach(x => x.Users).Must(username => !string.IsNullOrWhiteSpace(username) && username.Length <= 64)
+            .WithMessage("Each of users is a username.");
     }
 }
 
@@ -68,7 +73,7 @@ public sealed class CreateShareEndpoint(SessionStore sessions, ShareStore shares
         if (request.Users is { Count: > 0 })
         {
             named = [];
-            foreach (var username in request.Users.Select(u => u.Trim()).Where(u => u.Length > 0).Distinct(StringComparer.OrdinalIgnoreCase))
+            foreach (var username in request.Users.Select(u => u.Trim()).Distinct(StringComparer.OrdinalIgnoreCase))
             {
                 if (await users.FindByUsernameAsync(username, cancellationToken) is not { Disabled: false } user)
                 {

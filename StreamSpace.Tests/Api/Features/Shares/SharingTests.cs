@@ -114,6 +114,33 @@ public sealed class SharingTests(SessionFixture fixture) : IClassFixture<Session
     }
 
     [Fact]
+    public async Task A_share_ends_when_whoever_created_it_may_no_longer_share_and_when_its_session_stops()
+    {
+        var (owner, _, id) = await RunningSessionAsync();
+        using var recipient = await fixture.Api.NewUserClientAsync();
+        var share = await CreateShareAsync(owner, id, new CreateShareRequest(ShareModes.Interactive));
+        using var viewer = await RfbViewer.ConnectAsync(fixture.Api.BaseAddress, await ShareConnectUrlAsync(recipient, share.Id));
+        await viewer.HandshakeAsync();
+
+        // The owner is disabled: their sessions run on, but their share lets no one watch or type in them any more.
+        using var admin = await fixture.Api.AdminClientAsync();
+        var ownerId = await owner.UserIdAsync();
+        await (await admin.PatchAsJsonAsync($"/api/v1/users/{ownerId}", new UpdateUserRequest(Disabled: true), ApiJson.OmitNulls)).AssertJsonAsync(HttpStatusCode.OK);
+        var clock = Stopwatch.StartNew();
+        var (status, reason) = await viewer.WaitForCloseAsync();
+        Assert.True(clock.Elapsed < Within, $"the viewer closed after {clock.Elapsed}");
+        Assert.Equal((4411, "This share has ended. Whoever shared the session can no longer share it."), (status, reason));
+        await AssertGoneAsync(recipient, share.Id, "This share has ended.");
+
+        // Enabled again, the share stands again until the session stops.
+        await (await admin.PatchAsJsonAsync($"/api/v1/users/{ownerId}", new UpdateUserRequest(Disabled: false), ApiJson.OmitNulls)).AssertJsonAsync(HttpStatusCode.OK);
+        Assert.Equal(HttpStatusCode.OK, (await recipient.GetAsync($"/api/v1/shares/{share.Id}")).StatusCode);
+        Assert.Equal(HttpStatusCode.Accepted, (await admin.DeleteAsync($"/api/v1/sessions/{id}")).StatusCode);
+        await admin.WaitForStateAsync(id, SessionState.Stopped);
+        await AssertGoneAsync(recipient, share.Id, "This share has ended.");
+    }
+
+    [Fact]
     public async Task A_share_is_nothing_to_users_it_is_not_for_and_names_an_unknown_user_in_its_refusal()
     {
         var (owner, _, id) = await RunningSessionAsync();
@@ -124,7 +151,9 @@ public sealed class SharingTests(SessionFixture fixture) : IClassFixture<Session
         var unknown = await owner.PostAsJsonAsync($"/api/v1/sessions/{id}/shares", new CreateShareRequest(Users: [invitedName, "nobody-by-that-name"]), ApiJson.Options);
         var problem = await unknown.AssertJsonAsync(HttpStatusCode.BadRequest);
         Assert.Contains("'nobody-by-that-name'", problem.GetProperty("detail").GetString());
-        foreach (var bad in new object[] { new { mode = "watch" }, new { expires_in_minutes = 0 }, new { expires_in_minutes = 7 * 24 * 60 + 1 } })
+        // An empty list of users would not be "anyone": it is refused, as blank and null names are (not a 500).
+        foreach (var bad in new object[] { new { mode = "watch" }, new { expires_in_minutes = 0 }, new { expires_in_minutes = 7 * 24 * 60 + 1 },
+            new { users = Array.Empty<string>() }, new { users = new[] { " " } }, new { users = new string?[] { null } } })
         {
             Assert.Equal(HttpStatusCode.BadRequest, (await owner.PostAsJsonAsync($"/api/v1/sessions/{id}/shares", bad)).StatusCode);
         }

@@ -11,7 +11,7 @@ public sealed class ListViewersEndpoint(SessionStore sessions, SessionViewers vi
     public override void Configure()
     {
         Get("sessions/{id}/viewers");
-        Summary(s => s.Summary = "The session's open VNC viewers: viewer id, user, address, since and bytes carried (owner, admin).");
+        Summary(s => s.Summary = "The session's open VNC viewers: viewer id, user, address (to admins, and the viewer's own), since and bytes carried (owner, admin).");
     }
 
     public override async Task HandleAsync(SessionRequest request, CancellationToken cancellationToken)
@@ -22,6 +22,8 @@ public sealed class ListViewersEndpoint(SessionStore sessions, SessionViewers vi
             return;
         }
 
-        await Send.OkAsync(await viewers.ListAsync(request.Id, cancellationToken), cancellationToken);
+        // Another user's network address is for admins: an owner sees who watches, not where from.
+        var rows = await viewers.ListAsync(request.Id, cancellationToken);
+        await Send.OkAsync(User.IsAdmin() ? rows : [.. rows.Select(v => v.UserId == User.RequiredUserId() ? v : v with { Address = null })], cancellationToken);
     }
 }
