@@ -10,7 +10,7 @@ namespace StreamSpace.Agent.Files;
 public sealed class FileServiceSettings : IValidatedSettings
 {
     /// <summary>5901 is display :1's VNC port, which session images often use; this one is StreamSpace's alone.</summary>
-    public const int DefaultPort = 5990;
+    public const int DefaultPort = Contracts.Tunnel.FileStreams.ServicePort;
 
     [Setting("STREAMSPACE_FILES_KEY_FILE", Required = true, Help = "the file of the session's files key, mounted from the session's Secret")]
     public string KeyFile { get; set; } = "";

@@ -14,7 +14,7 @@ namespace StreamSpace.Agent.Files;
 /// </summary>
 public sealed class SessionFileStreams(ISessionPlatform platform, ILogger<SessionFileStreams> logger)
 {
-    private static readonly TimeSpan DialTimeout = TimeSpan.FromSeconds(5);
+    private static readonly TimeSpan HandshakeTimeout = TimeSpan.FromSeconds(10);
     private readonly HomeFiles files = new(logger);
 
     /// <summary>Runs the operation <paramref name="open"/> asks for on the open <paramref name="data"/> connection.</summary>
@@ -46,16 +46,15 @@ public sealed class SessionFileStreams(ISessionPlatform platform, ILogger<Sessio
             byte[] reply;
             try
             {
-                using (var dial = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
-                {
-                    dial.CancelAfter(DialTimeout);
-                    pod = await service.Connect(dial.Token);
-                }
-
-                await FileStreams.WriteFrameAsync(pod, service.Key, cancellationToken);
-                await FileStreams.WriteFrameAsync(pod, JsonSerializer.SerializeToUtf8Bytes(new FileStreamRequest(open.Purpose!, open.FileName), AgentProtocol.Json), cancellationToken);
-                reply = new byte[await FileStreams.ReadFrameLengthAsync(pod, cancellationToken)];
-                await pod.ReadExactlyAsync(reply, cancellationToken);
+                // The whole handshake is bounded: the pod runs as the session's user, who could put a silent listener in
+                // the service's place, and a relay waiting on it forever would hold the agent's task and socket.
+                using var handshake = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+                handshake.CancelAfter(HandshakeTimeout);
+                pod = await service.Connect(handshake.Token);
+                await FileStreams.WriteFrameAsync(pod, service.Key, handshake.Token);
+                await FileStreams.WriteFrameAsync(pod, JsonSerializer.SerializeToUtf8Bytes(new FileStreamRequest(open.Purpose!, open.FileName), AgentProtocol.Json), handshake.Token);
+                reply = new byte[await FileStreams.ReadFrameLengthAsync(pod, handshake.Token)];
+                await pod.ReadExactlyAsync(reply, handshake.Token);
             }
             catch (EndOfStreamException)
             {

@@ -63,9 +63,15 @@ public sealed class DataConnections(ISessionPlatform platform, DataDialer dialer
             var splice = settings.Splice == SpliceMode.On && server is NetworkStream && data is NetworkStream;
             logger.LogInformation("Viewer of session {SessionId} (stream {StreamId}) takes the {Path} path", open.SessionId, open.StreamId, splice ? "raw+splice" : "raw+copy");
             var activity = new ActivityNote(() => platform.NoteActivity(open.SessionId));
+            // Xvnc ignores a view-only viewer's input, so it is no sign of use either: a guest watching does not keep an
+            // idle session from its idle timeout.
             Action<int> input = bytes =>
             {
-                activity.Moved(bytes);
+                if (!open.ViewOnly)
+                {
+                    activity.Moved(bytes);
+                }
+
                 metrics.BytesFromViewer(bytes);
             };
             Action<int> output = bytes => metrics.BytesToViewer(bytes);

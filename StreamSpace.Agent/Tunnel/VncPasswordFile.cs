@@ -44,13 +44,18 @@ public static class VncPasswordFile
         }
     }
 
-    /// <summary>A view-only password other than <paramref name="password"/>: with the same bytes Xvnc would grant full control.</summary>
+    /// <summary>
+    /// A view-only password that is not the same DES key as <paramref name="password"/>: with the same key Xvnc would grant
+    /// full control. VNC's DES ignores one bit of each byte (bit 7 of the password byte, the parity bit once the bits are
+    /// reversed), so the passwords are compared without it.
+    /// </summary>
     public static byte[] NewViewOnlyPassword(ReadOnlySpan<byte> password)
     {
+        var full = password.ToArray();
         while (true)
         {
             var viewOnly = NewPassword();
-            if (!viewOnly.AsSpan().SequenceEqual(password))
+            if (!viewOnly.Select(b => b & 0x7F).SequenceEqual(full.Select(b => b & 0x7F)))
             {
                 return viewOnly;
             }

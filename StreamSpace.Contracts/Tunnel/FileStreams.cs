@@ -37,6 +37,9 @@ public static class FileStreams
 
     public static readonly IReadOnlySet<string> Purposes = new HashSet<string> { Upload, Download, ListDownloads };
 
+    /// <summary>The port of a Kubernetes session pod's file service (beside Xvnc's 5900; not 5901, display :1's VNC port).</summary>
+    public const int ServicePort = 5990;
+
     public const string UploadsFolder = "Uploads";
     public const string DownloadsFolder = "Downloads";
 

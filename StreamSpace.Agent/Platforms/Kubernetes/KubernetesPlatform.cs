@@ -188,7 +188,18 @@ public sealed class KubernetesPlatform : ISessionPlatform, IDisposable
             return null;
         }
 
-        var secret = await client.CoreV1.ReadNamespacedSecretAsync(SessionObjects.SecretName(sessionId), Namespace, cancellationToken: cancellationToken);
+        V1Secret secret;
+        try
+        {
+            secret = await client.CoreV1.ReadNamespacedSecretAsync(SessionObjects.SecretName(sessionId), Namespace, cancellationToken: cancellationToken);
+        }
+        catch (HttpOperationException e)
+        {
+            // Said to the user as it is: not mistaken for an agent without files on Kubernetes.
+            throw new Files.FileRefusedException(502,
+                $"The agent could not read the session's Secret {SessionObjects.SecretName(sessionId)} ({(int)e.Response.StatusCode} {e.Response.ReasonPhrase}); check the agent's Role and that the Secret exists.");
+        }
+
         if (address.FilesPort is not { } port || SessionObjects.FilesKey(secret) is not { } key)
         {
             throw new Files.FileRefusedException(409, "This session was started before files worked on Kubernetes; stop it and start it again to upload and download files.");

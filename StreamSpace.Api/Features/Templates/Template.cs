@@ -1,6 +1,7 @@
 using System.Text.Json;
 using StreamSpace.Contracts;
 using StreamSpace.Contracts.Api;
+using StreamSpace.Contracts.Tunnel;
 using StreamSpace.Settings;
 
 namespace StreamSpace.Api.Features.Templates;
@@ -72,6 +73,8 @@ public sealed class TemplateValidator : FastEndpoints.Validator<TemplateBody>
             .WithMessage("name must be a slug: lowercase letters, digits and '-', up to 63 characters.");
         RuleFor(x => x.DisplayName).NotEmpty().MaximumLength(100);
         RuleFor(x => x.VncPort).InclusiveBetween(1, 65535).When(x => x.VncPort is not null);
+        RuleFor(x => x.VncPort).NotEqual(FileStreams.ServicePort).When(x => x.VncPort is not null)
+            .WithMessage($"vnc_port cannot be {FileStreams.ServicePort}: a Kubernetes session's file service listens there.");
         RuleFor(x => x.Command).NotEmpty().When(x => string.IsNullOrEmpty(x.Image))
             .WithMessage("A template needs a command (local platform) or an image (kubernetes), or both.");
         RuleFor(x => x.IdleTimeout).Must(BeADuration).When(x => x.IdleTimeout is not null).WithMessage($"idle_timeout must be {Duration.AcceptedForms}.");
