@@ -37,11 +37,11 @@ public sealed class SharingWebTests(WebFixture fixture, ITestOutputHelper output
         var colleague = await fixture.NewPageAsync();
         colleague.PageError += (_, error) => output.WriteLine($"colleague page error: {error}");
         await colleague.GotoAsync(link);
-        await colleague.WaitForURLAsync("**/login?**");
+        await colleague.WaitForURLAsync("**/login?**", new() { WaitUntil = WaitUntilState.Commit });
         await colleague.GetByLabel("Username").FillAsync(colleagueName);
         await colleague.GetByLabel("Password").FillAsync(WebFixture.UserPassword);
         await colleague.GetByRole(AriaRole.Button, new() { Name = "Log in" }).ClickAsync();
-        await colleague.WaitForURLAsync("**/shares/**");
+        await colleague.WaitForURLAsync("**/shares/**", new() { WaitUntil = WaitUntilState.Commit });
         await Assertions.Expect(colleague.Locator("#viewer-title")).ToHaveTextAsync($"{ownerName} is sharing Terminal desktop with you (view-only)");
         await Assertions.Expect(colleague.Locator("#viewer-status")).ToHaveTextAsync("Connected");
         // A view-only viewer gets no Files, no Share, no clipboard and no resizing.

@@ -56,7 +56,10 @@ public sealed class OidcOnlySignInTests(OidcOnlyFixture fixture) : IClassFixture
         await page.GetByRole(AriaRole.Button, new() { Name = "Log out" }).ClickAsync();
         // The provider's end-session page asks, as providers do for a sign-out that another site started.
         await page.GetByRole(AriaRole.Button, new() { Name = "Yes, sign me out" }).ClickAsync();
-        await page.WaitForURLAsync("**/login");
+        // Back on the login page once it shows its provider link: waiting for the page's load event instead timed out
+        // on a busy machine after the redirect chain had already arrived.
+        await page.WaitForURLAsync("**/login", new() { WaitUntil = WaitUntilState.Commit });
+        await page.GetByRole(AriaRole.Link, new() { Name = $"Sign in with {OidcStack.DisplayName}" }).WaitForAsync();
         Assert.Equal((int)HttpStatusCode.Unauthorized, (await page.APIRequest.GetAsync("api/v1/auth/me")).Status);
 
         // The provider forgot this browser: signing in again needs its login form.

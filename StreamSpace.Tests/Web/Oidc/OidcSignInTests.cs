@@ -145,7 +145,10 @@ public sealed class OidcSignInTests(OidcFixture fixture) : IClassFixture<OidcFix
         await OidcStack.WaitForCatalogAsync(page);
 
         await page.GetByRole(AriaRole.Button, new() { Name = "Log out" }).ClickAsync();
-        await page.WaitForURLAsync("**/login");
+        // Back on the login page once it shows its provider link: waiting for the page's load event instead timed out
+        // on a busy machine after the redirect chain had already arrived.
+        await page.WaitForURLAsync("**/login", new() { WaitUntil = WaitUntilState.Commit });
+        await page.GetByRole(AriaRole.Link, new() { Name = $"Sign in with {OidcStack.DisplayName}" }).WaitForAsync();
         Assert.Equal((int)HttpStatusCode.Unauthorized, (await page.APIRequest.GetAsync("api/v1/auth/me")).Status);
 
         // The provider still knows this browser: signing in again asks for nothing there.

@@ -143,7 +143,7 @@ public sealed class OidcStack : IAsyncDisposable
     {
         try
         {
-            await page.WaitForURLAsync("**/login?**");
+            await page.WaitForURLAsync("**/login?**", new() { WaitUntil = WaitUntilState.Commit });
         }
         catch (TimeoutException e)
         {
