@@ -52,6 +52,20 @@ public sealed class ActiveUserCheck(NpgsqlDataSource dataSource, IMemoryCache ca
             return tokenRejection;
         }
 
+        return await UserRejectionAsync(principal, cancellationToken);
+    }
+
+    /// <summary>
+    /// The user's part of <see cref="RejectionAsync"/> alone: for the API token handler, which has just read the token's
+    /// row itself and need not read it twice on every request.
+    /// </summary>
+    public async Task<string?> UserRejectionAsync(ClaimsPrincipal principal, CancellationToken cancellationToken)
+    {
+        if (principal.UserId() is not { } id)
+        {
+            return "the token names no user";
+        }
+
         var status = await StatusAsync(id, cancellationToken);
         return status switch
         {

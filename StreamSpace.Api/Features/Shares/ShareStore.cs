@@ -3,7 +3,6 @@ using System.Security.Cryptography;
 using Dapper;
 using Npgsql;
 using StreamSpace.Api.Features.Audit;
-using StreamSpace.Api.Features.Sessions.Viewers;
 
 namespace StreamSpace.Api.Features.Shares;
 

@@ -40,7 +40,7 @@ public sealed class ApiTokenAuthenticationHandler(IOptionsMonitor<Authentication
         }
 
         var principal = Principal(match);
-        if (await activeUsers.RejectionAsync(principal, Context.RequestAborted) is { } rejection)
+        if (await activeUsers.UserRejectionAsync(principal, Context.RequestAborted) is { } rejection)
         {
             return AuthenticateResult.Fail(rejection);
         }
