@@ -63,13 +63,7 @@ public sealed class OidcSignInTests(OidcFixture fixture) : IClassFixture<OidcFix
         // The provider's redirect back to the web UI, with its state changed, as a forged or replayed callback has.
         var tampered = await OidcStack.TamperWithRedirectsAsync(page, $"{Stack.Provider.IssuerText}/interaction/**", "state", state => "x" + state);
 
-        await OidcStack.SignInWithProviderAsync(page, subject);
-
-        Assert.Contains("did not complete", await OidcStack.LoginErrorAsync(page), StringComparison.Ordinal);
-        Assert.Equal(1, tampered());
-        Assert.Equal((int)HttpStatusCode.Unauthorized, (await page.APIRequest.GetAsync("api/v1/auth/me")).Status);
-        Assert.Null(await Stack.FindUserAsync(username));
-        await page.Context.CloseAsync();
+        await SignInIsRefusedAndSignsNobodyInAsync(page, subject, username, tampered);
     }
 
     [Fact]
@@ -82,13 +76,7 @@ public sealed class OidcSignInTests(OidcFixture fixture) : IClassFixture<OidcFix
         // carrying it, which is not the nonce this browser's sign-in drew.
         var tampered = await OidcStack.TamperWithRedirectsAsync(page, "**/login/oidc?**", "nonce", _ => "forged-" + Guid.NewGuid().ToString("N"));
 
-        await OidcStack.SignInWithProviderAsync(page, subject);
-
-        Assert.Contains("did not complete", await OidcStack.LoginErrorAsync(page), StringComparison.Ordinal);
-        Assert.Equal(1, tampered());
-        Assert.Equal((int)HttpStatusCode.Unauthorized, (await page.APIRequest.GetAsync("api/v1/auth/me")).Status);
-        Assert.Null(await Stack.FindUserAsync(username));
-        await page.Context.CloseAsync();
+        await SignInIsRefusedAndSignsNobodyInAsync(page, subject, username, tampered);
     }
 
     [Fact]
@@ -154,6 +142,18 @@ public sealed class OidcSignInTests(OidcFixture fixture) : IClassFixture<OidcFix
         // The provider still knows this browser: signing in again asks for nothing there.
         await OidcStack.SignInWithProviderAsync(page, subject, providerAsksToLogIn: false);
         await OidcStack.WaitForCatalogAsync(page);
+        await page.Context.CloseAsync();
+    }
+
+    /// <summary>The sign-in through the provider, with one answer tampered with: refused on the login page, and nobody signed in or created.</summary>
+    private async Task SignInIsRefusedAndSignsNobodyInAsync(IPage page, string subject, string username, Func<int> tampered)
+    {
+        await OidcStack.SignInWithProviderAsync(page, subject);
+
+        Assert.Contains("did not complete", await OidcStack.LoginErrorAsync(page), StringComparison.Ordinal);
+        Assert.Equal(1, tampered());
+        Assert.Equal((int)HttpStatusCode.Unauthorized, (await page.APIRequest.GetAsync("api/v1/auth/me")).Status);
+        Assert.Null(await Stack.FindUserAsync(username));
         await page.Context.CloseAsync();
     }
 }
