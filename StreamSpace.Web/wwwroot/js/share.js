@@ -1,6 +1,8 @@
 // The owner's Share dialog in the viewer (README "Sharing"): creates a link to this session, view-only or interactive,
 // for a time and optionally for named users, and lists the active shares (End) and who is watching (Drop). Every call
 // goes through the web's /api proxy, which adds the user's token; the X-StreamSpace-Request header is its CSRF guard.
+import { callApi } from './api.js';
+
 const root = document.getElementById('viewer');
 const sessionId = encodeURIComponent(root.dataset.sessionId);
 const SHARES = `api/v1/sessions/${sessionId}/shares`;
@@ -15,19 +17,8 @@ const active = document.getElementById('share-active');
 const watching = document.getElementById('share-viewers');
 let refresher = null;
 
-async function call(method, path, body) {
-    const response = await fetch(path, {
-        method,
-        headers: { 'X-StreamSpace-Request': '1', ...(body ? { 'Content-Type': 'application/json' } : {}) },
-        credentials: 'same-origin',
-        body: body ? JSON.stringify(body) : undefined,
-    });
-    if (!response.ok) {
-        let detail = `${response.status}`;
-        try { detail = (await response.json()).detail ?? detail; } catch { /* not JSON */ }
-        throw new Error(detail);
-    }
-    return response.status === 204 ? null : response.json();
+function call(method, path, body) {
+    return callApi(path, { method, body });
 }
 
 function modeName(mode) {

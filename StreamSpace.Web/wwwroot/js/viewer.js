@@ -8,6 +8,7 @@
 // resize another's desktop), sends no input (Xvnc ignores it anyway) and has no clipboard panel.
 import RFB from '../lib/novnc/core/rfb.js';
 import KeyTable from '../lib/novnc/core/input/keysym.js';
+import { callApi } from './api.js';
 
 const root = document.getElementById('viewer');
 const sessionId = root.dataset.sessionId;
@@ -83,43 +84,16 @@ async function loadPreferences() {
 scaleToggle?.addEventListener('change', async () => {
     applyScaling();
     try {
-        const response = await fetch(PREFERENCES, {
-            method: 'PUT',
-            headers: { 'X-StreamSpace-Request': '1', 'Content-Type': 'application/json' },
-            credentials: 'same-origin',
-            body: JSON.stringify({ scale_viewport: scaleToggle.checked }),
-        });
-        if (!response.ok) {
-            setStatus('Could not save the scaling choice; it applies to this window only');
-        }
+        await callApi(PREFERENCES, { method: 'PUT', body: { scale_viewport: scaleToggle.checked } });
     } catch {
         setStatus('Could not save the scaling choice; it applies to this window only');
     }
     rfb?.focus();
 });
 
-async function fetchTicket() {
+function fetchTicket() {
     const path = shareId ? `shares/${encodeURIComponent(shareId)}/ticket` : `viewer/${encodeURIComponent(sessionId)}/ticket`;
-    const response = await fetch(path, {
-        method: 'POST',
-        // The custom header is the CSRF guard: another site cannot send it without a CORS preflight we never grant.
-        headers: { 'X-StreamSpace-Request': '1' },
-        credentials: 'same-origin',
-    });
-    if (!response.ok) {
-        let detail = `${response.status}`;
-        let title = null;
-        try {
-            const problem = await response.json();
-            detail = problem.detail ?? detail;
-            title = problem.title ?? null;
-        } catch { /* not JSON */ }
-        const error = new Error(detail);
-        error.status = response.status;
-        error.title = title;
-        throw error;
-    }
-    return response.json();
+    return callApi(path, { method: 'POST' });
 }
 
 async function connect() {
@@ -375,14 +349,7 @@ if (document.getElementById('viewer-files')) {
     async function listDownloads() {
         downloadsStatus.textContent = 'Loading…';
         try {
-            const response = await fetch(`${FILES}/downloads`, { credentials: 'same-origin' });
-            if (!response.ok) {
-                let detail = `${response.status}`;
-                try { detail = (await response.json()).detail ?? detail; } catch { /* not JSON */ }
-                downloadsStatus.textContent = `Cannot list ~/Downloads: ${detail}`;
-                return;
-            }
-            const { files } = await response.json();
+            const { files } = await callApi(`${FILES}/downloads`);
             downloads.replaceChildren(...files.map((file) => {
                 const item = document.createElement('li');
                 const link = document.createElement('a');
@@ -393,8 +360,9 @@ if (document.getElementById('viewer-files')) {
                 return item;
             }));
             downloadsStatus.textContent = files.length === 0 ? 'Nothing yet: files the session saves in ~/Downloads appear here.' : '';
-        } catch {
-            downloadsStatus.textContent = 'Cannot list ~/Downloads: the connection broke';
+        } catch (error) {
+            // A refusal carries the API's reason; a fetch that failed has no status.
+            downloadsStatus.textContent = `Cannot list ~/Downloads: ${error.status ? error.message : 'the connection broke'}`;
         }
     }
 
