@@ -10,12 +10,13 @@ namespace StreamSpace.Contracts;
 public static class AgentProtocol
 {
     /// <summary>
-    /// The version this build speaks. Version 3 signs view-only viewers in with the session's view-only VNC password
+    /// The version this build speaks. Version 4 carries a session's sound (<see cref="Tunnel.AudioStreams"/>) and records
+    /// sessions (<see cref="RecordingMessage"/>); version 3 signs view-only viewers in with the session's view-only VNC password
     /// (<see cref="StreamOpenMessage.ViewOnly"/>); version 2 opens a data connection per viewer (<see cref="StreamOpenMessage"/>);
     /// version 1 carries viewers in the credit mux on the control socket. A hello with another version is refused
     /// with the supported list.
     /// </summary>
-    public const int Version = ViewOnlyVersion;
+    public const int Version = MediaVersion;
 
     /// <summary>The version whose viewers ride the credit mux (<see cref="TunnelOpenMessage"/>) on the control socket.</summary>
     public const int MuxVersion = 1;
@@ -29,7 +30,13 @@ public static class AgentProtocol
     /// </summary>
     public const int ViewOnlyVersion = 3;
 
-    public static readonly IReadOnlyList<int> SupportedVersions = [MuxVersion, DataVersion, ViewOnlyVersion];
+    /// <summary>
+    /// The first version with audio streams (<see cref="Tunnel.AudioStreams"/>) and recordings (<see cref="RecordSessionMessage"/>,
+    /// <see cref="RecordingMessage"/>, <see cref="DeleteRecordingMessage"/>, <see cref="Tunnel.RecordingStreams"/>).
+    /// </summary>
+    public const int MediaVersion = 4;
+
+    public static readonly IReadOnlyList<int> SupportedVersions = [MuxVersion, DataVersion, ViewOnlyVersion, MediaVersion];
 
     /// <summary>The largest text frame either side accepts; a larger one closes the socket with 1008.</summary>
     public const int MaxTextFrameBytes = 256 * 1024;
@@ -74,6 +81,9 @@ public static class CommandTypes
 [JsonDerivedType(typeof(TunnelClosedMessage), "tunnel_closed")]
 [JsonDerivedType(typeof(AgentChecksMessage), "agent_checks")]
 [JsonDerivedType(typeof(StreamOpenMessage), "stream_open")]
+[JsonDerivedType(typeof(RecordSessionMessage), "record_session")]
+[JsonDerivedType(typeof(RecordingMessage), "recording")]
+[JsonDerivedType(typeof(DeleteRecordingMessage), "delete_recording")]
 public abstract record AgentMessage;
 
 /// <summary>What the agent can run now.</summary>
@@ -161,7 +171,9 @@ public sealed record SessionTemplate(
     int? MaxDurationSeconds,
     IReadOnlyDictionary<string, SecretKeyRef>? SecretEnv = null,
     bool ClipboardToBrowser = true,
-    bool ClipboardToSession = true);
+    bool ClipboardToSession = true,
+    bool Audio = true,
+    bool Record = false);
 
 /// <summary>
 /// An env variable whose value is a key of a Kubernetes Secret in the session namespace, so the value never passes
@@ -171,3 +183,24 @@ public sealed record SecretKeyRef(string Name, string Key);
 
 /// <summary>The payload of every session command: enough to start the session from nothing, on any agent.</summary>
 public sealed record SessionCommandPayload(string SessionId, Guid UserId, string Username, SessionTemplate Template);
+
+/// <summary>
+/// Control plane → agent (version 4): record the running session <see cref="SessionId"/> from now until it stops (an
+/// admin asked). An agent already recording it does nothing more; one whose template records it records it anyway.
+/// </summary>
+public sealed record RecordSessionMessage(string SessionId) : AgentMessage;
+
+/// <summary>
+/// Agent → control plane (version 4): a recording of <see cref="SessionId"/> began, grew, or ended. Sent when it starts,
+/// every few seconds while it runs, and once with <see cref="EndedAt"/> when it ends (the session stopped, the agent is
+/// stopping, the VNC server went away). <see cref="DurationMs"/> is the time it covers; <see cref="Bytes"/> its size on
+/// the agent. The agent picks <see cref="RecordingId"/>; the control plane keeps the catalog.
+/// </summary>
+public sealed record RecordingMessage(Guid RecordingId, string SessionId, DateTimeOffset StartedAt, long DurationMs, long Bytes,
+    DateTimeOffset? EndedAt = null) : AgentMessage;
+
+/// <summary>
+/// Control plane → agent (version 4): delete the recording's file (an admin deleted it, or retention did). The agent
+/// stops it first if it is still running; deleting one that is gone is no error.
+/// </summary>
+public sealed record DeleteRecordingMessage(Guid RecordingId) : AgentMessage;

@@ -59,6 +59,8 @@ public sealed class TemplateEnvValueConverter : JsonConverter<TemplateEnvValue>
 /// reach the viewer's browser, and text from the browser reach the session; off, the session's VNC server itself drops
 /// that direction (Xvnc's SendCutText and AcceptCutText), whatever the browser does. <see cref="Sharing"/> (default true)
 /// lets owners share its sessions; off, no share can be created and no new viewer joins an existing one.
+/// <see cref="Audio"/> (default true) gives its sessions a sound server whose output viewers hear; off, the session has
+/// none and no audio stream opens. <see cref="Record"/> (default false) records every session of it while it runs.
 /// </summary>
 public sealed record TemplateBody(
     string Name,
@@ -76,4 +78,6 @@ public sealed record TemplateBody(
     string? MaxDuration,
     bool? ClipboardToBrowser = null,
     bool? ClipboardToSession = null,
-    bool? Sharing = null);
+    bool? Sharing = null,
+    bool? Audio = null,
+    bool? Record = null);

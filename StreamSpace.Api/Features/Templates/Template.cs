@@ -27,6 +27,10 @@ public sealed class TemplateRow
     public bool ClipboardToSession { get; init; } = true;
     /// <summary>Whether the owner of a session of this template may share it (and new viewers may join its shares).</summary>
     public bool Sharing { get; init; } = true;
+    /// <summary>Whether its sessions get a sound server whose output reaches viewers (off: no sound server, no audio stream).</summary>
+    public bool Audio { get; init; } = true;
+    /// <summary>Whether every session of this template is recorded from the moment it runs.</summary>
+    public bool Record { get; init; }
 
     public Dictionary<string, TemplateEnvValue?> EnvVariables => JsonSerializer.Deserialize<Dictionary<string, TemplateEnvValue?>>(Env) ?? [];
 
@@ -36,7 +40,7 @@ public sealed class TemplateRow
         new TemplateResources(Cpu, Memory),
         withEnvValues ? EnvVariables : EnvVariables.ToDictionary(e => e.Key, _ => (TemplateEnvValue?)null),
         PersistentHome, Duration.Format(IdleTimeout), MaxDuration is { } max ? Duration.Format(max) : null,
-        ClipboardToBrowser, ClipboardToSession, Sharing);
+        ClipboardToBrowser, ClipboardToSession, Sharing, Audio, Record);
 
     /// <summary>What an agent needs to run a session of this template.</summary>
     public SessionTemplate ToSessionTemplate()
@@ -46,14 +50,17 @@ public sealed class TemplateRow
         return new(Name, Image, Command, VncPort, Cpu, Memory,
             env.Where(e => e.Value?.Value is not null).ToDictionary(e => e.Key, e => e.Value!.Value!), PersistentHome,
             (int)IdleTimeout.TotalSeconds, MaxDuration is { } max ? (int)max.TotalSeconds : null, secretEnv.Count > 0 ? secretEnv : null,
-            ClipboardToBrowser, ClipboardToSession);
+            ClipboardToBrowser, ClipboardToSession, Audio, Record);
     }
 
     /// <summary>
     /// The oldest agent protocol that honours everything the template asks for. A closed clipboard direction needs an
-    /// agent that hands it to Xvnc (protocol 2); a version-1 agent would ignore it and leave both directions open.
+    /// agent that hands it to Xvnc (protocol 2); a version-1 agent would ignore it and leave both directions open. A
+    /// recorded template needs an agent that records (protocol 4): an older one would run the session unrecorded.
     /// </summary>
-    public int MinimumAgentProtocol => ClipboardToBrowser && ClipboardToSession ? AgentProtocol.MuxVersion : AgentProtocol.DataVersion;
+    public int MinimumAgentProtocol => Record
+        ? AgentProtocol.MediaVersion
+        : ClipboardToBrowser && ClipboardToSession ? AgentProtocol.MuxVersion : AgentProtocol.DataVersion;
 
     /// <summary>The platforms that can run it: local needs a command (and no Secret references, which only Kubernetes
     /// resolves), kubernetes an image.</summary>

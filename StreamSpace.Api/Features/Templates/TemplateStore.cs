@@ -9,7 +9,7 @@ namespace StreamSpace.Api.Features.Templates;
 /// <summary>The template catalog. Admin changes are audited in the same transaction.</summary>
 public sealed class TemplateStore(NpgsqlDataSource dataSource) : ITemplateCatalog
 {
-    private const string Columns = "name, display_name, description, category, icon, image, command, vnc_port, cpu, memory, env::text AS env, persistent_home, idle_timeout, max_duration, clipboard_to_browser, clipboard_to_session, sharing";
+    private const string Columns = "name, display_name, description, category, icon, image, command, vnc_port, cpu, memory, env::text AS env, persistent_home, idle_timeout, max_duration, clipboard_to_browser, clipboard_to_session, sharing, audio, record";
 
     public async Task<IReadOnlyList<TemplateRow>> ListAsync(CancellationToken cancellationToken)
     {
@@ -50,6 +50,8 @@ public sealed class TemplateStore(NpgsqlDataSource dataSource) : ITemplateCatalo
             body.ClipboardToBrowser,
             body.ClipboardToSession,
             body.Sharing,
+            body.Audio,
+            body.Record,
         };
         var sql = replace
             ? """
@@ -58,15 +60,15 @@ public sealed class TemplateStore(NpgsqlDataSource dataSource) : ITemplateCatalo
                   persistent_home = @PersistentHome, idle_timeout = @IdleTimeout, max_duration = @MaxDuration,
                   clipboard_to_browser = COALESCE(@ClipboardToBrowser, clipboard_to_browser),
                   clipboard_to_session = COALESCE(@ClipboardToSession, clipboard_to_session),
-                  sharing = COALESCE(@Sharing, sharing), updated_at = now()
+                  sharing = COALESCE(@Sharing, sharing), audio = COALESCE(@Audio, audio), record = COALESCE(@Record, record), updated_at = now()
               WHERE name = @Name
               """
             : """
               INSERT INTO templates (name, display_name, description, category, icon, image, command, vnc_port, cpu, memory, env,
-                  persistent_home, idle_timeout, max_duration, clipboard_to_browser, clipboard_to_session, sharing)
+                  persistent_home, idle_timeout, max_duration, clipboard_to_browser, clipboard_to_session, sharing, audio, record)
               VALUES (@Name, @DisplayName, @Description, @Category, @Icon, @Image, @Command, @VncPort, @Cpu, @Memory, @Env::jsonb,
                   @PersistentHome, @IdleTimeout, @MaxDuration, COALESCE(@ClipboardToBrowser, true), COALESCE(@ClipboardToSession, true),
-                  COALESCE(@Sharing, true))
+                  COALESCE(@Sharing, true), COALESCE(@Audio, true), COALESCE(@Record, false))
               ON CONFLICT (name) DO NOTHING
               """;
 
