@@ -136,7 +136,7 @@ public sealed class AgentHubTests(ApiFixture fixture) : IClassFixture<ApiFixture
             await socket.SendHelloAsync(protocolVersion: 99);
             var (status, reason) = await socket.WaitForCloseAsync(TimeSpan.FromSeconds(20));
             Assert.Equal(4004, (int)status!);
-            Assert.Equal("protocol version 99 is not supported; supported: 1, 2, 3", reason);
+            Assert.Equal("protocol version 99 is not supported; supported: 1, 2, 3, 4", reason);
         }
     }
 
