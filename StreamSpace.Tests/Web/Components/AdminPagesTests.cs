@@ -75,7 +75,7 @@ public sealed class AdminPagesTests : BunitContext
 
         page.WaitForAssertion(() => Assert.Equal("Saved xterm.", page.Find("[role=status]").TextContent.Trim()));
         var sent = api.Body<TemplateBody>(HttpMethod.Put, "api/v1/templates/xterm");
-        Assert.Equal(xterm with { DisplayName = "Terminal", IdleTimeout = "1h", ClipboardToBrowser = false, Sharing = true }, sent with { Env = xterm.Env });
+        Assert.Equal(xterm with { DisplayName = "Terminal", IdleTimeout = "1h", ClipboardToBrowser = false, Sharing = true, Audio = true, Record = false }, sent with { Env = xterm.Env });
         Assert.Equal(xterm.Env, sent.Env);
         Assert.All(api.Requests, r => Assert.Equal("the-admins-token", r.Token));
         Assert.Equal("New template", page.Find("#template-form-title").TextContent);
