@@ -8,10 +8,17 @@ namespace StreamSpace.Agent.Recording;
 
 /// <summary>
 /// One recording: the agent's own VNC connection to the session, signed in with the view-only password (Xvnc ignores
-/// any input on it, and the recorder sends none), asking for continuous updates of the whole screen, and writing every
-/// byte the server sends, as it arrives, as timestamped records of <see cref="RecordingFormat"/>. Nothing is parsed on
-/// the way: one read, one write.
+/// any input on it, and the recorder sends none), asking for updates of the whole screen every <see cref="RequestInterval"/>,
+/// and writing every byte the server sends, as it arrives, as timestamped records of <see cref="RecordingFormat"/>.
+/// Nothing is parsed on the way: one read, one write.
 /// </summary>
+/// <remarks>
+/// Not TigerVNC's continuous updates: Xvnc 1.12 grants them only to a client that also declares fences, and then
+/// paces updates by fence round trips, which a recorder that never parses the stream cannot answer, so updates would
+/// stop once its congestion window filled. An incremental request on a timer needs no answer: Xvnc merges requests,
+/// keeps every change until one is pending, and sends changes as soon as one is, so nothing is lost and the recording
+/// keeps the server's pace up to the request rate.
+/// </remarks>
 public sealed class SessionRecorder : IAsyncDisposable
 {
     private const int ReadBufferBytes = 64 * 1024;
@@ -19,17 +26,21 @@ public sealed class SessionRecorder : IAsyncDisposable
     private const int EncodingCopyRect = 1;
     private const int EncodingRaw = 0;
     private const int EncodingDesktopSize = -223;
-    private const int EncodingContinuousUpdates = -313;
+
+    /// <summary>How often the recorder asks for the changes since the last update: at most 20 updates a second.</summary>
+    public static readonly TimeSpan RequestInterval = TimeSpan.FromMilliseconds(50);
 
     private readonly Stream server;
     private readonly FileStream file;
     private readonly Stopwatch clock;
     private readonly CancellationTokenSource stop = new();
+    private readonly byte[] incrementalRequest;
     private long bytes;
     private long endedAtMs = -1;
 
-    private SessionRecorder(Guid id, string sessionId, DateTimeOffset startedAt, Stream server, FileStream file, Stopwatch clock)
+    private SessionRecorder(Guid id, string sessionId, DateTimeOffset startedAt, Stream server, FileStream file, Stopwatch clock, int width, int height)
     {
+        incrementalRequest = UpdateRequest(incremental: true, width, height);
         Id = id;
         SessionId = sessionId;
         StartedAt = startedAt;
@@ -37,7 +48,12 @@ public sealed class SessionRecorder : IAsyncDisposable
         this.file = file;
         this.clock = clock;
         bytes = file.Length;
-        Completion = Task.Run(RecordAsync);
+        Completion = Task.Run(async () =>
+        {
+            var requests = Task.Run(RequestUpdatesAsync);
+            await RecordAsync();
+            await requests;
+        });
     }
 
     public Guid Id { get; }
@@ -85,9 +101,8 @@ public sealed class SessionRecorder : IAsyncDisposable
             serverInit.CopyTo(head.AsSpan(RecordingFormat.Magic.Length + RecordingFormat.RecordHeaderBytes));
             await file.WriteAsync(head, cancellationToken);
 
-            // In this order: TigerVNC honours EnableContinuousUpdates only from a client whose SetEncodings declared it.
             await server.WriteAsync(Requests(width, height), cancellationToken);
-            return new SessionRecorder(id, sessionId, startedAt, server, file, clock);
+            return new SessionRecorder(id, sessionId, startedAt, server, file, clock, width, height);
         }
         catch
         {
@@ -102,32 +117,30 @@ public sealed class SessionRecorder : IAsyncDisposable
         }
     }
 
-    /// <summary>SetPixelFormat, SetEncodings, a full FramebufferUpdateRequest, then EnableContinuousUpdates for the whole screen.</summary>
+    /// <summary>SetPixelFormat, SetEncodings, then a FramebufferUpdateRequest for the whole screen, not incremental.</summary>
     internal static byte[] Requests(int width, int height)
     {
-        int[] encodings = [EncodingZrle, EncodingCopyRect, EncodingRaw, EncodingDesktopSize, EncodingContinuousUpdates];
-        var message = new byte[20 + 4 + (4 * encodings.Length) + 10 + 10];
-        var at = 0;
-        message[at] = 0; // SetPixelFormat, 3 bytes of padding
-        RecordingFormat.PixelFormat.CopyTo(message.AsSpan(at + 4));
-        at += 20;
-        message[at] = 2; // SetEncodings, 1 byte of padding
-        BinaryPrimitives.WriteUInt16BigEndian(message.AsSpan(at + 2), (ushort)encodings.Length);
-        at += 4;
-        foreach (var encoding in encodings)
+        int[] encodings = [EncodingZrle, EncodingCopyRect, EncodingRaw, EncodingDesktopSize];
+        var message = new byte[20 + 4 + (4 * encodings.Length)];
+        message[0] = 0; // SetPixelFormat, 3 bytes of padding
+        RecordingFormat.PixelFormat.CopyTo(message.AsSpan(4));
+        message[20] = 2; // SetEncodings, 1 byte of padding
+        BinaryPrimitives.WriteUInt16BigEndian(message.AsSpan(22), (ushort)encodings.Length);
+        for (var i = 0; i < encodings.Length; i++)
         {
-            BinaryPrimitives.WriteInt32BigEndian(message.AsSpan(at), encoding);
-            at += 4;
+            BinaryPrimitives.WriteInt32BigEndian(message.AsSpan(24 + (4 * i)), encodings[i]);
         }
 
-        message[at] = 3; // FramebufferUpdateRequest, not incremental: the whole screen first
-        message[at + 1] = 0;
-        WriteArea(message.AsSpan(at + 2), width, height);
-        at += 10;
-        message[at] = 150; // EnableContinuousUpdates, on
-        message[at + 1] = 1;
-        WriteArea(message.AsSpan(at + 2), width, height);
-        return message;
+        return [.. message, .. UpdateRequest(incremental: false, width, height)];
+    }
+
+    private static byte[] UpdateRequest(bool incremental, int width, int height)
+    {
+        var request = new byte[10];
+        request[0] = 3; // FramebufferUpdateRequest
+        request[1] = incremental ? (byte)1 : (byte)0;
+        WriteArea(request.AsSpan(2), width, height);
+        return request;
     }
 
     private static void WriteArea(Span<byte> area, int width, int height)
@@ -155,6 +168,23 @@ public sealed class SessionRecorder : IAsyncDisposable
         return serverInit;
     }
 
+    /// <summary>Asks for the changes since the last update, at the request interval, until the recording ends.</summary>
+    private async Task RequestUpdatesAsync()
+    {
+        using var timer = new PeriodicTimer(RequestInterval);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(stop.Token))
+            {
+                await server.WriteAsync(incrementalRequest, stop.Token);
+            }
+        }
+        catch (Exception e) when (e is OperationCanceledException or IOException or System.Net.Sockets.SocketException or ObjectDisposedException)
+        {
+            // The recording ended: stopped, or the server went away (the read loop says which).
+        }
+    }
+
     /// <summary>The hot path: each read lands behind room for its record header, and header and bytes go out in one write.</summary>
     private async Task RecordAsync()
     {
@@ -180,6 +210,7 @@ public sealed class SessionRecorder : IAsyncDisposable
         }
         finally
         {
+            await stop.CancelAsync(); // ends the requests too
             var ended = clock.ElapsedMilliseconds;
             var end = new byte[RecordingFormat.RecordHeaderBytes];
             RecordingFormat.WriteRecordHeader(end, (uint)ended, 0);
