@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Text.Json;
 using StreamSpace.Agent.Platforms;
 using StreamSpace.Contracts;
 
@@ -25,6 +26,8 @@ public sealed class SessionRecordings : IHostedService, IDisposable
     private readonly TimeProvider time;
     private readonly ILogger<SessionRecordings> logger;
     private readonly ConcurrentDictionary<string, bool> wanted = new();
+    private readonly Lock wantedFileLock = new();
+    private readonly string wantedFile;
     private readonly ConcurrentDictionary<string, Lazy<Task<SessionRecorder?>>> running = new();
     private readonly ConcurrentDictionary<Guid, RecordingMessage> finals = new();
     private readonly CancellationTokenSource stopping = new();
@@ -36,6 +39,12 @@ public sealed class SessionRecordings : IHostedService, IDisposable
         this.files = files;
         this.time = time;
         this.logger = logger;
+        wantedFile = Path.Combine(files.Directory, "recorded-sessions.json");
+        foreach (var sessionId in LoadWanted())
+        {
+            wanted[sessionId] = true;
+        }
+
         platform.SessionChanged += OnSessionChanged;
     }
 
@@ -63,10 +72,20 @@ public sealed class SessionRecordings : IHostedService, IDisposable
         return [.. Running.Select(Progress), .. finals.Values];
     }
 
-    public Task StartAsync(CancellationToken cancellationToken)
+    /// <summary>
+    /// Reports progress from now on, and records again the sessions that were recorded when the agent last stopped and
+    /// run still (a platform that finds its sessions later reports them running, which starts their recordings then).
+    /// </summary>
+    public async Task StartAsync(CancellationToken cancellationToken)
     {
         reporter = time.CreateTimer(_ => ReportProgress(), null, ReportInterval, ReportInterval);
-        return Task.CompletedTask;
+        foreach (var sessionId in wanted.Keys)
+        {
+            if (await platform.FindVncAsync(sessionId, cancellationToken) is not null)
+            {
+                _ = RecordAsync(sessionId);
+            }
+        }
     }
 
     /// <summary>The agent is stopping: every recording gets its end record.</summary>
@@ -84,7 +103,7 @@ public sealed class SessionRecordings : IHostedService, IDisposable
             return;
         }
 
-        wanted[payload.SessionId] = true;
+        Want(payload.SessionId);
         if (result.State == SessionState.Running)
         {
             _ = RecordAsync(payload.SessionId);
@@ -102,7 +121,7 @@ public sealed class SessionRecordings : IHostedService, IDisposable
             return Task.FromResult<SessionRecorder?>(null);
         }
 
-        wanted[sessionId] = true;
+        Want(sessionId);
         var entry = running.GetOrAdd(sessionId, id => new Lazy<Task<SessionRecorder?>>(() => BeginAsync(id)));
         return entry.Value;
     }
@@ -160,7 +179,10 @@ public sealed class SessionRecordings : IHostedService, IDisposable
     {
         if (state is SessionState.Stopped or SessionState.Failed)
         {
-            wanted.TryRemove(sessionId, out _);
+            if (wanted.TryRemove(sessionId, out _))
+            {
+                SaveWanted();
+            }
         }
 
         await StopSessionAsync(sessionId);
@@ -177,6 +199,38 @@ public sealed class SessionRecordings : IHostedService, IDisposable
         finals.TryRemove(recordingId, out _);
         var deleted = files.Delete(recordingId);
         logger.LogInformation("Recording {RecordingId} {Outcome}", recordingId, deleted ? "deleted" : "was already gone");
+    }
+
+    private void Want(string sessionId)
+    {
+        if (wanted.TryAdd(sessionId, true))
+        {
+            SaveWanted();
+        }
+    }
+
+    /// <summary>The sessions to record, kept beside the recordings so an agent restart records them on.</summary>
+    private void SaveWanted()
+    {
+        lock (wantedFileLock)
+        {
+            var temporary = wantedFile + ".tmp";
+            File.WriteAllBytes(temporary, JsonSerializer.SerializeToUtf8Bytes(wanted.Keys.Order().ToArray()));
+            File.Move(temporary, wantedFile, overwrite: true);
+        }
+    }
+
+    private string[] LoadWanted()
+    {
+        try
+        {
+            return File.Exists(wantedFile) ? JsonSerializer.Deserialize<string[]>(File.ReadAllBytes(wantedFile)) ?? [] : [];
+        }
+        catch (JsonException e)
+        {
+            logger.LogWarning("Ignoring {File}, which is not a list of session ids: {Reason}", wantedFile, e.Message);
+            return [];
+        }
     }
 
     private void OnSessionChanged(ReportedSession session)

@@ -128,6 +128,29 @@ public sealed class SessionRecorderTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task The_agent_stopping_ends_the_recording_with_its_end_record_and_the_restarted_agent_records_the_session_on()
+    {
+        var sessionId = "rec-" + Guid.NewGuid().ToString("N")[..8];
+        await RunCommandAsync(CommandTypes.StartSession, sessionId, record: true);
+        var before = await RecorderOfAsync(sessionId);
+        var file = agent.Recordings.Files.PathOf(before.Id);
+        await agent.StopAsync();
+        Assert.True(before.Completion.IsCompleted);
+        using (var decoder = RfbDecoder.Open(file))
+        {
+            Assert.Equal(before.DurationMs, decoder.ApplyAll());
+        }
+
+        agent = await AgentHost.StartAsync(new Uri("ws://127.0.0.1:9/agent/ws"), "recorder-agent", "unused-key", agent.DataDirectory);
+        var after = await RecorderOfAsync(sessionId);
+        Assert.NotEqual(before.Id, after.Id);
+
+        // Stopped for good: the next agent does not record it again.
+        await RunCommandAsync(CommandTypes.StopSession, sessionId, record: true);
+        Assert.DoesNotContain(sessionId, await File.ReadAllTextAsync(Path.Combine(agent.Recordings.Files.Directory, "recorded-sessions.json")));
+    }
+
+    [Fact]
     public async Task A_session_without_a_view_only_password_is_not_recorded_and_a_recording_name_must_be_an_id()
     {
         var sessionId = "rec-" + Guid.NewGuid().ToString("N")[..8];
@@ -135,10 +158,8 @@ public sealed class SessionRecorderTests : IAsyncLifetime
         // As a session started before sharing existed: the agent's copy holds the full password alone.
         var passwordFile = Path.Combine(agent.DataDirectory, "sessions", sessionId, "password");
         await File.WriteAllBytesAsync(passwordFile, (await File.ReadAllBytesAsync(passwordFile))[..8]);
-        var before = Directory.GetFiles(agent.Recordings.Files.Directory);
-
         Assert.Null(await agent.Recordings.RecordAsync(sessionId));
-        Assert.Equal(before, Directory.GetFiles(agent.Recordings.Files.Directory));
+        Assert.Empty(Directory.GetFiles(agent.Recordings.Files.Directory, "*" + RecordingFiles.Extension));
 
         var service = new RecordingStreamService(agent.Recordings.Files, Microsoft.Extensions.Logging.Abstractions.NullLogger<RecordingStreamService>.Instance);
         foreach (var name in new[] { "../sessions.json", "", Guid.NewGuid().ToString("N") })
