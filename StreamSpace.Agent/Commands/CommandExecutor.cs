@@ -48,10 +48,15 @@ public sealed class CommandExecutor(ISessionPlatform platform, OrphanReaper orph
             logger.LogInformation("Received {CommandType} command for {SessionId}", command.CommandType, payload.SessionId);
             orphans.Claim(payload.SessionId);
 
-            // The end record goes in before the session's VNC server goes away, at the time it was asked to stop.
+            // The end record goes in before the session's VNC server goes away, at the time it was asked to stop. A
+            // session to record is known as one before it starts: a platform may report it running before its start returns.
             if (command.CommandType is CommandTypes.StopSession or CommandTypes.HibernateSession)
             {
                 await recordings.SessionEndedAsync(payload.SessionId, command.CommandType == CommandTypes.StopSession ? SessionState.Stopped : SessionState.Hibernated);
+            }
+            else if (command.CommandType is CommandTypes.StartSession or CommandTypes.WakeSession)
+            {
+                recordings.SessionStarting(payload);
             }
 
             // Commands run to completion even if the connection drops: the control plane asks again and gets this result.
@@ -66,7 +71,7 @@ public sealed class CommandExecutor(ISessionPlatform platform, OrphanReaper orph
             logger.LogInformation("Session {SessionId}: {CommandType} done, state {State}", payload.SessionId, command.CommandType, session.State.ToName());
             if (command.CommandType is CommandTypes.StartSession or CommandTypes.WakeSession)
             {
-                recordings.SessionCommanded(payload, session);
+                await recordings.SessionStartedAsync(payload.SessionId, session.State);
             }
 
             return new CommandResultMessage(command.CommandId, Success: true, Session: session);

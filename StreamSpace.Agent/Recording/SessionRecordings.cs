@@ -95,18 +95,30 @@ public sealed class SessionRecordings : IHostedService, IDisposable
         await Task.WhenAll(running.Keys.Select(StopSessionAsync));
     }
 
-    /// <summary>A start or wake command ran: with its template's record setting, the session is recorded whenever it runs.</summary>
-    public void SessionCommanded(SessionCommandPayload payload, ReportedSession result)
+    /// <summary>A start or wake command is about to run: with its template's record setting, the session is recorded whenever it runs.</summary>
+    public void SessionStarting(SessionCommandPayload payload)
     {
-        if (!payload.Template.Record)
+        if (payload.Template.Record)
+        {
+            Want(payload.SessionId);
+        }
+    }
+
+    /// <summary>A start or wake command ran: a session to record that runs now is recorded; one that failed is forgotten.</summary>
+    public async Task SessionStartedAsync(string sessionId, SessionState state)
+    {
+        if (!wanted.ContainsKey(sessionId))
         {
             return;
         }
 
-        Want(payload.SessionId);
-        if (result.State == SessionState.Running)
+        if (state == SessionState.Running)
         {
-            _ = RecordAsync(payload.SessionId);
+            _ = RecordAsync(sessionId);
+        }
+        else if (state is SessionState.Stopped or SessionState.Failed)
+        {
+            await SessionEndedAsync(sessionId, state);
         }
     }
 
