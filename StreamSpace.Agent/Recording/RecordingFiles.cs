@@ -1,3 +1,5 @@
+using StreamSpace.Settings;
+
 namespace StreamSpace.Agent.Recording;
 
 /// <summary>
@@ -11,8 +13,16 @@ public sealed class RecordingFiles
     public RecordingFiles(AgentSettings settings)
     {
         Directory = settings.RecordingsPath;
-        System.IO.Directory.CreateDirectory(Directory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-        File.SetUnixFileMode(Directory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        try
+        {
+            System.IO.Directory.CreateDirectory(Directory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            File.SetUnixFileMode(Directory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new InvalidSettingException("RECORDINGS_DIR",
+                $"is {Directory} (empty: <AGENT_DATA_DIR>/recordings), which the agent cannot create or own: {e.Message}. Choose a folder the agent can write, e.g. a volume mounted for recordings.");
+        }
     }
 
     public string Directory { get; }

@@ -194,7 +194,16 @@ public sealed class SessionRecorder : IAsyncDisposable
             while (await server.ReadAsync(buffer.AsMemory(RecordingFormat.RecordHeaderBytes), stop.Token) is var read and > 0)
             {
                 RecordingFormat.WriteRecordHeader(buffer, (uint)clock.ElapsedMilliseconds, read);
-                await file.WriteAsync(buffer.AsMemory(0, RecordingFormat.RecordHeaderBytes + read), CancellationToken.None);
+                try
+                {
+                    await file.WriteAsync(buffer.AsMemory(0, RecordingFormat.RecordHeaderBytes + read), CancellationToken.None);
+                }
+                catch (IOException e)
+                {
+                    EndReason = "the recording could not be written: " + e.Message;
+                    return;
+                }
+
                 Interlocked.Add(ref bytes, RecordingFormat.RecordHeaderBytes + read);
             }
 
