@@ -4,6 +4,37 @@ using System.Globalization;
 
 namespace StreamSpace.Agent.Recording;
 
+/// <summary>The decoder's screen at the recording's first size: a video keeps one size, so a later desktop is cropped or padded with black.</summary>
+internal sealed class FirstSize(RfbDecoder decoder)
+{
+    private const int BytesPerPixel = 4;
+    private readonly int width = decoder.Width;
+    private readonly int height = decoder.Height;
+    private byte[]? fitted;
+
+    public int Width => width;
+
+    public int Height => height;
+
+    public byte[] Frame()
+    {
+        if (decoder.Width == width && decoder.Height == height)
+        {
+            return decoder.Frame;
+        }
+
+        fitted ??= new byte[width * height * BytesPerPixel];
+        Array.Clear(fitted);
+        var rowBytes = Math.Min(width, decoder.Width) * BytesPerPixel;
+        for (var y = 0; y < Math.Min(height, decoder.Height); y++)
+        {
+            decoder.Frame.AsSpan(y * decoder.Width * BytesPerPixel, rowBytes).CopyTo(fitted.AsSpan(y * width * BytesPerPixel));
+        }
+
+        return fitted;
+    }
+}
+
 /// <summary>ffmpeg is not installed on the agent's machine.</summary>
 public sealed class EncoderMissingException(string message) : Exception(message);
 
@@ -22,6 +53,7 @@ public static class RecordingExport
     public static async Task RenderAsync(string recording, string output, CancellationToken cancellationToken)
     {
         using var decoder = RfbDecoder.Open(recording);
+        var sized = new FirstSize(decoder);
         var start = new ProcessStartInfo(Encoder)
         {
             RedirectStandardInput = true,
@@ -30,7 +62,7 @@ public static class RecordingExport
             UseShellExecute = false,
         };
         foreach (var argument in (string[])["-hide_banner", "-loglevel", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb0",
-                     "-s", $"{decoder.Width}x{decoder.Height}", "-r", FramesPerSecond.ToString(CultureInfo.InvariantCulture), "-i", "-",
+                     "-s", $"{sized.Width}x{sized.Height}", "-r", FramesPerSecond.ToString(CultureInfo.InvariantCulture), "-i", "-",
                      "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p", "-movflags", "+faststart", "-f", "mp4", output])
         {
             start.ArgumentList.Add(argument);
@@ -59,7 +91,7 @@ public static class RecordingExport
                     // Frames due before this message arrived show the screen as it was.
                     for (; frames * FrameMs < timeMs; frames++)
                     {
-                        await video.WriteAsync(decoder.Frame, cancellationToken);
+                        await video.WriteAsync(sized.Frame(), cancellationToken);
                     }
 
                     decoder.ApplyMessage(type);
@@ -67,7 +99,7 @@ public static class RecordingExport
 
                 for (; frames == 0 || frames * FrameMs < decoder.EndMs; frames++)
                 {
-                    await video.WriteAsync(decoder.Frame, cancellationToken);
+                    await video.WriteAsync(sized.Frame(), cancellationToken);
                 }
 
                 await video.FlushAsync(cancellationToken);

@@ -4,10 +4,10 @@ using System.IO.Compression;
 namespace StreamSpace.Agent.Recording;
 
 /// <summary>
-/// Replays a recording's server messages onto a framebuffer of the recording's first size, in the bytes ffmpeg calls
+/// Replays a recording's server messages onto a framebuffer of the desktop's size, in the bytes ffmpeg calls
 /// <c>rgb0</c> (the recording's pixel format as it lies in memory). Knows what the recorder asked for: ZRLE, CopyRect,
-/// Raw and DesktopSize; skips bells, clipboard text and EndOfContinuousUpdates. A later desktop size is cropped or
-/// padded (with black) to the first.
+/// Raw and DesktopSize; skips bells, clipboard text and EndOfContinuousUpdates. A new desktop size starts a new, black
+/// framebuffer, which the server's next update fills.
 /// </summary>
 public sealed class RfbDecoder : IDisposable
 {
@@ -35,12 +35,14 @@ public sealed class RfbDecoder : IDisposable
 
     public static RfbDecoder Open(string path) => new(RecordingReader.Open(File.OpenRead(path)));
 
-    public int Width { get; }
+    /// <summary>The desktop's width now.</summary>
+    public int Width { get; private set; }
 
-    public int Height { get; }
+    /// <summary>The desktop's height now.</summary>
+    public int Height { get; private set; }
 
     /// <summary>The screen now: <see cref="Width"/> × <see cref="Height"/> pixels of R, G, B, 0.</summary>
-    public byte[] Frame { get; }
+    public byte[] Frame { get; private set; }
 
     /// <summary>The recording's end, known once <see cref="TryBeginMessage"/> returned false.</summary>
     public long EndMs => reader.EndMs;
@@ -113,8 +115,14 @@ public sealed class RfbDecoder : IDisposable
                     ApplyZrle(x, y, w, h);
                     break;
                 case -223:
-                    // The desktop changed size: the video keeps the first, so what lies outside the new one turns black.
-                    Array.Clear(Frame);
+                    if (w == 0 || h == 0)
+                    {
+                        throw new InvalidDataException("the recording resizes the desktop to nothing");
+                    }
+
+                    Width = w;
+                    Height = h;
+                    Frame = new byte[w * h * BytesPerPixel];
                     break;
                 default:
                     throw new InvalidDataException($"the recording holds a rectangle of encoding {encoding}, which the recorder never asked for");

@@ -9,15 +9,15 @@ namespace StreamSpace.Agent.Recording;
 /// <summary>
 /// One recording: the agent's own VNC connection to the session, signed in with the view-only password (Xvnc ignores
 /// any input on it, and the recorder sends none), asking for updates of the whole screen every <see cref="RequestInterval"/>,
-/// and writing every byte the server sends, as it arrives, as timestamped records of <see cref="RecordingFormat"/>.
-/// Nothing is parsed on the way: one read, one write.
+/// and writing every byte the server sends, as it arrives, as timestamped records of <see cref="RecordingFormat"/>:
+/// one read, one write. No pixel is decoded; <see cref="RfbMessageScanner"/> follows the message headers only, so the
+/// requests cover the desktop at its current size after a viewer resized it.
 /// </summary>
 /// <remarks>
 /// Not TigerVNC's continuous updates: Xvnc 1.12 grants them only to a client that also declares fences, and then
-/// paces updates by fence round trips, which a recorder that never parses the stream cannot answer, so updates would
-/// stop once its congestion window filled. An incremental request on a timer needs no answer: Xvnc merges requests,
-/// keeps every change until one is pending, and sends changes as soon as one is, so nothing is lost and the recording
-/// keeps the server's pace up to the request rate.
+/// paces updates by fence round trips the client must answer, or updates stop once its congestion window is full. An
+/// incremental request on a timer needs no answer: Xvnc merges requests, keeps every change until one is pending, and
+/// sends changes as soon as one is, so nothing is lost and the recording keeps the server's pace up to the request rate.
 /// </remarks>
 public sealed class SessionRecorder : IAsyncDisposable
 {
@@ -34,13 +34,13 @@ public sealed class SessionRecorder : IAsyncDisposable
     private readonly FileStream file;
     private readonly Stopwatch clock;
     private readonly CancellationTokenSource stop = new();
-    private readonly byte[] incrementalRequest;
+    private readonly RfbMessageScanner scanner;
     private long bytes;
     private long endedAtMs = -1;
 
     private SessionRecorder(Guid id, string sessionId, DateTimeOffset startedAt, Stream server, FileStream file, Stopwatch clock, int width, int height)
     {
-        incrementalRequest = UpdateRequest(incremental: true, width, height);
+        scanner = new RfbMessageScanner(width, height);
         Id = id;
         SessionId = sessionId;
         StartedAt = startedAt;
@@ -176,7 +176,8 @@ public sealed class SessionRecorder : IAsyncDisposable
         {
             while (await timer.WaitForNextTickAsync(stop.Token))
             {
-                await server.WriteAsync(incrementalRequest, stop.Token);
+                var (width, height) = scanner.Size;
+                await server.WriteAsync(UpdateRequest(incremental: true, width, height), stop.Token);
             }
         }
         catch (Exception e) when (e is OperationCanceledException or IOException or System.Net.Sockets.SocketException or ObjectDisposedException)
@@ -205,6 +206,7 @@ public sealed class SessionRecorder : IAsyncDisposable
                 }
 
                 Interlocked.Add(ref bytes, RecordingFormat.RecordHeaderBytes + read);
+                scanner.Feed(buffer.AsSpan(RecordingFormat.RecordHeaderBytes, read));
             }
 
             EndReason = "the VNC server closed the connection";

@@ -50,6 +50,22 @@ public sealed class RfbDecoderTests
     }
 
     [Fact]
+    public void The_scanner_follows_the_same_stream_byte_by_byte_to_a_new_desktop_size()
+    {
+        var scanner = new RfbMessageScanner(Width, Height);
+        byte[] resize = [0, 0, 0, 1, .. Header(0, 0, 1600, 1000, -223)];
+        foreach (var one in (byte[])[.. ServerStream(), .. resize])
+        {
+            scanner.Feed([one]);
+        }
+
+        Assert.Null(scanner.Lost);
+        Assert.Equal((1600, 1000), scanner.Size);
+        scanner.Feed([99]);
+        Assert.Equal("a server message of type 99", scanner.Lost);
+    }
+
+    [Fact]
     public void A_file_without_the_magic_is_refused()
     {
         Assert.Throws<InvalidDataException>(() => RecordingReader.Open(new MemoryStream("RFB 003.008\n"u8.ToArray())));

@@ -107,6 +107,42 @@ public sealed class SessionRecorderTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_desktop_enlarged_while_recorded_is_recorded_whole_and_its_export_keeps_the_first_size()
+    {
+        var sessionId = "rec-" + Guid.NewGuid().ToString("N")[..8];
+        await RunCommandAsync(CommandTypes.StartSession, sessionId, record: true);
+        var recorder = await RecorderOfAsync(sessionId);
+        await FocusXtermAsync(sessionId);
+
+        // As a viewer with a larger window would: the desktop grows, then the terminal moves into the new part.
+        var x = XEnvironment(sessionId);
+        var resized = await ProcessRunner.RunAsync("xrandr", ["--fb", "1600x1000"], x, TimeSpan.FromSeconds(20));
+        Assert.True(resized.ExitCode == 0, resized.StandardError);
+        var bytesBeforeMove = recorder.Bytes;
+        var moved = await ProcessRunner.RunAsync("xdotool", ["search", "--class", "XTerm", "windowmove", "--sync", "1350", "850"], x, TimeSpan.FromSeconds(20));
+        Assert.True(moved.ExitCode == 0, moved.StandardError);
+        await Eventually.TrueAsync(() => Task.FromResult(recorder.Bytes > bytesBeforeMove + 100), TimeSpan.FromSeconds(10), "the move to be recorded");
+        await RunCommandAsync(CommandTypes.StopSession, sessionId, record: true);
+        await recorder.Completion;
+
+        using var decoder = RfbDecoder.Open(agent.Recordings.Files.PathOf(recorder.Id));
+        decoder.ApplyAll();
+        Assert.Equal((1600, 1000), (decoder.Width, decoder.Height));
+        // The terminal's pixels beyond the first 1280×800 are in the recording.
+        var beyond = Enumerable.Range(850, 100).SelectMany(y => Enumerable.Range(1360, 200).Select(column => ((y * 1600) + column) * 4));
+        Assert.Contains(beyond, at => decoder.Frame[at] != 0 || decoder.Frame[at + 1] != 0 || decoder.Frame[at + 2] != 0);
+
+        var service = new RecordingStreamService(agent.Recordings.Files, Microsoft.Extensions.Logging.Abstractions.NullLogger<RecordingStreamService>.Instance);
+        var (reply, video) = await ServeAsync(service, RecordingStreams.Export, recorder.Id.ToString("D"));
+        Assert.Equal(200, reply.Status);
+        var mp4 = Path.Combine(Directory.CreateTempSubdirectory("streamspace-export-").FullName, "export.mp4");
+        await File.WriteAllBytesAsync(mp4, video);
+        var probe = await ProcessRunner.RunCheckedAsync("ffprobe", "-v", "error", "-show_entries", "stream=width,height", "-of", "default=nw=1", mp4);
+        Assert.Contains("width=1280", probe);
+        Assert.Contains("height=800", probe);
+    }
+
+    [Fact]
     public async Task A_record_request_starts_one_recording_for_a_running_session_and_hibernating_it_ends_the_recording()
     {
         var sessionId = "rec-" + Guid.NewGuid().ToString("N")[..8];
