@@ -42,8 +42,8 @@ public static class RecordingBench
             bench.Line($"| Not recording (the recorder's process idle) | {Figure([.. rows.Select(r => r.IdleCpu)], "0.000")} | {Figure([.. rows.Select(r => r.XvncIdleCpu)], "0.000")} | 0 |");
             bench.Line($"| Recording | {Figure([.. rows.Select(r => r.RecordingCpu)], "0.000")} | {Figure([.. rows.Select(r => r.XvncRecordingCpu)], "0.000")} | {Figure([.. rows.Select(r => r.BytesPerSecond / 1000)], "0.0")} |");
             bench.Line("");
-            bench.Line($"The recorder asks for an incremental update every {SessionRecorder.RequestInterval.TotalMilliseconds:0} ms and writes what arrives as it arrives " +
-                "(one read, one write, nothing decoded). Its CPU adds to the agent's per recorded session; the Xvnc column is the session's own cost of encoding for it.");
+            bench.Line($"The recorder asks for an incremental update every {SessionRecorder.RequestInterval.TotalMilliseconds:0} ms and writes what arrives as it arrives, " +
+                "following the message headers but decoding no pixel. Its CPU adds to the agent's per recorded session; the Xvnc column is the session's own cost of encoding for it.");
             bench.Line("");
         }
         finally
