@@ -22,6 +22,7 @@ public static class AgentExtensions
         builder.Services.AddSingleton<StreamSpace.Agent.Tunnel.DataDialer>();
         builder.Services.AddSingleton<StreamSpace.Agent.Tunnel.DataConnections>();
         builder.Services.AddSingleton<StreamSpace.Agent.Files.SessionFileStreams>();
+        builder.Services.AddSingleton<StreamSpace.Agent.Audio.SessionAudioStreams>();
         builder.Services.AddSingleton<ControlPlaneClient>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<ControlPlaneClient>());
         builder.Services.AddHostedService<Health.AgentHealthEndpoint>();

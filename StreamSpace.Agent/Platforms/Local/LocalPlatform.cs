@@ -96,6 +96,11 @@ public sealed class LocalPlatform : ISessionPlatform, IDisposable
             ? new SessionHome(sessionId, record.Home, account)
             : null);
 
+    public Task<SessionSound?> FindSoundAsync(string sessionId, CancellationToken cancellationToken) =>
+        Task.FromResult(sessions.TryGetValue(sessionId, out var record) && record.State == SessionState.Running && record.Account is { } account
+            ? new SessionSound(sessionId, record.Audio ? record.SoundSocket : null, account, accounts.Isolated)
+            : null);
+
     public void NoteActivity(string sessionId) => clock.NoteInput(sessionId);
 
     /// <summary>The programs every local session runs: the X server with VNC, and the window manager.</summary>
@@ -186,6 +191,7 @@ public sealed class LocalPlatform : ISessionPlatform, IDisposable
                 State = SessionState.Starting,
                 IdleTimeoutSeconds = template.IdleTimeoutSeconds,
                 MaxDurationSeconds = template.MaxDurationSeconds,
+                Audio = template.Audio,
             };
             await WriteSessionSecretsAsync(record, account, cancellationToken);
             // A stopping agent starts nothing it could no longer report; the control plane re-sends the start to its
