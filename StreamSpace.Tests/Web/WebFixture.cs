@@ -80,7 +80,7 @@ public sealed class WebFixture : IAsyncLifetime
             // Debian's chromium: no browser download, and the flags a root, GPU-less, offline machine needs.
             ExecutablePath = "/usr/bin/chromium",
             Headless = true,
-            Args = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+            Args = ["--no-sandbox", "--disable-gpu", "--autoplay-policy=no-user-gesture-required", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
         });
     }
 

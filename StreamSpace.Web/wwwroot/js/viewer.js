@@ -6,7 +6,7 @@
 // user's "Scale instead" preference, kept by the API, says to scale it. The clipboard passes both ways: see below.
 // A share's viewer (data-share-id) takes its tickets through the share; a view-only one always scales (it may not
 // resize another's desktop), sends no input (Xvnc ignores it anyway) and has no clipboard panel.
-// When the connect answer has an audio_url the session's sound plays too (js/audio.js), with a Mute button whose
+// When the connect answer has an audio URL the session's sound plays too (js/audio.js), with a Mute button whose
 // choice the API keeps beside the scaling one.
 import RFB from '../lib/novnc/core/rfb.js';
 import KeyTable from '../lib/novnc/core/input/keysym.js';
@@ -177,7 +177,8 @@ async function connect() {
 
     // Our own socket, handed to noVNC, so the close code and reason are ours to read: noVNC's disconnect event has neither.
     const socket = new WebSocket(webSocketUrl(ticket.url), ['binary']);
-    openSound(ticket.audio_url);
+    // The web's ticket answer (ViewerEndpoints) is the API's ConnectResponse in ASP.NET's camelCase.
+    openSound(ticket.audioUrl);
     let closed = null;
     let worked = false;
     socket.addEventListener('close', (event) => { closed = event; });

@@ -183,12 +183,15 @@ public sealed class AudioProxy(
             : first == relay
                 ? await CheckQuietlyAsync(sessionId, user, share) ?? (WebSocketCloseStatus.NormalClosure, "the session's sound ended")
                 : (WebSocketCloseStatus.NormalClosure, "closed");
-        await stop.CancelAsync();
+        // Closed with a code before the receive is cancelled: cancelling a WebSocket's receive aborts it, and the
+        // browser would learn nothing. The browser answers the close, which ends the receive by itself.
         if (listener.State is WebSocketState.Open or WebSocketState.CloseReceived)
         {
             await CloseAsync(listener, sessionId, close.Status, close.Reason, sending);
+            await Task.WhenAny(closedByBrowser, Task.Delay(CloseTimeout, CancellationToken.None));
         }
 
+        await stop.CancelAsync();
         try
         {
             await Task.WhenAll(closedByBrowser, relay, mustClose).WaitAsync(CloseTimeout, CancellationToken.None);
