@@ -156,12 +156,7 @@ public sealed class ViewerSoundTests(WebFixture fixture, ITestOutputHelper outpu
 
         using var listener = await OpenAudioAsync(api, id);
         var buffer = new byte[4096];
-        for (var i = 0; i < 10; i++)
-        {
-            var message = await listener.ReceiveAsync(buffer, new CancellationTokenSource(TimeSpan.FromSeconds(10)).Token);
-            Assert.Equal(WebSocketMessageType.Binary, message.MessageType);
-            Assert.InRange(message.Count, 1, 1275);
-        }
+        await ReceivePacketsAsync(listener, buffer);
 
         using var admin = await fixture.Api.AdminClientAsync();
         var userId = await api.UserIdAsync();
@@ -184,7 +179,50 @@ public sealed class ViewerSoundTests(WebFixture fixture, ITestOutputHelper outpu
         Assert.Equal("session is stopped", reason);
     }
 
+    [Fact]
+    public async Task A_shares_listener_hears_the_session_until_the_share_ends_and_the_owners_until_the_session_stops()
+    {
+        var (ownerName, id, _) = await NewUserWithRunningSessionAsync("owner", await ToneTemplateAsync(audio: true));
+        using var owner = await fixture.Api.ClientForAsync(ownerName, WebFixture.UserPassword);
+        var share = await (await owner.PostAsJsonAsync($"/api/v1/sessions/{id}/shares", new CreateShareRequest(), ApiJson.Options))
+            .AssertJsonAsync<ShareResponse>(HttpStatusCode.Created);
+        using var recipient = await fixture.Api.ClientForAsync(await fixture.NewUserAsync("guest"), WebFixture.UserPassword);
+        var ticket = await (await recipient.PostAsync($"/api/v1/shares/{share.Id}/connect", null)).AssertJsonAsync<ConnectResponse>(HttpStatusCode.OK);
+        Assert.StartsWith($"/audio/{id}?ticket=", ticket.AudioUrl);
+        using var guest = await ConnectAsync(ticket.AudioUrl!);
+        using var own = await OpenAudioAsync(owner, id);
+        var buffer = new byte[4096];
+        await ReceivePacketsAsync(guest, buffer);
+        await ReceivePacketsAsync(own, buffer);
+
+        Assert.Equal(HttpStatusCode.NoContent, (await owner.DeleteAsync($"/api/v1/sessions/{id}/shares/{share.Id}")).StatusCode);
+        var clock = Stopwatch.StartNew();
+        var (status, _) = await WaitForCloseAsync(guest, buffer);
+        Assert.True(clock.Elapsed < ClosesWithin, $"the share's audio socket closed after {clock.Elapsed}");
+        Assert.Equal(4411, status);
+        // The owner's own listener is not the share's.
+        await ReceivePacketsAsync(own, buffer);
+
+        (await owner.DeleteAsync($"/api/v1/sessions/{id}")).EnsureSuccessStatusCode();
+        clock.Restart();
+        (status, _) = await WaitForCloseAsync(own, buffer);
+        Assert.True(clock.Elapsed < ClosesWithin, $"the owner's audio socket closed after {clock.Elapsed}");
+        Assert.Equal(4410, status);
+    }
+
     public void Dispose() => Directory.Delete(toneDirectory, recursive: true);
+
+    private static async Task ReceivePacketsAsync(ClientWebSocket socket, byte[] buffer)
+    {
+        for (var i = 0; i < 10; i++)
+        {
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+            var message = await socket.ReceiveAsync(buffer, timeout.Token);
+            Assert.Equal(WebSocketMessageType.Binary, message.MessageType);
+            // One Opus packet: at most 1275 bytes.
+            Assert.InRange(message.Count, 1, 1275);
+        }
+    }
 
     private static int AudioSocketCount(List<(IWebSocket, Stopwatch)> sockets)
     {
