@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using StreamSpace.Agent.Files;
 using StreamSpace.Agent.Platforms;
 using StreamSpace.Agent.Platforms.Local;
 using StreamSpace.Contracts;
@@ -8,19 +9,22 @@ using StreamSpace.Contracts.Tunnel;
 namespace StreamSpace.Agent.Audio;
 
 /// <summary>
-/// The agent's end of an audio stream (<see cref="AudioStreams"/>): captures the session's null sink's monitor with
-/// parec (raw s16le, 48 kHz, stereo), run as the session's account as its own programs are, encodes each 20 ms with
-/// Opus and sends one frame per packet. Capture runs only while the stream is open: when the API closes the data
-/// connection (the viewer left) parec is killed, so a session nobody listens to costs only its idle sound server.
+/// The agent's end of an audio stream (<see cref="AudioStreams"/>). A local session's sound is captured here
+/// (<see cref="SoundCapture"/>); a Kubernetes session's by its pod's file service, which the agent relays to as it
+/// relays files, so the pod exposes no port beyond that service's.
 /// </summary>
-public sealed class SessionAudioStreams(ISessionPlatform platform, ILogger<SessionAudioStreams> logger)
+public sealed class SessionAudioStreams(ISessionPlatform platform, SessionFileStreams files, ILogger<SessionAudioStreams> logger)
 {
-    /// <summary>A session that has just started may not have its sound server listening yet: parec is tried again this often.</summary>
-    private static readonly TimeSpan RetryAfter = TimeSpan.FromMilliseconds(250);
-    private const int Attempts = 20;
+    private readonly SoundCapture capture = new(logger);
 
     public async Task RunAsync(StreamOpenMessage open, Stream data, CancellationToken cancellationToken)
     {
+        if (await platform.FindFileServiceAsync(open.SessionId, cancellationToken) is { } service)
+        {
+            await files.RelayToServiceAsync(service, open, data, cancellationToken);
+            return;
+        }
+
         SessionSound? sound;
         try
         {
@@ -32,6 +36,25 @@ public sealed class SessionAudioStreams(ISessionPlatform platform, ILogger<Sessi
             return;
         }
 
+        await capture.ServeAsync(sound, data, cancellationToken);
+    }
+}
+
+/// <summary>
+/// Captures a session's null sink's monitor with parec (raw s16le, 48 kHz, stereo), run as the session's account as
+/// its own programs are, encodes each 20 ms with Opus and sends one frame per packet after the reply. Capture runs only
+/// while the stream is open: when the other side closes it (the viewer left) parec is killed, so a session nobody
+/// listens to costs only its idle sound server. Used by the agent (local sessions) and by a pod's file service.
+/// </summary>
+public sealed class SoundCapture(ILogger logger)
+{
+    /// <summary>A session that has just started may not have its sound server listening yet: parec is tried again this often.</summary>
+    private static readonly TimeSpan RetryAfter = TimeSpan.FromMilliseconds(250);
+    private const int Attempts = 20;
+
+    /// <summary>Answers 409 for a session not running here (null), 403 for one without sound, else 200 and the packets until either side closes.</summary>
+    public async Task ServeAsync(SessionSound? sound, Stream data, CancellationToken cancellationToken)
+    {
         if (sound is null)
         {
             await FileStreams.WriteReplyAsync(data, new FileStreamReply(409, "The session is not running on its agent."), cancellationToken);
@@ -46,7 +69,7 @@ public sealed class SessionAudioStreams(ISessionPlatform platform, ILogger<Sessi
 
         await FileStreams.WriteReplyAsync(data, new FileStreamReply(200), cancellationToken);
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        // The API never sends on an audio stream: a read that ends means it closed the connection (the viewer left).
+        // The other side never sends on an audio stream: a read that ends means it closed the connection.
         var closed = WaitForCloseAsync(data, stop);
         try
         {

@@ -121,20 +121,20 @@ public static class LocalSessionProcess
         // (SendCutText: session to viewer; AcceptCutText: viewer to session), and -AllowOverride=desktop keeps every
         // client in the session (vncconfig -set SendCutText=1) from changing them back.
         // With sound, PulseAudio starts beside Xvnc (Xvnc does not wait for it) in the same group, from no system or
-        // user config (-n): one socket in run/ (the account's alone, so anonymous clients are the account's programs)
-        // and a null sink (SoundSink) as the only, so default, output. Its runtime files and cookie stay in run/pulse, out of the
-        // home; DISPLAY is hidden from it so it never tries to start a D-Bus daemon through X11. No shared memory: its
-        // memfd blocks fail to reach clients in a session's sandbox-less setup and it falls back to the socket anyway;
-        // no realtime scheduling (it would ask rtkit over the system bus, which sessions do not have).
+        // user config (-n): one socket in run/ (the account's alone, so anonymous clients, with no cookie, are the
+        // account's programs) and a null sink (SoundSink) as the only, so default, output. Its runtime files stay in
+        // run/pulse, out of the home; DISPLAY is hidden from it so it never tries to start a D-Bus daemon through X11.
+        // No shared memory: its memfd blocks failed to reach clients here, and it falls back to the socket anyway; no
+        // realtime scheduling (it would ask rtkit over the system bus, which sessions do not have).
         const string script = """
             display=$1 port=$2 password_file=$3 name=$4 command=$5 ready=$6 send_cut_text=$7 accept_cut_text=$8 sound=$9
             rm -f "$ready"; mkfifo -m 600 "$ready" || exit
             if [ -n "$sound" ]; then
-                env -u DISPLAY -u PULSE_SERVER PULSE_RUNTIME_PATH="${sound%/*}" PULSE_STATE_PATH="${sound%/*}" PULSE_COOKIE="${sound%/*}/cookie" \
+                env -u DISPLAY -u PULSE_SERVER PULSE_RUNTIME_PATH="${sound%/*}" PULSE_STATE_PATH="${sound%/*}" \
                     pulseaudio -n --daemonize=no --use-pid-file=no --system=no --exit-idle-time=-1 --disallow-module-loading \
                     --realtime=no --high-priority=no --disable-shm=yes \
                     --log-target=stderr --log-level=error \
-                    --load="module-native-protocol-unix socket=$sound auth-anonymous=1" \
+                    --load="module-native-protocol-unix socket=$sound auth-anonymous=1 auth-cookie-enabled=0" \
                     --load="module-null-sink sink_name=session rate=48000 channels=2" </dev/null 3>&- &
             fi
             Xvnc ":$display" -rfbport "$port" -localhost -SecurityTypes VncAuth -PasswordFile "$password_file" \

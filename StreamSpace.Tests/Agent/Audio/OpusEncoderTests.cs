@@ -7,45 +7,17 @@ namespace StreamSpace.Tests.Agent.Audio;
 /// <summary>The agent's Opus encoder (Debian's libopus) against libopus's own decoder: a tone goes in, the same tone comes out.</summary>
 public sealed class OpusEncoderTests
 {
-    [DllImport("libopus.so.0")]
-    private static extern IntPtr opus_decoder_create(int sampleRate, int channels, out int error);
-
-    [DllImport("libopus.so.0")]
-    private static extern int opus_decode(IntPtr decoder, byte[] packet, int length, short[] pcm, int frameSize, int decodeFec);
-
-    [DllImport("libopus.so.0")]
-    private static extern void opus_decoder_destroy(IntPtr decoder);
-
     [Fact]
     public void A_440_Hz_tone_encodes_to_packets_of_the_bitrate_that_decode_to_a_440_Hz_tone()
     {
         const int seconds = 2;
         var frames = seconds * 1000 / AudioStreams.FrameMilliseconds;
         using var encoder = new OpusEncoder();
-        var decoder = opus_decoder_create(AudioStreams.SampleRate, AudioStreams.Channels, out var error);
-        Assert.Equal(0, error);
-        var decoded = new List<short>();
-        long packetBytes = 0;
-        try
-        {
-            var pcm = new short[OpusEncoder.FrameSamples * AudioStreams.Channels];
-            for (var frame = 0; frame < frames; frame++)
-            {
-                var input = Tone.Frame(440, frame);
-                var packet = encoder.Encode(input).ToArray();
-                packetBytes += packet.Length;
-                var samples = opus_decode(decoder, packet, packet.Length, pcm, OpusEncoder.FrameSamples, 0);
-                Assert.Equal(OpusEncoder.FrameSamples, samples);
-                decoded.AddRange(pcm);
-            }
-        }
-        finally
-        {
-            opus_decoder_destroy(decoder);
-        }
+        var packets = Enumerable.Range(0, frames).Select(frame => encoder.Encode(Tone.Frame(440, frame)).ToArray()).ToList();
+        var packetBytes = packets.Sum(p => (long)p.Length);
 
-        // The last second, left channel: past the codec's start-up.
-        var left = decoded.Skip(decoded.Count / 2).Where((_, i) => i % 2 == 0).Select(s => s / 32768.0).ToArray();
+        // The last second: past the codec's start-up.
+        var left = Tone.DecodeLeft(packets.Skip(frames / 2));
         var (peak, power) = Tone.Peak(left, AudioStreams.SampleRate);
         Assert.InRange(peak, 430, 450);
         Assert.True(power > 0.03, $"the tone's power is {power}");
@@ -62,9 +34,45 @@ public sealed class OpusEncoderTests
     }
 }
 
-/// <summary>A sine tone as the session would play it, and where a signal's energy peaks.</summary>
+/// <summary>A sine tone as the session would play it, Opus packets decoded by libopus, and where a signal's energy peaks.</summary>
 public static class Tone
 {
+    [DllImport("libopus.so.0")]
+    private static extern IntPtr opus_decoder_create(int sampleRate, int channels, out int error);
+
+    [DllImport("libopus.so.0")]
+    private static extern int opus_decode(IntPtr decoder, byte[] packet, int length, short[] pcm, int frameSize, int decodeFec);
+
+    [DllImport("libopus.so.0")]
+    private static extern void opus_decoder_destroy(IntPtr decoder);
+
+    /// <summary>The left channel of the packets, decoded in order by one decoder, as samples from -1 to 1.</summary>
+    public static double[] DecodeLeft(IEnumerable<byte[]> packets)
+    {
+        var decoder = opus_decoder_create(AudioStreams.SampleRate, AudioStreams.Channels, out var error);
+        Assert.Equal(0, error);
+        var left = new List<double>();
+        try
+        {
+            var pcm = new short[OpusEncoder.FrameSamples * AudioStreams.Channels];
+            foreach (var packet in packets)
+            {
+                var samples = opus_decode(decoder, packet, packet.Length, pcm, OpusEncoder.FrameSamples, 0);
+                Assert.Equal(OpusEncoder.FrameSamples, samples);
+                for (var i = 0; i < samples; i++)
+                {
+                    left.Add(pcm[2 * i] / 32768.0);
+                }
+            }
+        }
+        finally
+        {
+            opus_decoder_destroy(decoder);
+        }
+
+        return [.. left];
+    }
+
     /// <summary>Frame <paramref name="index"/> of a stereo s16le tone at half scale.</summary>
     public static byte[] Frame(double frequency, int index)
     {
