@@ -144,6 +144,44 @@ public sealed class ViewerSoundTests(WebFixture fixture, ITestOutputHelper outpu
     }
 
     [Fact]
+    public async Task Over_plain_http_from_another_host_the_viewer_says_sound_needs_https_and_opens_no_audio_socket()
+    {
+        var (username, id, _) = await NewUserWithRunningSessionAsync("insecure", await ToneTemplateAsync(audio: true));
+        // A name other than localhost: plain http there is not a secure context, so WebCodecs is not offered.
+        const string host = "streamspace.test";
+        await using var browser = await fixture.LaunchBrowserAsync($"--host-resolver-rules=MAP {host} 127.0.0.1");
+        var context = await browser.NewContextAsync(new()
+        {
+            BaseURL = new UriBuilder(fixture.WebAddress) { Host = host }.Uri.ToString(),
+            ViewportSize = new() { Width = 1366, Height = 900 },
+        });
+        context.SetDefaultTimeout(20_000);
+        var page = await context.NewPageAsync();
+        var sockets = new List<string>();
+        page.WebSocket += (_, socket) =>
+        {
+            lock (sockets)
+            {
+                sockets.Add(socket.Url);
+            }
+        };
+        await WebFixture.LogInAsync(page, username, WebFixture.UserPassword);
+        await page.GotoAsync($"sessions/{id}/view");
+        await Assertions.Expect(page.Locator("#viewer-status")).ToHaveTextAsync("Connected");
+        Assert.False(await page.EvaluateAsync<bool>("() => window.isSecureContext"));
+
+        await Assertions.Expect(page.Locator("#viewer-sound-note")).ToHaveTextAsync("Sound needs HTTPS");
+        await Assertions.Expect(page.Locator("#viewer-mute")).ToBeHiddenAsync();
+        lock (sockets)
+        {
+            Assert.Contains(sockets, url => url.Contains($"/vnc/{id}", StringComparison.Ordinal));
+            Assert.DoesNotContain(sockets, url => url.Contains("/audio/", StringComparison.Ordinal));
+        }
+
+        await context.CloseAsync();
+    }
+
+    [Fact]
     public async Task The_audio_socket_carries_opus_packets_closes_when_the_sign_in_is_revoked_and_refuses_a_stopped_session()
     {
         var template = await ToneTemplateAsync(audio: true);
