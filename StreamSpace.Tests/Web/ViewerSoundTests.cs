@@ -59,7 +59,7 @@ public sealed class ViewerSoundTests(WebFixture fixture, ITestOutputHelper outpu
     private readonly string toneDirectory = ToneDirectory();
 
     [Fact]
-    public async Task The_viewer_plays_the_sessions_440_Hz_tone_within_3_s_and_mute_silences_it_and_is_remembered()
+    public async Task The_viewer_plays_the_sessions_440_Hz_tone_within_3_s_mute_silences_it_and_stops_the_capture_and_is_remembered()
     {
         var (username, id, userId) = await NewUserWithRunningSessionAsync("sound", await ToneTemplateAsync(audio: true));
         var account = SessionAccounts.NameFor(userId);
@@ -97,17 +97,40 @@ public sealed class ViewerSoundTests(WebFixture fixture, ITestOutputHelper outpu
         await Eventually.TrueAsync(async () => (peak = await PeakAsync(page)) is { Level: < -100 }, SoundWithin, $"silence once muted (last: {peak})");
         using var api = await fixture.Api.ClientForAsync(username, WebFixture.UserPassword);
         Assert.True((await (await api.GetAsync("/api/v1/users/me/viewer-preferences")).AssertJsonAsync<ViewerPreferences>(HttpStatusCode.OK)).AudioMuted);
+        // Muted, nothing is sent: the socket closes and the agent stops capturing.
+        await Eventually.TrueAsync(() => Task.FromResult(audioSockets[0].Socket.IsClosed), ClosesWithin, "the audio socket to close once muted");
+        await Eventually.TrueAsync(async () => !await RunsAsync(account, "parec"), ClosesWithin, "the capture to stop once muted");
+
+        // Unmuted, the sound is back: a new audio socket, the tone again within 3 s.
+        await page.GetByRole(AriaRole.Button, new() { Name = "Unmute" }).ClickAsync();
+        await Eventually.TrueAsync(() => Task.FromResult(AudioSocketCount(audioSockets) > 1), TimeSpan.FromSeconds(10), "the viewer to open a new audio WebSocket");
+        await Eventually.TrueAsync(async () => (peak = await PeakAsync(page)) is { Frequency: > 400 and < 480, Level: > -60 },
+            SoundWithin, $"the 440 Hz tone again once unmuted (last: {peak})");
 
         // Closing the viewer closes its audio socket, and the agent stops capturing: no listener, no cost.
         await page.Context.CloseAsync();
         await Eventually.TrueAsync(async () => !await RunsAsync(account, "parec"), ClosesWithin, "the capture to stop once the viewer closed");
 
-        // Another browser of the same user opens muted: the button offers Unmute.
+        // Muted again, another browser of the same user opens muted: the button offers Unmute, and no sound is sent.
+        await api.PutAsJsonAsync("/api/v1/users/me/viewer-preferences", new ViewerPreferences(ScaleViewport: false, AudioMuted: true), ApiJson.Options);
         var other = await fixture.NewPageAsync();
+        var otherSockets = new List<string>();
+        other.WebSocket += (_, socket) =>
+        {
+            lock (otherSockets)
+            {
+                otherSockets.Add(socket.Url);
+            }
+        };
         await WebFixture.LogInAsync(other, username, WebFixture.UserPassword);
         await other.GotoAsync($"sessions/{id}/view");
         await Assertions.Expect(other.Locator("#viewer-status")).ToHaveTextAsync("Connected");
         await Assertions.Expect(other.GetByRole(AriaRole.Button, new() { Name = "Unmute" })).ToBeVisibleAsync();
+        lock (otherSockets)
+        {
+            Assert.DoesNotContain(otherSockets, url => url.Contains("/audio/", StringComparison.Ordinal));
+        }
+
         await other.Context.CloseAsync();
     }
 

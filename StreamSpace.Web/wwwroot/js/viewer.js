@@ -112,7 +112,14 @@ muteToggle.addEventListener('click', async () => {
     preferences.audio_muted = !preferences.audio_muted;
     showMuted();
     if (sound) {
+        // Silences what is already scheduled at once.
         sound.muted = preferences.audio_muted;
+    }
+    if (preferences.audio_muted) {
+        // Muted, nothing is sent: the socket closes and the agent stops capturing.
+        sound?.stop();
+    } else if (rfb) {
+        resumeSound();
     }
     try {
         await callApi(PREFERENCES, { method: 'PUT', body: preferences });
@@ -122,7 +129,21 @@ muteToggle.addEventListener('click', async () => {
     rfb?.focus();
 });
 
-// The session's sound for this connection, when it has any: on the API at the same place as the VNC WebSocket.
+// Unmuting a connected viewer takes a fresh audio ticket: the one its connection came with is spent or expired. The
+// VNC ticket issued beside it goes unused and expires in 30 s.
+async function resumeSound() {
+    try {
+        const ticket = await fetchTicket();
+        if (!preferences.audio_muted && rfb) {
+            openSound(ticket.audioUrl);
+        }
+    } catch {
+        setStatus('Could not start the sound; it starts with the next connection');
+    }
+}
+
+// The session's sound for this connection, when it has any: on the API at the same place as the VNC WebSocket. A
+// muted viewer opens nothing, so it costs the session nothing either.
 function openSound(path) {
     sound?.stop();
     muteToggle.hidden = !path;
@@ -136,7 +157,11 @@ function openSound(path) {
         soundNote.hidden = false;
         return;
     }
-    sound ??= new SessionSound(preferences.audio_muted);
+    if (preferences.audio_muted) {
+        return;
+    }
+    sound ??= new SessionSound(false);
+    sound.muted = false;
     sound.open(webSocketUrl(path));
 }
 
