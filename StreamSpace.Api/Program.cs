@@ -6,6 +6,7 @@ using StreamSpace.Api.Features.Diagnostics;
 using StreamSpace.Api.Features.Groups;
 using StreamSpace.Api.Features.Replicas;
 using StreamSpace.Api.Features.Sessions;
+using StreamSpace.Api.Features.Sessions.Audio;
 using StreamSpace.Api.Features.Shares;
 using StreamSpace.Api.Features.Preferences;
 using StreamSpace.Api.Features.Templates;
@@ -35,6 +36,7 @@ return await StartupGuard.RunAsync(async () =>
     builder.AddStreamSpaceGroups();
     builder.AddStreamSpacePreferences();
     builder.AddStreamSpaceSessions();
+    builder.AddStreamSpaceAudio();
     builder.AddStreamSpaceShares();
     builder.AddStreamSpaceDiagnostics();
     builder.AddStreamSpaceEndpoints();
@@ -48,6 +50,7 @@ return await StartupGuard.RunAsync(async () =>
     app.MapStreamSpaceEndpoints();
     app.MapStreamSpaceAgents();
     app.MapStreamSpaceSessions();
+    app.MapStreamSpaceAudio();
     app.MapDefaultEndpoints("streamspace-api");
     app.MapStreamSpaceMetrics();
 

@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Security.Cryptography;
 using System.Text.Json;
+using StreamSpace.Agent.Audio;
 using StreamSpace.Agent.Platforms;
 using StreamSpace.Agent.Platforms.Local;
 using StreamSpace.Contracts;
@@ -16,7 +17,8 @@ namespace StreamSpace.Agent.Files;
 /// file streams to it, and does the operations with the agent's own confinement (<see cref="HomeFiles"/>,
 /// <see cref="ConfinedFolder"/>) on the pod's home. It answers only a connection whose first frame is the session's
 /// files key (from the session's Secret, which the agent reads as it reads the VNC password), compared in constant
-/// time; any other is closed without a word.
+/// time; any other is closed without a word. It also serves the session's sound (<see cref="AudioStreams"/>): parec on
+/// the pod's PulseAudio (STREAMSPACE_SOUND_SOCKET), encoded as the local agent does, so the pod needs no other port.
 /// </summary>
 public sealed class FileService(FileServiceSettings settings, byte[] key, ILogger<FileService> logger) : BackgroundService
 {
@@ -25,6 +27,7 @@ public sealed class FileService(FileServiceSettings settings, byte[] key, ILogge
     private const int MaxRequestBytes = 4096;
 
     private readonly HomeFiles files = new(logger);
+    private readonly SoundCapture sound = new(logger);
     private readonly SessionHome home = new(settings.SessionId, settings.HomePath,
         new SessionAccount(Environment.UserName, UnixFiles.EffectiveUid(), UnixFiles.EffectiveGid()));
 
@@ -104,6 +107,13 @@ public sealed class FileService(FileServiceSettings settings, byte[] key, ILogge
                 }
 
                 request = ParseRequest(requestFrame);
+            }
+
+            if (request.Purpose == AudioStreams.Purpose)
+            {
+                await sound.ServeAsync(new SessionSound(settings.SessionId, settings.SoundSocket.Length > 0 ? settings.SoundSocket : null, home.Owner,
+                    DropPrivileges: false), stream, stoppingToken);
+                return;
             }
 
             await files.ServeAsync(home, request.Purpose, request.Name, stream, stoppingToken);

@@ -24,6 +24,9 @@ public sealed class FileServiceSettings : IValidatedSettings
     [Setting("STREAMSPACE_FILES_HOME", Help = "the session's home, whose Uploads and Downloads the service serves; empty: $HOME")]
     public string Home { get; set; } = "";
 
+    [Setting("STREAMSPACE_SOUND_SOCKET", Help = "the socket of the session's PulseAudio, whose sound the service captures for the agent; empty: the session has no sound")]
+    public string SoundSocket { get; set; } = "";
+
     [Setting("STREAMSPACE_SESSION_ID")]
     public string SessionId { get; set; } = "";
 

@@ -34,6 +34,13 @@ public sealed class SessionFileStreams(ISessionPlatform platform, ILogger<Sessio
         }, cancellationToken);
 
     /// <summary>
+    /// Relays a stream of another purpose (the session's sound) to the session's file service, its refusals answered
+    /// as a file stream's are.
+    /// </summary>
+    public Task RelayToServiceAsync(SessionFileService service, StreamOpenMessage open, Stream data, CancellationToken cancellationToken) =>
+        files.AnswerRefusalsAsync(open.Purpose!, open.SessionId, data, () => RelayAsync(service, open, data, cancellationToken), cancellationToken);
+
+    /// <summary>
     /// Opens the session's file service, proves the key and asks for the operation, passes its first reply on (so a
     /// service that cannot be reached or refuses the key is a refusal with a reason, not a cut stream), then moves the
     /// bytes both ways until either side ends.

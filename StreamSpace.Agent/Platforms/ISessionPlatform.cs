@@ -56,6 +56,13 @@ public static class TcpDial
 public sealed record SessionHome(string SessionId, string Path, SessionAccount Owner);
 
 /// <summary>
+/// A running session's sound server on this machine, for its audio stream: the socket of its PulseAudio (null when the
+/// session's template has audio off, so it runs none) and the account a capture runs as (through setpriv when
+/// <see cref="DropPrivileges"/>, as the session's own processes do).
+/// </summary>
+public sealed record SessionSound(string SessionId, string? Socket, SessionAccount Account, bool DropPrivileges);
+
+/// <summary>
 /// A running session's file service, for a platform whose sessions' homes are out of the agent's reach (a pod): how to
 /// open a connection to it, and the key that proves the connection is the agent's.
 /// </summary>
@@ -102,6 +109,13 @@ public interface ISessionPlatform
     /// it. Null when the platform opens its sessions' homes itself (<see cref="FindHomeAsync"/>), or the session does not run here.
     /// </summary>
     Task<SessionFileService?> FindFileServiceAsync(string sessionId, CancellationToken cancellationToken) => Task.FromResult<SessionFileService?>(null);
+
+    /// <summary>
+    /// A running session's sound server, for its audio stream; null when the session does not run here. Platforms
+    /// whose sessions' sound the agent cannot capture throw <see cref="NotSupportedException"/> with a message for the user.
+    /// </summary>
+    Task<SessionSound?> FindSoundAsync(string sessionId, CancellationToken cancellationToken) =>
+        throw new NotSupportedException($"Sound is not supported on the {Name} platform yet.");
 
     /// <summary>
     /// What the agent can check about its own platform (permissions, storage, images). Called at every heartbeat, so it

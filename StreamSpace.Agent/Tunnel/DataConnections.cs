@@ -1,6 +1,7 @@
 using StreamSpace.Agent.Metrics;
 using System.Buffers;
 using System.Net.Sockets;
+using StreamSpace.Agent.Audio;
 using StreamSpace.Agent.Files;
 using StreamSpace.Agent.Platforms;
 using StreamSpace.Agent.Recording;
@@ -16,13 +17,19 @@ namespace StreamSpace.Agent.Tunnel;
 /// either end closes or the agent stops.
 /// </summary>
 public sealed class DataConnections(ISessionPlatform platform, DataDialer dialer, VncDialGate gate, AgentSettings settings, AgentMetrics metrics,
-    SessionFileStreams files, RecordingStreamService recordings, ILogger<DataConnections> logger)
+    SessionFileStreams files, SessionAudioStreams audio, RecordingStreamService recordings, ILogger<DataConnections> logger)
 {
     private static readonly TimeSpan DialTimeout = TimeSpan.FromSeconds(5);
     private const int CopyBufferBytes = 64 * 1024;
 
     public async Task RunAsync(StreamOpenMessage open, CancellationToken stoppingToken)
     {
+        if (open.Purpose == AudioStreams.Purpose)
+        {
+            await RunAudioStreamAsync(open, stoppingToken);
+            return;
+        }
+
         if (open.Purpose is not null)
         {
             await RunFileStreamAsync(open, stoppingToken);
@@ -143,6 +150,25 @@ public sealed class DataConnections(ISessionPlatform platform, DataDialer dialer
             if (!stoppingToken.IsCancellationRequested)
             {
                 logger.LogWarning("The file stream {Purpose} of session {SessionId} (stream {StreamId}) ended: {Reason}", open.Purpose, open.SessionId, open.StreamId, e.Message);
+            }
+        }
+    }
+
+    /// <summary>The session's sound, captured and encoded while the stream is open (<see cref="SessionAudioStreams"/>).</summary>
+    private async Task RunAudioStreamAsync(StreamOpenMessage open, CancellationToken stoppingToken)
+    {
+        try
+        {
+            await using var data = await dialer.ConnectAsync(open, stoppingToken);
+            logger.LogInformation("Audio stream {StreamId} of session {SessionId} opened", open.StreamId, open.SessionId);
+            await audio.RunAsync(open, data, stoppingToken);
+        }
+        catch (Exception e)
+        {
+            // Nobody awaits this task: whatever ended the stream is logged here or nowhere.
+            if (!stoppingToken.IsCancellationRequested)
+            {
+                logger.LogInformation("The audio stream of session {SessionId} (stream {StreamId}) ended: {Reason}", open.SessionId, open.StreamId, e.Message);
             }
         }
     }

@@ -30,8 +30,12 @@ public sealed record AdminViewing(string Username, DateTimeOffset At);
 /// <summary><c>POST /api/v1/sessions</c>. Admins may launch for another user, by username.</summary>
 public sealed record CreateSessionRequest(string Template, string? User = null);
 
-/// <summary>The answer to <c>POST /api/v1/sessions/{id}/connect</c>: a single-use ticket for the VNC WebSocket.</summary>
-public sealed record ConnectResponse(string Ticket, string Url, DateTimeOffset ExpiresAt);
+/// <summary>
+/// The answer to <c>POST /api/v1/sessions/{id}/connect</c>: a single-use ticket for the VNC WebSocket and, when the
+/// session has sound (its template's audio on, its agent of protocol 4 or later), <see cref="AudioUrl"/>: the audio
+/// WebSocket with a second ticket of its own, issued beside the first.
+/// </summary>
+public sealed record ConnectResponse(string Ticket, string Url, DateTimeOffset ExpiresAt, string? AudioUrl = null);
 
 /// <summary>
 /// An open viewer of a session, as <c>GET /api/v1/sessions/{id}/viewers</c> lists it; one that came through a share

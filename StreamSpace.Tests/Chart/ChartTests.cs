@@ -308,7 +308,7 @@ public sealed partial class ChartTests(AspireManifest manifest) : IClassFixture<
     }
 
     [Fact]
-    public async Task The_ingress_sends_root_to_the_ui_and_api_vnc_and_agent_to_the_api_with_websocket_timeouts()
+    public async Task The_ingress_sends_root_to_the_ui_and_api_vnc_audio_and_agent_to_the_api_with_websocket_timeouts()
     {
         var chart = await RenderedChart.LoadAsync(RenderedChart.NetworkPolicyAndIngressCase);
         var ingress = Assert.Single(chart.All<V1Ingress>());
@@ -319,6 +319,7 @@ public sealed partial class ChartTests(AspireManifest manifest) : IClassFixture<
             ["/"] = (WebName, 8080),
             ["/api"] = (ApiName, 8000),
             ["/vnc"] = (ApiName, 8000),
+            ["/audio"] = (ApiName, 8000),
             ["/agent"] = (ApiName, 8000),
         }, routes);
         Assert.Equal("3600", ingress.Metadata.Annotations["nginx.ingress.kubernetes.io/proxy-read-timeout"]);

@@ -75,14 +75,21 @@ public sealed class WebFixture : IAsyncLifetime
 
         web = await StartWebAsync(environment: null);
         playwright = await Playwright.CreateAsync();
-        Browser = await playwright.Chromium.LaunchAsync(new()
-        {
-            // Debian's chromium: no browser download, and the flags a root, GPU-less, offline machine needs.
-            ExecutablePath = "/usr/bin/chromium",
-            Headless = true,
-            Args = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-        });
+        Browser = await LaunchBrowserAsync();
     }
+
+    /// <summary>
+    /// Debian's chromium: no browser download, and the flags a root, GPU-less, offline machine needs; sound plays
+    /// without a click first. <paramref name="arguments"/> are added (a test's own browser, such as one that maps a
+    /// host name).
+    /// </summary>
+    public Task<IBrowser> LaunchBrowserAsync(params string[] arguments) => playwright!.Chromium.LaunchAsync(new()
+    {
+        ExecutablePath = "/usr/bin/chromium",
+        Headless = true,
+        Args = ["--no-sandbox", "--disable-gpu", "--autoplay-policy=no-user-gesture-required", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", .. arguments],
+    });
 
     /// <summary>
     /// A fresh browser context and page, the viewport big enough for the catalog and the desktop, with the browser

@@ -41,6 +41,7 @@ var sections = new Section[]
     new("tunnel-paced", "only the tunnel section's 50 paced viewers, through (b) websockify and (c)", TimeSpan.FromMinutes(4), TunnelBench.PacedOnlyAsync, OnlyWhenNamed: true),
     new("real-session", "a real Xvnc whose screen changes colour, direct and through (c)", TimeSpan.FromMinutes(3), RealSessionBench.RunAsync),
     new("recording", "the agent's recorder on one busy real session: its CPU and the session's, with and without, and bytes written", TimeSpan.FromMinutes(3), RecordingBench.RunAsync),
+    new("audio", "a session's sound: Opus bytes/s per listener (0, 1, 5) and the agent's and API's CPU", TimeSpan.FromMinutes(3), AudioBench.RunAsync),
     new("session-start", "sequential local launches", TimeSpan.FromMinutes(3), SessionStartBench.SequentialAsync),
     new("concurrent-starts", "10 local launches at once, beside 10 bare Xvnc at once", TimeSpan.FromMinutes(4), SessionStartBench.ConcurrentAsync),
     new("density", "idle local sessions in steps up to 50: memory per session, the 50th launch", TimeSpan.FromMinutes(6), DensityBench.RunAsync),

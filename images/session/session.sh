@@ -20,6 +20,23 @@ else
   exit 2
 fi
 
+# The session's sound (STREAMSPACE_AUDIO=1, the template's audio): a PulseAudio of its own beside Xvnc, as this user,
+# from no system or user config: one socket in a folder of mode 0700 and a null sink as its only, default, output. It
+# mirrors the local platform's. The file service captures it for the agent (STREAMSPACE_SOUND_SOCKET), so the pod
+# needs no port of its own for sound; the program plays into it through PULSE_SERVER.
+sound_socket=
+if [ "${STREAMSPACE_AUDIO:-0}" = 1 ] && command -v pulseaudio >/dev/null 2>&1; then
+  sound_dir=/tmp/streamspace-sound
+  (umask 077 && mkdir -p "$sound_dir")
+  sound_socket=$sound_dir/native
+  env -u DISPLAY PULSE_RUNTIME_PATH="$sound_dir" PULSE_STATE_PATH="$sound_dir" \
+    pulseaudio -n --daemonize=no --use-pid-file=no --system=no --exit-idle-time=-1 --disallow-module-loading \
+    --realtime=no --high-priority=no --disable-shm=yes --log-target=stderr --log-level=error \
+    --load="module-native-protocol-unix socket=$sound_socket auth-anonymous=1 auth-cookie-enabled=0" \
+    --load="module-null-sink sink_name=session rate=48000 channels=2" </dev/null &
+  export PULSE_SERVER="unix:$sound_socket" PULSE_LATENCY_MSEC="${PULSE_LATENCY_MSEC:-60}"
+fi
+
 # The file service: ~/Uploads and ~/Downloads for the agent, which must prove the session's files key (the file
 # STREAMSPACE_FILES_KEY_FILE names, from the session's Secret) first. It is the agent's own files-serve mode, run as
 # this user; run from its own folder so that no appsettings.json in the home configures it. A session whose pod names
@@ -27,6 +44,7 @@ fi
 files_service=/opt/streamspace/agent/StreamSpace.Agent.dll
 if [ -n "${STREAMSPACE_FILES_KEY_FILE:-}" ] && [ -f "$files_service" ]; then
   (cd /opt/streamspace/agent && exec env DOTNET_SYSTEM_GLOBALIZATION_INVARIANT=1 DOTNET_EnableDiagnostics=0 DOTNET_NOLOGO=1 \
+    STREAMSPACE_SOUND_SOCKET="$sound_socket" \
     /opt/streamspace/dotnet/dotnet "$files_service" files-serve) &
 fi
 

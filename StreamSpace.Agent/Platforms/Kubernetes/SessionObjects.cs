@@ -118,6 +118,8 @@ public static partial class SessionObjects
             // The template's clipboard directions, which the image's Xvnc enforces (SendCutText, AcceptCutText).
             new() { Name = "VNC_SEND_CUT_TEXT", Value = template.ClipboardToBrowser ? "1" : "0" },
             new() { Name = "VNC_ACCEPT_CUT_TEXT", Value = template.ClipboardToSession ? "1" : "0" },
+            // Whether session.sh starts the session's PulseAudio (the template's audio).
+            new() { Name = "STREAMSPACE_AUDIO", Value = template.Audio ? "1" : "0" },
         };
         // A template's entry never replaces the session's own settings above (in a pod the last of two names wins); the
         // API refuses such names, and a template stored before it did is filtered here.

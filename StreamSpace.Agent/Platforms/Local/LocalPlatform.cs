@@ -96,6 +96,11 @@ public sealed class LocalPlatform : ISessionPlatform, IDisposable
             ? new SessionHome(sessionId, record.Home, account)
             : null);
 
+    public Task<SessionSound?> FindSoundAsync(string sessionId, CancellationToken cancellationToken) =>
+        Task.FromResult(sessions.TryGetValue(sessionId, out var record) && record.State == SessionState.Running && record.Account is { } account
+            ? new SessionSound(sessionId, record.Audio ? record.SoundSocket : null, account, accounts.Isolated)
+            : null);
+
     public void NoteActivity(string sessionId) => clock.NoteInput(sessionId);
 
     /// <summary>The programs every local session runs: the X server with VNC, and the window manager.</summary>
@@ -114,7 +119,30 @@ public sealed class LocalPlatform : ISessionPlatform, IDisposable
             : new("local.isolation", isolationTitle, AgentCheck.Fail,
                 $"sessions are not isolated from the agent or from each other: LOCAL_ISOLATION=none, so every session runs as the agent's account ({Environment.UserName})",
                 "Run the agent as root and unset LOCAL_ISOLATION; none is for a personal development machine only.");
-        return Task.FromResult<IReadOnlyList<AgentCheck>>([programs, isolation]);
+        return Task.FromResult<IReadOnlyList<AgentCheck>>([programs, isolation, SoundCheck()]);
+    }
+
+    /// <summary>The programs and library of a session's sound: the sound server, the capture and the Opus encoder.</summary>
+    private static readonly string[] SoundPrograms = ["pulseaudio", "parec"];
+
+    /// <summary>Without them sessions still run, silent: a warning, not a failure.</summary>
+    private static AgentCheck SoundCheck()
+    {
+        const string title = "Sessions' sound can be played and captured";
+        var missing = SoundPrograms.Where(program => !OnPath(program)).ToList();
+        if (!System.Runtime.InteropServices.NativeLibrary.TryLoad("libopus.so.0", out var opus))
+        {
+            missing.Add("libopus.so.0");
+        }
+        else
+        {
+            System.Runtime.InteropServices.NativeLibrary.Free(opus);
+        }
+
+        return missing.Count == 0
+            ? new("local.sound", title, AgentCheck.Ok, $"{string.Join(", ", SoundPrograms)} and libopus.so.0 found")
+            : new("local.sound", title, AgentCheck.Warn, $"not found: {string.Join(", ", missing)}; sessions of templates with audio play no sound",
+                "Install them on the agent's machine: apt-get install pulseaudio pulseaudio-utils libopus0.");
     }
 
     private static bool OnPath(string program) =>
@@ -186,6 +214,7 @@ public sealed class LocalPlatform : ISessionPlatform, IDisposable
                 State = SessionState.Starting,
                 IdleTimeoutSeconds = template.IdleTimeoutSeconds,
                 MaxDurationSeconds = template.MaxDurationSeconds,
+                Audio = template.Audio,
             };
             await WriteSessionSecretsAsync(record, account, cancellationToken);
             // A stopping agent starts nothing it could no longer report; the control plane re-sends the start to its

@@ -43,6 +43,14 @@ public static class LocalSessionProcess
         return buffer.ToArray();
     }
 
+    /// <summary>What PULSE_SERVER names for the session's sound server.</summary>
+    public static string SoundServerAddress(string socket) => "unix:" + socket;
+
+    private const string SoundLatencyMilliseconds = "60";
+
+    /// <summary>The sink the session's programs play into; its monitor is what a listener hears.</summary>
+    public const string SoundSink = "session";
+
     /// <summary>The session's process group (its id is the leader's pid), and whether its X server came up.</summary>
     public sealed record Started(int ProcessGroup, Task<bool> Ready);
 
@@ -69,6 +77,19 @@ public static class LocalSessionProcess
         environment["LOGNAME"] = account.Name;
         environment["DISPLAY"] = ":" + record.Display.ToString(System.Globalization.CultureInfo.InvariantCulture);
         environment["XAUTHORITY"] = record.XAuthorityFile;
+        if (record.Audio)
+        {
+            environment["PULSE_SERVER"] = SoundServerAddress(record.SoundSocket);
+            // Programs ask the null sink for this latency unless they choose their own: with PulseAudio's default (2 s)
+            // the sink renders, and so a listener hears, in blocks of up to 2 s.
+            environment.TryAdd("PULSE_LATENCY_MSEC", SoundLatencyMilliseconds);
+        }
+        else
+        {
+            // A template's PULSE_SERVER must not point a session without sound at someone else's server.
+            environment.Remove("PULSE_SERVER");
+        }
+
         return environment;
     }
 
@@ -99,9 +120,23 @@ public static class LocalSessionProcess
         // SetDesktopSize, which Xvnc grants through RandR. The template's clipboard directions are Xvnc's own settings
         // (SendCutText: session to viewer; AcceptCutText: viewer to session), and -AllowOverride=desktop keeps every
         // client in the session (vncconfig -set SendCutText=1) from changing them back.
+        // With sound, PulseAudio starts beside Xvnc (Xvnc does not wait for it) in the same group, from no system or
+        // user config (-n): one socket in run/ (the account's alone, so anonymous clients, with no cookie, are the
+        // account's programs) and a null sink (SoundSink) as the only, so default, output. Its runtime files stay in
+        // run/pulse, out of the home; DISPLAY is hidden from it so it never tries to start a D-Bus daemon through X11.
+        // No shared memory: its memfd blocks failed to reach clients here, and it falls back to the socket anyway; no
+        // realtime scheduling (it would ask rtkit over the system bus, which sessions do not have).
         const string script = """
-            display=$1 port=$2 password_file=$3 name=$4 command=$5 ready=$6 send_cut_text=$7 accept_cut_text=$8
+            display=$1 port=$2 password_file=$3 name=$4 command=$5 ready=$6 send_cut_text=$7 accept_cut_text=$8 sound=$9
             rm -f "$ready"; mkfifo -m 600 "$ready" || exit
+            if [ -n "$sound" ]; then
+                env -u DISPLAY -u PULSE_SERVER PULSE_RUNTIME_PATH="${sound%/*}" PULSE_STATE_PATH="${sound%/*}" \
+                    pulseaudio -n --daemonize=no --use-pid-file=no --system=no --exit-idle-time=-1 --disallow-module-loading \
+                    --realtime=no --high-priority=no --disable-shm=yes \
+                    --log-target=stderr --log-level=error \
+                    --load="module-native-protocol-unix socket=$sound auth-anonymous=1 auth-cookie-enabled=0" \
+                    --load="module-null-sink sink_name=session rate=48000 channels=2" </dev/null 3>&- &
+            fi
             Xvnc ":$display" -rfbport "$port" -localhost -SecurityTypes VncAuth -PasswordFile "$password_file" \
                 -auth "$XAUTHORITY" -geometry 1280x800 -depth 24 -nolisten tcp -AlwaysShared -desktop "$name" \
                 -SendCutText="$send_cut_text" -AcceptCutText="$accept_cut_text" -AllowOverride=desktop \
@@ -122,6 +157,7 @@ public static class LocalSessionProcess
             record.VncPort.ToString(System.Globalization.CultureInfo.InvariantCulture),
             record.PasswordFile, record.SessionId, command, Path.Combine(record.RuntimeDirectory, "xvnc-ready"),
             template.ClipboardToBrowser ? "1" : "0", template.ClipboardToSession ? "1" : "0",
+            record.Audio ? record.SoundSocket : "",
         ];
         // setpriv: the account's uid, gid and groups; no capabilities; no_new_privs, so no setuid program (su, sudo)
         // can take the session back up.

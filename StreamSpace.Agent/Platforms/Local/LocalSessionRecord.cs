@@ -21,6 +21,9 @@ public sealed record LocalSessionRecord
     public int IdleTimeoutSeconds { get; init; }
     public int? MaxDurationSeconds { get; init; }
 
+    /// <summary>Whether the session runs a sound server of its own (its template's audio setting when it started).</summary>
+    public bool Audio { get; init; }
+
     /// <summary>The agent's own copy of the VNC password, for the tunnel; readable by the agent alone.</summary>
     public string AgentPasswordFile => Path.Combine(Directory, "password");
 
@@ -30,4 +33,10 @@ public sealed record LocalSessionRecord
     public string PasswordFile => Path.Combine(RuntimeDirectory, "vncpasswd");
 
     public string XAuthorityFile => Path.Combine(RuntimeDirectory, "Xauthority");
+
+    /// <summary>The folder of the session's PulseAudio: its runtime files, cookie and the socket programs play through.</summary>
+    public string SoundDirectory => Path.Combine(RuntimeDirectory, "pulse");
+
+    /// <summary>The sound server's socket, in run/ (the account's, 0700), so no other account can play or listen.</summary>
+    public string SoundSocket => Path.Combine(SoundDirectory, "native");
 }

@@ -6,22 +6,28 @@ namespace StreamSpace.Api.Features.Preferences;
 /// <summary>The <c>viewer_preferences</c> table: one row per user who changed a default.</summary>
 public sealed class ViewerPreferenceStore(NpgsqlDataSource dataSource)
 {
-    public static readonly ViewerPreferences Defaults = new(ScaleViewport: false);
+    public static readonly ViewerPreferences Defaults = new(ScaleViewport: false, AudioMuted: false);
+
+    private sealed record Row(bool ScaleViewport, bool AudioMuted);
 
     public async Task<ViewerPreferences> GetAsync(Guid userId, CancellationToken cancellationToken)
     {
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
-        var scale = await connection.QuerySingleOrDefaultAsync<bool?>(new CommandDefinition(
-            "SELECT scale_viewport FROM viewer_preferences WHERE user_id = @userId", new { userId }, cancellationToken: cancellationToken));
-        return scale is { } value ? new(value) : Defaults;
+        var row = await connection.QuerySingleOrDefaultAsync<Row>(new CommandDefinition(
+            "SELECT scale_viewport, audio_muted FROM viewer_preferences WHERE user_id = @userId", new { userId }, cancellationToken: cancellationToken));
+        return row is null ? Defaults : new(row.ScaleViewport, row.AudioMuted);
     }
 
-    public async Task SaveAsync(Guid userId, ViewerPreferences preferences, CancellationToken cancellationToken)
+    /// <summary>Saves the preferences; one left out (null) keeps its stored value, or its default. Returns what is stored now.</summary>
+    public async Task<ViewerPreferences> SaveAsync(Guid userId, ViewerPreferences preferences, CancellationToken cancellationToken)
     {
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
-        await connection.ExecuteAsync(new CommandDefinition("""
-            INSERT INTO viewer_preferences (user_id, scale_viewport) VALUES (@userId, @ScaleViewport)
-            ON CONFLICT (user_id) DO UPDATE SET scale_viewport = excluded.scale_viewport, updated_at = now()
-            """, new { userId, preferences.ScaleViewport }, cancellationToken: cancellationToken));
+        var row = await connection.QuerySingleAsync<Row>(new CommandDefinition("""
+            INSERT INTO viewer_preferences (user_id, scale_viewport, audio_muted) VALUES (@userId, @ScaleViewport, COALESCE(@AudioMuted, false))
+            ON CONFLICT (user_id) DO UPDATE SET scale_viewport = excluded.scale_viewport,
+                audio_muted = COALESCE(@AudioMuted, viewer_preferences.audio_muted), updated_at = now()
+            RETURNING scale_viewport, audio_muted
+            """, new { userId, preferences.ScaleViewport, preferences.AudioMuted }, cancellationToken: cancellationToken));
+        return new(row.ScaleViewport, row.AudioMuted);
     }
 }

@@ -59,7 +59,8 @@ public sealed class FileServiceProcess : IAsyncDisposable
     }
 
     /// <summary>Starts the service with <paramref name="key"/> (a new random one when null) and waits until it accepts connections.</summary>
-    public static async Task<FileServiceProcess> StartAsync(string address, int port, byte[]? key = null, string sessionId = "files-test")
+    /// <param name="soundSocket">The pod's PulseAudio socket (STREAMSPACE_SOUND_SOCKET, as session.sh sets it); null: no sound.</param>
+    public static async Task<FileServiceProcess> StartAsync(string address, int port, byte[]? key = null, string sessionId = "files-test", string? soundSocket = null)
     {
         key ??= RandomNumberGenerator.GetBytes(FileStreams.FilesKeyBytes);
         var directory = Directory.CreateTempSubdirectory("streamspace-files-pod-").FullName;
@@ -94,6 +95,11 @@ public sealed class FileServiceProcess : IAsyncDisposable
         start.Environment["STREAMSPACE_FILES_ADDRESS"] = address;
         start.Environment["STREAMSPACE_FILES_PORT"] = port.ToString(CultureInfo.InvariantCulture);
         start.Environment["STREAMSPACE_SESSION_ID"] = sessionId;
+        if (soundSocket is not null)
+        {
+            start.Environment["STREAMSPACE_SOUND_SOCKET"] = soundSocket;
+        }
+
         var service = new FileServiceProcess(Process.Start(start) ?? throw new InvalidOperationException("dotnet did not start"), directory, address, port, key);
         try
         {

@@ -1,9 +1,11 @@
 using System.Globalization;
 using System.Net;
+using System.Net.WebSockets;
 using System.Security.Cryptography;
 using System.Text.Json.Nodes;
 using StreamSpace.Contracts;
 using StreamSpace.Contracts.Api;
+using StreamSpace.Tests.Agent.Audio;
 using StreamSpace.Tests.Agent.Files;
 using StreamSpace.Tests.Api.Features.Sessions;
 using StreamSpace.Tests.Infrastructure;
@@ -183,13 +185,48 @@ public sealed class KubernetesFilesTests(KubernetesFixture fixture) : IClassFixt
         Assert.Contains("start it again", (await response.AssertJsonAsync(HttpStatusCode.Conflict)).GetProperty("detail").GetString());
     }
 
-    /// <summary>A running session whose "pod" runs the file service with the key of its Secret (or <paramref name="key"/>).</summary>
-    private async Task<(string Id, FileServiceProcess Pod)> RunningSessionAsync(HttpClient user, byte[]? key = null)
+    [Fact]
+    public async Task The_sessions_sound_reaches_a_listener_through_the_pods_file_service_port_as_a_440_Hz_tone()
+    {
+        using var user = await fixture.Api.NewUserClientAsync();
+        await using var sound = await SoundServerProcess.StartAsync();
+        var (id, pod) = await RunningSessionAsync(user, soundSocket: sound.Socket);
+        await using var _ = pod;
+        var env = Kube.Get("deployments", Ns, $"session-{id}")!["spec"]!["template"]!["spec"]!["containers"]![0]!["env"]!.AsArray();
+        // session.sh starts the pod's PulseAudio on this (the template's audio).
+        Assert.Equal("1", env.Single(e => e!["name"]!.GetValue<string>() == "STREAMSPACE_AUDIO")!["value"]!.GetValue<string>());
+
+        var ticket = await (await user.PostAsync($"/api/v1/sessions/{id}/connect", null)).AssertJsonAsync<ConnectResponse>(HttpStatusCode.OK);
+        using var listener = new ClientWebSocket();
+        using (var connecting = new CancellationTokenSource(TimeSpan.FromSeconds(10)))
+        {
+            await listener.ConnectAsync(new UriBuilder(new Uri(fixture.Api.BaseAddress, ticket.AudioUrl)) { Scheme = "ws" }.Uri, connecting.Token);
+        }
+
+        // Two seconds of packets; the second is past the codec's and the tone's start.
+        var packets = new List<byte[]>();
+        var buffer = new byte[4096];
+        using var receiving = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+        while (packets.Count < 100)
+        {
+            var message = await listener.ReceiveAsync(buffer, receiving.Token);
+            Assert.Equal(WebSocketMessageType.Binary, message.MessageType);
+            packets.Add(buffer[..message.Count]);
+        }
+
+        var (peak, power) = Tone.Peak(Tone.DecodeLeft(packets).Skip(48_000).ToArray(), 48_000);
+        Assert.InRange(peak, 430, 450);
+        Assert.True(power > 0.01, $"the tone's power is {power}");
+        Assert.Contains(Kube.Calls, c => c == new KubernetesCall("create", "", "pods/portforward"));
+    }
+
+    /// <summary>A running session whose "pod" runs the file service with the key of its Secret (or <paramref name="key"/>), and the sound server at <paramref name="soundSocket"/>.</summary>
+    private async Task<(string Id, FileServiceProcess Pod)> RunningSessionAsync(HttpClient user, byte[]? key = null, string? soundSocket = null)
     {
         var id = (await user.LaunchAsync()).Id;
         await fixture.Kubelet.PodAsync(id);
         var podIp = NextPodAddress();
-        var pod = await FileServiceProcess.StartAsync(podIp, 5990, key ?? await FilesKeyAsync(id), id);
+        var pod = await FileServiceProcess.StartAsync(podIp, 5990, key ?? await FilesKeyAsync(id), id, soundSocket);
         try
         {
             await fixture.Kubelet.MarkReadyAsync(id, podIp);

@@ -23,4 +23,25 @@ public sealed class LocalSessionProcessTests
             Directory.Delete(Path.GetDirectoryName(file)!, recursive: true);
         }
     }
+
+    [Fact]
+    public void A_session_with_sound_names_its_own_sound_server_and_one_without_names_none_even_when_the_template_sets_one()
+    {
+        var record = new LocalSessionRecord
+        {
+            SessionId = "sound", Username = "alice", Template = "t", Home = "/home/alice", Directory = "/var/lib/agent/sessions/sound",
+            State = StreamSpace.Contracts.SessionState.Running, Display = 42, Audio = true,
+        };
+        var account = new SessionAccount("ss-alice", 2000, 2000);
+        var templateEnv = new Dictionary<string, string> { ["PULSE_SERVER"] = "tcp:elsewhere", ["EDITOR"] = "vi" };
+
+        var withSound = LocalSessionProcess.SessionEnvironment(record, account, templateEnv);
+        Assert.Equal("unix:/var/lib/agent/sessions/sound/run/pulse/native", withSound["PULSE_SERVER"]);
+        Assert.Equal("60", withSound["PULSE_LATENCY_MSEC"]);
+        Assert.Equal("vi", withSound["EDITOR"]);
+
+        var silent = LocalSessionProcess.SessionEnvironment(record with { Audio = false }, account, templateEnv);
+        Assert.False(silent.ContainsKey("PULSE_SERVER"));
+        Assert.False(silent.ContainsKey("PULSE_LATENCY_MSEC"));
+    }
 }

@@ -6,9 +6,12 @@
 // user's "Scale instead" preference, kept by the API, says to scale it. The clipboard passes both ways: see below.
 // A share's viewer (data-share-id) takes its tickets through the share; a view-only one always scales (it may not
 // resize another's desktop), sends no input (Xvnc ignores it anyway) and has no clipboard panel.
+// When the connect answer has an audio URL the session's sound plays too (js/audio.js), with a Mute button whose
+// choice the API keeps beside the scaling one.
 import RFB from '../lib/novnc/core/rfb.js';
 import KeyTable from '../lib/novnc/core/input/keysym.js';
 import { callApi } from './api.js';
+import { SessionSound, soundSupported } from './audio.js';
 
 const root = document.getElementById('viewer');
 const sessionId = root.dataset.sessionId;
@@ -22,10 +25,15 @@ const clipboardToggle = document.getElementById('viewer-clipboard-toggle');
 const clipboardText = document.getElementById('viewer-clipboard-text');
 const clipboardCopy = document.getElementById('viewer-clipboard-copy');
 const scaleToggle = document.getElementById('viewer-scale');
+const muteToggle = document.getElementById('viewer-mute');
+const soundNote = document.getElementById('viewer-sound-note');
 
 let rfb = null;
 let attempt = 0;
 let leaving = false;
+let sound = null;
+// What the API keeps for this user; a PUT carries both, so changing one never resets the other.
+const preferences = { scale_viewport: false, audio_muted: false };
 
 function setStatus(text) {
     status.textContent = text;
@@ -67,29 +75,104 @@ function showEnded(title, detail) {
 }
 
 async function loadPreferences() {
-    if (!scaleToggle) {
-        return;
-    }
     try {
         // Bounded: the desktop waits for this, and a slow answer must not keep it waiting long.
         const response = await fetch(PREFERENCES, { credentials: 'same-origin', signal: AbortSignal.timeout(3000) });
         if (response.ok) {
-            scaleToggle.checked = (await response.json()).scale_viewport === true;
+            const stored = await response.json();
+            preferences.scale_viewport = stored.scale_viewport === true;
+            preferences.audio_muted = stored.audio_muted === true;
         }
     } catch {
         // The defaults serve: a viewer that cannot read its preferences still shows the desktop.
     }
+    if (scaleToggle) {
+        scaleToggle.checked = preferences.scale_viewport;
+    }
+    showMuted();
+}
+
+function showMuted() {
+    muteToggle.setAttribute('aria-pressed', String(preferences.audio_muted));
+    muteToggle.textContent = preferences.audio_muted ? 'Unmute' : 'Mute';
 }
 
 scaleToggle?.addEventListener('change', async () => {
     applyScaling();
+    preferences.scale_viewport = scaleToggle.checked;
     try {
-        await callApi(PREFERENCES, { method: 'PUT', body: { scale_viewport: scaleToggle.checked } });
+        await callApi(PREFERENCES, { method: 'PUT', body: preferences });
     } catch {
         setStatus('Could not save the scaling choice; it applies to this window only');
     }
     rfb?.focus();
 });
+
+muteToggle.addEventListener('click', async () => {
+    preferences.audio_muted = !preferences.audio_muted;
+    showMuted();
+    if (sound) {
+        // Silences what is already scheduled at once.
+        sound.muted = preferences.audio_muted;
+    }
+    if (preferences.audio_muted) {
+        // Muted, nothing is sent: the socket closes and the agent stops capturing.
+        sound?.stop();
+    } else if (rfb) {
+        resumeSound();
+    }
+    try {
+        await callApi(PREFERENCES, { method: 'PUT', body: preferences });
+    } catch {
+        setStatus('Could not save the sound choice; it applies to this window only');
+    }
+    rfb?.focus();
+});
+
+// Unmuting a connected viewer takes a fresh audio ticket: the one its connection came with is spent or expired. The
+// VNC ticket issued beside it goes unused and expires in 30 s.
+async function resumeSound() {
+    try {
+        const ticket = await fetchTicket();
+        if (!preferences.audio_muted && rfb) {
+            openSound(ticket.audioUrl);
+        }
+    } catch {
+        setStatus('Could not start the sound; it starts with the next connection');
+    }
+}
+
+// The session's sound for this connection, when it has any: on the API at the same place as the VNC WebSocket. A
+// muted viewer opens nothing, so it costs the session nothing either.
+function openSound(path) {
+    sound?.stop();
+    muteToggle.hidden = !path;
+    if (!path) {
+        return;
+    }
+    if (!soundSupported()) {
+        // WebCodecs and Web Audio's decoder exist in secure contexts only (HTTPS, or http://localhost).
+        muteToggle.hidden = true;
+        soundNote.textContent = window.isSecureContext ? 'This browser cannot play the sound' : 'Sound needs HTTPS';
+        soundNote.hidden = false;
+        return;
+    }
+    if (preferences.audio_muted) {
+        return;
+    }
+    sound ??= new SessionSound(false);
+    sound.muted = false;
+    sound.open(webSocketUrl(path));
+}
+
+function webSocketUrl(path) {
+    const url = new URL(path, location.href);
+    url.protocol = location.protocol === 'https:' ? 'wss:' : 'ws:';
+    if (vncPort) {
+        url.port = vncPort;
+    }
+    return url.toString();
+}
 
 function fetchTicket() {
     const path = shareId ? `shares/${encodeURIComponent(shareId)}/ticket` : `viewer/${encodeURIComponent(sessionId)}/ticket`;
@@ -117,13 +200,10 @@ async function connect() {
         return;
     }
 
-    const url = new URL(ticket.url, location.href);
-    url.protocol = location.protocol === 'https:' ? 'wss:' : 'ws:';
-    if (vncPort) {
-        url.port = vncPort;
-    }
     // Our own socket, handed to noVNC, so the close code and reason are ours to read: noVNC's disconnect event has neither.
-    const socket = new WebSocket(url.toString(), ['binary']);
+    const socket = new WebSocket(webSocketUrl(ticket.url), ['binary']);
+    // The web's ticket answer (ViewerEndpoints) is the API's ConnectResponse in ASP.NET's camelCase.
+    openSound(ticket.audioUrl);
     let closed = null;
     let worked = false;
     socket.addEventListener('close', (event) => { closed = event; });
@@ -138,6 +218,7 @@ async function connect() {
     });
     rfb.addEventListener('disconnect', (event) => {
         rfb = null;
+        sound?.stop();
         if (leaving) {
             return;
         }
@@ -247,6 +328,7 @@ document.getElementById('viewer-clipboard-send')?.addEventListener('click', () =
 window.addEventListener('pagehide', () => {
     leaving = true;
     rfb?.disconnect();
+    sound?.close();
 });
 
 // Files in and out (README "Files in and out"): uploads go to the session's ~/Uploads one request each, the raw file

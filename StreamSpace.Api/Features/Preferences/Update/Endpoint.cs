@@ -13,7 +13,6 @@ public sealed class UpdateViewerPreferencesEndpoint(ViewerPreferenceStore prefer
 
     public override async Task HandleAsync(ViewerPreferences request, CancellationToken cancellationToken)
     {
-        await preferences.SaveAsync(User.RequiredUserId(), request, cancellationToken);
-        await Send.OkAsync(request, cancellationToken);
+        await Send.OkAsync(await preferences.SaveAsync(User.RequiredUserId(), request, cancellationToken), cancellationToken);
     }
 }

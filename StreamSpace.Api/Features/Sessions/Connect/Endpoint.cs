@@ -2,14 +2,15 @@ using StreamSpace.Api.Features.Tokens;
 using FastEndpoints;
 using StreamSpace.Api.Features.Auth;
 using StreamSpace.Api.Features.Sessions.Get;
+using StreamSpace.Api.Features.Sessions.Audio;
 using StreamSpace.Api.Features.Sessions.Vnc;
 using StreamSpace.Api.Infrastructure;
 using StreamSpace.Contracts;
 
 namespace StreamSpace.Api.Features.Sessions.Connect;
 
-/// <summary>Issues a ticket for the session's VNC WebSocket at /vnc/{id}.</summary>
-public sealed class ConnectSessionEndpoint(SessionStore sessions, VncTickets tickets) : Endpoint<SessionRequest, ConnectResponse>
+/// <summary>Issues a ticket for the session's VNC WebSocket at /vnc/{id}, and one for its audio WebSocket when it has sound.</summary>
+public sealed class ConnectSessionEndpoint(SessionStore sessions, VncTickets tickets, AudioTickets audio) : Endpoint<SessionRequest, ConnectResponse>
 {
     public override void Configure()
     {
@@ -34,6 +35,7 @@ public sealed class ConnectSessionEndpoint(SessionStore sessions, VncTickets tic
         }
 
         var ticket = await tickets.IssueAsync(session.Id, User, cancellationToken);
-        await Send.OkAsync(new ConnectResponse(ticket.Value, $"/vnc/{session.Id}?ticket={ticket.Value}", ticket.ExpiresAt), cancellationToken);
+        await Send.OkAsync(new ConnectResponse(ticket.Value, $"/vnc/{session.Id}?ticket={ticket.Value}", ticket.ExpiresAt,
+            await audio.UrlAsync(session, User, share: null, cancellationToken)), cancellationToken);
     }
 }

@@ -196,15 +196,9 @@ public sealed class SessionViewers(NpgsqlDataSource dataSource, ActiveUserCheck 
 
         try
         {
-            if (await check.RejectionAsync(viewer.User, cancellationToken) is { } rejection)
+            if (await RightEndedAsync(viewer.User, viewer.Share, cancellationToken) is { } ended)
             {
-                return (VncCloseCodes.SignInEnded, $"the viewer's sign-in no longer stands: {rejection}");
-            }
-
-            // Checked every second, so a share's expiry closes its viewers within seconds, on every instance.
-            if (viewer.Share is { } share && await shares.EndedAsync(share.ShareId, cancellationToken) is { } ended)
-            {
-                return (VncCloseCodes.ShareEnded, ended);
+                return ended;
             }
 
             await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
@@ -232,6 +226,51 @@ public sealed class SessionViewers(NpgsqlDataSource dataSource, ActiveUserCheck 
             logger.LogWarning("Could not check viewer {ViewerId} of session {SessionId}: {Reason}", viewer.Id, viewer.SessionId, e.Message);
             return null;
         }
+    }
+
+    /// <summary>
+    /// Why a stream that rides beside a viewer (its sound) must close now, or null while it may stay open: the viewer's
+    /// own checks (its sign-in, its share, the session running), without a row of its own in the viewers list.
+    /// </summary>
+    public async Task<(WebSocketCloseStatus Status, string Reason)?> CheckCompanionAsync(string sessionId, ClaimsPrincipal user, ShareGrant? share,
+        CancellationToken cancellationToken)
+    {
+        try
+        {
+            if (await RightEndedAsync(user, share, cancellationToken) is { } ended)
+            {
+                return ended;
+            }
+
+            await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+            var state = await connection.QuerySingleOrDefaultAsync<string?>(new CommandDefinition(
+                "SELECT state FROM sessions WHERE id = @sessionId", new { sessionId }, cancellationToken: cancellationToken));
+            return state is null ? (VncCloseCodes.SessionEnded, "the session is gone") : SessionNames.ParseState(state) switch
+            {
+                SessionState.Running => null,
+                _ => (VncCloseCodes.SessionEnded, $"the session is {state}"),
+            };
+        }
+        catch (NpgsqlException e)
+        {
+            // As for a viewer: an outage must not cut every stream; the next check tries again.
+            logger.LogWarning("Could not check a stream of session {SessionId}: {Reason}", sessionId, e.Message);
+            return null;
+        }
+    }
+
+    /// <summary>Why the sign-in a viewer stands on, or the share it came through, no longer admits it; null while both do.</summary>
+    private async Task<(WebSocketCloseStatus Status, string Reason)?> RightEndedAsync(ClaimsPrincipal user, ShareGrant? share, CancellationToken cancellationToken)
+    {
+        if (await check.RejectionAsync(user, cancellationToken) is { } rejection)
+        {
+            return (VncCloseCodes.SignInEnded, $"the viewer's sign-in no longer stands: {rejection}");
+        }
+
+        // Checked every second, so a share's expiry closes its viewers within seconds, on every instance.
+        return share is not null && await shares.EndedAsync(share.ShareId, cancellationToken) is { } ended
+            ? (VncCloseCodes.ShareEnded, ended)
+            : null;
     }
 
     /// <summary>The session's open viewers, on any instance; those of a dead instance drop out within 30 s.</summary>

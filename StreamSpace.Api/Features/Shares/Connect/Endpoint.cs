@@ -1,4 +1,5 @@
 using FastEndpoints;
+using StreamSpace.Api.Features.Sessions.Audio;
 using StreamSpace.Api.Features.Sessions.Vnc;
 using StreamSpace.Api.Features.Shares.Get;
 
@@ -8,7 +9,7 @@ namespace StreamSpace.Api.Features.Shares.Connect;
 /// POST /api/v1/shares/{shareId}/connect: a ticket for the shared session's VNC WebSocket, like the owner's, bound to
 /// the session, the recipient and the share; a view-only share's viewer is signed in to Xvnc with its view-only password.
 /// </summary>
-public sealed class ConnectShareEndpoint(ShareAccess access, VncTickets tickets) : Endpoint<ShareRequest, ConnectResponse>
+public sealed class ConnectShareEndpoint(ShareAccess access, VncTickets tickets, AudioTickets audio) : Endpoint<ShareRequest, ConnectResponse>
 {
     public override void Configure()
     {
@@ -27,7 +28,9 @@ public sealed class ConnectShareEndpoint(ShareAccess access, VncTickets tickets)
             return;
         }
 
-        var ticket = await tickets.IssueAsync(open!.Session.Id, User, cancellationToken, ShareAccess.Grant(open.Share));
-        await Send.OkAsync(new ConnectResponse(ticket.Value, $"/vnc/{open.Session.Id}?ticket={ticket.Value}", ticket.ExpiresAt), cancellationToken);
+        var grant = ShareAccess.Grant(open!.Share);
+        var ticket = await tickets.IssueAsync(open.Session.Id, User, cancellationToken, grant);
+        await Send.OkAsync(new ConnectResponse(ticket.Value, $"/vnc/{open.Session.Id}?ticket={ticket.Value}", ticket.ExpiresAt,
+            await audio.UrlAsync(open.Session, User, grant, cancellationToken)), cancellationToken);
     }
 }

@@ -42,6 +42,9 @@ public sealed class DiagnosticsTests
         Assert.Contains("Xvnc", programs.Evidence);
         var isolation = Assert.Single(checks, c => c.Id == "local.isolation:reporting-agent");
         Assert.Equal("ok", isolation.Status);
+        var sound = Assert.Single(checks, c => c.Id == "local.sound:reporting-agent");
+        Assert.Equal("ok", sound.Status);
+        Assert.Contains("libopus.so.0", sound.Evidence);
         var url = Assert.Single(checks, c => c.Id == "network.control_plane_url:reporting-agent");
         Assert.Equal("ok", url.Status);
         Assert.Contains($"the agent dials {api.AgentHubUrl}", url.Evidence);

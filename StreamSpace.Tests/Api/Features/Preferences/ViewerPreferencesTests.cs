@@ -39,4 +39,24 @@ public sealed class ViewerPreferencesTests(ApiFixture fixture) : IClassFixture<A
         using var anonymous = fixture.Api.CreateClient();
         Assert.Equal(HttpStatusCode.Unauthorized, (await anonymous.GetAsync(Route)).StatusCode);
     }
+
+    [Fact]
+    public async Task Muting_is_remembered_and_a_put_without_it_keeps_it()
+    {
+        using var user = await fixture.Api.NewUserClientAsync("prefs-mute");
+        Assert.False((await (await user.GetAsync(Route)).AssertJsonAsync<ViewerPreferences>(HttpStatusCode.OK)).AudioMuted);
+
+        var muted = await (await user.PutAsJsonAsync(Route, new ViewerPreferences(ScaleViewport: false, AudioMuted: true), ApiJson.Options))
+            .AssertJsonAsync<ViewerPreferences>(HttpStatusCode.OK);
+        Assert.Equal(new ViewerPreferences(false, true), muted);
+
+        // An older viewer's PUT (scale only) changes the scale and leaves the sound muted.
+        var scaled = await (await user.PutAsync(Route, new StringContent("""{"scale_viewport":true}""", Encoding.UTF8, "application/json")))
+            .AssertJsonAsync<ViewerPreferences>(HttpStatusCode.OK);
+        Assert.Equal(new ViewerPreferences(true, true), scaled);
+        Assert.Equal(new ViewerPreferences(true, true), await (await user.GetAsync(Route)).AssertJsonAsync<ViewerPreferences>(HttpStatusCode.OK));
+
+        await user.PutAsJsonAsync(Route, new ViewerPreferences(ScaleViewport: true, AudioMuted: false), ApiJson.Options);
+        Assert.Equal(new ViewerPreferences(true, false), await (await user.GetAsync(Route)).AssertJsonAsync<ViewerPreferences>(HttpStatusCode.OK));
+    }
 }

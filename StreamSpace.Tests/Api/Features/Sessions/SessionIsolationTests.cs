@@ -38,8 +38,9 @@ public sealed class SessionIsolationTests(SessionFixture fixture) : IClassFixtur
         mv "$HOME/probe-result.tmp" "$HOME/probe-result"
         """;
 
-    /// <summary>Everything a session's environment may hold: the allowlist, plus what bash itself sets.</summary>
-    private static readonly HashSet<string> AllowedVariables = ["PATH", "LANG", "HOME", "USER", "LOGNAME", "SHELL", "DISPLAY", "XAUTHORITY", "PWD", "OLDPWD", "SHLVL", "_"];
+    /// <summary>Everything a session's environment may hold: the allowlist, plus what bash itself sets, plus the session's own sound server (the default template has audio).</summary>
+    private static readonly HashSet<string> AllowedVariables =
+        ["PATH", "LANG", "HOME", "USER", "LOGNAME", "SHELL", "DISPLAY", "XAUTHORITY", "PULSE_SERVER", "PULSE_LATENCY_MSEC", "PWD", "OLDPWD", "SHLVL", "_"];
 
     [Fact]
     public async Task A_session_runs_as_its_users_own_account_and_reaches_nothing_of_the_agent_or_of_other_users()

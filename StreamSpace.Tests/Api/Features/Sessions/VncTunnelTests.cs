@@ -50,7 +50,8 @@ public sealed class VncTunnelTests(SessionFixture fixture) : IClassFixture<Sessi
         await admin.WaitForStateAsync(id, SessionState.Running);
         var url = await admin.ConnectUrlAsync(id);
 
-        // Expiry is PostgreSQL's clock, the one every replica shares: its tickets' 30 s have passed.
+        // Expiry is PostgreSQL's clock, the one every replica shares: its tickets' 30 s have passed (the VNC ticket and
+        // the audio one issued beside it: the default template has sound).
         await using (var db = new Npgsql.NpgsqlConnection(fixture.Api.ConnectionString))
         {
             await db.OpenAsync();
@@ -58,7 +59,7 @@ public sealed class VncTunnelTests(SessionFixture fixture) : IClassFixture<Sessi
             {
                 Parameters = { new() { Value = id } },
             };
-            Assert.Equal(1, await expire.ExecuteNonQueryAsync());
+            Assert.Equal(2, await expire.ExecuteNonQueryAsync());
         }
 
         var refused = await Assert.ThrowsAsync<System.Net.WebSockets.WebSocketException>(() => RfbViewer.ConnectAsync(fixture.Api.BaseAddress, url));
