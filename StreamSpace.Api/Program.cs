@@ -8,6 +8,7 @@ using StreamSpace.Api.Features.Replicas;
 using StreamSpace.Api.Features.Sessions;
 using StreamSpace.Api.Features.Shares;
 using StreamSpace.Api.Features.Preferences;
+using StreamSpace.Api.Features.Recordings;
 using StreamSpace.Api.Features.Templates;
 using StreamSpace.Api.Features.Tokens;
 using StreamSpace.Api.Features.Auth;
@@ -36,6 +37,7 @@ return await StartupGuard.RunAsync(async () =>
     builder.AddStreamSpacePreferences();
     builder.AddStreamSpaceSessions();
     builder.AddStreamSpaceShares();
+    builder.AddStreamSpaceRecordings();
     builder.AddStreamSpaceDiagnostics();
     builder.AddStreamSpaceEndpoints();
 

@@ -149,8 +149,11 @@ public sealed class SessionStore(NpgsqlDataSource dataSource, ApiSettings settin
 
         var id = "sess-" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(6));
         await connection.ExecuteAsync(new CommandDefinition(
-            "INSERT INTO sessions (id, user_id, template, state, agent_id, platform) VALUES (@id, @ownerId, @templateName, @Pending, @AgentId, @Platform)",
-            new { id, ownerId, templateName, Pending = SessionState.Pending.ToName(), agent.Value.AgentId, agent.Value.Platform }, transaction, cancellationToken: cancellationToken));
+            """
+            INSERT INTO sessions (id, user_id, template, state, agent_id, platform, record)
+            VALUES (@id, @ownerId, @templateName, @Pending, @AgentId, @Platform, @Record)
+            """,
+            new { id, ownerId, templateName, Pending = SessionState.Pending.ToName(), agent.Value.AgentId, agent.Value.Platform, template.Record }, transaction, cancellationToken: cancellationToken));
         await agents.EnqueueAsync(connection, transaction, agent.Value.AgentId, id, CommandTypes.StartSession,
             new SessionCommandPayload(id, ownerId, owner, limits.Cap(template.ToSessionTemplate())), cancellationToken);
         await connection.WriteAsync(actor, "session.created", "session", id, new { Template = templateName, Owner = owner, Agent = agent.Value.AgentId }, transaction, cancellationToken);
@@ -299,6 +302,12 @@ public sealed class SessionStore(NpgsqlDataSource dataSource, ApiSettings settin
             if (action == SessionAction.Wake)
             {
                 sessionTemplate = (await groups.LimitsAsync(connection, transaction, found.UserId, cancellationToken)).Cap(sessionTemplate);
+                if (sessionTemplate.Record)
+                {
+                    // The template came to require recording while the session slept: its owner is told from now on.
+                    await connection.ExecuteAsync(new CommandDefinition("UPDATE sessions SET record = true WHERE id = @id",
+                        new { id }, transaction, cancellationToken: cancellationToken));
+                }
             }
             var commandType = action switch
             {
