@@ -3,8 +3,8 @@ using StreamSpace.Contracts;
 
 namespace StreamSpace.Api.Features.Recordings;
 
-/// <summary>The recordings as the agents report them, and what the agents are told: record a session, delete a file.</summary>
-public sealed class AgentRecordings(RecordingCatalog catalog, IRecordedSessions sessions, ISessionAgents agents, ILogger<AgentRecordings> logger)
+/// <summary>The recordings as the agents report them, and what a (re)connected agent is told: record a session, delete a file.</summary>
+public sealed class AgentRecordings(RecordingCatalog catalog, IRecordedSessions sessions, RecordingDeletes deletes, ILogger<AgentRecordings> logger)
     : IAgentRecordings
 {
     public async Task ReportAsync(string agentId, RecordingMessage report, CancellationToken cancellationToken)
@@ -28,7 +28,7 @@ public sealed class AgentRecordings(RecordingCatalog catalog, IRecordedSessions 
         await catalog.UpsertAsync(agentId, report, session.UserId, session.Username ?? "", session.Template, cancellationToken);
     }
 
-    public async Task AgentConnectedAsync(string agentId, int protocolVersion, CancellationToken cancellationToken)
+    public async Task AgentConnectedAsync(string agentId, int protocolVersion, AgentSend send, CancellationToken cancellationToken)
     {
         if (protocolVersion < AgentProtocol.MediaVersion)
         {
@@ -37,34 +37,9 @@ public sealed class AgentRecordings(RecordingCatalog catalog, IRecordedSessions 
 
         foreach (var sessionId in await sessions.RecordedOnAsync(agentId, cancellationToken))
         {
-            await agents.SendAsync(agentId, new RecordSessionMessage(sessionId), cancellationToken);
+            await send(new RecordSessionMessage(sessionId), cancellationToken);
         }
 
-        await SendDeletesAsync(agentId, cancellationToken);
-    }
-
-    /// <summary>
-    /// Hands the agent the deletes it has not had; what it cannot take now (offline) goes at its next connect. It comes
-    /// after the deletion's commit, so it never throws: the recording is deleted whether or not the agent hears of it now.
-    /// </summary>
-    public async Task SendDeletesAsync(string agentId, CancellationToken cancellationToken)
-    {
-        try
-        {
-            foreach (var id in await catalog.UndeliveredDeletesAsync(agentId, cancellationToken))
-            {
-                if (!await agents.SendAsync(agentId, new DeleteRecordingMessage(id), cancellationToken))
-                {
-                    logger.LogInformation("Agent {AgentId} is offline; it deletes its recordings' files when it reconnects", agentId);
-                    return;
-                }
-
-                await catalog.MarkDeleteSentAsync(id, cancellationToken);
-            }
-        }
-        catch (Exception e) when (e is Npgsql.NpgsqlException or TimeoutException or InvalidOperationException or System.Threading.Channels.ChannelClosedException)
-        {
-            logger.LogWarning("Could not send agent {AgentId} its recordings' deletes now ({Reason}); they go when it reconnects", agentId, e.Message);
-        }
+        await deletes.DeliverAsync(agentId, send, cancellationToken);
     }
 }

@@ -13,7 +13,8 @@ public interface IAgentRecordings
 
     /// <summary>
     /// After the agent's welcome: asks it again to record its running sessions that are to be recorded, and sends it the
-    /// deletes it missed while offline. Agents older than <see cref="AgentProtocol.MediaVersion"/> are left alone.
+    /// deletes it missed while offline, through <paramref name="send"/> (its new connection). Agents older than
+    /// <see cref="AgentProtocol.MediaVersion"/> are left alone.
     /// </summary>
-    Task AgentConnectedAsync(string agentId, int protocolVersion, CancellationToken cancellationToken);
+    Task AgentConnectedAsync(string agentId, int protocolVersion, AgentSend send, CancellationToken cancellationToken);
 }

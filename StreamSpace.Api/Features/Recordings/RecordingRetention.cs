@@ -1,6 +1,7 @@
 using Dapper;
 using Npgsql;
 using StreamSpace.Api.Features.Audit;
+using StreamSpace.Api.Features.Sessions;
 using StreamSpace.Settings;
 
 namespace StreamSpace.Api.Features.Recordings;
@@ -11,7 +12,7 @@ namespace StreamSpace.Api.Features.Recordings;
 /// at a time: each sweep runs under a transaction-scoped advisory lock, and a replica that finds it taken skips its turn.
 /// A recording still running is never deleted by retention; it counts towards the total all the same.
 /// </summary>
-public sealed class RecordingRetention(NpgsqlDataSource dataSource, ApiSettings settings, AgentRecordings agents, TimeProvider time,
+public sealed class RecordingRetention(NpgsqlDataSource dataSource, ApiSettings settings, RecordingDeletes deletes, ISessionAgents agents, TimeProvider time,
     ILogger<RecordingRetention> logger) : BackgroundService
 {
     public static readonly TimeSpan Interval = TimeSpan.FromMinutes(1);
@@ -71,7 +72,7 @@ public sealed class RecordingRetention(NpgsqlDataSource dataSource, ApiSettings 
 
         foreach (var agentId in deleted.Select(d => d.AgentId).Distinct())
         {
-            await agents.SendDeletesAsync(agentId, cancellationToken);
+            await deletes.DeliverAsync(agentId, (message, ct) => agents.SendAsync(agentId, message, ct), cancellationToken);
         }
 
         return deleted.Count;

@@ -6,8 +6,8 @@ public static class RecordingsExtensions
     public static IHostApplicationBuilder AddStreamSpaceRecordings(this IHostApplicationBuilder builder)
     {
         builder.Services.AddSingleton<RecordingCatalog>();
-        builder.Services.AddSingleton<AgentRecordings>();
-        builder.Services.AddSingleton<IAgentRecordings>(sp => sp.GetRequiredService<AgentRecordings>());
+        builder.Services.AddSingleton<RecordingDeletes>();
+        builder.Services.AddSingleton<IAgentRecordings, AgentRecordings>();
         builder.Services.AddSingleton<IRecordingHealth, RecordingHealth>();
         builder.Services.AddSingleton<RecordingRetention>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<RecordingRetention>());

@@ -17,6 +17,7 @@ public static class ApiRoutes
     public const string MyTokens = "api/v1/users/me/tokens";
     public const string Usage = "api/v1/admin/usage";
     public const string Groups = "api/v1/admin/groups";
+    public const string Recordings = "api/v1/admin/recordings";
 
     public static string MyToken(Guid id) => $"{MyTokens}/{id}";
 
@@ -47,4 +48,15 @@ public static class ApiRoutes
 
     /// <summary>PUT: limits the template to the group; DELETE: takes it from the group.</summary>
     public static string GroupTemplate(Guid id, string template) => $"{Group(id)}/templates/{Uri.EscapeDataString(template)}";
+
+    public static string Recording(Guid id) => $"{Recordings}/{id:D}";
+
+    /// <summary>The recording file the player replays, streamed from its agent.</summary>
+    public static string RecordingFile(Guid id) => $"{Recording(id)}/file";
+
+    /// <summary>The recording as an MP4 attachment.</summary>
+    public static string RecordingExport(Guid id) => $"{Recording(id)}/export";
+
+    /// <summary>POST: an admin has the running session recorded until it stops.</summary>
+    public static string RecordSession(string id) => $"api/v1/admin/sessions/{Uri.EscapeDataString(id)}/record";
 }

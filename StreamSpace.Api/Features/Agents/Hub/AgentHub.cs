@@ -307,7 +307,7 @@ public sealed class AgentHub(
                     return;
                 }
 
-                await ResumeRecordingsAsync(connection.AgentId, hello.ProtocolVersion, stop.Token);
+                await ResumeRecordingsAsync(connection, hello.ProtocolVersion, stop.Token);
             }
 
             // Different sessions' messages are handled in parallel, each session's in order (AgentMessageLanes).
@@ -421,15 +421,19 @@ public sealed class AgentHub(
     /// Tells a (re)connected agent what it missed about recordings. A failure here must not cost the agent its
     /// connection: what was not sent goes at its next connect, and admins see the recording missing meanwhile.
     /// </summary>
-    private async Task ResumeRecordingsAsync(string agentId, int protocolVersion, CancellationToken cancellationToken)
+    private async Task ResumeRecordingsAsync(AgentConnection connection, int protocolVersion, CancellationToken cancellationToken)
     {
         try
         {
-            await recordings.AgentConnectedAsync(agentId, protocolVersion, cancellationToken);
+            await recordings.AgentConnectedAsync(connection.AgentId, protocolVersion, async (message, ct) =>
+            {
+                await connection.Socket.SendAsync(message, ct);
+                return true;
+            }, cancellationToken);
         }
         catch (Exception e) when (e is NpgsqlException or TimeoutException)
         {
-            logger.LogWarning("Could not resume agent {AgentId}'s recordings ({Reason}); it is asked again at its next connect", agentId, e.Message);
+            logger.LogWarning("Could not resume agent {AgentId}'s recordings ({Reason}); it is asked again at its next connect", connection.AgentId, e.Message);
         }
     }
 

@@ -1,5 +1,6 @@
 using FastEndpoints;
 using StreamSpace.Api.Features.Audit;
+using StreamSpace.Api.Features.Sessions;
 using StreamSpace.Api.Infrastructure;
 
 namespace StreamSpace.Api.Features.Recordings.Delete;
@@ -8,7 +9,7 @@ namespace StreamSpace.Api.Features.Recordings.Delete;
 /// Deletes a recording: gone from the catalog at once (audited <c>recording.deleted</c>), and its agent deletes the file
 /// now, or when it reconnects if it is offline.
 /// </summary>
-public sealed class DeleteRecordingEndpoint(RecordingCatalog catalog, AgentRecordings agents) : EndpointWithoutRequest
+public sealed class DeleteRecordingEndpoint(RecordingCatalog catalog, RecordingDeletes deletes, ISessionAgents agents) : EndpointWithoutRequest
 {
     public override void Configure()
     {
@@ -26,7 +27,7 @@ public sealed class DeleteRecordingEndpoint(RecordingCatalog catalog, AgentRecor
             return;
         }
 
-        await agents.SendDeletesAsync(deleted.AgentId, CancellationToken.None);
+        await deletes.DeliverAsync(deleted.AgentId, (message, ct) => agents.SendAsync(deleted.AgentId, message, ct), CancellationToken.None);
         await Send.NoContentAsync(cancellationToken);
     }
 }
