@@ -2,6 +2,7 @@ using StreamSpace.Agent.Commands;
 using StreamSpace.Agent.ControlPlane;
 using StreamSpace.Agent.Metrics;
 using StreamSpace.Agent.Platforms;
+using StreamSpace.Agent.Recording;
 using StreamSpace.Settings;
 
 namespace StreamSpace.Agent;
@@ -24,6 +25,8 @@ public static class AgentExtensions
         builder.Services.AddSingleton<StreamSpace.Agent.Files.SessionFileStreams>();
         builder.Services.AddSingleton<ControlPlaneClient>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<ControlPlaneClient>());
+        // After the control plane client, so it stops first: the recordings' final reports still find the connection.
+        builder.Services.AddSessionRecordings();
         builder.Services.AddHostedService<Health.AgentHealthEndpoint>();
         builder.Services.AddAgentMetrics(settings);
         return builder;

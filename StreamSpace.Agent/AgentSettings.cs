@@ -78,6 +78,12 @@ public sealed class AgentSettings : IValidatedSettings
         ? "/var/lib/streamspace-agent"
         : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.LocalApplicationData, Environment.SpecialFolderOption.DoNotVerify), "streamspace-agent");
 
+    [Setting("RECORDINGS_DIR", Help = "where session recordings are written (the agent's alone, mode 0700); empty: <AGENT_DATA_DIR>/recordings. On Kubernetes, a PersistentVolume's mount")]
+    public string RecordingsDirectory { get; set; } = "";
+
+    /// <summary>The folder of recordings: <see cref="RecordingsDirectory"/>, or recordings/ in the data directory.</summary>
+    public string RecordingsPath => Path.GetFullPath(string.IsNullOrWhiteSpace(RecordingsDirectory) ? Path.Combine(DataDirectory, "recordings") : RecordingsDirectory);
+
     [Setting("LOCAL_ISOLATION", Help = "local platform: accounts (each user's sessions under their own OS account; needs root) or none (development only)")]
     public LocalIsolation LocalIsolation { get; set; } = LocalIsolation.Accounts;
 

@@ -58,6 +58,10 @@ EXPOSE 8080
 ENTRYPOINT ["dotnet", "StreamSpace.Web.dll"]
 
 FROM runtime AS agent
+# ffmpeg exports recordings to MP4; installed as root, then back to the app's account.
+USER root
+RUN apt-get update && apt-get install -y --no-install-recommends ffmpeg && rm -rf /var/lib/apt/lists/*
+USER $APP_UID
 COPY --from=publish-agent /app ./
 EXPOSE 8081
 ENTRYPOINT ["dotnet", "StreamSpace.Agent.dll"]

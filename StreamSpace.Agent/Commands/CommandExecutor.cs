@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Text.Json;
 using StreamSpace.Agent.Platforms;
+using StreamSpace.Agent.Recording;
 using StreamSpace.Contracts;
 
 namespace StreamSpace.Agent.Commands;
@@ -9,7 +10,7 @@ namespace StreamSpace.Agent.Commands;
 /// Carries out commands exactly once per command id: delivery is at least once, so a repeated id returns
 /// the first execution's result (or waits for it) instead of acting again.
 /// </summary>
-public sealed class CommandExecutor(ISessionPlatform platform, OrphanReaper orphans, ILogger<CommandExecutor> logger)
+public sealed class CommandExecutor(ISessionPlatform platform, OrphanReaper orphans, SessionRecordings recordings, ILogger<CommandExecutor> logger)
 {
     private const int Remembered = 2048;
     private readonly ConcurrentDictionary<Guid, Lazy<Task<CommandResultMessage>>> ledger = new();
@@ -47,6 +48,17 @@ public sealed class CommandExecutor(ISessionPlatform platform, OrphanReaper orph
             logger.LogInformation("Received {CommandType} command for {SessionId}", command.CommandType, payload.SessionId);
             orphans.Claim(payload.SessionId);
 
+            // The end record goes in before the session's VNC server goes away, at the time it was asked to stop. A
+            // session to record is known as one before it starts: a platform may report it running before its start returns.
+            if (command.CommandType is CommandTypes.StopSession or CommandTypes.HibernateSession)
+            {
+                await recordings.SessionEndedAsync(payload.SessionId, command.CommandType == CommandTypes.StopSession ? SessionState.Stopped : SessionState.Hibernated);
+            }
+            else if (command.CommandType is CommandTypes.StartSession or CommandTypes.WakeSession)
+            {
+                recordings.SessionStarting(payload);
+            }
+
             // Commands run to completion even if the connection drops: the control plane asks again and gets this result.
             var session = command.CommandType switch
             {
@@ -57,6 +69,11 @@ public sealed class CommandExecutor(ISessionPlatform platform, OrphanReaper orph
                 _ => throw new NotSupportedException($"unknown command type '{command.CommandType}'"),
             };
             logger.LogInformation("Session {SessionId}: {CommandType} done, state {State}", payload.SessionId, command.CommandType, session.State.ToName());
+            if (command.CommandType is CommandTypes.StartSession or CommandTypes.WakeSession)
+            {
+                await recordings.SessionStartedAsync(payload.SessionId, session.State);
+            }
+
             return new CommandResultMessage(command.CommandId, Success: true, Session: session);
         }
         catch (Exception e) when (e is not OperationCanceledException)

@@ -4,6 +4,7 @@ using System.Reflection;
 using System.Threading.Channels;
 using StreamSpace.Agent.Commands;
 using StreamSpace.Agent.Platforms;
+using StreamSpace.Agent.Recording;
 using StreamSpace.Agent.Tunnel;
 using StreamSpace.Contracts;
 
@@ -20,6 +21,7 @@ public sealed class ControlPlaneClient(
     OrphanReaper orphans,
     AgentTunnels tunnels,
     DataConnections dataConnections,
+    SessionRecordings recordings,
     AgentMetrics metrics,
     TimeProvider time,
     ILogger<ControlPlaneClient> logger) : BackgroundService
@@ -59,6 +61,7 @@ public sealed class ControlPlaneClient(
             settings.AgentId, platform.Name, url, StreamSpace.Settings.Duration.Format(settings.HeartbeatInterval));
 
         platform.SessionChanged += OnSessionChanged;
+        recordings.Reported += OnRecordingReported;
         var random = new Random();
         string? lastProblem = null;
         var attempt = 0;
@@ -122,6 +125,7 @@ public sealed class ControlPlaneClient(
         }
 
         platform.SessionChanged -= OnSessionChanged;
+        recordings.Reported -= OnRecordingReported;
     }
 
     /// <summary>Runs one connection until it ends; returns why it ended.</summary>
@@ -148,6 +152,12 @@ public sealed class ControlPlaneClient(
                         logger.LogInformation("Connected to the control plane as {AgentId}; {Sessions} sessions reported", settings.AgentId, sessions.Count);
                         orphans.Schedule(welcome.UnownedSessionIds ?? []);
                         heartbeats = SendHeartbeatsAsync(socket, stop.Token);
+                        foreach (var recording in ReportsRecordings ? recordings.CurrentReports() : [])
+                        {
+                            // Reports are idempotent by recording id: what a lost connection swallowed is said again here.
+                            await socket.SendAsync(recording, stop.Token);
+                        }
+
                         break;
                     case CommandMessage command:
                         _ = CarryOutAsync(socket, command, stop.Token);
@@ -158,6 +168,12 @@ public sealed class ControlPlaneClient(
                     case StreamOpenMessage open:
                         // The host's token, not this connection's: the viewer's data connection outlives the control socket.
                         _ = dataConnections.RunAsync(open, stoppingToken);
+                        break;
+                    case RecordSessionMessage record:
+                        _ = recordings.RecordAsync(record.SessionId);
+                        break;
+                    case DeleteRecordingMessage delete:
+                        _ = recordings.DeleteAsync(delete.RecordingId);
                         break;
                     default:
                         logger.LogWarning("Ignoring an unexpected {Type} from the control plane", message.GetType().Name);
@@ -237,6 +253,20 @@ public sealed class ControlPlaneClient(
                     session.SessionId, session.State.ToName(), t.Exception?.GetBaseException().Message), TaskContinuationOptions.OnlyOnFaulted);
         }
     }
+
+    /// <summary>Sent while connected; otherwise the next welcome's <see cref="SessionRecordings.CurrentReports"/> carries the latest.</summary>
+    private void OnRecordingReported(RecordingMessage recording)
+    {
+        if (ReportsRecordings && welcomed is { } socket)
+        {
+            _ = socket.SendAsync(recording, CancellationToken.None).AsTask()
+                .ContinueWith(t => logger.LogInformation("Recording {RecordingId} is reported again on reconnect ({Reason})",
+                    recording.RecordingId, t.Exception?.GetBaseException().Message), TaskContinuationOptions.OnlyOnFaulted);
+        }
+    }
+
+    /// <summary>Only a hello of the media version may carry recordings; the mux path says hello as version 1.</summary>
+    private bool ReportsRecordings => settings.ProtocolVersion >= AgentProtocol.MediaVersion;
 
     private AgentCapacity Capacity(IReadOnlyList<ReportedSession> sessions) =>
         new(settings.MaxSessions, sessions.Count(s => s.State is not (SessionState.Stopped or SessionState.Failed or SessionState.Hibernated)));

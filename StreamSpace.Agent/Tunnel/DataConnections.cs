@@ -3,6 +3,7 @@ using System.Buffers;
 using System.Net.Sockets;
 using StreamSpace.Agent.Files;
 using StreamSpace.Agent.Platforms;
+using StreamSpace.Agent.Recording;
 using StreamSpace.Contracts.Tunnel;
 using StreamSpace.Contracts;
 
@@ -15,7 +16,7 @@ namespace StreamSpace.Agent.Tunnel;
 /// either end closes or the agent stops.
 /// </summary>
 public sealed class DataConnections(ISessionPlatform platform, DataDialer dialer, VncDialGate gate, AgentSettings settings, AgentMetrics metrics,
-    SessionFileStreams files, ILogger<DataConnections> logger)
+    SessionFileStreams files, RecordingStreamService recordings, ILogger<DataConnections> logger)
 {
     private static readonly TimeSpan DialTimeout = TimeSpan.FromSeconds(5);
     private const int CopyBufferBytes = 64 * 1024;
@@ -119,6 +120,13 @@ public sealed class DataConnections(ISessionPlatform platform, DataDialer dialer
     {
         try
         {
+            if (RecordingStreams.Purposes.Contains(open.Purpose!))
+            {
+                await using var recording = await dialer.ConnectAsync(open, stoppingToken);
+                await recordings.ServeAsync(open.Purpose!, open.FileName, recording, stoppingToken);
+                return;
+            }
+
             if (!FileStreams.Purposes.Contains(open.Purpose!))
             {
                 logger.LogWarning("Refused stream {StreamId} of session {SessionId}: unknown purpose {Purpose}", open.StreamId, open.SessionId, open.Purpose);

@@ -21,10 +21,11 @@ public static class RecordingStreams
 /// began), a 4-byte big-endian length and that many bytes the VNC server sent, in order. The first record holds the
 /// ServerInit message as the server sent it (the agent's own connection had already authenticated). Every later byte
 /// is the server's stream after the agent asked for <see cref="PixelFormat"/> (noVNC's own format, so noVNC can replay
-/// the stream as it is), the encodings ZRLE, CopyRect and Raw with the DesktopSize pseudo-encoding, and continuous
-/// updates (TigerVNC's extension): framebuffer updates, bells, clipboard text and EndOfContinuousUpdates. A record of
-/// length 0 marks the end, at the time the recording stopped; a recording cut short (the agent died) has none, and
-/// ends at its last record.
+/// the stream as it is), the encodings ZRLE, CopyRect and Raw with the DesktopSize pseudo-encoding, and a full update
+/// followed by an incremental request every 50 ms (not continuous updates: Xvnc grants those only with fences, which
+/// need answers): framebuffer updates, bells and clipboard text (a reader skips EndOfContinuousUpdates, type 150,
+/// should a server send one). A record of length 0 marks the end, at the time the recording stopped; a recording cut
+/// short (the agent died) has none, and ends at its last record.
 /// </summary>
 public static class RecordingFormat
 {

@@ -264,6 +264,22 @@ public sealed partial class ChartTests(AspireManifest manifest) : IClassFixture<
     }
 
     [Fact]
+    public async Task The_agent_writes_recordings_to_a_persistent_volume_claim_that_an_uninstall_keeps()
+    {
+        var chart = await RenderedChart.LoadAsync(RenderedChart.DefaultCase);
+        var claim = chart.Single<V1PersistentVolumeClaim>(AgentName + "-recordings");
+        Assert.Equal("keep", claim.Metadata.Annotations["helm.sh/resource-policy"]);
+        Assert.Equal(["ReadWriteOnce"], claim.Spec.AccessModes);
+
+        var agent = chart.Deployment(AgentName).Spec.Template.Spec;
+        var directory = Value(chart.Container(AgentName), "RECORDINGS_DIR");
+        var mount = Assert.Single(chart.Container(AgentName).VolumeMounts, m => m.MountPath == directory);
+        Assert.Equal(claim.Metadata.Name, Assert.Single(agent.Volumes, v => v.Name == mount.Name).PersistentVolumeClaim.ClaimName);
+        // The agent runs as a non-root uid: the volume is writable by its group.
+        Assert.NotNull(agent.SecurityContext.FsGroup);
+    }
+
+    [Fact]
     public async Task A_session_namespace_equal_to_the_release_namespace_fails_to_render_and_says_why()
     {
         var refused = await RenderedChart.TemplateAsync("--set", $"k8sAgent.config.sessionNamespace={Namespace}");

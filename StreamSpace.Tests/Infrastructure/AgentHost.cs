@@ -33,6 +33,8 @@ public sealed class AgentHost : IAsyncDisposable
 
     public LocalPlatform Platform => host.Services.GetRequiredService<LocalPlatform>();
 
+    public StreamSpace.Agent.Recording.SessionRecordings Recordings => host.Services.GetRequiredService<StreamSpace.Agent.Recording.SessionRecordings>();
+
     /// <param name="services">Changes to the agent's services after its own, e.g. a VNC server standing in for the sessions'.</param>
     public static async Task<AgentHost> StartAsync(Uri hubUrl, string agentId, string agentKey, string? dataDirectory = null,
         IReadOnlyDictionary<string, string?>? settings = null, Action<IServiceCollection>? services = null)

@@ -23,6 +23,12 @@ if (args is ["--paced-client", var specification])
     return await PacedClient.RunAsync(specification);
 }
 
+if (args is ["--record-session", .. var recorderArguments])
+{
+    // The recording section's recorder, in a process of its own so its CPU is the recorder's alone.
+    return await RecordingBench.RunRecorderAsync(recorderArguments);
+}
+
 if (args is ["--fake-cluster", .. var clusterArguments])
 {
     // The Kubernetes tunnel rows' fake API server and kubelet.
@@ -34,6 +40,7 @@ var sections = new Section[]
     new("tunnel", "paths (a) raw TCP, (b) websockify, (c) API /vnc → agent and its variants; 50 paced viewers", TimeSpan.FromMinutes(8), TunnelBench.RunAsync),
     new("tunnel-paced", "only the tunnel section's 50 paced viewers, through (b) websockify and (c)", TimeSpan.FromMinutes(4), TunnelBench.PacedOnlyAsync, OnlyWhenNamed: true),
     new("real-session", "a real Xvnc whose screen changes colour, direct and through (c)", TimeSpan.FromMinutes(3), RealSessionBench.RunAsync),
+    new("recording", "the agent's recorder on one busy real session: its CPU and the session's, with and without, and bytes written", TimeSpan.FromMinutes(3), RecordingBench.RunAsync),
     new("session-start", "sequential local launches", TimeSpan.FromMinutes(3), SessionStartBench.SequentialAsync),
     new("concurrent-starts", "10 local launches at once, beside 10 bare Xvnc at once", TimeSpan.FromMinutes(4), SessionStartBench.ConcurrentAsync),
     new("density", "idle local sessions in steps up to 50: memory per session, the 50th launch", TimeSpan.FromMinutes(6), DensityBench.RunAsync),

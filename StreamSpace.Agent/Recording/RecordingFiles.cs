@@ -1,0 +1,60 @@
+using StreamSpace.Settings;
+
+namespace StreamSpace.Agent.Recording;
+
+/// <summary>
+/// The folder of recordings, <c>&lt;id&gt;.rfb</c> each: the agent's alone (0700, files 0600), never in a session's home,
+/// so no session account can read or alter what was recorded of it.
+/// </summary>
+public sealed class RecordingFiles
+{
+    public const string Extension = ".rfb";
+
+    public RecordingFiles(AgentSettings settings)
+    {
+        Directory = settings.RecordingsPath;
+        try
+        {
+            System.IO.Directory.CreateDirectory(Directory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            File.SetUnixFileMode(Directory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new InvalidSettingException("RECORDINGS_DIR",
+                $"is {Directory} (empty: <AGENT_DATA_DIR>/recordings), which the agent cannot create or own: {e.Message}. Choose a folder the agent can write, e.g. a volume mounted for recordings.");
+        }
+    }
+
+    public string Directory { get; }
+
+    /// <summary>The file of a recording. Takes a Guid, never a name, so no caller can point it outside the folder.</summary>
+    public string PathOf(Guid recordingId) => Path.Combine(Directory, recordingId.ToString("D") + Extension);
+
+    /// <summary>A new file for a recording, readable and writable by the agent alone; fails if it exists.</summary>
+    public FileStream Create(Guid recordingId) => new(PathOf(recordingId), new FileStreamOptions
+    {
+        Mode = FileMode.CreateNew,
+        Access = FileAccess.Write,
+        Share = FileShare.Read | FileShare.Delete,
+        // Unbuffered: every record is one write of header and bytes, so a reader (a download while it records) or a
+        // crash never sees half a record held back in a buffer.
+        BufferSize = 0,
+        UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
+    });
+
+    /// <summary>A temporary file beside the recordings (an export's MP4), the agent's alone.</summary>
+    public string TemporaryPath(string extension) => Path.Combine(Directory, $".export-{Guid.NewGuid():N}{extension}");
+
+    /// <summary>Deletes a recording's file; one that is gone is no error.</summary>
+    public bool Delete(Guid recordingId)
+    {
+        var path = PathOf(recordingId);
+        if (!File.Exists(path))
+        {
+            return false;
+        }
+
+        File.Delete(path);
+        return true;
+    }
+}
