@@ -63,7 +63,7 @@ public sealed class RecordingWebTests(WebFixture fixture, ITestOutputHelper outp
             return now.StartedAt.AddMilliseconds(now.DurationMs) > typedAt.AddSeconds(1);
         }, TimeSpan.FromSeconds(30), "a report after the command ran");
 
-        (await owner.PostAsync($"/api/v1/sessions/{id}/stop", null)).EnsureSuccessStatusCode();
+        (await owner.DeleteAsync($"/api/v1/sessions/{id}")).EnsureSuccessStatusCode();
         var stoppedBy = DateTimeOffset.UtcNow;
         var ended = await Eventually.ValueAsync(async () =>
         {
