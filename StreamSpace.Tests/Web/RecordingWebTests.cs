@@ -102,7 +102,21 @@ public sealed class RecordingWebTests(WebFixture fixture, ITestOutputHelper outp
         output.WriteLine($"OCR of the replayed canvas:\n{text}");
         Assert.Contains(Typed, text, StringComparison.Ordinal);
         await WebFixture.ScreenshotAsync(page, "admin-recording-player.png");
+
+        // Seeking back to the start shows the desktop before the typing (a fresh noVNC fed from the start), and
+        // forward to the end shows it again.
+        await SeekAsync(page, 0);
+        Assert.DoesNotContain(Typed, await CanvasTextAsync(page), StringComparison.Ordinal);
+        await SeekAsync(page, recording.DurationMs);
+        Assert.Contains(Typed, await CanvasTextAsync(page), StringComparison.Ordinal);
         await page.Context.CloseAsync();
+    }
+
+    /// <summary>Moves the seek bar as a user dragging it would, and waits until the player is there.</summary>
+    private static async Task SeekAsync(IPage page, long milliseconds)
+    {
+        await page.Locator("#player-seek").EvaluateAsync("(bar, at) => { bar.value = String(at); bar.dispatchEvent(new Event('input')); }", milliseconds);
+        await Assertions.Expect(page.Locator("#player")).ToHaveAttributeAsync("data-position", milliseconds.ToString(CultureInfo.InvariantCulture));
     }
 
     /// <summary>The player's canvas as a PNG, read by Debian's tesseract.</summary>
