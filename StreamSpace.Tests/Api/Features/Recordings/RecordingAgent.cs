@@ -14,12 +14,12 @@ public sealed class RecordingAgent(RawAgentSocket socket) : IDisposable
     private static readonly TimeSpan Wait = TimeSpan.FromSeconds(20);
 
     public static async Task<RecordingAgent> ConnectAsync(ApiFactory api, string agentId, string key, IReadOnlyList<string> runningSessions,
-        int protocolVersion = AgentProtocol.Version)
+        int protocolVersion = AgentProtocol.Version, SessionState reported = SessionState.Running)
     {
         var socket = await RawAgentSocket.ConnectAcceptedAsync(api.AgentHubUrl, agentId, key);
         // Heartbeats a minute apart: the hub keeps the agent online for three of them, longer than any test here.
         await socket.SendAsync(new HelloMessage(protocolVersion, "local", "test", "raw", new AgentCapacity(5, runningSessions.Count), 60,
-            [.. runningSessions.Select(id => new ReportedSession(id, SessionState.Running))]));
+            [.. runningSessions.Select(id => new ReportedSession(id, reported))]));
         Assert.IsType<WelcomeMessage>(await socket.ReceiveAsync(Wait));
         return new RecordingAgent(socket);
     }
@@ -61,15 +61,16 @@ public sealed class RecordingAgent(RawAgentSocket socket) : IDisposable
     }
 
     /// <summary>Inserts a running session of <paramref name="username"/> placed on the (registered) agent, as a launch would leave it.</summary>
-    public static async Task<string> RunningSessionAsync(string connectionString, string agentId, string username, bool record = false)
+    public static async Task<string> RunningSessionAsync(string connectionString, string agentId, string username, bool record = false,
+        string state = "running")
     {
         var sessionId = "sess-" + Guid.NewGuid().ToString("N")[..12];
         await using var connection = new NpgsqlConnection(connectionString);
         await connection.ExecuteAsync(
             """
             INSERT INTO sessions (id, user_id, template, state, agent_id, platform, started_at, record)
-            SELECT @sessionId, id, 'xterm', 'running', @agentId, 'local', now(), @record FROM users WHERE username = @username
-            """, new { sessionId, agentId, username, record });
+            SELECT @sessionId, id, 'xterm', @state, @agentId, 'local', now(), @record FROM users WHERE username = @username
+            """, new { sessionId, agentId, username, record, state });
         return sessionId;
     }
 

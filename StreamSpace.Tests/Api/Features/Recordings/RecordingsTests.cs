@@ -1,3 +1,4 @@
+using System.Text.Json;
 using System.Net;
 using System.Net.Http.Json;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -145,6 +146,20 @@ public sealed class RecordingsTests(ApiFixture fixture) : IClassFixture<ApiFixtu
         await WaitOfflineAsync("rec-ask");
         using var back = await RecordingAgent.ConnectAsync(Api, "rec-ask", key, [sessionId]);
         await back.ReceiveAsync<RecordSessionMessage>(m => m.SessionId == sessionId);
+    }
+
+    [Fact]
+    public async Task A_session_recorded_before_it_hibernated_is_recorded_again_when_it_wakes()
+    {
+        using var owner = await Api.NewUserClientAsync("rec-sleeper");
+        var key = await Api.RegisterAgentAsync("rec-wake");
+        var sessionId = await RecordingAgent.RunningSessionAsync(Api.ConnectionString, "rec-wake", "rec-sleeper", record: true, state: "hibernated");
+        using var agent = await RecordingAgent.ConnectAsync(Api, "rec-wake", key, [sessionId], reported: SessionState.Hibernated);
+
+        Assert.Equal(HttpStatusCode.Accepted, (await owner.PostAsync($"/api/v1/sessions/{sessionId}/wake", null)).StatusCode);
+        // The plain xterm template does not record: the wake asks for it because the session is recorded.
+        var wake = await agent.ReceiveAsync<CommandMessage>(m => m.SessionId == sessionId && m.CommandType == CommandTypes.WakeSession);
+        Assert.True(wake.Payload.Deserialize<SessionCommandPayload>(AgentProtocol.Json)!.Template.Record);
     }
 
     [Fact]
