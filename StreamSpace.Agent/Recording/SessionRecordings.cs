@@ -283,10 +283,10 @@ public sealed class SessionRecordings : IHostedService, IDisposable
         }
     }
 
+    /// <summary>Leaves <see cref="stopping"/> undisposed (it has no timer): a host stopped again after disposal calls <see cref="StopAsync"/> once more.</summary>
     public void Dispose()
     {
         platform.SessionChanged -= OnSessionChanged;
         reporter?.Dispose();
-        stopping.Dispose();
     }
 }
