@@ -69,6 +69,12 @@ public sealed class ApiSettings : IValidatedSettings
     [Setting("UPLOAD_MAX_BYTES", Help = "the largest file a user may upload into a session, in bytes")]
     public long UploadMaxBytes { get; set; } = 1L << 30;
 
+    [Setting("RECORDING_RETENTION", Help = "how long a finished recording is kept; retention deletes it after that (e.g. 30d)")]
+    public TimeSpan RecordingRetention { get; set; } = TimeSpan.FromDays(30);
+
+    [Setting("RECORDING_MAX_TOTAL_BYTES", Help = "the most all recordings together may take on the agents, in bytes; retention deletes the oldest finished ones beyond it")]
+    public long RecordingMaxTotalBytes { get; set; } = 50L << 30;
+
     [Setting("VNC_RELAY_BUFFER", Help = "bytes the VNC relay receives from a data connection at once, 4096 to 1048576")]
     public int VncRelayBuffer { get; set; } = 64 * 1024;
 
@@ -195,6 +201,16 @@ public sealed class ApiSettings : IValidatedSettings
         if (UploadMaxBytes < 1)
         {
             throw new InvalidSettingException("UPLOAD_MAX_BYTES", "must be at least 1 byte.");
+        }
+
+        if (RecordingRetention < TimeSpan.FromMinutes(1))
+        {
+            throw new InvalidSettingException("RECORDING_RETENTION", "must be at least 1m.");
+        }
+
+        if (RecordingMaxTotalBytes < 1)
+        {
+            throw new InvalidSettingException("RECORDING_MAX_TOTAL_BYTES", "must be at least 1 byte.");
         }
 
         if (VncRelayBuffer is < 4096 or > 1024 * 1024)

@@ -9,6 +9,7 @@ using StreamSpace.Api.Features.Sessions;
 using StreamSpace.Api.Features.Sessions.Audio;
 using StreamSpace.Api.Features.Shares;
 using StreamSpace.Api.Features.Preferences;
+using StreamSpace.Api.Features.Recordings;
 using StreamSpace.Api.Features.Templates;
 using StreamSpace.Api.Features.Tokens;
 using StreamSpace.Api.Features.Auth;
@@ -38,6 +39,7 @@ return await StartupGuard.RunAsync(async () =>
     builder.AddStreamSpaceSessions();
     builder.AddStreamSpaceAudio();
     builder.AddStreamSpaceShares();
+    builder.AddStreamSpaceRecordings();
     builder.AddStreamSpaceDiagnostics();
     builder.AddStreamSpaceEndpoints();
 

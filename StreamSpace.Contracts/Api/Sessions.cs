@@ -3,7 +3,10 @@ using System.Text.Json.Serialization;
 
 namespace StreamSpace.Contracts.Api;
 
-/// <summary>A session as the API shows it, and as each server-sent <c>session</c> event carries it.</summary>
+/// <summary>
+/// A session as the API shows it, and as each server-sent <c>session</c> event carries it. <see cref="Recording"/> tells
+/// the owner the session is recorded (its template requires it, or an admin asked) while it is active.
+/// </summary>
 public sealed record SessionResponse(
     string Id,
     Guid UserId,
@@ -18,7 +21,8 @@ public sealed record SessionResponse(
     DateTimeOffset UpdatedAt,
     DateTimeOffset? StartedAt,
     DateTimeOffset? StoppedAt,
-    AdminViewing? LastViewedByAdmin)
+    AdminViewing? LastViewedByAdmin,
+    bool Recording = false)
 {
     [JsonIgnore]
     public bool IsFinished => State is SessionState.Stopped or SessionState.Failed;

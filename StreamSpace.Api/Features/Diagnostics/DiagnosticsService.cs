@@ -4,6 +4,7 @@ using Npgsql;
 using StreamSpace.Api.Features.Agents;
 using StreamSpace.Api.Features.Auth;
 using StreamSpace.Api.Features.Auth.Oidc;
+using StreamSpace.Api.Features.Recordings;
 using StreamSpace.Api.Features.Sessions;
 using StreamSpace.Api.Features.Users;
 using StreamSpace.Api.Infrastructure.Database;
@@ -16,7 +17,8 @@ namespace StreamSpace.Api.Features.Diagnostics;
 /// what to do. One check or more per section of the guide; docs/troubleshooting.md maps symptoms to check ids.
 /// </summary>
 public sealed class DiagnosticsService(NpgsqlDataSource dataSource, ApiSettings settings, TimeProvider time,
-    IUserAccounts users, IAgentHealth agents, ISessionHealth sessions, ProviderTokens providerTokens)
+    IUserAccounts users, IAgentHealth agents, ISessionHealth sessions, ProviderTokens providerTokens,
+    IRecordingHealth recordings)
 {
     /// <summary>Agent clocks further off than this make tokens look expired or not yet valid.</summary>
     public static readonly TimeSpan MaxClockSkew = TimeSpan.FromSeconds(5);
@@ -49,6 +51,7 @@ public sealed class DiagnosticsService(NpgsqlDataSource dataSource, ApiSettings 
             checks.AddRange(await AgentsAsync(cancellationToken));
             checks.Add(await RefusalsAsync(cancellationToken));
             checks.AddRange(await SessionsAsync(cancellationToken));
+            checks.Add(await recordings.StorageAsync(cancellationToken));
             if (probeVnc)
             {
                 checks.AddRange(await ProbeVncAsync(cancellationToken));

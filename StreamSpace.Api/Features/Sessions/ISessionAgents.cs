@@ -33,6 +33,12 @@ public interface ISessionAgents
     Task<bool> OpenStreamAsync(string agentId, StreamOpenMessage open, CancellationToken cancellationToken);
 
     /// <summary>
+    /// Sends the agent a message on its current control connection (e.g. <see cref="RecordSessionMessage"/>), through
+    /// whichever replica holds it; false when no live replica holds it. Sent at most once: nothing is queued.
+    /// </summary>
+    Task<bool> SendAsync(string agentId, AgentMessage message, CancellationToken cancellationToken);
+
+    /// <summary>
     /// The agent's live control connection, on whichever replica holds it: its id (which changes when the agent
     /// reconnects) and the protocol version it said hello with. Null while the agent is offline.
     /// </summary>

@@ -149,8 +149,11 @@ public sealed class SessionStore(NpgsqlDataSource dataSource, ApiSettings settin
 
         var id = "sess-" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(6));
         await connection.ExecuteAsync(new CommandDefinition(
-            "INSERT INTO sessions (id, user_id, template, state, agent_id, platform) VALUES (@id, @ownerId, @templateName, @Pending, @AgentId, @Platform)",
-            new { id, ownerId, templateName, Pending = SessionState.Pending.ToName(), agent.Value.AgentId, agent.Value.Platform }, transaction, cancellationToken: cancellationToken));
+            """
+            INSERT INTO sessions (id, user_id, template, state, agent_id, platform, record)
+            VALUES (@id, @ownerId, @templateName, @Pending, @AgentId, @Platform, @Record)
+            """,
+            new { id, ownerId, templateName, Pending = SessionState.Pending.ToName(), agent.Value.AgentId, agent.Value.Platform, template.Record }, transaction, cancellationToken: cancellationToken));
         await agents.EnqueueAsync(connection, transaction, agent.Value.AgentId, id, CommandTypes.StartSession,
             new SessionCommandPayload(id, ownerId, owner, limits.Cap(template.ToSessionTemplate())), cancellationToken);
         await connection.WriteAsync(actor, "session.created", "session", id, new { Template = templateName, Owner = owner, Agent = agent.Value.AgentId }, transaction, cancellationToken);
@@ -259,9 +262,9 @@ public sealed class SessionStore(NpgsqlDataSource dataSource, ApiSettings settin
         SessionAction action, string id, Guid viewerId, bool viewerIsAdmin, CancellationToken cancellationToken)
     {
         // The owner may be deleted by now (their sessions outlive them); a stop needs only the session id.
-        var session = await connection.QuerySingleOrDefaultAsync<(string State, string? AgentId, Guid UserId, string? Username, string Template)?>(new CommandDefinition(
+        var session = await connection.QuerySingleOrDefaultAsync<(string State, string? AgentId, Guid UserId, string? Username, string Template, bool Record)?>(new CommandDefinition(
             """
-            SELECT s.state, s.agent_id, s.user_id, u.username, s.template FROM sessions s LEFT JOIN users u ON u.id = s.user_id
+            SELECT s.state, s.agent_id, s.user_id, u.username, s.template, s.record FROM sessions s LEFT JOIN users u ON u.id = s.user_id
             WHERE s.id = @id AND (@viewerIsAdmin OR s.user_id = @viewerId) FOR UPDATE OF s
             """, new { id, viewerId, viewerIsAdmin }, transaction, cancellationToken: cancellationToken));
         if (session is not { } found)
@@ -299,6 +302,17 @@ public sealed class SessionStore(NpgsqlDataSource dataSource, ApiSettings settin
             if (action == SessionAction.Wake)
             {
                 sessionTemplate = (await groups.LimitsAsync(connection, transaction, found.UserId, cancellationToken)).Cap(sessionTemplate);
+                if (found.Record)
+                {
+                    // Recorded before it slept (its template, or an admin asked): the woken session is recorded on.
+                    sessionTemplate = sessionTemplate with { Record = true };
+                }
+                else if (sessionTemplate.Record)
+                {
+                    // The template came to require recording while the session slept: its owner is told from now on.
+                    await connection.ExecuteAsync(new CommandDefinition("UPDATE sessions SET record = true WHERE id = @id",
+                        new { id }, transaction, cancellationToken: cancellationToken));
+                }
             }
             var commandType = action switch
             {

@@ -16,6 +16,7 @@ public static class SessionsExtensions
         builder.Services.AddSingleton<SessionStore>();
         builder.Services.AddSingleton<ISessionHealth>(sp => sp.GetRequiredService<SessionStore>());
         builder.Services.AddSingleton<IPlacedSessions, PlacedSessions>();
+        builder.Services.AddSingleton<IRecordedSessions, RecordedSessions>();
         builder.Services.AddSingleton<IUserSessions>(sp => sp.GetRequiredService<SessionStore>());
         builder.Services.AddSingleton<SessionListCache>();
         builder.Services.AddSingleton<VncTickets>();

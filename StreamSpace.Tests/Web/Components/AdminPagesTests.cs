@@ -12,6 +12,7 @@ using StreamSpace.Web.Services.Api;
 using StreamSpace.Web.Services.Auth;
 using AuditLogPage = StreamSpace.Web.Components.Pages.Admin.Audit;
 using GroupsPage = StreamSpace.Web.Components.Pages.Admin.Groups;
+using RecordingsPage = StreamSpace.Web.Components.Pages.Admin.Recordings;
 using TemplatesPage = StreamSpace.Web.Components.Pages.Admin.Templates;
 using UsersPage = StreamSpace.Web.Components.Pages.Admin.Users;
 
@@ -53,6 +54,31 @@ public sealed class AdminPagesTests : BunitContext
         page.FindAll("nav.pager button").Single(b => b.TextContent == "Previous").Click();
         page.WaitForAssertion(() => Assert.Equal(50, page.FindAll("tbody tr").Count));
         Assert.Contains("action.1", page.Find("tbody").TextContent);
+    }
+
+    [Fact]
+    public void The_recordings_page_lists_each_with_play_export_and_delete_which_asks_the_api_and_reloads()
+    {
+        var id = Guid.NewGuid();
+        var recording = new RecordingResponse(id, "sess-rec", Guid.NewGuid(), "alice", "xterm", "agent-1", DateTimeOffset.UnixEpoch,
+            DateTimeOffset.UnixEpoch.AddSeconds(75), 75_000, 3 * 1024 * 1024, Recording: false);
+        api.Answer(HttpMethod.Get, "api/v1/admin/recordings", new[] { recording });
+        var page = Render<RecordingsPage>();
+        page.WaitForAssertion(() => Assert.Single(page.FindAll("tbody tr")));
+
+        var row = page.Find($"tr[data-recording-id='{id}']");
+        Assert.Contains("alice", row.TextContent);
+        Assert.Equal("1:15", row.QuerySelector(".recording-duration")!.TextContent);
+        Assert.Contains("3 MiB", row.TextContent);
+        Assert.Equal($"admin/recordings/{id}/play", row.QuerySelector("[aria-label='Play the recording of sess-rec']")!.GetAttribute("href"));
+        Assert.Equal($"api/v1/admin/recordings/{id}/export", row.QuerySelector("[aria-label='Export the recording of sess-rec as MP4']")!.GetAttribute("href"));
+
+        api.Answer(HttpMethod.Delete, $"api/v1/admin/recordings/{id}", new { }, HttpStatusCode.NoContent);
+        api.Answer(HttpMethod.Get, "api/v1/admin/recordings", Array.Empty<RecordingResponse>());
+        page.Find("[aria-label='Delete the recording of sess-rec']").Click();
+        page.WaitForAssertion(() => Assert.Contains("No recordings.", page.Markup));
+        Assert.Contains(api.Requests, r => r.Method == HttpMethod.Delete && r.Path == $"api/v1/admin/recordings/{id}");
+        Assert.Contains("Deleted the recording of sess-rec.", page.Markup);
     }
 
     [Fact]

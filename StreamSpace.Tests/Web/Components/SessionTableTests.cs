@@ -55,6 +55,32 @@ public sealed class SessionTableTests : BunitContext
         Assert.Equal("sessions/sess-1/view", table.Find(".actions a").GetAttribute("href"));
     }
 
-    private static SessionResponse Session(string id, SessionState state) => new(id, Guid.NewGuid(), "someone", "xterm", state,
-        null, "agent-1", "local", default, DateTimeOffset.UtcNow, DateTimeOffset.UtcNow, null, null, null);
+    [Fact]
+    public void A_recorded_session_is_marked_and_an_admin_may_have_a_running_unrecorded_one_recorded()
+    {
+        var asked = new List<string>();
+        var table = Render<SessionTable>(parameters => parameters
+            .Add(p => p.Sessions, [Session("sess-recorded", SessionState.Running, recording: true), Session("sess-plain", SessionState.Running),
+                Session("sess-asleep", SessionState.Hibernated)])
+            .Add(p => p.ShowLifecycle, false)
+            .Add(p => p.OnRecord, session => asked.Add(session.Id)));
+
+        Assert.Equal("● Recording", table.Find("tr[data-session-id='sess-recorded'] .recording-badge").TextContent);
+        Assert.Empty(table.FindAll("tr[data-session-id='sess-plain'] .recording-badge"));
+        // Record only where it can start: running, and not recorded already.
+        Assert.Equal(["sess-plain"], table.FindAll("tr").Where(r => r.QuerySelector("[aria-label^='Record']") is not null).Select(r => r.GetAttribute("data-session-id")));
+        table.Find("tr[data-session-id='sess-plain'] [aria-label^='Record']").Click();
+        Assert.Equal(["sess-plain"], asked);
+    }
+
+    [Fact]
+    public void Without_an_admin_to_ask_no_record_action_is_offered()
+    {
+        var table = Render<SessionTable>(parameters => parameters.Add(p => p.Sessions, [Session("sess-1", SessionState.Running)]));
+
+        Assert.Empty(table.FindAll("[aria-label^='Record']"));
+    }
+
+    private static SessionResponse Session(string id, SessionState state, bool recording = false) => new(id, Guid.NewGuid(), "someone", "xterm", state,
+        null, "agent-1", "local", default, DateTimeOffset.UtcNow, DateTimeOffset.UtcNow, null, null, null, recording);
 }

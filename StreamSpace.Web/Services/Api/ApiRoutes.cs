@@ -1,3 +1,5 @@
+using StreamSpace.Contracts.Api;
+
 namespace StreamSpace.Web.Services.Api;
 
 /// <summary>The API paths the web calls, relative to <see cref="ApiClientExtensions.BaseAddress"/>.</summary>
@@ -17,6 +19,8 @@ public static class ApiRoutes
     public const string MyTokens = "api/v1/users/me/tokens";
     public const string Usage = "api/v1/admin/usage";
     public const string Groups = "api/v1/admin/groups";
+    /// <summary>The recordings' routes are the contract's (<see cref="RecordingRoutes"/>), made relative like the rest.</summary>
+    public static readonly string Recordings = RecordingRoutes.List.TrimStart('/');
 
     public static string MyToken(Guid id) => $"{MyTokens}/{id}";
 
@@ -47,4 +51,15 @@ public static class ApiRoutes
 
     /// <summary>PUT: limits the template to the group; DELETE: takes it from the group.</summary>
     public static string GroupTemplate(Guid id, string template) => $"{Group(id)}/templates/{Uri.EscapeDataString(template)}";
+
+    public static string Recording(Guid id) => RecordingRoutes.One(id).TrimStart('/');
+
+    /// <summary>The recording file the player replays, streamed from its agent.</summary>
+    public static string RecordingFile(Guid id) => RecordingRoutes.File(id).TrimStart('/');
+
+    /// <summary>The recording as an MP4 attachment.</summary>
+    public static string RecordingExport(Guid id) => RecordingRoutes.Export(id).TrimStart('/');
+
+    /// <summary>POST: an admin has the running session recorded until it stops.</summary>
+    public static string RecordSession(string id) => RecordingRoutes.RecordSession(Uri.EscapeDataString(id)).TrimStart('/');
 }

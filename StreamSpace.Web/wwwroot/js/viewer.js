@@ -451,6 +451,23 @@ if (document.getElementById('viewer-files')) {
     document.getElementById('viewer-downloads-refresh').addEventListener('click', listDownloads);
 }
 
+// The owner is told while the session is recorded (README "Recording"): the session as the API shows it now, then
+// each change of it from the live event stream, since an admin may start a recording at any time. Not on a share's
+// viewer: its recipient cannot read the session.
+if (!shareId) {
+    const recordingBadge = document.getElementById('viewer-recording');
+    const showRecording = (session) => { recordingBadge.hidden = session.recording !== true; };
+    callApi(`api/v1/sessions/${encodeURIComponent(sessionId)}`).then(showRecording).catch(() => { /* the next event shows it */ });
+    const events = new EventSource('api/v1/sessions/events');
+    events.addEventListener('session', (event) => {
+        const session = JSON.parse(event.data);
+        if (session.id === sessionId) {
+            showRecording(session);
+        }
+    });
+    window.addEventListener('pagehide', () => events.close());
+}
+
 // Connects once the preferences are known, so the first size asked for is the right one (no await at the top level:
 // the page's scripts may run this module where that is not allowed).
 loadPreferences().then(connect);

@@ -4,6 +4,7 @@ using System.Threading.Channels;
 using Dapper;
 using Npgsql;
 using StreamSpace.Api.Features.Agents.Commands;
+using StreamSpace.Api.Features.Recordings;
 using StreamSpace.Api.Features.Replicas;
 using StreamSpace.Api.Features.Sessions;
 using StreamSpace.Contracts;
@@ -20,6 +21,7 @@ public sealed class AgentHub(
     AgentStore store,
     AgentCommandQueue commands,
     IPlacedSessions sessions,
+    IAgentRecordings recordings,
     RefusedAgentLog refusals,
     TimeProvider time,
     AgentHubMetrics metrics,
@@ -304,6 +306,8 @@ public sealed class AgentHub(
                     await CloseRevokedAsync(connection);
                     return;
                 }
+
+                await ResumeRecordingsAsync(connection, hello.ProtocolVersion, stop.Token);
             }
 
             // Different sessions' messages are handled in parallel, each session's in order (AgentMessageLanes).
@@ -403,11 +407,34 @@ public sealed class AgentHub(
             case SessionStateMessage state:
                 await sessions.ApplyAsync(connection.AgentId, [state.Session], cancellationToken);
                 break;
+            case RecordingMessage recording:
+                await recordings.ReportAsync(connection.AgentId, recording, cancellationToken);
+                break;
             default:
                 throw new ProtocolViolationException($"agents may not send {message.GetType().Name}");
         }
 
         return true;
+    }
+
+    /// <summary>
+    /// Tells a (re)connected agent what it missed about recordings. A failure here must not cost the agent its
+    /// connection: what was not sent goes at its next connect, and admins see the recording missing meanwhile.
+    /// </summary>
+    private async Task ResumeRecordingsAsync(AgentConnection connection, int protocolVersion, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await recordings.AgentConnectedAsync(connection.AgentId, protocolVersion, async (message, ct) =>
+            {
+                await connection.Socket.SendAsync(message, ct);
+                return true;
+            }, cancellationToken);
+        }
+        catch (Exception e) when (e is NpgsqlException or TimeoutException)
+        {
+            logger.LogWarning("Could not resume agent {AgentId}'s recordings ({Reason}); it is asked again at its next connect", connection.AgentId, e.Message);
+        }
     }
 
     /// <summary>

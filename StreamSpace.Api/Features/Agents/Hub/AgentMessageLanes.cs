@@ -79,6 +79,9 @@ public sealed class AgentMessageLanes(Func<AgentMessage, CancellationToken, Task
             case SessionStateMessage state:
                 await SessionLane(state.Session.SessionId).WriteAsync(() => HandleAsync(message), cancellationToken);
                 break;
+            case RecordingMessage recording:
+                await SessionLane(recording.SessionId).WriteAsync(() => HandleAsync(message), cancellationToken);
+                break;
             default:
                 throw new ProtocolViolationException($"agents may not send {message.GetType().Name}");
         }

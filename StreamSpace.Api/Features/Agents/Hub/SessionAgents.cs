@@ -42,7 +42,10 @@ public sealed class SessionAgents(AgentHub hub, AgentStore store, AgentCommandQu
         }
     }
 
-    public async Task<bool> OpenStreamAsync(string agentId, StreamOpenMessage open, CancellationToken cancellationToken)
+    public Task<bool> OpenStreamAsync(string agentId, StreamOpenMessage open, CancellationToken cancellationToken) =>
+        SendAsync(agentId, open, cancellationToken);
+
+    public async Task<bool> SendAsync(string agentId, AgentMessage message, CancellationToken cancellationToken)
     {
         // The database says which connection is the agent's current one: a connection here that is not (half-open,
         // its replacement's notice late or lost) would swallow the open, so it goes to the current holder instead.
@@ -58,7 +61,7 @@ public sealed class SessionAgents(AgentHub hub, AgentStore store, AgentCommandQu
                 return false;
             }
 
-            await connection.Socket.SendAsync(open, cancellationToken);
+            await connection.Socket.SendAsync(message, cancellationToken);
             return true;
         }
 
@@ -68,7 +71,7 @@ public sealed class SessionAgents(AgentHub hub, AgentStore store, AgentCommandQu
             return false;
         }
 
-        await AgentRelay.SendAsync(dataSource, holder.ReplicaId, agentId, holder.ConnectionId, open, cancellationToken);
+        await AgentRelay.SendAsync(dataSource, holder.ReplicaId, agentId, holder.ConnectionId, message, cancellationToken);
         return true;
     }
 

@@ -17,6 +17,42 @@ public sealed class OpenFileStream(DataLink link, FileStreamReply reply) : IAsyn
 
     public FileStreamReply Reply { get; } = reply;
 
+    /// <summary>
+    /// Copies the <see cref="FileStreamReply.Size"/> bytes the agent announced to <paramref name="body"/>; false when the
+    /// agent's side ended first (the caller aborts the response, so the browser reports a failed download, not a short file).
+    /// </summary>
+    public async Task<bool> CopyToAsync(Stream body, CancellationToken cancellationToken)
+    {
+        var buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(ChunkBytes);
+        try
+        {
+            var remaining = Reply.Size ?? 0;
+            while (remaining > 0)
+            {
+                var read = await Stream.ReadAsync(buffer.AsMemory(0, (int)Math.Min(remaining, ChunkBytes)), cancellationToken);
+                if (read == 0)
+                {
+                    return false;
+                }
+
+                await body.WriteAsync(buffer.AsMemory(0, read), cancellationToken);
+                remaining -= read;
+            }
+
+            return true;
+        }
+        catch (IOException) when (!cancellationToken.IsCancellationRequested)
+        {
+            return false;
+        }
+        finally
+        {
+            System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    private const int ChunkBytes = 64 * 1024;
+
     public ValueTask DisposeAsync()
     {
         link.Finish();
@@ -53,14 +89,32 @@ public sealed class AgentFileStreams(SessionStore sessions, ISessionAgents agent
             return (null, ApiProblem.Conflict($"The session is {session.State.ToName()}; files go in and out while it is running."));
         }
 
-        if (session.AgentId is not { } agentId || await agents.LinkAsync(agentId, cancellationToken) is not { } link)
+        if (session.AgentId is not { } agentId)
         {
             return (null, ApiProblem.Unavailable("The session's agent is not online.", "Try again once it has reconnected."));
         }
 
-        if (link.ProtocolVersion == AgentProtocol.MuxVersion)
+        return await OpenOnAgentAsync(sessionId, agentId, purpose, fileName, AgentProtocol.DataVersion,
+            "The session's agent speaks protocol version 1, which carries no files; upgrade the agent.", cancellationToken);
+    }
+
+    /// <summary>
+    /// Asks the agent for a data connection with <paramref name="purpose"/> about <paramref name="sessionId"/> (which
+    /// may have ended: recordings outlive their sessions) and reads its first reply; the problem to answer instead when
+    /// the agent is offline (503), older than <paramref name="minimumProtocol"/> (409 with <paramref name="tooOld"/>),
+    /// does not answer, or refuses.
+    /// </summary>
+    public async Task<(OpenFileStream? Stream, IResult? Problem)> OpenOnAgentAsync(string sessionId, string agentId, string purpose, string? fileName,
+        int minimumProtocol, string tooOld, CancellationToken cancellationToken)
+    {
+        if (await agents.LinkAsync(agentId, cancellationToken) is not { } link)
         {
-            return (null, ApiProblem.Conflict("The session's agent speaks protocol version 1, which carries no files; upgrade the agent."));
+            return (null, ApiProblem.Unavailable("The session's agent is not online.", "Try again once it has reconnected."));
+        }
+
+        if (link.ProtocolVersion < minimumProtocol)
+        {
+            return (null, ApiProblem.Conflict(tooOld));
         }
 
         var data = await ConnectAsync(sessionId, agentId, purpose, fileName, cancellationToken);

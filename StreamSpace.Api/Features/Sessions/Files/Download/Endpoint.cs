@@ -1,4 +1,3 @@
-using System.Buffers;
 using FastEndpoints;
 using Microsoft.Net.Http.Headers;
 using StreamSpace.Contracts.Tunnel;
@@ -12,8 +11,6 @@ namespace StreamSpace.Api.Features.Sessions.Files.Download;
 /// </summary>
 public sealed class DownloadFileEndpoint(AgentFileStreams files) : EndpointWithoutRequest
 {
-    private const int ChunkBytes = 64 * 1024;
-
     public override void Configure()
     {
         Get("sessions/{id}/files/downloads/{name}");
@@ -44,52 +41,16 @@ public sealed class DownloadFileEndpoint(AgentFileStreams files) : EndpointWitho
             response.ContentType = "application/octet-stream";
             response.ContentLength = size;
             response.Headers.ContentDisposition = new ContentDispositionHeaderValue("attachment") { FileNameStar = name }.ToString();
-            bool complete;
-            try
-            {
-                complete = await CopyAsync(stream.Stream, response.Body, size, cancellationToken);
-            }
-            catch (IOException e) when (!cancellationToken.IsCancellationRequested)
-            {
-                Logger.LogWarning("A download from session {SessionId} broke off on the agent's side: {Reason}", id, e.Message);
-                complete = false;
-            }
-
+            var complete = await stream.CopyToAsync(response.Body, cancellationToken);
             if (!complete)
             {
+                Logger.LogWarning("A download from session {SessionId} broke off on the agent's side", id);
                 // The headers promised the whole file: ending the connection short tells the browser the download failed.
                 HttpContext.Abort();
                 return;
             }
 
             await files.AuditAsync(User, "file.downloaded", id, name, size, CancellationToken.None);
-        }
-    }
-
-    /// <summary>Copies exactly <paramref name="size"/> bytes; false when the agent's side ended first.</summary>
-    private static async Task<bool> CopyAsync(Stream data, Stream body, long size, CancellationToken cancellationToken)
-    {
-        var buffer = ArrayPool<byte>.Shared.Rent(ChunkBytes);
-        try
-        {
-            var remaining = size;
-            while (remaining > 0)
-            {
-                var read = await data.ReadAsync(buffer.AsMemory(0, (int)Math.Min(remaining, ChunkBytes)), cancellationToken);
-                if (read == 0)
-                {
-                    return false;
-                }
-
-                await body.WriteAsync(buffer.AsMemory(0, read), cancellationToken);
-                remaining -= read;
-            }
-
-            return true;
-        }
-        finally
-        {
-            ArrayPool<byte>.Shared.Return(buffer);
         }
     }
 }
