@@ -3,25 +3,49 @@ using StreamSpace.Settings;
 namespace StreamSpace.Agent.Recording;
 
 /// <summary>
-/// The folder of recordings, <c>&lt;id&gt;.rfb</c> each: the agent's alone (0700, files 0600), never in a session's home,
+/// The folder of recordings, <c>&lt;id&gt;.rfb</c> each: the agent's alone (0700 when it owns the folder, files 0600
+/// always), never in a session's home,
 /// so no session account can read or alter what was recorded of it.
 /// </summary>
 public sealed class RecordingFiles
 {
     public const string Extension = ".rfb";
 
+    private const UnixFileMode AgentOnly = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
+
     public RecordingFiles(AgentSettings settings)
     {
         Directory = settings.RecordingsPath;
         try
         {
-            System.IO.Directory.CreateDirectory(Directory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-            File.SetUnixFileMode(Directory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            System.IO.Directory.CreateDirectory(Directory, AgentOnly);
+            SecureOrCheckWritable(Directory);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             throw new InvalidSettingException("RECORDINGS_DIR",
-                $"is {Directory} (empty: <AGENT_DATA_DIR>/recordings), which the agent cannot create or own: {e.Message}. Choose a folder the agent can write, e.g. a volume mounted for recordings.");
+                $"is {Directory} (empty: <AGENT_DATA_DIR>/recordings), which the agent cannot create or write: {e.Message}. Choose a folder the agent can write, e.g. a volume mounted for recordings.");
+        }
+    }
+
+    /// <summary>
+    /// Makes a folder of the agent's own 0700. A folder it does not own (a volume's mount root: root's, group the pod's
+    /// fsGroup) refuses the chmod; there the agent only checks it can write, and its files are 0600 all the same.
+    /// </summary>
+    private static void SecureOrCheckWritable(string directory)
+    {
+        try
+        {
+            File.SetUnixFileMode(directory, AgentOnly);
+        }
+        catch (UnauthorizedAccessException)
+        {
+            var probe = Path.Combine(directory, $".write-check-{Guid.NewGuid():N}");
+            using (new FileStream(probe, new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite }))
+            {
+            }
+
+            File.Delete(probe);
         }
     }
 

@@ -24,6 +24,8 @@ public sealed class AgentProcess : IAsyncDisposable
 
     public int Pid => process.Id;
 
+    public bool HasExited => process.HasExited;
+
     public string DataDirectory { get; }
 
     public string Log
@@ -37,10 +39,22 @@ public sealed class AgentProcess : IAsyncDisposable
         }
     }
 
-    public static AgentProcess Start(Uri hubUrl, string agentId, string agentKey, IReadOnlyDictionary<string, string>? settings = null)
+    /// <param name="uid">An account to run as instead of this one (its uid as its group too; no capabilities), as a
+    /// container's non-root user is; it owns the data directory.</param>
+    public static AgentProcess Start(Uri hubUrl, string agentId, string agentKey, IReadOnlyDictionary<string, string>? settings = null, int? uid = null)
     {
         var dataDirectory = Directory.CreateTempSubdirectory("streamspace-agent-").FullName;
-        var start = new ProcessStartInfo("dotnet", [Repository.BuiltAssembly("StreamSpace.Agent")])
+        string[] agent = ["dotnet", Repository.BuiltAssembly("StreamSpace.Agent")];
+        string[] command = uid is { } id
+            ? ["setpriv", $"--reuid={id}", $"--regid={id}", $"--groups={id}", "--inh-caps=-all", "--bounding-set=-all", .. agent]
+            : agent;
+        if (uid is { } owner)
+        {
+            using var chown = Process.Start("chown", [$"{owner}:{owner}", dataDirectory]);
+            chown.WaitForExit();
+        }
+
+        var start = new ProcessStartInfo(command[0], command[1..])
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
@@ -51,7 +65,12 @@ public sealed class AgentProcess : IAsyncDisposable
         start.Environment["PLATFORM"] = "local";
         start.Environment["HEARTBEAT_INTERVAL"] = "1s";
         start.Environment["AGENT_DATA_DIR"] = dataDirectory;
-        start.Environment["LOCAL_ISOLATION"] = Environment.IsPrivilegedProcess ? "accounts" : "none";
+        start.Environment["LOCAL_ISOLATION"] = Environment.IsPrivilegedProcess && uid is null ? "accounts" : "none";
+        if (uid is not null)
+        {
+            start.Environment["HOME"] = dataDirectory;
+        }
+
         foreach (var (key, value) in settings ?? new Dictionary<string, string>())
         {
             start.Environment[key] = value;

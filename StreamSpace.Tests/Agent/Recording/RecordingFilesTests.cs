@@ -1,6 +1,7 @@
 using StreamSpace.Agent;
 using StreamSpace.Agent.Recording;
 using StreamSpace.Settings;
+using StreamSpace.Tests.Infrastructure;
 
 namespace StreamSpace.Tests.Agent.Recording;
 
@@ -30,5 +31,31 @@ public sealed class RecordingFilesTests
     {
         var refused = Assert.Throws<InvalidSettingException>(() => new RecordingFiles(new AgentSettings { RecordingsDirectory = "/proc/streamspace-recordings" }));
         Assert.Contains("RECORDINGS_DIR", refused.Message);
+    }
+
+    [Fact]
+    public async Task A_non_root_agent_starts_on_a_recordings_volume_whose_root_it_does_not_own_and_leaves_the_folder_as_it_was()
+    {
+        // As a PVC's mount root: root's, group the pod's fsGroup (the agent's gid) with write and setgid.
+        const int AgentUid = 1654;
+        var volume = Directory.CreateTempSubdirectory("streamspace-recordings-volume-").FullName;
+        const UnixFileMode VolumeMode = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute
+            | UnixFileMode.GroupRead | UnixFileMode.GroupWrite | UnixFileMode.GroupExecute | UnixFileMode.SetGroup;
+        await ProcessRunner.RunCheckedAsync("chown", $"0:{AgentUid}", volume);
+        File.SetUnixFileMode(volume, VolumeMode);
+        try
+        {
+            await using var agent = AgentProcess.Start(new Uri("ws://127.0.0.1:9/agent/ws"), "volume-agent", "unused-key",
+                new Dictionary<string, string> { ["RECORDINGS_DIR"] = volume }, uid: AgentUid);
+            await Eventually.TrueAsync(() => Task.FromResult(agent.Log.Contains("Agent started", StringComparison.Ordinal) || agent.HasExited),
+                TimeSpan.FromSeconds(30), "the agent to start or stop");
+            Assert.False(agent.HasExited, agent.Log);
+            Assert.Equal(VolumeMode, File.GetUnixFileMode(volume));
+            Assert.Empty(Directory.GetFileSystemEntries(volume, ".write-check-*"));
+        }
+        finally
+        {
+            Directory.Delete(volume, recursive: true);
+        }
     }
 }
