@@ -31,6 +31,7 @@ public sealed class SessionRecordings : IHostedService, IDisposable
     private readonly ConcurrentDictionary<string, Lazy<Task<SessionRecorder?>>> running = new();
     private readonly ConcurrentDictionary<Guid, RecordingMessage> finals = new();
     private readonly CancellationTokenSource stopping = new();
+    private readonly Lock reportLock = new();
     private ITimer? reporter;
 
     public SessionRecordings(ISessionPlatform platform, RecordingFiles files, TimeProvider time, ILogger<SessionRecordings> logger)
@@ -53,9 +54,11 @@ public sealed class SessionRecordings : IHostedService, IDisposable
 
     public RecordingFiles Files => files;
 
-    /// <summary>The recordings running now, by session.</summary>
+    /// <summary>The recordings running now, by session. One that completed is left out at once, before its final report
+    /// (its entry goes a moment later): no progress report may follow the final one and reopen its catalog row.</summary>
     public IReadOnlyList<SessionRecorder> Running =>
-        [.. running.Values.Where(r => r.IsValueCreated && r.Value.IsCompletedSuccessfully && r.Value.Result is not null).Select(r => r.Value.Result!)];
+        [.. running.Values.Where(r => r.IsValueCreated && r.Value.IsCompletedSuccessfully && r.Value.Result is { Completion.IsCompleted: false })
+            .Select(r => r.Value.Result!)];
 
     /// <summary>What a control plane that just connected should hear: every running recording now, and recent ends.</summary>
     public IReadOnlyList<RecordingMessage> CurrentReports()
@@ -69,7 +72,10 @@ public sealed class SessionRecordings : IHostedService, IDisposable
             }
         }
 
-        return [.. Running.Select(Progress), .. finals.Values];
+        lock (reportLock)
+        {
+            return [.. Running.Select(Progress), .. finals.Values];
+        }
     }
 
     /// <summary>
@@ -134,8 +140,18 @@ public sealed class SessionRecordings : IHostedService, IDisposable
         }
 
         Want(sessionId);
-        var entry = running.GetOrAdd(sessionId, id => new Lazy<Task<SessionRecorder?>>(() => BeginAsync(id)));
-        return entry.Value;
+        while (true)
+        {
+            var entry = running.GetOrAdd(sessionId, id => new Lazy<Task<SessionRecorder?>>(() => BeginAsync(id)));
+            // A recorder that completed and whose entry is still to go (a delete that records the session anew) is no recording.
+            if (entry.IsValueCreated && entry.Value.IsCompletedSuccessfully && entry.Value.Result is { Completion.IsCompleted: true })
+            {
+                running.TryRemove(new KeyValuePair<string, Lazy<Task<SessionRecorder?>>>(sessionId, entry));
+                continue;
+            }
+
+            return entry.Value;
+        }
     }
 
     private async Task<SessionRecorder?> BeginAsync(string sessionId)
@@ -164,17 +180,28 @@ public sealed class SessionRecordings : IHostedService, IDisposable
 
     private void Ended(SessionRecorder recorder)
     {
-        // An entry not yet completed is this recorder's own: it ended before its start was even returned.
-        if (running.TryGetValue(recorder.SessionId, out var entry) && (!entry.Value.IsCompleted || entry.Value.Result == recorder))
+        // Only this recorder's own entry goes (a new recording may have taken the session's place already); an entry not
+        // yet completed may be its own, ended before its start was even returned, and goes once that is known.
+        if (running.TryGetValue(recorder.SessionId, out var entry) && entry.IsValueCreated)
         {
-            running.TryRemove(new KeyValuePair<string, Lazy<Task<SessionRecorder?>>>(recorder.SessionId, entry));
+            _ = entry.Value.ContinueWith(start =>
+            {
+                if (start.IsCompletedSuccessfully && start.Result == recorder)
+                {
+                    running.TryRemove(new KeyValuePair<string, Lazy<Task<SessionRecorder?>>>(recorder.SessionId, entry));
+                }
+            }, TaskScheduler.Default);
         }
 
         var final = Progress(recorder) with { EndedAt = recorder.StartedAt.AddMilliseconds(recorder.DurationMs) };
-        finals[recorder.Id] = final;
         logger.LogInformation("Recording {RecordingId} of session {SessionId} ended after {Seconds:0.0}s, {Bytes} bytes{Reason}",
             recorder.Id, recorder.SessionId, recorder.DurationMs / 1000.0, recorder.Bytes, recorder.EndReason is { } reason ? ": " + reason : "");
-        Report(final);
+        // Under the report lock: a progress report that saw the recorder running is sent before this, never after.
+        lock (reportLock)
+        {
+            finals[recorder.Id] = final;
+            Report(final);
+        }
     }
 
     /// <summary>Ends the session's recording, if one runs, and waits for its end record.</summary>
@@ -182,7 +209,20 @@ public sealed class SessionRecordings : IHostedService, IDisposable
     {
         if (running.TryGetValue(sessionId, out var entry) && await entry.Value is { } recorder)
         {
+            await StopAsync(recorder);
+        }
+    }
+
+    /// <summary>Stops a recorder; one that failed is logged, never thrown: bookkeeping must not fail a command or the connection.</summary>
+    private async Task StopAsync(SessionRecorder recorder)
+    {
+        try
+        {
             await recorder.StopAsync();
+        }
+        catch (Exception e)
+        {
+            logger.LogWarning("Recording {RecordingId} of session {SessionId} failed as it stopped: {Reason}", recorder.Id, recorder.SessionId, e.Message);
         }
     }
 
@@ -200,17 +240,34 @@ public sealed class SessionRecordings : IHostedService, IDisposable
         await StopSessionAsync(sessionId);
     }
 
-    /// <summary>Stops the recording if it runs, and deletes its file; one that is gone is no error.</summary>
+    /// <summary>
+    /// Stops the recording if it runs, and deletes its file; one that is gone is no error. A session still to be recorded
+    /// is recorded anew at once, so it is never silently unrecorded while it counts as recorded.
+    /// </summary>
     public async Task DeleteAsync(Guid recordingId)
     {
-        if (Running.FirstOrDefault(r => r.Id == recordingId) is { } recorder)
+        var recorder = Running.FirstOrDefault(r => r.Id == recordingId);
+        if (recorder is not null)
         {
-            await recorder.StopAsync();
+            await StopAsync(recorder);
         }
 
         finals.TryRemove(recordingId, out _);
-        var deleted = files.Delete(recordingId);
-        logger.LogInformation("Recording {RecordingId} {Outcome}", recordingId, deleted ? "deleted" : "was already gone");
+        try
+        {
+            var deleted = files.Delete(recordingId);
+            logger.LogInformation("Recording {RecordingId} {Outcome}", recordingId, deleted ? "deleted" : "was already gone");
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            logger.LogWarning("Recording {RecordingId} could not be deleted: {Reason}", recordingId, e.Message);
+        }
+
+        if (recorder is not null && wanted.ContainsKey(recorder.SessionId))
+        {
+            logger.LogInformation("Session {SessionId} is still to be recorded: recording it anew", recorder.SessionId);
+            await RecordAsync(recorder.SessionId);
+        }
     }
 
     private void Want(string sessionId)
@@ -226,9 +283,17 @@ public sealed class SessionRecordings : IHostedService, IDisposable
     {
         lock (wantedFileLock)
         {
-            var temporary = wantedFile + ".tmp";
-            File.WriteAllBytes(temporary, JsonSerializer.SerializeToUtf8Bytes(wanted.Keys.Order().ToArray()));
-            File.Move(temporary, wantedFile, overwrite: true);
+            try
+            {
+                var temporary = wantedFile + ".tmp";
+                File.WriteAllBytes(temporary, JsonSerializer.SerializeToUtf8Bytes(wanted.Keys.Order().ToArray()));
+                File.Move(temporary, wantedFile, overwrite: true);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                // A full or read-only volume must not fail the command or the connection that changed the list.
+                logger.LogWarning("Could not save {File}; an agent restart may not record the same sessions on: {Reason}", wantedFile, e.Message);
+            }
         }
     }
 
@@ -262,9 +327,12 @@ public sealed class SessionRecordings : IHostedService, IDisposable
 
     private void ReportProgress()
     {
-        foreach (var recorder in Running)
+        lock (reportLock)
         {
-            Report(Progress(recorder));
+            foreach (var recorder in Running)
+            {
+                Report(Progress(recorder));
+            }
         }
     }
 

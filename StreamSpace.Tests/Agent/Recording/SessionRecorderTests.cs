@@ -206,6 +206,55 @@ public sealed class SessionRecorderTests : IAsyncLifetime
         }
     }
 
+    [Fact]
+    public async Task A_stopped_recording_is_no_longer_reported_as_running_once_it_has_completed()
+    {
+        var sessionId = "rec-" + Guid.NewGuid().ToString("N")[..8];
+        await RunCommandAsync(CommandTypes.StartSession, sessionId, record: false);
+        var recorder = await agent.Recordings.RecordAsync(sessionId);
+        Assert.NotNull(recorder);
+
+        await recorder.StopAsync();
+        // At once, not when its bookkeeping catches up: a progress report now would reopen the catalog's ended row.
+        Assert.DoesNotContain(recorder, agent.Recordings.Running);
+        Assert.DoesNotContain(agent.Recordings.CurrentReports(), r => r.RecordingId == recorder.Id && r.EndedAt is null);
+        await RunCommandAsync(CommandTypes.StopSession, sessionId, record: false);
+    }
+
+    [Fact]
+    public async Task A_recorded_session_stops_even_when_the_list_of_sessions_to_record_cannot_be_saved()
+    {
+        var sessionId = "rec-" + Guid.NewGuid().ToString("N")[..8];
+        await RunCommandAsync(CommandTypes.StartSession, sessionId, record: true);
+        var recorder = await RecorderOfAsync(sessionId);
+        // The list cannot be replaced any more (as on a full or read-only volume; the tests run as root, whom modes do not stop).
+        var list = Path.Combine(agent.Recordings.Files.Directory, "recorded-sessions.json");
+        File.Delete(list);
+        Directory.CreateDirectory(list);
+
+        await RunCommandAsync(CommandTypes.StopSession, sessionId, record: true);
+        await recorder.Completion.WaitAsync(TimeSpan.FromSeconds(10));
+        Directory.Delete(list);
+    }
+
+    [Fact]
+    public async Task Deleting_the_running_recording_of_a_session_still_to_be_recorded_records_it_anew()
+    {
+        var sessionId = "rec-" + Guid.NewGuid().ToString("N")[..8];
+        await RunCommandAsync(CommandTypes.StartSession, sessionId, record: true);
+        var first = await RecorderOfAsync(sessionId);
+
+        await agent.Recordings.DeleteAsync(first.Id);
+        Assert.False(File.Exists(agent.Recordings.Files.PathOf(first.Id)));
+        var second = await RecorderOfAsync(sessionId);
+        Assert.NotEqual(first.Id, second.Id);
+        Assert.True(File.Exists(agent.Recordings.Files.PathOf(second.Id)));
+
+        await RunCommandAsync(CommandTypes.StopSession, sessionId, record: true);
+        await second.Completion.WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.DoesNotContain(agent.Recordings.Running, r => r.SessionId == sessionId);
+    }
+
     private async Task RunCommandAsync(string type, string sessionId, bool record)
     {
         var template = new SessionTemplate("xterm", null, "xterm", 5900, null, null, new Dictionary<string, string>(), false, 0, null, Record: record);
