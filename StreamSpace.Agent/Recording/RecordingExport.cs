@@ -104,18 +104,18 @@ public static class RecordingExport
 
                 await video.FlushAsync(cancellationToken);
                 process.StandardInput.Close();
+                await process.WaitForExitAsync(cancellationToken);
             }
-            catch
+            finally
             {
+                // Whatever ended the render (a corrupt file, the agent stopping, a cancelled wait): no ffmpeg outlives it.
                 if (!process.HasExited)
                 {
-                    process.Kill();
+                    process.Kill(entireProcessTree: true);
+                    await process.WaitForExitAsync(CancellationToken.None);
                 }
-
-                throw;
             }
 
-            await process.WaitForExitAsync(cancellationToken);
             await discarded;
             if (process.ExitCode != 0)
             {

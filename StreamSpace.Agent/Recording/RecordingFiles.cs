@@ -20,6 +20,7 @@ public sealed class RecordingFiles
         {
             System.IO.Directory.CreateDirectory(Directory, AgentOnly);
             SecureOrCheckWritable(Directory);
+            DeleteStaleExports(Directory);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -51,6 +52,17 @@ public sealed class RecordingFiles
 
     public string Directory { get; }
 
+    private const string ExportPrefix = ".export-";
+
+    /// <summary>An export's temporary file left by an agent that stopped mid-export: nothing will read or delete it but this.</summary>
+    private static void DeleteStaleExports(string directory)
+    {
+        foreach (var stale in System.IO.Directory.EnumerateFiles(directory, ExportPrefix + "*"))
+        {
+            File.Delete(stale);
+        }
+    }
+
     /// <summary>The file of a recording. Takes a Guid, never a name, so no caller can point it outside the folder.</summary>
     public string PathOf(Guid recordingId) => Path.Combine(Directory, recordingId.ToString("D") + Extension);
 
@@ -67,7 +79,7 @@ public sealed class RecordingFiles
     });
 
     /// <summary>A temporary file beside the recordings (an export's MP4), the agent's alone.</summary>
-    public string TemporaryPath(string extension) => Path.Combine(Directory, $".export-{Guid.NewGuid():N}{extension}");
+    public string TemporaryPath(string extension) => Path.Combine(Directory, $"{ExportPrefix}{Guid.NewGuid():N}{extension}");
 
     /// <summary>Deletes a recording's file; one that is gone is no error.</summary>
     public bool Delete(Guid recordingId)

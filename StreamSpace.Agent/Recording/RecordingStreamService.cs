@@ -12,6 +12,11 @@ public sealed class RecordingStreamService(RecordingFiles files, ILogger<Recordi
 {
     private const int CopyBufferBytes = 64 * 1024;
 
+    /// <summary>How many exports render at once.</summary>
+    public const int ConcurrentExports = 2;
+
+    private readonly SemaphoreSlim exports = new(ConcurrentExports, ConcurrentExports);
+
     public async Task ServeAsync(string purpose, string? name, Stream data, CancellationToken cancellationToken)
     {
         if (!Guid.TryParseExact(name, "D", out var id))
@@ -33,32 +38,34 @@ public sealed class RecordingStreamService(RecordingFiles files, ILogger<Recordi
             return;
         }
 
+        // Rendering takes a core and a frame buffer or two: exports beyond this many wait their turn.
+        await exports.WaitAsync(cancellationToken);
         var video = files.TemporaryPath(".mp4");
         try
         {
-            await RecordingExport.RenderAsync(path, video, cancellationToken);
-        }
-        catch (EncoderMissingException e)
-        {
-            await FileStreams.WriteReplyAsync(data, new FileStreamReply(503, e.Message), cancellationToken);
-            File.Delete(video);
-            return;
-        }
-        catch (Exception e) when (e is InvalidDataException or IOException && !cancellationToken.IsCancellationRequested)
-        {
-            logger.LogWarning("Exporting recording {RecordingId} failed: {Reason}", id, e.Message);
-            await FileStreams.WriteReplyAsync(data, new FileStreamReply(502, "The recording could not be exported: " + e.Message), cancellationToken);
-            File.Delete(video);
-            return;
-        }
+            try
+            {
+                await RecordingExport.RenderAsync(path, video, cancellationToken);
+            }
+            catch (EncoderMissingException e)
+            {
+                await FileStreams.WriteReplyAsync(data, new FileStreamReply(503, e.Message), cancellationToken);
+                return;
+            }
+            catch (Exception e) when (e is InvalidDataException or IOException && !cancellationToken.IsCancellationRequested)
+            {
+                logger.LogWarning("Exporting recording {RecordingId} failed: {Reason}", id, e.Message);
+                await FileStreams.WriteReplyAsync(data, new FileStreamReply(502, "The recording could not be exported: " + e.Message), cancellationToken);
+                return;
+            }
 
-        try
-        {
             await SendFileAsync(video, $"{name}.mp4", data, cancellationToken);
         }
         finally
         {
+            // Every outcome, cancellation included: no temporary MP4 is left beside the recordings.
             File.Delete(video);
+            exports.Release();
         }
     }
 

@@ -14,6 +14,13 @@ public sealed class RfbDecoder : IDisposable
     private const int BytesPerPixel = 4;
     private const int TileSize = 64;
 
+    /// <summary>The largest desktop a recording may have (Xvnc's own limit is 16384 a side, far beyond any real screen);
+    /// a larger one is a corrupt file, refused before a frame of it is allocated.</summary>
+    public const long MaxPixels = 8192L * 8192;
+
+    /// <summary>Room for zlib's own framing beyond a rectangle's pixels.</summary>
+    private const long ZlibSlackBytes = 1024 * 1024;
+
     private readonly RecordingReader reader;
     private readonly ZlibFeed zlibInput = new();
     private readonly ZLibStream zlib;
@@ -29,7 +36,7 @@ public sealed class RfbDecoder : IDisposable
             throw new InvalidDataException("the recording's desktop has no size");
         }
 
-        Frame = new byte[Width * Height * BytesPerPixel];
+        Frame = new byte[FrameBytes(Width, Height)];
         zlib = new ZLibStream(zlibInput, CompressionMode.Decompress);
     }
 
@@ -120,14 +127,26 @@ public sealed class RfbDecoder : IDisposable
                         throw new InvalidDataException("the recording resizes the desktop to nothing");
                     }
 
+                    Frame = new byte[FrameBytes(w, h)];
                     Width = w;
                     Height = h;
-                    Frame = new byte[w * h * BytesPerPixel];
                     break;
                 default:
                     throw new InvalidDataException($"the recording holds a rectangle of encoding {encoding}, which the recorder never asked for");
             }
         }
+    }
+
+    /// <summary>The bytes of a <paramref name="w"/> × <paramref name="h"/> frame; a size beyond <see cref="MaxPixels"/> is a corrupt file.</summary>
+    private static int FrameBytes(int w, int h)
+    {
+        var pixels = (long)w * h;
+        if (pixels > MaxPixels)
+        {
+            throw new InvalidDataException($"the recording holds a {w}×{h} area, larger than any desktop it records");
+        }
+
+        return checked((int)(pixels * BytesPerPixel));
     }
 
     private void ApplyRaw(int x, int y, int w, int h)
@@ -142,7 +161,7 @@ public sealed class RfbDecoder : IDisposable
 
     private void ApplyCopyRect(int x, int y, int w, int h, int sourceX, int sourceY)
     {
-        var copy = new byte[w * h * BytesPerPixel];
+        var copy = new byte[FrameBytes(w, h)];
         for (var line = 0; line < h; line++)
         {
             GetRow(sourceX, sourceY + line, copy.AsSpan(line * w * BytesPerPixel, w * BytesPerPixel));
@@ -157,10 +176,22 @@ public sealed class RfbDecoder : IDisposable
     /// <summary>ZRLE: the rectangle's zlib bytes continue the connection's one zlib stream; inside, 64×64 tiles left to right, top to bottom.</summary>
     private void ApplyZrle(int x, int y, int w, int h)
     {
-        var length = ReadU32();
-        var compressed = new byte[length];
-        reader.ReadExactly(compressed);
-        zlibInput.Append(compressed);
+        // ZRLE's pixels are at most 3 bytes each (plus a byte a tile), and zlib adds little: a longer length is a corrupt
+        // file, refused before anything of that size is allocated. The bytes are read in chunks all the same.
+        var length = (long)ReadU32();
+        if (length > FrameBytes(w, h) + ZlibSlackBytes)
+        {
+            throw new InvalidDataException($"a ZRLE rectangle of {w}×{h} claims {length} compressed bytes");
+        }
+
+        for (var left = length; left > 0;)
+        {
+            var chunk = new byte[Math.Min(left, 64 * 1024)];
+            reader.ReadExactly(chunk);
+            zlibInput.Append(chunk);
+            left -= chunk.Length;
+        }
+
         var tile = new byte[TileSize * TileSize * BytesPerPixel];
         for (var ty = y; ty < y + h; ty += TileSize)
         {

@@ -27,6 +27,28 @@ public sealed class RecordingFilesTests
     }
 
     [Fact]
+    public void An_export_left_half_written_by_an_agent_that_stopped_is_deleted_when_the_next_one_starts()
+    {
+        var data = Directory.CreateTempSubdirectory("streamspace-recordings-").FullName;
+        try
+        {
+            var first = new RecordingFiles(new AgentSettings { DataDirectory = data });
+            var stale = first.TemporaryPath(".mp4");
+            File.WriteAllBytes(stale, [1, 2, 3]);
+            var recording = first.PathOf(Guid.NewGuid());
+            File.WriteAllBytes(recording, [4, 5, 6]);
+
+            _ = new RecordingFiles(new AgentSettings { DataDirectory = data });
+            Assert.False(File.Exists(stale));
+            Assert.True(File.Exists(recording));
+        }
+        finally
+        {
+            Directory.Delete(data, recursive: true);
+        }
+    }
+
+    [Fact]
     public void A_recordings_folder_the_agent_cannot_create_stops_it_naming_RECORDINGS_DIR()
     {
         var refused = Assert.Throws<InvalidSettingException>(() => new RecordingFiles(new AgentSettings { RecordingsDirectory = "/proc/streamspace-recordings" }));

@@ -71,10 +71,23 @@ public sealed class RfbDecoderTests
         Assert.Throws<InvalidDataException>(() => RecordingReader.Open(new MemoryStream("RFB 003.008\n"u8.ToArray())));
     }
 
+    [Theory]
+    [InlineData("a desktop resized beyond any screen", new byte[] { 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x21 })]
+    [InlineData("a copy of a vast area", new byte[] { 0xFF, 0xFF, 0xFF, 0xFF, 0, 0, 0, 1, 0, 0, 0, 0 })]
+    [InlineData("a small ZRLE rectangle claiming 4 GiB", new byte[] { 0, 4, 0, 4, 0, 0, 0, 16, 0xFF, 0xFF, 0xFF, 0xFF })]
+    public void A_corrupt_size_or_length_is_invalid_data_not_an_overflow_or_out_of_memory(string corruption, byte[] sizeEncodingAndRest)
+    {
+        // One update of one rectangle at (0,0): width, height, encoding and what follows come from the case.
+        byte[] update = [0, 0, 0, 1, 0, 0, 0, 0, .. sizeEncodingAndRest];
+        using var decoder = new RfbDecoder(RecordingReader.Open(new MemoryStream(Recording(update))));
+        var refused = Assert.Throws<InvalidDataException>(() => decoder.ApplyAll());
+        Assert.False(string.IsNullOrEmpty(refused.Message), corruption);
+    }
+
     private static byte[] Pixel(RfbDecoder decoder, int x, int y) => decoder.Frame.AsSpan(((y * Width) + x) * 4, 3).ToArray();
 
     /// <summary>The server's stream cut into records of 7 bytes, 10 ms apart, after ServerInit and before an end record at 1234 ms.</summary>
-    private static byte[] Recording()
+    private static byte[] Recording(byte[]? serverStream = null)
     {
         var file = new MemoryStream();
         file.Write(RecordingFormat.Magic);
@@ -85,7 +98,7 @@ public sealed class RfbDecoderTests
         "test"u8.CopyTo(serverInit.AsSpan(24));
         WriteRecord(file, 0, serverInit);
 
-        var stream = ServerStream();
+        var stream = serverStream ?? ServerStream();
         for (var at = 0; at < stream.Length; at += 7)
         {
             WriteRecord(file, (uint)(10 + at), stream.AsSpan(at, Math.Min(7, stream.Length - at)));
