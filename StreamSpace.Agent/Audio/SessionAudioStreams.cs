@@ -16,7 +16,26 @@ public sealed class SessionAudioStreams(ISessionPlatform platform, SessionFileSt
 
     public async Task RunAsync(StreamOpenMessage open, Stream data, CancellationToken cancellationToken)
     {
-        if (await platform.FindFileServiceAsync(open.SessionId, cancellationToken) is { } service)
+        SessionFileService? service;
+        try
+        {
+            service = await platform.FindFileServiceAsync(open.SessionId, cancellationToken);
+        }
+        catch (FileRefusedException e) when (e.Status == 409)
+        {
+            // A pod without a file service (an image without it, or a session from before it) runs, but has no way to
+            // send its sound: not a session that is not running, which a viewer would take for one that ended.
+            await FileStreams.WriteReplyAsync(data, new FileStreamReply(503,
+                "The session's pod has no file service, which carries its sound: its image must run it (see images/session), and a session started before sound worked must be started again."), cancellationToken);
+            return;
+        }
+        catch (FileRefusedException e)
+        {
+            await FileStreams.WriteReplyAsync(data, new FileStreamReply(e.Status, e.Message), cancellationToken);
+            return;
+        }
+
+        if (service is not null)
         {
             await files.RelayToServiceAsync(service, open, data, cancellationToken);
             return;
@@ -29,7 +48,8 @@ public sealed class SessionAudioStreams(ISessionPlatform platform, SessionFileSt
         }
         catch (NotSupportedException e)
         {
-            await FileStreams.WriteReplyAsync(data, new FileStreamReply(409, e.Message), cancellationToken);
+            // The platform cannot capture sound at all: a missing feature, not a session that is not running.
+            await FileStreams.WriteReplyAsync(data, new FileStreamReply(503, e.Message), cancellationToken);
             return;
         }
 

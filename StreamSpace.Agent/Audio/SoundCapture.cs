@@ -12,13 +12,22 @@ namespace StreamSpace.Agent.Audio;
 /// while the stream is open: when the other side closes it (the viewer left) parec is killed, so a session nobody
 /// listens to costs only its idle sound server. Used by the agent (local sessions) and by a pod's file service.
 /// </summary>
-public sealed class SoundCapture(ILogger logger)
+public sealed class SoundCapture(ILogger logger, string captureProgram = SoundCapture.CaptureProgram)
 {
+    /// <summary>PulseAudio's recorder (Debian's pulseaudio-utils).</summary>
+    public const string CaptureProgram = "parec";
+
+    /// <summary>Where the capture's programs are looked for: its environment's PATH, nothing of the agent's.</summary>
+    private const string CapturePath = "/usr/local/bin:/usr/bin:/bin";
+
     /// <summary>A session that has just started may not have its sound server listening yet: parec is tried again this often.</summary>
     private static readonly TimeSpan RetryAfter = TimeSpan.FromMilliseconds(250);
     private const int Attempts = 20;
 
-    /// <summary>Answers 409 for a session not running here (null), 403 for one without sound, else 200 and the packets until either side closes.</summary>
+    /// <summary>
+    /// Answers 409 for a session not running here (null), 403 for one without sound, 503 on a machine without the capture
+    /// program, else 200 and the packets until either side closes.
+    /// </summary>
     public async Task ServeAsync(SessionSound? sound, Stream data, CancellationToken cancellationToken)
     {
         if (sound is null)
@@ -30,6 +39,14 @@ public sealed class SoundCapture(ILogger logger)
         if (sound.Socket is null)
         {
             await FileStreams.WriteReplyAsync(data, new FileStreamReply(403, "Sound is turned off for the session's template."), cancellationToken);
+            return;
+        }
+
+        if (!IsInstalled(captureProgram))
+        {
+            // Said before the 200: a stream that opened and then cut off reads as a network fault, not a missing program.
+            await FileStreams.WriteReplyAsync(data, new FileStreamReply(503,
+                $"Sound needs {captureProgram} on the session's machine, which is not installed: apt-get install pulseaudio-utils."), cancellationToken);
             return;
         }
 
@@ -72,7 +89,7 @@ public sealed class SoundCapture(ILogger logger)
         var frame = new byte[OpusEncoder.FrameBytes];
         for (var attempt = 1; !cancellationToken.IsCancellationRequested; attempt++)
         {
-            using var capture = Process.Start(CaptureStart(sound)) ?? throw new InvalidOperationException("could not start parec");
+            using var capture = Process.Start(CaptureStart(sound)) ?? throw new InvalidOperationException($"could not start {captureProgram}");
             var errors = capture.StandardError.ReadToEndAsync(CancellationToken.None);
             var frames = 0L;
             try
@@ -110,12 +127,15 @@ public sealed class SoundCapture(ILogger logger)
         }
     }
 
+    private static bool IsInstalled(string program) =>
+        program.Contains('/', StringComparison.Ordinal) ? File.Exists(program) : CapturePath.Split(':').Any(folder => File.Exists(Path.Combine(folder, program)));
+
     /// <summary>parec on the session's sound server as the session's account, with nothing of the agent's environment.</summary>
-    private static ProcessStartInfo CaptureStart(SessionSound sound)
+    private ProcessStartInfo CaptureStart(SessionSound sound)
     {
         string[] parec =
         [
-            "parec", "--raw", "--format=s16le", $"--rate={AudioStreams.SampleRate}", $"--channels={AudioStreams.Channels}",
+            captureProgram, "--raw", "--format=s16le", $"--rate={AudioStreams.SampleRate}", $"--channels={AudioStreams.Channels}",
             $"--device={LocalSessionProcess.SoundSink}.monitor", $"--latency-msec={AudioStreams.FrameMilliseconds}", "--client-name=streamspace-audio",
         ];
         string[] command = sound.DropPrivileges
@@ -134,7 +154,7 @@ public sealed class SoundCapture(ILogger logger)
             WorkingDirectory = "/",
         };
         start.Environment.Clear();
-        start.Environment["PATH"] = "/usr/local/bin:/usr/bin:/bin";
+        start.Environment["PATH"] = CapturePath;
         start.Environment["LANG"] = "C.UTF-8";
         start.Environment["PULSE_SERVER"] = LocalSessionProcess.SoundServerAddress(sound.Socket!);
         return start;

@@ -210,6 +210,9 @@ public sealed class KubernetesPlatform : ISessionPlatform, IDisposable
             : new SessionFileService(token => PortForwardAsync(address.PodName, port, token), key);
     }
 
+    /// <summary>A pod's sound goes through its file service (<see cref="FindFileServiceAsync"/>): asked here, the session does not run here.</summary>
+    public Task<SessionSound?> FindSoundAsync(string sessionId, CancellationToken cancellationToken) => Task.FromResult<SessionSound?>(null);
+
     /// <summary>A stream to the pod's port through the API server, for an agent outside the cluster network.</summary>
     private async Task<Stream> PortForwardAsync(string podName, int port, CancellationToken cancellationToken)
     {
