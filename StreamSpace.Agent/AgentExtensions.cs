@@ -1,3 +1,4 @@
+using StreamSpace.Agent.Audio;
 using StreamSpace.Agent.Commands;
 using StreamSpace.Agent.ControlPlane;
 using StreamSpace.Agent.Metrics;
@@ -23,7 +24,7 @@ public static class AgentExtensions
         builder.Services.AddSingleton<StreamSpace.Agent.Tunnel.DataDialer>();
         builder.Services.AddSingleton<StreamSpace.Agent.Tunnel.DataConnections>();
         builder.Services.AddSingleton<StreamSpace.Agent.Files.SessionFileStreams>();
-        builder.Services.AddSingleton<StreamSpace.Agent.Audio.SessionAudioStreams>();
+        builder.Services.AddSessionAudio();
         builder.Services.AddSingleton<ControlPlaneClient>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<ControlPlaneClient>());
         // After the control plane client, so it stops first: the recordings' final reports still find the connection.

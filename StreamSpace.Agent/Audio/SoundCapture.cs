@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Globalization;
 using StreamSpace.Agent.Platforms;
 using StreamSpace.Agent.Platforms.Local;
 using StreamSpace.Contracts.Tunnel;
@@ -138,13 +137,7 @@ public sealed class SoundCapture(ILogger logger, string captureProgram = SoundCa
             captureProgram, "--raw", "--format=s16le", $"--rate={AudioStreams.SampleRate}", $"--channels={AudioStreams.Channels}",
             $"--device={LocalSessionProcess.SoundSink}.monitor", $"--latency-msec={AudioStreams.FrameMilliseconds}", "--client-name=streamspace-audio",
         ];
-        string[] command = sound.DropPrivileges
-            ?
-            [
-                "setpriv", $"--reuid={sound.Account.Uid.ToString(CultureInfo.InvariantCulture)}", $"--regid={sound.Account.Gid.ToString(CultureInfo.InvariantCulture)}",
-                "--init-groups", "--inh-caps=-all", "--no-new-privs", "--", .. parec,
-            ]
-            : parec;
+        string[] command = sound.DropPrivileges ? LocalSessionProcess.AsAccount(sound.Account, parec) : parec;
         var start = new ProcessStartInfo(command[0], command[1..])
         {
             RedirectStandardOutput = true,

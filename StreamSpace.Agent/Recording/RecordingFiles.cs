@@ -4,28 +4,32 @@ namespace StreamSpace.Agent.Recording;
 
 /// <summary>
 /// The folder of recordings, <c>&lt;id&gt;.rfb</c> each: the agent's alone (0700 when it owns the folder, files 0600
-/// always), never in a session's home,
-/// so no session account can read or alter what was recorded of it.
+/// always), never in a session's home, so no session account can read or alter what was recorded of it.
 /// </summary>
-public sealed class RecordingFiles
+public sealed class RecordingFiles(AgentSettings settings)
 {
     public const string Extension = ".rfb";
 
+    private const string ExportPrefix = ".export-";
+
     private const UnixFileMode AgentOnly = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
 
-    public RecordingFiles(AgentSettings settings)
+    public string Directory { get; } = Prepare(settings.RecordingsPath);
+
+    /// <summary>Creates the folder (the agent's own) or checks a volume's, and clears what a stopped agent left behind.</summary>
+    private static string Prepare(string directory)
     {
-        Directory = settings.RecordingsPath;
         try
         {
-            System.IO.Directory.CreateDirectory(Directory, AgentOnly);
-            SecureOrCheckWritable(Directory);
-            DeleteStaleExports(Directory);
+            System.IO.Directory.CreateDirectory(directory, AgentOnly);
+            SecureOrCheckWritable(directory);
+            DeleteStaleExports(directory);
+            return directory;
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             throw new InvalidSettingException("RECORDINGS_DIR",
-                $"is {Directory} (empty: <AGENT_DATA_DIR>/recordings), which the agent cannot create or write: {e.Message}. Choose a folder the agent can write, e.g. a volume mounted for recordings.");
+                $"is {directory} (empty: <AGENT_DATA_DIR>/recordings), which the agent cannot create or write: {e.Message}. Choose a folder the agent can write, e.g. a volume mounted for recordings.");
         }
     }
 
@@ -49,10 +53,6 @@ public sealed class RecordingFiles
             File.Delete(probe);
         }
     }
-
-    public string Directory { get; }
-
-    private const string ExportPrefix = ".export-";
 
     /// <summary>An export's temporary file left by an agent that stopped mid-export: nothing will read or delete it but this.</summary>
     private static void DeleteStaleExports(string directory)

@@ -112,16 +112,16 @@ public sealed class RfbDecoder : IDisposable
             var encoding = (int)ReadU32();
             switch (encoding)
             {
-                case 0:
+                case RfbEncodings.Raw:
                     ApplyRaw(x, y, w, h);
                     break;
-                case 1:
+                case RfbEncodings.CopyRect:
                     ApplyCopyRect(x, y, w, h, ReadU16(), ReadU16());
                     break;
-                case 16:
+                case RfbEncodings.Zrle:
                     ApplyZrle(x, y, w, h);
                     break;
-                case -223:
+                case RfbEncodings.DesktopSize:
                     if (w == 0 || h == 0)
                     {
                         throw new InvalidDataException("the recording resizes the desktop to nothing");

@@ -10,10 +10,6 @@ namespace StreamSpace.Agent.Recording;
 /// </summary>
 public sealed class RfbMessageScanner(int width, int height)
 {
-    private const int EncodingRaw = 0;
-    private const int EncodingCopyRect = 1;
-    private const int EncodingZrle = 16;
-    private const int EncodingDesktopSize = -223;
     private const int BytesPerPixel = 4;
 
     private enum Expecting
@@ -113,18 +109,18 @@ public sealed class RfbMessageScanner(int width, int height)
                 var h = BinaryPrimitives.ReadUInt16BigEndian(header.AsSpan(6));
                 switch (BinaryPrimitives.ReadInt32BigEndian(header.AsSpan(8)))
                 {
-                    case EncodingRaw:
+                    case RfbEncodings.Raw:
                         skip = (long)w * h * BytesPerPixel;
                         NextRectangle();
                         break;
-                    case EncodingCopyRect:
+                    case RfbEncodings.CopyRect:
                         skip = 4;
                         NextRectangle();
                         break;
-                    case EncodingZrle:
+                    case RfbEncodings.Zrle:
                         Expect(Expecting.ZrleLength, 4);
                         break;
-                    case EncodingDesktopSize:
+                    case RfbEncodings.DesktopSize:
                         Interlocked.Exchange(ref size, Pack(w, h));
                         NextRectangle();
                         break;

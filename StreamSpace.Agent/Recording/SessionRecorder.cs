@@ -22,10 +22,6 @@ namespace StreamSpace.Agent.Recording;
 public sealed class SessionRecorder : IAsyncDisposable
 {
     private const int ReadBufferBytes = 64 * 1024;
-    private const int EncodingZrle = 16;
-    private const int EncodingCopyRect = 1;
-    private const int EncodingRaw = 0;
-    private const int EncodingDesktopSize = -223;
 
     /// <summary>How often the recorder asks for the changes since the last update: at most 20 updates a second.</summary>
     public static readonly TimeSpan RequestInterval = TimeSpan.FromMilliseconds(50);
@@ -120,7 +116,7 @@ public sealed class SessionRecorder : IAsyncDisposable
     /// <summary>SetPixelFormat, SetEncodings, then a FramebufferUpdateRequest for the whole screen, not incremental.</summary>
     internal static byte[] Requests(int width, int height)
     {
-        int[] encodings = [EncodingZrle, EncodingCopyRect, EncodingRaw, EncodingDesktopSize];
+        int[] encodings = [RfbEncodings.Zrle, RfbEncodings.CopyRect, RfbEncodings.Raw, RfbEncodings.DesktopSize];
         var message = new byte[20 + 4 + (4 * encodings.Length)];
         message[0] = 0; // SetPixelFormat, 3 bytes of padding
         RecordingFormat.PixelFormat.CopyTo(message.AsSpan(4));

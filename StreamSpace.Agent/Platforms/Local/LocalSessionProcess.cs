@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
@@ -94,6 +95,16 @@ public static class LocalSessionProcess
     }
 
     /// <summary>
+    /// <paramref name="command"/> run as <paramref name="account"/> by root, with setpriv: the account's uid, gid and
+    /// groups; no capabilities; no_new_privs, so no setuid program (su, sudo) can take it back up.
+    /// </summary>
+    public static string[] AsAccount(SessionAccount account, IEnumerable<string> command) =>
+    [
+        "setpriv", $"--reuid={account.Uid.ToString(CultureInfo.InvariantCulture)}", $"--regid={account.Gid.ToString(CultureInfo.InvariantCulture)}",
+        "--init-groups", "--inh-caps=-all", "--no-new-privs", "--", .. command,
+    ];
+
+    /// <summary>
     /// Starts the session's process group as <paramref name="account"/>; <see cref="Started.Ready"/> completes once
     /// Xvnc accepts connections. With <paramref name="dropPrivileges"/> the agent (root) switches to the account
     /// with setpriv after opening the log, which the account itself cannot read.
@@ -159,11 +170,7 @@ public static class LocalSessionProcess
             template.ClipboardToBrowser ? "1" : "0", template.ClipboardToSession ? "1" : "0",
             record.Audio ? record.SoundSocket : "",
         ];
-        // setpriv: the account's uid, gid and groups; no capabilities; no_new_privs, so no setuid program (su, sudo)
-        // can take the session back up.
-        string[] asAccount = dropPrivileges
-            ? ["setpriv", $"--reuid={account.Uid}", $"--regid={account.Gid}", "--init-groups", "--inh-caps=-all", "--no-new-privs", "--", .. session]
-            : session;
+        string[] asAccount = dropPrivileges ? AsAccount(account, session) : session;
         var start = new ProcessStartInfo("setsid", ["bash", "-c", launcher, "streamspace-launcher", logFile, .. asAccount])
         {
             RedirectStandardOutput = true,
