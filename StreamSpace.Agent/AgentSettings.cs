@@ -78,7 +78,7 @@ public sealed class AgentSettings : IValidatedSettings
         ? "/var/lib/streamspace-agent"
         : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.LocalApplicationData, Environment.SpecialFolderOption.DoNotVerify), "streamspace-agent");
 
-    [Setting("RECORDINGS_DIR", Help = "where session recordings are written (the agent's alone, mode 0700); empty: <AGENT_DATA_DIR>/recordings. On Kubernetes, a PersistentVolume's mount")]
+    [Setting("RECORDINGS_DIR", Help = "where session recordings are written (files 0600, the agent's alone; a folder it owns made 0700, one it does not, as a volume's root, only checked writable); empty: <AGENT_DATA_DIR>/recordings. On Kubernetes, a PersistentVolume's mount")]
     public string RecordingsDirectory { get; set; } = "";
 
     /// <summary>The folder of recordings: <see cref="RecordingsDirectory"/>, or recordings/ in the data directory.</summary>
