@@ -44,7 +44,9 @@ public sealed class RecordingCatalog(NpgsqlDataSource dataSource)
 
     /// <summary>
     /// Creates or updates the recording's row from its agent's report; a recording already deleted stays deleted, and
-    /// a report never moves a recording to another session or agent.
+    /// a report never moves a recording to another session or agent. Reports may arrive out of order (a progress report
+    /// queued before the final one, a resend after a reconnect): an ended recording stays ended, and its size and
+    /// duration only grow.
     /// </summary>
     public async Task UpsertAsync(string agentId, RecordingMessage report, Guid userId, string username, string template, CancellationToken cancellationToken)
     {
@@ -53,7 +55,8 @@ public sealed class RecordingCatalog(NpgsqlDataSource dataSource)
             """
             INSERT INTO recordings (id, session_id, user_id, username, template, agent_id, started_at, ended_at, duration_ms, bytes)
             VALUES (@RecordingId, @SessionId, @userId, @username, @template, @agentId, @StartedAt, @EndedAt, @DurationMs, @Bytes)
-            ON CONFLICT (id) DO UPDATE SET ended_at = EXCLUDED.ended_at, duration_ms = EXCLUDED.duration_ms, bytes = EXCLUDED.bytes, updated_at = now()
+            ON CONFLICT (id) DO UPDATE SET ended_at = COALESCE(recordings.ended_at, EXCLUDED.ended_at),
+                duration_ms = GREATEST(recordings.duration_ms, EXCLUDED.duration_ms), bytes = GREATEST(recordings.bytes, EXCLUDED.bytes), updated_at = now()
             WHERE recordings.deleted_at IS NULL AND recordings.agent_id = EXCLUDED.agent_id AND recordings.session_id = EXCLUDED.session_id
             """,
             new

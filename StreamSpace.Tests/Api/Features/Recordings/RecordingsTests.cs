@@ -55,6 +55,26 @@ public sealed class RecordingsTests(ApiFixture fixture) : IClassFixture<ApiFixtu
     }
 
     [Fact]
+    public async Task A_progress_report_arriving_after_the_final_one_does_not_reopen_or_shrink_the_recording()
+    {
+        var (key, sessionId) = await RecordingAgent.RegisterWithSessionAsync(Api, "rec-late", "admin");
+        using var agent = await RecordingAgent.ConnectAsync(Api, "rec-late", key, [sessionId]);
+        using var admin = await Api.AdminClientAsync();
+        var id = await ReportedAsync(admin, agent, sessionId);
+
+        await agent.ReportAsync(new RecordingMessage(id, sessionId, DateTimeOffset.UtcNow.AddSeconds(-10), 4_000, 500));
+        var marker = Guid.NewGuid();
+        await agent.ReportAsync(new RecordingMessage(marker, sessionId, DateTimeOffset.UtcNow, 1_000, 10));
+        await Eventually.TrueAsync(async () => (await admin.GetAsync(RecordingRoutes.One(marker))).StatusCode == HttpStatusCode.OK, Wait,
+            "the report after the late one to be recorded (same session, so handled in order)");
+
+        var recording = await (await admin.GetAsync(RecordingRoutes.One(id))).AssertJsonAsync<RecordingResponse>(HttpStatusCode.OK);
+        Assert.False(recording.Recording);
+        Assert.NotNull(recording.EndedAt);
+        Assert.Equal((10_000L, 2_000L), (recording.DurationMs, recording.Bytes));
+    }
+
+    [Fact]
     public async Task A_report_about_a_session_placed_on_another_agent_is_dropped()
     {
         var (homeKey, homeSession) = await RecordingAgent.RegisterWithSessionAsync(Api, "rec-home", "admin");
