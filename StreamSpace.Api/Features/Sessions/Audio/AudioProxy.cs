@@ -54,7 +54,7 @@ public sealed class AudioProxy(
         }
 
         var ticket = context.Request.Query["ticket"].ToString();
-        if (ticket.StartsWith(DataConnection.TokenPrefix, StringComparison.Ordinal) || await tickets.RedeemAsync(ticket, sessionId, context.RequestAborted) is not { } redeemed)
+        if (ticket.StartsWith(DataConnection.TokenPrefix, StringComparison.Ordinal) || await tickets.RedeemAsync(ticket, sessionId, TicketPurpose.Audio, context.RequestAborted) is not { } redeemed)
         {
             await TypedResults.Problem(title: "Invalid audio ticket.", detail: "The ticket is missing, used, expired or for another session; connect again for a new one.",
                 statusCode: StatusCodes.Status401Unauthorized).ExecuteAsync(context);
