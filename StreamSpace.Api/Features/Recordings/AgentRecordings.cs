@@ -25,7 +25,16 @@ public sealed class AgentRecordings(RecordingCatalog catalog, IRecordedSessions 
             return;
         }
 
-        await catalog.UpsertAsync(agentId, report, session.UserId, session.Username ?? "", session.Template, cancellationToken);
+        try
+        {
+            await catalog.UpsertAsync(agentId, report, session.UserId, session.Username ?? "", session.Template, cancellationToken);
+        }
+        catch (Npgsql.PostgresException e) when (e.SqlState.StartsWith("23", StringComparison.Ordinal))
+        {
+            // A constraint the report cannot meet (its session or user removed meanwhile) costs this report only: a
+            // thrown error would close the agent's connection, and the resent report would close it again.
+            logger.LogWarning("Agent {AgentId}'s report of recording {RecordingId} was dropped: {Reason}", agentId, report.RecordingId, e.MessageText);
+        }
     }
 
     public async Task AgentConnectedAsync(string agentId, int protocolVersion, AgentSend send, CancellationToken cancellationToken)

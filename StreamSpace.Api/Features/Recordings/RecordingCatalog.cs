@@ -54,7 +54,8 @@ public sealed class RecordingCatalog(NpgsqlDataSource dataSource)
         await connection.ExecuteAsync(new CommandDefinition(
             """
             INSERT INTO recordings (id, session_id, user_id, username, template, agent_id, started_at, ended_at, duration_ms, bytes)
-            VALUES (@RecordingId, @SessionId, @userId, @username, @template, @agentId, @StartedAt, @EndedAt, @DurationMs, @Bytes)
+            -- A deleted user's session keeps its user_id, but the recording may name only a user who exists.
+            VALUES (@RecordingId, @SessionId, (SELECT id FROM users WHERE id = @userId), @username, @template, @agentId, @StartedAt, @EndedAt, @DurationMs, @Bytes)
             ON CONFLICT (id) DO UPDATE SET ended_at = COALESCE(recordings.ended_at, EXCLUDED.ended_at),
                 duration_ms = GREATEST(recordings.duration_ms, EXCLUDED.duration_ms), bytes = GREATEST(recordings.bytes, EXCLUDED.bytes), updated_at = now()
             WHERE recordings.deleted_at IS NULL AND recordings.agent_id = EXCLUDED.agent_id AND recordings.session_id = EXCLUDED.session_id

@@ -75,6 +75,31 @@ public sealed class RecordingsTests(ApiFixture fixture) : IClassFixture<ApiFixtu
     }
 
     [Fact]
+    public async Task A_report_of_a_deleted_users_session_is_recorded_without_the_user_and_the_agent_stays_connected()
+    {
+        using var owner = await Api.NewUserClientAsync("rec-leaver");
+        var ownerId = await owner.UserIdAsync();
+        var (key, sessionId) = await RecordingAgent.RegisterWithSessionAsync(Api, "rec-leaver", "rec-leaver");
+        using var agent = await RecordingAgent.ConnectAsync(Api, "rec-leaver", key, [sessionId]);
+        using var admin = await Api.AdminClientAsync();
+        Assert.Equal(HttpStatusCode.NoContent, (await admin.DeleteAsync($"/api/v1/users/{ownerId}")).StatusCode);
+
+        var id = Guid.NewGuid();
+        await agent.ReportAsync(new RecordingMessage(id, sessionId, DateTimeOffset.UtcNow.AddSeconds(-5), 5_000, 700, DateTimeOffset.UtcNow));
+        var recording = await Eventually.ValueAsync(async () =>
+        {
+            var response = await admin.GetAsync(RecordingRoutes.One(id));
+            return response.StatusCode == HttpStatusCode.OK ? await response.AssertJsonAsync<RecordingResponse>(HttpStatusCode.OK) : null;
+        }, Wait, "the deleted user's recording to be listed");
+        Assert.Null(recording.UserId);
+        Assert.Equal(700L, recording.Bytes);
+
+        // The same connection still carries reports: it was not closed over the report.
+        Assert.Equal("online", (await Api.GetAgentAsync("rec-leaver")).GetProperty("status").GetString());
+        await ReportedAsync(admin, agent, sessionId);
+    }
+
+    [Fact]
     public async Task A_report_about_a_session_placed_on_another_agent_is_dropped()
     {
         var (homeKey, homeSession) = await RecordingAgent.RegisterWithSessionAsync(Api, "rec-home", "admin");
