@@ -49,6 +49,6 @@ public sealed class AgentRecordings(RecordingCatalog catalog, IRecordedSessions 
             await send(new RecordSessionMessage(sessionId), cancellationToken);
         }
 
-        await deletes.DeliverAsync(agentId, send, cancellationToken);
+        await deletes.DeliverAsync(agentId, send, cancellationToken, resendSent: true);
     }
 }

@@ -136,20 +136,24 @@ public sealed class RecordingCatalog(NpgsqlDataSource dataSource)
         return deleted.SingleOrDefault();
     }
 
-    /// <summary>The deleted recordings on the agent whose delete it has not been handed yet.</summary>
-    public async Task<IReadOnlyList<Guid>> UndeliveredDeletesAsync(string agentId, CancellationToken cancellationToken)
+    /// <summary>
+    /// The deleted recordings on the agent whose delete it has not been handed yet, or with <paramref name="includeSent"/>
+    /// every tombstone of the agent: a delete handed to a connection may have been lost with it.
+    /// </summary>
+    public async Task<IReadOnlyList<Guid>> DeletesToSendAsync(string agentId, bool includeSent, CancellationToken cancellationToken)
     {
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
         return [.. await connection.QueryAsync<Guid>(new CommandDefinition(
-            "SELECT id FROM recordings WHERE agent_id = @agentId AND deleted_at IS NOT NULL AND delete_sent_at IS NULL ORDER BY deleted_at",
-            new { agentId }, cancellationToken: cancellationToken))];
+            "SELECT id FROM recordings WHERE agent_id = @agentId AND deleted_at IS NOT NULL AND (@includeSent OR delete_sent_at IS NULL) ORDER BY deleted_at",
+            new { agentId, includeSent }, cancellationToken: cancellationToken))];
     }
 
+    /// <summary>Notes the first hand-over of the delete: the tombstone's lifetime counts from it.</summary>
     public async Task MarkDeleteSentAsync(Guid id, CancellationToken cancellationToken)
     {
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
         await connection.ExecuteAsync(new CommandDefinition(
-            "UPDATE recordings SET delete_sent_at = now() WHERE id = @id", new { id }, cancellationToken: cancellationToken));
+            "UPDATE recordings SET delete_sent_at = COALESCE(delete_sent_at, now()) WHERE id = @id", new { id }, cancellationToken: cancellationToken));
     }
 
     /// <summary>The size of every recording not deleted (running ones included), and how many there are.</summary>

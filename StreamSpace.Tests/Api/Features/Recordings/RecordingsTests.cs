@@ -169,6 +169,24 @@ public sealed class RecordingsTests(ApiFixture fixture) : IClassFixture<ApiFixtu
     }
 
     [Fact]
+    public async Task A_delete_handed_to_a_connection_that_then_dropped_is_sent_again_at_the_reconnect()
+    {
+        var (key, sessionId) = await RecordingAgent.RegisterWithSessionAsync(Api, "rec-lost", "admin");
+        using var admin = await Api.AdminClientAsync();
+        Guid id;
+        using (var agent = await RecordingAgent.ConnectAsync(Api, "rec-lost", key, [sessionId]))
+        {
+            id = await ReportedAsync(admin, agent, sessionId);
+            Assert.Equal(HttpStatusCode.NoContent, (await admin.DeleteAsync(RecordingRoutes.One(id))).StatusCode);
+            // The delete was queued on this connection; the agent drops it unread, as a connection lost just then would.
+        }
+
+        await WaitOfflineAsync("rec-lost");
+        using var back = await RecordingAgent.ConnectAsync(Api, "rec-lost", key, [sessionId]);
+        await back.ReceiveAsync<DeleteRecordingMessage>(m => m.RecordingId == id);
+    }
+
+    [Fact]
     public async Task Recording_a_session_tells_its_owner_and_asks_its_agent_now_and_at_each_reconnect()
     {
         using var owner = await Api.NewUserClientAsync("rec-watched");
