@@ -75,6 +75,18 @@ public sealed class RecordingCatalog(NpgsqlDataSource dataSource)
             }, cancellationToken: cancellationToken));
     }
 
+    /// <summary>Ends the agent's running recordings not reported for <paramref name="silentFor"/>, at the end their last report implies; returns them.</summary>
+    public async Task<IReadOnlyList<Guid>> EndSilentAsync(string agentId, TimeSpan silentFor, CancellationToken cancellationToken)
+    {
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        return [.. await connection.QueryAsync<Guid>(new CommandDefinition(
+            """
+            UPDATE recordings SET ended_at = started_at + make_interval(secs => duration_ms / 1000.0), updated_at = now()
+            WHERE agent_id = @agentId AND ended_at IS NULL AND deleted_at IS NULL AND updated_at < now() - make_interval(secs => @seconds)
+            RETURNING id
+            """, new { agentId, seconds = silentFor.TotalSeconds }, cancellationToken: cancellationToken))];
+    }
+
     /// <summary>The recordings not deleted, newest first, of one session or one user's sessions when given.</summary>
     public async Task<IReadOnlyList<RecordingResponse>> ListAsync(string? sessionId, string? username, CancellationToken cancellationToken)
     {

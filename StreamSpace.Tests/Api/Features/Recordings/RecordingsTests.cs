@@ -100,6 +100,32 @@ public sealed class RecordingsTests(ApiFixture fixture) : IClassFixture<ApiFixtu
     }
 
     [Fact]
+    public async Task A_recording_whose_end_report_was_lost_is_ended_at_its_last_report_while_its_agent_stays_connected()
+    {
+        var (key, sessionId) = await RecordingAgent.RegisterWithSessionAsync(Api, "rec-silent", "admin");
+        using var agent = await RecordingAgent.ConnectAsync(Api, "rec-silent", key, [sessionId]);
+        using var admin = await Api.AdminClientAsync();
+        var id = Guid.NewGuid();
+        var started = DateTimeOffset.UtcNow.AddSeconds(-8);
+        // A progress report, then nothing: the agent restarted its recorder, or the end report went with a connection.
+        await agent.ReportAsync(new RecordingMessage(id, sessionId, started, 8_000, 900));
+        var open = await Eventually.ValueAsync(async () =>
+        {
+            var response = await admin.GetAsync(RecordingRoutes.One(id));
+            return response.StatusCode == HttpStatusCode.OK ? await response.AssertJsonAsync<RecordingResponse>(HttpStatusCode.OK) : null;
+        }, Wait, "the recording to be listed");
+        Assert.True(open.Recording);
+
+        var ended = await Eventually.ValueAsync(async () =>
+        {
+            var recording = await (await admin.GetAsync(RecordingRoutes.One(id))).AssertJsonAsync<RecordingResponse>(HttpStatusCode.OK);
+            return recording.Recording ? null : recording;
+        }, TimeSpan.FromSeconds(60), "the silent recording to be ended");
+        Assert.Equal(started.AddSeconds(8).ToUnixTimeMilliseconds(), ended.EndedAt!.Value.ToUnixTimeMilliseconds());
+        Assert.Equal((8_000L, 900L), (ended.DurationMs, ended.Bytes));
+    }
+
+    [Fact]
     public async Task A_report_about_a_session_placed_on_another_agent_is_dropped()
     {
         var (homeKey, homeSession) = await RecordingAgent.RegisterWithSessionAsync(Api, "rec-home", "admin");
