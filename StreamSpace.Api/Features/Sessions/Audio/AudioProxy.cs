@@ -184,11 +184,16 @@ public sealed class AudioProxy(
     {
         using var sending = new SemaphoreSlim(1, 1);
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(aborted);
+        // A draining replica closes its audio sockets with 4307, as its viewers, and the page opens the sound again elsewhere.
+        var drained = new TaskCompletionSource<(WebSocketCloseStatus Status, string Reason)>(TaskCreationOptions.RunContinuationsAsynchronously);
+        using var tracked = drain.Track(Guid.NewGuid(), (status, reason) => drained.TrySetResult((status, reason)));
         var closedByBrowser = ReceiveUntilCloseAsync(listener, stop.Token);
         var relay = RelayAsync(data, listener, sending, stop.Token);
         var mustClose = WatchAsync(sessionId, user, share, stop.Token);
-        var first = await Task.WhenAny(closedByBrowser, relay, mustClose);
-        (WebSocketCloseStatus Status, string Reason) close = first == mustClose && mustClose.IsCompletedSuccessfully && mustClose.Result is { } ended
+        var first = await Task.WhenAny(closedByBrowser, relay, mustClose, drained.Task);
+        (WebSocketCloseStatus Status, string Reason) close = first == drained.Task
+            ? drained.Task.Result
+            : first == mustClose && mustClose.IsCompletedSuccessfully && mustClose.Result is { } ended
             ? ended
             : first == relay
                 ? await CheckQuietlyAsync(sessionId, user, share) ?? (WebSocketCloseStatus.NormalClosure, "the session's sound ended")
