@@ -277,6 +277,10 @@ public sealed partial class ChartTests(AspireManifest manifest) : IClassFixture<
         Assert.Equal(claim.Metadata.Name, Assert.Single(agent.Volumes, v => v.Name == mount.Name).PersistentVolumeClaim.ClaimName);
         // The agent runs as a non-root uid: the volume is writable by its group.
         Assert.NotNull(agent.SecurityContext.FsGroup);
+        // Retention keeps all recordings under the API's limit, so by default they fit the volume with a fifth to spare for exports.
+        var limit = long.Parse(Value(chart.Container(ApiName), "RECORDING_MAX_TOTAL_BYTES"), System.Globalization.CultureInfo.InvariantCulture);
+        Assert.True(limit <= claim.Spec.Resources.Requests["storage"].ToInt64() * 4 / 5,
+            $"RECORDING_MAX_TOTAL_BYTES {limit} does not leave room on the {claim.Spec.Resources.Requests["storage"]} recordings volume");
     }
 
     [Fact]

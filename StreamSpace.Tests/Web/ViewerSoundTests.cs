@@ -250,8 +250,13 @@ public sealed class ViewerSoundTests(WebFixture fixture, ITestOutputHelper outpu
         using var recipient = await fixture.Api.ClientForAsync(await fixture.NewUserAsync("guest"), WebFixture.UserPassword);
         var ticket = await (await recipient.PostAsync($"/api/v1/shares/{share.Id}/connect", null)).AssertJsonAsync<ConnectResponse>(HttpStatusCode.OK);
         Assert.StartsWith($"/audio/{id}?ticket=", ticket.AudioUrl);
+        // Each listens beside a viewer of their own, as the page does: sound lives only while its viewer does.
+        using var guestViewer = await RfbViewer.ConnectAsync(fixture.Api.BaseAddress, ticket.Url);
+        await guestViewer.HandshakeAsync();
         using var guest = await ConnectAsync(ticket.AudioUrl!);
-        using var own = await OpenAudioAsync(owner, id);
+        var (ownViewer, own) = await OpenViewerAndAudioAsync(owner, id);
+        using var ownViewerDisposed = ownViewer;
+        using var ownDisposed = own;
         var buffer = new byte[4096];
         await ReceivePacketsAsync(guest, buffer);
         await ReceivePacketsAsync(own, buffer);
@@ -269,6 +274,34 @@ public sealed class ViewerSoundTests(WebFixture fixture, ITestOutputHelper outpu
         (status, _) = await WaitForCloseAsync(own, buffer);
         Assert.True(clock.Elapsed < ClosesWithin, $"the owner's audio socket closed after {clock.Elapsed}");
         Assert.Equal(4410, status);
+    }
+
+    [Fact]
+    public async Task Revoking_a_viewer_ends_its_sound_and_sound_without_any_viewer_ends_after_the_grace()
+    {
+        var (ownerName, id, _) = await NewUserWithRunningSessionAsync("revoked", await ToneTemplateAsync(audio: true));
+        using var owner = await fixture.Api.ClientForAsync(ownerName, WebFixture.UserPassword);
+        var (viewer, listener) = await OpenViewerAndAudioAsync(owner, id);
+        using var viewerDisposed = viewer;
+        using var listenerDisposed = listener;
+        var buffer = new byte[4096];
+        await ReceivePacketsAsync(listener, buffer);
+
+        // The owner drops the viewer (the viewers list's Drop): its page may keep the audio socket open, but the API closes it.
+        var viewers = await (await owner.GetAsync($"/api/v1/sessions/{id}/viewers")).AssertJsonAsync<List<ViewerResponse>>(HttpStatusCode.OK);
+        Assert.Equal(HttpStatusCode.NoContent, (await owner.DeleteAsync($"/api/v1/sessions/{id}/viewers/{Assert.Single(viewers).Id}")).StatusCode);
+        var clock = Stopwatch.StartNew();
+        var (status, _) = await WaitForCloseAsync(listener, buffer);
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(8), $"the revoked viewer's audio socket closed after {clock.Elapsed}");
+        Assert.Equal(4403, status);
+
+        // An audio ticket used with no viewer at all: the sound plays for the grace a page needs to open its viewer, then stops.
+        using var alone = await OpenAudioAsync(owner, id);
+        clock.Restart();
+        await ReceivePacketsAsync(alone, buffer);
+        (status, _) = await WaitForCloseAsync(alone, buffer);
+        Assert.Equal(4403, status);
+        Assert.True(clock.Elapsed > TimeSpan.FromSeconds(5), $"the lone audio socket closed after {clock.Elapsed}, before its grace");
     }
 
     public void Dispose() => Directory.Delete(toneDirectory, recursive: true);
@@ -338,6 +371,15 @@ public sealed class ViewerSoundTests(WebFixture fixture, ITestOutputHelper outpu
     }
 
     private async Task<ClientWebSocket> OpenAudioAsync(HttpClient client, string id) => await ConnectAsync(await AudioUrlAsync(client, id));
+
+    /// <summary>A VNC viewer (past its handshake) and the audio socket beside it, from one connect, as the page opens them.</summary>
+    private async Task<(RfbViewer Viewer, ClientWebSocket Audio)> OpenViewerAndAudioAsync(HttpClient client, string id)
+    {
+        var ticket = await (await client.PostAsync($"/api/v1/sessions/{id}/connect", null)).AssertJsonAsync<ConnectResponse>(HttpStatusCode.OK);
+        var viewer = await RfbViewer.ConnectAsync(fixture.Api.BaseAddress, ticket.Url);
+        await viewer.HandshakeAsync();
+        return (viewer, await ConnectAsync(ticket.AudioUrl ?? throw new InvalidOperationException("the template has sound, so an audio URL")));
+    }
 
     private async Task<ClientWebSocket> ConnectAsync(string path)
     {

@@ -14,7 +14,9 @@ public interface IAgentRecordings
     /// <summary>
     /// After the agent's welcome: asks it again to record its running sessions that are to be recorded, and sends it the
     /// deletes it missed while offline, through <paramref name="send"/> (its new connection). Agents older than
-    /// <see cref="AgentProtocol.MediaVersion"/> are left alone.
+    /// <see cref="AgentProtocol.MediaVersion"/> are left alone. <paramref name="cancellationToken"/> is the
+    /// connection's own, cancelled when it ends: while it lasts, the agent's recordings whose reports stopped are ended
+    /// (<see cref="AgentRecordings.SilentFor"/>).
     /// </summary>
     Task AgentConnectedAsync(string agentId, int protocolVersion, AgentSend send, CancellationToken cancellationToken);
 }

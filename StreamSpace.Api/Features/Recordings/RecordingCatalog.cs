@@ -44,7 +44,9 @@ public sealed class RecordingCatalog(NpgsqlDataSource dataSource)
 
     /// <summary>
     /// Creates or updates the recording's row from its agent's report; a recording already deleted stays deleted, and
-    /// a report never moves a recording to another session or agent.
+    /// a report never moves a recording to another session or agent. Reports may arrive out of order (a progress report
+    /// queued before the final one, a resend after a reconnect): an ended recording stays ended, and its size and
+    /// duration only grow.
     /// </summary>
     public async Task UpsertAsync(string agentId, RecordingMessage report, Guid userId, string username, string template, CancellationToken cancellationToken)
     {
@@ -52,8 +54,10 @@ public sealed class RecordingCatalog(NpgsqlDataSource dataSource)
         await connection.ExecuteAsync(new CommandDefinition(
             """
             INSERT INTO recordings (id, session_id, user_id, username, template, agent_id, started_at, ended_at, duration_ms, bytes)
-            VALUES (@RecordingId, @SessionId, @userId, @username, @template, @agentId, @StartedAt, @EndedAt, @DurationMs, @Bytes)
-            ON CONFLICT (id) DO UPDATE SET ended_at = EXCLUDED.ended_at, duration_ms = EXCLUDED.duration_ms, bytes = EXCLUDED.bytes, updated_at = now()
+            -- A deleted user's session keeps its user_id, but the recording may name only a user who exists.
+            VALUES (@RecordingId, @SessionId, (SELECT id FROM users WHERE id = @userId), @username, @template, @agentId, @StartedAt, @EndedAt, @DurationMs, @Bytes)
+            ON CONFLICT (id) DO UPDATE SET ended_at = COALESCE(recordings.ended_at, EXCLUDED.ended_at),
+                duration_ms = GREATEST(recordings.duration_ms, EXCLUDED.duration_ms), bytes = GREATEST(recordings.bytes, EXCLUDED.bytes), updated_at = now()
             WHERE recordings.deleted_at IS NULL AND recordings.agent_id = EXCLUDED.agent_id AND recordings.session_id = EXCLUDED.session_id
             """,
             new
@@ -69,6 +73,18 @@ public sealed class RecordingCatalog(NpgsqlDataSource dataSource)
                 report.DurationMs,
                 report.Bytes,
             }, cancellationToken: cancellationToken));
+    }
+
+    /// <summary>Ends the agent's running recordings not reported for <paramref name="silentFor"/>, at the end their last report implies; returns them.</summary>
+    public async Task<IReadOnlyList<Guid>> EndSilentAsync(string agentId, TimeSpan silentFor, CancellationToken cancellationToken)
+    {
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        return [.. await connection.QueryAsync<Guid>(new CommandDefinition(
+            """
+            UPDATE recordings SET ended_at = started_at + make_interval(secs => duration_ms / 1000.0), updated_at = now()
+            WHERE agent_id = @agentId AND ended_at IS NULL AND deleted_at IS NULL AND updated_at < now() - make_interval(secs => @seconds)
+            RETURNING id
+            """, new { agentId, seconds = silentFor.TotalSeconds }, cancellationToken: cancellationToken))];
     }
 
     /// <summary>The recordings not deleted, newest first, of one session or one user's sessions when given.</summary>
@@ -132,20 +148,24 @@ public sealed class RecordingCatalog(NpgsqlDataSource dataSource)
         return deleted.SingleOrDefault();
     }
 
-    /// <summary>The deleted recordings on the agent whose delete it has not been handed yet.</summary>
-    public async Task<IReadOnlyList<Guid>> UndeliveredDeletesAsync(string agentId, CancellationToken cancellationToken)
+    /// <summary>
+    /// The deleted recordings on the agent whose delete it has not been handed yet, or with <paramref name="includeSent"/>
+    /// every tombstone of the agent: a delete handed to a connection may have been lost with it.
+    /// </summary>
+    public async Task<IReadOnlyList<Guid>> DeletesToSendAsync(string agentId, bool includeSent, CancellationToken cancellationToken)
     {
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
         return [.. await connection.QueryAsync<Guid>(new CommandDefinition(
-            "SELECT id FROM recordings WHERE agent_id = @agentId AND deleted_at IS NOT NULL AND delete_sent_at IS NULL ORDER BY deleted_at",
-            new { agentId }, cancellationToken: cancellationToken))];
+            "SELECT id FROM recordings WHERE agent_id = @agentId AND deleted_at IS NOT NULL AND (@includeSent OR delete_sent_at IS NULL) ORDER BY deleted_at",
+            new { agentId, includeSent }, cancellationToken: cancellationToken))];
     }
 
+    /// <summary>Notes the first hand-over of the delete: the tombstone's lifetime counts from it.</summary>
     public async Task MarkDeleteSentAsync(Guid id, CancellationToken cancellationToken)
     {
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
         await connection.ExecuteAsync(new CommandDefinition(
-            "UPDATE recordings SET delete_sent_at = now() WHERE id = @id", new { id }, cancellationToken: cancellationToken));
+            "UPDATE recordings SET delete_sent_at = COALESCE(delete_sent_at, now()) WHERE id = @id", new { id }, cancellationToken: cancellationToken));
     }
 
     /// <summary>The size of every recording not deleted (running ones included), and how many there are.</summary>

@@ -11,6 +11,13 @@ const FRAME_MICROSECONDS = 20000;
 const TARGET = 0.15;
 const MAX = 0.4;
 
+// Closes after which the sound stays off: normal closure, the sign-in ended (4401), the viewer revoked (4403), the
+// session not running or ended (4409, 4410), the share ended (4411), no sound for this session (4415). Any other close
+// (4307 replica stopping, 1006 dropped, the agent unreachable) is answered by reopening with a fresh ticket.
+const TERMINAL = new Set([1000, 4401, 4403, 4409, 4410, 4411, 4415]);
+const REPLICA_STOPPING = 4307;
+const REOPEN_DELAY_MS = 2000;
+
 export function soundSupported() {
     return window.isSecureContext && typeof AudioDecoder === 'function' && typeof AudioContext === 'function';
 }
@@ -23,9 +30,14 @@ export class SessionSound {
     #next = 0;
     #timestamp = 0;
     #muted = false;
+    #reopen;
+    #reopenTimer = null;
 
-    constructor(muted) {
+    // reopen() is called when the socket closes for a reason that may heal (see TERMINAL): it opens the sound again
+    // with a fresh ticket, unless muted. A replica stopping (4307) is answered at once, anything else after a pause.
+    constructor(muted, reopen = () => {}) {
         this.#muted = muted;
+        this.#reopen = reopen;
         // Browsers start an AudioContext suspended until the user interacts with the page (autoplay policy): the first
         // click or key in the page resumes it.
         const resume = () => this.#context?.resume();
@@ -72,11 +84,26 @@ export class SessionSound {
             decoder.decode(new EncodedAudioChunk({ type: 'key', timestamp: this.#timestamp, data: event.data }));
             this.#timestamp += FRAME_MICROSECONDS;
         });
+        socket.addEventListener('close', (event) => {
+            // A socket stop() closed, or one replaced since, is not this connection's sound ending.
+            if (this.#socket !== socket || this.#muted || TERMINAL.has(event.code)) {
+                return;
+            }
+            this.stop();
+            this.#reopenTimer = setTimeout(() => {
+                this.#reopenTimer = null;
+                if (!this.#muted && !this.#socket) {
+                    this.#reopen();
+                }
+            }, event.code === REPLICA_STOPPING ? 0 : REOPEN_DELAY_MS);
+        });
         this.#socket = socket;
     }
 
     // Closes the WebSocket (the agent stops capturing) and the decoder; the AudioContext stays for the next connection.
     stop() {
+        clearTimeout(this.#reopenTimer);
+        this.#reopenTimer = null;
         this.#socket?.close();
         this.#socket = null;
         if (this.#decoder && this.#decoder.state !== 'closed') {

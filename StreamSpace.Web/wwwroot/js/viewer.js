@@ -160,7 +160,13 @@ function openSound(path) {
     if (preferences.audio_muted) {
         return;
     }
-    sound ??= new SessionSound(false);
+    // A sound socket that closes for a reason that may heal (a replica stopping, a dropped connection) opens again
+    // with a fresh ticket while the viewer is connected.
+    sound ??= new SessionSound(false, () => {
+        if (rfb && !preferences.audio_muted) {
+            resumeSound();
+        }
+    });
     sound.muted = false;
     sound.open(webSocketUrl(path));
 }

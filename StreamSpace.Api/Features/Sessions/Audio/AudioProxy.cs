@@ -20,7 +20,10 @@ public static class AudioCloseCodes
 /// viewer's, see <see cref="AudioTickets"/>) and asks the session's agent for a data connection, here with the purpose
 /// <see cref="AudioStreams.Purpose"/>; each Opus packet the agent sends becomes one binary message. It is checked every
 /// second as a viewer is (<see cref="SessionViewers.CheckCompanionAsync"/>: sign-in, share, session running) and closes
-/// with the viewer's codes when it must; it is not listed as a viewer of its own.
+/// with the viewer's codes when it must; it is not listed as a viewer of its own. It lives only beside a viewer: once
+/// its user (through its share, if any) has had no open viewer of the session for a few seconds (<see cref="ViewerGap"/>;
+/// until a viewer is first seen, <see cref="ViewerGrace"/> from the opening, as the page opens its viewer a moment later), it closes with
+/// the viewer's revoked code, so revoking or closing a viewer ends its sound too.
 /// </summary>
 public sealed class AudioProxy(
     VncTickets tickets,
@@ -31,8 +34,15 @@ public sealed class AudioProxy(
     PendingStreams streams,
     ReplicaIdentity replica,
     ViewerDrain drain,
+    TimeProvider time,
     ILogger<AudioProxy> logger)
 {
+    /// <summary>How long after the audio socket opens it may wait for its viewer.</summary>
+    public static readonly TimeSpan ViewerGrace = TimeSpan.FromSeconds(10);
+
+    /// <summary>How long a viewer may be missing later: a viewer reconnecting with a fresh ticket is back well within it.</summary>
+    public static readonly TimeSpan ViewerGap = TimeSpan.FromSeconds(3);
+
     private static readonly TimeSpan OpenTimeout = DataConnection.TokenLifetime;
     private static readonly TimeSpan CheckEvery = TimeSpan.FromSeconds(1);
     private static readonly TimeSpan CloseTimeout = TimeSpan.FromSeconds(2);
@@ -54,7 +64,7 @@ public sealed class AudioProxy(
         }
 
         var ticket = context.Request.Query["ticket"].ToString();
-        if (ticket.StartsWith(DataConnection.TokenPrefix, StringComparison.Ordinal) || await tickets.RedeemAsync(ticket, sessionId, context.RequestAborted) is not { } redeemed)
+        if (ticket.StartsWith(DataConnection.TokenPrefix, StringComparison.Ordinal) || await tickets.RedeemAsync(ticket, sessionId, TicketPurpose.Audio, context.RequestAborted) is not { } redeemed)
         {
             await TypedResults.Problem(title: "Invalid audio ticket.", detail: "The ticket is missing, used, expired or for another session; connect again for a new one.",
                 statusCode: StatusCodes.Status401Unauthorized).ExecuteAsync(context);
@@ -174,11 +184,16 @@ public sealed class AudioProxy(
     {
         using var sending = new SemaphoreSlim(1, 1);
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(aborted);
+        // A draining replica closes its audio sockets with 4307, as its viewers, and the page opens the sound again elsewhere.
+        var drained = new TaskCompletionSource<(WebSocketCloseStatus Status, string Reason)>(TaskCreationOptions.RunContinuationsAsynchronously);
+        using var tracked = drain.Track(Guid.NewGuid(), (status, reason) => drained.TrySetResult((status, reason)));
         var closedByBrowser = ReceiveUntilCloseAsync(listener, stop.Token);
         var relay = RelayAsync(data, listener, sending, stop.Token);
         var mustClose = WatchAsync(sessionId, user, share, stop.Token);
-        var first = await Task.WhenAny(closedByBrowser, relay, mustClose);
-        (WebSocketCloseStatus Status, string Reason) close = first == mustClose && mustClose.IsCompletedSuccessfully && mustClose.Result is { } ended
+        var first = await Task.WhenAny(closedByBrowser, relay, mustClose, drained.Task);
+        (WebSocketCloseStatus Status, string Reason) close = first == drained.Task
+            ? drained.Task.Result
+            : first == mustClose && mustClose.IsCompletedSuccessfully && mustClose.Result is { } ended
             ? ended
             : first == relay
                 ? await CheckQuietlyAsync(sessionId, user, share) ?? (WebSocketCloseStatus.NormalClosure, "the session's sound ended")
@@ -245,15 +260,27 @@ public sealed class AudioProxy(
         }
     }
 
-    /// <summary>Completes with why the listener must close, checked every second as a viewer is.</summary>
+    /// <summary>Completes with why the listener must close, checked every second as a viewer is, and once its viewer has gone.</summary>
     private async Task<(WebSocketCloseStatus Status, string Reason)?> WatchAsync(string sessionId, ClaimsPrincipal user, ShareGrant? share, CancellationToken cancellationToken)
     {
-        using var timer = new PeriodicTimer(CheckEvery);
+        using var timer = new PeriodicTimer(CheckEvery, time);
+        var viewerDue = time.GetTimestamp() + (long)(ViewerGrace.TotalSeconds * time.TimestampFrequency);
         while (await timer.WaitForNextTickAsync(cancellationToken))
         {
             if (await viewers.CheckCompanionAsync(sessionId, user, share, cancellationToken) is { } close)
             {
                 return close;
+            }
+
+            var now = time.GetTimestamp();
+            if (await viewers.HasOpenViewerAsync(sessionId, user, share, cancellationToken))
+            {
+                // Its viewer is open: from now on only a gap counts, not what is left of the opening's grace.
+                viewerDue = now + (long)(ViewerGap.TotalSeconds * time.TimestampFrequency);
+            }
+            else if (now >= viewerDue)
+            {
+                return (VncCloseCodes.Revoked, "the session's viewer was closed or revoked");
             }
         }
 

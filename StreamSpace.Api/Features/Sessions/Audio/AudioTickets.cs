@@ -24,7 +24,7 @@ public sealed class AudioTickets(ITemplateCatalog templates, ISessionAgents agen
             return null;
         }
 
-        var ticket = await tickets.IssueAsync(session.Id, user, cancellationToken, share);
+        var ticket = await tickets.IssueAsync(session.Id, TicketPurpose.Audio, user, cancellationToken, share);
         return $"{AudioStreams.PathFor(session.Id)}?ticket={ticket.Value}";
     }
 }

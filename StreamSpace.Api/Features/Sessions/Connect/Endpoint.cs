@@ -34,7 +34,7 @@ public sealed class ConnectSessionEndpoint(SessionStore sessions, VncTickets tic
             return;
         }
 
-        var ticket = await tickets.IssueAsync(session.Id, User, cancellationToken);
+        var ticket = await tickets.IssueAsync(session.Id, TicketPurpose.Vnc, User, cancellationToken);
         await Send.OkAsync(new ConnectResponse(ticket.Value, $"/vnc/{session.Id}?ticket={ticket.Value}", ticket.ExpiresAt,
             await audio.UrlAsync(session, User, share: null, cancellationToken)), cancellationToken);
     }

@@ -259,6 +259,30 @@ public sealed class SessionViewers(NpgsqlDataSource dataSource, ActiveUserCheck 
         }
     }
 
+    /// <summary>
+    /// Whether <paramref name="user"/> has a viewer of the session open now (through <paramref name="share"/>, or through
+    /// none when null), on any instance: a stream beside a viewer (its sound) lives only while one is. True when the
+    /// database cannot tell, so an outage does not cut every stream.
+    /// </summary>
+    public async Task<bool> HasOpenViewerAsync(string sessionId, ClaimsPrincipal user, ShareGrant? share, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+            return await connection.ExecuteScalarAsync<bool>(new CommandDefinition(
+                """
+                SELECT EXISTS (SELECT 1 FROM session_viewers WHERE session_id = @sessionId AND user_id = @userId
+                    AND share_id IS NOT DISTINCT FROM @shareId AND seen_at > now() - make_interval(secs => @listed))
+                """, new { sessionId, userId = user.RequiredUserId(), shareId = share?.ShareId, listed = ListedFor.TotalSeconds },
+                cancellationToken: cancellationToken));
+        }
+        catch (NpgsqlException e)
+        {
+            logger.LogWarning("Could not look up the viewers of session {SessionId}: {Reason}", sessionId, e.Message);
+            return true;
+        }
+    }
+
     /// <summary>Why the sign-in a viewer stands on, or the share it came through, no longer admits it; null while both do.</summary>
     private async Task<(WebSocketCloseStatus Status, string Reason)?> RightEndedAsync(ClaimsPrincipal user, ShareGrant? share, CancellationToken cancellationToken)
     {

@@ -1,17 +1,18 @@
 using System.Collections.Concurrent;
+using System.Net.WebSockets;
 using StreamSpace.Api.Features.Replicas;
 using StreamSpace.Api.Features.Sessions.Viewers;
 
 namespace StreamSpace.Api.Features.Sessions.Vnc;
 
 /// <summary>
-/// The viewers open on this replica, so that a replica going away can send each of them 4307 "replica stopping",
+/// The viewers open on this replica, and the audio sockets beside them, so that a replica going away can send each of them 4307 "replica stopping",
 /// which the web viewer answers by reconnecting at once (through the balancer, to a replica that stays). New viewers are
 /// refused from SIGTERM on; open ones are closed as the replica's drain step, after the agents have moved.
 /// </summary>
 public sealed class ViewerDrain(IReplicaDrain replica, ILogger<ViewerDrain> logger) : IReplicaDrainStep
 {
-    private readonly ConcurrentDictionary<Guid, LiveViewer> open = new();
+    private readonly ConcurrentDictionary<Guid, Action<WebSocketCloseStatus, string>> open = new();
     private readonly TaskCompletionSource emptied = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private volatile bool draining;
 
@@ -21,15 +22,18 @@ public sealed class ViewerDrain(IReplicaDrain replica, ILogger<ViewerDrain> logg
     public int Count => open.Count;
 
     /// <summary>Tracks a viewer until the returned handle is disposed; a viewer that opens during a drain is closed at once.</summary>
-    public IDisposable Track(LiveViewer viewer)
+    public IDisposable Track(LiveViewer viewer) => Track(viewer.Id, viewer.Close);
+
+    /// <summary>Tracks a socket beside a viewer (its sound), which <paramref name="close"/> asks to close, as <see cref="Track(LiveViewer)"/> does a viewer.</summary>
+    public IDisposable Track(Guid id, Action<WebSocketCloseStatus, string> close)
     {
-        open[viewer.Id] = viewer;
+        open[id] = close;
         if (draining)
         {
-            viewer.Close(VncCloseCodes.ReplicaStopping, "replica stopping");
+            close(VncCloseCodes.ReplicaStopping, "replica stopping");
         }
 
-        return new Tracked(this, viewer.Id);
+        return new Tracked(this, id);
     }
 
     /// <summary>
@@ -40,10 +44,10 @@ public sealed class ViewerDrain(IReplicaDrain replica, ILogger<ViewerDrain> logg
     {
         draining = true;
         var viewers = open.Values.ToList();
-        logger.LogInformation("Replica stopping: closing {Count} viewers with 4307", viewers.Count);
-        foreach (var viewer in viewers)
+        logger.LogInformation("Replica stopping: closing {Count} viewers and audio sockets with 4307", viewers.Count);
+        foreach (var close in viewers)
         {
-            viewer.Close(VncCloseCodes.ReplicaStopping, "replica stopping");
+            close(VncCloseCodes.ReplicaStopping, "replica stopping");
         }
 
         if (open.IsEmpty)

@@ -74,7 +74,7 @@ public sealed class VncProxy(
 
         // A data token is the agent's and never a viewer's credential: refused before any lookup.
         var ticket = context.Request.Query["ticket"].ToString();
-        if (ticket.StartsWith(DataConnection.TokenPrefix, StringComparison.Ordinal) || await tickets.RedeemAsync(ticket, sessionId, context.RequestAborted) is not { } redeemed)
+        if (ticket.StartsWith(DataConnection.TokenPrefix, StringComparison.Ordinal) || await tickets.RedeemAsync(ticket, sessionId, TicketPurpose.Vnc, context.RequestAborted) is not { } redeemed)
         {
             await TypedResults.Problem(title: "Invalid VNC ticket.", detail: "The ticket is missing, used, expired or for another session; ask POST /api/v1/sessions/{id}/connect for a new one.",
                 statusCode: StatusCodes.Status401Unauthorized).ExecuteAsync(context);

@@ -13,6 +13,13 @@ namespace StreamSpace.Api.Features.Sessions.Vnc;
 
 public sealed record VncTicket(string Value, DateTimeOffset ExpiresAt);
 
+/// <summary>What a ticket opens: a ticket issued for one socket is refused by the other.</summary>
+public enum TicketPurpose
+{
+    Vnc,
+    Audio,
+}
+
 /// <summary>A viewer admitted through a share rather than as the session's owner or an admin: which share, and whether it only watches.</summary>
 public sealed record ShareGrant(string ShareId, bool ViewOnly);
 
@@ -41,12 +48,12 @@ public sealed class VncTickets(NpgsqlDataSource dataSource, ReplicaIdentity repl
 
     private sealed record ClaimRow(string Type, string Value);
 
-    private sealed record Redeemed(string SessionId, string Claims, bool Valid, string? ShareId, bool ViewOnly);
+    private sealed record Redeemed(string SessionId, string Claims, bool Valid, string? ShareId, bool ViewOnly, string Purpose);
 
     private readonly OncePer sweep = new(TimeSpan.FromMinutes(1));
 
     /// <param name="share">For a viewer admitted through a share: the share, kept in the ticket, so the viewer is bound to it.</param>
-    public async Task<VncTicket> IssueAsync(string sessionId, ClaimsPrincipal user, CancellationToken cancellationToken, ShareGrant? share = null)
+    public async Task<VncTicket> IssueAsync(string sessionId, TicketPurpose purpose, ClaimsPrincipal user, CancellationToken cancellationToken, ShareGrant? share = null)
     {
         var value = Prefix + Base64Url.EncodeToString(RandomNumberGenerator.GetBytes(32));
         var identity = user.Identities.First();
@@ -55,19 +62,22 @@ public sealed class VncTickets(NpgsqlDataSource dataSource, ReplicaIdentity repl
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
         var expires = await connection.ExecuteScalarAsync<DateTime>(new CommandDefinition(
             $"""
-            INSERT INTO vnc_tickets (ticket_hash, session_id, user_id, claims, issued_by, expires_at, share_id, view_only)
-            VALUES (@hash, @sessionId, @userId, @claims::jsonb, @issuedBy, now() + make_interval(secs => @lifetime), @shareId, @viewOnly)
+            INSERT INTO vnc_tickets (ticket_hash, session_id, user_id, claims, issued_by, expires_at, share_id, view_only, purpose)
+            VALUES (@hash, @sessionId, @userId, @claims::jsonb, @issuedBy, now() + make_interval(secs => @lifetime), @shareId, @viewOnly, @purpose)
             RETURNING expires_at;
             {SweepSql()}
             """,
             new { hash = Hash(value), sessionId, userId = user.RequiredUserId(), claims, issuedBy = replica.Id, lifetime = Lifetime.TotalSeconds, kept = KeptAfterExpiry.TotalSeconds,
-                shareId = share?.ShareId, viewOnly = share?.ViewOnly ?? false },
+                shareId = share?.ShareId, viewOnly = share?.ViewOnly ?? false, purpose = PurposeName(purpose) },
             cancellationToken: cancellationToken));
         return new VncTicket(value, new DateTimeOffset(DateTime.SpecifyKind(expires, DateTimeKind.Utc)));
     }
 
-    /// <summary>Takes the ticket (it cannot be used again, on any replica); the principal it was issued to (and its share) when it opens this session, else null.</summary>
-    public async Task<RedeemedTicket?> RedeemAsync(string? value, string sessionId, CancellationToken cancellationToken)
+    /// <summary>
+    /// Takes the ticket (it cannot be used again, on any replica); the principal it was issued to (and its share) when it
+    /// opens this session for this purpose, else null.
+    /// </summary>
+    public async Task<RedeemedTicket?> RedeemAsync(string? value, string sessionId, TicketPurpose purpose, CancellationToken cancellationToken)
     {
         if (!IsWellFormed(value))
         {
@@ -76,17 +86,18 @@ public sealed class VncTickets(NpgsqlDataSource dataSource, ReplicaIdentity repl
 
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
         return Principal(await connection.QuerySingleOrDefaultAsync<Redeemed>(new CommandDefinition(RedeemSql, new { hash = Hash(value!) },
-            cancellationToken: cancellationToken)), sessionId);
+            cancellationToken: cancellationToken)), sessionId, purpose);
     }
 
-    // A ticket presented for another session is consumed all the same, and refused.
-    private const string RedeemSql = "DELETE FROM vnc_tickets WHERE ticket_hash = @hash RETURNING session_id, claims::text AS claims, expires_at > now() AS valid, share_id, view_only";
+    // A ticket presented for another session or purpose is consumed all the same, and refused.
+    private const string RedeemSql =
+        "DELETE FROM vnc_tickets WHERE ticket_hash = @hash RETURNING session_id, claims::text AS claims, expires_at > now() AS valid, share_id, view_only, purpose";
 
     private static bool IsWellFormed(string? value) => value is { Length: < 128 } && value.StartsWith(Prefix, StringComparison.Ordinal);
 
-    private static RedeemedTicket? Principal(Redeemed? ticket, string sessionId)
+    private static RedeemedTicket? Principal(Redeemed? ticket, string sessionId, TicketPurpose purpose)
     {
-        if (ticket is not { Valid: true } || ticket.SessionId != sessionId)
+        if (ticket is not { Valid: true } || ticket.SessionId != sessionId || ticket.Purpose != PurposeName(purpose))
         {
             return null;
         }
@@ -101,6 +112,13 @@ public sealed class VncTickets(NpgsqlDataSource dataSource, ReplicaIdentity repl
     private string SweepSql() => sweep.IsDue()
         ? "DELETE FROM vnc_tickets WHERE expires_at < now() - make_interval(secs => @kept);"
         : "";
+
+    private static string PurposeName(TicketPurpose purpose) => purpose switch
+    {
+        TicketPurpose.Vnc => "vnc",
+        TicketPurpose.Audio => "audio",
+        _ => throw new ArgumentOutOfRangeException(nameof(purpose), purpose, null),
+    };
 
     private static byte[] Hash(string value) => SHA256.HashData(Encoding.UTF8.GetBytes(value));
 }

@@ -29,7 +29,7 @@ public sealed class ConnectShareEndpoint(ShareAccess access, VncTickets tickets,
         }
 
         var grant = ShareAccess.Grant(open!.Share);
-        var ticket = await tickets.IssueAsync(open.Session.Id, User, cancellationToken, grant);
+        var ticket = await tickets.IssueAsync(open.Session.Id, TicketPurpose.Vnc, User, cancellationToken, grant);
         await Send.OkAsync(new ConnectResponse(ticket.Value, $"/vnc/{open.Session.Id}?ticket={ticket.Value}", ticket.ExpiresAt,
             await audio.UrlAsync(open.Session, User, grant, cancellationToken)), cancellationToken);
     }

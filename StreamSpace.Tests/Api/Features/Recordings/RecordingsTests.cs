@@ -55,6 +55,77 @@ public sealed class RecordingsTests(ApiFixture fixture) : IClassFixture<ApiFixtu
     }
 
     [Fact]
+    public async Task A_progress_report_arriving_after_the_final_one_does_not_reopen_or_shrink_the_recording()
+    {
+        var (key, sessionId) = await RecordingAgent.RegisterWithSessionAsync(Api, "rec-late", "admin");
+        using var agent = await RecordingAgent.ConnectAsync(Api, "rec-late", key, [sessionId]);
+        using var admin = await Api.AdminClientAsync();
+        var id = await ReportedAsync(admin, agent, sessionId);
+
+        await agent.ReportAsync(new RecordingMessage(id, sessionId, DateTimeOffset.UtcNow.AddSeconds(-10), 4_000, 500));
+        var marker = Guid.NewGuid();
+        await agent.ReportAsync(new RecordingMessage(marker, sessionId, DateTimeOffset.UtcNow, 1_000, 10));
+        await Eventually.TrueAsync(async () => (await admin.GetAsync(RecordingRoutes.One(marker))).StatusCode == HttpStatusCode.OK, Wait,
+            "the report after the late one to be recorded (same session, so handled in order)");
+
+        var recording = await (await admin.GetAsync(RecordingRoutes.One(id))).AssertJsonAsync<RecordingResponse>(HttpStatusCode.OK);
+        Assert.False(recording.Recording);
+        Assert.NotNull(recording.EndedAt);
+        Assert.Equal((10_000L, 2_000L), (recording.DurationMs, recording.Bytes));
+    }
+
+    [Fact]
+    public async Task A_report_of_a_deleted_users_session_is_recorded_without_the_user_and_the_agent_stays_connected()
+    {
+        using var owner = await Api.NewUserClientAsync("rec-leaver");
+        var ownerId = await owner.UserIdAsync();
+        var (key, sessionId) = await RecordingAgent.RegisterWithSessionAsync(Api, "rec-leaver", "rec-leaver");
+        using var agent = await RecordingAgent.ConnectAsync(Api, "rec-leaver", key, [sessionId]);
+        using var admin = await Api.AdminClientAsync();
+        Assert.Equal(HttpStatusCode.NoContent, (await admin.DeleteAsync($"/api/v1/users/{ownerId}")).StatusCode);
+
+        var id = Guid.NewGuid();
+        await agent.ReportAsync(new RecordingMessage(id, sessionId, DateTimeOffset.UtcNow.AddSeconds(-5), 5_000, 700, DateTimeOffset.UtcNow));
+        var recording = await Eventually.ValueAsync(async () =>
+        {
+            var response = await admin.GetAsync(RecordingRoutes.One(id));
+            return response.StatusCode == HttpStatusCode.OK ? await response.AssertJsonAsync<RecordingResponse>(HttpStatusCode.OK) : null;
+        }, Wait, "the deleted user's recording to be listed");
+        Assert.Null(recording.UserId);
+        Assert.Equal(700L, recording.Bytes);
+
+        // The same connection still carries reports: it was not closed over the report.
+        Assert.Equal("online", (await Api.GetAgentAsync("rec-leaver")).GetProperty("status").GetString());
+        await ReportedAsync(admin, agent, sessionId);
+    }
+
+    [Fact]
+    public async Task A_recording_whose_end_report_was_lost_is_ended_at_its_last_report_while_its_agent_stays_connected()
+    {
+        var (key, sessionId) = await RecordingAgent.RegisterWithSessionAsync(Api, "rec-silent", "admin");
+        using var agent = await RecordingAgent.ConnectAsync(Api, "rec-silent", key, [sessionId]);
+        using var admin = await Api.AdminClientAsync();
+        var id = Guid.NewGuid();
+        var started = DateTimeOffset.UtcNow.AddSeconds(-8);
+        // A progress report, then nothing: the agent restarted its recorder, or the end report went with a connection.
+        await agent.ReportAsync(new RecordingMessage(id, sessionId, started, 8_000, 900));
+        var open = await Eventually.ValueAsync(async () =>
+        {
+            var response = await admin.GetAsync(RecordingRoutes.One(id));
+            return response.StatusCode == HttpStatusCode.OK ? await response.AssertJsonAsync<RecordingResponse>(HttpStatusCode.OK) : null;
+        }, Wait, "the recording to be listed");
+        Assert.True(open.Recording);
+
+        var ended = await Eventually.ValueAsync(async () =>
+        {
+            var recording = await (await admin.GetAsync(RecordingRoutes.One(id))).AssertJsonAsync<RecordingResponse>(HttpStatusCode.OK);
+            return recording.Recording ? null : recording;
+        }, TimeSpan.FromSeconds(60), "the silent recording to be ended");
+        Assert.Equal(started.AddSeconds(8).ToUnixTimeMilliseconds(), ended.EndedAt!.Value.ToUnixTimeMilliseconds());
+        Assert.Equal((8_000L, 900L), (ended.DurationMs, ended.Bytes));
+    }
+
+    [Fact]
     public async Task A_report_about_a_session_placed_on_another_agent_is_dropped()
     {
         var (homeKey, homeSession) = await RecordingAgent.RegisterWithSessionAsync(Api, "rec-home", "admin");
@@ -120,6 +191,24 @@ public sealed class RecordingsTests(ApiFixture fixture) : IClassFixture<ApiFixtu
         await (await admin.GetAsync(RecordingRoutes.One(id))).AssertProblemAsync(HttpStatusCode.NotFound);
 
         using var back = await RecordingAgent.ConnectAsync(Api, "rec-offline", key, [sessionId]);
+        await back.ReceiveAsync<DeleteRecordingMessage>(m => m.RecordingId == id);
+    }
+
+    [Fact]
+    public async Task A_delete_handed_to_a_connection_that_then_dropped_is_sent_again_at_the_reconnect()
+    {
+        var (key, sessionId) = await RecordingAgent.RegisterWithSessionAsync(Api, "rec-lost", "admin");
+        using var admin = await Api.AdminClientAsync();
+        Guid id;
+        using (var agent = await RecordingAgent.ConnectAsync(Api, "rec-lost", key, [sessionId]))
+        {
+            id = await ReportedAsync(admin, agent, sessionId);
+            Assert.Equal(HttpStatusCode.NoContent, (await admin.DeleteAsync(RecordingRoutes.One(id))).StatusCode);
+            // The delete was queued on this connection; the agent drops it unread, as a connection lost just then would.
+        }
+
+        await WaitOfflineAsync("rec-lost");
+        using var back = await RecordingAgent.ConnectAsync(Api, "rec-lost", key, [sessionId]);
         await back.ReceiveAsync<DeleteRecordingMessage>(m => m.RecordingId == id);
     }
 

@@ -67,6 +67,32 @@ public sealed class VncTunnelTests(SessionFixture fixture) : IClassFixture<Sessi
     }
 
     [Fact]
+    public async Task A_ticket_opens_only_the_socket_it_was_issued_for()
+    {
+        using var admin = await fixture.Api.AdminClientAsync();
+        var id = (await admin.LaunchAsync()).Id;
+        await admin.WaitForStateAsync(id, SessionState.Running);
+        var tickets = await (await admin.PostAsync($"/api/v1/sessions/{id}/connect", null)).AssertJsonAsync<ConnectResponse>(HttpStatusCode.OK);
+        var vncTicket = TicketOf(tickets.Url);
+        var audioTicket = TicketOf(tickets.AudioUrl ?? throw new InvalidOperationException("the default template has sound, so an audio URL"));
+
+        // The audio ticket does not open the screen, nor the VNC ticket the sound.
+        var asViewer = await Assert.ThrowsAsync<System.Net.WebSockets.WebSocketException>(() =>
+            RfbViewer.ConnectAsync(fixture.Api.BaseAddress, $"/vnc/{id}?ticket={audioTicket}"));
+        Assert.Contains("401", asViewer.Message);
+        using var listener = new System.Net.WebSockets.ClientWebSocket();
+        var asListener = await Assert.ThrowsAsync<System.Net.WebSockets.WebSocketException>(() =>
+            listener.ConnectAsync(new UriBuilder(new Uri(fixture.Api.BaseAddress, $"/audio/{id}?ticket={vncTicket}")) { Scheme = "ws" }.Uri, CancellationToken.None));
+        Assert.Contains("401", asListener.Message);
+
+        // Each is taken by the refusal: shown at the right socket afterwards, it is refused too.
+        var reused = await Assert.ThrowsAsync<System.Net.WebSockets.WebSocketException>(() => RfbViewer.ConnectAsync(fixture.Api.BaseAddress, tickets.Url));
+        Assert.Contains("401", reused.Message);
+    }
+
+    private static string TicketOf(string url) => url[(url.IndexOf("ticket=", StringComparison.Ordinal) + "ticket=".Length)..];
+
+    [Fact]
     public async Task Session_changes_are_pushed_live_to_the_owner()
     {
         using var user = await fixture.Api.NewUserClientAsync();
